@@ -1,0 +1,324 @@
+//! Checks of the `x-gateway` extension and of what the gateway must enforce: blocks against the
+//! shipped JSON Schema, interpolations, security requirements, usage plans, integration URLs,
+//! and the warnings for the pitfalls users meet with AWS API Gateway.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::diag::{did_you_mean, Code, Diagnostics};
+use crate::ir::{Gateway, Location};
+use crate::load::node::{push_segment, split_pointer, Node, Value};
+use crate::lower::template_params;
+use crate::xgw::{interpolations, known_keys, validator, Level};
+
+/// Validates one `x-gateway` block; returns its JSON when valid.
+pub(crate) fn validate_block(block: &Node, level: Level, file: &Path, ptr: &str, diags: &mut Diagnostics) -> Option<serde_json::Value> {
+    let json = block.to_json();
+    let mut ok = true;
+    for err in validator(level).iter_errors(&json) {
+        ok = false;
+        let inst = err.instance_path().to_string();
+        let segs = split_pointer(&inst);
+        let at = block.pointer(&segs).unwrap_or(block);
+        let mut at_ptr = ptr.to_string();
+        at_ptr.push_str(&inst);
+        use jsonschema::error::ValidationErrorKind as K;
+        match err.kind() {
+            K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+                for key in unexpected {
+                    let pos = at.entry(key).map(|e| e.key_pos).unwrap_or(at.pos);
+                    let mut kp = at_ptr.clone();
+                    push_segment(&mut kp, key);
+                    let hint = did_you_mean(key, known_keys().iter().map(String::as_str));
+                    let level_name = match level {
+                        Level::Root => "the root",
+                        Level::PathItem => "a path item",
+                        Level::Operation => "an operation",
+                        Level::SecurityScheme => "a security scheme",
+                    };
+                    let msg = if inst.is_empty() {
+                        format!("`{key}` is not an `x-gateway` key on {level_name}")
+                    } else {
+                        format!("`{key}` is not allowed in `x-gateway` at `{}`", inst.trim_start_matches('/'))
+                    };
+                    diags.report(Code::XGatewayUnknownKey, file, pos, &kp, msg, hint);
+                }
+            }
+            _ => {
+                let what = if inst.is_empty() { "x-gateway".to_string() } else { inst.trim_start_matches('/').to_string() };
+                diags.report(Code::XGatewayInvalid, file, at.pos, &at_ptr, format!("`{what}`: {}", short(&err.to_string())), None);
+            }
+        }
+    }
+    ok.then_some(json)
+}
+
+fn short(msg: &str) -> String {
+    let m: String = msg.chars().take(300).collect();
+    if m.len() < msg.len() {
+        format!("{m}…")
+    } else {
+        m
+    }
+}
+
+/// Every check that needs the whole lowered gateway.
+pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: &mut Diagnostics) {
+    check_interpolations(gw, root, root_file, diags);
+    check_security(gw, root, root_file, diags);
+    check_plans(gw, root, root_file, diags);
+    check_urls(gw, diags);
+    check_pitfalls(gw, root, root_file, diags);
+}
+
+/// Walks every string under every `x-gateway` block of the root file.
+fn check_interpolations(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let declared: Vec<(&str, BTreeSet<&str>)> = gw
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.settings.variables.keys().map(String::as_str).collect()))
+        .collect();
+    let mut stack: Vec<(&Node, String, bool)> = vec![(root, String::new(), false)];
+    while let Some((node, ptr, inside)) = stack.pop() {
+        match &node.value {
+            Value::String(s) if inside => {
+                let in_stage_vars = ptr.starts_with("/x-gateway/stages/");
+                for found in interpolations(s) {
+                    match found {
+                        Ok(("stageVariables", name)) => {
+                            if in_stage_vars {
+                                diags.report(Code::BadInterpolation, file, node.pos, &ptr, format!("stage variables cannot refer to stage variables (`${{stageVariables.{name}}}`)"), Some("use `${env.NAME}` here".into()));
+                                continue;
+                            }
+                            let missing: Vec<&str> = declared.iter().filter(|(_, vars)| !vars.contains(name)).map(|(s, _)| *s).collect();
+                            if !missing.is_empty() {
+                                let all: BTreeSet<&str> = declared.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+                                diags.report(
+                                    Code::UnknownStageVariable,
+                                    file,
+                                    node.pos,
+                                    &ptr,
+                                    format!("stage variable `{name}` is not declared by stage{} {}", if missing.len() > 1 { "s" } else { "" }, missing.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+                                    did_you_mean(name, all.iter().copied()),
+                                );
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(text) => diags.report(
+                            Code::BadInterpolation,
+                            file,
+                            node.pos,
+                            &ptr,
+                            format!("`{text}` is not an interpolation gwgen understands"),
+                            Some("write `${stageVariables.NAME}` or `${env.NAME}`".into()),
+                        ),
+                    }
+                }
+            }
+            Value::Object(entries) => {
+                for e in entries.iter().rev() {
+                    let mut p = ptr.clone();
+                    push_segment(&mut p, &e.key);
+                    let descend = inside || e.key == "x-gateway";
+                    // Outside x-gateway only containers that can hold x-gateway blocks matter.
+                    if descend || matches!(e.value.value, Value::Object(_)) {
+                        if !descend && matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
+                            continue;
+                        }
+                        stack.push((&e.value, p, descend));
+                    }
+                }
+            }
+            Value::Array(items) if inside => {
+                for (i, item) in items.iter().enumerate() {
+                    let mut p = ptr.clone();
+                    push_segment(&mut p, &i.to_string());
+                    stack.push((item, p, true));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let known: Vec<&str> = gw.security_schemes.keys().map(String::as_str).collect();
+    let check_list = |list: &Node, ptr: &str, file: &Path, diags: &mut Diagnostics| {
+        for (i, req) in list.items().iter().enumerate() {
+            for e in req.entries() {
+                if !gw.security_schemes.contains_key(&e.key) {
+                    let mut p = ptr.to_string();
+                    push_segment(&mut p, &i.to_string());
+                    push_segment(&mut p, &e.key);
+                    diags.report(
+                        Code::UnknownSecurityScheme,
+                        file,
+                        e.key_pos,
+                        &p,
+                        format!("security scheme `{}` is not declared in `components.securitySchemes`", e.key),
+                        did_you_mean(&e.key, known.iter().copied()),
+                    );
+                }
+            }
+        }
+    };
+    if let Some(list) = root.get("security") {
+        check_list(list, "/security", file, diags);
+    }
+    for r in &gw.routes {
+        let segs = split_pointer(&r.location.pointer);
+        if let Some(op) = root.pointer(&segs).filter(|_| r.location.file == file) {
+            if let Some(list) = op.get("security") {
+                let mut p = r.location.pointer.clone();
+                push_segment(&mut p, "security");
+                check_list(list, &p, file, diags);
+            }
+        }
+    }
+    // Schemes the gateway cannot enforce as configured fail closed; say so once per scheme used.
+    let used: BTreeSet<&str> = gw.routes.iter().flat_map(|r| r.security.iter().flat_map(|req| req.schemes.iter().map(|(n, _)| n.as_str()))).collect();
+    for name in used {
+        let Some(s) = gw.security_schemes.get(name) else { continue };
+        let x = &s.settings;
+        let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
+        let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
+            (_, _) if x.authorizer.is_some() => None,
+            ("apiKey", _) if gw.root.api_keys.is_none() => Some("API keys need `x-gateway.api_keys.source` at the root".to_string()),
+            ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some("JWT verification needs `jwks_uri`, `keys` or `secret` in the scheme's `x-gateway`".to_string()),
+            ("http", Some(other)) if other != "bearer" => Some(format!("HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`")),
+            ("mutualTLS", _) => Some("mutual TLS is not enforced by the gateway".to_string()),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            let l = &s.location;
+            diags.report(
+                Code::IncompleteScheme,
+                &l.file,
+                l.pos,
+                &l.pointer,
+                format!("security scheme `{name}` cannot be verified: {problem}; requests that rely on it alone are refused with 401"),
+                None,
+            );
+        }
+    }
+}
+
+fn check_plans(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let known: Vec<&str> = gw.root.usage_plans.keys().map(String::as_str).collect();
+    // Every `usage_plans: [...]` list inside an x-gateway block of the root file.
+    let mut stack: Vec<(&Node, String, bool)> = vec![(root, String::new(), false)];
+    while let Some((node, ptr, inside)) = stack.pop() {
+        for e in node.entries() {
+            let mut p = ptr.clone();
+            push_segment(&mut p, &e.key);
+            if inside && e.key == "usage_plans" {
+                for (i, item) in e.value.items().iter().enumerate() {
+                    if let Some(name) = item.as_str() {
+                        if !known.contains(&name) {
+                            let mut ip = p.clone();
+                            push_segment(&mut ip, &i.to_string());
+                            diags.report(Code::UnknownUsagePlan, file, item.pos, &ip, format!("usage plan `{name}` is not declared in `x-gateway.usage_plans`"), did_you_mean(name, known.iter().copied()));
+                        }
+                    }
+                }
+            } else if e.value.is_object() && !matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
+                stack.push((&e.value, p, inside || e.key == "x-gateway"));
+            }
+        }
+    }
+}
+
+fn check_urls(gw: &Gateway, diags: &mut Diagnostics) {
+    for r in &gw.routes {
+        let Some(integration) = &r.settings.integration else { continue };
+        if integration.kind != "http" {
+            continue;
+        }
+        let params = template_params(&r.segments);
+        let urls = integration.url.iter().chain(integration.targets.iter().flatten().map(|t| &t.url));
+        for url in urls {
+            for name in url_placeholders(url) {
+                if !params.contains(&name) {
+                    report_at(
+                        diags,
+                        Code::UnknownUrlPlaceholder,
+                        &r.location,
+                        format!("`{{{name}}}` in integration URL `{url}` names no path parameter of {} {}", r.method, r.path),
+                        did_you_mean(name, params.iter().copied()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `{name}` placeholders of a URL template (not `${…}` interpolations).
+pub(crate) fn url_placeholders(url: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = url.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{' && (i == 0 || bytes[i - 1] != b'$') {
+            if let Some(end) = url[i + 1..].find('}') {
+                out.push(&url[i + 1..i + 1 + end]);
+                i += end + 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn report_at(diags: &mut Diagnostics, code: Code, loc: &Location, msg: String, hint: Option<String>) {
+    diags.report(code, &loc.file, loc.pos, &loc.pointer, msg, hint);
+}
+
+fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let root_pos = root.entry("x-gateway").map(|e| e.key_pos).or_else(|| root.entry("openapi").map(|e| e.key_pos)).unwrap_or(root.pos);
+    let throttled = gw.defaults.throttle.is_some()
+        || gw.stages.iter().any(|s| s.settings.throttle.is_some())
+        || gw.root.usage_plans.values().any(|p| p.throttle.is_some())
+        || gw.routes.iter().any(|r| r.settings.throttle.is_some());
+    if !throttled && !gw.routes.is_empty() {
+        diags.report(Code::NoThrottle, file, root_pos, "", "no `throttle` is set at any level, so nothing limits request rates", Some("add `x-gateway: { defaults: { throttle: { rate: 100, burst: 200 } } }`".into()));
+    }
+    for r in &gw.routes {
+        let mutating = matches!(r.method, "POST" | "PUT" | "PATCH" | "DELETE");
+        if mutating && r.security.is_empty() && !r.security_explicit {
+            report_at(diags, Code::UnprotectedMutation, &r.location, format!("{} {} changes data but requires no authentication", r.method, r.path), Some("add a `security` requirement, or `security: []` on the operation if it is public on purpose".into()));
+        }
+    }
+    // CORS with credentials and a wildcard origin, wherever it is declared.
+    let mut stack: Vec<(&Node, String)> = vec![(root, String::new())];
+    while let Some((node, ptr)) = stack.pop() {
+        for e in node.entries() {
+            let mut p = ptr.clone();
+            push_segment(&mut p, &e.key);
+            if e.key == "cors" && ptr.contains("x-gateway") {
+                let wildcard = e.value.get("allow_origins").is_some_and(|o| o.items().iter().any(|x| x.as_str() == Some("*")));
+                let creds = e.value.get("allow_credentials").and_then(Node::as_bool) == Some(true);
+                if wildcard && creds {
+                    diags.report(Code::UnsafeCors, file, e.key_pos, &p, "CORS allows credentials from any origin (`*`)", Some("list the exact origins in `allow_origins`".into()));
+                } else if wildcard {
+                    // A wildcard without credentials is what public APIs want; nothing to say.
+                }
+            } else if e.value.is_object() && !matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
+                stack.push((&e.value, p));
+            }
+        }
+    }
+    let mocks: Vec<String> = gw.routes.iter().filter(|r| r.settings.integration.is_none()).map(|r| format!("{} {}", r.method, r.path)).collect();
+    if !mocks.is_empty() {
+        let shown: Vec<&str> = mocks.iter().take(3).map(String::as_str).collect();
+        let more = if mocks.len() > 3 { format!(" and {} more", mocks.len() - 3) } else { String::new() };
+        diags.report(
+            Code::MockOperations,
+            file,
+            root_pos,
+            "",
+            format!("{} operation{} ha{} no integration and {} served as mock{}: {}{more}", mocks.len(), if mocks.len() == 1 { "" } else { "s" }, if mocks.len() == 1 { "s" } else { "ve" }, if mocks.len() == 1 { "is" } else { "are" }, if mocks.len() == 1 { "" } else { "s" }, shown.join(", ")),
+            Some("set `x-gateway.defaults.integration` to proxy them".into()),
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! gwgen: compiles OpenAPI 3.0/3.1 specs with `x-gateway` extensions into API gateways.
+//!
+//! This crate is the generator as a pure library: it reads files and returns data and
+//! diagnostics; it never prints or exits. The pipeline:
+//!
+//! ```text
+//! spec files ──load──▶ Sources (positioned trees) ──check──▶ Diagnostics
+//!                                               └──lower──▶ ir::Gateway
+//! ```
+//!
+//! ```no_run
+//! let checked = gwgen::check_file("specs/petstore.yaml");
+//! for d in &checked.diagnostics {
+//!     eprintln!("{}:{}: {}[{}]: {}", d.file.display(), d.pos, d.severity.as_str(), d.code.as_str(), d.message);
+//! }
+//! ```
+#![deny(missing_docs)]
+
+pub(crate) mod check;
+pub mod diag;
+pub mod ir;
+pub mod load;
+pub(crate) mod lower;
+pub mod naming;
+pub mod pattern;
+pub mod render;
+pub mod xgw;
+
+use std::path::Path;
+
+pub use diag::{Code, Diagnostic, Severity};
+pub use lower::{parse_template, template_params, template_shape};
+
+/// The OpenAPI version of a spec, which is also the schema dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// OpenAPI 3.0.x: Schema Objects are the 3.0 subset/superset of JSON Schema draft 4/5.
+    V30,
+    /// OpenAPI 3.1.x: Schema Objects are JSON Schema 2020-12.
+    V31,
+}
+
+/// The outcome of checking one spec.
+#[derive(Debug)]
+pub struct Checked {
+    /// Every file read.
+    pub sources: load::Sources,
+    /// All diagnostics, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The lowered gateway, when the document was an OpenAPI 3.x document at all.
+    pub gateway: Option<ir::Gateway>,
+}
+
+impl Checked {
+    /// Whether any error was found.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Whether any warning was found.
+    pub fn has_warnings(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Warning)
+    }
+
+    /// Whether a file could not be read at all.
+    pub fn has_io_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.code == Code::Io)
+    }
+}
+
+/// Loads and checks the spec at `path` (and every file it references).
+pub fn check_file(path: impl AsRef<Path>) -> Checked {
+    let mut diags = diag::Diagnostics::default();
+    let sources = load::Sources::load(path.as_ref(), &mut diags);
+    finish(sources, diags)
+}
+
+/// Checks a spec held in memory; `path` names it in diagnostics and anchors relative `$ref`s.
+pub fn check_text(path: impl AsRef<Path>, text: String) -> Checked {
+    let mut diags = diag::Diagnostics::default();
+    let sources = load::Sources::from_text(path.as_ref(), text, &mut diags);
+    finish(sources, diags)
+}
+
+/// The checker recurses as deep as the document nests (bounded by [`load::MAX_DEPTH`]); it runs on
+/// a thread with a stack sized for that bound, whatever thread the caller is on.
+const CHECK_STACK: usize = 256 << 20;
+
+fn finish(sources: load::Sources, diags: diag::Diagnostics) -> Checked {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("gwgen-check".into())
+            .stack_size(CHECK_STACK)
+            .spawn_scoped(scope, move || finish_on_this_thread(sources, diags))
+            .map(|h| h.join())
+    })
+    .unwrap_or_else(|e| panic!("cannot start the checker thread: {e}"))
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn finish_on_this_thread(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {
+    let gateway = if sources.files.is_empty() || diags.iter().any(|d| d.code == Code::Syntax && d.file == sources.files[0].path) {
+        None
+    } else {
+        check::check(&sources, &mut diags)
+    };
+    Checked {
+        sources,
+        diagnostics: diags.into_sorted(),
+        gateway,
+    }
+}

@@ -1,0 +1,261 @@
+//! ECMA-262 patterns, translated for a linear-time matcher.
+//!
+//! JSON Schema patterns are ECMA-262 regular expressions, where `\d`, `\w` and `\b` are ASCII and
+//! `.` excludes every line terminator. The gateway matches with the `regex` crate, which never
+//! backtracks; this module checks a pattern with `regress` (a real ECMA-262 engine), rewrites it
+//! into the `regex` crate's syntax with the same meaning, and refuses what cannot be matched in
+//! linear time (lookaround, backreferences) instead of silently matching something else.
+
+/// Why a pattern cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    /// Not an ECMA-262 regular expression.
+    Invalid(String),
+    /// Valid, but needs features a linear-time matcher lacks.
+    Unsupported(String),
+}
+
+const SPACE: &str = r"\t\n\x0B\x0C\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}";
+
+/// Translates an ECMA-262 pattern (no flags) into an equivalent `regex`-crate pattern.
+pub fn translate(ecma: &str) -> Result<String, PatternError> {
+    if let Err(e) = regress::Regex::new(ecma) {
+        return Err(PatternError::Invalid(e.to_string()));
+    }
+    let chars: Vec<char> = ecma.chars().collect();
+    let mut out = String::with_capacity(ecma.len() + 16);
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                i += 1;
+                let Some(&e) = chars.get(i) else {
+                    return Err(PatternError::Invalid("trailing backslash".into()));
+                };
+                i += 1;
+                match e {
+                    'd' => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
+                    'D' => out.push_str("[^0-9]"),
+                    'w' => out.push_str(if in_class { "0-9A-Za-z_" } else { "[0-9A-Za-z_]" }),
+                    'W' => out.push_str("[^0-9A-Za-z_]"),
+                    's' if in_class => out.push_str(SPACE),
+                    's' => {
+                        out.push('[');
+                        out.push_str(SPACE);
+                        out.push(']');
+                    }
+                    'S' => {
+                        out.push_str("[^");
+                        out.push_str(SPACE);
+                        out.push(']');
+                    }
+                    'b' if in_class => out.push_str(r"\x08"),
+                    'b' => out.push_str(r"(?-u:\b)"),
+                    'B' => out.push_str(r"(?-u:\B)"),
+                    'n' | 'r' | 't' | 'f' => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                    'v' => out.push_str(r"\x0B"),
+                    '0' if !chars.get(i).is_some_and(char::is_ascii_digit) => out.push_str(r"\x00"),
+                    '1'..='9' if !in_class => {
+                        return Err(PatternError::Unsupported("backreferences need backtracking".into()))
+                    }
+                    'k' if chars.get(i) == Some(&'<') => {
+                        return Err(PatternError::Unsupported("backreferences need backtracking".into()))
+                    }
+                    'c' if chars.get(i).is_some_and(char::is_ascii_alphabetic) => {
+                        let ctl = (chars[i] as u32) % 32;
+                        i += 1;
+                        push_code(&mut out, ctl);
+                    }
+                    'x' if hex_at(&chars, i, 2).is_some() => {
+                        let v = hex_at(&chars, i, 2).unwrap_or(0);
+                        i += 2;
+                        push_code(&mut out, v);
+                    }
+                    'u' if hex_at(&chars, i, 4).is_some() => {
+                        let mut v = hex_at(&chars, i, 4).unwrap_or(0);
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&v)
+                            && chars.get(i) == Some(&'\\')
+                            && chars.get(i + 1) == Some(&'u')
+                        {
+                            if let Some(lo) = hex_at(&chars, i + 2, 4).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                                v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+                                i += 6;
+                            }
+                        }
+                        push_code(&mut out, v);
+                    }
+                    other => push_literal(&mut out, other),
+                }
+            }
+            '[' if !in_class => {
+                if chars.get(i + 1) == Some(&']') {
+                    out.push_str("[a&&b]");
+                    i += 2;
+                    continue;
+                }
+                if chars.get(i + 1) == Some(&'^') && chars.get(i + 2) == Some(&']') {
+                    out.push_str("(?s:.)");
+                    i += 3;
+                    continue;
+                }
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                // A `]` right after `[` or `[^` closes the class in ECMA (it was handled above),
+                // so nothing else to do here.
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+                i += 1;
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+                i += 1;
+            }
+            '-' if in_class => {
+                // `--` is set difference in the regex crate; a literal second `-` must be escaped.
+                if out.ends_with('-') && !out.ends_with("\\-") {
+                    out.push_str("\\-");
+                } else {
+                    out.push('-');
+                }
+                i += 1;
+            }
+            '.' if !in_class => {
+                out.push_str(r"[^\n\r\x{2028}\x{2029}]");
+                i += 1;
+            }
+            '(' if !in_class => {
+                let rest: String = chars[i + 1..].iter().take(4).collect();
+                if rest.starts_with("?=") || rest.starts_with("?!") || rest.starts_with("?<=") || rest.starts_with("?<!") {
+                    return Err(PatternError::Unsupported("lookaround needs backtracking".into()));
+                }
+                if rest.starts_with("?<") {
+                    out.push_str("(?P<");
+                    i += 3;
+                } else {
+                    out.push('(');
+                    i += 1;
+                }
+            }
+            '{' if !in_class => {
+                // A `{` that does not start a quantifier is a literal in ECMA (Annex B).
+                let end = chars[i..].iter().position(|&c| c == '}').map(|p| i + p);
+                let is_quantifier = end.is_some_and(|end| {
+                    let body: String = chars[i + 1..end].iter().collect();
+                    let mut parts = body.splitn(2, ',');
+                    let lo = parts.next().unwrap_or("");
+                    !lo.is_empty()
+                        && lo.bytes().all(|b| b.is_ascii_digit())
+                        && parts.next().is_none_or(|hi| hi.bytes().all(|b| b.is_ascii_digit()))
+                });
+                if is_quantifier {
+                    let end = end.unwrap_or(i);
+                    out.extend(&chars[i..=end]);
+                    i = end + 1;
+                } else {
+                    out.push_str("\\{");
+                    i += 1;
+                }
+            }
+            '}' if !in_class => {
+                out.push_str("\\}");
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&out)
+        .map_err(|e| PatternError::Unsupported(format!("cannot be translated for a linear-time matcher: {}", first_line(&e.to_string()))))?;
+    Ok(out)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| s.lines().next().unwrap_or(s))
+}
+
+fn hex_at(chars: &[char], at: usize, n: usize) -> Option<u32> {
+    let digits: String = chars.get(at..at + n)?.iter().collect();
+    if digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        u32::from_str_radix(&digits, 16).ok()
+    } else {
+        None
+    }
+}
+
+fn push_code(out: &mut String, v: u32) {
+    if (0xD800..0xE000).contains(&v) {
+        // A lone surrogate can never occur in a Rust string: match nothing.
+        out.push_str("[a&&b]");
+    } else {
+        out.push_str(&format!("\\x{{{v:X}}}"));
+    }
+}
+
+fn push_literal(out: &mut String, c: char) {
+    if c.is_ascii_punctuation() || c == ' ' {
+        out.push('\\');
+        out.push(c);
+    } else {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(ecma: &str, s: &str) -> bool {
+        let re = regex_syntax::ParserBuilder::new().build().parse(&translate(ecma).unwrap());
+        assert!(re.is_ok());
+        // Cross-check against regress, the ECMA-262 engine.
+        let expected = regress::Regex::new(ecma).unwrap().find(s).is_some();
+        expected
+    }
+
+    #[test]
+    fn ascii_classes() {
+        assert_eq!(translate(r"^\d+$").unwrap(), "^[0-9]+$");
+        assert_eq!(translate(r"[\w.-]").unwrap(), r"[0-9A-Za-z_.-]");
+        assert!(matches(r"^\d$", "5"));
+    }
+
+    #[test]
+    fn refuses_backtracking_features() {
+        assert!(matches!(translate(r"(a)\1"), Err(PatternError::Unsupported(_))));
+        assert!(matches!(translate(r"^(?!foo)"), Err(PatternError::Unsupported(_))));
+        assert!(matches!(translate(r"(?<=a)b"), Err(PatternError::Unsupported(_))));
+        assert!(matches!(translate(r"(?<n>a)\k<n>"), Err(PatternError::Unsupported(_))));
+    }
+
+    #[test]
+    fn refuses_invalid() {
+        assert!(matches!(translate(r"(unclosed"), Err(PatternError::Invalid(_))));
+        assert!(matches!(translate(r"[z-a]"), Err(PatternError::Invalid(_))));
+    }
+
+    #[test]
+    fn literal_braces_and_named_groups() {
+        assert_eq!(translate("a{").unwrap(), "a\\{");
+        assert_eq!(translate("a{2,3}").unwrap(), "a{2,3}");
+        assert_eq!(translate("(?<year>[0-9]{4})").unwrap(), "(?P<year>[0-9]{4})");
+        assert_eq!(translate("\\u00e9").unwrap(), "\\x{E9}");
+    }
+}

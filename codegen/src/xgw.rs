@@ -1,0 +1,420 @@
+//! The `x-gateway` extension: its JSON Schema (shipped in `schema/`) and the typed settings
+//! that a validated block deserialises into.
+//!
+//! Validation is the JSON Schema's job, so the schema is the one definition of what is allowed
+//! (editors use the same file). The structs below only give the validated data a Rust shape.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Deserializer};
+
+/// The JSON Schema of the extension, as shipped in `codegen/schema/x-gateway.schema.json`.
+pub const SCHEMA: &str = include_str!("../schema/x-gateway.schema.json");
+
+/// Where an `x-gateway` block stands, which decides what it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The document root.
+    Root,
+    /// A path item.
+    PathItem,
+    /// An operation.
+    Operation,
+    /// A security scheme.
+    SecurityScheme,
+}
+
+impl Level {
+    fn def(self) -> &'static str {
+        match self {
+            Level::Root => "root",
+            Level::PathItem => "pathItem",
+            Level::Operation => "operation",
+            Level::SecurityScheme => "securityScheme",
+        }
+    }
+}
+
+/// The compiled validator for a level.
+pub(crate) fn validator(level: Level) -> &'static jsonschema::Validator {
+    static VALIDATORS: OnceLock<[jsonschema::Validator; 4]> = OnceLock::new();
+    let all = VALIDATORS.get_or_init(|| {
+        let build = |l: Level| {
+            let mut schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
+            if let Some(obj) = schema.as_object_mut() {
+                obj.retain(|k, _| k == "$schema" || k == "$id" || k == "$defs");
+                obj.insert("$ref".into(), format!("#/$defs/{}", l.def()).into());
+            }
+            jsonschema::options()
+                .should_validate_formats(false)
+                .build(&schema)
+                .expect("the shipped schema compiles")
+        };
+        [build(Level::Root), build(Level::PathItem), build(Level::Operation), build(Level::SecurityScheme)]
+    });
+    &all[match level {
+        Level::Root => 0,
+        Level::PathItem => 1,
+        Level::Operation => 2,
+        Level::SecurityScheme => 3,
+    }]
+}
+
+/// Every property name the schema defines, for "did you mean" hints.
+pub(crate) fn known_keys() -> &'static Vec<String> {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap_or_default();
+        let mut keys = Vec::new();
+        let mut stack = vec![&schema];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                        keys.extend(props.keys().cloned());
+                    }
+                    stack.extend(m.values());
+                }
+                serde_json::Value::Array(a) => stack.extend(a.iter()),
+                _ => {}
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    })
+}
+
+/// A duration in milliseconds (`250ms`, `3s`, `5m`, `1h`, or whole seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Millis(pub u64);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        parse_duration(&v).map(Millis).ok_or_else(|| serde::de::Error::custom("invalid duration"))
+    }
+}
+
+fn parse_duration(v: &serde_json::Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return n.checked_mul(1000);
+    }
+    let s = v.as_str()?;
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        return None;
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// A size in bytes (`10MiB`, `64KiB`, `1000`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let parsed = v.as_u64().or_else(|| {
+            let s = v.as_str()?;
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let n: u64 = s[..split].parse().ok()?;
+            let mult = match &s[split..] {
+                "" | "B" => 1,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                "GiB" => 1 << 30,
+                "kB" | "KB" => 1000,
+                "MB" => 1_000_000,
+                "GB" => 1_000_000_000,
+                _ => return None,
+            };
+            n.checked_mul(mult)
+        });
+        parsed.map(Bytes).ok_or_else(|| serde::de::Error::custom("invalid size"))
+    }
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Throttle {
+    /// Tokens per second.
+    pub rate: f64,
+    /// Bucket size; defaults to `rate` rounded up.
+    pub burst: Option<u64>,
+}
+
+/// A quota per API key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Quota {
+    /// Requests per period.
+    pub limit: u64,
+    /// `day`, `week` or `month`.
+    pub period: String,
+}
+
+/// One upstream of a load-balanced HTTP integration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Target {
+    /// Base URL (interpolated).
+    pub url: String,
+    /// Relative weight.
+    pub weight: Option<u32>,
+}
+
+/// How an operation is served.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Integration {
+    /// `http`, `mock` or `lambda`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Upstream URL for `http` (interpolated; `{param}` placeholders).
+    pub url: Option<String>,
+    /// Several upstreams for `http`.
+    pub targets: Option<Vec<Target>>,
+    /// Upstream timeout.
+    pub timeout: Option<Millis>,
+    /// Retries on connection failure.
+    pub retries: Option<u32>,
+    /// Mock status.
+    pub status: Option<u16>,
+    /// Mock body.
+    pub body: Option<serde_json::Value>,
+    /// Mock content type.
+    pub content_type: Option<String>,
+    /// Lambda function name or ARN.
+    pub function: Option<String>,
+    /// Lambda payload format.
+    pub payload_format: Option<String>,
+    /// Lambda endpoint override.
+    pub endpoint: Option<String>,
+    /// Local Lambda command.
+    pub command: Option<Vec<String>>,
+}
+
+/// Response caching.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Cache {
+    /// Time to live.
+    pub ttl: Millis,
+    /// Key parts (`path.x`, `query.y`, `header.z`, `claims.sub`).
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Share entries across callers on authenticated routes.
+    #[serde(default)]
+    pub shared: bool,
+    /// Scopes or plans allowed to refresh entries.
+    #[serde(default)]
+    pub invalidate: Vec<String>,
+}
+
+/// CORS policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Cors {
+    /// Exact origins, or `*`.
+    pub allow_origins: Vec<String>,
+    /// Allowed methods (default: the path's).
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Exposed response headers.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Whether credentials are allowed.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Preflight cache time.
+    pub max_age: Option<Millis>,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Limits {
+    /// Body size.
+    pub body: Option<Bytes>,
+    /// Header size.
+    pub headers: Option<Bytes>,
+    /// JSON nesting.
+    pub json_depth: Option<u32>,
+}
+
+/// Settings that apply to operations: at the root, in `defaults`, on path items and operations.
+/// The nearer level wins, key by key.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct OperationSettings {
+    /// How the operation is served.
+    pub integration: Option<Integration>,
+    /// Route-level throttle.
+    pub throttle: Option<Throttle>,
+    /// Response cache.
+    pub cache: Option<Cache>,
+    /// Overall timeout.
+    pub timeout: Option<Millis>,
+    /// CORS.
+    pub cors: Option<Cors>,
+    /// Header and query edits (compiled by the transform emitter).
+    pub transform: Option<serde_json::Value>,
+    /// Request limits.
+    pub limits: Option<Limits>,
+    /// Only keys of these plans may call.
+    pub usage_plans: Option<Vec<String>>,
+    /// Validation switches.
+    pub validate: Option<serde_json::Value>,
+}
+
+impl OperationSettings {
+    /// `self` overridden, key by key, by the keys `nearer` sets.
+    pub fn merged_with(&self, nearer: &OperationSettings) -> OperationSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { OperationSettings { $( $f: nearer.$f.clone().or_else(|| self.$f.clone()), )* } };
+        }
+        pick!(integration, throttle, cache, timeout, cors, transform, limits, usage_plans, validate)
+    }
+}
+
+/// A deployment stage.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct StageSettings {
+    /// What it is for.
+    pub description: Option<String>,
+    /// Stage variables (values may use `${env.NAME}`).
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// Stage-wide throttle.
+    pub throttle: Option<Throttle>,
+    /// Validation switches.
+    pub validate: Option<serde_json::Value>,
+}
+
+/// A usage plan.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct UsagePlan {
+    /// What it is for.
+    pub description: Option<String>,
+    /// Per-key throttle.
+    pub throttle: Option<Throttle>,
+    /// Per-key quota.
+    pub quota: Option<Quota>,
+}
+
+/// Shared state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct State {
+    /// `memory` or `redis`.
+    pub backend: String,
+    /// Redis URL.
+    pub url: Option<String>,
+    /// Key prefix.
+    pub prefix: Option<String>,
+    /// `local` or `deny`.
+    pub on_state_error: Option<String>,
+}
+
+/// Root-only settings.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct RootSettings {
+    /// Stages by name.
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageSettings>,
+    /// Defaults for every operation.
+    #[serde(default)]
+    pub defaults: OperationSettings,
+    /// Usage plans by name.
+    #[serde(default)]
+    pub usage_plans: BTreeMap<String, UsagePlan>,
+    /// Where API keys come from.
+    pub api_keys: Option<serde_json::Value>,
+    /// Shared state backend.
+    pub state: Option<State>,
+    /// Custom error responses.
+    #[serde(default)]
+    pub gateway_responses: BTreeMap<String, serde_json::Value>,
+    /// Proxies whose `X-Forwarded-For` is trusted.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Settings of a security scheme.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct SchemeSettings {
+    /// Expected `iss`.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values.
+    pub audience: Option<serde_json::Value>,
+    /// JWKS URL.
+    pub jwks_uri: Option<String>,
+    /// Inline JWKs.
+    pub keys: Option<Vec<serde_json::Value>>,
+    /// HMAC secret.
+    pub secret: Option<String>,
+    /// Allowed algorithms.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Clock leeway.
+    pub leeway: Option<Millis>,
+    /// Plans whose keys this scheme accepts.
+    pub usage_plans: Option<Vec<String>>,
+    /// A custom authorizer.
+    pub authorizer: Option<serde_json::Value>,
+}
+
+/// Finds `${…}` interpolations in a string: `Ok((namespace, name))` or `Err(text)` for malformed ones.
+pub fn interpolations(s: &str) -> Vec<Result<(&str, &str), &str>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push(Err(&rest[start..]));
+            break;
+        };
+        let inner = &after[..end];
+        match inner.split_once('.') {
+            Some((ns @ ("stageVariables" | "env"), name))
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                out.push(Ok((ns, name)))
+            }
+            _ => out.push(Err(&rest[start..start + 3 + end])),
+        }
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_compiles_for_every_level() {
+        for l in [Level::Root, Level::PathItem, Level::Operation, Level::SecurityScheme] {
+            let _ = validator(l);
+        }
+        assert!(known_keys().iter().any(|k| k == "throttle"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration(&"29s".into()), Some(29_000));
+        assert_eq!(parse_duration(&"250ms".into()), Some(250));
+        assert_eq!(parse_duration(&serde_json::json!(2)), Some(2000));
+        assert_eq!(parse_duration(&"2d".into()), None);
+    }
+
+    #[test]
+    fn finds_interpolations() {
+        let found = interpolations("${stageVariables.orders}/x/${env.A_B}/${oops}");
+        assert_eq!(found, vec![Ok(("stageVariables", "orders")), Ok(("env", "A_B")), Err("${oops}")]);
+    }
+}
