@@ -54,12 +54,16 @@ pub struct Checked {
 impl Checked {
     /// Whether any error was found.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// Whether any warning was found.
     pub fn has_warnings(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Warning)
     }
 
     /// Whether a file could not be read at all.
@@ -70,36 +74,46 @@ impl Checked {
 
 /// Loads and checks the spec at `path` (and every file it references).
 pub fn check_file(path: impl AsRef<Path>) -> Checked {
-    let mut diags = diag::Diagnostics::default();
-    let sources = load::Sources::load(path.as_ref(), &mut diags);
-    finish(sources, diags)
+    let path = path.as_ref();
+    on_big_stack(|| {
+        let mut diags = diag::Diagnostics::default();
+        let sources = load::Sources::load(path, &mut diags);
+        finish(sources, diags)
+    })
 }
 
 /// Checks a spec held in memory; `path` names it in diagnostics and anchors relative `$ref`s.
 pub fn check_text(path: impl AsRef<Path>, text: String) -> Checked {
-    let mut diags = diag::Diagnostics::default();
-    let sources = load::Sources::from_text(path.as_ref(), text, &mut diags);
-    finish(sources, diags)
+    let path = path.as_ref();
+    on_big_stack(|| {
+        let mut diags = diag::Diagnostics::default();
+        let sources = load::Sources::from_text(path, text, &mut diags);
+        finish(sources, diags)
+    })
 }
 
-/// The checker recurses as deep as the document nests (bounded by [`load::MAX_DEPTH`]); it runs on
-/// a thread with a stack sized for that bound, whatever thread the caller is on.
+/// Loading and checking recurse as deep as the document nests (bounded by [`load::MAX_DEPTH`]);
+/// they run on a thread with a stack sized for that bound, whatever thread the caller is on.
 const CHECK_STACK: usize = 256 << 20;
 
-fn finish(sources: load::Sources, diags: diag::Diagnostics) -> Checked {
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("gwgen-check".into())
             .stack_size(CHECK_STACK)
-            .spawn_scoped(scope, move || finish_on_this_thread(sources, diags))
+            .spawn_scoped(scope, f)
             .map(|h| h.join())
     })
     .unwrap_or_else(|e| panic!("cannot start the checker thread: {e}"))
     .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-fn finish_on_this_thread(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {
-    let gateway = if sources.files.is_empty() || diags.iter().any(|d| d.code == Code::Syntax && d.file == sources.files[0].path) {
+fn finish(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {
+    let gateway = if sources.files.is_empty()
+        || diags
+            .iter()
+            .any(|d| d.code == Code::Syntax && d.file == sources.files[0].path)
+    {
         None
     } else {
         check::check(&sources, &mut diags)

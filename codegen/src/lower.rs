@@ -26,7 +26,12 @@ struct Lowerer<'a> {
 
 /// Lowers the root document. Diagnostics found on the way go to `diags`.
 pub(crate) fn lower(src: &Sources, version: Version, diags: &mut Diagnostics) -> Gateway {
-    Lowerer { src, version, diags }.gateway()
+    Lowerer {
+        src,
+        version,
+        diags,
+    }
+    .gateway()
 }
 
 fn ptr_join(base: &str, seg: &str) -> String {
@@ -45,25 +50,38 @@ impl Lowerer<'_> {
     }
 
     fn report(&mut self, code: Code, loc: &Location, msg: impl Into<String>, hint: Option<String>) {
-        self.diags.report(code, &loc.file, loc.pos, &loc.pointer, msg, hint);
+        self.diags
+            .report(code, &loc.file, loc.pos, &loc.pointer, msg, hint);
     }
 
     /// Validates and deserialises an `x-gateway` block, if the holder has one.
-    fn settings<T: DeserializeOwned + Default>(&mut self, holder: &Node, file: FileId, ptr: &str, level: Level) -> T {
+    fn settings<T: DeserializeOwned + Default>(
+        &mut self,
+        holder: &Node,
+        file: FileId,
+        ptr: &str,
+        level: Level,
+    ) -> T {
         let Some(block) = holder.get("x-gateway") else {
             return T::default();
         };
         let ptr = ptr_join(ptr, "x-gateway");
         let path = self.src.file(file).path.clone();
-        let Some(json) = validate_block(block, level, &path, &ptr, self.diags) else {
-            return T::default();
-        };
+        // An invalid block was reported; what of it still reads is used, so that one mistake
+        // does not cascade into warnings about settings that are in fact there.
+        let (json, valid) = validate_block(block, level, &path, &ptr, self.diags);
         match serde_path_to_error::deserialize::<_, T>(&json) {
             Ok(v) => v,
+            Err(_) if !valid => T::default(),
             Err(e) => {
                 let inner = e.path().to_string();
                 let loc = self.location(file, &ptr, block.pos);
-                self.report(Code::XGatewayInvalid, &loc, format!("invalid `x-gateway` value at `{inner}`: {}", e.inner()), None);
+                self.report(
+                    Code::XGatewayInvalid,
+                    &loc,
+                    format!("invalid `x-gateway` value at `{inner}`: {}", e.inner()),
+                    None,
+                );
                 T::default()
             }
         }
@@ -73,14 +91,22 @@ impl Lowerer<'_> {
         let src = self.src;
         let root = src.root();
         let info = root.get("info");
-        let text = |n: Option<&Node>, k: &str| n.and_then(|n| n.get(k)).and_then(Node::as_str).unwrap_or_default().to_string();
+        let text = |n: Option<&Node>, k: &str| {
+            n.and_then(|n| n.get(k))
+                .and_then(Node::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let root_settings: RootSettings = self.settings(root, FileId(0), "", Level::Root);
         let root_ops: OperationSettings = self.settings(root, FileId(0), "", Level::Root);
         let defaults = root_ops.merged_with(&root_settings.defaults);
         let mut stages: Vec<Stage> = root_settings
             .stages
             .iter()
-            .map(|(name, settings)| Stage { name: name.clone(), settings: settings.clone() })
+            .map(|(name, settings)| Stage {
+                name: name.clone(),
+                settings: settings.clone(),
+            })
             .collect();
         // Keep declaration order, which the binary uses to pick its default stage.
         if let Some(decl) = root.get("x-gateway").and_then(|x| x.get("stages")) {
@@ -88,10 +114,13 @@ impl Lowerer<'_> {
             stages.sort_by_key(|s| order.iter().position(|o| *o == s.name));
         }
         if stages.is_empty() {
-            stages.push(Stage { name: "default".into(), settings: Default::default() });
+            stages.push(Stage {
+                name: "default".into(),
+                settings: Default::default(),
+            });
         }
         let security_schemes = self.security_schemes();
-        let root_security = root.get("security").map(|s| security(s));
+        let root_security = root.get("security").map(security);
         let mut routes = Vec::new();
         let mut names = Scope::default();
         if let Some(paths) = root.get("paths") {
@@ -100,26 +129,50 @@ impl Lowerer<'_> {
                     continue;
                 }
                 let ptr = ptr_join("/paths", &e.key);
-                let Ok(item) = src.deref(FileId(0), &e.value) else { continue };
+                let Ok(item) = src.deref(FileId(0), &e.value) else {
+                    continue;
+                };
                 let (file, item_node) = (item.file, item.node);
                 let item_ptr = item.pointer.clone().unwrap_or_else(|| ptr.clone());
-                let path_settings: OperationSettings = self.settings(item_node, file, &item_ptr, Level::PathItem);
-                let path_params = self.params(item_node.get("parameters"), file, &ptr_join(&item_ptr, "parameters"));
+                let path_settings: OperationSettings =
+                    self.settings(item_node, file, &item_ptr, Level::PathItem);
+                let path_params = self.params(
+                    item_node.get("parameters"),
+                    file,
+                    &ptr_join(&item_ptr, "parameters"),
+                );
                 let template_loc = self.location(FileId(0), &ptr, e.key_pos);
                 let segments = parse_template(&e.key).unwrap_or_default();
                 for method in crate::check::structure::operation_methods() {
-                    let Some(op_entry) = item_node.entry(method) else { continue };
+                    let Some(op_entry) = item_node.entry(method) else {
+                        continue;
+                    };
                     let op = &op_entry.value;
                     if !op.is_object() {
                         continue;
                     }
                     let op_ptr = ptr_join(&item_ptr, method);
                     let loc = self.location(file, &op_ptr, op_entry.key_pos);
-                    let op_settings: OperationSettings = self.settings(op, file, &op_ptr, Level::Operation);
-                    let op_params = self.params(op.get("parameters"), file, &ptr_join(&op_ptr, "parameters"));
-                    let params = self.merge_params(&e.key, &segments, path_params.clone(), op_params, &template_loc);
-                    let operation_id = op.get("operationId").and_then(Node::as_str).map(str::to_string);
-                    let rust_name = names.name(operation_id.as_deref().unwrap_or(&format!("{method}{}", e.key)));
+                    let op_settings: OperationSettings =
+                        self.settings(op, file, &op_ptr, Level::Operation);
+                    let op_params =
+                        self.params(op.get("parameters"), file, &ptr_join(&op_ptr, "parameters"));
+                    let params = self.merge_params(
+                        &e.key,
+                        &segments,
+                        path_params.clone(),
+                        op_params,
+                        &template_loc,
+                    );
+                    let operation_id = op
+                        .get("operationId")
+                        .and_then(Node::as_str)
+                        .map(str::to_string);
+                    let rust_name = names.name(
+                        operation_id
+                            .as_deref()
+                            .unwrap_or(&format!("{method}{}", e.key)),
+                    );
                     let (security_list, explicit) = match op.get("security") {
                         Some(s) => (security(s), true),
                         None => (root_security.clone().unwrap_or_default(), false),
@@ -131,11 +184,21 @@ impl Lowerer<'_> {
                         operation_id,
                         rust_name,
                         params,
-                        request_body: self.request_body(op.get("requestBody"), file, &ptr_join(&op_ptr, "requestBody")),
-                        responses: self.responses(op.get("responses"), file, &ptr_join(&op_ptr, "responses")),
+                        request_body: self.request_body(
+                            op.get("requestBody"),
+                            file,
+                            &ptr_join(&op_ptr, "requestBody"),
+                        ),
+                        responses: self.responses(
+                            op.get("responses"),
+                            file,
+                            &ptr_join(&op_ptr, "responses"),
+                        ),
                         security: security_list,
                         security_explicit: explicit,
-                        settings: defaults.merged_with(&path_settings).merged_with(&op_settings),
+                        settings: defaults
+                            .merged_with(&path_settings)
+                            .merged_with(&op_settings),
                         location: loc,
                     });
                 }
@@ -156,14 +219,21 @@ impl Lowerer<'_> {
     fn security_schemes(&mut self) -> BTreeMap<String, SecurityScheme> {
         let src = self.src;
         let mut out = BTreeMap::new();
-        let Some(schemes) = src.root().get("components").and_then(|c| c.get("securitySchemes")) else {
+        let Some(schemes) = src
+            .root()
+            .get("components")
+            .and_then(|c| c.get("securitySchemes"))
+        else {
             return out;
         };
         for e in schemes.entries() {
-            let Ok(t) = src.deref(FileId(0), &e.value) else { continue };
+            let Ok(t) = src.deref(FileId(0), &e.value) else {
+                continue;
+            };
             let ptr = ptr_join("/components/securitySchemes", &e.key);
             let s = |k: &str| t.node.get(k).and_then(Node::as_str).map(str::to_string);
-            let settings: SchemeSettings = self.settings(t.node, t.file, &ptr, Level::SecurityScheme);
+            let settings: SchemeSettings =
+                self.settings(t.node, t.file, &ptr, Level::SecurityScheme);
             out.insert(
                 e.key.clone(),
                 SecurityScheme {
@@ -185,22 +255,33 @@ impl Lowerer<'_> {
         let node = node?;
         // Follow bare references so the validator starts at the definition.
         let (file, pointer) = match node.get("$ref").and_then(Node::as_str) {
-            Some(_) if node.entries().len() == 1 || self.version == Version::V30 => match self.src.deref(file, node) {
-                Ok(t) => (t.file, t.pointer.unwrap_or_else(|| ptr.to_string())),
-                Err(_) => return None,
-            },
+            Some(_) if node.entries().len() == 1 || self.version == Version::V30 => {
+                match self.src.deref(file, node) {
+                    Ok(t) => (t.file, t.pointer.unwrap_or_else(|| ptr.to_string())),
+                    Err(_) => return None,
+                }
+            }
             _ => (file, ptr.to_string()),
         };
-        Some(SchemaRef { file: file.0, pointer, dialect: self.version })
+        Some(SchemaRef {
+            file: file.0,
+            pointer,
+            dialect: self.version,
+        })
     }
 
     fn params(&mut self, list: Option<&Node>, file: FileId, ptr: &str) -> Vec<(Param, Pos)> {
         let mut out = Vec::new();
         let Some(list) = list else { return out };
         for (i, p) in list.items().iter().enumerate() {
-            let Ok(t) = self.src.deref(file, p) else { continue };
+            let Ok(t) = self.src.deref(file, p) else {
+                continue;
+            };
             let n = t.node;
-            let (Some(name), Some(location)) = (n.get("name").and_then(Node::as_str), n.get("in").and_then(Node::as_str)) else {
+            let (Some(name), Some(location)) = (
+                n.get("name").and_then(Node::as_str),
+                n.get("in").and_then(Node::as_str),
+            ) else {
                 continue;
             };
             let location = match location {
@@ -212,14 +293,21 @@ impl Lowerer<'_> {
             };
             let p_ptr = ptr_join(ptr, &i.to_string());
             let t_ptr = t.pointer.clone().unwrap_or_else(|| p_ptr.clone());
-            let style = n.get("style").and_then(Node::as_str).map(str::to_string).unwrap_or_else(|| {
-                match location {
-                    ParamIn::Path | ParamIn::Header => "simple",
-                    ParamIn::Query | ParamIn::Cookie => "form",
-                }
-                .to_string()
-            });
-            let explode = n.get("explode").and_then(Node::as_bool).unwrap_or(style == "form");
+            let style = n
+                .get("style")
+                .and_then(Node::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    match location {
+                        ParamIn::Path | ParamIn::Header => "simple",
+                        ParamIn::Query | ParamIn::Cookie => "form",
+                    }
+                    .to_string()
+                });
+            let explode = n
+                .get("explode")
+                .and_then(Node::as_bool)
+                .unwrap_or(style == "form");
             let schema = n
                 .get("schema")
                 .and_then(|s| self.schema_ref(Some(s), t.file, &ptr_join(&t_ptr, "schema")))
@@ -227,17 +315,25 @@ impl Lowerer<'_> {
                     let content = n.get("content")?;
                     let first = content.entries().first()?;
                     let base = ptr_join(&ptr_join(&t_ptr, "content"), &first.key);
-                    self.schema_ref(first.value.get("schema"), t.file, &ptr_join(&base, "schema"))
+                    self.schema_ref(
+                        first.value.get("schema"),
+                        t.file,
+                        &ptr_join(&base, "schema"),
+                    )
                 });
             out.push((
                 Param {
                     name: name.to_string(),
                     rust_name: String::new(),
                     location,
-                    required: location == ParamIn::Path || n.get("required").and_then(Node::as_bool).unwrap_or(false),
+                    required: location == ParamIn::Path
+                        || n.get("required").and_then(Node::as_bool).unwrap_or(false),
                     style,
                     explode,
-                    allow_empty: n.get("allowEmptyValue").and_then(Node::as_bool).unwrap_or(false),
+                    allow_empty: n
+                        .get("allowEmptyValue")
+                        .and_then(Node::as_bool)
+                        .unwrap_or(false),
                     schema,
                     declared: true,
                     location_in_spec: self.location(file, &p_ptr, p.pos),
@@ -264,7 +360,15 @@ impl Lowerer<'_> {
             for (p, _) in list {
                 if !seen.insert((p.name.clone(), p.location)) {
                     let loc = p.location_in_spec.clone();
-                    self.report(Code::DuplicateParam, &loc, format!("parameter `{}` in {:?} is declared twice", p.name, p.location), None);
+                    self.report(
+                        Code::DuplicateParam,
+                        &loc,
+                        format!(
+                            "parameter `{}` in {:?} is declared twice",
+                            p.name, p.location
+                        ),
+                        None,
+                    );
                     continue;
                 }
                 out.retain(|q| !(q.name == p.name && q.location == p.location));
@@ -278,13 +382,19 @@ impl Lowerer<'_> {
                 self.report(
                     Code::PathParamNotInTemplate,
                     &loc,
-                    format!("path parameter `{}` does not appear in `{template}`", p.name),
+                    format!(
+                        "path parameter `{}` does not appear in `{template}`",
+                        p.name
+                    ),
                     crate::diag::did_you_mean(&p.name, in_template.iter().copied()),
                 );
             }
         }
         for name in &in_template {
-            if !out.iter().any(|p| p.location == ParamIn::Path && p.name == *name) {
+            if !out
+                .iter()
+                .any(|p| p.location == ParamIn::Path && p.name == *name)
+            {
                 self.report(
                     Code::PathParamUndeclared,
                     template_loc,
@@ -313,7 +423,9 @@ impl Lowerer<'_> {
     }
 
     fn media_types(&self, content: Option<&Node>, file: FileId, base: &str) -> Vec<MediaType> {
-        let Some(content) = content else { return Vec::new() };
+        let Some(content) = content else {
+            return Vec::new();
+        };
         content
             .entries()
             .iter()
@@ -334,7 +446,11 @@ impl Lowerer<'_> {
                     .unwrap_or_default();
                 MediaType {
                     media_type: e.key.clone(),
-                    schema: self.schema_ref(e.value.get("schema"), file, &ptr_join(&mt_ptr, "schema")),
+                    schema: self.schema_ref(
+                        e.value.get("schema"),
+                        file,
+                        &ptr_join(&mt_ptr, "schema"),
+                    ),
                     example: e.value.get("example").map(Node::to_json),
                     examples,
                 }
@@ -346,7 +462,11 @@ impl Lowerer<'_> {
         let t = self.src.deref(file, node?).ok()?;
         let base = ptr_join(&t.pointer.unwrap_or_else(|| ptr.to_string()), "content");
         Some(RequestBody {
-            required: t.node.get("required").and_then(Node::as_bool).unwrap_or(false),
+            required: t
+                .node
+                .get("required")
+                .and_then(Node::as_bool)
+                .unwrap_or(false),
             content: self.media_types(t.node.get("content"), t.file, &base),
         })
     }
@@ -358,10 +478,18 @@ impl Lowerer<'_> {
             .filter(|e| !e.key.starts_with("x-"))
             .filter_map(|e| {
                 let t = self.src.deref(file, &e.value).ok()?;
-                let base = ptr_join(&t.pointer.unwrap_or_else(|| ptr_join(ptr, &e.key)), "content");
+                let base = ptr_join(
+                    &t.pointer.unwrap_or_else(|| ptr_join(ptr, &e.key)),
+                    "content",
+                );
                 Some(Response {
                     status: e.key.clone(),
-                    description: t.node.get("description").and_then(Node::as_str).unwrap_or_default().to_string(),
+                    description: t
+                        .node
+                        .get("description")
+                        .and_then(Node::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     content: self.media_types(t.node.get("content"), t.file, &base),
                 })
             })
@@ -389,7 +517,16 @@ fn security(list: &Node) -> Vec<SecurityRequirement> {
             schemes: req
                 .entries()
                 .iter()
-                .map(|e| (e.key.clone(), e.value.items().iter().filter_map(|s| s.as_str().map(str::to_string)).collect()))
+                .map(|e| {
+                    (
+                        e.key.clone(),
+                        e.value
+                            .items()
+                            .iter()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect(),
+                    )
+                })
                 .collect(),
         })
         .collect()
@@ -434,7 +571,9 @@ pub fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
                         parts.push(Segment::Literal(std::mem::take(&mut literal)));
                     }
                     if matches!(parts.last(), Some(Segment::Param(_))) {
-                        return Err(format!("two parameters with nothing between them in `{raw}`"));
+                        return Err(format!(
+                            "two parameters with nothing between them in `{raw}`"
+                        ));
                     }
                     parts.push(Segment::Param(name));
                 }

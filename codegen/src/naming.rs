@@ -9,15 +9,18 @@ use std::collections::HashSet;
 
 /// Rust keywords (strict, reserved and weak ones that matter) plus `gen`.
 const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
-    "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract",
-    "become", "box", "do", "final", "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual",
-    "yield", "union",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "union",
 ];
 
 /// Names the generated code uses for its own locals and items.
-const RESERVED: &[&str] = &["request", "response", "state", "ctx", "result", "config", "app", "router", "body", "params", "main"];
+const RESERVED: &[&str] = &[
+    "request", "response", "state", "ctx", "result", "config", "app", "router", "body", "params",
+    "main",
+];
 
 /// Converts any string into a snake-case identifier (ASCII letters, digits, `_`).
 pub fn snake_case(raw: &str) -> String {
@@ -38,7 +41,11 @@ pub fn snake_case(raw: &str) -> String {
         }
     }
     let trimmed = out.trim_matches('_').to_string();
-    let mut name = if trimmed.is_empty() { "unnamed".to_string() } else { trimmed };
+    let mut name = if trimmed.is_empty() {
+        "unnamed".to_string()
+    } else {
+        trimmed
+    };
     if name.as_bytes()[0].is_ascii_digit() {
         name.insert(0, 'n');
         name.insert(1, '_');
@@ -63,7 +70,7 @@ impl Scope {
             return base;
         }
         (2..)
-            .map(|i| format!("{base}_{i}"))
+            .map(|i| format!("{}_{i}", base.trim_end_matches('_')))
             .find(|n| self.used.insert(n.clone()))
             .unwrap_or(base)
     }

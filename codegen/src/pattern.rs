@@ -38,7 +38,11 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
                 match e {
                     'd' => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
                     'D' => out.push_str("[^0-9]"),
-                    'w' => out.push_str(if in_class { "0-9A-Za-z_" } else { "[0-9A-Za-z_]" }),
+                    'w' => out.push_str(if in_class {
+                        "0-9A-Za-z_"
+                    } else {
+                        "[0-9A-Za-z_]"
+                    }),
                     'W' => out.push_str("[^0-9A-Za-z_]"),
                     's' if in_class => out.push_str(SPACE),
                     's' => {
@@ -61,10 +65,14 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
                     'v' => out.push_str(r"\x0B"),
                     '0' if !chars.get(i).is_some_and(char::is_ascii_digit) => out.push_str(r"\x00"),
                     '1'..='9' if !in_class => {
-                        return Err(PatternError::Unsupported("backreferences need backtracking".into()))
+                        return Err(PatternError::Unsupported(
+                            "backreferences need backtracking".into(),
+                        ))
                     }
                     'k' if chars.get(i) == Some(&'<') => {
-                        return Err(PatternError::Unsupported("backreferences need backtracking".into()))
+                        return Err(PatternError::Unsupported(
+                            "backreferences need backtracking".into(),
+                        ))
                     }
                     'c' if chars.get(i).is_some_and(char::is_ascii_alphabetic) => {
                         let ctl = (chars[i] as u32) % 32;
@@ -83,7 +91,9 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
                             && chars.get(i) == Some(&'\\')
                             && chars.get(i + 1) == Some(&'u')
                         {
-                            if let Some(lo) = hex_at(&chars, i + 2, 4).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                            if let Some(lo) =
+                                hex_at(&chars, i + 2, 4).filter(|lo| (0xDC00..0xE000).contains(lo))
+                            {
                                 v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
                                 i += 6;
                             }
@@ -139,8 +149,14 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
             }
             '(' if !in_class => {
                 let rest: String = chars[i + 1..].iter().take(4).collect();
-                if rest.starts_with("?=") || rest.starts_with("?!") || rest.starts_with("?<=") || rest.starts_with("?<!") {
-                    return Err(PatternError::Unsupported("lookaround needs backtracking".into()));
+                if rest.starts_with("?=")
+                    || rest.starts_with("?!")
+                    || rest.starts_with("?<=")
+                    || rest.starts_with("?<!")
+                {
+                    return Err(PatternError::Unsupported(
+                        "lookaround needs backtracking".into(),
+                    ));
                 }
                 if rest.starts_with("?<") {
                     out.push_str("(?P<");
@@ -159,7 +175,9 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
                     let lo = parts.next().unwrap_or("");
                     !lo.is_empty()
                         && lo.bytes().all(|b| b.is_ascii_digit())
-                        && parts.next().is_none_or(|hi| hi.bytes().all(|b| b.is_ascii_digit()))
+                        && parts
+                            .next()
+                            .is_none_or(|hi| hi.bytes().all(|b| b.is_ascii_digit()))
                 });
                 if is_quantifier {
                     let end = end.unwrap_or(i);
@@ -183,12 +201,19 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
     regex_syntax::ParserBuilder::new()
         .build()
         .parse(&out)
-        .map_err(|e| PatternError::Unsupported(format!("cannot be translated for a linear-time matcher: {}", first_line(&e.to_string()))))?;
+        .map_err(|e| {
+            PatternError::Unsupported(format!(
+                "cannot be translated for a linear-time matcher: {}",
+                first_line(&e.to_string())
+            ))
+        })?;
     Ok(out)
 }
 
 fn first_line(s: &str) -> &str {
-    s.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| s.lines().next().unwrap_or(s))
+    s.lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| s.lines().next().unwrap_or(s))
 }
 
 fn hex_at(chars: &[char], at: usize, n: usize) -> Option<u32> {
@@ -222,32 +247,83 @@ fn push_literal(out: &mut String, c: char) {
 mod tests {
     use super::*;
 
-    fn matches(ecma: &str, s: &str) -> bool {
-        let re = regex_syntax::ParserBuilder::new().build().parse(&translate(ecma).unwrap());
-        assert!(re.is_ok());
-        // Cross-check against regress, the ECMA-262 engine.
-        let expected = regress::Regex::new(ecma).unwrap().find(s).is_some();
-        expected
+    /// The translated pattern, run by the `regex` crate, agrees with `regress` (a real
+    /// ECMA-262 engine) on every input.
+    fn agree(ecma: &str, inputs: &[&str]) {
+        let translated = translate(ecma).unwrap();
+        let ours = regex::Regex::new(&translated).unwrap();
+        let reference = regress::Regex::new(ecma).unwrap();
+        for s in inputs {
+            assert_eq!(
+                ours.is_match(s),
+                reference.find(s).is_some(),
+                "pattern {ecma:?} (as {translated:?}) on {s:?}"
+            );
+        }
     }
 
     #[test]
     fn ascii_classes() {
         assert_eq!(translate(r"^\d+$").unwrap(), "^[0-9]+$");
         assert_eq!(translate(r"[\w.-]").unwrap(), r"[0-9A-Za-z_.-]");
-        assert!(matches(r"^\d$", "5"));
+        let inputs = [
+            "5", "\u{663}", "a_1", "\u{e9}", " ", "\u{a0}", "\u{2003}", "x\ny", "\r", "", "abc",
+            "ABC-123", "a.b",
+        ];
+        for p in [
+            r"^\d$",
+            r"^\w+$",
+            r"^\s$",
+            r"^\S+$",
+            r"\bab",
+            r"^[\d\s]+$",
+            r"^[^\w]$",
+            r"^.$",
+            r"^[A-Z]{3}-[0-9]{3}$",
+            r"a\.b",
+            r"^[\D]$",
+            r"^(?:a|b)*c?$",
+        ] {
+            agree(p, &inputs);
+        }
+    }
+
+    #[test]
+    fn dot_and_anchors_follow_ecma() {
+        agree(
+            r"^a.c$",
+            &["abc", "a\nc", "a\rc", "a\u{2028}c", "a\u{1F600}c"],
+        );
+        agree(r"^ab$", &["ab", "ab\n", "\nab"]);
+        agree(r"[^]", &["\n", "x", ""]);
     }
 
     #[test]
     fn refuses_backtracking_features() {
-        assert!(matches!(translate(r"(a)\1"), Err(PatternError::Unsupported(_))));
-        assert!(matches!(translate(r"^(?!foo)"), Err(PatternError::Unsupported(_))));
-        assert!(matches!(translate(r"(?<=a)b"), Err(PatternError::Unsupported(_))));
-        assert!(matches!(translate(r"(?<n>a)\k<n>"), Err(PatternError::Unsupported(_))));
+        assert!(matches!(
+            translate(r"(a)\1"),
+            Err(PatternError::Unsupported(_))
+        ));
+        assert!(matches!(
+            translate(r"^(?!foo)"),
+            Err(PatternError::Unsupported(_))
+        ));
+        assert!(matches!(
+            translate(r"(?<=a)b"),
+            Err(PatternError::Unsupported(_))
+        ));
+        assert!(matches!(
+            translate(r"(?<n>a)\k<n>"),
+            Err(PatternError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn refuses_invalid() {
-        assert!(matches!(translate(r"(unclosed"), Err(PatternError::Invalid(_))));
+        assert!(matches!(
+            translate(r"(unclosed"),
+            Err(PatternError::Invalid(_))
+        ));
         assert!(matches!(translate(r"[z-a]"), Err(PatternError::Invalid(_))));
     }
 
@@ -255,7 +331,10 @@ mod tests {
     fn literal_braces_and_named_groups() {
         assert_eq!(translate("a{").unwrap(), "a\\{");
         assert_eq!(translate("a{2,3}").unwrap(), "a{2,3}");
-        assert_eq!(translate("(?<year>[0-9]{4})").unwrap(), "(?P<year>[0-9]{4})");
+        assert_eq!(
+            translate("(?<year>[0-9]{4})").unwrap(),
+            "(?P<year>[0-9]{4})"
+        );
         assert_eq!(translate("\\u00e9").unwrap(), "\\x{E9}");
     }
 }

@@ -30,15 +30,30 @@ pub fn render(diags: &[Diagnostic], sources: &[&Sources], format: Format) -> Str
 }
 
 fn source_line<'a>(sources: &[&'a Sources], d: &Diagnostic) -> Option<&'a str> {
-    let file = sources.iter().flat_map(|s| s.files.iter()).find(|f| f.path == d.file)?;
-    file.text.lines().nth((d.pos.line as usize).checked_sub(1)?)
+    let file = sources
+        .iter()
+        .flat_map(|s| s.files.iter())
+        .find(|f| f.path == d.file)?;
+    crate::load::node::source_lines(&file.text).nth((d.pos.line as usize).checked_sub(1)?)
 }
 
 fn human(diags: &[Diagnostic], sources: &[&Sources]) -> String {
     let mut out = String::new();
     for d in diags {
-        let _ = writeln!(out, "{}[{}]: {}", d.severity.as_str(), d.code.as_str(), d.message);
-        let _ = writeln!(out, "  --> {}:{}:{}", d.file.display(), d.pos.line, d.pos.col);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            d.severity.as_str(),
+            d.code.as_str(),
+            d.message
+        );
+        let _ = writeln!(
+            out,
+            "  --> {}:{}:{}",
+            d.file.display(),
+            d.pos.line,
+            d.pos.col
+        );
         if let Some(line) = source_line(sources, d) {
             let num = d.pos.line.to_string();
             let pad = " ".repeat(num.len());
@@ -47,10 +62,17 @@ fn human(diags: &[Diagnostic], sources: &[&Sources]) -> String {
             let col = (d.pos.col as usize).saturating_sub(1).min(chars.len());
             let start = col.saturating_sub(60);
             let end = (col + 60).min(chars.len());
-            let shown: String = chars[start..end].iter().map(|c| if c.is_control() { ' ' } else { *c }).collect();
+            let shown: String = chars[start..end]
+                .iter()
+                .map(|c| if c.is_control() { ' ' } else { *c })
+                .collect();
             let prefix = if start > 0 { "…" } else { "" };
             let _ = writeln!(out, " {pad} |");
-            let _ = writeln!(out, " {num} | {prefix}{shown}{}", if end < chars.len() { "…" } else { "" });
+            let _ = writeln!(
+                out,
+                " {num} | {prefix}{shown}{}",
+                if end < chars.len() { "…" } else { "" }
+            );
             let caret_at = col - start + prefix.chars().count();
             let _ = writeln!(out, " {pad} | {}^", " ".repeat(caret_at));
         }
@@ -62,10 +84,18 @@ fn human(diags: &[Diagnostic], sources: &[&Sources]) -> String {
         }
         out.push('\n');
     }
-    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diags.len() - errors;
     if !diags.is_empty() {
-        let _ = writeln!(out, "{errors} error{}, {warnings} warning{}", if errors == 1 { "" } else { "s" }, if warnings == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "{errors} error{}, {warnings} warning{}",
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" }
+        );
     }
     out
 }
@@ -148,7 +178,10 @@ fn sarif(diags: &[Diagnostic]) -> String {
 
 /// Escapes per the GitHub Actions workflow-command rules.
 fn gh_escape(s: &str, property: bool) -> String {
-    let mut out = s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let mut out = s
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
     if property {
         out = out.replace(':', "%3A").replace(',', "%2C");
     }
@@ -185,10 +218,35 @@ fn github(diags: &[Diagnostic]) -> String {
 pub fn catalogue_markdown() -> String {
     let mut out = String::from("# Diagnostic codes\n\n<!-- Generated from codegen/src/diag.rs by `gwgen explain --all`; a test keeps it in step. -->\n\nEvery problem `gwgen check` reports has a stable code. Errors make `gwgen check` exit 1 (the\ngateway would be wrong or could not be built); warnings do not, unless `--deny-warnings` is given.\n\n| code | severity | title |\n|---|---|---|\n");
     for c in CATALOGUE {
-        let _ = writeln!(out, "| [{}](#{}) | {} | {} |", c.code, c.code.to_lowercase(), c.severity.as_str(), c.title);
+        let _ = writeln!(
+            out,
+            "| [{}](#{}) | {} | {} |",
+            c.code,
+            c.code.to_lowercase(),
+            c.severity.as_str(),
+            c.title
+        );
     }
     for c in CATALOGUE {
-        let _ = write!(out, "\n## {}\n\n**{}** ({})\n\n{}\n", c.code, c.title, c.severity.as_str(), c.help);
+        let _ = write!(
+            out,
+            "\n## {}\n\n**{}** ({})\n\n{}\n",
+            c.code,
+            c.title,
+            c.severity.as_str(),
+            c.help
+        );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_escaping() {
+        assert_eq!(gh_escape("50% a\r\nb", false), "50%25 a%0D%0Ab");
+        assert_eq!(gh_escape("a:b,c", true), "a%3Ab%2Cc");
+    }
 }

@@ -41,7 +41,8 @@ pub(crate) fn validator(level: Level) -> &'static jsonschema::Validator {
     static VALIDATORS: OnceLock<[jsonschema::Validator; 4]> = OnceLock::new();
     let all = VALIDATORS.get_or_init(|| {
         let build = |l: Level| {
-            let mut schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
+            let mut schema: serde_json::Value =
+                serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
             if let Some(obj) = schema.as_object_mut() {
                 obj.retain(|k, _| k == "$schema" || k == "$id" || k == "$defs");
                 obj.insert("$ref".into(), format!("#/$defs/{}", l.def()).into());
@@ -51,7 +52,12 @@ pub(crate) fn validator(level: Level) -> &'static jsonschema::Validator {
                 .build(&schema)
                 .expect("the shipped schema compiles")
         };
-        [build(Level::Root), build(Level::PathItem), build(Level::Operation), build(Level::SecurityScheme)]
+        [
+            build(Level::Root),
+            build(Level::PathItem),
+            build(Level::Operation),
+            build(Level::SecurityScheme),
+        ]
     });
     &all[match level {
         Level::Root => 0,
@@ -93,7 +99,9 @@ pub struct Millis(pub u64);
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        parse_duration(&v).map(Millis).ok_or_else(|| serde::de::Error::custom("invalid duration"))
+        parse_duration(&v)
+            .map(Millis)
+            .ok_or_else(|| serde::de::Error::custom("invalid duration"))
     }
 }
 
@@ -139,7 +147,9 @@ impl<'de> Deserialize<'de> for Bytes {
             };
             n.checked_mul(mult)
         });
-        parsed.map(Bytes).ok_or_else(|| serde::de::Error::custom("invalid size"))
+        parsed
+            .map(Bytes)
+            .ok_or_else(|| serde::de::Error::custom("invalid size"))
     }
 }
 
@@ -266,8 +276,8 @@ pub struct OperationSettings {
     pub transform: Option<serde_json::Value>,
     /// Request limits.
     pub limits: Option<Limits>,
-    /// Only keys of these plans may call.
-    pub usage_plans: Option<Vec<String>>,
+    /// Only keys of these usage plans may call.
+    pub plans: Option<Vec<String>>,
     /// Validation switches.
     pub validate: Option<serde_json::Value>,
 }
@@ -278,7 +288,17 @@ impl OperationSettings {
         macro_rules! pick {
             ($($f:ident),*) => { OperationSettings { $( $f: nearer.$f.clone().or_else(|| self.$f.clone()), )* } };
         }
-        pick!(integration, throttle, cache, timeout, cors, transform, limits, usage_plans, validate)
+        pick!(
+            integration,
+            throttle,
+            cache,
+            timeout,
+            cors,
+            transform,
+            limits,
+            plans,
+            validate
+        )
     }
 }
 
@@ -362,8 +382,8 @@ pub struct SchemeSettings {
     pub algorithms: Vec<String>,
     /// Clock leeway.
     pub leeway: Option<Millis>,
-    /// Plans whose keys this scheme accepts.
-    pub usage_plans: Option<Vec<String>>,
+    /// Usage plans whose keys this scheme accepts.
+    pub plans: Option<Vec<String>>,
     /// A custom authorizer.
     pub authorizer: Option<serde_json::Value>,
 }
@@ -381,7 +401,8 @@ pub fn interpolations(s: &str) -> Vec<Result<(&str, &str), &str>> {
         let inner = &after[..end];
         match inner.split_once('.') {
             Some((ns @ ("stageVariables" | "env"), name))
-                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                if !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
                 out.push(Ok((ns, name)))
             }
@@ -398,7 +419,12 @@ mod tests {
 
     #[test]
     fn the_schema_compiles_for_every_level() {
-        for l in [Level::Root, Level::PathItem, Level::Operation, Level::SecurityScheme] {
+        for l in [
+            Level::Root,
+            Level::PathItem,
+            Level::Operation,
+            Level::SecurityScheme,
+        ] {
             let _ = validator(l);
         }
         assert!(known_keys().iter().any(|k| k == "throttle"));
@@ -415,6 +441,13 @@ mod tests {
     #[test]
     fn finds_interpolations() {
         let found = interpolations("${stageVariables.orders}/x/${env.A_B}/${oops}");
-        assert_eq!(found, vec![Ok(("stageVariables", "orders")), Ok(("env", "A_B")), Err("${oops}")]);
+        assert_eq!(
+            found,
+            vec![
+                Ok(("stageVariables", "orders")),
+                Ok(("env", "A_B")),
+                Err("${oops}")
+            ]
+        );
     }
 }

@@ -1,1 +1,12 @@
+//! gwgen's end-to-end tests, in one binary so the link is paid once.
+//!
+//! They read third-party material from `../shared/corpus` beside the repository (set
+//! `GWGEN_CORPUS` to put it elsewhere) and run the real `gwgen` binary.
 
+mod cli;
+mod corpus;
+mod docs;
+mod fuzz;
+mod hostile;
+mod snapshots;
+mod support;

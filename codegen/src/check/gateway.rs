@@ -11,8 +11,14 @@ use crate::load::node::{push_segment, split_pointer, Node, Value};
 use crate::lower::template_params;
 use crate::xgw::{interpolations, known_keys, validator, Level};
 
-/// Validates one `x-gateway` block; returns its JSON when valid.
-pub(crate) fn validate_block(block: &Node, level: Level, file: &Path, ptr: &str, diags: &mut Diagnostics) -> Option<serde_json::Value> {
+/// Validates one `x-gateway` block; returns its JSON and whether it was valid.
+pub(crate) fn validate_block(
+    block: &Node,
+    level: Level,
+    file: &Path,
+    ptr: &str,
+    diags: &mut Diagnostics,
+) -> (serde_json::Value, bool) {
     let json = block.to_json();
     let mut ok = true;
     for err in validator(level).iter_errors(&json) {
@@ -39,18 +45,75 @@ pub(crate) fn validate_block(block: &Node, level: Level, file: &Path, ptr: &str,
                     let msg = if inst.is_empty() {
                         format!("`{key}` is not an `x-gateway` key on {level_name}")
                     } else {
-                        format!("`{key}` is not allowed in `x-gateway` at `{}`", inst.trim_start_matches('/'))
+                        format!(
+                            "`{key}` is not allowed in `x-gateway` at `{}`",
+                            inst.trim_start_matches('/')
+                        )
                     };
                     diags.report(Code::XGatewayUnknownKey, file, pos, &kp, msg, hint);
                 }
             }
-            _ => {
-                let what = if inst.is_empty() { "x-gateway".to_string() } else { inst.trim_start_matches('/').to_string() };
-                diags.report(Code::XGatewayInvalid, file, at.pos, &at_ptr, format!("`{what}`: {}", short(&err.to_string())), None);
+            kind => {
+                let what = if inst.is_empty() {
+                    "x-gateway".to_string()
+                } else {
+                    inst.trim_start_matches('/').to_string()
+                };
+                let msg = match kind {
+                    K::Type { .. } => format!(
+                        "expected {}, found {}",
+                        err.to_string()
+                            .rsplit("is not of type ")
+                            .next()
+                            .unwrap_or("another type")
+                            .replace('"', ""),
+                        at.kind()
+                    ),
+                    K::AnyOf { .. } | K::OneOfNotValid { .. } => {
+                        format!("{} is not an accepted form here", compact(err.instance()))
+                    }
+                    _ => {
+                        let full = err.to_string();
+                        let inst_text = err.instance().to_string();
+                        match full.strip_prefix(&inst_text) {
+                            Some(rest) => format!("{}{rest}", compact(err.instance())),
+                            None => short(&full),
+                        }
+                    }
+                };
+                let hint = schema_hint(
+                    &err.absolute_keyword_location()
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|| err.schema_path().to_string()),
+                );
+                diags.report(
+                    Code::XGatewayInvalid,
+                    file,
+                    at.pos,
+                    &at_ptr,
+                    format!("`{what}`: {msg}"),
+                    hint,
+                );
             }
         }
     }
-    ok.then_some(json)
+    (json, ok)
+}
+
+/// A value shown in a message: short values whole, long ones cut.
+fn compact(v: &serde_json::Value) -> String {
+    short(&v.to_string())
+}
+
+/// What the schema says of the failing definition, as a hint (durations, sizes).
+fn schema_hint(schema_path: &str) -> Option<String> {
+    if schema_path.contains("duration") {
+        Some("durations are written `250ms`, `3s`, `5m`, `1h`, or a whole number of seconds".into())
+    } else if schema_path.contains("size") {
+        Some("sizes are written `512`, `64KiB`, `10MiB`, `1GB`".into())
+    } else {
+        None
+    }
 }
 
 fn short(msg: &str) -> String {
@@ -67,78 +130,144 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
-    check_urls(gw, diags);
+    check_urls(gw, root, diags);
     check_pitfalls(gw, root, root_file, diags);
 }
 
-/// Walks every string under every `x-gateway` block of the root file.
+/// Every `x-gateway` block of the root file (root, path items, operations, security schemes),
+/// with its JSON pointer. The checks below look only inside these.
+fn blocks(root: &Node) -> Vec<(&Node, String)> {
+    let mut out = Vec::new();
+    fn push<'a>(out: &mut Vec<(&'a Node, String)>, holder: &'a Node, base: &str) {
+        if let Some(b) = holder.get("x-gateway") {
+            let mut p = base.to_string();
+            push_segment(&mut p, "x-gateway");
+            out.push((b, p));
+        }
+    }
+    push(&mut out, root, "");
+    if let Some(paths) = root.get("paths") {
+        for e in paths.entries() {
+            let mut p = "/paths".to_string();
+            push_segment(&mut p, &e.key);
+            push(&mut out, &e.value, &p);
+            for m in crate::check::structure::operation_methods() {
+                if let Some(op) = e.value.get(m) {
+                    let mut mp = p.clone();
+                    push_segment(&mut mp, m);
+                    push(&mut out, op, &mp);
+                }
+            }
+        }
+    }
+    if let Some(schemes) = root
+        .get("components")
+        .and_then(|c| c.get("securitySchemes"))
+    {
+        for e in schemes.entries() {
+            let mut p = "/components/securitySchemes".to_string();
+            push_segment(&mut p, &e.key);
+            push(&mut out, &e.value, &p);
+        }
+    }
+    out
+}
+
+/// Calls `visit(node, pointer)` for every value inside the `x-gateway` blocks of the root file.
+fn visit_blocks<'a>(
+    root: &'a Node,
+    mut visit: impl FnMut(&'a Node, &str, Option<&'a crate::load::node::Entry>),
+) {
+    for (block, ptr) in blocks(root) {
+        let mut stack: Vec<(&Node, String, Option<&crate::load::node::Entry>)> =
+            vec![(block, ptr, None)];
+        while let Some((node, ptr, entry)) = stack.pop() {
+            visit(node, &ptr, entry);
+            match &node.value {
+                Value::Object(entries) => {
+                    for e in entries.iter().rev() {
+                        let mut p = ptr.clone();
+                        push_segment(&mut p, &e.key);
+                        stack.push((&e.value, p, Some(e)));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate().rev() {
+                        let mut p = ptr.clone();
+                        crate::load::node::push_index(&mut p, i);
+                        stack.push((item, p, None));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Interpolations in every string of every `x-gateway` block of the root file.
 fn check_interpolations(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
     let declared: Vec<(&str, BTreeSet<&str>)> = gw
         .stages
         .iter()
-        .map(|s| (s.name.as_str(), s.settings.variables.keys().map(String::as_str).collect()))
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.settings.variables.keys().map(String::as_str).collect(),
+            )
+        })
         .collect();
-    let mut stack: Vec<(&Node, String, bool)> = vec![(root, String::new(), false)];
-    while let Some((node, ptr, inside)) = stack.pop() {
-        match &node.value {
-            Value::String(s) if inside => {
-                let in_stage_vars = ptr.starts_with("/x-gateway/stages/");
-                for found in interpolations(s) {
-                    match found {
-                        Ok(("stageVariables", name)) => {
-                            if in_stage_vars {
-                                diags.report(Code::BadInterpolation, file, node.pos, &ptr, format!("stage variables cannot refer to stage variables (`${{stageVariables.{name}}}`)"), Some("use `${env.NAME}` here".into()));
-                                continue;
-                            }
-                            let missing: Vec<&str> = declared.iter().filter(|(_, vars)| !vars.contains(name)).map(|(s, _)| *s).collect();
-                            if !missing.is_empty() {
-                                let all: BTreeSet<&str> = declared.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-                                diags.report(
-                                    Code::UnknownStageVariable,
-                                    file,
-                                    node.pos,
-                                    &ptr,
-                                    format!("stage variable `{name}` is not declared by stage{} {}", if missing.len() > 1 { "s" } else { "" }, missing.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
-                                    did_you_mean(name, all.iter().copied()),
-                                );
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(text) => diags.report(
-                            Code::BadInterpolation,
+    visit_blocks(root, |node, ptr, _| {
+        let Value::String(s) = &node.value else {
+            return;
+        };
+        let in_stage_vars = ptr.starts_with("/x-gateway/stages/");
+        for found in interpolations(s) {
+            match found {
+                Ok(("stageVariables", name)) => {
+                    if in_stage_vars {
+                        diags.report(Code::BadInterpolation, file, node.pos, ptr, format!("stage variables cannot refer to stage variables (`${{stageVariables.{name}}}`)"), Some("use `${env.NAME}` here".into()));
+                        continue;
+                    }
+                    let missing: Vec<&str> = declared
+                        .iter()
+                        .filter(|(_, vars)| !vars.contains(name))
+                        .map(|(s, _)| *s)
+                        .collect();
+                    if !missing.is_empty() {
+                        let all: BTreeSet<&str> = declared
+                            .iter()
+                            .flat_map(|(_, v)| v.iter().copied())
+                            .collect();
+                        diags.report(
+                            Code::UnknownStageVariable,
                             file,
                             node.pos,
-                            &ptr,
-                            format!("`{text}` is not an interpolation gwgen understands"),
-                            Some("write `${stageVariables.NAME}` or `${env.NAME}`".into()),
-                        ),
+                            ptr,
+                            format!(
+                                "stage variable `{name}` is not declared by stage{} {}",
+                                if missing.len() > 1 { "s" } else { "" },
+                                missing
+                                    .iter()
+                                    .map(|s| format!("`{s}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            did_you_mean(name, all.iter().copied()),
+                        );
                     }
                 }
+                Ok(_) => {}
+                Err(text) => diags.report(
+                    Code::BadInterpolation,
+                    file,
+                    node.pos,
+                    ptr,
+                    format!("`{text}` is not an interpolation gwgen understands"),
+                    Some("write `${stageVariables.NAME}` or `${env.NAME}`".into()),
+                ),
             }
-            Value::Object(entries) => {
-                for e in entries.iter().rev() {
-                    let mut p = ptr.clone();
-                    push_segment(&mut p, &e.key);
-                    let descend = inside || e.key == "x-gateway";
-                    // Outside x-gateway only containers that can hold x-gateway blocks matter.
-                    if descend || matches!(e.value.value, Value::Object(_)) {
-                        if !descend && matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
-                            continue;
-                        }
-                        stack.push((&e.value, p, descend));
-                    }
-                }
-            }
-            Value::Array(items) if inside => {
-                for (i, item) in items.iter().enumerate() {
-                    let mut p = ptr.clone();
-                    push_segment(&mut p, &i.to_string());
-                    stack.push((item, p, true));
-                }
-            }
-            _ => {}
         }
-    }
+    });
 }
 
 fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
@@ -155,7 +284,10 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
                         file,
                         e.key_pos,
                         &p,
-                        format!("security scheme `{}` is not declared in `components.securitySchemes`", e.key),
+                        format!(
+                            "security scheme `{}` is not declared in `components.securitySchemes`",
+                            e.key
+                        ),
                         did_you_mean(&e.key, known.iter().copied()),
                     );
                 }
@@ -176,16 +308,33 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         }
     }
     // Schemes the gateway cannot enforce as configured fail closed; say so once per scheme used.
-    let used: BTreeSet<&str> = gw.routes.iter().flat_map(|r| r.security.iter().flat_map(|req| req.schemes.iter().map(|(n, _)| n.as_str()))).collect();
+    let used: BTreeSet<&str> = gw
+        .routes
+        .iter()
+        .flat_map(|r| {
+            r.security
+                .iter()
+                .flat_map(|req| req.schemes.iter().map(|(n, _)| n.as_str()))
+        })
+        .collect();
     for name in used {
-        let Some(s) = gw.security_schemes.get(name) else { continue };
+        let Some(s) = gw.security_schemes.get(name) else {
+            continue;
+        };
         let x = &s.settings;
         let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
         let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
             (_, _) if x.authorizer.is_some() => None,
-            ("apiKey", _) if gw.root.api_keys.is_none() => Some("API keys need `x-gateway.api_keys.source` at the root".to_string()),
-            ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some("JWT verification needs `jwks_uri`, `keys` or `secret` in the scheme's `x-gateway`".to_string()),
-            ("http", Some(other)) if other != "bearer" => Some(format!("HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`")),
+            ("apiKey", _) if gw.root.api_keys.is_none() => {
+                Some("API keys need `x-gateway.api_keys.source` at the root".to_string())
+            }
+            ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some(
+                "JWT verification needs `jwks_uri`, `keys` or `secret` in the scheme's `x-gateway`"
+                    .to_string(),
+            ),
+            ("http", Some(other)) if other != "bearer" => Some(format!(
+                "HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`"
+            )),
             ("mutualTLS", _) => Some("mutual TLS is not enforced by the gateway".to_string()),
             _ => None,
         };
@@ -205,44 +354,69 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
 
 fn check_plans(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
     let known: Vec<&str> = gw.root.usage_plans.keys().map(String::as_str).collect();
-    // Every `usage_plans: [...]` list inside an x-gateway block of the root file.
-    let mut stack: Vec<(&Node, String, bool)> = vec![(root, String::new(), false)];
-    while let Some((node, ptr, inside)) = stack.pop() {
-        for e in node.entries() {
-            let mut p = ptr.clone();
-            push_segment(&mut p, &e.key);
-            if inside && e.key == "usage_plans" {
-                for (i, item) in e.value.items().iter().enumerate() {
-                    if let Some(name) = item.as_str() {
-                        if !known.contains(&name) {
-                            let mut ip = p.clone();
-                            push_segment(&mut ip, &i.to_string());
-                            diags.report(Code::UnknownUsagePlan, file, item.pos, &ip, format!("usage plan `{name}` is not declared in `x-gateway.usage_plans`"), did_you_mean(name, known.iter().copied()));
-                        }
-                    }
+    visit_blocks(root, |node, ptr, entry| {
+        if entry.is_some_and(|e| e.key == "plans") {
+            for (i, item) in node.items().iter().enumerate() {
+                if let Some(name) = item.as_str().filter(|n| !known.contains(n)) {
+                    let mut ip = ptr.to_string();
+                    crate::load::node::push_index(&mut ip, i);
+                    diags.report(
+                        Code::UnknownUsagePlan,
+                        file,
+                        item.pos,
+                        &ip,
+                        format!("usage plan `{name}` is not declared in `x-gateway.usage_plans`"),
+                        did_you_mean(name, known.iter().copied()),
+                    );
                 }
-            } else if e.value.is_object() && !matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
-                stack.push((&e.value, p, inside || e.key == "x-gateway"));
             }
         }
-    }
+    });
 }
 
-fn check_urls(gw: &Gateway, diags: &mut Diagnostics) {
+/// Where the integration URL that `route` uses is written: on the operation, its path item, or
+/// in the root's `defaults`.
+fn url_location(route: &crate::ir::Route, root: &Node) -> Location {
+    let op = &route.location.pointer;
+    let path_item = op.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    let candidates = [
+        format!("{op}/x-gateway/integration/url"),
+        format!("{path_item}/x-gateway/integration/url"),
+        "/x-gateway/defaults/integration/url".to_string(),
+        "/x-gateway/integration/url".to_string(),
+    ];
+    for c in candidates {
+        if let Some(node) = root.pointer(split_pointer(&c)) {
+            return Location {
+                file: route.location.file.clone(),
+                pointer: c,
+                pos: node.pos,
+            };
+        }
+    }
+    route.location.clone()
+}
+
+fn check_urls(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
     for r in &gw.routes {
-        let Some(integration) = &r.settings.integration else { continue };
+        let Some(integration) = &r.settings.integration else {
+            continue;
+        };
         if integration.kind != "http" {
             continue;
         }
         let params = template_params(&r.segments);
-        let urls = integration.url.iter().chain(integration.targets.iter().flatten().map(|t| &t.url));
+        let urls = integration
+            .url
+            .iter()
+            .chain(integration.targets.iter().flatten().map(|t| &t.url));
         for url in urls {
             for name in url_placeholders(url) {
                 if !params.contains(&name) {
                     report_at(
                         diags,
                         Code::UnknownUrlPlaceholder,
-                        &r.location,
+                        &url_location(r, root),
                         format!("`{{{name}}}` in integration URL `{url}` names no path parameter of {} {}", r.method, r.path),
                         did_you_mean(name, params.iter().copied()),
                     );
@@ -270,18 +444,35 @@ pub(crate) fn url_placeholders(url: &str) -> Vec<&str> {
     out
 }
 
-fn report_at(diags: &mut Diagnostics, code: Code, loc: &Location, msg: String, hint: Option<String>) {
+fn report_at(
+    diags: &mut Diagnostics,
+    code: Code,
+    loc: &Location,
+    msg: String,
+    hint: Option<String>,
+) {
     diags.report(code, &loc.file, loc.pos, &loc.pointer, msg, hint);
 }
 
 fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
-    let root_pos = root.entry("x-gateway").map(|e| e.key_pos).or_else(|| root.entry("openapi").map(|e| e.key_pos)).unwrap_or(root.pos);
+    let root_pos = root
+        .entry("x-gateway")
+        .map(|e| e.key_pos)
+        .or_else(|| root.entry("openapi").map(|e| e.key_pos))
+        .unwrap_or(root.pos);
     let throttled = gw.defaults.throttle.is_some()
         || gw.stages.iter().any(|s| s.settings.throttle.is_some())
         || gw.root.usage_plans.values().any(|p| p.throttle.is_some())
         || gw.routes.iter().any(|r| r.settings.throttle.is_some());
     if !throttled && !gw.routes.is_empty() {
-        diags.report(Code::NoThrottle, file, root_pos, "", "no `throttle` is set at any level, so nothing limits request rates", Some("add `x-gateway: { defaults: { throttle: { rate: 100, burst: 200 } } }`".into()));
+        diags.report(
+            Code::NoThrottle,
+            file,
+            root_pos,
+            "",
+            "no `throttle` is set at any level, so nothing limits request rates",
+            Some("add `x-gateway: { defaults: { throttle: { rate: 100, burst: 200 } } }`".into()),
+        );
     }
     for r in &gw.routes {
         let mutating = matches!(r.method, "POST" | "PUT" | "PATCH" | "DELETE");
@@ -290,34 +481,52 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         }
     }
     // CORS with credentials and a wildcard origin, wherever it is declared.
-    let mut stack: Vec<(&Node, String)> = vec![(root, String::new())];
-    while let Some((node, ptr)) = stack.pop() {
-        for e in node.entries() {
-            let mut p = ptr.clone();
-            push_segment(&mut p, &e.key);
-            if e.key == "cors" && ptr.contains("x-gateway") {
-                let wildcard = e.value.get("allow_origins").is_some_and(|o| o.items().iter().any(|x| x.as_str() == Some("*")));
-                let creds = e.value.get("allow_credentials").and_then(Node::as_bool) == Some(true);
-                if wildcard && creds {
-                    diags.report(Code::UnsafeCors, file, e.key_pos, &p, "CORS allows credentials from any origin (`*`)", Some("list the exact origins in `allow_origins`".into()));
-                } else if wildcard {
-                    // A wildcard without credentials is what public APIs want; nothing to say.
-                }
-            } else if e.value.is_object() && !matches!(e.key.as_str(), "schemas" | "examples" | "example" | "properties") {
-                stack.push((&e.value, p));
-            }
+    visit_blocks(root, |node, ptr, entry| {
+        let Some(e) = entry.filter(|e| e.key == "cors") else {
+            return;
+        };
+        let wildcard = node
+            .get("allow_origins")
+            .is_some_and(|o| o.items().iter().any(|x| x.as_str() == Some("*")));
+        let creds = node.get("allow_credentials").and_then(Node::as_bool) == Some(true);
+        if wildcard && creds {
+            diags.report(
+                Code::UnsafeCors,
+                file,
+                e.key_pos,
+                ptr,
+                "CORS allows credentials from any origin (`*`)",
+                Some("list the exact origins in `allow_origins`".into()),
+            );
         }
-    }
-    let mocks: Vec<String> = gw.routes.iter().filter(|r| r.settings.integration.is_none()).map(|r| format!("{} {}", r.method, r.path)).collect();
+    });
+    let mocks: Vec<String> = gw
+        .routes
+        .iter()
+        .filter(|r| r.settings.integration.is_none())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
     if !mocks.is_empty() {
         let shown: Vec<&str> = mocks.iter().take(3).map(String::as_str).collect();
-        let more = if mocks.len() > 3 { format!(" and {} more", mocks.len() - 3) } else { String::new() };
+        let more = if mocks.len() > 3 {
+            format!(" and {} more", mocks.len() - 3)
+        } else {
+            String::new()
+        };
         diags.report(
             Code::MockOperations,
             file,
             root_pos,
             "",
-            format!("{} operation{} ha{} no integration and {} served as mock{}: {}{more}", mocks.len(), if mocks.len() == 1 { "" } else { "s" }, if mocks.len() == 1 { "s" } else { "ve" }, if mocks.len() == 1 { "is" } else { "are" }, if mocks.len() == 1 { "" } else { "s" }, shown.join(", ")),
+            format!(
+                "{} operation{} ha{} no integration and {} served as mock{}: {}{more}",
+                mocks.len(),
+                if mocks.len() == 1 { "" } else { "s" },
+                if mocks.len() == 1 { "s" } else { "ve" },
+                if mocks.len() == 1 { "is" } else { "are" },
+                if mocks.len() == 1 { "" } else { "s" },
+                shown.join(", ")
+            ),
             Some("set `x-gateway.defaults.integration` to proxy them".into()),
         );
     }

@@ -8,14 +8,26 @@ use crate::ir::Gateway;
 use crate::load::node::{push_segment, Node};
 use crate::lower::{parse_template, template_shape};
 
-pub(crate) fn check_routes(gw: &Gateway, root: &Node, diags: &mut Diagnostics, root_file: &std::path::Path) {
+pub(crate) fn check_routes(
+    gw: &Gateway,
+    root: &Node,
+    diags: &mut Diagnostics,
+    root_file: &std::path::Path,
+) {
     if let Some(paths) = root.get("paths") {
         for e in paths.entries() {
             if e.key.starts_with('/') {
                 if let Err(why) = parse_template(&e.key) {
                     let mut p = "/paths".to_string();
                     push_segment(&mut p, &e.key);
-                    diags.report(Code::BadPathTemplate, root_file, e.key_pos, &p, format!("invalid path template `{}`: {why}", e.key), None);
+                    diags.report(
+                        Code::BadPathTemplate,
+                        root_file,
+                        e.key_pos,
+                        &p,
+                        format!("invalid path template `{}`: {why}", e.key),
+                        None,
+                    );
                 }
             }
         }
@@ -33,7 +45,12 @@ pub(crate) fn check_routes(gw: &Gateway, root: &Node, diags: &mut Diagnostics, r
                 &r.location.pointer,
                 format!(
                     "{} {} conflicts with {} {} at {}:{}: both match the same requests",
-                    r.method, r.path, f.method, f.path, f.location.file.display(), f.location.pos
+                    r.method,
+                    r.path,
+                    f.method,
+                    f.path,
+                    f.location.file.display(),
+                    f.location.pos
                 ),
                 Some("merge the two paths, or make their literal segments differ".into()),
             );
@@ -50,7 +67,13 @@ pub(crate) fn check_routes(gw: &Gateway, root: &Node, diags: &mut Diagnostics, r
                     &r.location.file,
                     r.location.pos,
                     &p,
-                    format!("operationId `{id}` is also used by {} {} at {}:{}", f.method, f.path, f.location.file.display(), f.location.pos),
+                    format!(
+                        "operationId `{id}` is also used by {} {} at {}:{}",
+                        f.method,
+                        f.path,
+                        f.location.file.display(),
+                        f.location.pos
+                    ),
                     None,
                 );
             } else {

@@ -9,7 +9,9 @@ use crate::load::node::{push_segment, Node, Value};
 use crate::pattern::{translate, PatternError};
 use crate::Version;
 
-const TYPES: &[&str] = &["null", "boolean", "object", "array", "number", "string", "integer"];
+const TYPES: &[&str] = &[
+    "null", "boolean", "object", "array", "number", "string", "integer",
+];
 
 /// Checks schema keywords, remembering the verdict on each distinct pattern.
 #[derive(Default)]
@@ -29,12 +31,20 @@ impl At<'_> {
         if !key.is_empty() {
             push_segment(&mut ptr, key);
         }
-        self.diags.report(code, self.file, node.pos, &ptr, msg, hint);
+        self.diags
+            .report(code, self.file, node.pos, &ptr, msg, hint);
     }
 }
 
 impl SchemaChecker {
-    pub(crate) fn check_keywords(&mut self, schema: &Node, version: Version, file: &Path, ptr: &str, diags: &mut Diagnostics) {
+    pub(crate) fn check_keywords(
+        &mut self,
+        schema: &Node,
+        version: Version,
+        file: &Path,
+        ptr: &str,
+        diags: &mut Diagnostics,
+    ) {
         let mut at = At { file, ptr, diags };
         if let Some(t) = schema.get("type") {
             check_type(t, version, &mut at);
@@ -42,32 +52,62 @@ impl SchemaChecker {
         if let Some(p) = schema.get("pattern") {
             match p.as_str() {
                 Some(s) => self.check_pattern(s, p, "pattern", &mut at),
-                None => at.report(Code::WrongType, p, "pattern", format!("`pattern` must be a string, found {}", p.kind()), None),
+                None => at.report(
+                    Code::WrongType,
+                    p,
+                    "pattern",
+                    format!("`pattern` must be a string, found {}", p.kind()),
+                    None,
+                ),
             }
         }
         if let Some(pp) = schema.get("patternProperties") {
             for e in pp.entries() {
                 let mut key_node = e.value.clone();
                 key_node.pos = e.key_pos;
-                let key = format!("patternProperties/{}", e.key.replace('~', "~0").replace('/', "~1"));
+                let key = format!(
+                    "patternProperties/{}",
+                    e.key.replace('~', "~0").replace('/', "~1")
+                );
                 self.check_pattern(&e.key, &key_node, &key, &mut at);
             }
         }
         if let Some(e) = schema.get("enum") {
             match &e.value {
-                Value::Array(items) if items.is_empty() => {
-                    at.report(Code::Unsatisfiable, e, "enum", "`enum` is empty, so no value is allowed".into(), None)
-                }
+                Value::Array(items) if items.is_empty() => at.report(
+                    Code::Unsatisfiable,
+                    e,
+                    "enum",
+                    "`enum` is empty, so no value is allowed".into(),
+                    None,
+                ),
                 Value::Array(_) => {}
-                _ => at.report(Code::WrongType, e, "enum", format!("`enum` must be an array, found {}", e.kind()), None),
+                _ => at.report(
+                    Code::WrongType,
+                    e,
+                    "enum",
+                    format!("`enum` must be an array, found {}", e.kind()),
+                    None,
+                ),
             }
         }
         let num = |k: &str| schema.get(k).and_then(Node::as_f64);
-        for (lo, hi) in [("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties", "maxProperties"), ("minContains", "maxContains")] {
+        for (lo, hi) in [
+            ("minLength", "maxLength"),
+            ("minItems", "maxItems"),
+            ("minProperties", "maxProperties"),
+            ("minContains", "maxContains"),
+        ] {
             if let (Some(a), Some(b)) = (num(lo), num(hi)) {
                 if a > b {
                     let node = schema.get(lo).unwrap_or(schema);
-                    at.report(Code::Unsatisfiable, node, lo, format!("`{lo}` ({a}) is greater than `{hi}` ({b})"), None);
+                    at.report(
+                        Code::Unsatisfiable,
+                        node,
+                        lo,
+                        format!("`{lo}` ({a}) is greater than `{hi}` ({b})"),
+                        None,
+                    );
                 }
             }
         }
@@ -103,7 +143,13 @@ impl SchemaChecker {
         }
         if let Some(m) = schema.get("multipleOf") {
             if m.as_f64().is_some_and(|v| v <= 0.0) {
-                at.report(Code::InvalidValue, m, "multipleOf", "`multipleOf` must be greater than 0".into(), None);
+                at.report(
+                    Code::InvalidValue,
+                    m,
+                    "multipleOf",
+                    "`multipleOf` must be greater than 0".into(),
+                    None,
+                );
             }
         }
         if version == Version::V31 {
@@ -111,7 +157,13 @@ impl SchemaChecker {
                 for r in req.items() {
                     if let Some(name) = r.as_str() {
                         if props.get(name).and_then(Node::as_bool) == Some(false) {
-                            at.report(Code::Unsatisfiable, r, "required", format!("property `{name}` is required but its schema is `false`"), None);
+                            at.report(
+                                Code::Unsatisfiable,
+                                r,
+                                "required",
+                                format!("property `{name}` is required but its schema is `false`"),
+                                None,
+                            );
                         }
                     }
                 }
@@ -155,15 +207,33 @@ fn check_type(t: &Node, version: Version, at: &mut At<'_>) {
             } else {
                 crate::diag::did_you_mean(s, TYPES.iter().copied())
             };
-            at.report(Code::InvalidSchemaType, t, "type", format!("`{s}` is not a JSON Schema type"), hint)
+            at.report(
+                Code::InvalidSchemaType,
+                t,
+                "type",
+                format!("`{s}` is not a JSON Schema type"),
+                hint,
+            )
         }
         Value::Array(items) if version == Version::V31 => {
             if items.is_empty() {
-                at.report(Code::Unsatisfiable, t, "type", "`type` is an empty list, so no value is allowed".into(), None);
+                at.report(
+                    Code::Unsatisfiable,
+                    t,
+                    "type",
+                    "`type` is an empty list, so no value is allowed".into(),
+                    None,
+                );
             }
             for item in items {
                 if !item.as_str().is_some_and(ok_name) {
-                    at.report(Code::InvalidSchemaType, item, "type", "every entry of `type` must be a JSON Schema type name".into(), None);
+                    at.report(
+                        Code::InvalidSchemaType,
+                        item,
+                        "type",
+                        "every entry of `type` must be a JSON Schema type name".into(),
+                        None,
+                    );
                 }
             }
         }
@@ -173,7 +243,11 @@ fn check_type(t: &Node, version: Version, at: &mut At<'_>) {
             "type",
             format!(
                 "`type` must be {}, found {}",
-                if version == Version::V30 { "a string in OpenAPI 3.0" } else { "a string or an array of strings" },
+                if version == Version::V30 {
+                    "a string in OpenAPI 3.0"
+                } else {
+                    "a string or an array of strings"
+                },
                 t.kind()
             ),
             None,

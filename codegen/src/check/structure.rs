@@ -50,19 +50,44 @@ pub(crate) struct Shape {
 }
 
 const fn f(name: &'static str, ty: Ty) -> Field {
-    Field { name, ty, since: Since::V30 }
+    Field {
+        name,
+        ty,
+        since: Since::V30,
+    }
 }
 const fn f31(name: &'static str, ty: Ty) -> Field {
-    Field { name, ty, since: Since::V31 }
+    Field {
+        name,
+        ty,
+        since: Since::V31,
+    }
 }
 
 /// Schema keywords that Swagger 2.0 put directly in parameters and headers.
 const SWAGGER2_FIELDS: &[&str] = &[
-    "type", "format", "items", "collectionFormat", "default", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
-    "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems", "enum", "multipleOf",
+    "type",
+    "format",
+    "items",
+    "collectionFormat",
+    "default",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "enum",
+    "multipleOf",
 ];
 
-const OPERATION_METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const OPERATION_METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 pub(crate) static ROOT: Shape = Shape {
     name: "OpenAPI Object",
@@ -100,7 +125,11 @@ static CONTACT: Shape = Shape {
 };
 static LICENSE: Shape = Shape {
     name: "License Object",
-    fields: &[f("name", Ty::Str), f31("identifier", Ty::Str), f("url", Ty::Str)],
+    fields: &[
+        f("name", Ty::Str),
+        f31("identifier", Ty::Str),
+        f("url", Ty::Str),
+    ],
     required: &["name"],
 };
 static SERVER: Shape = Shape {
@@ -114,7 +143,11 @@ static SERVER: Shape = Shape {
 };
 static SERVER_VARIABLE: Shape = Shape {
     name: "Server Variable Object",
-    fields: &[f("enum", Ty::StrArr), f("default", Ty::Str), f("description", Ty::Str)],
+    fields: &[
+        f("enum", Ty::StrArr),
+        f("default", Ty::Str),
+        f("description", Ty::Str),
+    ],
     required: &["default"],
 };
 static COMPONENTS: Shape = Shape {
@@ -190,7 +223,18 @@ static PARAMETER: Shape = Shape {
         f("required", Ty::Bool),
         f("deprecated", Ty::Bool),
         f("allowEmptyValue", Ty::Bool),
-        f("style", Ty::OneOf(&["matrix", "label", "form", "simple", "spaceDelimited", "pipeDelimited", "deepObject"])),
+        f(
+            "style",
+            Ty::OneOf(&[
+                "matrix",
+                "label",
+                "form",
+                "simple",
+                "spaceDelimited",
+                "pipeDelimited",
+                "deepObject",
+            ]),
+        ),
         f("explode", Ty::Bool),
         f("allowReserved", Ty::Bool),
         f("schema", Ty::Schema),
@@ -240,7 +284,10 @@ static ENCODING: Shape = Shape {
     fields: &[
         f("contentType", Ty::Str),
         f("headers", Ty::MapOf(&Ty::RefOr(&HEADER))),
-        f("style", Ty::OneOf(&["form", "spaceDelimited", "pipeDelimited", "deepObject"])),
+        f(
+            "style",
+            Ty::OneOf(&["form", "spaceDelimited", "pipeDelimited", "deepObject"]),
+        ),
         f("explode", Ty::Bool),
         f("allowReserved", Ty::Bool),
     ],
@@ -290,7 +337,10 @@ static TAG: Shape = Shape {
 static SECURITY_SCHEME: Shape = Shape {
     name: "Security Scheme Object",
     fields: &[
-        f("type", Ty::OneOf(&["apiKey", "http", "mutualTLS", "oauth2", "openIdConnect"])),
+        f(
+            "type",
+            Ty::OneOf(&["apiKey", "http", "mutualTLS", "oauth2", "openIdConnect"]),
+        ),
         f("description", Ty::Str),
         f("name", Ty::Str),
         f("in", Ty::OneOf(&["query", "header", "cookie"])),
@@ -367,16 +417,38 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub(crate) fn report(&mut self, code: Code, node: &Node, msg: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn report(
+        &mut self,
+        code: Code,
+        node: &Node,
+        msg: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let path = self.src.file(self.file).path.clone();
-        self.diags.report(code, &path, node.pos, &self.ptr, msg, hint);
+        self.diags
+            .report(code, &path, node.pos, &self.ptr, msg, hint);
     }
 
-    fn report_key(&mut self, code: Code, pos: crate::load::node::Pos, key: &str, msg: String, hint: Option<String>) {
+    fn report_key(
+        &mut self,
+        code: Code,
+        pos: crate::load::node::Pos,
+        key: &str,
+        msg: String,
+        hint: Option<String>,
+    ) {
         let path = self.src.file(self.file).path.clone();
         let mut ptr = self.ptr.clone();
         push_segment(&mut ptr, key);
         self.diags.report(code, &path, pos, &ptr, msg, hint);
+    }
+
+    fn enter_index<R>(&mut self, i: usize, f: impl FnOnce(&mut Self) -> R) -> R {
+        let len = self.ptr.len();
+        crate::load::node::push_index(&mut self.ptr, i);
+        let r = f(self);
+        self.ptr.truncate(len);
+        r
     }
 
     fn enter<R>(&mut self, seg: &str, f: impl FnOnce(&mut Self) -> R) -> R {
@@ -397,9 +469,13 @@ impl<'a> Walker<'a> {
                 self.expect(node, "boolean", matches!(node.value, Value::Bool(_)));
             }
             Ty::StrArr => {
-                if self.expect(node, "array of strings", matches!(node.value, Value::Array(_))) {
+                if self.expect(
+                    node,
+                    "array of strings",
+                    matches!(node.value, Value::Array(_)),
+                ) {
                     for (i, item) in node.items().iter().enumerate() {
-                        self.enter(&i.to_string(), |w| w.walk(item, Ty::Str));
+                        self.enter_index(i, |w| w.walk(item, Ty::Str));
                     }
                 }
             }
@@ -432,7 +508,7 @@ impl<'a> Walker<'a> {
             Ty::ArrOf(inner) => {
                 if self.expect(node, "array", matches!(node.value, Value::Array(_))) {
                     for (i, item) in node.items().iter().enumerate() {
-                        self.enter(&i.to_string(), |w| w.walk(item, *inner));
+                        self.enter_index(i, |w| w.walk(item, *inner));
                     }
                 }
             }
@@ -467,7 +543,10 @@ impl<'a> Walker<'a> {
                                 Code::InvalidValue,
                                 e.key_pos,
                                 &e.key,
-                                format!("`{}` is not a response status (`default`, `200`, `4XX`, …)", e.key),
+                                format!(
+                                    "`{}` is not a response status (`default`, `200`, `4XX`, …)",
+                                    e.key
+                                ),
                                 None,
                             );
                         }
@@ -490,9 +569,15 @@ impl<'a> Walker<'a> {
 
     fn expect(&mut self, node: &Node, what: &str, ok: bool) -> bool {
         if !ok {
-            let hint = (what == "string" && matches!(node.value, Value::Number(_) | Value::Bool(_)))
-                .then(|| "quote the value to make it a string".to_string());
-            self.report(Code::WrongType, node, format!("expected {what}, found {}", node.kind()), hint);
+            let hint = (what == "string"
+                && matches!(node.value, Value::Number(_) | Value::Bool(_)))
+            .then(|| "quote the value to make it a string".to_string());
+            self.report(
+                Code::WrongType,
+                node,
+                format!("expected {what}, found {}", node.kind()),
+                hint,
+            );
         }
         ok
     }
@@ -523,13 +608,25 @@ impl<'a> Walker<'a> {
         let src = self.src;
         match src.deref(self.file, holder) {
             Ok(target) => {
-                if target.file != self.file || target.file != FileId(0) {
-                    if self.walked.insert((target.file, target.node as *const Node)) {
+                // Targets in the root file are walked where they stand; others once, here.
+                let elsewhere = target.file != self.file || target.file != FileId(0);
+                if elsewhere
+                    && self
+                        .walked
+                        .insert((target.file, target.node as *const Node))
+                {
+                    {
                         let (old_file, old_ptr) = (self.file, std::mem::take(&mut self.ptr));
                         self.file = target.file;
-                        self.ptr = target.pointer.clone().unwrap_or_else(|| r.split_once('#').map(|x| x.1.to_string()).unwrap_or_default());
+                        self.ptr = target.pointer.clone().unwrap_or_else(|| {
+                            r.split_once('#')
+                                .map(|x| x.1.to_string())
+                                .unwrap_or_default()
+                        });
                         match ty {
-                            Ty::Obj(s) if std::ptr::eq(s, &CALLBACK_SHAPE) => self.walk(target.node, Ty::Callback),
+                            Ty::Obj(s) if std::ptr::eq(s, &CALLBACK_SHAPE) => {
+                                self.walk(target.node, Ty::Callback)
+                            }
                             Ty::Schema => self.walk_schema_body(target.node),
                             _ => self.walk(target.node, ty),
                         }
@@ -545,11 +642,19 @@ impl<'a> Walker<'a> {
     fn report_ref_error(&mut self, at: &Node, e: RefError) {
         match e {
             RefError::Unresolved(msg) => self.report(Code::UnresolvedRef, at, msg, None),
-            RefError::Remote(msg) => self.report(Code::RemoteRef, at, msg, Some("download it and reference it by relative path".into())),
+            RefError::Remote(msg) => self.report(
+                Code::RemoteRef,
+                at,
+                msg,
+                Some("download it and reference it by relative path".into()),
+            ),
             RefError::Cycle(chain) => self.report(
                 Code::RefCycle,
                 at,
-                format!("references loop without reaching a definition: {}", chain.join(" → ")),
+                format!(
+                    "references loop without reaching a definition: {}",
+                    chain.join(" → ")
+                ),
                 None,
             ),
         }
@@ -563,20 +668,24 @@ impl<'a> Walker<'a> {
             if e.key.starts_with("x-") {
                 continue;
             }
-            if (std::ptr::eq(shape, &PARAMETER) || std::ptr::eq(shape, &HEADER)) && SWAGGER2_FIELDS.contains(&e.key.as_str()) {
+            if (std::ptr::eq(shape, &PARAMETER) || std::ptr::eq(shape, &HEADER))
+                && SWAGGER2_FIELDS.contains(&e.key.as_str())
+            {
                 self.report_key(
                     Code::Swagger2Leftover,
                     e.key_pos,
                     &e.key,
-                    format!("`{}` in a {} is Swagger 2.0 syntax and is ignored", e.key, shape.name),
+                    format!(
+                        "`{}` in a {} is Swagger 2.0 syntax and is ignored",
+                        e.key, shape.name
+                    ),
                     Some("move it under `schema`".into()),
                 );
                 continue;
             }
-            let field = shape
-                .fields
-                .iter()
-                .find(|f| f.name == e.key && (f.since == Since::V30 || self.version == Version::V31));
+            let field = shape.fields.iter().find(|f| {
+                f.name == e.key && (f.since == Since::V30 || self.version == Version::V31)
+            });
             match field {
                 Some(field) => self.enter(&e.key, |w| w.walk(&e.value, field.ty)),
                 None => {
@@ -585,9 +694,8 @@ impl<'a> Walker<'a> {
                         .iter()
                         .filter(|f| f.since == Since::V30 || self.version == Version::V31)
                         .map(|f| f.name);
-                    let hint = did_you_mean(&e.key, known).or_else(|| {
-                        Some("extensions must start with `x-`".to_string())
-                    });
+                    let hint = did_you_mean(&e.key, known)
+                        .or_else(|| Some("extensions must start with `x-`".to_string()));
                     self.report_key(
                         Code::UnknownField,
                         e.key_pos,
@@ -614,28 +722,65 @@ impl<'a> Walker<'a> {
     /// Rules between fields that the tables cannot say.
     fn object_rules(&mut self, node: &Node, shape: &'static Shape) {
         let has = |k: &str| node.get(k).is_some();
-        if (std::ptr::eq(shape, &PARAMETER) || std::ptr::eq(shape, &HEADER) || std::ptr::eq(shape, &MEDIA_TYPE))
+        if (std::ptr::eq(shape, &PARAMETER)
+            || std::ptr::eq(shape, &HEADER)
+            || std::ptr::eq(shape, &MEDIA_TYPE))
             && has("example")
             && has("examples")
         {
-            self.report(Code::Exclusive, node, format!("{} has both `example` and `examples`", shape.name), Some("keep one of them".into()));
+            self.report(
+                Code::Exclusive,
+                node,
+                format!("{} has both `example` and `examples`", shape.name),
+                Some("keep one of them".into()),
+            );
         }
-        if (std::ptr::eq(shape, &PARAMETER) || std::ptr::eq(shape, &HEADER)) && has("schema") && has("content") {
-            self.report(Code::Exclusive, node, format!("{} has both `schema` and `content`", shape.name), Some("keep one of them".into()));
+        if (std::ptr::eq(shape, &PARAMETER) || std::ptr::eq(shape, &HEADER))
+            && has("schema")
+            && has("content")
+        {
+            self.report(
+                Code::Exclusive,
+                node,
+                format!("{} has both `schema` and `content`", shape.name),
+                Some("keep one of them".into()),
+            );
         }
         if std::ptr::eq(shape, &EXAMPLE) && has("value") && has("externalValue") {
-            self.report(Code::Exclusive, node, "Example Object has both `value` and `externalValue`", None);
+            self.report(
+                Code::Exclusive,
+                node,
+                "Example Object has both `value` and `externalValue`",
+                None,
+            );
         }
         if std::ptr::eq(shape, &LINK) && has("operationRef") && has("operationId") {
-            self.report(Code::Exclusive, node, "Link Object has both `operationRef` and `operationId`", None);
+            self.report(
+                Code::Exclusive,
+                node,
+                "Link Object has both `operationRef` and `operationId`",
+                None,
+            );
         }
         if std::ptr::eq(shape, &LICENSE) && has("identifier") && has("url") {
-            self.report(Code::Exclusive, node, "License Object has both `identifier` and `url`", None);
+            self.report(
+                Code::Exclusive,
+                node,
+                "License Object has both `identifier` and `url`",
+                None,
+            );
         }
         if std::ptr::eq(shape, &SERVER_VARIABLE) {
             if let Some(e) = node.get("enum") {
                 if e.items().is_empty() && matches!(e.value, Value::Array(_)) {
-                    self.enter("enum", |w| w.report(Code::InvalidValue, e, "a server variable's `enum` must not be empty", None));
+                    self.enter("enum", |w| {
+                        w.report(
+                            Code::InvalidValue,
+                            e,
+                            "a server variable's `enum` must not be empty",
+                            None,
+                        )
+                    });
                 }
             }
         }
@@ -653,7 +798,12 @@ impl<'a> Walker<'a> {
             for k in needed {
                 if !has(k) {
                     let t = node.get("type").and_then(Node::as_str).unwrap_or_default();
-                    self.report(Code::MissingField, node, format!("a security scheme of type `{t}` needs `{k}`"), None);
+                    self.report(
+                        Code::MissingField,
+                        node,
+                        format!("a security scheme of type `{t}` needs `{k}`"),
+                        None,
+                    );
                 }
             }
         }
@@ -662,7 +812,12 @@ impl<'a> Walker<'a> {
     fn parameter_rules(&mut self, node: &Node) {
         let location = node.get("in").and_then(Node::as_str).unwrap_or("");
         if location == "path" && node.get("required").and_then(Node::as_bool) != Some(true) {
-            self.report(Code::PathParamNotRequired, node, "a path parameter must have `required: true`", Some("path parameters are always required; add `required: true`".into()));
+            self.report(
+                Code::PathParamNotRequired,
+                node,
+                "a path parameter must have `required: true`",
+                Some("path parameters are always required; add `required: true`".into()),
+            );
         }
         if let Some(ar) = node.entry("allowReserved") {
             if location != "query" {
@@ -670,7 +825,9 @@ impl<'a> Walker<'a> {
                     Code::UnknownField,
                     ar.key_pos,
                     "allowReserved",
-                    format!("`allowReserved` applies only to query parameters, not `in: {location}`"),
+                    format!(
+                        "`allowReserved` applies only to query parameters, not `in: {location}`"
+                    ),
                     None,
                 );
             }
@@ -683,20 +840,49 @@ impl<'a> Walker<'a> {
                 "cookie" => &["form"],
                 _ => &[],
             };
-            let known = matches!(style, "matrix" | "label" | "form" | "simple" | "spaceDelimited" | "pipeDelimited" | "deepObject");
+            let known = matches!(
+                style,
+                "matrix"
+                    | "label"
+                    | "form"
+                    | "simple"
+                    | "spaceDelimited"
+                    | "pipeDelimited"
+                    | "deepObject"
+            );
             if known && !allowed.is_empty() && !allowed.contains(&style) {
                 let s = node.get("style").cloned().unwrap_or_else(|| node.clone());
                 self.enter("style", |w| {
-                    w.report(Code::InvalidValue, &s, format!("style `{style}` is not allowed for `in: {location}` (allowed: {})", list(allowed)), None)
+                    w.report(
+                        Code::InvalidValue,
+                        &s,
+                        format!(
+                            "style `{style}` is not allowed for `in: {location}` (allowed: {})",
+                            list(allowed)
+                        ),
+                        None,
+                    )
                 });
             }
         }
         if node.get("schema").is_none() && node.get("content").is_none() {
-            self.report(Code::MissingField, node, "a parameter needs `schema` or `content`", None);
+            self.report(
+                Code::MissingField,
+                node,
+                "a parameter needs `schema` or `content`",
+                None,
+            );
         }
         if let Some(content) = node.get("content") {
             if content.entries().len() > 1 {
-                self.enter("content", |w| w.report(Code::InvalidValue, content, "a parameter's `content` must have exactly one media type", None));
+                self.enter("content", |w| {
+                    w.report(
+                        Code::InvalidValue,
+                        content,
+                        "a parameter's `content` must have exactly one media type",
+                        None,
+                    )
+                });
             }
         }
     }
@@ -707,7 +893,11 @@ impl<'a> Walker<'a> {
             Value::Bool(_) if self.version == Version::V31 => return,
             Value::Object(_) => {}
             _ => {
-                let what = if self.version == Version::V31 { "schema (object or boolean)" } else { "schema object" };
+                let what = if self.version == Version::V31 {
+                    "schema (object or boolean)"
+                } else {
+                    "schema object"
+                };
                 self.expect(node, what, false);
                 return;
             }
@@ -728,40 +918,68 @@ impl<'a> Walker<'a> {
             }
             return;
         }
-        let (file, ptr) = (self.src.file(self.file).path.clone(), self.ptr.clone());
-        let mut checker = std::mem::take(&mut self.schemas);
-        checker.check_keywords(node, self.version, &file, &ptr, self.diags);
-        self.schemas = checker;
+        let Walker {
+            src,
+            version,
+            diags,
+            file,
+            ptr,
+            schemas,
+            ..
+        } = self;
+        schemas.check_keywords(node, *version, &src.file(*file).path, ptr, diags);
         for e in node.entries() {
             match e.key.as_str() {
-                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                "properties" | "patternProperties" | "$defs" | "definitions"
+                | "dependentSchemas" => {
                     if e.key == "dependentSchemas" && self.version == Version::V30 {
                         continue;
                     }
-                    if self.enter(&e.key, |w| w.expect(&e.value, "object", e.value.is_object())) {
+                    if self.enter(&e.key, |w| {
+                        w.expect(&e.value, "object", e.value.is_object())
+                    }) {
                         for p in e.value.entries() {
                             self.enter(&e.key, |w| w.enter(&p.key, |w| w.walk_schema(&p.value)));
                         }
                     }
                 }
-                "additionalProperties" | "items" | "not" | "contains" | "propertyNames" | "if" | "then" | "else"
-                | "unevaluatedProperties" | "unevaluatedItems" | "additionalItems" => {
-                    if matches!(e.value.value, Value::Bool(_)) && matches!(e.key.as_str(), "additionalProperties" | "unevaluatedProperties" | "unevaluatedItems" | "additionalItems") {
+                "additionalProperties"
+                | "items"
+                | "not"
+                | "contains"
+                | "propertyNames"
+                | "if"
+                | "then"
+                | "else"
+                | "unevaluatedProperties"
+                | "unevaluatedItems"
+                | "additionalItems" => {
+                    if matches!(e.value.value, Value::Bool(_))
+                        && matches!(
+                            e.key.as_str(),
+                            "additionalProperties"
+                                | "unevaluatedProperties"
+                                | "unevaluatedItems"
+                                | "additionalItems"
+                        )
+                    {
                         continue;
                     }
                     if e.key == "items" && matches!(e.value.value, Value::Array(_)) {
                         for (i, item) in e.value.items().iter().enumerate() {
-                            self.enter("items", |w| w.enter(&i.to_string(), |w| w.walk_schema(item)));
+                            self.enter("items", |w| w.enter_index(i, |w| w.walk_schema(item)));
                         }
                         continue;
                     }
                     self.enter(&e.key, |w| w.walk_schema(&e.value));
                 }
-                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
-                    if self.enter(&e.key, |w| w.expect(&e.value, "array", matches!(e.value.value, Value::Array(_)))) {
-                        for (i, item) in e.value.items().iter().enumerate() {
-                            self.enter(&e.key, |w| w.enter(&i.to_string(), |w| w.walk_schema(item)));
-                        }
+                "allOf" | "anyOf" | "oneOf" | "prefixItems"
+                    if self.enter(&e.key, |w| {
+                        w.expect(&e.value, "array", matches!(e.value.value, Value::Array(_)))
+                    }) =>
+                {
+                    for (i, item) in e.value.items().iter().enumerate() {
+                        self.enter(&e.key, |w| w.enter_index(i, |w| w.walk_schema(item)));
                     }
                 }
                 _ => {}
@@ -778,7 +996,11 @@ fn is_status_key(k: &str) -> bool {
 }
 
 fn list(items: &[&str]) -> String {
-    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The HTTP methods an OpenAPI path item may hold.

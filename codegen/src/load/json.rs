@@ -53,7 +53,8 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn pos(&mut self) -> Pos {
-        let (from, mut col) = if self.col_cache.0 >= self.line_start && self.col_cache.0 <= self.at {
+        let (from, mut col) = if self.col_cache.0 >= self.line_start && self.col_cache.0 <= self.at
+        {
             self.col_cache
         } else {
             (self.line_start, 1)
@@ -79,7 +80,14 @@ impl Reader<'_> {
     fn skip_ws(&mut self) {
         while let Some(&b) = self.src.get(self.at) {
             match b {
-                b' ' | b'\t' | b'\r' => self.at += 1,
+                b' ' | b'\t' => self.at += 1,
+                b'\r' if self.src.get(self.at + 1) == Some(&b'\n') => self.at += 1,
+                b'\r' => {
+                    // A lone CR ends a line, as in YAML, so both loaders count lines alike.
+                    self.at += 1;
+                    self.line += 1;
+                    self.line_start = self.at;
+                }
                 b'\n' => {
                     self.at += 1;
                     self.line += 1;

@@ -69,7 +69,10 @@ pub enum RefError {
 
 /// Keys under which a mapping holds example data, where `$ref` is not a reference.
 fn is_data_key(key: &str) -> bool {
-    matches!(key, "example" | "examples" | "const" | "enum" | "default" | "value")
+    matches!(
+        key,
+        "example" | "examples" | "const" | "enum" | "default" | "value"
+    )
 }
 
 impl Sources {
@@ -88,18 +91,34 @@ impl Sources {
                     Err(_) => {
                         let (file, pos, ptr) = referrer
                             .as_ref()
-                            .map(|(f, pos, ptr)| (sources.files[f.0].path.clone(), *pos, ptr.clone()))
+                            .map(|(f, pos, ptr)| {
+                                (sources.files[f.0].path.clone(), *pos, ptr.clone())
+                            })
                             .unwrap_or((p.clone(), Pos::default(), String::new()));
-                        diags.report(Code::Syntax, &file, pos, &ptr, format!("`{}` is not UTF-8 text", p.display()), None);
+                        diags.report(
+                            Code::Syntax,
+                            &file,
+                            pos,
+                            &ptr,
+                            format!("`{}` is not UTF-8 text", p.display()),
+                            None,
+                        );
                         continue;
                     }
                 },
                 Err(e) => {
-                    let (file, pos, ptr, code) = match &referrer {
-                        Some((f, pos, ptr)) => (sources.files[f.0].path.clone(), *pos, ptr.clone(), Code::UnresolvedRef),
-                        None => (p.clone(), Pos::default(), String::new(), Code::Io),
-                    };
-                    diags.report(code, &file, pos, &ptr, format!("cannot read `{}`: {e}", p.display()), None);
+                    // A referenced file that cannot be read is reported where it is referenced,
+                    // by the check that resolves the reference.
+                    if referrer.is_none() {
+                        diags.report(
+                            Code::Io,
+                            &p,
+                            Pos::default(),
+                            "",
+                            format!("cannot read `{}`: {e}", p.display()),
+                            None,
+                        );
+                    }
                     continue;
                 }
             };
@@ -115,7 +134,12 @@ impl Sources {
             // Find the files this one references, and the `$id`s it declares.
             let mut refs = Vec::new();
             let mut ids = Vec::new();
-            collect_refs(&sources.files[id.0].root, &mut String::new(), &mut refs, &mut ids);
+            collect_refs(
+                &sources.files[id.0].root,
+                &mut String::new(),
+                &mut refs,
+                &mut ids,
+            );
             for (uri, ptr) in ids {
                 sources.ids.entry(uri).or_insert((id, ptr));
             }
@@ -173,12 +197,18 @@ impl Sources {
                 let node = self.files[id.0]
                     .root
                     .pointer(split_pointer(ptr))
-                    .ok_or_else(|| RefError::Unresolved(format!("`{reference}` points at nothing")))?;
+                    .ok_or_else(|| {
+                        RefError::Unresolved(format!("`{reference}` points at nothing"))
+                    })?;
                 let fragment = percent_decode(fragment);
-                let node = node
-                    .pointer(split_pointer(&fragment))
-                    .ok_or_else(|| RefError::Unresolved(format!("`{reference}` points at nothing")))?;
-                return Ok(Target { file: *id, node, pointer: Some(format!("{ptr}{fragment}")) });
+                let node = node.pointer(split_pointer(&fragment)).ok_or_else(|| {
+                    RefError::Unresolved(format!("`{reference}` points at nothing"))
+                })?;
+                return Ok(Target {
+                    file: *id,
+                    node,
+                    pointer: Some(format!("{ptr}{fragment}")),
+                });
             }
             (*id, fragment.to_string())
         } else if file_part.is_empty() {
@@ -188,7 +218,11 @@ impl Sources {
                 "`{reference}` is a remote reference; gwgen does not fetch over the network"
             )));
         } else {
-            let dir = self.files[from.0].path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = self.files[from.0]
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let path = normalize(&dir.join(percent_decode(file_part)));
             let real = std::fs::canonicalize(&path).unwrap_or(path.clone());
             match self.by_real_path.get(&real) {
@@ -212,8 +246,14 @@ impl Sources {
         };
         let pointer = (fragment.is_empty() || fragment.starts_with('/')).then(|| fragment.clone());
         match node {
-            Some(node) => Ok(Target { file, node, pointer }),
-            None => Err(RefError::Unresolved(format!("`{reference}` points at nothing"))),
+            Some(node) => Ok(Target {
+                file,
+                node,
+                pointer,
+            }),
+            None => Err(RefError::Unresolved(format!(
+                "`{reference}` points at nothing"
+            ))),
         }
     }
 
@@ -221,7 +261,11 @@ impl Sources {
     /// defines something. `strict_alias` treats a `$ref` with siblings as a reference too (OpenAPI
     /// 3.0 semantics, and Reference Objects everywhere); otherwise such a node is a definition.
     pub fn deref<'a>(&'a self, file: FileId, node: &'a Node) -> Result<Target<'a>, RefError> {
-        let mut current = Target { file, node, pointer: None };
+        let mut current = Target {
+            file,
+            node,
+            pointer: None,
+        };
         let mut seen: HashSet<(FileId, *const Node)> = HashSet::new();
         let mut chain = Vec::new();
         while let Some(reference) = current.node.get("$ref").and_then(Node::as_str) {
@@ -237,8 +281,13 @@ impl Sources {
 }
 
 fn parse_text(path: &Path, text: &str, diags: &mut Diagnostics) -> Node {
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start_matches('\u{feff}').trim_start().starts_with('{');
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text
+            .trim_start_matches('\u{feff}')
+            .trim_start()
+            .starts_with('{');
     let result = if is_json {
         json::parse(text, MAX_DEPTH)
     } else {
@@ -284,7 +333,7 @@ fn collect_refs(
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = ptr.len();
-                node::push_segment(ptr, &i.to_string());
+                node::push_index(ptr, i);
                 collect_refs(item, ptr, refs, ids);
                 ptr.truncate(len);
             }
@@ -310,7 +359,12 @@ fn find_anchor<'a>(root: &'a Node, name: &str) -> Option<&'a Node> {
 
 fn is_remote(s: &str) -> bool {
     let scheme = s.split(':').next().unwrap_or("");
-    s.contains(':') && !scheme.is_empty() && scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    s.contains(':')
+        && !scheme.is_empty()
+        && scheme.len() > 1
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
 }
 
 /// Decodes `%XX` escapes (references are URIs).

@@ -60,7 +60,11 @@ impl Node {
     /// The member `key` of a mapping (the last one if the key repeats).
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Object(entries) => entries.iter().rev().find(|e| e.key == key).map(|e| &e.value),
+            Value::Object(entries) => entries
+                .iter()
+                .rev()
+                .find(|e| e.key == key)
+                .map(|e| &e.value),
             _ => None,
         }
     }
@@ -131,7 +135,7 @@ impl Node {
     }
 
     /// Follows a JSON pointer (`/a/b/0`, already split and unescaped) from this node.
-    pub fn pointer<'a, I, S>(&self, segments: I) -> Option<&Node>
+    pub fn pointer<I, S>(&self, segments: I) -> Option<&Node>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -191,6 +195,10 @@ impl fmt::Display for Pos {
 /// Appends one escaped JSON-pointer segment (`~` → `~0`, `/` → `~1`) to `ptr`.
 pub fn push_segment(ptr: &mut String, seg: &str) {
     ptr.push('/');
+    if !seg.bytes().any(|b| b == b'~' || b == b'/') {
+        ptr.push_str(seg);
+        return;
+    }
     for c in seg.chars() {
         match c {
             '~' => ptr.push_str("~0"),
@@ -198,6 +206,32 @@ pub fn push_segment(ptr: &mut String, seg: &str) {
             c => ptr.push(c),
         }
     }
+}
+
+/// The lines of a source text as the loaders count them: `\n`, `\r\n` and a lone `\r` each end
+/// a line (YAML's line breaks), so line numbers in diagnostics and snippets agree.
+pub fn source_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.find(['\n', '\r']) {
+            Some(i) => {
+                let skip = if s[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&s[i + skip..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                (!s.is_empty()).then_some(s)
+            }
+        }
+    })
+}
+
+/// Appends an array index segment to `ptr`.
+pub fn push_index(ptr: &mut String, i: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(ptr, "/{i}");
 }
 
 /// Splits a JSON pointer (`/a/b~1c`) into unescaped segments. `""` is the root.

@@ -57,7 +57,11 @@ pub fn parse(text: &str, max_depth: usize) -> Result<(Node, Vec<YamlWarning>), S
 
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| SyntaxError {
-            message: e.info().to_string(),
+            message: if e.info().contains("recursion limit") {
+                "nesting deeper than the YAML reader allows for flow collections (`[…]`, `{…}`); use block style".to_string()
+            } else {
+                e.info().to_string()
+            },
             pos: Pos {
                 line: e.marker().line() as u32,
                 col: e.marker().col() as u32 + 1,
@@ -78,7 +82,10 @@ pub fn parse(text: &str, max_depth: usize) -> Result<(Node, Vec<YamlWarning>), S
                 None
             }
             Event::Scalar(text, style, anchor, tag) => {
-                if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                if let Some(Frame::Map {
+                    key: key @ None, ..
+                }) = stack.last_mut()
+                {
                     *key = Some((text.into_owned(), pos));
                     if anchor > 0 {
                         anchors.insert(anchor, Node::new(Value::Null, pos));
@@ -105,7 +112,10 @@ pub fn parse(text: &str, max_depth: usize) -> Result<(Node, Vec<YamlWarning>), S
                         pos,
                     });
                 }
-                if let Some(Frame::Map { key: key @ None, .. }) = stack.last_mut() {
+                if let Some(Frame::Map {
+                    key: key @ None, ..
+                }) = stack.last_mut()
+                {
                     match node.as_str() {
                         Some(s) => *key = Some((s.to_string(), pos)),
                         None => {
@@ -333,7 +343,13 @@ mod tests {
         let der = doc.get("der").unwrap();
         assert_eq!(der.get("x").unwrap().as_f64(), Some(1.0));
         assert_eq!(der.get("y").unwrap().as_f64(), Some(3.0));
-        assert_eq!(doc.get("list").unwrap().items()[0].get("y").unwrap().as_f64(), Some(2.0));
+        assert_eq!(
+            doc.get("list").unwrap().items()[0]
+                .get("y")
+                .unwrap()
+                .as_f64(),
+            Some(2.0)
+        );
     }
 
     #[test]
