@@ -89,6 +89,9 @@ pub struct Route {
     pub security_explicit: bool,
     /// `x-gateway`, merged root → defaults → path item → operation.
     pub settings: OperationSettings,
+    /// Whether the integration comes from the root (`defaults`), whose URL gets the request
+    /// path appended, rather than from the path item or operation.
+    pub integration_inherited: bool,
     /// The operation object.
     pub location: Location,
 }

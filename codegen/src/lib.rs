@@ -18,6 +18,7 @@
 
 pub(crate) mod check;
 pub mod diag;
+pub mod emit;
 pub mod ir;
 pub mod load;
 pub(crate) mod lower;
@@ -106,6 +107,19 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
     .unwrap_or_else(|e| panic!("cannot start the checker thread: {e}"))
     .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Checks the spec at `path` and, when it has no errors, generates the gateway crate. On errors,
+/// the [`Checked`] result says why.
+pub fn generate_file(
+    path: impl AsRef<Path>,
+    options: &emit::GenerateOptions,
+) -> Result<(emit::GeneratedCrate, Checked), Box<Checked>> {
+    let checked = check_file(path);
+    match (&checked.gateway, checked.has_errors()) {
+        (Some(gw), false) => Ok((emit::generate(gw, options), checked)),
+        _ => Err(Box::new(checked)),
+    }
 }
 
 fn finish(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {

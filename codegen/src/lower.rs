@@ -196,6 +196,8 @@ impl Lowerer<'_> {
                         ),
                         security: security_list,
                         security_explicit: explicit,
+                        integration_inherited: op_settings.integration.is_none()
+                            && path_settings.integration.is_none(),
                         settings: defaults
                             .merged_with(&path_settings)
                             .merged_with(&op_settings),

@@ -43,6 +43,46 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Generate the gateway crate of a spec into a folder.
+    Generate {
+        /// The spec.
+        spec: PathBuf,
+        /// The folder to write (created if needed; only changed files are written).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Depend on gwgen-runtime at this path (relative to the output folder) instead of
+        /// vendoring its source into the output.
+        #[arg(long)]
+        runtime_path: Option<String>,
+    },
+    /// Generate and compile a gateway; print the binary's path as the last line.
+    Build {
+        /// The spec.
+        spec: PathBuf,
+        /// Copy the binary here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build (cached) and start a gateway in the foreground.
+    Run {
+        /// The spec.
+        spec: PathBuf,
+        /// The stage to run.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Where to listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(long)]
+        admin_listen: Option<String>,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
     /// Print the route table of a spec.
     Routes {
         /// The spec.
@@ -76,6 +116,55 @@ fn main() -> ExitCode {
             quiet,
         } => check(&specs, format, deny_warnings, quiet),
         Command::Routes { spec } => routes(&spec),
+        Command::Generate {
+            spec,
+            output,
+            runtime_path,
+        } => generate(&spec, &output, runtime_path),
+        Command::Build {
+            spec,
+            output,
+            release,
+        } => match build(&spec, release) {
+            Ok(bin) => {
+                let bin = match output {
+                    Some(out) => match std::fs::copy(&bin, &out) {
+                        Ok(_) => out,
+                        Err(e) => {
+                            eprintln!("error: cannot copy the binary to {}: {e}", out.display());
+                            return ExitCode::from(2);
+                        }
+                    },
+                    None => bin,
+                };
+                println!("{}", bin.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run {
+            spec,
+            stage,
+            listen,
+            admin_listen,
+            release,
+        } => {
+            let bin = match build(&spec, release) {
+                Ok(bin) => bin,
+                Err(code) => return code,
+            };
+            let mut cmd = std::process::Command::new(&bin);
+            for (flag, value) in [
+                ("--stage", stage),
+                ("--listen", listen),
+                ("--admin-listen", admin_listen),
+            ] {
+                if let Some(v) = value {
+                    cmd.arg(flag).arg(v);
+                }
+            }
+            run_gateway(cmd)
+        }
         Command::Explain { code, all } => explain(code.as_deref(), all),
     }
 }
@@ -116,6 +205,169 @@ fn check(specs: &[PathBuf], format: OutputFormat, deny_warnings: bool, quiet: bo
     // The process ends here: freeing a large spec's tree node by node would only cost time.
     std::mem::forget(results);
     code
+}
+
+/// Prints warnings (stderr) and, on errors, every diagnostic; returns whether generation may go on.
+fn report_for_generation(checked: &gwgen::Checked) -> bool {
+    let sources = [&checked.sources];
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", render(&checked.diagnostics, &sources, Format::Human));
+    }
+    !checked.has_errors() && checked.gateway.is_some()
+}
+
+fn generate(spec: &PathBuf, output: &std::path::Path, runtime_path: Option<String>) -> ExitCode {
+    let runtime = match runtime_path {
+        Some(p) => gwgen::emit::RuntimeSource::Path(p),
+        None => gwgen::emit::RuntimeSource::Vendored,
+    };
+    match gwgen::generate_file(spec, &gwgen::emit::GenerateOptions { runtime }) {
+        Ok((krate, checked)) => {
+            report_for_generation(&checked);
+            match krate.write_to(output) {
+                Ok(n) => {
+                    eprintln!(
+                        "wrote {n} of {} files of `{}` to {}",
+                        krate.files.len(),
+                        krate.package,
+                        output.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write to {}: {e}", output.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(checked) => {
+            report_for_generation(&checked);
+            ExitCode::from(if checked.has_io_errors() { 2 } else { 1 })
+        }
+    }
+}
+
+/// The shared build cache: `GWGEN_CACHE_DIR`, else the user's cache folder.
+fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GWGEN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("gwgen");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache").join("gwgen"),
+        None => std::env::temp_dir().join("gwgen-cache"),
+    }
+}
+
+/// FNV-1a, to name a spec's folder in the cache after its absolute path.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Generates into the cache and compiles with cargo; returns the binary's path.
+fn build(spec: &PathBuf, release: bool) -> Result<PathBuf, ExitCode> {
+    let cache = cache_dir();
+    let fail = |what: &str, e: std::io::Error| {
+        eprintln!("error: {what}: {e}");
+        ExitCode::from(2)
+    };
+    // One copy of the runtime per gwgen version, shared by every spec's crate, so it and its
+    // dependencies compile once into the shared target folder.
+    let runtime_dir = cache.join(format!("runtime-{}", env!("CARGO_PKG_VERSION")));
+    let runtime = gwgen::emit::generate(
+        &gwgen::ir::Gateway {
+            version: gwgen::Version::V31,
+            title: String::new(),
+            api_version: String::new(),
+            stages: Vec::new(),
+            routes: Vec::new(),
+            security_schemes: Default::default(),
+            root: Default::default(),
+            defaults: Default::default(),
+        },
+        &gwgen::emit::GenerateOptions::default(),
+    );
+    for (rel, text) in &runtime.files {
+        if let Some(rel) = rel.strip_prefix("gwgen-runtime/") {
+            let path = runtime_dir.join(rel);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                std::fs::create_dir_all(path.parent().unwrap_or(&runtime_dir))
+                    .map_err(|e| fail("cannot write the cache", e))?;
+                std::fs::write(&path, text).map_err(|e| fail("cannot write the cache", e))?;
+            }
+        }
+    }
+    let absolute = std::fs::canonicalize(spec).unwrap_or_else(|_| spec.clone());
+    let runtime_path = runtime_dir.to_string_lossy().into_owned();
+    let (krate, checked) = match gwgen::generate_file(
+        spec,
+        &gwgen::emit::GenerateOptions {
+            runtime: gwgen::emit::RuntimeSource::Path(runtime_path),
+        },
+    ) {
+        Ok(ok) => ok,
+        Err(checked) => {
+            report_for_generation(&checked);
+            return Err(ExitCode::from(if checked.has_io_errors() { 2 } else { 1 }));
+        }
+    };
+    report_for_generation(&checked);
+    let dir = cache.join("crates").join(format!(
+        "{}-{:016x}",
+        krate.package,
+        fnv(&absolute.to_string_lossy())
+    ));
+    krate
+        .write_to(&dir)
+        .map_err(|e| fail("cannot write the generated crate", e))?;
+    let target = cache.join("target");
+    let mut cargo =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .stdout(std::process::Stdio::null());
+    if release {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().map_err(|e| fail("cannot run cargo", e))?;
+    if !status.success() {
+        eprintln!(
+            "error: cargo failed to build the gateway (crate in {})",
+            dir.display()
+        );
+        return Err(ExitCode::from(1));
+    }
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join(format!("{}{}", krate.package, std::env::consts::EXE_SUFFIX)))
+}
+
+/// Runs the built gateway in the foreground (replacing this process on Unix, so signals reach it).
+fn run_gateway(mut cmd: std::process::Command) -> ExitCode {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        eprintln!("error: cannot start the gateway: {e}");
+        ExitCode::from(2)
+    }
+    #[cfg(not(unix))]
+    {
+        match cmd.status() {
+            Ok(s) => ExitCode::from(s.code().unwrap_or(1) as u8),
+            Err(e) => {
+                eprintln!("error: cannot start the gateway: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
 }
 
 fn routes(spec: &PathBuf) -> ExitCode {

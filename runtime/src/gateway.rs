@@ -1,0 +1,515 @@
+//! The gateway: the request pipeline around the generated route tree, the servers, and the
+//! binary's `main`.
+//!
+//! Per request: request id → header limit → path normalisation → route lookup (404, 405 with
+//! `Allow`, automatic OPTIONS) → body limit → integration → response with `x-request-id`, whose
+//! body writes the access log line and the metrics when it ends.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use http::{header, HeaderValue, Method, StatusCode};
+
+use crate::config::{Command, Config};
+use crate::integration::Integration;
+use crate::observe::{request_id, AccessRecord, LoggedBody, Metrics};
+use crate::problem::Problem;
+use crate::router::{Lookup, Params};
+use crate::stage::{Stage, StartError};
+
+/// The generated route decision tree.
+pub type RouteFn = fn(&Method, &[&str], &mut Params) -> Lookup;
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    /// `GET /orders/{orderId}`.
+    pub key: &'static str,
+    /// `/orders/{orderId}`.
+    pub template: &'static str,
+    /// How it is served.
+    pub integration: Integration,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub body: u64,
+    /// Largest total of request header names and values, in bytes.
+    pub headers: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body: 10 << 20,
+            headers: 64 << 10,
+        }
+    }
+}
+
+/// A gateway ready to serve: the generated routes and tree, for one stage.
+pub struct Gateway {
+    stage: Arc<str>,
+    routes: Vec<RouteDef>,
+    route: RouteFn,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    #[cfg(feature = "proxy")]
+    client: crate::gateway::proxy::Client,
+}
+
+impl Gateway {
+    /// Builds a gateway.
+    pub fn new(stage: &Stage, routes: Vec<RouteDef>, route: RouteFn, limits: Limits) -> Self {
+        Gateway {
+            stage: Arc::from(stage.name.as_str()),
+            routes,
+            route,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
+            #[cfg(feature = "proxy")]
+            client: proxy::client(),
+        }
+    }
+
+    /// The API router (serve it with `into_make_service_with_connect_info::<SocketAddr>()`).
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .fallback(handle)
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "the gateway failed",
+                )
+                .into_response("-")
+            }))
+            .with_state(self.clone())
+    }
+
+    /// The admin router: `/metrics`, `/healthz`, `/readyz`.
+    pub fn admin_router(self: &Arc<Self>) -> axum::Router {
+        let gw = self.clone();
+        let ready = self.ready.clone();
+        axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        gw.metrics.render(),
+                    )
+                }),
+            )
+            .route(
+                "/healthz",
+                axum::routing::get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        "{\"status\":\"ok\"}",
+                    )
+                }),
+            )
+            .route(
+                "/readyz",
+                axum::routing::get(move || async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, "application/json")],
+                            "{\"status\":\"ready\"}",
+                        )
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [(header::CONTENT_TYPE, "application/json")],
+                            "{\"status\":\"not ready\"}",
+                        )
+                    }
+                }),
+            )
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and returns.
+    pub async fn serve(self, config: &Config) -> std::io::Result<()> {
+        let gw = Arc::new(self);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin = match config.admin_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await?;
+                let mut rx = stop_rx.clone();
+                let app = gw.admin_router();
+                Some(tokio::spawn(async move {
+                    axum::serve(l, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        })
+                        .await
+                }))
+            }
+            None => None,
+        };
+        eprintln!(
+            "{{\"message\":\"listening\",\"listen\":\"{}\",\"admin\":\"{}\",\"stage\":\"{}\"}}",
+            listener.local_addr()?,
+            config
+                .admin_listen
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "off".into()),
+            gw.stage
+        );
+        gw.ready.store(true, Ordering::Relaxed);
+        let ready = gw.ready.clone();
+        let app = gw
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            ready.store(false, Ordering::Relaxed);
+            eprintln!("{{\"message\":\"draining\"}}");
+            let _ = stop_tx.send(true);
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await?;
+        if let Some(a) = admin {
+            let _ = a.await;
+        }
+        eprintln!("{{\"message\":\"stopped\"}}");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn handle(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let start = Instant::now();
+    gw.metrics.start();
+    let id = request_id(req.headers());
+    let mut record = AccessRecord {
+        request_id: id.clone(),
+        ip: peer.ip().to_string(),
+        method: req.method().clone(),
+        route_key: "-".into(),
+        route: "-",
+        path: req.uri().path().to_string(),
+        protocol: match req.version() {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
+        stage: gw.stage.clone(),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string(),
+        start,
+        time: SystemTime::now(),
+        integration_latency: None,
+        status: 0,
+    };
+    let mut resp = match dispatch(&gw, req, peer, &id, &mut record).await {
+        Ok(r) => r,
+        Err(p) => p.into_response(&id),
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    record.status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(LoggedBody::new(body, record, gw.metrics.clone())),
+    )
+}
+
+async fn dispatch(
+    gw: &Gateway,
+    req: Request,
+    peer: SocketAddr,
+    id: &str,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    let header_bytes: u64 = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len()) as u64)
+        .sum();
+    if header_bytes > gw.limits.headers {
+        return Err(Problem::headers_too_large(gw.limits.headers));
+    }
+    let segments =
+        crate::path::normalize(req.uri().path()).map_err(|e| Problem::bad_request(e.message()))?;
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    let mut params = Params::default();
+    let index = match (gw.route)(req.method(), &segs, &mut params) {
+        Lookup::Found(i) => i,
+        Lookup::MethodNotAllowed(allow) if req.method() == Method::OPTIONS => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return Ok(r);
+        }
+        Lookup::MethodNotAllowed(allow) => {
+            return Err(Problem::method_not_allowed(req.method(), allow))
+        }
+        Lookup::NotFound => return Err(Problem::not_found(req.uri().path())),
+    };
+    let route = &gw.routes[index];
+    record.route_key = route.key.to_string();
+    record.route = route.template;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > gw.limits.body {
+            return Err(Problem::too_large(gw.limits.body));
+        }
+    }
+    match &route.integration {
+        Integration::Mock(m) => {
+            let body = if req.method() == Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(m.body.clone())
+            };
+            let mut r = Response::new(body);
+            *r.status_mut() = StatusCode::from_u16(m.status).unwrap_or(StatusCode::OK);
+            if let Some(ct) = m.content_type {
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            }
+            if req.method() == Method::HEAD {
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(m.body.len()));
+            }
+            Ok(r)
+        }
+        #[cfg(feature = "proxy")]
+        Integration::Http(h) => {
+            let mut forward_path = String::new();
+            crate::path::encode_path(&mut forward_path, &segments);
+            proxy::forward(gw, h, req, peer, id, &params, &forward_path, record).await
+        }
+        #[cfg(not(feature = "proxy"))]
+        Integration::Http(_) => {
+            let _ = (peer, id, params);
+            Err(Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "Not Implemented",
+                "this gateway was built without the http integration",
+            ))
+        }
+    }
+}
+
+#[cfg(feature = "proxy")]
+pub(crate) mod proxy {
+    //! The `http` integration's client side.
+
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    use http::{header, HeaderValue, Uri};
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    use super::Gateway;
+    use crate::integration::{strip_hop_by_hop, HttpIntegration};
+    use crate::observe::AccessRecord;
+    use crate::problem::Problem;
+    use crate::router::Params;
+
+    pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
+
+    pub(crate) fn client() -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn forward(
+        gw: &Gateway,
+        h: &HttpIntegration,
+        req: Request,
+        peer: SocketAddr,
+        id: &str,
+        params: &Params,
+        path: &str,
+        record: &mut AccessRecord,
+    ) -> Result<Response, Problem> {
+        let url = h.url.expand(params, path, req.uri().query());
+        let uri: Uri = url.parse().map_err(|_| Problem::bad_gateway())?;
+        let (mut parts, body) = req.into_parts();
+        let host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        let peer_ip = peer.ip().to_string();
+        let xff = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) => format!("{prev}, {peer_ip}"),
+            None => peer_ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            parts.headers.insert("x-forwarded-for", v);
+        }
+        parts
+            .headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(host) = host {
+            parts.headers.insert("x-forwarded-host", host);
+        }
+        if let Ok(v) = HeaderValue::from_str(id) {
+            parts.headers.insert("x-request-id", v);
+        }
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+        let upstream_req = http::Request::from_parts(parts, Body::new(limited));
+        let started = Instant::now();
+        let result = tokio::time::timeout(h.timeout, gw.client.request(upstream_req)).await;
+        record.integration_latency = Some(started.elapsed());
+        let resp = match result {
+            Err(_) => return Err(Problem::gateway_timeout()),
+            Ok(Err(e)) => {
+                if is_length_limit(&e) {
+                    return Err(Problem::too_large(gw.limits.body));
+                }
+                eprintln!(
+                    "{{\"message\":\"upstream error\",\"requestId\":\"{id}\",\"error\":{}}}",
+                    serde_json::Value::String(format!("{e:?}"))
+                );
+                return Err(Problem::bad_gateway());
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // The client's connection has its own version; the upstream's is not the client's business.
+        parts.version = http::Version::HTTP_11;
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return true;
+            }
+            source = s.source();
+        }
+        false
+    }
+}
+
+/// The generated binary's `main`: parses the command line, builds the gateway for the stage, and
+/// serves until SIGTERM. Exit status: 0 after a clean stop, 1 when the gateway cannot start, 2
+/// for unusable arguments.
+pub fn main_with(
+    title: &str,
+    stages: &[&str],
+    build: fn(&Config) -> Result<Gateway, StartError>,
+) -> ExitCode {
+    let command = crate::config::parse(
+        std::env::args().skip(1),
+        |k| std::env::var(k).ok(),
+        title,
+        stages,
+    );
+    let config = match command {
+        Ok(Command::Serve(c)) => c,
+        Ok(Command::Help(h)) => {
+            print!("{h}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("{title} (gwgen-runtime {})", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let gateway = match build(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(gateway.serve(&config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

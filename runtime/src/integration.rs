@@ -1,0 +1,235 @@
+//! Integrations: how a matched request is answered.
+//!
+//! `mock` answers from data compiled into the gateway. `http` (feature `proxy`) forwards to an
+//! upstream through one pooled keep-alive client: the URL template is resolved at start, path
+//! parameters fill `{name}` placeholders one encoded segment each, the query passes through,
+//! hop-by-hop headers are dropped both ways, `X-Forwarded-*` and the request id are set, and
+//! bodies stream in both directions.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::router::Params;
+use crate::stage::{Stage, StartError};
+
+/// How a route is served.
+#[derive(Debug, Clone)]
+pub enum Integration {
+    /// A fixed answer.
+    Mock(MockResponse),
+    /// A proxied upstream.
+    Http(HttpIntegration),
+}
+
+/// A mock answer.
+#[derive(Debug, Clone)]
+pub struct MockResponse {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`, when there is a body.
+    pub content_type: Option<&'static str>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl MockResponse {
+    /// A mock answer from compiled-in data.
+    pub fn new(status: u16, content_type: Option<&'static str>, body: &'static str) -> Self {
+        MockResponse {
+            status,
+            content_type,
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+}
+
+/// One piece of an upstream URL template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlPart {
+    Lit(String),
+    Param(String),
+}
+
+/// An upstream URL with `{param}` placeholders, interpolated for the stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    parts: Vec<UrlPart>,
+    /// Whether the request path is appended (URLs inherited from `defaults`).
+    append_path: bool,
+}
+
+impl UrlTemplate {
+    /// Resolves `template` for `stage`; `append_path` for URLs inherited from `defaults`.
+    pub fn new(
+        stage: &Stage,
+        template: &str,
+        append_path: bool,
+        context: &str,
+    ) -> Result<Self, StartError> {
+        // Placeholders are found in the template as written, so a value interpolated into it
+        // (an environment variable, say) can never introduce one.
+        let mut raw_parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let is_interpolation = rest[..open].ends_with('$');
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            if is_interpolation {
+                literal.push_str(&rest[..open + close + 1]);
+            } else {
+                literal.push_str(&rest[..open]);
+                raw_parts.push(UrlPart::Lit(std::mem::take(&mut literal)));
+                raw_parts.push(UrlPart::Param(rest[open + 1..open + close].to_string()));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        literal.push_str(rest);
+        raw_parts.push(UrlPart::Lit(literal));
+        let mut parts = Vec::new();
+        for p in raw_parts {
+            match p {
+                UrlPart::Lit(l) if l.is_empty() => {}
+                UrlPart::Lit(l) => parts.push(UrlPart::Lit(stage.interpolate(&l, context)?)),
+                param => parts.push(param),
+            }
+        }
+        match parts.first() {
+            Some(UrlPart::Lit(l)) if l.starts_with("http://") => {}
+            Some(UrlPart::Lit(l)) if l.starts_with("https://") => {
+                return Err(StartError::Invalid(format!(
+                    "{context}: `{l}` is an https URL; this gateway runtime forwards over plain HTTP only"
+                )))
+            }
+            _ => return Err(StartError::Invalid(format!("{context}: `{template}` is not an http URL"))),
+        }
+        let has_params = parts.iter().any(|p| matches!(p, UrlPart::Param(_)));
+        Ok(UrlTemplate {
+            parts,
+            append_path: append_path && !has_params,
+        })
+    }
+
+    /// The upstream URL for one request: parameters encoded as single segments, the normalised
+    /// request path appended where the template asks for it, the raw query passed through.
+    pub fn expand(&self, params: &Params, path: &str, query: Option<&str>) -> String {
+        let mut out = String::with_capacity(128);
+        for p in &self.parts {
+            match p {
+                UrlPart::Lit(l) => out.push_str(l),
+                UrlPart::Param(name) => {
+                    crate::path::encode_value(&mut out, params.get(name).unwrap_or_default())
+                }
+            }
+        }
+        if self.append_path {
+            while out.ends_with('/') {
+                out.pop();
+            }
+            out.push_str(path);
+        }
+        if let Some(q) = query {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(q);
+        }
+        out
+    }
+}
+
+/// A proxied upstream.
+#[derive(Debug, Clone)]
+pub struct HttpIntegration {
+    /// Where to send requests.
+    pub url: UrlTemplate,
+    /// How long to wait for the upstream's answer head.
+    pub timeout: Duration,
+}
+
+impl Integration {
+    /// An `http` integration.
+    pub fn http(
+        stage: &Stage,
+        url: &str,
+        append_path: bool,
+        timeout_ms: u64,
+        context: &str,
+    ) -> Result<Self, StartError> {
+        Ok(Integration::Http(HttpIntegration {
+            url: UrlTemplate::new(stage, url, append_path, context)?,
+            timeout: Duration::from_millis(timeout_ms),
+        }))
+    }
+}
+
+/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1), plus
+/// `host`, which the client sets for the upstream.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<http::HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(*n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_cannot_be_steered() {
+        let stage = Stage::new("dev", &[("orders", "http://127.0.0.1:9001")]);
+        let t = UrlTemplate::new(
+            &stage,
+            "${stageVariables.orders}/v2/orders/{orderId}",
+            false,
+            "t",
+        )
+        .unwrap();
+        let mut p = Params::default();
+        p.push("orderId", "../../admin?x=1#y");
+        assert_eq!(
+            t.expand(&p, "/ignored", Some("a=1")),
+            "http://127.0.0.1:9001/v2/orders/..%2F..%2Fadmin%3Fx%3D1%23y?a=1"
+        );
+        let d = UrlTemplate::new(&stage, "${stageVariables.orders}/", true, "t").unwrap();
+        assert_eq!(
+            d.expand(&p, "/orders/7", None),
+            "http://127.0.0.1:9001/orders/7"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = http::HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

@@ -1,0 +1,301 @@
+//! Observability: request ids, the JSON access log, and Prometheus metrics named after the
+//! OpenTelemetry HTTP semantic conventions.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::Frame;
+
+/// The request id: the client's `x-request-id` when it is sane, else a new UUID.
+pub fn request_id(headers: &http::HeaderMap) -> String {
+    if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
+            return v.to_string();
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// Request metrics of one gateway.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, &'static str, u16), Histogram>>,
+    active: AtomicI64,
+}
+
+impl Metrics {
+    /// Counts a request as started.
+    pub fn start(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished request under its route template (`-` when no route matched).
+    pub fn finish(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::TRACE => "TRACE",
+            _ => "_OTHER",
+        };
+        let secs = elapsed.as_secs_f64();
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let h = map.entry((route.to_string(), method, status)).or_default();
+        h.count += 1;
+        h.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP http_server_request_duration_seconds Duration of HTTP server requests.\n",
+        );
+        out.push_str("# TYPE http_server_request_duration_seconds histogram\n");
+        let map = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for ((route, method, status), h) in &map {
+            let labels = format!(
+                "http_request_method=\"{method}\",http_route=\"{}\",http_response_status_code=\"{status}\"",
+                escape_label(route)
+            );
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "http_server_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "http_server_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
+        out.push_str("# TYPE http_server_active_requests gauge\n");
+        let _ = writeln!(
+            out,
+            "http_server_active_requests {}",
+            self.active.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What the access log line says of one request, filled in as the request goes.
+pub struct AccessRecord {
+    /// The request id.
+    pub request_id: String,
+    /// The client address.
+    pub ip: String,
+    /// Method.
+    pub method: http::Method,
+    /// `METHOD /template`, or `-`.
+    pub route_key: String,
+    /// The route template, or `-`.
+    pub route: &'static str,
+    /// The request path as received.
+    pub path: String,
+    /// HTTP version.
+    pub protocol: &'static str,
+    /// The stage.
+    pub stage: Arc<str>,
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// When the request arrived.
+    pub start: Instant,
+    /// Wall-clock arrival time.
+    pub time: SystemTime,
+    /// Time spent waiting for the upstream's answer head, when there was an upstream.
+    pub integration_latency: Option<Duration>,
+    /// The final status.
+    pub status: u16,
+}
+
+/// A response body that counts its bytes and, when it is finished or dropped, writes the access
+/// log line and records the metrics, so both cover the whole response.
+pub struct LoggedBody {
+    inner: Body,
+    bytes: u64,
+    record: Option<(AccessRecord, Arc<Metrics>)>,
+}
+
+impl LoggedBody {
+    /// Wraps `inner`.
+    pub fn new(inner: Body, record: AccessRecord, metrics: Arc<Metrics>) -> Self {
+        LoggedBody {
+            inner,
+            bytes: 0,
+            record: Some((record, metrics)),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((r, metrics)) = self.record.take() {
+            let elapsed = r.start.elapsed();
+            metrics.finish(&r.method, r.route, r.status, elapsed);
+            let line = serde_json::json!({
+                "requestId": r.request_id,
+                "ip": r.ip,
+                "requestTime": rfc3339(r.time),
+                "httpMethod": r.method.as_str(),
+                "routeKey": r.route_key,
+                "path": r.path,
+                "status": r.status,
+                "protocol": r.protocol,
+                "responseLength": self.bytes,
+                "integrationLatency": r.integration_latency.map(|d| d.as_millis() as u64),
+                "responseLatency": elapsed.as_millis() as u64,
+                "stage": &*r.stage,
+                "userAgent": r.user_agent,
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn metrics_text() {
+        let m = Metrics::default();
+        m.start();
+        m.finish(
+            &http::Method::GET,
+            "/a/{id}\"",
+            200,
+            Duration::from_millis(3),
+        );
+        let text = m.render();
+        assert!(text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/a/{id}\\\"\",http_response_status_code=\"200\"} 1"), "{text}");
+        assert!(text.contains("http_server_active_requests 0"));
+    }
+
+    #[test]
+    fn request_ids() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert("x-request-id", "has space".parse().unwrap());
+        assert_eq!(request_id(&h).len(), 36);
+    }
+}

@@ -1,0 +1,464 @@
+//! Generated gateways, end to end: `gwgen build` compiles them (sharing one build cache), they
+//! run as real processes on loopback, a real upstream answers, a raw HTTP client asks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::net::{free_port, get, send, Upstream};
+use crate::support::{gwgen_bin, repo};
+
+/// The build cache every gateway test shares.
+fn cache_dir() -> PathBuf {
+    repo().join("target").join("e2e-gwgen-cache")
+}
+
+/// Builds `spec` (relative to the repo) once per test run; returns the binary.
+pub fn build(spec: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bin) = map.get(spec) {
+        return bin.clone();
+    }
+    let out = Command::new(gwgen_bin())
+        .args(["build", spec])
+        .current_dir(repo())
+        .env("GWGEN_CACHE_DIR", cache_dir())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("gwgen build runs");
+    assert!(out.status.success(), "gwgen build {spec} failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bin = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the binary's path is the last line")
+            .trim(),
+    );
+    assert!(bin.exists(), "{} does not exist", bin.display());
+    map.insert(spec.to_string(), bin.clone());
+    bin
+}
+
+/// A running gateway, stopped by PID when dropped.
+pub struct Running {
+    pub child: Child,
+    pub port: u16,
+    pub admin: u16,
+    log: PathBuf,
+}
+
+impl Running {
+    pub fn start(bin: &Path, args: &[&str], env: &[(&str, String)]) -> Running {
+        let (port, admin) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("gwgen-e2e-{}-{port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(args)
+        .stdout(file.try_clone().expect("dup"))
+        .stderr(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start the gateway");
+        let mut running = Running {
+            child,
+            port,
+            admin,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = running.child.try_wait() {
+                panic!("the gateway exited with {status}: {}", running.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start: {}",
+                running.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        running
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn proxy_gateway() -> (Running, Upstream) {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", upstream.port.to_string())]);
+    (gw, upstream)
+}
+
+#[test]
+fn mock_routes_404_405_head_options() {
+    let bin = build("specs/petstore.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let r = get(gw.port, "/pets", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!([{ "id": 1, "name": "Rex", "tag": "dog" }])
+    );
+    assert!(r.header("x-request-id").is_some_and(|id| id.len() == 36));
+
+    let head = send(
+        gw.port,
+        b"HEAD /pets/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+
+    let missing = get(gw.port, "/cats", "");
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    let p = missing.json();
+    assert_eq!(
+        (p["status"].as_u64(), p["title"].as_str()),
+        (Some(404), Some("Not Found"))
+    );
+
+    let wrong = send(
+        gw.port,
+        b"DELETE /pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("GET, HEAD, OPTIONS, POST"));
+
+    let options = send(
+        gw.port,
+        b"OPTIONS /pets/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("allow"), Some("GET, HEAD, OPTIONS"));
+
+    // The client's request id is kept.
+    let r = get(gw.port, "/pets", "X-Request-Id: my-trace-1\r\n");
+    assert_eq!(r.header("x-request-id"), Some("my-trace-1"));
+}
+
+#[test]
+fn proxy_templates_query_and_forwarded_headers() {
+    let (gw, upstream) = proxy_gateway();
+    // A defaults URL: the normalised request path is appended, the query passed through.
+    let r = get(
+        gw.port,
+        "/echo/hello?x=1&y=%20",
+        "X-Request-Id: rid-42\r\nX-Forwarded-For: 203.0.113.9\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let e = r.json();
+    assert_eq!(e["target"], "/echo/hello?x=1&y=%20");
+    let h = &e["headers"];
+    assert_eq!(h["x-request-id"], "rid-42");
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "gw.test");
+    // A template URL: each value is one encoded segment, so it cannot steer the upstream path.
+    let r = get(gw.port, "/items/..%2F..%2Fadmin%3Fx", "");
+    assert_eq!(r.json()["target"], "/v1/items/..%2F..%2Fadmin%3Fx");
+    // Mixed segments.
+    let r = get(gw.port, "/files/report.tar.gz", "");
+    assert_eq!(r.json()["target"], "/store/report/tar.gz");
+    assert!(upstream.hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
+#[test]
+fn hop_by_hop_headers_are_dropped_both_ways() {
+    let (gw, _up) = proxy_gateway();
+    let r = get(gw.port, "/echo/x", "Connection: close, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=1\r\nTE: trailers\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nX-Kept: yes\r\n");
+    let h = &r.json()["headers"];
+    for gone in ["x-hop", "keep-alive", "te", "proxy-authorization"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    assert_eq!(h["x-kept"], "yes");
+    assert_eq!(r.header("x-upstream"), Some("yes"));
+    assert!(
+        r.header("x-upstream-secret").is_none(),
+        "named in the upstream's Connection header"
+    );
+    assert!(r.header("keep-alive").is_none());
+}
+
+#[test]
+fn path_normalisation_is_one_policy() {
+    let (gw, _up) = proxy_gateway();
+    let r = get(gw.port, "//echo/./a/../b/", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["target"], "/echo/b");
+    let r = get(gw.port, "/echo/a%2Fb", "");
+    assert_eq!(
+        r.json()["target"],
+        "/echo/a%2Fb",
+        "an encoded slash stays in its segment"
+    );
+    let r = get(gw.port, "/echo/caf%C3%A9", "");
+    assert_eq!(r.json()["target"], "/echo/caf%C3%A9");
+    let r = get(gw.port, "/echo/%2e%2e", "");
+    assert_eq!(r.status, 400);
+    let r = get(gw.port, "/echo/%ff", "");
+    assert_eq!(r.status, 400);
+    let r = get(gw.port, "/echo/a/b/c", "");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn upstream_failures_are_502_and_504() {
+    let (gw, _up) = proxy_gateway();
+    let started = Instant::now();
+    let r = get(gw.port, "/slow", "");
+    assert_eq!(r.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "the 300ms timeout applies"
+    );
+    assert_eq!(r.json()["title"], "Gateway Timeout");
+    let r = get(gw.port, "/down", "");
+    assert_eq!(r.status, 502);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        !detail.contains("127.0.0.1"),
+        "no internals leak to the client: {detail}"
+    );
+    let r = get(gw.port, "/mocked", "");
+    assert_eq!(
+        (r.status, r.json()),
+        (202, serde_json::json!({ "queued": true }))
+    );
+}
+
+#[test]
+fn bodies_stream_and_the_size_limit_is_413() {
+    let (gw, _up) = proxy_gateway();
+    let body = vec![b'a'; 512 * 1024];
+    let mut req = format!(
+        "POST /echo/up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = send(gw.port, &req);
+    assert_eq!(r.json()["body_len"], 512 * 1024);
+    let big = format!(
+        "POST /echo/up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        2 << 20
+    );
+    let r = send(gw.port, big.as_bytes());
+    assert_eq!(r.status, 413);
+    // Chunked, without a length up front: the limit still holds while streaming.
+    let mut chunked = b"POST /echo/up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..20 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 128 * 1024).as_bytes());
+        chunked.extend_from_slice(&vec![b'b'; 128 * 1024]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let r = send(gw.port, &chunked);
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn access_log_metrics_and_health() {
+    let (gw, _up) = proxy_gateway();
+    let r = get(
+        gw.port,
+        "/items/abc",
+        "User-Agent: e2e\r\nX-Request-Id: log-me\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let health = get(gw.admin, "/healthz", "");
+    assert_eq!(health.status, 200);
+    assert_eq!(get(gw.admin, "/readyz", "").status, 200);
+    let metrics = String::from_utf8_lossy(&get(gw.admin, "/metrics", "").body).into_owned();
+    assert!(
+        metrics.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/items/{id}\",http_response_status_code=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE http_server_active_requests gauge"));
+    // The access log line is written when the response body ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        if let Some(l) = gw
+            .log_text()
+            .lines()
+            .find(|l| l.contains("\"log-me\""))
+            .map(str::to_string)
+        {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access log line: {}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).expect("the access log is JSON");
+    assert_eq!(v["routeKey"], "GET /items/{id}");
+    assert_eq!(v["httpMethod"], "GET");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["ip"], "127.0.0.1");
+    assert_eq!(v["stage"], "dev");
+    assert_eq!(v["userAgent"], "e2e");
+    assert!(v["responseLength"].as_u64().unwrap_or(0) > 10);
+    assert!(v["integrationLatency"].is_u64());
+    assert!(v["responseLatency"].is_u64());
+    assert!(v["requestTime"].as_str().is_some_and(|t| t.ends_with('Z')));
+}
+
+#[test]
+fn start_up_errors_name_what_is_missing() {
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let out = Command::new(&bin)
+        .env_remove("UPSTREAM_PORT")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UPSTREAM_PORT"), "{err}");
+    let out = Command::new(&bin)
+        .args(["--stage", "broken"])
+        .env("UPSTREAM_PORT", "1")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SURELY_UNSET_GWGEN_VAR"));
+    let out = Command::new(&bin)
+        .args(["--stage", "qa"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dev, broken"));
+    let out = Command::new(&bin)
+        .args(["--listen", "not-an-address"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let help = Command::new(&bin).arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--listen",
+        "--stage",
+        "--admin-listen",
+        "GATEWAY_LISTEN",
+        "GATEWAY_STAGE",
+    ] {
+        assert!(help.contains(flag), "{help}");
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let (mut gw, _up) = proxy_gateway();
+    let port = gw.port;
+    let in_flight = std::thread::spawn(move || get(port, "/drain", ""));
+    std::thread::sleep(Duration::from_millis(250));
+    gw.terminate();
+    let r = in_flight.join().expect("the request thread");
+    assert_eq!(r.status, 200, "the in-flight request completes");
+    assert_eq!(r.json()["slept"], 800);
+    assert_eq!(
+        gw.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log_text()
+    );
+}
+
+#[test]
+fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
+    let bin = build("tests/fixtures/gateway/hostile.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let r = get(gw.port, "/type/a/b", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["café"], "日本語");
+    let r = send(gw.port, "POST /%C3%BCn%C3%AFc%C3%B8d%C3%A9/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".as_bytes());
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "line one\nline two \"quoted\" \\ backslash"
+    );
+    // Every function the generated code defines is one the generator chose.
+    let (krate, _) = gwgen::generate_file(
+        repo().join("tests/fixtures/gateway/hostile.yaml"),
+        &Default::default(),
+    )
+    .expect("generates");
+    for (file, expected) in [
+        ("src/lib.rs", vec!["app", "gateway", "route"]),
+        ("src/main.rs", vec!["main"]),
+    ] {
+        let parsed = syn::parse_file(&krate.files[file]).expect("valid Rust");
+        let mut fns: Vec<String> = parsed
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                syn::Item::Fn(f) => Some(f.sig.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        fns.sort();
+        assert_eq!(fns, expected, "{file}");
+        assert!(!parsed
+            .items
+            .iter()
+            .any(|i| matches!(i, syn::Item::Macro(_) | syn::Item::Mod(_))));
+    }
+}
+
+#[test]
+fn oversized_headers_are_431() {
+    let bin = build("specs/petstore.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let big = "a".repeat(70 * 1024);
+    let r = get(gw.port, "/pets", &format!("X-Big: {big}\r\n"));
+    assert_eq!(r.status, 431);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}

@@ -1,0 +1,197 @@
+//! Real network peers for the gateway tests: an HTTP/1.1 upstream and a raw client, both on
+//! loopback, both bounded in time. The client writes bytes as given, so tests control exactly
+//! what the gateway receives (`//`, `%2F`, hop-by-hop headers).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn read_head<R: BufRead>(r: &mut R) -> Option<(String, HashMap<String, String>)> {
+    let mut first = String::new();
+    if r.read_line(&mut first).ok()? == 0 {
+        return None;
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            let v = v.trim().to_string();
+            headers
+                .entry(k)
+                .and_modify(|old: &mut String| {
+                    old.push_str(", ");
+                    old.push_str(&v);
+                })
+                .or_insert(v);
+        }
+    }
+    Some((first.trim_end().to_string(), headers))
+}
+
+fn read_body<R: BufRead>(r: &mut R, headers: &HashMap<String, String>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                break;
+            }
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            if r.read_exact(&mut chunk).is_err() {
+                break;
+            }
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        body.resize(len, 0);
+        let _ = r.read_exact(&mut body);
+    }
+    body
+}
+
+/// Sends `raw` (a whole request) on a new connection and reads the whole response.
+pub fn send(port: u16, raw: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the gateway");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(raw).expect("write");
+    let mut r = BufReader::new(s);
+    let (status_line, headers) = read_head(&mut r).expect("a response head");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut body = Vec::new();
+    if raw.starts_with(b"HEAD ") || status == 204 || status == 304 {
+        // No body, whatever the headers say.
+    } else if headers.contains_key("content-length") || headers.contains_key("transfer-encoding") {
+        body = read_body(&mut r, &headers);
+    } else {
+        let _ = r.read_to_end(&mut body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `GET path` with extra header lines.
+pub fn get(port: u16, path: &str, extra: &str) -> Reply {
+    send(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n{extra}\r\n")
+            .as_bytes(),
+    )
+}
+
+/// A test upstream: `/sleep/MS` sleeps then answers; anything else echoes the request as JSON.
+/// Its answers carry hop-by-hop headers that the gateway must drop.
+pub struct Upstream {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        let port = listener.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let h = h.clone();
+                std::thread::spawn(move || serve(conn, &h));
+            }
+        });
+        Upstream { port, hits }
+    }
+}
+
+fn serve(conn: TcpStream, hits: &AtomicUsize) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut w = conn.try_clone().expect("clone");
+    let mut r = BufReader::new(conn);
+    while let Some((line, headers)) = read_head(&mut r) {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let body = read_body(&mut r, &headers);
+        let mut parts = line.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let reply = if let Some(ms) = target
+            .strip_prefix("/sleep/")
+            .and_then(|m| m.parse::<u64>().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms));
+            serde_json::json!({ "slept": ms })
+        } else {
+            serde_json::json!({ "method": method, "target": target, "headers": headers, "body_len": body.len() })
+        };
+        let text = reply.to_string();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n\r\n{text}",
+            text.len()
+        );
+        if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+        if headers
+            .get("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            return;
+        }
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a: SocketAddr| a.port())
+        .expect("a free port")
+}
