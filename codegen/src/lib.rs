@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod builder;
 pub(crate) mod check;
 pub mod diag;
 pub mod emit;
@@ -29,6 +30,7 @@ pub mod xgw;
 
 use std::path::Path;
 
+pub use builder::{BuildError, Builder};
 pub use diag::{Code, Diagnostic, Severity};
 pub use lower::{parse_template, template_params, template_shape};
 
