@@ -383,7 +383,10 @@ fn route_def(r: &Route) -> TokenStream {
             quote! { rt::Integration::Mock(rt::MockResponse::new(#status, #ct, #body)) }
         }
     };
-    quote! { rt::RouteDef { key: #key, template: #template, integration: #integration } }
+    let names = crate::lower::template_params(&r.segments)
+        .into_iter()
+        .map(lit);
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], integration: #integration } }
 }
 
 /// The mock answer of a route: the integration's own status and body, else the spec's first
@@ -441,93 +444,85 @@ fn mock_answer(
     (status, content_type, body)
 }
 
-/// The route decision tree: a `match` over the segments, one arm per path template, most
-/// specific first (at each position a literal before a mixed segment before a parameter), then
-/// a `match` over the method.
-fn route_tree(gw: &Gateway) -> TokenStream {
-    // Group routes by template.
-    /// A path template and the routes (index, route) that share it.
-    type Group<'a> = (&'a Vec<Segment>, Vec<(usize, &'a Route)>);
-    let mut templates: Vec<Group<'_>> = Vec::new();
-    for (i, r) in gw.routes.iter().enumerate() {
-        match templates.iter_mut().find(|(segs, _)| {
-            crate::lower::template_shape(segs) == crate::lower::template_shape(&r.segments)
-        }) {
-            Some((_, list)) => list.push((i, r)),
-            None => templates.push((&r.segments, vec![(i, r)])),
-        }
-    }
-    let rank = |segs: &Vec<Segment>| -> Vec<(u8, String)> {
-        let segs: Vec<&Segment> = segs
-            .iter()
-            .filter(|s| !matches!(s, Segment::Literal(l) if l.is_empty()))
-            .collect();
-        segs.iter()
-            .map(|s| match s {
-                Segment::Literal(l) => (0, l.clone()),
-                Segment::Mixed(_) => (1, String::new()),
-                Segment::Param(_) => (2, String::new()),
-            })
-            .collect()
-    };
-    templates.sort_by_key(|(segs, _)| {
-        (
-            segs.iter()
-                .filter(|s| !matches!(s, Segment::Literal(l) if l.is_empty()))
-                .count(),
-            rank(segs),
-        )
-    });
-    let arms = templates.iter().map(|(segs, routes)| {
-        let segs: Vec<&Segment> = segs
-            .iter()
-            .filter(|s| !matches!(s, Segment::Literal(l) if l.is_empty()))
-            .collect();
-        let mut patterns = Vec::new();
-        let mut guards = Vec::new();
-        let mut captures = Vec::new();
-        for (i, s) in segs.iter().enumerate() {
-            let var = format_ident!("p{}", i);
-            match s {
-                Segment::Literal(l) => {
-                    let l = lit(l);
-                    patterns.push(quote! { #l });
-                }
-                Segment::Param(name) => {
-                    let name = lit(name);
-                    patterns.push(quote! { #var });
-                    captures.push(quote! { params.push(#name, #var); });
-                }
-                Segment::Mixed(parts) => {
-                    let parts = parts.iter().map(|p| match p {
-                        Segment::Literal(l) => {
-                            let l = lit(l);
-                            quote! { rt::Part::Lit(#l) }
-                        }
-                        Segment::Param(n) => {
-                            let n = lit(n);
-                            quote! { rt::Part::Param(#n) }
-                        }
-                        Segment::Mixed(_) => quote! {},
-                    });
-                    let parts = quote! { &[#(#parts),*] };
-                    patterns.push(quote! { #var });
-                    guards
-                        .push(quote! { rt::match_mixed(#var, #parts, &mut rt::Params::default()) });
-                    captures.push(quote! { rt::match_mixed(#var, #parts, params); });
+/// One node of the route trie: what continues from here, and the routes that end here.
+#[derive(Default)]
+struct TrieNode {
+    literals: BTreeMap<String, TrieNode>,
+    /// Mixed segments by their parts (parameters as `None`), in first-seen order.
+    mixed: Vec<(Vec<Option<String>>, TrieNode)>,
+    param: Option<Box<TrieNode>>,
+    /// (method, route index) of the routes whose template ends here.
+    ends: Vec<(String, usize)>,
+}
+
+impl TrieNode {
+    fn insert(&mut self, segs: &[&Segment], method: &str, index: usize) {
+        let Some((first, rest)) = segs.split_first() else {
+            if !self.ends.iter().any(|(m, _)| m == method) {
+                self.ends.push((method.to_string(), index));
+            }
+            return;
+        };
+        let child = match first {
+            Segment::Literal(l) => self.literals.entry(l.clone()).or_default(),
+            Segment::Param(_) => self.param.get_or_insert_with(Default::default),
+            Segment::Mixed(parts) => {
+                let key: Vec<Option<String>> = parts
+                    .iter()
+                    .map(|p| match p {
+                        Segment::Literal(l) => Some(l.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                match self.mixed.iter().position(|(k, _)| *k == key) {
+                    Some(i) => &mut self.mixed[i].1,
+                    None => {
+                        self.mixed.push((key, TrieNode::default()));
+                        &mut self.mixed.last_mut().expect("just pushed").1
+                    }
                 }
             }
-        }
-        let guard = if guards.is_empty() {
-            quote! {}
-        } else {
-            quote! { if #(#guards)&&* }
         };
-        // Methods: the declared ones, HEAD for GET unless declared.
-        let mut methods: Vec<(String, usize)> = routes
+        child.insert(rest, method, index);
+    }
+}
+
+/// The route decision tree: a trie with one function per node (`n0` is the root). At each node
+/// literal children come first (dispatched on the segment's length, then its text), then mixed
+/// segments, then a parameter; a branch that finds nothing gives way to the next, and the
+/// parameters it captured are dropped. Where the path ends, a `match` on the method decides.
+fn route_tree(gw: &Gateway) -> TokenStream {
+    let mut root = TrieNode::default();
+    for (i, r) in gw.routes.iter().enumerate() {
+        let segs: Vec<&Segment> = r
+            .segments
             .iter()
-            .map(|(i, r)| (r.method.to_string(), *i))
+            .filter(|s| !matches!(s, Segment::Literal(l) if l.is_empty()))
             .collect();
+        root.insert(&segs, r.method, i);
+    }
+    let mut fns = Vec::new();
+    emit_node(&root, &mut fns);
+    quote! {
+        /// The route decision tree over the normalised path segments.
+        pub fn route<'a>(method: &str, segments: &[&'a str], params: &mut rt::Params<'a>) -> rt::Lookup {
+            n0(method, segments, params)
+        }
+
+        #(#fns)*
+    }
+}
+
+/// Emits the function of `node` (and, first, of its children); returns its number.
+fn emit_node(node: &TrieNode, fns: &mut Vec<TokenStream>) -> usize {
+    let id = fns.len();
+    fns.push(TokenStream::new()); // reserve the number; filled in below
+    let name = format_ident!("n{}", id);
+    // Where the path ends here.
+    let end = if node.ends.is_empty() {
+        quote! { rt::Lookup::NotFound }
+    } else {
+        let mut methods: Vec<(String, usize)> = node.ends.clone();
         if let Some((_, get)) = methods.iter().find(|(m, _)| m == "GET").cloned() {
             if !methods.iter().any(|(m, _)| m == "HEAD") {
                 methods.push(("HEAD".into(), get));
@@ -539,28 +534,111 @@ fn route_tree(gw: &Gateway) -> TokenStream {
         }
         allow.sort_unstable();
         let allow = lit(&allow.join(", "));
-        let method_arms = methods.iter().map(|(m, i)| {
+        let arms = methods.iter().map(|(m, i)| {
             let m = lit(m);
             let i = Literal::usize_unsuffixed(*i);
             quote! { #m => rt::Lookup::Found(#i), }
         });
         quote! {
-            [#(#patterns),*] #guard => {
-                #(#captures)*
-                match method.as_str() {
-                    #(#method_arms)*
-                    _ => rt::Lookup::MethodNotAllowed(#allow),
-                }
-            }
-        }
-    });
-    quote! {
-        /// The route decision tree over the normalised path segments.
-        pub fn route(method: &rt::Method, segments: &[&str], params: &mut rt::Params) -> rt::Lookup {
-            match segments {
+            match method {
                 #(#arms)*
-                _ => rt::Lookup::NotFound,
+                _ => rt::Lookup::MethodNotAllowed(#allow),
             }
         }
+    };
+    let mut steps = Vec::new();
+    if !node.literals.is_empty() {
+        let mut by_len: BTreeMap<usize, Vec<(&String, usize)>> = BTreeMap::new();
+        for (text, child) in &node.literals {
+            let child_id = emit_node(child, fns);
+            by_len.entry(text.len()).or_default().push((text, child_id));
+        }
+        let len_arms = by_len.iter().map(|(len, children)| {
+            let len = Literal::usize_unsuffixed(*len);
+            let arms = children.iter().map(|(text, child_id)| {
+                let text = lit(text);
+                let child = format_ident!("n{}", child_id);
+                quote! { #text => #child(method, rest, params), }
+            });
+            quote! { #len => match *first { #(#arms)* _ => rt::Lookup::NotFound }, }
+        });
+        steps.push(quote! {
+            let found = match first.len() {
+                #(#len_arms)*
+                _ => rt::Lookup::NotFound,
+            };
+            if found != rt::Lookup::NotFound {
+                return found;
+            }
+        });
     }
+    for (parts, child) in &node.mixed {
+        let child_id = emit_node(child, fns);
+        let child = format_ident!("n{}", child_id);
+        let parts = parts.iter().map(|p| match p {
+            Some(l) => {
+                let l = lit(l);
+                quote! { rt::Part::Lit(#l) }
+            }
+            None => quote! { rt::Part::Param },
+        });
+        steps.push(quote! {
+            if rt::match_mixed(first, &[#(#parts),*], params) {
+                let found = #child(method, rest, params);
+                if found != rt::Lookup::NotFound {
+                    return found;
+                }
+                params.truncate(mark);
+            }
+        });
+    }
+    if let Some(child) = &node.param {
+        let child_id = emit_node(child, fns);
+        let child = format_ident!("n{}", child_id);
+        steps.push(quote! {
+            params.push(first);
+            let found = #child(method, rest, params);
+            if found != rt::Lookup::NotFound {
+                return found;
+            }
+            params.truncate(mark);
+        });
+    }
+    let body = if steps.is_empty() {
+        quote! {
+            if segments.is_empty() { #end } else { rt::Lookup::NotFound }
+        }
+    } else {
+        let uses_mark = !node.mixed.is_empty() || node.param.is_some();
+        let mark = if uses_mark {
+            quote! { let mark = params.len(); }
+        } else {
+            quote! {}
+        };
+        quote! {
+            let Some((first, rest)) = segments.split_first() else {
+                return #end;
+            };
+            #mark
+            #(#steps)*
+            rt::Lookup::NotFound
+        }
+    };
+    let unused = if steps_use_params(node) {
+        quote! {}
+    } else {
+        quote! { let _ = &params; }
+    };
+    fns[id] = quote! {
+        fn #name<'a>(method: &str, segments: &[&'a str], params: &mut rt::Params<'a>) -> rt::Lookup {
+            #unused
+            #body
+        }
+    };
+    id
+}
+
+/// Whether a node's function touches `params` itself (otherwise it only passes it on).
+fn steps_use_params(node: &TrieNode) -> bool {
+    !node.literals.is_empty() || !node.mixed.is_empty() || node.param.is_some()
 }

@@ -19,6 +19,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
         rt::RouteDef {
             key: "GET /pets",
             template: "/pets",
+            params: &[],
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,
@@ -30,11 +31,13 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
         rt::RouteDef {
             key: "POST /pets",
             template: "/pets",
+            params: &[],
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
             template: "/pets/{petId}",
+            params: &["petId"],
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,
@@ -62,28 +65,70 @@ pub fn app(config: &rt::Config) -> Result<rt::axum::Router, rt::StartError> {
     Ok(std::sync::Arc::new(gateway(config)?).router())
 }
 /// The route decision tree over the normalised path segments.
-pub fn route(
-    method: &rt::Method,
-    segments: &[&str],
-    params: &mut rt::Params,
+pub fn route<'a>(
+    method: &str,
+    segments: &[&'a str],
+    params: &mut rt::Params<'a>,
 ) -> rt::Lookup {
-    match segments {
-        ["pets"] => {
-            match method.as_str() {
-                "GET" => rt::Lookup::Found(0),
-                "POST" => rt::Lookup::Found(1),
-                "HEAD" => rt::Lookup::Found(0),
-                _ => rt::Lookup::MethodNotAllowed("GET, HEAD, OPTIONS, POST"),
-            }
-        }
-        ["pets", p1] => {
-            params.push("petId", p1);
-            match method.as_str() {
-                "GET" => rt::Lookup::Found(2),
-                "HEAD" => rt::Lookup::Found(2),
-                _ => rt::Lookup::MethodNotAllowed("GET, HEAD, OPTIONS"),
+    n0(method, segments, params)
+}
+fn n0<'a>(
+    method: &str,
+    segments: &[&'a str],
+    params: &mut rt::Params<'a>,
+) -> rt::Lookup {
+    let Some((first, rest)) = segments.split_first() else {
+        return rt::Lookup::NotFound;
+    };
+    let found = match first.len() {
+        4 => {
+            match *first {
+                "pets" => n1(method, rest, params),
+                _ => rt::Lookup::NotFound,
             }
         }
         _ => rt::Lookup::NotFound,
+    };
+    if found != rt::Lookup::NotFound {
+        return found;
+    }
+    rt::Lookup::NotFound
+}
+fn n1<'a>(
+    method: &str,
+    segments: &[&'a str],
+    params: &mut rt::Params<'a>,
+) -> rt::Lookup {
+    let Some((first, rest)) = segments.split_first() else {
+        return match method {
+            "GET" => rt::Lookup::Found(0),
+            "POST" => rt::Lookup::Found(1),
+            "HEAD" => rt::Lookup::Found(0),
+            _ => rt::Lookup::MethodNotAllowed("GET, HEAD, OPTIONS, POST"),
+        };
+    };
+    let mark = params.len();
+    params.push(first);
+    let found = n2(method, rest, params);
+    if found != rt::Lookup::NotFound {
+        return found;
+    }
+    params.truncate(mark);
+    rt::Lookup::NotFound
+}
+fn n2<'a>(
+    method: &str,
+    segments: &[&'a str],
+    params: &mut rt::Params<'a>,
+) -> rt::Lookup {
+    let _ = &params;
+    if segments.is_empty() {
+        match method {
+            "GET" => rt::Lookup::Found(2),
+            "HEAD" => rt::Lookup::Found(2),
+            _ => rt::Lookup::MethodNotAllowed("GET, HEAD, OPTIONS"),
+        }
+    } else {
+        rt::Lookup::NotFound
     }
 }

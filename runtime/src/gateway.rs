@@ -23,8 +23,8 @@ use crate::problem::Problem;
 use crate::router::{Lookup, Params};
 use crate::stage::{Stage, StartError};
 
-/// The generated route decision tree.
-pub type RouteFn = fn(&Method, &[&str], &mut Params) -> Lookup;
+/// The generated route decision tree: method, normalised segments, captured parameters.
+pub type RouteFn = for<'a> fn(&str, &[&'a str], &mut Params<'a>) -> Lookup;
 
 /// One route.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct RouteDef {
     pub key: &'static str,
     /// `/orders/{orderId}`.
     pub template: &'static str,
+    /// The path parameters' names, in template order.
+    pub params: &'static [&'static str],
     /// How it is served.
     pub integration: Integration,
 }
@@ -281,11 +283,20 @@ async fn dispatch(
     if header_bytes > gw.limits.headers {
         return Err(Problem::headers_too_large(gw.limits.headers));
     }
-    let segments =
-        crate::path::normalize(req.uri().path()).map_err(|e| Problem::bad_request(e.message()))?;
-    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    // The request is moved into the integration later, so the path is copied out of it. Most
+    // paths need no decoding: their segments are then borrowed from that copy.
+    let raw_path = req.uri().path().to_owned();
+    let decoded;
+    let segs: crate::path::Segments<'_> = match crate::path::plain_segments(&raw_path) {
+        Some(segs) => segs,
+        None => {
+            decoded =
+                crate::path::normalize(&raw_path).map_err(|e| Problem::bad_request(e.message()))?;
+            decoded.iter().map(|s| s.as_ref()).collect()
+        }
+    };
     let mut params = Params::default();
-    let index = match (gw.route)(req.method(), &segs, &mut params) {
+    let index = match (gw.route)(req.method().as_str(), &segs, &mut params) {
         Lookup::Found(i) => i,
         Lookup::MethodNotAllowed(allow) if req.method() == Method::OPTIONS => {
             let mut r = Response::new(Body::empty());
@@ -334,7 +345,8 @@ async fn dispatch(
         #[cfg(feature = "proxy")]
         Integration::Http(h) => {
             let mut forward_path = String::new();
-            crate::path::encode_path(&mut forward_path, &segments);
+            crate::path::encode_path(&mut forward_path, &segs);
+            let params = params.named(route.params);
             proxy::forward(gw, h, req, peer, id, &params, &forward_path, record).await
         }
         #[cfg(not(feature = "proxy"))]
@@ -367,7 +379,7 @@ pub(crate) mod proxy {
     use crate::integration::{strip_hop_by_hop, HttpIntegration};
     use crate::observe::AccessRecord;
     use crate::problem::Problem;
-    use crate::router::Params;
+    use crate::router::PathParams;
 
     pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
 
@@ -388,7 +400,7 @@ pub(crate) mod proxy {
         req: Request,
         peer: SocketAddr,
         id: &str,
-        params: &Params,
+        params: &PathParams<'_>,
         path: &str,
         record: &mut AccessRecord,
     ) -> Result<Response, Problem> {

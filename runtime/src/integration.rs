@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::router::Params;
+use crate::router::PathParams;
 use crate::stage::{Stage, StartError};
 
 /// How a route is served.
@@ -114,7 +114,7 @@ impl UrlTemplate {
 
     /// The upstream URL for one request: parameters encoded as single segments, the normalised
     /// request path appended where the template asks for it, the raw query passed through.
-    pub fn expand(&self, params: &Params, path: &str, query: Option<&str>) -> String {
+    pub fn expand(&self, params: &PathParams<'_>, path: &str, query: Option<&str>) -> String {
         let mut out = String::with_capacity(128);
         for p in &self.parts {
             match p {
@@ -208,8 +208,9 @@ mod tests {
             "t",
         )
         .unwrap();
-        let mut p = Params::default();
-        p.push("orderId", "../../admin?x=1#y");
+        let mut values = crate::router::Params::default();
+        values.push("../../admin?x=1#y");
+        let p = values.named(&["orderId"]);
         assert_eq!(
             t.expand(&p, "/ignored", Some("a=1")),
             "http://127.0.0.1:9001/v2/orders/..%2F..%2Fadmin%3Fx%3D1%23y?a=1"

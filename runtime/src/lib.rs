@@ -21,6 +21,7 @@ pub mod stage;
 #[doc(hidden)]
 pub mod __private_0_1 {
     pub use crate::config::Config;
+    pub use crate::gateway::RouteFn;
     pub use crate::gateway::{main_with, Gateway, Limits, RouteDef};
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
     pub use crate::router::{match_mixed, Lookup, Params, Part};

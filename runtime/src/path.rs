@@ -33,6 +33,29 @@ impl PathError {
     }
 }
 
+/// The segments of a path that needs no decoding (no `%`), normalised, borrowed from it: the
+/// common case, which allocates nothing for up to 16 segments. `None` when the path has escapes
+/// (use [`normalize`]).
+pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
+    if raw.as_bytes().contains(&b'%') {
+        return None;
+    }
+    let mut segments = Segments::new();
+    for seg in raw.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(seg),
+        }
+    }
+    Some(segments)
+}
+
+/// Borrowed path segments, inline up to 16.
+pub type Segments<'a> = smallvec::SmallVec<[&'a str; 16]>;
+
 /// The decoded segments of a normalised path.
 pub fn normalize(raw: &str) -> Result<Vec<Cow<'_, str>>, PathError> {
     let mut segments: Vec<Cow<'_, str>> = Vec::new();
@@ -85,10 +108,10 @@ const VALUE: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Appends `segments` to `out` as an encoded path (`/a/b%2Fc`).
-pub fn encode_path(out: &mut String, segments: &[Cow<'_, str>]) {
+pub fn encode_path<S: AsRef<str>>(out: &mut String, segments: &[S]) {
     for s in segments {
         out.push('/');
-        out.extend(utf8_percent_encode(s, SEGMENT));
+        out.extend(utf8_percent_encode(s.as_ref(), SEGMENT));
     }
     if segments.is_empty() {
         out.push('/');
@@ -123,6 +146,28 @@ mod tests {
         assert_eq!(norm("/a/%2e%2E/b"), Err(PathError::EncodedDotSegment));
         assert_eq!(norm("/a/%ff"), Err(PathError::BadEncoding));
         assert!(norm("/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn plain_paths_agree_with_the_full_policy() {
+        for p in [
+            "/a//b/",
+            "/a/./b/../c",
+            "/../../a",
+            "/",
+            "",
+            "/x/y/z/..",
+            "/a/b/.",
+        ] {
+            let full: Vec<String> = norm(p).unwrap();
+            let plain: Vec<String> = plain_segments(p)
+                .unwrap()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(plain, full, "{p}");
+        }
+        assert!(plain_segments("/a%20b").is_none());
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! What the generated route decision tree returns, and the helpers it calls.
 //!
-//! The tree itself is generated code: a `match` over the normalised segments, literal segments
-//! before parameters at each position, then a `match` over the method. This module only holds
-//! the types it fills in.
+//! The tree itself is generated code: one function per node of a trie over the normalised path
+//! segments. At each node, literal children are tried first (dispatched on the segment's length,
+//! then its text), then segments that mix text and parameters, then a parameter; a branch that
+//! finds nothing gives way to the next. At the end of the path a `match` on the method decides.
+//! Parameters are captured by position, borrowed from the request path, and named afterwards
+//! from the matched route's static list, so a lookup allocates nothing.
 
 /// The outcome of a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,34 +18,66 @@ pub enum Lookup {
     NotFound,
 }
 
-/// Path parameters captured by a lookup, as (wire name, decoded value).
+/// Path parameter values captured by a lookup, in template order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Params {
-    items: Vec<(&'static str, String)>,
+pub struct Params<'a> {
+    values: smallvec::SmallVec<[&'a str; 8]>,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     /// Empties the set for reuse.
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.values.clear();
     }
 
-    /// Records one parameter.
-    pub fn push(&mut self, name: &'static str, value: &str) {
-        self.items.push((name, value.to_string()));
+    /// How many values are captured.
+    pub fn len(&self) -> usize {
+        self.values.len()
     }
 
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Forgets values captured after `len` (a branch that did not match).
+    pub fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+    }
+
+    /// Captures one value.
+    pub fn push(&mut self, value: &'a str) {
+        self.values.push(value);
+    }
+
+    /// The values with the names of the route that matched.
+    pub fn named(&self, names: &'static [&'static str]) -> PathParams<'_> {
+        PathParams {
+            names,
+            values: &self.values,
+        }
+    }
+}
+
+/// Path parameters by name.
+#[derive(Debug, Clone, Copy)]
+pub struct PathParams<'a> {
+    names: &'static [&'static str],
+    values: &'a [&'a str],
+}
+
+impl<'a> PathParams<'a> {
     /// The value of a parameter.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.items
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.names
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .position(|n| *n == name)
+            .and_then(|i| self.values.get(i).copied())
     }
 
-    /// All parameters in template order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.items.iter().map(|(n, v)| (*n, v.as_str()))
+    /// (name, value) pairs in template order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
+        self.names.iter().copied().zip(self.values.iter().copied())
     }
 }
 
@@ -52,47 +87,49 @@ pub enum Part {
     /// Literal text.
     Lit(&'static str),
     /// A parameter (non-empty).
-    Param(&'static str),
+    Param,
 }
 
-/// Matches a mixed segment; on success records its parameters. A parameter extends to the first
-/// occurrence of the literal that follows it.
-pub fn match_mixed(segment: &str, parts: &[Part], params: &mut Params) -> bool {
+/// Matches a mixed segment; on success captures its parameters. A parameter extends to the
+/// first occurrence of the literal that follows it (at least one character).
+pub fn match_mixed<'a>(segment: &'a str, parts: &[Part], params: &mut Params<'a>) -> bool {
+    let mark = params.len();
     let mut rest = segment;
-    let mut captured: Vec<(&'static str, &str)> = Vec::new();
-    let mut i = 0;
-    while i < parts.len() {
-        match parts[i] {
+    for (i, part) in parts.iter().enumerate() {
+        match part {
             Part::Lit(l) => match rest.strip_prefix(l) {
                 Some(r) => rest = r,
-                None => return false,
+                None => {
+                    params.truncate(mark);
+                    return false;
+                }
             },
-            Part::Param(name) => {
+            Part::Param => {
                 let value = match parts.get(i + 1) {
                     Some(Part::Lit(l)) => {
-                        // At least one character, then up to the literal.
                         let skip = rest.chars().next().map_or(0, char::len_utf8);
                         match rest[skip..].find(l) {
                             Some(at) => &rest[..skip + at],
-                            None => return false,
+                            None => {
+                                params.truncate(mark);
+                                return false;
+                            }
                         }
                     }
                     _ => rest,
                 };
                 if value.is_empty() {
+                    params.truncate(mark);
                     return false;
                 }
-                captured.push((name, value));
+                params.push(value);
                 rest = &rest[value.len()..];
             }
         }
-        i += 1;
     }
     if !rest.is_empty() {
+        params.truncate(mark);
         return false;
-    }
-    for (n, v) in captured {
-        params.push(n, v);
     }
     true
 }
@@ -103,20 +140,23 @@ mod tests {
 
     #[test]
     fn mixed_segments() {
-        let parts = [Part::Param("name"), Part::Lit("."), Part::Param("ext")];
+        let parts = [Part::Param, Part::Lit("."), Part::Param];
         let mut p = Params::default();
         assert!(match_mixed("report.tar.gz", &parts, &mut p));
+        let named = p.named(&["name", "ext"]);
         assert_eq!(
-            (p.get("name"), p.get("ext")),
+            (named.get("name"), named.get("ext")),
             (Some("report"), Some("tar.gz"))
         );
         let mut p = Params::default();
         assert!(!match_mixed(".gz", &parts, &mut p));
         assert!(!match_mixed("noext", &parts, &mut p));
-        let v = [Part::Lit("v"), Part::Param("major")];
+        assert!(p.is_empty(), "a failed match captures nothing");
+        let v = [Part::Lit("v"), Part::Param];
         let mut p = Params::default();
         assert!(match_mixed("v2", &v, &mut p));
-        assert_eq!(p.get("major"), Some("2"));
+        assert_eq!(p.named(&["major"]).get("major"), Some("2"));
         assert!(!match_mixed("v", &v, &mut Params::default()));
+        assert!(match_mixed("vé", &v, &mut Params::default()));
     }
 }

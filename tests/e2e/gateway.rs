@@ -444,6 +444,10 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
                 _ => None,
             })
             .collect();
+        // The route tree's node functions are numbered by the generator: n0, n1, …
+        fns.retain(|f| {
+            !(f.starts_with('n') && f.len() > 1 && f[1..].bytes().all(|b| b.is_ascii_digit()))
+        });
         fns.sort();
         assert_eq!(fns, expected, "{file}");
         assert!(!parsed

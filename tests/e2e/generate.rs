@@ -146,3 +146,38 @@ fn gwgen_run_builds_and_serves_then_stops_on_sigterm() {
     let _ = child.kill();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn gwgen_build_prints_the_path_last_and_copies_with_o() {
+    let target = std::env::temp_dir().join(format!("gwgen-built-{}", std::process::id()));
+    let out = Command::new(gwgen_bin())
+        .args([
+            "build",
+            "specs/petstore.yaml",
+            "-o",
+            target.to_str().unwrap_or_default(),
+        ])
+        .current_dir(repo())
+        .env(
+            "GWGEN_CACHE_DIR",
+            repo().join("target").join("e2e-gwgen-cache"),
+        )
+        .output()
+        .expect("gwgen build runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().last(),
+        Some(target.to_str().unwrap_or_default())
+    );
+    let help = Command::new(&target)
+        .arg("--help")
+        .output()
+        .expect("the copied binary runs");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Petstore (mock)"));
+    let _ = std::fs::remove_file(&target);
+}
