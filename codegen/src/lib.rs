@@ -79,9 +79,10 @@ impl Checked {
 pub fn check_file(path: impl AsRef<Path>) -> Checked {
     let path = path.as_ref();
     on_big_stack(|| {
+        let early = check::early_model_check(path);
         let mut diags = diag::Diagnostics::default();
         let sources = load::Sources::load(path, &mut diags);
-        finish(sources, diags)
+        finish(sources, diags, early)
     })
 }
 
@@ -91,7 +92,7 @@ pub fn check_text(path: impl AsRef<Path>, text: String) -> Checked {
     on_big_stack(|| {
         let mut diags = diag::Diagnostics::default();
         let sources = load::Sources::from_text(path, text, &mut diags);
-        finish(sources, diags)
+        finish(sources, diags, None)
     })
 }
 
@@ -124,7 +125,11 @@ pub fn generate_file(
     }
 }
 
-fn finish(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {
+fn finish(
+    sources: load::Sources,
+    mut diags: diag::Diagnostics,
+    early: Option<std::thread::JoinHandle<check::ModelVerdict>>,
+) -> Checked {
     let gateway = if sources.files.is_empty()
         || diags
             .iter()
@@ -132,7 +137,7 @@ fn finish(sources: load::Sources, mut diags: diag::Diagnostics) -> Checked {
     {
         None
     } else {
-        check::check(&sources, &mut diags)
+        check::check(&sources, &mut diags, early)
     };
     Checked {
         sources,

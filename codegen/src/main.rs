@@ -344,9 +344,28 @@ fn build(spec: &PathBuf, release: bool) -> Result<PathBuf, ExitCode> {
         );
         return Err(ExitCode::from(1));
     }
-    Ok(target
+    // Binaries are named after the spec's title, which two specs may share: each spec gets its
+    // own copy, named like its crate folder.
+    let built = target
         .join(if release { "release" } else { "debug" })
-        .join(format!("{}{}", krate.package, std::env::consts::EXE_SUFFIX)))
+        .join(format!("{}{}", krate.package, std::env::consts::EXE_SUFFIX));
+    let bin_dir = cache.join("bin");
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| krate.package.clone());
+    let bin = bin_dir.join(format!(
+        "{name}{}{}",
+        if release { "" } else { "-debug" },
+        std::env::consts::EXE_SUFFIX
+    ));
+    std::fs::create_dir_all(&bin_dir).map_err(|e| fail("cannot write the cache", e))?;
+    // Replace rather than overwrite in place: the old binary may be running.
+    let tmp = bin.with_extension("tmp");
+    std::fs::copy(&built, &tmp)
+        .and_then(|_| std::fs::rename(&tmp, &bin))
+        .map_err(|e| fail("cannot copy the binary", e))?;
+    Ok(bin)
 }
 
 /// Runs the built gateway in the foreground (replacing this process on Unix, so signals reach it).

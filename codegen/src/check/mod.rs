@@ -92,14 +92,63 @@ pub(crate) fn detect_version(src: &Sources, diags: &mut Diagnostics) -> Option<V
 }
 
 /// Runs every check; returns the lowered gateway when lowering was possible.
-pub(crate) fn check(src: &Sources, diags: &mut Diagnostics) -> Option<Gateway> {
+/// The verdict of the `openapiv3` model on a document: `Err((serde path, message))`.
+pub(crate) type ModelVerdict = Result<(), (String, String)>;
+
+/// Runs the `openapiv3` model on a JSON file as soon as it is read, beside the loader, when the
+/// file says `"openapi": "3.0…"`; `None` when that does not apply (the check then runs later
+/// on the loaded tree). Reading the text on its own lets it overlap with parsing.
+pub(crate) fn early_model_check(
+    path: &std::path::Path,
+) -> Option<std::thread::JoinHandle<ModelVerdict>> {
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return None;
+    }
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| (String::new(), e.to_string()))?;
+            // Only 3.0 documents: look at the `openapi` member without parsing everything.
+            let is_30 = text
+                .find("\"openapi\"")
+                .and_then(|i| text[i + 9..].trim_start().strip_prefix(':'))
+                .map(|rest| rest.trim_start().starts_with("\"3.0"))
+                .unwrap_or(false);
+            if !is_30 {
+                return Ok(());
+            }
+            model_verdict_of_text(&text)
+        })
+        .ok()
+}
+
+fn model_verdict_of_text(text: &str) -> ModelVerdict {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize::<_, openapiv3::OpenAPI>(&mut de)
+        .map(|_| ())
+        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+}
+
+/// Runs every check; returns the lowered gateway when lowering was possible. `early` is the
+/// `openapiv3` verdict already under way for the root file, if any.
+pub(crate) fn check(
+    src: &Sources,
+    diags: &mut Diagnostics,
+    early: Option<std::thread::JoinHandle<ModelVerdict>>,
+) -> Option<Gateway> {
     let version = detect_version(src, diags)?;
-    // The `openapiv3` model check reads the text on its own, so it runs beside the rest.
-    let (gw, v3) = std::thread::scope(|scope| {
-        let v3 = (version == Version::V30).then(|| {
+    // The `openapiv3` model check runs beside the rest: started early on the file's text, or
+    // now on the loaded tree.
+    let (gw, verdict) = std::thread::scope(|scope| {
+        let late = (version == Version::V30 && early.is_none()).then(|| {
             std::thread::Builder::new()
                 .stack_size(64 << 20)
-                .spawn_scoped(scope, || check_openapiv3(src))
+                .spawn_scoped(scope, || model_verdict(src))
         });
         let mut walker = structure::Walker::new(src, version, diags);
         walker.walk_root();
@@ -108,67 +157,64 @@ pub(crate) fn check(src: &Sources, diags: &mut Diagnostics) -> Option<Gateway> {
         let file = src.files[0].path.clone();
         routes::check_routes(&gw, root, diags, &file);
         gateway::check_gateway(&gw, root, &file, diags);
-        let v3 = match v3 {
-            Some(Ok(handle)) => handle.join().ok().flatten(),
-            Some(Err(_)) => check_openapiv3(src),
-            None => None,
+        let verdict = match (early, late) {
+            (Some(handle), _) if version == Version::V30 => handle.join().unwrap_or(Ok(())),
+            (_, Some(Ok(handle))) => handle.join().unwrap_or(Ok(())),
+            (_, Some(Err(_))) => model_verdict(src),
+            _ => Ok(()),
         };
-        (gw, v3)
+        (gw, verdict)
     });
     // Only worth saying when the document is otherwise sound: on a broken document the
     // structural diagnostics already say more precisely what is wrong.
-    if let Some(d) = v3 {
-        if !diags.has_errors() {
-            diags.push(d);
+    if let Err((path, msg)) = verdict {
+        if !diags.has_errors() && !path.is_empty() {
+            report_model_verdict(src, diags, &path, &msg);
         }
     }
     Some(gw)
 }
 
+fn model_verdict(src: &Sources) -> ModelVerdict {
+    let file = &src.files[0];
+    if file.path.extension().is_some_and(|e| e == "json") {
+        model_verdict_of_text(&file.text)
+    } else {
+        serde_path_to_error::deserialize::<_, openapiv3::OpenAPI>(file.root.to_json())
+            .map(|_| ())
+            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+    }
+}
+
 /// OpenAPI 3.0 documents must also deserialise with the `openapiv3` crate, the reference model
 /// of 3.0 in Rust; where they do not, the path of the failure locates the problem.
-fn check_openapiv3(src: &Sources) -> Option<crate::diag::Diagnostic> {
+fn report_model_verdict(src: &Sources, diags: &mut Diagnostics, path: &str, msg: &str) {
     let file = &src.files[0];
-    let result: Result<openapiv3::OpenAPI, _> =
-        if file.path.extension().is_some_and(|e| e == "json") {
-            let mut de = serde_json::Deserializer::from_str(&file.text);
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-        } else {
-            let json = file.root.to_json();
-            serde_path_to_error::deserialize(json)
-                .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-        };
-    if let Err((path, msg)) = result {
-        let segs: Vec<String> = if path == "." {
-            Vec::new()
-        } else {
-            path.split('.')
-                .map(|s| s.trim_start_matches('[').trim_end_matches(']').to_string())
-                .collect()
-        };
-        let mut node: &Node = &file.root;
-        let mut ptr = String::new();
-        for s in &segs {
-            match node.pointer([s]) {
-                Some(n) => {
-                    node = n;
-                    crate::load::node::push_segment(&mut ptr, s);
-                }
-                None => break,
+    let segs: Vec<String> = if path == "." {
+        Vec::new()
+    } else {
+        path.split('.')
+            .map(|s| s.trim_start_matches('[').trim_end_matches(']').to_string())
+            .collect()
+    };
+    let mut node: &Node = &file.root;
+    let mut ptr = String::new();
+    for s in &segs {
+        match node.pointer([s]) {
+            Some(n) => {
+                node = n;
+                crate::load::node::push_segment(&mut ptr, s);
             }
+            None => break,
         }
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        let mut d = Diagnostics::default();
-        d.report(
-            Code::NotOas30,
-            &file.path,
-            node.pos,
-            &ptr,
-            format!("the `openapiv3` model rejects `{path}`: {msg}"),
-            None,
-        );
-        return d.into_sorted().pop();
     }
-    None
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    diags.report(
+        Code::NotOas30,
+        &file.path,
+        node.pos,
+        &ptr,
+        format!("the `openapiv3` model rejects `{path}`: {msg}"),
+        None,
+    );
 }
