@@ -125,6 +125,8 @@ catalogue! {
         "Interpolations are `${stageVariables.NAME}` or `${env.NAME}`.";
     IncompleteScheme = "GW0408", Warning, "security scheme cannot be enforced",
         "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme.";
+    UnavailableIntegration = "GW0409", Warning, "integration not available yet",
+        "This version of the gateway cannot serve the integration (`lambda`); the operation answers 501 Not Implemented until it can.";
     InvalidPattern = "GW0501", Error, "pattern is not ECMA-262",
         "JSON Schema patterns are ECMA-262 regular expressions; this one does not parse as one.";
     UnsupportedPattern = "GW0502", Error, "pattern cannot be honoured",

@@ -369,6 +369,19 @@ fn route_def(r: &Route) -> TokenStream {
             );
             quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? }
         }
+        Some(i) if i.kind != "mock" => {
+            // An integration this version cannot serve yet (`lambda`): an honest 501, never a mock.
+            let body = lit(
+                &serde_json::json!({
+                    "type": "about:blank",
+                    "title": "Not Implemented",
+                    "status": 501,
+                    "detail": format!("the `{}` integration is not available in this gateway yet", i.kind),
+                })
+                .to_string(),
+            );
+            quote! { rt::Integration::Mock(rt::MockResponse::new(501, Some("application/problem+json"), #body)) }
+        }
         other => {
             let (status, content_type, body) = mock_answer(r, other.as_ref());
             let status = Literal::u16_unsuffixed(status);

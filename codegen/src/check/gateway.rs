@@ -402,6 +402,15 @@ fn check_urls(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
         let Some(integration) = &r.settings.integration else {
             continue;
         };
+        if integration.kind == "lambda" {
+            report_at(
+                diags,
+                Code::UnavailableIntegration,
+                &r.location,
+                format!("{} {} uses a `lambda` integration, which this gateway cannot serve yet: it answers 501", r.method, r.path),
+                None,
+            );
+        }
         if integration.kind != "http" {
             continue;
         }
