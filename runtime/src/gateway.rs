@@ -233,7 +233,7 @@ async fn handle(
         request_id: id.clone(),
         ip: peer.ip().to_string(),
         method: req.method().clone(),
-        route_key: "-".into(),
+        route_key: "-",
         route: "-",
         path: req.uri().path().to_string(),
         protocol: match req.version() {
@@ -311,7 +311,7 @@ async fn dispatch(
         Lookup::NotFound => return Err(Problem::not_found(req.uri().path())),
     };
     let route = &gw.routes[index];
-    record.route_key = route.key.to_string();
+    record.route_key = route.key;
     record.route = route.template;
     if let Some(len) = req
         .headers()

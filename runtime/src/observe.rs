@@ -38,7 +38,7 @@ struct Histogram {
 /// Request metrics of one gateway.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str, u16), Histogram>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
     active: AtomicI64,
 }
 
@@ -49,7 +49,13 @@ impl Metrics {
     }
 
     /// Records a finished request under its route template (`-` when no route matched).
-    pub fn finish(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
+    pub fn finish(
+        &self,
+        method: &http::Method,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.active.fetch_sub(1, Ordering::Relaxed);
         let method = match *method {
             http::Method::GET => "GET",
@@ -64,7 +70,7 @@ impl Metrics {
         };
         let secs = elapsed.as_secs_f64();
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let h = map.entry((route.to_string(), method, status)).or_default();
+        let h = map.entry((route, method, status)).or_default();
         h.count += 1;
         h.sum += secs;
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -140,7 +146,7 @@ pub struct AccessRecord {
     /// Method.
     pub method: http::Method,
     /// `METHOD /template`, or `-`.
-    pub route_key: String,
+    pub route_key: &'static str,
     /// The route template, or `-`.
     pub route: &'static str,
     /// The request path as received.
