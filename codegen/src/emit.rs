@@ -58,14 +58,28 @@ impl GeneratedCrate {
             if std::fs::read(&path).ok().as_deref() == Some(contents.as_bytes()) {
                 continue;
             }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, contents)?;
+            write_atomic(&path, contents.as_bytes())?;
             written += 1;
         }
         Ok(written)
     }
+}
+
+/// Writes a file by renaming a finished temporary file over it, so a concurrent reader (cargo,
+/// another gwgen) never sees it half written.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 const GWGEN_VERSION: &str = env!("CARGO_PKG_VERSION");

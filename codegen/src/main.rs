@@ -295,9 +295,8 @@ fn build(spec: &PathBuf, release: bool) -> Result<PathBuf, ExitCode> {
         if let Some(rel) = rel.strip_prefix("gwgen-runtime/") {
             let path = runtime_dir.join(rel);
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                std::fs::create_dir_all(path.parent().unwrap_or(&runtime_dir))
+                gwgen::emit::write_atomic(&path, text.as_bytes())
                     .map_err(|e| fail("cannot write the cache", e))?;
-                std::fs::write(&path, text).map_err(|e| fail("cannot write the cache", e))?;
             }
         }
     }
@@ -361,7 +360,7 @@ fn build(spec: &PathBuf, release: bool) -> Result<PathBuf, ExitCode> {
     ));
     std::fs::create_dir_all(&bin_dir).map_err(|e| fail("cannot write the cache", e))?;
     // Replace rather than overwrite in place: the old binary may be running.
-    let tmp = bin.with_extension("tmp");
+    let tmp = bin.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::copy(&built, &tmp)
         .and_then(|_| std::fs::rename(&tmp, &bin))
         .map_err(|e| fail("cannot copy the binary", e))?;

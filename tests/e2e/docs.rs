@@ -65,3 +65,38 @@ fn split_spec_reads_every_file_and_merge_keys() {
         .path
         .ends_with("user.yaml"));
 }
+
+#[test]
+fn the_extension_schema_works_as_an_editor_schema_for_whole_specs() {
+    // yaml-language-server validates the whole file against the schema (see docs/x-gateway.md).
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("codegen/schema/x-gateway.schema.json"))
+            .expect("schema"),
+    )
+    .expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let orders = gwgen::check_file(repo().join("specs/orders.yaml"));
+    let doc = orders.sources.root().to_json();
+    assert!(
+        validator.is_valid(&doc),
+        "{:?}",
+        validator
+            .iter_errors(&doc)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+    let mut broken = doc.clone();
+    broken["paths"]["/orders/{orderId}"]["get"]["x-gateway"]["throtle"] =
+        serde_json::json!({ "rate": 1 });
+    assert!(
+        !validator.is_valid(&broken),
+        "a typo inside an operation's x-gateway is caught"
+    );
+    let mut broken = doc;
+    broken["components"]["securitySchemes"]["cognito"]["x-gateway"]["algorithms"] =
+        serde_json::json!(["none"]);
+    assert!(
+        !validator.is_valid(&broken),
+        "a bad algorithm on a security scheme is caught"
+    );
+}

@@ -466,3 +466,37 @@ fn oversized_headers_are_431() {
     assert_eq!(r.status, 431);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
 }
+
+#[test]
+fn curl_talks_to_the_gateway() {
+    // The client users reach for first.
+    let bin = build("specs/petstore.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{}/pets/1", gw.port),
+        ])
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"name\":\"Rex\""), "{text}");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PATCH",
+            &format!("http://127.0.0.1:{}/pets", gw.port),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "405");
+}
