@@ -37,20 +37,32 @@ impl PathError {
 /// common case, which allocates nothing for up to 16 segments. `None` when the path has escapes
 /// (use [`normalize`]).
 pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
-    if raw.as_bytes().contains(&b'%') {
-        return None;
-    }
     let mut segments = Segments::new();
-    for seg in raw.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
+    plain_segments_into(raw, &mut segments).then_some(segments)
+}
+
+/// [`plain_segments`] into a caller's buffer; `false` when the path has escapes.
+pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.contains(&b'%') {
+        return false;
+    }
+    out.clear();
+    let mut start = 0;
+    for i in 0..=bytes.len() {
+        if i == bytes.len() || bytes[i] == b'/' {
+            // `/` is ASCII, so both ends are character boundaries.
+            match &raw[start..i] {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                seg => out.push(seg),
             }
-            _ => segments.push(seg),
+            start = i + 1;
         }
     }
-    Some(segments)
+    true
 }
 
 /// Borrowed path segments, inline up to 16.

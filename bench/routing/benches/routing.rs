@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gwgen_bench_routing as b;
 use gwgen_runtime::__private_0_1::{Lookup, Params};
-use gwgen_runtime::path::{normalize, plain_segments};
+use gwgen_runtime::path::{normalize, plain_segments_into};
 
 type RouteFn = gwgen_runtime::__private_0_1::RouteFn;
 
@@ -37,15 +37,17 @@ fn gwgen_lookup_normalizing(route: RouteFn, paths: &[String]) -> usize {
     for p in paths {
         // As the gateway does it for each request (see gwgen_runtime::gateway).
         let decoded;
+        let decoded_segs: Vec<&str>;
+        let mut plain = gwgen_runtime::path::Segments::new();
         let mut params = Params::default();
-        let segs: gwgen_runtime::path::Segments<'_> = match plain_segments(p) {
-            Some(s) => s,
-            None => {
-                decoded = normalize(p).unwrap_or_default();
-                decoded.iter().map(|s| s.as_ref()).collect()
-            }
+        let segs: &[&str] = if plain_segments_into(p, &mut plain) {
+            &plain
+        } else {
+            decoded = normalize(p).unwrap_or_default();
+            decoded_segs = decoded.iter().map(|s| s.as_ref()).collect();
+            &decoded_segs
         };
-        if let Lookup::Found(_) | Lookup::MethodNotAllowed(_) = route("GET", &segs, &mut params) {
+        if let Lookup::Found(_) | Lookup::MethodNotAllowed(_) = route("GET", segs, &mut params) {
             found += 1;
         }
     }
