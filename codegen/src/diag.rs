@@ -124,7 +124,7 @@ catalogue! {
     BadInterpolation = "GW0407", Error, "invalid interpolation",
         "Interpolations are `${stageVariables.NAME}` or `${env.NAME}`.";
     IncompleteScheme = "GW0408", Warning, "security scheme cannot be enforced",
-        "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme.";
+        "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme. Until it can, operations that require it are refused with 401: the gateway fails closed.";
     UnavailableIntegration = "GW0409", Warning, "integration not available yet",
         "This version of the gateway cannot serve the integration (`lambda`); the operation answers 501 Not Implemented until it can.";
     InvalidPattern = "GW0501", Error, "pattern is not ECMA-262",

@@ -413,7 +413,9 @@ fn route_def(r: &Route) -> TokenStream {
     let names = crate::lower::template_params(&r.segments)
         .into_iter()
         .map(lit);
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], integration: #integration } }
+    // `security: [{}]` (an empty requirement) lets anonymous callers in; anything else protects.
+    let protected = !r.security.is_empty() && !r.security.iter().any(|req| req.schemes.is_empty());
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], protected: #protected, integration: #integration } }
 }
 
 /// The mock answer of a route: the integration's own status and body, else the spec's first

@@ -20,6 +20,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             key: "GET /pets",
             template: "/pets",
             params: &[],
+            protected: false,
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,
@@ -32,12 +33,14 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             key: "POST /pets",
             template: "/pets",
             params: &[],
+            protected: false,
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
             template: "/pets/{petId}",
             params: &["petId"],
+            protected: false,
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,

@@ -35,6 +35,9 @@ pub struct RouteDef {
     pub template: &'static str,
     /// The path parameters' names, in template order.
     pub params: &'static [&'static str],
+    /// Whether the spec requires authentication here. This runtime does not verify credentials
+    /// yet, so such routes fail closed: 401, and nothing reaches the integration.
+    pub protected: bool,
     /// How it is served.
     pub integration: Integration,
 }
@@ -313,6 +316,16 @@ async fn dispatch(
     let route = &gw.routes[index];
     record.route_key = route.key;
     record.route = route.template;
+    if route.protected {
+        let mut p = Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "this operation requires authentication, which this gateway cannot verify yet",
+        );
+        p.headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        return Err(p);
+    }
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)

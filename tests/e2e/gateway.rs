@@ -500,3 +500,20 @@ fn curl_talks_to_the_gateway() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "405");
 }
+
+#[test]
+fn protected_operations_fail_closed() {
+    let (gw, upstream) = proxy_gateway();
+    let before = upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let r = get(gw.port, "/private", "X-Api-Key: anything\r\n");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        upstream.hits.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "nothing reached the upstream"
+    );
+    // Public operations are untouched.
+    assert_eq!(get(gw.port, "/echo/open", "").status, 200);
+}
