@@ -128,6 +128,20 @@ fn vendored_manifest() -> String {
     out
 }
 
+/// The runtime's source as a standalone crate (the copy vendored into generated crates, and the
+/// one `gwgen build` keeps in its cache).
+pub fn vendored_runtime() -> GeneratedCrate {
+    let mut files = BTreeMap::new();
+    files.insert("Cargo.toml".to_string(), vendored_manifest());
+    for (rel, text) in RUNTIME_FILES {
+        files.insert((*rel).to_string(), (*text).to_string());
+    }
+    GeneratedCrate {
+        package: "gwgen-runtime".into(),
+        files,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "Cargo.toml.askama", escape = "none")]
 struct CargoToml<'a> {
@@ -258,9 +272,8 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
     );
     files.insert(".gitignore".to_string(), "/target\n".to_string());
     if options.runtime == RuntimeSource::Vendored {
-        files.insert("gwgen-runtime/Cargo.toml".to_string(), vendored_manifest());
-        for (rel, text) in RUNTIME_FILES {
-            files.insert(format!("gwgen-runtime/{rel}"), (*text).to_string());
+        for (rel, text) in vendored_runtime().files {
+            files.insert(format!("gwgen-runtime/{rel}"), text);
         }
     }
     for text in files.values_mut() {

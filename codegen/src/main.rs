@@ -278,28 +278,9 @@ fn build(spec: &PathBuf, release: bool) -> Result<PathBuf, ExitCode> {
     // One copy of the runtime per gwgen version, shared by every spec's crate, so it and its
     // dependencies compile once into the shared target folder.
     let runtime_dir = cache.join(format!("runtime-{}", env!("CARGO_PKG_VERSION")));
-    let runtime = gwgen::emit::generate(
-        &gwgen::ir::Gateway {
-            version: gwgen::Version::V31,
-            title: String::new(),
-            api_version: String::new(),
-            stages: Vec::new(),
-            routes: Vec::new(),
-            security_schemes: Default::default(),
-            root: Default::default(),
-            defaults: Default::default(),
-        },
-        &gwgen::emit::GenerateOptions::default(),
-    );
-    for (rel, text) in &runtime.files {
-        if let Some(rel) = rel.strip_prefix("gwgen-runtime/") {
-            let path = runtime_dir.join(rel);
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                gwgen::emit::write_atomic(&path, text.as_bytes())
-                    .map_err(|e| fail("cannot write the cache", e))?;
-            }
-        }
-    }
+    gwgen::emit::vendored_runtime()
+        .write_to(&runtime_dir)
+        .map_err(|e| fail("cannot write the cache", e))?;
     let absolute = std::fs::canonicalize(spec).unwrap_or_else(|_| spec.clone());
     let runtime_path = runtime_dir.to_string_lossy().into_owned();
     let (krate, checked) = match gwgen::generate_file(

@@ -181,3 +181,29 @@ fn gwgen_build_prints_the_path_last_and_copies_with_o() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("Petstore (mock)"));
     let _ = std::fs::remove_file(&target);
 }
+
+#[test]
+fn the_build_script_builder_writes_a_module_and_refuses_broken_specs() {
+    let out = std::env::temp_dir().join(format!("gwgen-builder-{}", std::process::id()));
+    let path = gwgen::Builder::new(repo().join("specs/split/api.yaml"))
+        .out_dir(&out)
+        .generate()
+        .expect("generates");
+    assert_eq!(path, out.join("gateway.rs"));
+    let text = std::fs::read_to_string(&path).expect("written");
+    let module = syn::parse_file(&text).expect("valid Rust");
+    assert!(
+        module.attrs.is_empty(),
+        "no inner attributes, so it can be `include!`d"
+    );
+    assert!(module
+        .items
+        .iter()
+        .any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "route")));
+    let err = gwgen::Builder::new(repo().join("tests/fixtures/check/gw0301-route-conflict.yaml"))
+        .out_dir(&out)
+        .generate()
+        .expect_err("refused");
+    assert!(err.to_string().contains("error[GW0301]"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
