@@ -11,11 +11,13 @@
 pub mod config;
 pub mod gateway;
 pub mod integration;
+pub mod json;
 pub mod observe;
 pub mod path;
 pub mod problem;
 pub mod router;
 pub mod stage;
+pub mod validate;
 
 /// What generated code uses. Not a public API: its name carries the version it belongs to.
 #[doc(hidden)]
@@ -28,4 +30,12 @@ pub mod __private_0_1 {
     pub use crate::stage::{resolve_stage, Stage, StageDef, StartError};
     pub use axum;
     pub use http::Method;
+    /// Validation: what generated validators call.
+    pub mod v {
+        pub use crate::validate::format;
+        pub use crate::validate::input::{
+            BodyKind, BodySpec, In, MediaSpec, ParamSpec, RouteValidation, SchemaFn, Shape, Style,
+        };
+        pub use crate::validate::*;
+    }
 }

@@ -1,0 +1,849 @@
+//! A JSON document as a flat tape, parsed straight from the request bytes for validation.
+//!
+//! Parsing builds one `Vec` of 16-byte nodes in document order; strings stay where they are in the
+//! input (decoded only when a keyword needs their text), and containers know where they end, so
+//! skipping a subtree is one step. Nothing is allocated per value. The parser is strict RFC 8259:
+//! UTF-8 only, no trailing commas, no comments, no leading zeros, bounded nesting, and duplicate
+//! member names are refused (a validator and an upstream that picked different duplicates would
+//! see different documents).
+
+use std::borrow::Cow;
+
+/// Nesting deeper than this is refused.
+pub const MAX_DEPTH: usize = 256;
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A number written without fraction or exponent that fits an `i64`.
+    Int,
+    /// Any other number.
+    Float,
+    /// A string.
+    Str,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: Kind,
+    /// Strings: the text has escapes. Bools: the value.
+    flag: bool,
+    /// Strings: start offset. Containers: child count (members for objects).
+    a: u32,
+    /// Strings: end offset. Containers: index past the subtree. Numbers: the bits.
+    b: u64,
+}
+
+/// A parsed document. Node `0` is the root.
+#[derive(Debug, Clone)]
+pub struct Doc<'a> {
+    src: Cow<'a, str>,
+    nodes: Vec<Node>,
+}
+
+/// Why a body is not JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Byte offset.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: &'static str,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+impl<'a> Doc<'a> {
+    /// Parses bytes.
+    pub fn parse(bytes: &'a [u8]) -> Result<Doc<'a>, SyntaxError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| SyntaxError {
+            offset: e.valid_up_to(),
+            message: "the body is not UTF-8",
+        })?;
+        Doc::parse_str(text)
+    }
+
+    /// Parses text.
+    pub fn parse_str(text: &'a str) -> Result<Doc<'a>, SyntaxError> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+            nodes: Vec::with_capacity(text.len() / 8 + 4),
+            stack: Vec::new(),
+        };
+        p.document()?;
+        Ok(Doc {
+            src: Cow::Borrowed(text),
+            nodes: p.nodes,
+        })
+    }
+
+    /// Parses owned text (constants, converted parameters).
+    pub fn parse_owned(text: String) -> Result<Doc<'static>, SyntaxError> {
+        let nodes = Doc::parse_str(&text)?.nodes;
+        Ok(Doc {
+            src: Cow::Owned(text),
+            nodes,
+        })
+    }
+
+    /// The kind of node `i`.
+    #[inline]
+    pub fn kind(&self, i: u32) -> Kind {
+        self.nodes[i as usize].kind
+    }
+
+    /// The boolean at `i`, if it is one.
+    #[inline]
+    pub fn as_bool(&self, i: u32) -> Option<bool> {
+        let n = self.nodes[i as usize];
+        (n.kind == Kind::Bool).then_some(n.flag)
+    }
+
+    /// The number at `i` as `f64`, if it is a number.
+    #[inline]
+    pub fn as_f64(&self, i: u32) -> Option<f64> {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Int => Some(n.b as i64 as f64),
+            Kind::Float => Some(f64::from_bits(n.b)),
+            _ => None,
+        }
+    }
+
+    /// The number at `i` as `i64`, if it is an integer-valued number in range.
+    #[inline]
+    pub fn as_i64(&self, i: u32) -> Option<i64> {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Int => Some(n.b as i64),
+            Kind::Float => {
+                let f = f64::from_bits(n.b);
+                (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `i` is a number with an integral value (`1.0` is an integer).
+    #[inline]
+    pub fn is_integer(&self, i: u32) -> bool {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Int => true,
+            Kind::Float => {
+                let f = f64::from_bits(n.b);
+                f.is_finite() && f.fract() == 0.0
+            }
+            _ => false,
+        }
+    }
+
+    /// The string at `i`, decoded, if it is one.
+    #[inline]
+    pub fn as_str(&self, i: u32) -> Option<Cow<'_, str>> {
+        let n = self.nodes[i as usize];
+        if n.kind != Kind::Str {
+            return None;
+        }
+        let raw = &self.src[n.a as usize..n.b as usize];
+        Some(if n.flag {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+
+    /// The length in Unicode code points of the string at `i` (0 when not a string).
+    #[inline]
+    pub fn str_chars(&self, i: u32) -> usize {
+        let n = self.nodes[i as usize];
+        if n.kind != Kind::Str {
+            return 0;
+        }
+        let raw = &self.src.as_bytes()[n.a as usize..n.b as usize];
+        if n.flag {
+            unescape(&self.src[n.a as usize..n.b as usize])
+                .chars()
+                .count()
+        } else {
+            raw.iter().filter(|&&b| (b as i8) >= -0x40).count()
+        }
+    }
+
+    /// Whether the string at `i` equals `s`.
+    #[inline]
+    pub fn str_eq(&self, i: u32, s: &str) -> bool {
+        let n = self.nodes[i as usize];
+        if n.kind != Kind::Str {
+            return false;
+        }
+        let raw = &self.src[n.a as usize..n.b as usize];
+        if n.flag {
+            unescape(raw) == s
+        } else {
+            raw == s
+        }
+    }
+
+    /// The number of items or members of the container at `i` (0 otherwise).
+    #[inline]
+    pub fn len(&self, i: u32) -> usize {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Array | Kind::Object => n.a as usize,
+            _ => 0,
+        }
+    }
+
+    /// Whether the document is empty of nodes (never, once parsed).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The index just past the subtree at `i`.
+    #[inline]
+    pub fn end(&self, i: u32) -> u32 {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Array | Kind::Object => n.b as u32,
+            _ => i + 1,
+        }
+    }
+
+    /// The items of the array at `i`.
+    #[inline]
+    pub fn items(&self, i: u32) -> Items<'_, 'a> {
+        let n = self.nodes[i as usize];
+        let left = if n.kind == Kind::Array { n.a } else { 0 };
+        Items {
+            doc: self,
+            next: i + 1,
+            left,
+        }
+    }
+
+    /// The members of the object at `i`, as `(key node, value node)`.
+    #[inline]
+    pub fn members(&self, i: u32) -> Members<'_, 'a> {
+        let n = self.nodes[i as usize];
+        let left = if n.kind == Kind::Object { n.a } else { 0 };
+        Members {
+            doc: self,
+            next: i + 1,
+            left,
+        }
+    }
+
+    /// The value of member `key` of the object at `i`.
+    #[inline]
+    pub fn get(&self, i: u32, key: &str) -> Option<u32> {
+        self.members(i)
+            .find(|&(k, _)| self.str_eq(k, key))
+            .map(|(_, v)| v)
+    }
+
+    /// JSON equality of two nodes of two documents (`1` equals `1.0`; member order is ignored).
+    pub fn equal(&self, i: u32, other: &Doc<'_>, j: u32) -> bool {
+        let (a, b) = (self.kind(i), other.kind(j));
+        match (a, b) {
+            (Kind::Null, Kind::Null) => true,
+            (Kind::Bool, Kind::Bool) => self.as_bool(i) == other.as_bool(j),
+            (Kind::Int, Kind::Int) => self.nodes[i as usize].b == other.nodes[j as usize].b,
+            (Kind::Int | Kind::Float, Kind::Int | Kind::Float) => self.as_f64(i) == other.as_f64(j),
+            (Kind::Str, Kind::Str) => self.as_str(i) == other.as_str(j),
+            (Kind::Array, Kind::Array) => {
+                self.len(i) == other.len(j)
+                    && self
+                        .items(i)
+                        .zip(other.items(j))
+                        .all(|(x, y)| self.equal(x, other, y))
+            }
+            (Kind::Object, Kind::Object) => {
+                self.len(i) == other.len(j)
+                    && self.members(i).all(|(k, v)| {
+                        let key = self.as_str(k).unwrap_or_default();
+                        other.get(j, &key).is_some_and(|w| self.equal(v, other, w))
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// A hash that equal values share (for `uniqueItems` on long arrays).
+    pub fn hash(&self, i: u32) -> u64 {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mix = |h: u64, x: u64| (h ^ x).wrapping_mul(K).rotate_left(29);
+        match self.kind(i) {
+            Kind::Null => 1,
+            Kind::Bool => 2 + self.as_bool(i).unwrap_or(false) as u64,
+            Kind::Int | Kind::Float => {
+                let f = self.as_f64(i).unwrap_or(0.0);
+                mix(4, if f == 0.0 { 0 } else { f.to_bits() })
+            }
+            Kind::Str => {
+                let s = self.as_str(i).unwrap_or_default();
+                s.bytes().fold(5, |h, b| mix(h, b as u64))
+            }
+            Kind::Array => self.items(i).fold(6, |h, x| mix(h, self.hash(x))),
+            Kind::Object => self.members(i).fold(7u64, |h, (k, v)| {
+                // Order-independent: a sum of member hashes.
+                h.wrapping_add(mix(self.hash(k), self.hash(v)))
+            }),
+        }
+    }
+
+    /// The JSON pointer of node `i`, found by walking down from the root.
+    pub fn pointer_of(&self, target: u32) -> String {
+        let mut out = String::new();
+        let mut at = 0u32;
+        while at != target {
+            match self.kind(at) {
+                Kind::Array => {
+                    let Some((n, child)) = self
+                        .items(at)
+                        .enumerate()
+                        .find(|&(_, c)| c <= target && target < self.end(c))
+                    else {
+                        break;
+                    };
+                    out.push('/');
+                    out.push_str(&n.to_string());
+                    at = child;
+                }
+                Kind::Object => {
+                    let Some((k, v)) = self
+                        .members(at)
+                        .find(|&(k, v)| k == target || (v <= target && target < self.end(v)))
+                    else {
+                        break;
+                    };
+                    out.push('/');
+                    let key = self.as_str(k).unwrap_or_default();
+                    out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    if k == target {
+                        break;
+                    }
+                    at = v;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// The source text of node `i` (raw, as written), for messages.
+    pub fn text(&self, i: u32) -> Cow<'_, str> {
+        let n = self.nodes[i as usize];
+        match n.kind {
+            Kind::Null => "null".into(),
+            Kind::Bool => if n.flag { "true" } else { "false" }.into(),
+            Kind::Int => (n.b as i64).to_string().into(),
+            Kind::Float => f64::from_bits(n.b).to_string().into(),
+            Kind::Str => {
+                let s = &self.src[n.a as usize..n.b as usize];
+                if s.chars().count() > 40 {
+                    let cut: String = s.chars().take(40).collect();
+                    format!("\"{cut}…\"").into()
+                } else {
+                    format!("\"{s}\"").into()
+                }
+            }
+            Kind::Array => "an array".into(),
+            Kind::Object => "an object".into(),
+        }
+    }
+}
+
+/// Iterator over array items.
+#[derive(Debug)]
+pub struct Items<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: u32,
+    left: u32,
+}
+
+impl Iterator for Items<'_, '_> {
+    type Item = u32;
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let i = self.next;
+        self.next = self.doc.end(i);
+        Some(i)
+    }
+}
+
+/// Iterator over object members.
+#[derive(Debug)]
+pub struct Members<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: u32,
+    left: u32,
+}
+
+impl Iterator for Members<'_, '_> {
+    type Item = (u32, u32);
+    #[inline]
+    fn next(&mut self) -> Option<(u32, u32)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let k = self.next;
+        let v = k + 1;
+        self.next = self.doc.end(v);
+        Some((k, v))
+    }
+}
+
+/// Decodes the escapes of a JSON string's raw text (already checked by the parser).
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex = |chars: &mut std::str::Chars<'_>| -> u32 {
+                    let h: String = chars.by_ref().take(4).collect();
+                    u32::from_str_radix(&h, 16).unwrap_or(0xFFFD)
+                };
+                let hi = hex(&mut chars);
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    let mut look = chars.clone();
+                    if look.next() == Some('\\') && look.next() == Some('u') {
+                        let lo = hex(&mut look);
+                        if (0xDC00..0xE000).contains(&lo) {
+                            chars = look;
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        } else {
+                            0xFFFD
+                        }
+                    } else {
+                        0xFFFD
+                    }
+                } else {
+                    hi
+                };
+                out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+struct Parser<'s> {
+    s: &'s [u8],
+    i: usize,
+    nodes: Vec<Node>,
+    /// Open containers: node index.
+    stack: Vec<u32>,
+}
+
+impl Parser<'_> {
+    fn err<T>(&self, message: &'static str) -> Result<T, SyntaxError> {
+        Err(SyntaxError {
+            offset: self.i,
+            message,
+        })
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&b) = self.s.get(self.i) {
+            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn document(&mut self) -> Result<(), SyntaxError> {
+        if self.s.len() >= u32::MAX as usize / 2 {
+            return self.err("the document is too large");
+        }
+        self.ws();
+        self.value()?;
+        loop {
+            self.ws();
+            let Some(&top) = self.stack.last() else {
+                break;
+            };
+            let top = top as usize;
+            let is_obj = self.nodes[top].kind == Kind::Object;
+            match self.s.get(self.i) {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                    self.nodes[top].a += 1;
+                    if is_obj {
+                        self.key()?;
+                    }
+                    self.value()?;
+                }
+                Some(b']') if !is_obj => {
+                    self.i += 1;
+                    self.close();
+                }
+                Some(b'}') if is_obj => {
+                    self.i += 1;
+                    self.check_duplicates(top)?;
+                    self.close();
+                }
+                None => return self.err("unexpected end of input"),
+                _ => {
+                    return self.err(if is_obj {
+                        "expected `,` or `}`"
+                    } else {
+                        "expected `,` or `]`"
+                    })
+                }
+            }
+        }
+        if self.i != self.s.len() {
+            return self.err("trailing characters after the JSON value");
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        if let Some(top) = self.stack.pop() {
+            self.nodes[top as usize].b = self.nodes.len() as u64;
+        }
+    }
+
+    fn key(&mut self) -> Result<(), SyntaxError> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return self.err("expected a member name in double quotes");
+        }
+        self.string()?;
+        self.ws();
+        if self.s.get(self.i) != Some(&b':') {
+            return self.err("expected `:` after a member name");
+        }
+        self.i += 1;
+        self.ws();
+        Ok(())
+    }
+
+    /// Parses one value; containers are opened and left on the stack.
+    fn value(&mut self) -> Result<(), SyntaxError> {
+        match self.s.get(self.i) {
+            Some(b'{') | Some(b'[') => {
+                let obj = self.s[self.i] == b'{';
+                if self.stack.len() >= MAX_DEPTH {
+                    return self.err("the document is nested too deeply");
+                }
+                self.i += 1;
+                let idx = self.nodes.len() as u32;
+                self.nodes.push(Node {
+                    kind: if obj { Kind::Object } else { Kind::Array },
+                    flag: false,
+                    a: 0,
+                    b: 0,
+                });
+                self.ws();
+                let close = if obj { b'}' } else { b']' };
+                if self.s.get(self.i) == Some(&close) {
+                    self.i += 1;
+                    self.nodes[idx as usize].b = self.nodes.len() as u64;
+                    return Ok(());
+                }
+                self.stack.push(idx);
+                self.nodes[idx as usize].a = 1;
+                if obj {
+                    self.key()?;
+                }
+                self.value()
+            }
+            Some(b'"') => self.string(),
+            Some(b't') => self.literal(b"true", Kind::Bool, true),
+            Some(b'f') => self.literal(b"false", Kind::Bool, false),
+            Some(b'n') => self.literal(b"null", Kind::Null, false),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            None => self.err("unexpected end of input"),
+            _ => self.err("expected a JSON value"),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind, flag: bool) -> Result<(), SyntaxError> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            self.nodes.push(Node {
+                kind,
+                flag,
+                a: 0,
+                b: 0,
+            });
+            Ok(())
+        } else {
+            self.err("expected a JSON value")
+        }
+    }
+
+    fn string(&mut self) -> Result<(), SyntaxError> {
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let Some(&b) = self.s.get(self.i) else {
+                return self.err("unterminated string");
+            };
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    match self.s.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let hex = self.s.get(self.i + 2..self.i + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return self.err("invalid `\\u` escape");
+                            }
+                            self.i += 6;
+                        }
+                        _ => return self.err("invalid escape"),
+                    }
+                }
+                0..=0x1F => return self.err("control character in a string"),
+                _ => self.i += 1,
+            }
+        }
+        let end = self.i;
+        self.i += 1;
+        self.nodes.push(Node {
+            kind: Kind::Str,
+            flag: escaped,
+            a: start as u32,
+            b: end as u64,
+        });
+        Ok(())
+    }
+
+    fn number(&mut self) -> Result<(), SyntaxError> {
+        let start = self.i;
+        let s = self.s;
+        if s.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        match s.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                while s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                    self.i += 1;
+                }
+            }
+            _ => return self.err("invalid number"),
+        }
+        let mut float = false;
+        if s.get(self.i) == Some(&b'.') {
+            float = true;
+            self.i += 1;
+            if !s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                return self.err("invalid number");
+            }
+            while s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+            }
+        }
+        if matches!(s.get(self.i), Some(b'e' | b'E')) {
+            float = true;
+            self.i += 1;
+            if matches!(s.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if !s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                return self.err("invalid number");
+            }
+            while s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+            }
+        }
+        // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
+        let text = std::str::from_utf8(&s[start..self.i]).unwrap_or("0");
+        let node = if !float {
+            match text.parse::<i64>() {
+                Ok(v) => Node {
+                    kind: Kind::Int,
+                    flag: false,
+                    a: 0,
+                    b: v as u64,
+                },
+                Err(_) => Node {
+                    kind: Kind::Float,
+                    flag: false,
+                    a: 0,
+                    b: text.parse::<f64>().unwrap_or(f64::INFINITY).to_bits(),
+                },
+            }
+        } else {
+            let f = text.parse::<f64>().unwrap_or(f64::INFINITY);
+            Node {
+                kind: Kind::Float,
+                flag: false,
+                a: 0,
+                b: f.to_bits(),
+            }
+        };
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    fn check_duplicates(&self, obj: usize) -> Result<(), SyntaxError> {
+        let n = self.nodes[obj].a as usize;
+        if n < 2 {
+            return Ok(());
+        }
+        let doc = DocView {
+            src: self.s,
+            nodes: &self.nodes,
+        };
+        let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(n);
+        let mut k = obj + 1;
+        for _ in 0..n {
+            keys.push(doc.key(k));
+            let v = k + 1;
+            k = match self.nodes[v].kind {
+                Kind::Array | Kind::Object => self.nodes[v].b as usize,
+                _ => v + 1,
+            };
+        }
+        let dup = if n <= 16 {
+            (0..n).any(|i| (i + 1..n).any(|j| keys[i] == keys[j]))
+        } else {
+            keys.sort_unstable();
+            keys.windows(2).any(|w| w[0] == w[1])
+        };
+        if dup {
+            return Err(SyntaxError {
+                offset: self.i - 1,
+                message: "an object repeats a member name",
+            });
+        }
+        Ok(())
+    }
+}
+
+struct DocView<'s> {
+    src: &'s [u8],
+    nodes: &'s [Node],
+}
+
+impl<'s> DocView<'s> {
+    fn key(&self, k: usize) -> Cow<'s, str> {
+        let n = self.nodes[k];
+        let raw = std::str::from_utf8(&self.src[n.a as usize..n.b as usize]).unwrap_or("");
+        if n.flag {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        }
+    }
+}
+
+/// Appends `s` to `out` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_walks() {
+        let d = Doc::parse(br#"{"a": [1, 2.5, "x\n"], "b": {"c": null}, "d": true}"#).unwrap();
+        assert_eq!(d.kind(0), Kind::Object);
+        assert_eq!(d.len(0), 3);
+        let a = d.get(0, "a").unwrap();
+        let items: Vec<u32> = d.items(a).collect();
+        assert_eq!(items.len(), 3);
+        assert_eq!(d.as_i64(items[0]), Some(1));
+        assert_eq!(d.as_f64(items[1]), Some(2.5));
+        assert_eq!(d.as_str(items[2]).unwrap(), "x\n");
+        let b = d.get(0, "b").unwrap();
+        assert_eq!(d.kind(d.get(b, "c").unwrap()), Kind::Null);
+        assert_eq!(d.as_bool(d.get(0, "d").unwrap()), Some(true));
+        assert_eq!(d.pointer_of(items[2]), "/a/2");
+        assert_eq!(d.pointer_of(d.get(b, "c").unwrap()), "/b/c");
+    }
+
+    #[test]
+    fn refuses_bad_json() {
+        for bad in [
+            &b"{"[..],
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"01",
+            b"1.",
+            b"\"\x01\"",
+            b"{\"a\":1,\"a\":2}",
+            b"[1] x",
+            b"nul",
+            b"\"\\x\"",
+            b"\xff",
+            b"",
+        ] {
+            assert!(Doc::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(Doc::parse(deep.as_bytes()).is_err());
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(Doc::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn numbers_and_equality() {
+        let d = Doc::parse(b"[1, 1.0, 1e0, 12345678901234567890, -0, \"\\u00e9\", \"\xc3\xa9\"]")
+            .unwrap();
+        let v: Vec<u32> = d.items(0).collect();
+        assert!(d.is_integer(v[1]) && d.is_integer(v[2]) && d.is_integer(v[3]));
+        assert!(d.equal(v[0], &d, v[1]));
+        assert!(d.equal(v[5], &d, v[6]));
+        assert_eq!(d.hash(v[5]), d.hash(v[6]));
+        assert_eq!(d.str_chars(v[6]), 1);
+        assert_eq!(d.str_chars(v[5]), 1);
+        let surrogate = Doc::parse(br#""\ud83d\ude00""#).unwrap();
+        assert_eq!(surrogate.as_str(0).unwrap(), "\u{1F600}");
+        assert_eq!(surrogate.str_chars(0), 1);
+    }
+}

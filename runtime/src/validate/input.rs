@@ -1,0 +1,907 @@
+//! Request inputs as documents: parameters by OpenAPI style, form and multipart bodies, and the
+//! per-route orchestration the gateway runs before an integration sees a request.
+
+use std::borrow::Cow;
+
+use http::HeaderMap;
+
+use super::{Ctx, Doc, Eval, Violation};
+use crate::json::push_json_string;
+
+/// A compiled schema: validates node `i` of a document.
+pub type SchemaFn = fn(&Doc<'_>, u32, &mut Ctx, Option<&mut Eval>) -> bool;
+
+/// Where a parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum In {
+    /// A path segment.
+    Path,
+    /// The query string.
+    Query,
+    /// A header.
+    Header,
+    /// The `Cookie` header.
+    Cookie,
+}
+
+/// A serialisation style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `simple`.
+    Simple,
+    /// `label`.
+    Label,
+    /// `matrix`.
+    Matrix,
+    /// `form`.
+    Form,
+    /// `spaceDelimited`.
+    SpaceDelimited,
+    /// `pipeDelimited`.
+    PipeDelimited,
+    /// `deepObject`.
+    DeepObject,
+}
+
+/// What JSON a string value becomes: the generator reads it off the schema's `type`s.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// One value; the mask says which types a string may convert to.
+    Scalar(u8),
+    /// An array of values of these types.
+    Array(u8),
+    /// An object: the declared properties' types, and the types of any other property.
+    Object(&'static [(&'static str, Shape)], u8),
+}
+
+impl Shape {
+    fn scalar_mask(&self) -> u8 {
+        match self {
+            Shape::Scalar(m) | Shape::Array(m) => *m,
+            Shape::Object(_, m) => *m,
+        }
+    }
+}
+
+/// One parameter as the generator describes it.
+#[derive(Debug)]
+pub struct ParamSpec {
+    /// The wire name.
+    pub name: &'static str,
+    /// Where.
+    pub location: In,
+    /// `path/id`, `query/limit`, … (the pointer prefix of its violations).
+    pub pointer: &'static str,
+    /// Style.
+    pub style: Style,
+    /// `explode`.
+    pub explode: bool,
+    /// `required`.
+    pub required: bool,
+    /// `allowEmptyValue`.
+    pub allow_empty: bool,
+    /// The value's shape.
+    pub shape: Shape,
+    /// Its schema, if it has one.
+    pub schema: Option<SchemaFn>,
+    /// For path parameters: the position among the template's parameters.
+    pub index: usize,
+}
+
+/// How a body of one media type is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// JSON (`application/json`, `*+json`).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`.
+    Multipart,
+    /// Anything else: accepted as bytes, not validated.
+    Opaque,
+}
+
+/// One accepted media type.
+#[derive(Debug)]
+pub struct MediaSpec {
+    /// The media range as the spec writes it (`application/json`, `image/*`, `*/*`).
+    pub range: &'static str,
+    /// How it is read.
+    pub kind: BodyKind,
+    /// The fields' shapes, for forms.
+    pub shape: Shape,
+    /// Its schema.
+    pub schema: Option<SchemaFn>,
+}
+
+/// The request body an operation takes.
+#[derive(Debug)]
+pub struct BodySpec {
+    /// `required`.
+    pub required: bool,
+    /// Accepted media types.
+    pub media: &'static [MediaSpec],
+}
+
+/// What a route validates.
+#[derive(Debug)]
+pub struct RouteValidation {
+    /// Its parameters.
+    pub params: &'static [ParamSpec],
+    /// Its body, when the operation declares one.
+    pub body: Option<BodySpec>,
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub enum Rejection {
+    /// 400 with the violations.
+    Invalid(Vec<Violation>),
+    /// 415: the body's media type is not one the operation accepts.
+    Unsupported(String),
+}
+
+/// The parts of a request parameters come from.
+#[derive(Debug)]
+pub struct RequestParts<'r> {
+    /// Path parameter values (decoded), in template order.
+    pub path: &'r [&'r str],
+    /// The raw query string.
+    pub query: Option<&'r str>,
+    /// Headers.
+    pub headers: &'r HeaderMap,
+}
+
+impl RouteValidation {
+    /// Whether the body must be read (and held) to validate it.
+    pub fn reads_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// Checks the parameters.
+    pub fn check_params(&self, req: &RequestParts<'_>) -> Result<(), Rejection> {
+        let mut ctx = Ctx::new();
+        let query = req.query.map(parse_pairs).unwrap_or_default();
+        for p in self.params {
+            check_param(p, req, &query, &mut ctx);
+        }
+        if ctx.is_ok() {
+            Ok(())
+        } else {
+            Err(Rejection::Invalid(ctx.errors))
+        }
+    }
+
+    /// Checks a buffered body against its declared media type.
+    pub fn check_body(&self, content_type: Option<&str>, body: &[u8]) -> Result<(), Rejection> {
+        let Some(spec) = &self.body else {
+            return Ok(());
+        };
+        let invalid = |pointer: &str, keyword: &'static str, message: String| {
+            Err(Rejection::Invalid(vec![Violation {
+                pointer: pointer.to_string(),
+                keyword,
+                message,
+            }]))
+        };
+        if body.is_empty() && content_type.is_none() {
+            if spec.required {
+                return invalid("body", "required", "a request body is required".into());
+            }
+            return Ok(());
+        }
+        let essence = content_type
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let Some(media) = select_media(spec.media, &essence) else {
+            return Err(Rejection::Unsupported(if essence.is_empty() {
+                "the request has a body but no Content-Type".into()
+            } else {
+                format!("`{essence}` is not a media type this operation accepts")
+            }));
+        };
+        if body.is_empty() {
+            if spec.required {
+                return invalid("body", "required", "a request body is required".into());
+            }
+            return Ok(());
+        }
+        let mut ctx = Ctx::new();
+        let doc = match media.kind {
+            BodyKind::Opaque => return Ok(()),
+            BodyKind::Json => match Doc::parse(body) {
+                Ok(d) => d,
+                Err(e) => return invalid("", "json", format!("the body is not valid JSON: {e}")),
+            },
+            BodyKind::Form => {
+                let Ok(text) = std::str::from_utf8(body) else {
+                    return invalid("", "form", "the form body is not UTF-8".into());
+                };
+                let pairs = parse_pairs(text);
+                match form_doc(&pairs, media.shape) {
+                    Ok(d) => d,
+                    Err(m) => return invalid("", "form", m),
+                }
+            }
+            BodyKind::Multipart => {
+                let boundary = content_type.and_then(boundary_of);
+                let Some(boundary) = boundary else {
+                    return invalid("", "multipart", "the multipart body has no boundary".into());
+                };
+                match multipart_fields(body, &boundary) {
+                    Ok(pairs) => match form_doc(&pairs, media.shape) {
+                        Ok(d) => d,
+                        Err(m) => return invalid("", "multipart", m),
+                    },
+                    Err(m) => return invalid("", "multipart", m),
+                }
+            }
+        };
+        if let Some(check) = media.schema {
+            check(&doc, 0, &mut ctx, None);
+        }
+        if ctx.is_ok() {
+            Ok(())
+        } else {
+            Err(Rejection::Invalid(ctx.errors))
+        }
+    }
+}
+
+fn select_media<'m>(media: &'m [MediaSpec], essence: &str) -> Option<&'m MediaSpec> {
+    media
+        .iter()
+        .find(|m| m.range.eq_ignore_ascii_case(essence))
+        .or_else(|| {
+            let top = essence.split('/').next().unwrap_or("");
+            media.iter().find(|m| {
+                m.range
+                    .strip_suffix("/*")
+                    .is_some_and(|t| t.eq_ignore_ascii_case(top) && !essence.is_empty())
+            })
+        })
+        .or_else(|| media.iter().find(|m| m.range == "*/*"))
+}
+
+fn boundary_of(ct: &str) -> Option<String> {
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn check_param(
+    p: &ParamSpec,
+    req: &RequestParts<'_>,
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+    ctx: &mut Ctx,
+) {
+    let violation = |ctx: &mut Ctx, keyword: &'static str, message: String| {
+        if ctx.errors.len() < super::MAX_VIOLATIONS {
+            ctx.errors.push(Violation {
+                pointer: p.pointer.to_string(),
+                keyword,
+                message,
+            });
+        }
+    };
+    let doc = match param_doc(p, req, query) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            if p.required {
+                violation(ctx, "required", format!("the parameter `{}` is required", p.name));
+            }
+            return;
+        }
+        Err(ParamError::Empty) => {
+            if !p.allow_empty {
+                violation(
+                    ctx,
+                    "allowEmptyValue",
+                    format!("the parameter `{}` must not be empty", p.name),
+                );
+            }
+            return;
+        }
+        Err(ParamError::Malformed(m)) => {
+            violation(ctx, "style", m);
+            return;
+        }
+    };
+    if let Some(check) = p.schema {
+        ctx.at(p.pointer);
+        check(&doc, 0, ctx, None);
+        ctx.at("");
+    }
+}
+
+enum ParamError {
+    Empty,
+    Malformed(String),
+}
+
+/// Splits a query string or form body into decoded pairs (`+` is a space).
+pub fn parse_pairs(q: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let spaced = s.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+fn pct_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// Appends a scalar string as the JSON value the mask allows: a number, a boolean, `null`, or
+/// else a string (which the schema's `type` then refuses if it must).
+fn push_scalar(out: &mut String, s: &str, mask: u8) {
+    use super::ty;
+    if mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(s) {
+        out.push_str(s);
+    } else if mask & ty::BOOLEAN != 0 && (s == "true" || s == "false") {
+        out.push_str(s);
+    } else if mask & ty::NULL != 0 && s == "null" {
+        out.push_str(s);
+    } else {
+        push_json_string(out, s);
+    }
+}
+
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == int_start || (b[int_start] == b'0' && i - int_start > 1) {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+fn array_json(values: &[Cow<'_, str>], mask: u8) -> String {
+    let mut out = String::from("[");
+    for (n, v) in values.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        push_scalar(&mut out, v, mask);
+    }
+    out.push(']');
+    out
+}
+
+fn object_json<'a>(
+    pairs: impl IntoIterator<Item = (Cow<'a, str>, Vec<Cow<'a, str>>)>,
+    shape: Shape,
+) -> String {
+    let Shape::Object(props, other) = shape else {
+        return "{}".into();
+    };
+    let mut out = String::from("{");
+    let mut seen: Vec<String> = Vec::new();
+    for (k, values) in pairs {
+        if seen.iter().any(|s| *s == k) {
+            continue;
+        }
+        if !seen.is_empty() {
+            out.push(',');
+        }
+        seen.push(k.to_string());
+        push_json_string(&mut out, &k);
+        out.push(':');
+        let prop = props.iter().find(|(n, _)| *n == k).map(|(_, s)| *s);
+        match prop.unwrap_or(Shape::Scalar(other)) {
+            Shape::Array(m) => out.push_str(&array_json(&values, m)),
+            s => push_scalar(
+                &mut out,
+                values.last().map(|v| v.as_ref()).unwrap_or(""),
+                s.scalar_mask(),
+            ),
+        }
+    }
+    out.push('}');
+    out
+}
+
+fn pairs_of_list(list: &[Cow<'_, str>]) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+    if list.len() % 2 != 0 {
+        return Err(ParamError::Malformed(
+            "an object value needs name,value pairs".into(),
+        ));
+    }
+    Ok(list
+        .chunks(2)
+        .map(|c| (Cow::Owned(c[0].to_string()), vec![Cow::Owned(c[1].to_string())]))
+        .collect())
+}
+
+fn pairs_of_kv<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+    items
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                ParamError::Malformed(format!("`{kv}` is not a name=value pair"))
+            })?;
+            Ok((
+                Cow::Owned(pct_decode(k).into_owned()),
+                vec![Cow::Owned(pct_decode(v).into_owned())],
+            ))
+        })
+        .collect()
+}
+
+/// Builds the document of one value serialised in `style` (the prefix of `label`/`matrix`
+/// already removed) that is not `form`-exploded across the query.
+fn delimited_doc(raw: &str, p: &ParamSpec, sep: char, kv_sep: Option<char>) -> Result<String, ParamError> {
+    match p.shape {
+        Shape::Scalar(m) => {
+            let mut out = String::new();
+            push_scalar(&mut out, &pct_decode(raw), m);
+            Ok(out)
+        }
+        Shape::Array(m) => {
+            let values: Vec<Cow<'_, str>> = if raw.is_empty() {
+                Vec::new()
+            } else {
+                raw.split(sep).map(pct_decode).collect()
+            };
+            Ok(array_json(&values, m))
+        }
+        Shape::Object(..) => {
+            let pairs = if raw.is_empty() {
+                Vec::new()
+            } else if let Some(kv) = kv_sep {
+                let _ = kv;
+                pairs_of_kv(raw.split(sep))?
+            } else {
+                let list: Vec<Cow<'_, str>> = raw.split(sep).map(pct_decode).collect();
+                pairs_of_list(&list)?
+            };
+            Ok(object_json(pairs, p.shape))
+        }
+    }
+}
+
+fn param_doc(
+    p: &ParamSpec,
+    req: &RequestParts<'_>,
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> Result<Option<Doc<'static>>, ParamError> {
+    let text = match p.location {
+        In::Path => {
+            let Some(raw) = req.path.get(p.index) else {
+                return Ok(None);
+            };
+            // Path values arrive decoded; a label or matrix prefix is part of the value.
+            match p.style {
+                Style::Label => {
+                    let Some(rest) = raw.strip_prefix('.') else {
+                        return Err(ParamError::Malformed(format!(
+                            "a `label` value starts with `.`, not `{raw}`"
+                        )));
+                    };
+                    let sep = if p.explode { '.' } else { ',' };
+                    let kv = (p.explode && matches!(p.shape, Shape::Object(..))).then_some('=');
+                    delimited_doc(rest, p, sep, kv)?
+                }
+                Style::Matrix => {
+                    let prefix = format!(";{}", p.name);
+                    match p.shape {
+                        Shape::Object(..) if p.explode => {
+                            let rest = raw.strip_prefix(';').ok_or_else(|| {
+                                ParamError::Malformed(format!(
+                                    "a `matrix` value starts with `;`, not `{raw}`"
+                                ))
+                            })?;
+                            delimited_doc(rest, p, ';', Some('='))?
+                        }
+                        Shape::Array(m) if p.explode => {
+                            let values: Vec<Cow<'_, str>> = raw
+                                .split(';')
+                                .filter(|s| !s.is_empty())
+                                .map(|s| {
+                                    s.strip_prefix(&format!("{}=", p.name))
+                                        .map(pct_decode)
+                                        .ok_or_else(|| {
+                                            ParamError::Malformed(format!(
+                                                "a `matrix` value names `{}`, not `{s}`",
+                                                p.name
+                                            ))
+                                        })
+                                })
+                                .collect::<Result<_, _>>()?;
+                            array_json(&values, m)
+                        }
+                        _ => {
+                            let rest = raw.strip_prefix(&prefix).ok_or_else(|| {
+                                ParamError::Malformed(format!(
+                                    "a `matrix` value starts with `{prefix}`, not `{raw}`"
+                                ))
+                            })?;
+                            let rest = rest.strip_prefix('=').unwrap_or(rest);
+                            delimited_doc(rest, p, ',', None)?
+                        }
+                    }
+                }
+                _ => {
+                    if raw.is_empty() {
+                        return Err(ParamError::Empty);
+                    }
+                    let kv = (p.explode && matches!(p.shape, Shape::Object(..))).then_some('=');
+                    delimited_doc(raw, p, ',', kv)?
+                }
+            }
+        }
+        In::Header => {
+            let values: Vec<&str> = req
+                .headers
+                .get_all(p.name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if values.is_empty() {
+                return Ok(None);
+            }
+            let joined = values.join(",");
+            let raw = joined.trim();
+            if raw.is_empty() {
+                return Err(ParamError::Empty);
+            }
+            let kv = (p.explode && matches!(p.shape, Shape::Object(..))).then_some('=');
+            // Header values are not percent-encoded; decode nothing.
+            let escaped = raw.replace('%', "%25");
+            delimited_doc(&escaped, p, ',', kv)?
+        }
+        In::Cookie => {
+            let mut found = None;
+            for v in req.headers.get_all(http::header::COOKIE).iter() {
+                let Ok(v) = v.to_str() else { continue };
+                for c in v.split(';') {
+                    if let Some((k, val)) = c.trim().split_once('=') {
+                        if k == p.name {
+                            found = Some(val.to_string());
+                        }
+                    }
+                }
+            }
+            let Some(raw) = found else {
+                return Ok(None);
+            };
+            if raw.is_empty() {
+                return Err(ParamError::Empty);
+            }
+            delimited_doc(&raw, p, ',', None)?
+        }
+        In::Query => query_doc(p, query)?.map_or(String::new(), |s| s),
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Doc::parse_owned(text)
+        .map(Some)
+        .map_err(|e| ParamError::Malformed(format!("the value cannot be read: {e}")))
+}
+
+fn query_doc(
+    p: &ParamSpec,
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> Result<Option<String>, ParamError> {
+    let named = || query.iter().filter(|(k, _)| k == p.name).map(|(_, v)| v);
+    match (p.style, p.shape) {
+        (Style::DeepObject, shape) => {
+            let prefix = format!("{}[", p.name);
+            let mut pairs: Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)> = Vec::new();
+            for (k, v) in query {
+                if let Some(inner) = k.strip_prefix(&prefix).and_then(|r| r.strip_suffix(']')) {
+                    match pairs.iter_mut().find(|(n, _)| n == inner) {
+                        Some((_, vs)) => vs.push(Cow::Owned(v.to_string())),
+                        None => pairs.push((
+                            Cow::Owned(inner.to_string()),
+                            vec![Cow::Owned(v.to_string())],
+                        )),
+                    }
+                }
+            }
+            if pairs.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(object_json(pairs, shape)))
+        }
+        (Style::Form, Shape::Object(props, _)) if p.explode => {
+            // Each property is its own query parameter.
+            let mut pairs: Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)> = Vec::new();
+            for (k, v) in query {
+                let declared = props.iter().any(|(n, _)| *n == k.as_ref());
+                if declared || props.is_empty() {
+                    match pairs.iter_mut().find(|(n, _)| n == k) {
+                        Some((_, vs)) => vs.push(Cow::Owned(v.to_string())),
+                        None => pairs.push((
+                            Cow::Owned(k.to_string()),
+                            vec![Cow::Owned(v.to_string())],
+                        )),
+                    }
+                }
+            }
+            if pairs.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(object_json(pairs, p.shape)))
+        }
+        (_, Shape::Array(m)) => {
+            let values: Vec<&Cow<'_, str>> = named().collect();
+            if values.is_empty() {
+                return Ok(None);
+            }
+            let sep = match p.style {
+                Style::SpaceDelimited => Some(' '),
+                Style::PipeDelimited => Some('|'),
+                _ if !p.explode => Some(','),
+                _ => None,
+            };
+            let items: Vec<Cow<'_, str>> = match sep {
+                Some(sep) if !p.explode || p.style != Style::Form => values
+                    .iter()
+                    .flat_map(|v| v.split(sep).map(|s| Cow::Borrowed(s)))
+                    .collect(),
+                _ => values.iter().map(|v| Cow::Borrowed(v.as_ref())).collect(),
+            };
+            if items.len() == 1 && items[0].is_empty() {
+                return Err(ParamError::Empty);
+            }
+            Ok(Some(array_json(&items, m)))
+        }
+        (_, shape) => {
+            let Some(v) = named().last() else {
+                return Ok(None);
+            };
+            if v.is_empty() {
+                return Err(ParamError::Empty);
+            }
+            match shape {
+                Shape::Object(..) => {
+                    let list: Vec<Cow<'_, str>> = v.split(',').map(Cow::Borrowed).collect();
+                    Ok(Some(object_json(pairs_of_list(&list)?, shape)))
+                }
+                _ => {
+                    let mut out = String::new();
+                    push_scalar(&mut out, v, shape.scalar_mask());
+                    Ok(Some(out))
+                }
+            }
+        }
+    }
+}
+
+/// A form or multipart body as an object document.
+fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<'static>, String> {
+    let shape = match shape {
+        Shape::Object(..) => shape,
+        _ => Shape::Object(&[], super::ty::STRING),
+    };
+    let mut grouped: Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)> = Vec::new();
+    for (k, v) in pairs {
+        match grouped.iter_mut().find(|(n, _)| n == k) {
+            Some((_, vs)) => vs.push(Cow::Owned(v.to_string())),
+            None => grouped.push((Cow::Owned(k.to_string()), vec![Cow::Owned(v.to_string())])),
+        }
+    }
+    Doc::parse_owned(object_json(grouped, shape)).map_err(|e| e.to_string())
+}
+
+/// The fields of a `multipart/form-data` body: name and text (files as their text, lossily).
+fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<(Cow<'b, str>, Cow<'b, str>)>, String> {
+    let delim = format!("--{boundary}");
+    let d = delim.as_bytes();
+    let find = |hay: &[u8], from: usize, needle: &[u8]| -> Option<usize> {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let Some(mut at) = find(body, 0, d) else {
+        return Err("the multipart body has no boundary line".into());
+    };
+    let mut fields = Vec::new();
+    loop {
+        at += d.len();
+        if body.get(at..at + 2) == Some(b"--") {
+            break;
+        }
+        if body.get(at..at + 2) != Some(b"\r\n") {
+            return Err("a multipart boundary line is malformed".into());
+        }
+        at += 2;
+        let Some(head_end) = find(body, at, b"\r\n\r\n") else {
+            return Err("a multipart part has no header end".into());
+        };
+        let head = String::from_utf8_lossy(&body[at..head_end]);
+        let name = head
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("content-disposition:")
+            })
+            .and_then(|l| {
+                l.split(';').find_map(|p| {
+                    let (k, v) = p.trim().split_once('=')?;
+                    (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+                })
+            })
+            .ok_or("a multipart part has no Content-Disposition name")?;
+        let start = head_end + 4;
+        let mut end_delim = b"\r\n".to_vec();
+        end_delim.extend_from_slice(d);
+        let Some(end) = find(body, start, &end_delim) else {
+            return Err("a multipart part is not terminated".into());
+        };
+        fields.push((
+            Cow::Owned(name),
+            String::from_utf8_lossy(&body[start..end]),
+        ));
+        at = end + 2;
+        if fields.len() > 1000 {
+            return Err("the multipart body has too many parts".into());
+        }
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ty;
+    use super::*;
+
+    fn spec(location: In, style: Style, explode: bool, shape: Shape) -> ParamSpec {
+        ParamSpec {
+            name: "id",
+            location,
+            pointer: "x/id",
+            style,
+            explode,
+            required: true,
+            allow_empty: false,
+            shape,
+            schema: None,
+            index: 0,
+        }
+    }
+
+    fn doc_text(p: &ParamSpec, path: &[&str], query: &str) -> String {
+        let headers = HeaderMap::new();
+        let req = RequestParts {
+            path,
+            query: Some(query),
+            headers: &headers,
+        };
+        let pairs = parse_pairs(query);
+        match param_doc(p, &req, &pairs) {
+            Ok(Some(d)) => {
+                let mut s = String::new();
+                fn show(d: &Doc<'_>, i: u32, s: &mut String) {
+                    match d.kind(i) {
+                        crate::json::Kind::Array => {
+                            s.push('[');
+                            for (n, x) in d.items(i).enumerate() {
+                                if n > 0 {
+                                    s.push(',');
+                                }
+                                show(d, x, s);
+                            }
+                            s.push(']');
+                        }
+                        crate::json::Kind::Object => {
+                            s.push('{');
+                            for (n, (k, v)) in d.members(i).enumerate() {
+                                if n > 0 {
+                                    s.push(',');
+                                }
+                                s.push_str(&d.text(k));
+                                s.push(':');
+                                show(d, v, s);
+                            }
+                            s.push('}');
+                        }
+                        _ => s.push_str(&d.text(i)),
+                    }
+                }
+                show(&d, 0, &mut s);
+                s
+            }
+            Ok(None) => "none".into(),
+            Err(ParamError::Empty) => "empty".into(),
+            Err(ParamError::Malformed(m)) => format!("error: {m}"),
+        }
+    }
+
+    static PROPS: &[(&str, Shape)] = &[("R", Shape::Scalar(ty::INTEGER)), ("G", Shape::Scalar(ty::INTEGER))];
+
+    #[test]
+    fn styles() {
+        let arr = Shape::Array(ty::INTEGER);
+        let obj = Shape::Object(PROPS, ty::STRING);
+        let s = |l, st, ex, sh| spec(l, st, ex, sh);
+        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)), &["5"], ""), "5");
+        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)), &["x"], ""), "\"x\"");
+        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, arr), &["3,4,5"], ""), "[3,4,5]");
+        assert_eq!(doc_text(&s(In::Path, Style::Simple, true, obj), &["R=100,G=200"], ""), "{\"R\":100,\"G\":200}");
+        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, obj), &["R,100,G,200"], ""), "{\"R\":100,\"G\":200}");
+        assert_eq!(doc_text(&s(In::Path, Style::Label, false, arr), &[".3,4"], ""), "[3,4]");
+        assert_eq!(doc_text(&s(In::Path, Style::Label, true, arr), &[".3.4"], ""), "[3,4]");
+        assert_eq!(doc_text(&s(In::Path, Style::Matrix, false, Shape::Scalar(ty::INTEGER)), &[";id=5"], ""), "5");
+        assert_eq!(doc_text(&s(In::Path, Style::Matrix, true, arr), &[";id=3;id=4"], ""), "[3,4]");
+        assert_eq!(doc_text(&s(In::Path, Style::Matrix, false, arr), &[";id=3,4"], ""), "[3,4]");
+        assert_eq!(doc_text(&s(In::Path, Style::Matrix, true, obj), &[";R=1;G=2"], ""), "{\"R\":1,\"G\":2}");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, true, arr), &[], "id=3&id=4"), "[3,4]");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, false, arr), &[], "id=3,4"), "[3,4]");
+        assert_eq!(doc_text(&s(In::Query, Style::SpaceDelimited, false, arr), &[], "id=3%204"), "[3,4]");
+        assert_eq!(doc_text(&s(In::Query, Style::PipeDelimited, false, arr), &[], "id=3|4"), "[3,4]");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, true, obj), &[], "R=1&G=2&x=9"), "{\"R\":1,\"G\":2}");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, false, obj), &[], "id=R,1,G,2"), "{\"R\":1,\"G\":2}");
+        assert_eq!(doc_text(&s(In::Query, Style::DeepObject, true, obj), &[], "id%5BR%5D=1&id[G]=2"), "{\"R\":1,\"G\":2}");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)), &[], "id="), "empty");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)), &[], "x=1"), "none");
+        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::STRING)), &[], "id=a+b%21"), "\"a b!\"");
+    }
+
+    #[test]
+    fn multipart() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n12\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n";
+        let fields = multipart_fields(body, "XX").unwrap();
+        assert_eq!(fields.len(), 2);
+        assert_eq!(fields[0].0, "a");
+        assert_eq!(fields[0].1, "12");
+        assert_eq!(fields[1].1, "hello");
+        assert!(multipart_fields(b"--XX\r\nbroken", "XX").is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! What generated validators call: the error collector, annotation sets for `unevaluated*`,
+//! number and string helpers, formats, and the parsers that turn parameters and form bodies into
+//! documents the same validators check.
+
+pub mod format;
+pub mod input;
+
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+pub use crate::json::{Doc, Kind};
+
+/// Stop collecting after this many violations (a hostile body cannot make the answer huge).
+pub const MAX_VIOLATIONS: usize = 100;
+
+/// One violation: where in the request, which keyword, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// A JSON pointer into the body (`/items/2/qty`), or `query/limit`, `header/x-id`, …
+    pub pointer: String,
+    /// The schema keyword that failed (`minimum`, `required`, …).
+    pub keyword: &'static str,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// Type bits for [`Ctx::has_type`] and generated `type` checks.
+pub mod ty {
+    /// `null`.
+    pub const NULL: u8 = 1;
+    /// `boolean`.
+    pub const BOOLEAN: u8 = 2;
+    /// `integer`.
+    pub const INTEGER: u8 = 4;
+    /// `number`.
+    pub const NUMBER: u8 = 8;
+    /// `string`.
+    pub const STRING: u8 = 16;
+    /// `array`.
+    pub const ARRAY: u8 = 32;
+    /// `object`.
+    pub const OBJECT: u8 = 64;
+}
+
+/// The state of one validation: where violations go, and whether anyone is listening.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// The violations found so far.
+    pub errors: Vec<Violation>,
+    /// Above zero inside `anyOf`/`oneOf`/`not`/`if`, where only validity matters.
+    quiet: u32,
+    /// Prefix for pointers (`query/limit`); empty for bodies.
+    prefix: Cow<'static, str>,
+}
+
+impl Ctx {
+    /// A collector for a body (pointers start at the body's root).
+    pub fn new() -> Ctx {
+        Ctx::default()
+    }
+
+    /// Sets the pointer prefix for what follows (`query/limit`).
+    pub fn at(&mut self, prefix: impl Into<Cow<'static, str>>) {
+        self.prefix = prefix.into();
+    }
+
+    /// Records a violation at node `at`. Returns true when the caller should stop: in quiet mode
+    /// (only validity matters) or once enough violations are collected.
+    #[cold]
+    pub fn fail(
+        &mut self,
+        d: &Doc<'_>,
+        at: u32,
+        keyword: &'static str,
+        message: impl FnOnce() -> String,
+    ) -> bool {
+        if self.quiet > 0 {
+            return true;
+        }
+        if self.errors.len() < MAX_VIOLATIONS {
+            let mut pointer = self.prefix.to_string();
+            pointer.push_str(&d.pointer_of(at));
+            self.errors.push(Violation {
+                pointer,
+                keyword,
+                message: message(),
+            });
+        }
+        self.errors.len() >= MAX_VIOLATIONS
+    }
+
+    /// Whether violations are being discarded (inside an applicator that only needs a yes/no).
+    #[inline]
+    pub fn is_quiet(&self) -> bool {
+        self.quiet > 0
+    }
+
+    /// Runs `f` with violations discarded, returning its verdict.
+    #[inline]
+    pub fn quietly(&mut self, f: impl FnOnce(&mut Ctx) -> bool) -> bool {
+        self.quiet += 1;
+        let ok = f(self);
+        self.quiet -= 1;
+        ok
+    }
+
+    /// Whether violations were found.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Which members or items of one instance were evaluated (for `unevaluatedProperties` and
+/// `unevaluatedItems`), by position.
+#[derive(Debug, Default, Clone)]
+pub struct Eval {
+    bits: SmallVec<[u64; 2]>,
+}
+
+impl Eval {
+    /// Marks position `k`.
+    #[inline]
+    pub fn mark(&mut self, k: usize) {
+        let w = k / 64;
+        if self.bits.len() <= w {
+            self.bits.resize(w + 1, 0);
+        }
+        self.bits[w] |= 1 << (k % 64);
+    }
+
+    /// Marks positions `0..n`.
+    pub fn mark_to(&mut self, n: usize) {
+        for k in 0..n {
+            self.mark(k);
+        }
+    }
+
+    /// Whether position `k` is marked.
+    #[inline]
+    pub fn has(&self, k: usize) -> bool {
+        self.bits
+            .get(k / 64)
+            .is_some_and(|w| w & (1 << (k % 64)) != 0)
+    }
+
+    /// Adds another set.
+    pub fn merge(&mut self, other: &Eval) {
+        if self.bits.len() < other.bits.len() {
+            self.bits.resize(other.bits.len(), 0);
+        }
+        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+            *a |= b;
+        }
+    }
+}
+
+/// Marks `k` in an optional annotation set.
+#[inline]
+pub fn mark(ev: &mut Option<&mut Eval>, k: usize) {
+    if let Some(e) = ev {
+        e.mark(k);
+    }
+}
+
+/// Merges `from` into an optional annotation set.
+#[inline]
+pub fn merge(ev: &mut Option<&mut Eval>, from: &Eval) {
+    if let Some(e) = ev {
+        e.merge(from);
+    }
+}
+
+/// Whether node `i` has one of the types in `mask` (integers count as numbers; `1.0` is an
+/// integer).
+#[inline]
+pub fn has_type(d: &Doc<'_>, i: u32, mask: u8) -> bool {
+    let bit = match d.kind(i) {
+        Kind::Null => ty::NULL,
+        Kind::Bool => ty::BOOLEAN,
+        Kind::Int => return mask & (ty::INTEGER | ty::NUMBER) != 0,
+        Kind::Float => {
+            if mask & ty::NUMBER != 0 {
+                return true;
+            }
+            return mask & ty::INTEGER != 0 && d.is_integer(i);
+        }
+        Kind::Str => ty::STRING,
+        Kind::Array => ty::ARRAY,
+        Kind::Object => ty::OBJECT,
+    };
+    mask & bit != 0
+}
+
+/// Names the types of a mask, for messages.
+pub fn type_names(mask: u8) -> String {
+    let names = [
+        (ty::NULL, "null"),
+        (ty::BOOLEAN, "boolean"),
+        (ty::INTEGER, "integer"),
+        (ty::NUMBER, "number"),
+        (ty::STRING, "string"),
+        (ty::ARRAY, "array"),
+        (ty::OBJECT, "object"),
+    ];
+    names
+        .iter()
+        .filter(|(b, _)| mask & b != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The JSON type name of node `i`, for messages.
+pub fn kind_name(d: &Doc<'_>, i: u32) -> &'static str {
+    match d.kind(i) {
+        Kind::Null => "null",
+        Kind::Bool => "boolean",
+        Kind::Int => "integer",
+        Kind::Float if d.is_integer(i) => "integer",
+        Kind::Float => "number",
+        Kind::Str => "string",
+        Kind::Array => "array",
+        Kind::Object => "object",
+    }
+}
+
+/// `multipleOf`: exact for integers, within rounding for other numbers.
+#[inline]
+pub fn multiple_of(x: f64, m: f64) -> bool {
+    if x.fract() == 0.0 && m.fract() == 0.0 && x.abs() < 9.0e15 && m.abs() < 9.0e15 {
+        return (x as i64) % (m as i64) == 0;
+    }
+    let q = x / m;
+    if !q.is_finite() {
+        return false;
+    }
+    (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
+}
+
+/// Whether all items of the array at `i` are distinct (JSON equality), in O(n log n).
+pub fn unique_items(d: &Doc<'_>, i: u32) -> bool {
+    let items: Vec<u32> = d.items(i).collect();
+    if items.len() < 2 {
+        return true;
+    }
+    if items.len() <= 8 {
+        return (0..items.len())
+            .all(|a| (a + 1..items.len()).all(|b| !d.equal(items[a], d, items[b])));
+    }
+    let mut hashed: Vec<(u64, u32)> = items.iter().map(|&x| (d.hash(x), x)).collect();
+    hashed.sort_unstable();
+    let mut start = 0;
+    while start < hashed.len() {
+        let mut end = start + 1;
+        while end < hashed.len() && hashed[end].0 == hashed[start].0 {
+            end += 1;
+        }
+        for a in start..end {
+            for b in a + 1..end {
+                if d.equal(hashed[a].1, d, hashed[b].1) {
+                    return false;
+                }
+            }
+        }
+        start = end;
+    }
+    true
+}
+
+/// A constant (`enum` member or `const`) parsed once from its JSON text.
+pub struct Constant {
+    text: &'static str,
+    doc: std::sync::OnceLock<Option<Doc<'static>>>,
+}
+
+impl std::fmt::Debug for Constant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+impl Constant {
+    /// A constant from JSON text the generator wrote.
+    pub const fn new(text: &'static str) -> Constant {
+        Constant {
+            text,
+            doc: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether node `i` equals this constant.
+    pub fn matches(&self, d: &Doc<'_>, i: u32) -> bool {
+        self.doc
+            .get_or_init(|| Doc::parse_str(self.text).ok())
+            .as_ref()
+            .is_some_and(|c| d.equal(i, c, 0))
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &'static str {
+        self.text
+    }
+}
+
+#[cfg(feature = "patterns")]
+/// A pattern, compiled on first use. The generator already translated it from ECMA-262 and
+/// checked that it compiles, so the fallback (a pattern that matches nothing) is unreachable.
+pub struct Pattern {
+    source: &'static str,
+    translated: &'static str,
+    re: std::sync::OnceLock<Option<regex::Regex>>,
+}
+
+#[cfg(feature = "patterns")]
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.source)
+    }
+}
+
+#[cfg(feature = "patterns")]
+impl Pattern {
+    /// A pattern: the spec's text (for messages) and its translation for the `regex` crate.
+    pub const fn new(source: &'static str, translated: &'static str) -> Pattern {
+        Pattern {
+            source,
+            translated,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether `s` matches somewhere (patterns are not anchored).
+    #[inline]
+    pub fn is_match(&self, s: &str) -> bool {
+        self.re
+            .get_or_init(|| {
+                regex::RegexBuilder::new(self.translated)
+                    .size_limit(1 << 24)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+            .is_some_and(|re| re.is_match(s))
+    }
+
+    /// The spec's pattern text.
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+}
+
+/// Formats a number for a message without a trailing `.0` on integers.
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiples() {
+        assert!(multiple_of(10.0, 2.0));
+        assert!(!multiple_of(7.0, 2.0));
+        assert!(multiple_of(0.0075, 0.0001));
+        assert!(!multiple_of(0.00751, 0.0001));
+        assert!(multiple_of(4.5, 1.5));
+        assert!(!multiple_of(1e308, 0.123456789));
+    }
+
+    #[test]
+    fn uniqueness() {
+        let d = Doc::parse(b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, {\"a\": 1, \"b\": 2}, {\"b\": 2, \"a\": 1.0}]")
+            .unwrap();
+        assert!(!unique_items(&d, 0));
+        let d = Doc::parse(b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, true, \"1\"]").unwrap();
+        assert!(unique_items(&d, 0));
+    }
+}
