@@ -100,6 +100,28 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
                         }
                         push_code(&mut out, v);
                     }
+                    // Unicode property escapes (JSON Schema patterns are read in Unicode mode).
+                    'p' | 'P' if chars.get(i) == Some(&'{') => {
+                        let Some(close) = chars[i..].iter().position(|&c| c == '}') else {
+                            return Err(PatternError::Invalid("unterminated `\\p{`".into()));
+                        };
+                        let name: String = chars[i + 1..i + close].iter().collect();
+                        if name.is_empty()
+                            || !name
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '=')
+                        {
+                            return Err(PatternError::Invalid(format!(
+                                "`\\{e}{{{name}}}` is not a Unicode property"
+                            )));
+                        }
+                        out.push('\\');
+                        out.push(e);
+                        out.push('{');
+                        out.push_str(&name);
+                        out.push('}');
+                        i += close + 1;
+                    }
                     other => push_literal(&mut out, other),
                 }
             }

@@ -4,6 +4,7 @@
 //! `GWGEN_CORPUS` to put it elsewhere) and run the real `gwgen` binary.
 
 mod cli;
+mod compiled;
 mod corpus;
 mod docs;
 mod fuzz;
@@ -12,4 +13,5 @@ mod generate;
 mod hostile;
 mod net;
 mod snapshots;
+mod suite;
 mod support;
