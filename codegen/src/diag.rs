@@ -135,6 +135,8 @@ catalogue! {
         "The schema's constraints contradict each other, so every request would be refused.";
     InvalidSchemaType = "GW0504", Error, "invalid `type`",
         "`type` is one of null, boolean, object, array, number, string, integer (3.0: not null), or in 3.1 an array of them.";
+    SchemaNotCompiled = "GW0505", Error, "schema cannot be compiled",
+        "The gateway validates with code generated from the schema, so every reference must be resolved when the gateway is built. A `$dynamicRef` whose target depends on run-time scope in a way the generator cannot fix, a reference to a document that is not part of the spec, or a schema that refers to itself without moving to a property or item cannot be compiled.";
     NoThrottle = "GW0901", Warning, "no throttling anywhere",
         "Without a `throttle` at any level, nothing protects the backends from bursts. Add `x-gateway.defaults.throttle`.";
     UnprotectedMutation = "GW0902", Warning, "mutating operation without security",

@@ -107,6 +107,19 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ),
     ("src/router.rs", include_str!("../../runtime/src/router.rs")),
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
+    ("src/json.rs", include_str!("../../runtime/src/json.rs")),
+    (
+        "src/validate/mod.rs",
+        include_str!("../../runtime/src/validate/mod.rs"),
+    ),
+    (
+        "src/validate/format.rs",
+        include_str!("../../runtime/src/validate/format.rs"),
+    ),
+    (
+        "src/validate/input.rs",
+        include_str!("../../runtime/src/validate/input.rs"),
+    ),
 ];
 const RUNTIME_MANIFEST: &str = include_str!("../../runtime/Cargo.toml");
 
@@ -227,7 +240,14 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
         RuntimeSource::Vendored => "path = \"gwgen-runtime\"".to_string(),
         RuntimeSource::Path(p) => format!("path = {}", toml_string(p)),
     };
-    let runtime_features = if uses_proxy { "\"proxy\"" } else { "" };
+    let mut features = Vec::new();
+    if gw.validation.patterns {
+        features.push("\"patterns\"");
+    }
+    if uses_proxy {
+        features.push("\"proxy\"");
+    }
+    let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
     let stage_names: Vec<&str> = gw.stages.iter().map(|s| s.name.as_str()).collect();
     files.insert(
@@ -330,10 +350,33 @@ fn module_body(gw: &Gateway) -> TokenStream {
             let (k, v) = (lit(k), lit(v));
             quote! { (#k, #v) }
         });
-        quote! { rt::StageDef { name: #name, variables: &[#(#vars),*] } }
+        let mode = match s
+            .settings
+            .validate
+            .as_ref()
+            .and_then(|v| v.get("responses"))
+            .and_then(|v| v.as_str())
+        {
+            Some(m) => {
+                let m = lit(m);
+                quote! { Some(#m) }
+            }
+            None => quote! { None },
+        };
+        quote! { rt::StageDef { name: #name, variables: &[#(#vars),*], validate_responses: #mode } }
     });
     let stage_names = gw.stages.iter().map(|s| lit(&s.name));
-    let routes = gw.routes.iter().map(route_def);
+    let routes = gw.routes.iter().enumerate().map(|(n, r)| {
+        route_def(
+            r,
+            gw.validation
+                .routes
+                .get(n)
+                .and_then(Option::as_ref)
+                .map(|_| n),
+        )
+    });
+    let (validation_statics, schema_code) = validation_tokens(gw);
     let limits = gw.defaults.limits.as_ref();
     let body_limit =
         Literal::u64_unsuffixed(limits.and_then(|l| l.body).map(|b| b.0).unwrap_or(10 << 20));
@@ -368,10 +411,14 @@ fn module_body(gw: &Gateway) -> TokenStream {
         }
 
         #tree
+
+        #validation_statics
+
+        #schema_code
     }
 }
 
-fn route_def(r: &Route) -> TokenStream {
+fn route_def(r: &Route, validation: Option<usize>) -> TokenStream {
     let key = lit(&format!("{} {}", r.method, r.path));
     let template = lit(&r.path);
     let context = lit(&format!("the integration of {} {}", r.method, r.path));
@@ -428,7 +475,152 @@ fn route_def(r: &Route) -> TokenStream {
         .map(lit);
     // `security: [{}]` (an empty requirement) lets anonymous callers in; anything else protects.
     let protected = !r.security.is_empty() && !r.security.iter().any(|req| req.schemes.is_empty());
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], protected: #protected, integration: #integration } }
+    let validation = match validation {
+        Some(n) => {
+            let v = format_ident!("V{}", n);
+            quote! { Some(&#v) }
+        }
+        None => quote! { None },
+    };
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], protected: #protected, integration: #integration, validation: #validation } }
+}
+
+fn shape_tokens(shape: &crate::validation::Shape) -> TokenStream {
+    use crate::validation::Shape;
+    match shape {
+        Shape::Scalar(m) => {
+            let m = Literal::u8_unsuffixed(*m);
+            quote! { rt::v::Shape::Scalar(#m) }
+        }
+        Shape::Array(m) => {
+            let m = Literal::u8_unsuffixed(*m);
+            quote! { rt::v::Shape::Array(#m) }
+        }
+        Shape::Object(props, other) => {
+            let props = props.iter().map(|(k, s)| {
+                let k = lit(k);
+                let s = shape_tokens(s);
+                quote! { (#k, #s) }
+            });
+            let other = Literal::u8_unsuffixed(*other);
+            quote! { rt::v::Shape::Object(&[#(#props),*], #other) }
+        }
+    }
+}
+
+fn schema_fn(name: &Option<String>) -> TokenStream {
+    match name {
+        Some(f) => {
+            let f = format_ident!("{}", f);
+            quote! { Some(#f as rt::v::SchemaFn) }
+        }
+        None => quote! { None },
+    }
+}
+
+/// The per-route validation statics, and the compiled schema functions.
+fn validation_tokens(gw: &Gateway) -> (TokenStream, TokenStream) {
+    use crate::ir::ParamIn;
+    let mut statics = Vec::new();
+    for (n, rc) in gw.validation.routes.iter().enumerate() {
+        let Some(rc) = rc else { continue };
+        let requests = gw.routes[n]
+            .settings
+            .validate
+            .as_ref()
+            .and_then(|v| v.get("requests"))
+            .and_then(|v| v.as_bool())
+            != Some(false);
+        let params = rc.params.iter().map(|p| {
+            let name = lit(&p.name);
+            let (location, prefix) = match p.location {
+                ParamIn::Path => (quote! { rt::v::In::Path }, "path"),
+                ParamIn::Query => (quote! { rt::v::In::Query }, "query"),
+                ParamIn::Header => (quote! { rt::v::In::Header }, "header"),
+                ParamIn::Cookie => (quote! { rt::v::In::Cookie }, "cookie"),
+            };
+            let pointer = lit(&format!("{prefix}/{}", p.name));
+            let style = match p.style.as_str() {
+                "label" => quote! { rt::v::Style::Label },
+                "matrix" => quote! { rt::v::Style::Matrix },
+                "form" => quote! { rt::v::Style::Form },
+                "spaceDelimited" => quote! { rt::v::Style::SpaceDelimited },
+                "pipeDelimited" => quote! { rt::v::Style::PipeDelimited },
+                "deepObject" => quote! { rt::v::Style::DeepObject },
+                _ => quote! { rt::v::Style::Simple },
+            };
+            let (explode, required, allow_empty) = (p.explode, p.required, p.allow_empty);
+            let shape = shape_tokens(&p.shape);
+            let schema = schema_fn(&p.schema);
+            let index = Literal::usize_unsuffixed(p.index);
+            quote! {
+                rt::v::ParamSpec {
+                    name: #name, location: #location, pointer: #pointer, style: #style,
+                    explode: #explode, required: #required, allow_empty: #allow_empty,
+                    shape: #shape, schema: #schema, index: #index,
+                }
+            }
+        });
+        let body = match &rc.body {
+            Some(b) => {
+                let required = b.required;
+                let media = b.media.iter().map(|m| {
+                    let range = lit(&m.range);
+                    let kind = format_ident!("{}", m.kind);
+                    let shape = shape_tokens(&m.shape);
+                    let schema = schema_fn(&m.schema);
+                    quote! { rt::v::MediaSpec { range: #range, kind: rt::v::BodyKind::#kind, shape: #shape, schema: #schema } }
+                });
+                quote! { Some(rt::v::BodySpec { required: #required, media: &[#(#media),*] }) }
+            }
+            None => quote! { None },
+        };
+        let responses = rc
+            .responses
+            .iter()
+            .filter(|r| !r.media.is_empty())
+            .map(|r| {
+                let status = lit(&r.status);
+                let media = r.media.iter().map(|(m, f)| {
+                    let m = lit(m);
+                    let f = format_ident!("{}", f);
+                    quote! { (#m, #f as rt::v::SchemaFn) }
+                });
+                quote! { rt::v::ResponseSpec { status: #status, media: &[#(#media),*] } }
+            });
+        let mode = match &rc.response_mode {
+            Some(m) => {
+                let m = lit(m);
+                quote! { Some(#m) }
+            }
+            None => quote! { None },
+        };
+        let v = format_ident!("V{}", n);
+        statics.push(quote! {
+            static #v: rt::v::RouteValidation = rt::v::RouteValidation {
+                requests: #requests,
+                params: &[#(#params),*],
+                body: #body,
+                responses: &[#(#responses),*],
+                response_mode: #mode,
+            };
+        });
+    }
+    let code: TokenStream = gw.validation.code.parse().unwrap_or_default();
+    let schema_code = if code.is_empty() {
+        quote! {}
+    } else {
+        quote! {
+            /// The spec's schemas, compiled: one function per schema location.
+            #[allow(clippy::all, unused_mut, unused_variables)]
+            mod schemas {
+                use super::rt;
+                #code
+            }
+            use schemas::*;
+        }
+    };
+    (quote! { #(#statics)* }, schema_code)
 }
 
 /// The mock answer of a route: the integration's own status and body, else the spec's first

@@ -39,6 +39,8 @@ pub struct Gateway {
     pub root: RootSettings,
     /// Root-level operation settings merged with `defaults`.
     pub defaults: OperationSettings,
+    /// Compiled request and response validation.
+    pub validation: crate::validation::Validation,
 }
 
 /// A deployment stage.

@@ -26,6 +26,7 @@ pub(crate) mod lower;
 pub mod naming;
 pub mod pattern;
 pub mod render;
+pub mod validation;
 pub mod validator;
 pub mod xgw;
 

@@ -215,6 +215,7 @@ impl Lowerer<'_> {
             security_schemes,
             root: root_settings,
             defaults,
+            validation: Default::default(),
         }
     }
 

@@ -181,10 +181,7 @@ impl referencing::Retrieve for Unreachable {
 }
 
 /// Builds a registry from documents keyed by URI.
-pub fn registry<'a>(
-    docs: &'a [(String, Value)],
-    dialect: Dialect,
-) -> Result<Registry<'a>, String> {
+pub fn registry<'a>(docs: &'a [(String, Value)], dialect: Dialect) -> Result<Registry<'a>, String> {
     let mut b = Registry::new()
         .draft(dialect.draft())
         .retriever(Unreachable);
@@ -262,7 +259,13 @@ impl<'r> Compiler<'r> {
     }
 
     /// The function id for `value` reached with `resolver`, queued for compilation if new.
-    fn schema(&mut self, value: &'r Value, resolver: Resolver<'r>, dialect: Dialect, location: String) -> usize {
+    fn schema(
+        &mut self,
+        value: &'r Value,
+        resolver: Resolver<'r>,
+        dialect: Dialect,
+        location: String,
+    ) -> usize {
         let scope_key = if self.dynamic {
             let mut seen = Vec::new();
             let mut all: Vec<String> = resolver
@@ -318,24 +321,32 @@ impl<'r> Compiler<'r> {
 
     fn pattern(&mut self, location: &str, source: &str) -> Option<Ident> {
         if let Some(&n) = self.pattern_ids.get(source) {
-            return Some(format_ident!("P{}", n));
+            return Some(format_ident!("{}P{}", self.opts.prefix.to_uppercase(), n));
         }
         match crate::pattern::translate(source) {
             Ok(t) => {
                 if let Err(e) = regex::RegexBuilder::new(&t).size_limit(1 << 24).build() {
-                    self.error(location, format!("the pattern `{source}` is too large to match in linear time: {e}"), false);
+                    self.error(
+                        location,
+                        format!("the pattern `{source}` is too large to match in linear time: {e}"),
+                        false,
+                    );
                     return None;
                 }
                 let n = self.patterns.len();
                 self.patterns.push((source.to_string(), t));
                 self.pattern_ids.insert(source.to_string(), n);
                 self.needs.patterns = true;
-                Some(format_ident!("P{}", n))
+                Some(format_ident!("{}P{}", self.opts.prefix.to_uppercase(), n))
             }
             Err(e) => {
                 let why = match e {
-                    crate::pattern::PatternError::Invalid(m) => format!("is not an ECMA-262 regular expression: {m}"),
-                    crate::pattern::PatternError::Unsupported(m) => format!("cannot be matched in linear time: {m}"),
+                    crate::pattern::PatternError::Invalid(m) => {
+                        format!("is not an ECMA-262 regular expression: {m}")
+                    }
+                    crate::pattern::PatternError::Unsupported(m) => {
+                        format!("cannot be matched in linear time: {m}")
+                    }
                 };
                 self.error(location, format!("the pattern `{source}` {why}"), false);
                 None
@@ -346,12 +357,12 @@ impl<'r> Compiler<'r> {
     fn constant(&mut self, v: &Value) -> Ident {
         let text = v.to_string();
         if let Some(&n) = self.const_ids.get(&text) {
-            return format_ident!("C{}", n);
+            return format_ident!("{}C{}", self.opts.prefix.to_uppercase(), n);
         }
         let n = self.consts.len();
         self.consts.push(text.clone());
         self.const_ids.insert(text, n);
-        format_ident!("C{}", n)
+        format_ident!("{}C{}", self.opts.prefix.to_uppercase(), n)
     }
 
     /// An expression: whether node `i` equals `v`.
@@ -380,7 +391,9 @@ impl<'r> Compiler<'r> {
         match job.resolver.lookup(reference) {
             Ok(resolved) => {
                 let target_location = match reference.split_once('#') {
-                    Some((_, frag)) => format!("{}#{frag}", resolved.resolver().base_uri().as_str()),
+                    Some((_, frag)) => {
+                        format!("{}#{frag}", resolved.resolver().base_uri().as_str())
+                    }
                     None => resolved.resolver().base_uri().as_str().to_string(),
                 };
                 let (value, resolver, draft) = resolved.into_inner();
@@ -392,11 +405,19 @@ impl<'r> Compiler<'r> {
                     );
                     return None;
                 }
-                let dialect = if job.dialect == Dialect::Oas30 { Dialect::Oas30 } else { self.dialect_for(draft) };
+                let dialect = if job.dialect == Dialect::Oas30 {
+                    Dialect::Oas30
+                } else {
+                    self.dialect_for(draft)
+                };
                 Some(self.schema(value, resolver, dialect, target_location))
             }
             Err(e) => {
-                self.error(&location, format!("`{reference}` cannot be resolved: {e}"), keyword == "$dynamicRef");
+                self.error(
+                    &location,
+                    format!("`{reference}` cannot be resolved: {e}"),
+                    keyword == "$dynamicRef",
+                );
                 None
             }
         }
@@ -437,7 +458,11 @@ impl<'r> Compiler<'r> {
             },
             Value::Object(o) => self.object_schema(job, o),
             _ => {
-                self.error(&job.location, "a schema must be an object or a boolean".into(), false);
+                self.error(
+                    &job.location,
+                    "a schema must be an object or a boolean".into(),
+                    false,
+                );
                 quote! {}
             }
         };
@@ -501,7 +526,8 @@ impl<'r> Compiler<'r> {
 
     fn generic_checks(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
         let mut out = Vec::new();
-        let nullable = job.dialect == Dialect::Oas30 && o.get("nullable") == Some(&Value::Bool(true));
+        let nullable =
+            job.dialect == Dialect::Oas30 && o.get("nullable") == Some(&Value::Bool(true));
         if let Some(t) = o.get("type") {
             let names: Vec<&str> = match t {
                 Value::String(s) => vec![s.as_str()],
@@ -531,20 +557,30 @@ impl<'r> Compiler<'r> {
             );
             out.push(quote! { if !rt::v::has_type(d, i, #m) { #fail } });
         }
-        let null_ok = if nullable { quote! { d.kind(i) == rt::v::Kind::Null || } } else { quote! {} };
+        let null_ok = if nullable {
+            quote! { d.kind(i) == rt::v::Kind::Null || }
+        } else {
+            quote! {}
+        };
         if let Some(Value::Array(values)) = o.get("enum") {
             let mut tests: Vec<TokenStream> = values.iter().map(|v| self.equals(v)).collect();
             if tests.is_empty() {
                 tests.push(quote! { false });
             }
             let shown = Literal::string(&summarize(&Value::Array(values.clone())));
-            let fail = Self::fail("enum", quote! { format!("{} is not one of {}", d.text(i), #shown) });
+            let fail = Self::fail(
+                "enum",
+                quote! { format!("{} is not one of {}", d.text(i), #shown) },
+            );
             out.push(quote! { if !(#null_ok #(#tests)||*) { #fail } });
         }
         if let Some(v) = o.get("const") {
             let test = self.equals(v);
             let shown = Literal::string(&summarize(v));
-            let fail = Self::fail("const", quote! { format!("{} is not {}", d.text(i), #shown) });
+            let fail = Self::fail(
+                "const",
+                quote! { format!("{} is not {}", d.text(i), #shown) },
+            );
             out.push(quote! { if !(#test) { #fail } });
         }
         quote! { #(#out)* }
@@ -570,10 +606,18 @@ impl<'r> Compiler<'r> {
             let excl_min = o.get("exclusiveMinimum") == Some(&Value::Bool(true));
             let excl_max = o.get("exclusiveMaximum") == Some(&Value::Bool(true));
             if let Some(m) = num("minimum") {
-                checks.push(if excl_min { bound("exclusiveMinimum", ">", m) } else { bound("minimum", ">=", m) });
+                checks.push(if excl_min {
+                    bound("exclusiveMinimum", ">", m)
+                } else {
+                    bound("minimum", ">=", m)
+                });
             }
             if let Some(m) = num("maximum") {
-                checks.push(if excl_max { bound("exclusiveMaximum", "<", m) } else { bound("maximum", "<=", m) });
+                checks.push(if excl_max {
+                    bound("exclusiveMaximum", "<", m)
+                } else {
+                    bound("maximum", "<=", m)
+                });
             }
         } else {
             if let Some(m) = num("minimum") {
@@ -598,11 +642,13 @@ impl<'r> Compiler<'r> {
         if self.opts.formats {
             match o.get("format").and_then(Value::as_str) {
                 Some("int32") => {
-                    let fail = Self::fail("format", quote! { "must be a 32-bit integer".to_string() });
+                    let fail =
+                        Self::fail("format", quote! { "must be a 32-bit integer".to_string() });
                     checks.push(quote! { if !rt::v::format::int32(x) { #fail } });
                 }
                 Some("int64") => {
-                    let fail = Self::fail("format", quote! { "must be a 64-bit integer".to_string() });
+                    let fail =
+                        Self::fail("format", quote! { "must be a 64-bit integer".to_string() });
                     checks.push(quote! { if !rt::v::format::int64(x) { #fail } });
                 }
                 _ => {}
@@ -616,16 +662,21 @@ impl<'r> Compiler<'r> {
 
     fn string_checks(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
         let mut len_checks = Vec::new();
-        let count = |k: &str| o.get(k).and_then(Value::as_f64).filter(|f| *f >= 0.0).map(|f| f as u64);
+        let count = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_f64)
+                .filter(|f| *f >= 0.0)
+                .map(|f| f as u64)
+        };
         if let Some(n) = count("minLength") {
             let lit = Literal::usize_unsuffixed(n as usize);
-            let msg = Literal::string(&format!("must be at least {n} characters long"));
+            let msg = Literal::string(&format!("must be at least {n} character{} long", plural(n)));
             let fail = Self::fail("minLength", quote! { #msg.to_string() });
             len_checks.push(quote! { if n < #lit { #fail } });
         }
         if let Some(n) = count("maxLength") {
             let lit = Literal::usize_unsuffixed(n as usize);
-            let msg = Literal::string(&format!("must be at most {n} characters long"));
+            let msg = Literal::string(&format!("must be at most {n} character{} long", plural(n)));
             let fail = Self::fail("maxLength", quote! { #msg.to_string() });
             len_checks.push(quote! { if n > #lit { #fail } });
         }
@@ -680,21 +731,29 @@ impl<'r> Compiler<'r> {
     fn array_checks(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
         let legacy = job.dialect.legacy();
         let mut checks = Vec::new();
-        let count = |k: &str| o.get(k).and_then(Value::as_f64).filter(|f| *f >= 0.0).map(|f| f as usize);
+        let count = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_f64)
+                .filter(|f| *f >= 0.0)
+                .map(|f| f as usize)
+        };
         if let Some(n) = count("minItems") {
             let lit = Literal::usize_unsuffixed(n);
-            let msg = Literal::string(&format!("must have at least {n} items"));
+            let msg = Literal::string(&format!("must have at least {n} item{}", plural(n as u64)));
             let fail = Self::fail("minItems", quote! { #msg.to_string() });
             checks.push(quote! { if d.len(i) < #lit { #fail } });
         }
         if let Some(n) = count("maxItems") {
             let lit = Literal::usize_unsuffixed(n);
-            let msg = Literal::string(&format!("must have at most {n} items"));
+            let msg = Literal::string(&format!("must have at most {n} item{}", plural(n as u64)));
             let fail = Self::fail("maxItems", quote! { #msg.to_string() });
             checks.push(quote! { if d.len(i) > #lit { #fail } });
         }
         if o.get("uniqueItems") == Some(&Value::Bool(true)) {
-            let fail = Self::fail("uniqueItems", quote! { "must not repeat an item".to_string() });
+            let fail = Self::fail(
+                "uniqueItems",
+                quote! { "must not repeat an item".to_string() },
+            );
             checks.push(quote! { if !rt::v::unique_items(d, i) { #fail } });
         }
         // Positional items: `prefixItems` (2020-12) or array-valued `items` (draft 4).
@@ -749,7 +808,11 @@ impl<'r> Compiler<'r> {
         if let Some(s) = o.get("contains") {
             let id = self.sub(job, s, "contains");
             let f = self.fn_ident(id);
-            let min = if legacy { 1 } else { count("minContains").unwrap_or(1) };
+            let min = if legacy {
+                1
+            } else {
+                count("minContains").unwrap_or(1)
+            };
             let max = if legacy { None } else { count("maxContains") };
             let minl = Literal::usize_unsuffixed(min);
             let fail_min = Self::fail(
@@ -793,16 +856,27 @@ impl<'r> Compiler<'r> {
     fn object_checks(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
         let legacy = job.dialect.legacy();
         let mut checks = Vec::new();
-        let count = |k: &str| o.get(k).and_then(Value::as_f64).filter(|f| *f >= 0.0).map(|f| f as usize);
+        let count = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_f64)
+                .filter(|f| *f >= 0.0)
+                .map(|f| f as usize)
+        };
         if let Some(n) = count("minProperties") {
             let lit = Literal::usize_unsuffixed(n);
-            let msg = Literal::string(&format!("must have at least {n} properties"));
+            let msg = Literal::string(&format!(
+                "must have at least {n} propert{}",
+                if n == 1 { "y" } else { "ies" }
+            ));
             let fail = Self::fail("minProperties", quote! { #msg.to_string() });
             checks.push(quote! { if d.len(i) < #lit { #fail } });
         }
         if let Some(n) = count("maxProperties") {
             let lit = Literal::usize_unsuffixed(n);
-            let msg = Literal::string(&format!("must have at most {n} properties"));
+            let msg = Literal::string(&format!(
+                "must have at most {n} propert{}",
+                if n == 1 { "y" } else { "ies" }
+            ));
             let fail = Self::fail("maxProperties", quote! { #msg.to_string() });
             checks.push(quote! { if d.len(i) > #lit { #fail } });
         }
@@ -813,7 +887,10 @@ impl<'r> Compiler<'r> {
                 .filter_map(Value::as_str)
                 .map(|name| {
                     let n = Literal::string(name);
-                    let msg = Literal::string(&format!("the property `{}` is required", truncate(name, 80)));
+                    let msg = Literal::string(&format!(
+                        "the property `{}` is required",
+                        truncate(name, 80)
+                    ));
                     let fail = Self::fail(kw, quote! { #msg.to_string() });
                     quote! { if d.get(i, #n).is_none() { #fail } }
                 })
@@ -871,7 +948,9 @@ impl<'r> Compiler<'r> {
             let mut pat_checks = Vec::new();
             for (p, s) in pats.into_iter().flatten() {
                 let loc = format!("{}/patternProperties", job.location);
-                let Some(re) = self.pattern(&loc, p) else { continue };
+                let Some(re) = self.pattern(&loc, p) else {
+                    continue;
+                };
                 let id = self.sub(job, s, &format!("patternProperties/{}", esc(p)));
                 let call = self.call(id, quote! { v }, quote! { None });
                 pat_checks.push(quote! { if #re.is_match(&key) { matched = true; #call } });
@@ -981,15 +1060,11 @@ impl<'r> Compiler<'r> {
         }
         // A discriminator picks the one alternative to check, with its own errors.
         let discriminated = self.discriminator(job, o);
-        let skip_alternatives = discriminated.is_some();
-        if let Some(t) = discriminated {
-            out.push(t);
-        }
+        let mut alts = Vec::new();
         for kw in ["anyOf", "oneOf"] {
-            let Some(Value::Array(list)) = o.get(kw) else { continue };
-            if skip_alternatives {
+            let Some(Value::Array(list)) = o.get(kw) else {
                 continue;
-            }
+            };
             let ids: Vec<usize> = list
                 .iter()
                 .enumerate()
@@ -1000,7 +1075,10 @@ impl<'r> Compiler<'r> {
             }
             let fns: Vec<Ident> = ids.iter().map(|id| self.fn_ident(*id)).collect();
             if kw == "anyOf" {
-                let fail = Self::fail("anyOf", quote! { "matches none of the alternatives in `anyOf`".to_string() });
+                let fail = Self::fail(
+                    "anyOf",
+                    quote! { "matches none of the alternatives in `anyOf`".to_string() },
+                );
                 let tracked = if tracking {
                     quote! {
                         if ev.is_some() {
@@ -1015,7 +1093,7 @@ impl<'r> Compiler<'r> {
                 } else {
                     quote! { #(c.quietly(|c| #fns(d, i, c, None)))||* }
                 };
-                out.push(quote! { if !{ #tracked } { #fail } });
+                alts.push(quote! { if !{ #tracked } { #fail } });
             } else {
                 let fail = Self::fail(
                     "oneOf",
@@ -1024,7 +1102,7 @@ impl<'r> Compiler<'r> {
                         else { format!("matches {} of the alternatives in `oneOf`, not exactly one", n) }
                     },
                 );
-                out.push(quote! {
+                alts.push(quote! {
                     let mut n = 0usize;
                     let mut best = rt::v::Eval::default();
                     #(
@@ -1036,11 +1114,22 @@ impl<'r> Compiler<'r> {
                 });
             }
         }
+        match discriminated {
+            // Objects are dispatched on the discriminator; anything else is checked against the
+            // alternatives as JSON Schema says.
+            Some(t) => out.push(quote! {
+                if d.kind(i) == rt::v::Kind::Object { #t } else { #(#alts)* }
+            }),
+            None => out.extend(alts),
+        }
         if let Some(s) = o.get("not") {
             let id = self.sub(job, s, "not");
             self.in_place.push((job.id, id, job.location.clone()));
             let f = self.fn_ident(id);
-            let fail = Self::fail("not", quote! { "must not match the schema in `not`".to_string() });
+            let fail = Self::fail(
+                "not",
+                quote! { "must not match the schema in `not`".to_string() },
+            );
             out.push(quote! { if c.quietly(|c| #f(d, i, c, None)) { #fail } });
         }
         if !legacy {
@@ -1089,7 +1178,9 @@ impl<'r> Compiler<'r> {
             let mut values: Vec<String> = mapping
                 .into_iter()
                 .flatten()
-                .filter(|(_, target)| target.as_str() == Some(r) || target.as_str() == Some(short.as_str()))
+                .filter(|(_, target)| {
+                    target.as_str() == Some(r) || target.as_str() == Some(short.as_str())
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             if values.is_empty() {
@@ -1113,14 +1204,12 @@ impl<'r> Compiler<'r> {
             quote! { format!("{} is not one of {}", d.text(j), #shown) },
         );
         Some(quote! {
-            if d.kind(i) == rt::v::Kind::Object {
-                match d.get(i, #p) {
-                    None => { #fail_missing }
-                    Some(j) => match d.as_str(j).as_deref() {
-                        #(#arms)*
-                        _ => { #fail_unknown }
-                    },
-                }
+            match d.get(i, #p) {
+                None => { #fail_missing }
+                Some(j) => match d.as_str(j).as_deref() {
+                    #(#arms)*
+                    _ => { #fail_unknown }
+                },
             }
         })
     }
@@ -1223,12 +1312,12 @@ impl<'r> Compiler<'r> {
         }
         let fns = self.fns.iter().flatten();
         let pats = self.patterns.iter().enumerate().map(|(n, (src, tr))| {
-            let id = format_ident!("P{}", n);
+            let id = format_ident!("{}P{}", self.opts.prefix.to_uppercase(), n);
             let (src, tr) = (Literal::string(src), Literal::string(tr));
             quote! { static #id: rt::v::Pattern = rt::v::Pattern::new(#src, #tr); }
         });
         let consts = self.consts.iter().enumerate().map(|(n, text)| {
-            let id = format_ident!("C{}", n);
+            let id = format_ident!("{}C{}", self.opts.prefix.to_uppercase(), n);
             let text = Literal::string(text);
             quote! { static #id: rt::v::Constant = rt::v::Constant::new(#text); }
         });
@@ -1238,6 +1327,14 @@ impl<'r> Compiler<'r> {
             #(#fns)*
         };
         (tokens, self.errors, self.needs)
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 

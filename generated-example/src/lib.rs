@@ -7,6 +7,7 @@ pub const STAGES: &[rt::StageDef] = &[
     rt::StageDef {
         name: "default",
         variables: &[],
+        validate_responses: None,
     },
 ];
 /// The stage names, for `--help`.
@@ -28,6 +29,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
                     "[{\"id\":1,\"name\":\"Rex\",\"tag\":\"dog\"}]",
                 ),
             ),
+            validation: Some(&V0),
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -35,6 +37,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             params: &[],
             protected: false,
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
+            validation: Some(&V1),
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -48,6 +51,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
                     "{\"id\":1,\"name\":\"Rex\",\"tag\":\"dog\"}",
                 ),
             ),
+            validation: Some(&V2),
         },
     ]);
     Ok(
@@ -135,3 +139,329 @@ fn n2<'a>(
         rt::Lookup::NotFound
     }
 }
+static V0: rt::v::RouteValidation = rt::v::RouteValidation {
+    requests: true,
+    params: &[
+        rt::v::ParamSpec {
+            name: "limit",
+            location: rt::v::In::Query,
+            pointer: "query/limit",
+            style: rt::v::Style::Form,
+            explode: true,
+            required: false,
+            allow_empty: false,
+            shape: rt::v::Shape::Scalar(4),
+            schema: Some(q0 as rt::v::SchemaFn),
+            index: 0,
+        },
+    ],
+    body: None,
+    responses: &[],
+    response_mode: None,
+};
+static V1: rt::v::RouteValidation = rt::v::RouteValidation {
+    requests: true,
+    params: &[],
+    body: Some(rt::v::BodySpec {
+        required: true,
+        media: &[
+            rt::v::MediaSpec {
+                range: "application/json",
+                kind: rt::v::BodyKind::Json,
+                shape: rt::v::Shape::Scalar(0),
+                schema: Some(q1 as rt::v::SchemaFn),
+            },
+        ],
+    }),
+    responses: &[],
+    response_mode: None,
+};
+static V2: rt::v::RouteValidation = rt::v::RouteValidation {
+    requests: true,
+    params: &[
+        rt::v::ParamSpec {
+            name: "petId",
+            location: rt::v::In::Path,
+            pointer: "path/petId",
+            style: rt::v::Style::Simple,
+            explode: false,
+            required: true,
+            allow_empty: false,
+            shape: rt::v::Shape::Scalar(4),
+            schema: Some(q5 as rt::v::SchemaFn),
+            index: 0,
+        },
+    ],
+    body: None,
+    responses: &[],
+    response_mode: None,
+};
+/// The spec's schemas, compiled: one function per schema location.
+#[allow(clippy::all, unused_mut, unused_variables)]
+mod schemas {
+    use super::rt;
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q0(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 4) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(4),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        if let Some(x) = d.as_f64(i) {
+            if !(x <= 100.0) {
+                ok = false;
+                if c.fail(d, i, "maximum", || "must be at most 100".to_string()) {
+                    return false;
+                }
+            }
+            if !rt::v::format::int32(x) {
+                ok = false;
+                if c.fail(d, i, "format", || "must be a 32-bit integer".to_string()) {
+                    return false;
+                }
+            }
+        }
+        ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q1(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 64) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(64),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        if d.kind(i) == rt::v::Kind::Object {
+            if d.get(i, "id").is_none() {
+                ok = false;
+                if c
+                    .fail(
+                        d,
+                        i,
+                        "required",
+                        || "the property `id` is required".to_string(),
+                    )
+                {
+                    return false;
+                }
+            }
+            if d.get(i, "name").is_none() {
+                ok = false;
+                if c
+                    .fail(
+                        d,
+                        i,
+                        "required",
+                        || "the property `name` is required".to_string(),
+                    )
+                {
+                    return false;
+                }
+            }
+            for (n, (k, v)) in d.members(i).enumerate() {
+                let mut matched = false;
+                let key = d.as_str(k).unwrap_or_default();
+                match key.as_ref() {
+                    "id" => {
+                        matched = true;
+                        if !q2(d, v, c, None) {
+                            ok = false;
+                            if c.is_quiet() {
+                                return false;
+                            }
+                        }
+                    }
+                    "name" => {
+                        matched = true;
+                        if !q3(d, v, c, None) {
+                            ok = false;
+                            if c.is_quiet() {
+                                return false;
+                            }
+                        }
+                    }
+                    "tag" => {
+                        matched = true;
+                        if !q4(d, v, c, None) {
+                            ok = false;
+                            if c.is_quiet() {
+                                return false;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if matched {
+                    rt::v::mark(&mut ev, n);
+                }
+            }
+        }
+        ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q2(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 4) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(4),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        if let Some(x) = d.as_f64(i) {
+            if !rt::v::format::int64(x) {
+                ok = false;
+                if c.fail(d, i, "format", || "must be a 64-bit integer".to_string()) {
+                    return false;
+                }
+            }
+        }
+        ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q3(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 16) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(16),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q4(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 17) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(17),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn q5(
+        d: &rt::v::Doc<'_>,
+        i: u32,
+        c: &mut rt::v::Ctx,
+        mut ev: Option<&mut rt::v::Eval>,
+    ) -> bool {
+        let mut ok = true;
+        if !rt::v::has_type(d, i, 4) {
+            ok = false;
+            if c
+                .fail(
+                    d,
+                    i,
+                    "type",
+                    || {
+                        format!(
+                            "expected {}, got {}", rt::v::type_names(4),
+                            rt::v::kind_name(d, i)
+                        )
+                    },
+                )
+            {
+                return false;
+            }
+        }
+        if let Some(x) = d.as_f64(i) {
+            if !rt::v::format::int64(x) {
+                ok = false;
+                if c.fail(d, i, "format", || "must be a 64-bit integer".to_string()) {
+                    return false;
+                }
+            }
+        }
+        ok
+    }
+}
+use schemas::*;

@@ -40,6 +40,8 @@ pub struct RouteDef {
     pub protected: bool,
     /// How it is served.
     pub integration: Integration,
+    /// What is validated, compiled from the spec's schemas.
+    pub validation: Option<&'static crate::validate::input::RouteValidation>,
 }
 
 /// Request limits.
@@ -66,6 +68,7 @@ pub struct Gateway {
     routes: Vec<RouteDef>,
     route: RouteFn,
     limits: Limits,
+    response_mode: Option<&'static str>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     #[cfg(feature = "proxy")]
@@ -80,6 +83,7 @@ impl Gateway {
             routes,
             route,
             limits,
+            response_mode: stage.validate_responses,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
             #[cfg(feature = "proxy")]
@@ -336,6 +340,136 @@ async fn dispatch(
             return Err(Problem::too_large(gw.limits.body));
         }
     }
+    let mut req = req;
+    if let Some(v) = route.validation {
+        if let Err(r) = validate_request(gw, v, &mut req, params.values()).await {
+            if r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+            {
+                gw.metrics.invalid_request(route.template);
+            }
+            return Err(r);
+        }
+    }
+    let response_mode = route
+        .validation
+        .and_then(|v| v.response_mode)
+        .or(gw.response_mode)
+        .filter(|m| *m != "off");
+    let result = serve_integration(gw, route, req, peer, id, &params, &segs, record).await;
+    match (response_mode, route.validation, result) {
+        (Some(mode), Some(v), Ok(resp)) if !v.responses.is_empty() => {
+            validate_response(gw, route, v, mode, id, resp).await
+        }
+        (_, _, result) => result,
+    }
+}
+
+/// Checks parameters and, when the operation takes one, the body (read whole, within the limit,
+/// then handed on). Violations are a 400 listing every one; a media type the operation does not
+/// accept is 415.
+async fn validate_request(
+    gw: &Gateway,
+    v: &crate::validate::input::RouteValidation,
+    req: &mut Request,
+    path: &[&str],
+) -> Result<(), Problem> {
+    use crate::validate::input::{Rejection, RequestParts};
+    let reject = |r: Rejection| match r {
+        Rejection::Invalid(errors) => Problem::invalid(errors),
+        Rejection::Unsupported(detail) => Problem::unsupported_media_type(detail),
+    };
+    v.check_params(&RequestParts {
+        path,
+        query: req.uri().query(),
+        headers: req.headers(),
+    })
+    .map_err(reject)?;
+    if !v.reads_body() {
+        return Ok(());
+    }
+    let body = std::mem::take(req.body_mut());
+    let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return Err(if e.is::<http_body_util::LengthLimitError>() {
+                Problem::too_large(gw.limits.body)
+            } else {
+                Problem::bad_request("the request body could not be read")
+            })
+        }
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    v.check_body(content_type, &bytes).map_err(reject)?;
+    *req.body_mut() = Body::from(bytes);
+    Ok(())
+}
+
+/// Response validation (`validate.responses`): the answer is read whole and checked against the
+/// spec's schema for its status and media type. `log` logs and counts a violation and passes the
+/// answer on; `enforce` replaces it with 502.
+async fn validate_response(
+    gw: &Gateway,
+    route: &RouteDef,
+    v: &crate::validate::input::RouteValidation,
+    mode: &str,
+    id: &str,
+    resp: Response,
+) -> Result<Response, Problem> {
+    const MAX_CHECKED: usize = 16 << 20;
+    let (parts, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_CHECKED);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Err(Problem::bad_gateway()),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(errors) = v.check_response(parts.status.as_u16(), content_type, &bytes) {
+        gw.metrics.invalid_response(route.template);
+        let list: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| serde_json::json!({"pointer": e.pointer, "keyword": e.keyword, "message": e.message}))
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "message": "the upstream answer does not conform to the spec",
+                "requestId": id,
+                "route": route.key,
+                "status": parts.status.as_u16(),
+                "errors": list,
+            })
+        );
+        if mode == "enforce" {
+            let mut p = Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "Bad Gateway",
+                "the upstream answer does not conform to the API's schema",
+            );
+            p.errors = errors;
+            return Err(p);
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_integration(
+    gw: &Gateway,
+    route: &RouteDef,
+    req: Request,
+    peer: SocketAddr,
+    id: &str,
+    params: &Params<'_>,
+    segs: &[&str],
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
     match &route.integration {
         Integration::Mock(m) => {
             let body = if req.method() == Method::HEAD {
@@ -358,13 +492,13 @@ async fn dispatch(
         #[cfg(feature = "proxy")]
         Integration::Http(h) => {
             let mut forward_path = String::new();
-            crate::path::encode_path(&mut forward_path, &segs);
+            crate::path::encode_path(&mut forward_path, segs);
             let params = params.named(route.params);
             proxy::forward(gw, h, req, peer, id, &params, &forward_path, record).await
         }
         #[cfg(not(feature = "proxy"))]
         Integration::Http(_) => {
-            let _ = (peer, id, params);
+            let _ = (gw, peer, id, params, segs, record);
             Err(Problem::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "Not Implemented",

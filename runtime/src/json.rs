@@ -823,7 +823,11 @@ mod tests {
             b"\xff",
             b"",
         ] {
-            assert!(Doc::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Doc::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert!(Doc::parse(deep.as_bytes()).is_err());

@@ -34,7 +34,8 @@ pub mod __private_0_1 {
     pub mod v {
         pub use crate::validate::format;
         pub use crate::validate::input::{
-            BodyKind, BodySpec, In, MediaSpec, ParamSpec, RouteValidation, SchemaFn, Shape, Style,
+            BodyKind, BodySpec, In, MediaSpec, ParamSpec, ResponseSpec, RouteValidation, SchemaFn,
+            Shape, Style,
         };
         pub use crate::validate::*;
     }

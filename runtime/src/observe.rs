@@ -40,9 +40,31 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
     active: AtomicI64,
+    invalid_requests: Mutex<BTreeMap<&'static str, u64>>,
+    invalid_responses: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Counts a request refused by validation, under its route template.
+    pub fn invalid_request(&self, route: &'static str) {
+        *self
+            .invalid_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route)
+            .or_default() += 1;
+    }
+
+    /// Counts an upstream answer that did not conform to the spec, under its route template.
+    pub fn invalid_response(&self, route: &'static str) {
+        *self
+            .invalid_responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route)
+            .or_default() += 1;
+    }
+
     /// Counts a request as started.
     pub fn start(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -119,6 +141,25 @@ impl Metrics {
                 "http_server_request_duration_seconds_count{{{labels}}} {}",
                 h.count
             );
+        }
+        for (name, help, map) in [
+            (
+                "gwgen_requests_invalid_total",
+                "Requests refused by validation (400 or 415).",
+                &self.invalid_requests,
+            ),
+            (
+                "gwgen_responses_invalid_total",
+                "Upstream answers that do not conform to the spec's response schemas.",
+                &self.invalid_responses,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let map = map.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for (route, n) in map {
+                let _ = writeln!(out, "{name}{{http_route=\"{}\"}} {n}", escape_label(route));
+            }
         }
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");

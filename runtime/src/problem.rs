@@ -19,6 +19,8 @@ pub struct Problem {
     pub detail: String,
     /// Extra headers (`Allow`, `Retry-After`, …).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Validation violations, listed as `errors`.
+    pub errors: Vec<crate::validate::Violation>,
 }
 
 impl Problem {
@@ -29,6 +31,7 @@ impl Problem {
             title,
             detail: detail.into(),
             headers: Vec::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -56,6 +59,26 @@ impl Problem {
     /// 400: the request is malformed.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail)
+    }
+
+    /// 400 listing every violation of the spec's schemas.
+    pub fn invalid(errors: Vec<crate::validate::Violation>) -> Self {
+        let detail = match errors.len() {
+            1 => "the request does not conform to the API's schema: 1 violation".to_string(),
+            n => format!("the request does not conform to the API's schema: {n} violations"),
+        };
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail);
+        p.errors = errors;
+        p
+    }
+
+    /// 415: the body's media type is not accepted.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type",
+            detail,
+        )
     }
 
     /// 502: the upstream could not be reached or answered nonsense.
@@ -96,13 +119,26 @@ impl Problem {
 
     /// The response, with the request id in the body.
     pub fn into_response(self, request_id: &str) -> Response {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": "about:blank",
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
             "requestId": request_id,
         });
+        if !self.errors.is_empty() {
+            body["errors"] = self
+                .errors
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "pointer": v.pointer,
+                        "keyword": v.keyword,
+                        "message": v.message,
+                    })
+                })
+                .collect();
+        }
         let mut resp = Response::new(Body::from(body.to_string()));
         *resp.status_mut() = self.status;
         resp.headers_mut().insert(

@@ -25,6 +25,11 @@ pub struct Params<'a> {
 }
 
 impl<'a> Params<'a> {
+    /// The values, in template order.
+    pub fn values(&self) -> &[&'a str] {
+        &self.values
+    }
+
     /// Empties the set for reuse.
     pub fn clear(&mut self) {
         self.values.clear();

@@ -13,6 +13,8 @@ pub struct StageDef {
     pub name: &'static str,
     /// Its variables, whose values may use `${env.NAME}`.
     pub variables: &'static [(&'static str, &'static str)],
+    /// Its `validate.responses` setting (`off`, `log`, `enforce`), if it sets one.
+    pub validate_responses: Option<&'static str>,
 }
 
 /// Why the gateway cannot start.
@@ -84,6 +86,8 @@ pub struct Stage {
     /// Its name.
     pub name: String,
     variables: BTreeMap<String, String>,
+    /// Its `validate.responses` setting, if it sets one.
+    pub validate_responses: Option<&'static str>,
 }
 
 /// Selects a stage (`wanted`, else the first declared) and resolves its variables.
@@ -103,6 +107,7 @@ pub fn resolve_stage(stages: &[StageDef], wanted: Option<&str>) -> Result<Stage,
     let mut stage = Stage {
         name: def.name.to_string(),
         variables: BTreeMap::new(),
+        validate_responses: def.validate_responses,
     };
     for (k, v) in def.variables {
         let value = stage.interpolate(v, &format!("stage variable `{k}`"))?;
@@ -120,6 +125,7 @@ impl Stage {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            validate_responses: None,
         }
     }
 
@@ -177,10 +183,12 @@ mod tests {
         StageDef {
             name: "dev",
             variables: &[("orders", "http://127.0.0.1:9001")],
+            validate_responses: None,
         },
         StageDef {
             name: "prod",
             variables: &[("orders", "${env.GWGEN_TEST_SURELY_UNSET_VAR}")],
+            validate_responses: Some("log"),
         },
     ];
 

@@ -84,7 +84,13 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
     let table = entries
         .iter()
-        .map(|e| if e == "refused" { "None".to_string() } else { format!("Some({e} as rt::v::SchemaFn)") })
+        .map(|e| {
+            if e == "refused" {
+                "None".to_string()
+            } else {
+                format!("Some({e} as rt::v::SchemaFn)")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",\n");
     let main = format!(
@@ -105,7 +111,10 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         .stderr(Stdio::inherit())
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "the compiled-schema crate {name} does not build");
+    assert!(
+        status.success(),
+        "the compiled-schema crate {name} does not build"
+    );
     let bin: PathBuf = target.join("debug").join(name);
     let mut input = String::new();
     for (n, g) in groups.iter().enumerate() {
@@ -114,7 +123,10 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         }
         for inst in &g.instances {
             let one_line: Value = serde_json::from_str(inst).expect("instance is JSON");
-            input.push_str(&format!("{n}\t{}\n", serde_json::to_string(&one_line).expect("json")));
+            input.push_str(&format!(
+                "{n}\t{}\n",
+                serde_json::to_string(&one_line).expect("json")
+            ));
         }
     }
     let input_path = dir.join("instances.txt");
@@ -124,7 +136,10 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         .stderr(Stdio::inherit())
         .output()
         .expect("the compiled crate runs");
-    assert!(out.status.success(), "the compiled-schema crate {name} failed");
+    assert!(
+        out.status.success(),
+        "the compiled-schema crate {name} failed"
+    );
     let mut verdicts = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l == "1")
@@ -135,7 +150,12 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         .zip(outcomes)
         .map(|(g, o)| match o {
             Some(errors) => Outcome::Refused(errors),
-            None => Outcome::Verdicts(g.instances.iter().map(|_| verdicts.next().unwrap_or(false)).collect()),
+            None => Outcome::Verdicts(
+                g.instances
+                    .iter()
+                    .map(|_| verdicts.next().unwrap_or(false))
+                    .collect(),
+            ),
         })
         .collect()
 }

@@ -60,8 +60,13 @@ fn remotes() -> Vec<(String, Value)> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "json") {
-                let rel = p.strip_prefix(&root).expect("prefix").to_string_lossy().replace('\\', "/");
-                let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+                let rel = p
+                    .strip_prefix(&root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read"))
+                    .expect("json");
                 out.push((format!("http://localhost:1234/{rel}"), v));
             }
         }
@@ -90,7 +95,11 @@ fn json_schema_test_suite() {
     let mut add = |suite: &str, path: &Path, dialect: Dialect, formats: bool, required: bool| {
         let text = std::fs::read_to_string(path).expect("read test file");
         let list: Vec<Value> = serde_json::from_str(&text).expect("test file is JSON");
-        let file = path.file_name().expect("name").to_string_lossy().into_owned();
+        let file = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         for (g, group) in list.iter().enumerate() {
             let uri = format!("http://gwgen.test/{suite}/{file}/{g}.json");
             docs.push((uri.clone(), group["schema"].clone()));
@@ -121,10 +130,22 @@ fn json_schema_test_suite() {
         add("draft2020-12", &p, Dialect::Draft2020, false, true);
     }
     for p in files(&d2020.join("optional")) {
-        add("draft2020-12/optional", &p, Dialect::Draft2020, false, false);
+        add(
+            "draft2020-12/optional",
+            &p,
+            Dialect::Draft2020,
+            false,
+            false,
+        );
     }
     for p in files(&d2020.join("optional").join("format")) {
-        add("draft2020-12/optional/format", &p, Dialect::Draft2020, true, false);
+        add(
+            "draft2020-12/optional/format",
+            &p,
+            Dialect::Draft2020,
+            true,
+            false,
+        );
     }
     let d4 = tests.join("draft4");
     for name in DRAFT4_KEPT {
@@ -137,14 +158,22 @@ fn json_schema_test_suite() {
         add("draft4/optional/format", &p, Dialect::Oas30, true, false);
     }
 
-    let skip_text = std::fs::read_to_string(repo().join("tests").join("suite-skip.txt")).expect("tests/suite-skip.txt");
+    let skip_text = std::fs::read_to_string(repo().join("tests").join("suite-skip.txt"))
+        .expect("tests/suite-skip.txt");
     let skips: Vec<(String, String, String)> = skip_text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let parts: Vec<&str> = l.split(" | ").collect();
-            assert!(parts.len() == 4, "a skip line is `file | group | test | reason`: {l}");
-            (parts[0].to_string(), parts[1].to_string(), parts[2].to_string())
+            assert!(
+                parts.len() == 4,
+                "a skip line is `file | group | test | reason`: {l}"
+            );
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].to_string(),
+            )
         })
         .collect();
     let skipped = |c: &Case| {
@@ -163,7 +192,13 @@ fn json_schema_test_suite() {
                 Outcome::Verdicts(v) => (v[k] == c.valid, format!("expected valid={}", c.valid)),
                 Outcome::Refused(e) => (
                     false,
-                    format!("refused: {}", e.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")),
+                    format!(
+                        "refused: {}",
+                        e.iter()
+                            .map(|e| e.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 ),
             };
             let row = table.entry(c.suite.clone()).or_default();
@@ -176,17 +211,32 @@ fn json_schema_test_suite() {
                 row.1 += 1;
             }
             if c.required && !skip && !passed {
-                failures.push(format!("{}/{} | {} | {} ({detail})", c.suite, c.file, c.group, c.test));
+                failures.push(format!(
+                    "{}/{} | {} | {} ({detail})",
+                    c.suite, c.file, c.group, c.test
+                ));
             }
             if c.required && skip && passed {
                 stale.push(format!("{}/{} | {} | {}", c.suite, c.file, c.group, c.test));
             }
         }
     }
-    println!("{:<32} {:>7} {:>7} {:>8}", "suite", "passed", "failed", "skipped");
+    println!(
+        "{:<32} {:>7} {:>7} {:>8}",
+        "suite", "passed", "failed", "skipped"
+    );
     for (suite, (p, f, s)) in &table {
         println!("{suite:<32} {p:>7} {f:>7} {s:>8}");
     }
-    assert!(failures.is_empty(), "{} required tests fail:\n{}", failures.len(), failures.join("\n"));
-    assert!(stale.is_empty(), "these skipped tests pass now; remove them from tests/suite-skip.txt:\n{}", stale.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} required tests fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        stale.is_empty(),
+        "these skipped tests pass now; remove them from tests/suite-skip.txt:\n{}",
+        stale.join("\n")
+    );
 }

@@ -152,11 +152,16 @@ pub(crate) fn check(
         });
         let mut walker = structure::Walker::new(src, version, diags);
         walker.walk_root();
-        let gw = crate::lower::lower(src, version, diags);
+        let mut gw = crate::lower::lower(src, version, diags);
         let root = src.root();
         let file = src.files[0].path.clone();
         routes::check_routes(&gw, root, diags, &file);
         gateway::check_gateway(&gw, root, &file, diags);
+        // Validation is compiled only from a sound spec: on a broken one the checks above
+        // already say what is wrong.
+        if !diags.has_errors() {
+            gw.validation = crate::validation::compile(src, &gw, diags);
+        }
         let verdict = match (early, late) {
             (Some(handle), _) if version == Version::V30 => handle.join().unwrap_or(Ok(())),
             (_, Some(Ok(handle))) => handle.join().unwrap_or(Ok(())),

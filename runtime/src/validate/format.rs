@@ -205,8 +205,7 @@ fn uri_chars(s: &str) -> bool {
     while i < b.len() {
         let c = b[i];
         if c == b'%' {
-            if !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-            {
+            if !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
                 return false;
             }
             i += 3;

@@ -123,13 +123,28 @@ pub struct BodySpec {
     pub media: &'static [MediaSpec],
 }
 
+/// The schemas of one response (JSON media types).
+#[derive(Debug)]
+pub struct ResponseSpec {
+    /// `200`, `2XX` or `DEFAULT`.
+    pub status: &'static str,
+    /// Media type and schema.
+    pub media: &'static [(&'static str, SchemaFn)],
+}
+
 /// What a route validates.
 #[derive(Debug)]
 pub struct RouteValidation {
+    /// Whether requests are validated (`validate.requests`, on unless turned off).
+    pub requests: bool,
     /// Its parameters.
     pub params: &'static [ParamSpec],
     /// Its body, when the operation declares one.
     pub body: Option<BodySpec>,
+    /// Its responses, when response validation may be on.
+    pub responses: &'static [ResponseSpec],
+    /// The operation's `validate.responses`, when it sets one (else the stage's applies).
+    pub response_mode: Option<&'static str>,
 }
 
 /// Why a request was refused.
@@ -155,11 +170,61 @@ pub struct RequestParts<'r> {
 impl RouteValidation {
     /// Whether the body must be read (and held) to validate it.
     pub fn reads_body(&self) -> bool {
-        self.body.is_some()
+        self.requests && self.body.is_some()
+    }
+
+    /// Checks an answer's body (when its status and media type have a schema). `Ok(true)` means
+    /// checked and conforming, `Ok(false)` nothing to check.
+    pub fn check_response(
+        &self,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<bool, Vec<Violation>> {
+        let code = status.to_string();
+        let class = format!("{}XX", status / 100);
+        let spec = self
+            .responses
+            .iter()
+            .find(|r| r.status == code)
+            .or_else(|| self.responses.iter().find(|r| r.status == class))
+            .or_else(|| self.responses.iter().find(|r| r.status == "DEFAULT"));
+        let Some(spec) = spec else {
+            return Ok(false);
+        };
+        let essence = content_type
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let Some((_, check)) = spec.media.iter().find(|(m, _)| *m == essence) else {
+            return Ok(false);
+        };
+        let doc = Doc::parse(body).map_err(|e| {
+            vec![Violation {
+                pointer: String::new(),
+                keyword: "json",
+                message: format!("the response is not valid JSON: {e}"),
+            }]
+        })?;
+        let mut ctx = Ctx::new();
+        check(&doc, 0, &mut ctx, None);
+        if ctx.is_ok() {
+            Ok(true)
+        } else {
+            Err(ctx.errors)
+        }
     }
 
     /// Checks the parameters.
     pub fn check_params(&self, req: &RequestParts<'_>) -> Result<(), Rejection> {
+        if !self.requests || self.params.is_empty() {
+            return Ok(());
+        }
         let mut ctx = Ctx::new();
         let query = req.query.map(parse_pairs).unwrap_or_default();
         for p in self.params {
@@ -186,12 +251,18 @@ impl RouteValidation {
         };
         if body.is_empty() && content_type.is_none() {
             if spec.required {
-                return invalid("body", "required", "a request body is required".into());
+                return invalid("", "required", "a request body is required".into());
             }
             return Ok(());
         }
         let essence = content_type
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         let Some(media) = select_media(spec.media, &essence) else {
             return Err(Rejection::Unsupported(if essence.is_empty() {
@@ -202,7 +273,7 @@ impl RouteValidation {
         };
         if body.is_empty() {
             if spec.required {
-                return invalid("body", "required", "a request body is required".into());
+                return invalid("", "required", "a request body is required".into());
             }
             return Ok(());
         }
@@ -291,19 +362,24 @@ fn check_param(
         Ok(Some(d)) => d,
         Ok(None) => {
             if p.required {
-                violation(ctx, "required", format!("the parameter `{}` is required", p.name));
+                violation(
+                    ctx,
+                    "required",
+                    format!("the parameter `{}` is required", p.name),
+                );
             }
             return;
         }
         Err(ParamError::Empty) => {
-            if !p.allow_empty {
-                violation(
-                    ctx,
-                    "allowEmptyValue",
-                    format!("the parameter `{}` must not be empty", p.name),
-                );
+            // `allowEmptyValue: true` lets an empty value through whatever the schema says;
+            // otherwise the empty string is the value, and the schema decides.
+            if p.allow_empty {
+                return;
             }
-            return;
+            match Doc::parse_owned("\"\"".to_string()) {
+                Ok(d) => d,
+                Err(_) => return,
+            }
         }
         Err(ParamError::Malformed(m)) => {
             violation(ctx, "style", m);
@@ -455,7 +531,9 @@ fn object_json<'a>(
     out
 }
 
-fn pairs_of_list(list: &[Cow<'_, str>]) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+fn pairs_of_list(
+    list: &[Cow<'_, str>],
+) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
     if list.len() % 2 != 0 {
         return Err(ParamError::Malformed(
             "an object value needs name,value pairs".into(),
@@ -463,16 +541,23 @@ fn pairs_of_list(list: &[Cow<'_, str>]) -> Result<Vec<(Cow<'static, str>, Vec<Co
     }
     Ok(list
         .chunks(2)
-        .map(|c| (Cow::Owned(c[0].to_string()), vec![Cow::Owned(c[1].to_string())]))
+        .map(|c| {
+            (
+                Cow::Owned(c[0].to_string()),
+                vec![Cow::Owned(c[1].to_string())],
+            )
+        })
         .collect())
 }
 
-fn pairs_of_kv<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+fn pairs_of_kv<'a>(
+    items: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
     items
         .map(|kv| {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                ParamError::Malformed(format!("`{kv}` is not a name=value pair"))
-            })?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ParamError::Malformed(format!("`{kv}` is not a name=value pair")))?;
             Ok((
                 Cow::Owned(pct_decode(k).into_owned()),
                 vec![Cow::Owned(pct_decode(v).into_owned())],
@@ -483,7 +568,12 @@ fn pairs_of_kv<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<(Cow<'sta
 
 /// Builds the document of one value serialised in `style` (the prefix of `label`/`matrix`
 /// already removed) that is not `form`-exploded across the query.
-fn delimited_doc(raw: &str, p: &ParamSpec, sep: char, kv_sep: Option<char>) -> Result<String, ParamError> {
+fn delimited_doc(
+    raw: &str,
+    p: &ParamSpec,
+    sep: char,
+    kv_sep: Option<char>,
+) -> Result<String, ParamError> {
     match p.shape {
         Shape::Scalar(m) => {
             let mut out = String::new();
@@ -666,10 +756,9 @@ fn query_doc(
                 if declared || props.is_empty() {
                     match pairs.iter_mut().find(|(n, _)| n == k) {
                         Some((_, vs)) => vs.push(Cow::Owned(v.to_string())),
-                        None => pairs.push((
-                            Cow::Owned(k.to_string()),
-                            vec![Cow::Owned(v.to_string())],
-                        )),
+                        None => {
+                            pairs.push((Cow::Owned(k.to_string()), vec![Cow::Owned(v.to_string())]))
+                        }
                     }
                 }
             }
@@ -696,8 +785,11 @@ fn query_doc(
                     .collect(),
                 _ => values.iter().map(|v| Cow::Borrowed(v.as_ref())).collect(),
             };
-            if items.len() == 1 && items[0].is_empty() {
-                return Err(ParamError::Empty);
+            // A delimited value that is empty is the empty array; an exploded `name=` is one
+            // empty item.
+            let delimited = sep.is_some() && (!p.explode || p.style != Style::Form);
+            if delimited && items.len() == 1 && items[0].is_empty() {
+                return Ok(Some("[]".into()));
             }
             Ok(Some(array_json(&items, m)))
         }
@@ -740,7 +832,10 @@ fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<
 }
 
 /// The fields of a `multipart/form-data` body: name and text (files as their text, lossily).
-fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<(Cow<'b, str>, Cow<'b, str>)>, String> {
+fn multipart_fields<'b>(
+    body: &'b [u8],
+    boundary: &str,
+) -> Result<Vec<(Cow<'b, str>, Cow<'b, str>)>, String> {
     let delim = format!("--{boundary}");
     let d = delim.as_bytes();
     let find = |hay: &[u8], from: usize, needle: &[u8]| -> Option<usize> {
@@ -768,10 +863,7 @@ fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<(Cow<'b, s
         let head = String::from_utf8_lossy(&body[at..head_end]);
         let name = head
             .lines()
-            .find(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("content-disposition:")
-            })
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
             .and_then(|l| {
                 l.split(';').find_map(|p| {
                     let (k, v) = p.trim().split_once('=')?;
@@ -785,10 +877,7 @@ fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<(Cow<'b, s
         let Some(end) = find(body, start, &end_delim) else {
             return Err("a multipart part is not terminated".into());
         };
-        fields.push((
-            Cow::Owned(name),
-            String::from_utf8_lossy(&body[start..end]),
-        ));
+        fields.push((Cow::Owned(name), String::from_utf8_lossy(&body[start..end])));
         at = end + 2;
         if fields.len() > 1000 {
             return Err("the multipart body has too many parts".into());
@@ -864,34 +953,148 @@ mod tests {
         }
     }
 
-    static PROPS: &[(&str, Shape)] = &[("R", Shape::Scalar(ty::INTEGER)), ("G", Shape::Scalar(ty::INTEGER))];
+    static PROPS: &[(&str, Shape)] = &[
+        ("R", Shape::Scalar(ty::INTEGER)),
+        ("G", Shape::Scalar(ty::INTEGER)),
+    ];
 
     #[test]
     fn styles() {
         let arr = Shape::Array(ty::INTEGER);
         let obj = Shape::Object(PROPS, ty::STRING);
         let s = |l, st, ex, sh| spec(l, st, ex, sh);
-        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)), &["5"], ""), "5");
-        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)), &["x"], ""), "\"x\"");
-        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, arr), &["3,4,5"], ""), "[3,4,5]");
-        assert_eq!(doc_text(&s(In::Path, Style::Simple, true, obj), &["R=100,G=200"], ""), "{\"R\":100,\"G\":200}");
-        assert_eq!(doc_text(&s(In::Path, Style::Simple, false, obj), &["R,100,G,200"], ""), "{\"R\":100,\"G\":200}");
-        assert_eq!(doc_text(&s(In::Path, Style::Label, false, arr), &[".3,4"], ""), "[3,4]");
-        assert_eq!(doc_text(&s(In::Path, Style::Label, true, arr), &[".3.4"], ""), "[3,4]");
-        assert_eq!(doc_text(&s(In::Path, Style::Matrix, false, Shape::Scalar(ty::INTEGER)), &[";id=5"], ""), "5");
-        assert_eq!(doc_text(&s(In::Path, Style::Matrix, true, arr), &[";id=3;id=4"], ""), "[3,4]");
-        assert_eq!(doc_text(&s(In::Path, Style::Matrix, false, arr), &[";id=3,4"], ""), "[3,4]");
-        assert_eq!(doc_text(&s(In::Path, Style::Matrix, true, obj), &[";R=1;G=2"], ""), "{\"R\":1,\"G\":2}");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, true, arr), &[], "id=3&id=4"), "[3,4]");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, false, arr), &[], "id=3,4"), "[3,4]");
-        assert_eq!(doc_text(&s(In::Query, Style::SpaceDelimited, false, arr), &[], "id=3%204"), "[3,4]");
-        assert_eq!(doc_text(&s(In::Query, Style::PipeDelimited, false, arr), &[], "id=3|4"), "[3,4]");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, true, obj), &[], "R=1&G=2&x=9"), "{\"R\":1,\"G\":2}");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, false, obj), &[], "id=R,1,G,2"), "{\"R\":1,\"G\":2}");
-        assert_eq!(doc_text(&s(In::Query, Style::DeepObject, true, obj), &[], "id%5BR%5D=1&id[G]=2"), "{\"R\":1,\"G\":2}");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)), &[], "id="), "empty");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)), &[], "x=1"), "none");
-        assert_eq!(doc_text(&s(In::Query, Style::Form, true, Shape::Scalar(ty::STRING)), &[], "id=a+b%21"), "\"a b!\"");
+        assert_eq!(
+            doc_text(
+                &s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)),
+                &["5"],
+                ""
+            ),
+            "5"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Path, Style::Simple, false, Shape::Scalar(ty::INTEGER)),
+                &["x"],
+                ""
+            ),
+            "\"x\""
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Simple, false, arr), &["3,4,5"], ""),
+            "[3,4,5]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Simple, true, obj), &["R=100,G=200"], ""),
+            "{\"R\":100,\"G\":200}"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Path, Style::Simple, false, obj),
+                &["R,100,G,200"],
+                ""
+            ),
+            "{\"R\":100,\"G\":200}"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Label, false, arr), &[".3,4"], ""),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Label, true, arr), &[".3.4"], ""),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Path, Style::Matrix, false, Shape::Scalar(ty::INTEGER)),
+                &[";id=5"],
+                ""
+            ),
+            "5"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Matrix, true, arr), &[";id=3;id=4"], ""),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Matrix, false, arr), &[";id=3,4"], ""),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Path, Style::Matrix, true, obj), &[";R=1;G=2"], ""),
+            "{\"R\":1,\"G\":2}"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::Form, true, arr), &[], "id=3&id=4"),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::Form, false, arr), &[], "id=3,4"),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::SpaceDelimited, false, arr),
+                &[],
+                "id=3%204"
+            ),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::PipeDelimited, false, arr),
+                &[],
+                "id=3|4"
+            ),
+            "[3,4]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::Form, true, obj), &[], "R=1&G=2&x=9"),
+            "{\"R\":1,\"G\":2}"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::Form, false, obj), &[], "id=R,1,G,2"),
+            "{\"R\":1,\"G\":2}"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::DeepObject, true, obj),
+                &[],
+                "id%5BR%5D=1&id[G]=2"
+            ),
+            "{\"R\":1,\"G\":2}"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)),
+                &[],
+                "id="
+            ),
+            "empty"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::Form, true, arr), &[], "id="),
+            "[\"\"]"
+        );
+        assert_eq!(
+            doc_text(&s(In::Query, Style::PipeDelimited, false, arr), &[], "id="),
+            "[]"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::Form, true, Shape::Scalar(ty::INTEGER)),
+                &[],
+                "x=1"
+            ),
+            "none"
+        );
+        assert_eq!(
+            doc_text(
+                &s(In::Query, Style::Form, true, Shape::Scalar(ty::STRING)),
+                &[],
+                "id=a+b%21"
+            ),
+            "\"a b!\""
+        );
     }
 
     #[test]

@@ -375,8 +375,10 @@ mod tests {
 
     #[test]
     fn uniqueness() {
-        let d = Doc::parse(b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, {\"a\": 1, \"b\": 2}, {\"b\": 2, \"a\": 1.0}]")
-            .unwrap();
+        let d = Doc::parse(
+            b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, {\"a\": 1, \"b\": 2}, {\"b\": 2, \"a\": 1.0}]",
+        )
+        .unwrap();
         assert!(!unique_items(&d, 0));
         let d = Doc::parse(b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, true, \"1\"]").unwrap();
         assert!(unique_items(&d, 0));
