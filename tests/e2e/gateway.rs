@@ -425,6 +425,26 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
         String::from_utf8_lossy(&r.body),
         "line one\nline two \"quoted\" \\ backslash"
     );
+    // The hostile schema validates as written: its names and patterns are data.
+    let body = r#"{"\"=> {} } fn injected_prop() { //": "\")]; fn x() {}", "*/ fn c() {} /*": {"\"}; fn k() {}": [1, "x\"y"]}}"#;
+    let post = |body: &str| {
+        send(
+            gw.port,
+            format!("POST /schemas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        )
+    };
+    let r = post(body);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let errors = r.json()["errors"].clone();
+    assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
+    assert_eq!(errors[0]["keyword"], "required");
+    assert!(errors[0]["message"].as_str().unwrap_or("").contains("fn injected_required()"));
+    let ok = r#"{"\"); fn injected_required() {} //": 1, "*/ fn c() {} /*": "\"]; fn injected_enum() {}"}"#;
+    assert_eq!(post(ok).status, 204);
+    let bad = r#"{"\"); fn injected_required() {} //": 1, "\"=> {} } fn injected_prop() { //": "x"}"#;
+    let r = post(bad);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errors"][0]["keyword"], "pattern");
     // Every function the generated code defines is one the generator chose.
     let (krate, _) = gwgen::generate_file(
         repo().join("tests/fixtures/gateway/hostile.yaml"),
@@ -450,10 +470,34 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
         });
         fns.sort();
         assert_eq!(fns, expected, "{file}");
-        assert!(!parsed
-            .items
-            .iter()
-            .any(|i| matches!(i, syn::Item::Macro(_) | syn::Item::Mod(_))));
+        assert!(!parsed.items.iter().any(|i| matches!(i, syn::Item::Macro(_))));
+        // The one module holds the compiled schemas: numbered functions and statics only.
+        let positional = |name: &str, prefixes: &[&str]| {
+            prefixes.iter().any(|p| {
+                name.strip_prefix(p)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        for item in &parsed.items {
+            let syn::Item::Mod(m) = item else { continue };
+            assert_eq!(m.ident, "schemas", "{file}");
+            for inner in m.content.as_ref().map(|c| &c.1[..]).unwrap_or(&[]) {
+                match inner {
+                    syn::Item::Fn(f) => assert!(
+                        positional(&f.sig.ident.to_string(), &["q", "r"]),
+                        "{}",
+                        f.sig.ident
+                    ),
+                    syn::Item::Static(st) => assert!(
+                        positional(&st.ident.to_string(), &["QP", "QC", "RP", "RC"]),
+                        "{}",
+                        st.ident
+                    ),
+                    syn::Item::Use(_) => {}
+                    _ => panic!("unexpected item in the schema module of {file}"),
+                }
+            }
+        }
     }
 }
 
