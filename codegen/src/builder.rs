@@ -67,7 +67,10 @@ impl Builder {
 
     /// Checks the spec and writes the module; returns its path.
     pub fn generate(self) -> Result<PathBuf, BuildError> {
-        let checked = crate::check_file(&self.spec);
+        let mut checked = crate::check_file(&self.spec);
+        if !checked.has_errors() {
+            checked.compile_validation();
+        }
         if std::env::var_os("OUT_DIR").is_some() {
             for f in &checked.sources.files {
                 println!("cargo:rerun-if-changed={}", f.path.display());

@@ -77,6 +77,27 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// Compiles the gateway's validators into code. Checking only analyses the schemas (enough
+    /// to report what cannot be compiled); generation calls this first.
+    pub fn compile_validation(&mut self) {
+        let Checked {
+            sources,
+            gateway,
+            diagnostics,
+        } = self;
+        if let Some(gw) = gateway.as_mut() {
+            on_big_stack(|| {
+                let mut diags = diag::Diagnostics::default();
+                gw.validation = validation::compile(sources, gw, &mut diags, true);
+                for d in diags.into_sorted() {
+                    diagnostics.push(d);
+                }
+            });
+        }
+    }
+}
+
 /// Loads and checks the spec at `path` (and every file it references).
 pub fn check_file(path: impl AsRef<Path>) -> Checked {
     let path = path.as_ref();
@@ -120,10 +141,14 @@ pub fn generate_file(
     path: impl AsRef<Path>,
     options: &emit::GenerateOptions,
 ) -> Result<(emit::GeneratedCrate, Checked), Box<Checked>> {
-    let checked = check_file(path);
-    match (&checked.gateway, checked.has_errors()) {
-        (Some(gw), false) => Ok((emit::generate(gw, options), checked)),
-        _ => Err(Box::new(checked)),
+    let mut checked = check_file(path);
+    if checked.has_errors() {
+        return Err(Box::new(checked));
+    }
+    checked.compile_validation();
+    match &checked.gateway {
+        Some(gw) => Ok((emit::generate(gw, options), checked)),
+        None => Err(Box::new(checked)),
     }
 }
 

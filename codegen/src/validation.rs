@@ -138,7 +138,9 @@ fn mode_of(v: Option<&Value>) -> Option<String> {
 }
 
 /// Compiles every route's validation. Problems go to `diags` (at most one per schema location).
-pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics) -> Validation {
+/// Without `emit`, the schemas are only analysed (what `gwgen check` needs): the result has the
+/// routes' checks but no code.
+pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: bool) -> Validation {
     let uris: Vec<String> = sources
         .files
         .iter()
@@ -177,6 +179,7 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics) -> Vali
             formats: true,
             direction: Direction::Request,
             prefix: "q".into(),
+            emit,
         },
     );
     let mut responses = Compiler::new(
@@ -187,6 +190,7 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics) -> Vali
             formats: true,
             direction: Direction::Response,
             prefix: "r".into(),
+            emit,
         },
     );
     let stage_modes: Vec<String> = gw

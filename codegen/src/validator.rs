@@ -63,6 +63,9 @@ pub struct Options {
     pub direction: Direction,
     /// Prefix of generated function names.
     pub prefix: String,
+    /// Build the code; without it schemas are only analysed (references resolved, patterns
+    /// translated, loops found), which is all `gwgen check` needs.
+    pub emit: bool,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             formats: true,
             direction: Direction::Neutral,
             prefix: "s".into(),
+            emit: true,
         }
     }
 }
@@ -448,7 +452,106 @@ impl<'r> Compiler<'r> {
         }
     }
 
+    /// The analysis without code: every reference, subschema and pattern, as `body` reaches them.
+    fn visit(&mut self, job: &Job<'r>) {
+        let Value::Object(o) = job.value else { return };
+        let legacy = job.dialect.legacy();
+        let in_place =
+            |c: &mut Self, id: usize| c.in_place.push((job.id, id, job.location.clone()));
+        for kw in ["$ref", "$dynamicRef"] {
+            if kw == "$dynamicRef" && legacy {
+                continue;
+            }
+            if let Some(Value::String(r)) = o.get(kw) {
+                if let Some(id) = self.reference(job, r, kw) {
+                    in_place(self, id);
+                }
+                if legacy {
+                    return;
+                }
+            }
+        }
+        if let Some(Value::String(p)) = o.get("pattern") {
+            let loc = format!("{}/pattern", job.location);
+            self.pattern(&loc, p);
+        }
+        let mut kws: Vec<(&str, bool)> = vec![
+            ("not", true),
+            ("additionalProperties", false),
+            ("propertyNames", false),
+            ("contains", false),
+        ];
+        if legacy {
+            kws.push(("additionalItems", false));
+        } else {
+            kws.extend([
+                ("if", true),
+                ("then", true),
+                ("else", true),
+                ("unevaluatedItems", false),
+                ("unevaluatedProperties", false),
+            ]);
+        }
+        for (kw, place) in kws {
+            if let Some(v) = o.get(kw) {
+                let id = self.sub(job, v, kw);
+                if place {
+                    in_place(self, id);
+                }
+            }
+        }
+        for kw in ["allOf", "anyOf", "oneOf"] {
+            for (k, v) in o
+                .get(kw)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let id = self.sub(job, v, &format!("{kw}/{k}"));
+                in_place(self, id);
+            }
+        }
+        let list_kw = if legacy { "items" } else { "prefixItems" };
+        match o.get("items") {
+            Some(Value::Array(_)) if legacy => {}
+            Some(v) => {
+                self.sub(job, v, "items");
+            }
+            None => {}
+        }
+        if let Some(Value::Array(list)) = o.get(list_kw) {
+            for (k, v) in list.iter().enumerate() {
+                self.sub(job, v, &format!("{list_kw}/{k}"));
+            }
+        }
+        for kw in [
+            "properties",
+            "patternProperties",
+            "dependentSchemas",
+            "dependencies",
+        ] {
+            for (k, v) in o.get(kw).and_then(Value::as_object).into_iter().flatten() {
+                if kw == "patternProperties" {
+                    let loc = format!("{}/patternProperties", job.location);
+                    self.pattern(&loc, k);
+                }
+                if kw == "dependencies" && (!legacy || v.is_array()) {
+                    continue;
+                }
+                let id = self.sub(job, v, &format!("{kw}/{}", esc(k)));
+                if kw == "dependentSchemas" || kw == "dependencies" {
+                    in_place(self, id);
+                }
+            }
+        }
+    }
+
     fn body(&mut self, job: &Job<'r>) -> TokenStream {
+        if !self.opts.emit {
+            self.visit(job);
+            return quote! {};
+        }
         let name = self.fn_ident(job.id);
         let checks = match job.value {
             Value::Bool(true) => quote! {},
@@ -1263,7 +1366,7 @@ impl<'r> Compiler<'r> {
     /// cycles (a schema that reaches itself without moving to a member or item never ends).
     pub fn finish(mut self) -> (TokenStream, Vec<CompileError>, Needs) {
         self.drain();
-        let mut graph: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut graph: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         let mut where_: HashMap<usize, String> = HashMap::new();
         for (a, b, loc) in &self.in_place {
             graph.entry(*a).or_default().push(*b);

@@ -53,6 +53,7 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
             formats: g.formats,
             direction: Direction::Neutral,
             prefix: format!("g{n}_s"),
+            emit: true,
         };
         let mut compiler = Compiler::new(reg, features, opts);
         let entry = compiler.entry(&g.entry);

@@ -438,10 +438,14 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
     let errors = r.json()["errors"].clone();
     assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
     assert_eq!(errors[0]["keyword"], "required");
-    assert!(errors[0]["message"].as_str().unwrap_or("").contains("fn injected_required()"));
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("fn injected_required()"));
     let ok = r#"{"\"); fn injected_required() {} //": 1, "*/ fn c() {} /*": "\"]; fn injected_enum() {}"}"#;
     assert_eq!(post(ok).status, 204);
-    let bad = r#"{"\"); fn injected_required() {} //": 1, "\"=> {} } fn injected_prop() { //": "x"}"#;
+    let bad =
+        r#"{"\"); fn injected_required() {} //": 1, "\"=> {} } fn injected_prop() { //": "x"}"#;
     let r = post(bad);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["errors"][0]["keyword"], "pattern");
@@ -470,7 +474,10 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
         });
         fns.sort();
         assert_eq!(fns, expected, "{file}");
-        assert!(!parsed.items.iter().any(|i| matches!(i, syn::Item::Macro(_))));
+        assert!(!parsed
+            .items
+            .iter()
+            .any(|i| matches!(i, syn::Item::Macro(_))));
         // The one module holds the compiled schemas: numbered functions and statics only.
         let positional = |name: &str, prefixes: &[&str]| {
             prefixes.iter().any(|p| {

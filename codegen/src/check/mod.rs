@@ -150,17 +150,55 @@ pub(crate) fn check(
                 .stack_size(64 << 20)
                 .spawn_scoped(scope, || model_verdict(src))
         });
+        // Lowering and compiling the validators run beside the structural walk; their
+        // diagnostics join the others afterwards.
+        let lowered = std::thread::Builder::new()
+            .name("gwgen-lower".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, || {
+                let mut lower_diags = Diagnostics::default();
+                let gw = crate::lower::lower(src, version, &mut lower_diags);
+                let mut validation_diags = Diagnostics::default();
+                let validation = if lower_diags.has_errors() {
+                    None
+                } else {
+                    Some(crate::validation::compile(
+                        src,
+                        &gw,
+                        &mut validation_diags,
+                        false,
+                    ))
+                };
+                (gw, lower_diags, validation, validation_diags)
+            });
         let mut walker = structure::Walker::new(src, version, diags);
         walker.walk_root();
-        let mut gw = crate::lower::lower(src, version, diags);
+        let (mut gw, validation, validation_diags) = match lowered.map(|h| h.join()) {
+            Ok(Ok((gw, lower_diags, validation, validation_diags))) => {
+                for d in lower_diags.into_sorted() {
+                    diags.push(d);
+                }
+                (gw, validation, validation_diags)
+            }
+            // No thread, or a panic in it: lower here, without validation.
+            Ok(Err(p)) => std::panic::resume_unwind(p),
+            Err(_) => (
+                crate::lower::lower(src, version, diags),
+                None,
+                Diagnostics::default(),
+            ),
+        };
         let root = src.root();
         let file = src.files[0].path.clone();
         routes::check_routes(&gw, root, diags, &file);
         gateway::check_gateway(&gw, root, &file, diags);
         // Validation is compiled only from a sound spec: on a broken one the checks above
         // already say what is wrong.
-        if !diags.has_errors() {
-            gw.validation = crate::validation::compile(src, &gw, diags);
+        if let (false, Some(v)) = (diags.has_errors(), validation) {
+            gw.validation = v;
+            for d in validation_diags.into_sorted() {
+                diags.push(d);
+            }
         }
         let verdict = match (early, late) {
             (Some(handle), _) if version == Version::V30 => handle.join().unwrap_or(Ok(())),
