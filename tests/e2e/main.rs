@@ -15,3 +15,4 @@ mod net;
 mod snapshots;
 mod suite;
 mod support;
+mod validation;
