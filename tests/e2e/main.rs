@@ -6,6 +6,7 @@
 mod cli;
 mod compiled;
 mod corpus;
+mod differential;
 mod docs;
 mod fuzz;
 mod gateway;
