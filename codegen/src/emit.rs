@@ -547,6 +547,7 @@ fn validation_tokens(gw: &Gateway) -> (TokenStream, TokenStream) {
                 "spaceDelimited" => quote! { rt::v::Style::SpaceDelimited },
                 "pipeDelimited" => quote! { rt::v::Style::PipeDelimited },
                 "deepObject" => quote! { rt::v::Style::DeepObject },
+                "json" => quote! { rt::v::Style::Json },
                 _ => quote! { rt::v::Style::Simple },
             };
             let (explode, required, allow_empty) = (p.explode, p.required, p.allow_empty);

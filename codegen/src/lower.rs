@@ -311,6 +311,22 @@ impl Lowerer<'_> {
                 .get("explode")
                 .and_then(Node::as_bool)
                 .unwrap_or(style == "form");
+            // A parameter with `content` instead of `schema` carries its value serialised in
+            // that media type; a JSON one is read as JSON.
+            let style = match (n.get("schema"), n.get("content")) {
+                (None, Some(content)) => match content.entries().first() {
+                    Some(e) => {
+                        let m = e.key.to_ascii_lowercase();
+                        if m.starts_with("application/json") || m.contains("+json") {
+                            "json".to_string()
+                        } else {
+                            style
+                        }
+                    }
+                    None => style,
+                },
+                _ => style,
+            };
             let schema = n
                 .get("schema")
                 .and_then(|s| self.schema_ref(Some(s), t.file, &ptr_join(&t_ptr, "schema")))

@@ -665,7 +665,25 @@ impl<'r> Compiler<'r> {
         } else {
             quote! {}
         };
-        if let Some(Value::Array(values)) = o.get("enum") {
+        if let Some(Value::Array(values)) = o.get("enum").filter(|v| {
+            v.as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
+        }) {
+            // All strings: one lookup of the text, one `match`.
+            let lits = values.iter().filter_map(Value::as_str).map(Literal::string);
+            let shown = Literal::string(&summarize(&Value::Array(values.clone())));
+            let fail = Self::fail(
+                "enum",
+                quote! { format!("{} is not one of {}", d.text(i), #shown) },
+            );
+            out.push(quote! {
+                let known = match d.as_str(i) {
+                    Some(s) => matches!(s.as_ref(), #(#lits)|*),
+                    None => false,
+                };
+                if !(#null_ok known) { #fail }
+            });
+        } else if let Some(Value::Array(values)) = o.get("enum") {
             let mut tests: Vec<TokenStream> = values.iter().map(|v| self.equals(v)).collect();
             if tests.is_empty() {
                 tests.push(quote! { false });
@@ -999,8 +1017,23 @@ impl<'r> Compiler<'r> {
                 })
                 .collect()
         };
-        if let Some(list) = o.get("required") {
-            checks.extend(required(list, "required"));
+        // Required properties that `properties` declares are noted in the one pass over the
+        // members below; others are looked up.
+        let declared = o.get("properties").and_then(Value::as_object);
+        let mut tracked: Vec<&'r str> = Vec::new();
+        if let Some(Value::Array(list)) = o.get("required") {
+            let mut untracked = Vec::new();
+            for name in list.iter().filter_map(Value::as_str) {
+                if tracked.contains(&name) || untracked.contains(&Value::from(name)) {
+                    continue;
+                }
+                if tracked.len() < 64 && declared.is_some_and(|d| d.contains_key(name)) {
+                    tracked.push(name);
+                } else {
+                    untracked.push(Value::from(name));
+                }
+            }
+            checks.extend(required(&Value::Array(untracked), "required"));
         }
         let mut dep_req = Vec::new();
         let mut dep_schemas: Vec<(&'r String, &'r Value, String)> = Vec::new();
@@ -1046,7 +1079,14 @@ impl<'r> Compiler<'r> {
                 let call = self.call(id, quote! { v }, quote! { None });
                 let n = Literal::string(name);
                 let refused = self.refused_property(job, s);
-                arms.push(quote! { #n => { matched = true; #refused #call } });
+                let note = match tracked.iter().position(|t| *t == name.as_str()) {
+                    Some(r) => {
+                        let bit = Literal::u64_unsuffixed(1u64 << r);
+                        quote! { seen |= #bit; }
+                    }
+                    None => quote! {},
+                };
+                arms.push(quote! { #n => { matched = true; #note #refused #call } });
             }
             let mut pat_checks = Vec::new();
             for (p, s) in pats.into_iter().flatten() {
@@ -1089,7 +1129,22 @@ impl<'r> Compiler<'r> {
             } else {
                 quote! {}
             };
+            let missing = tracked.iter().enumerate().map(|(r, name)| {
+                let bit = Literal::u64_unsuffixed(1u64 << r);
+                let msg = Literal::string(&format!(
+                    "the property `{}` is required",
+                    truncate(name, 80)
+                ));
+                let fail = Self::fail("required", quote! { #msg.to_string() });
+                quote! { if seen & #bit == 0 { #fail } }
+            });
+            let seen = if tracked.is_empty() {
+                quote! {}
+            } else {
+                quote! { let mut seen = 0u64; }
+            };
             checks.push(quote! {
+                #seen
                 for (n, (k, v)) in d.members(i).enumerate() {
                     let mut matched = false;
                     #key
@@ -1098,6 +1153,7 @@ impl<'r> Compiler<'r> {
                     #additional
                     #mark
                 }
+                #(#missing)*
             });
         }
         if let Some(s) = o.get("propertyNames") {

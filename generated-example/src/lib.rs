@@ -269,38 +269,14 @@ mod schemas {
             }
         }
         if d.kind(i) == rt::v::Kind::Object {
-            if d.get(i, "id").is_none() {
-                ok = false;
-                if c
-                    .fail(
-                        d,
-                        i,
-                        "required",
-                        || "the property `id` is required".to_string(),
-                    )
-                {
-                    return false;
-                }
-            }
-            if d.get(i, "name").is_none() {
-                ok = false;
-                if c
-                    .fail(
-                        d,
-                        i,
-                        "required",
-                        || "the property `name` is required".to_string(),
-                    )
-                {
-                    return false;
-                }
-            }
+            let mut seen = 0u64;
             for (n, (k, v)) in d.members(i).enumerate() {
                 let mut matched = false;
                 let key = d.as_str(k).unwrap_or_default();
                 match key.as_ref() {
                     "id" => {
                         matched = true;
+                        seen |= 1;
                         if !q2(d, v, c, None) {
                             ok = false;
                             if c.is_quiet() {
@@ -310,6 +286,7 @@ mod schemas {
                     }
                     "name" => {
                         matched = true;
+                        seen |= 2;
                         if !q3(d, v, c, None) {
                             ok = false;
                             if c.is_quiet() {
@@ -330,6 +307,32 @@ mod schemas {
                 }
                 if matched {
                     rt::v::mark(&mut ev, n);
+                }
+            }
+            if seen & 1 == 0 {
+                ok = false;
+                if c
+                    .fail(
+                        d,
+                        i,
+                        "required",
+                        || "the property `id` is required".to_string(),
+                    )
+                {
+                    return false;
+                }
+            }
+            if seen & 2 == 0 {
+                ok = false;
+                if c
+                    .fail(
+                        d,
+                        i,
+                        "required",
+                        || "the property `name` is required".to_string(),
+                    )
+                {
+                    return false;
                 }
             }
         }

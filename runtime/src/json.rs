@@ -458,6 +458,22 @@ fn unescape(raw: &str) -> String {
     out
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `w` that is below 0x20 (exact for the lowest such byte).
+#[inline]
+fn has_less_than_0x20(w: u64) -> u64 {
+    w.wrapping_sub(LO * 0x20) & !w & HI
+}
+
+/// High bit set in each byte of `w` equal to `b` (exact for the lowest such byte).
+#[inline]
+fn has_byte(w: u64, b: u8) -> u64 {
+    let x = w ^ (LO * b as u64);
+    x.wrapping_sub(LO) & !x & HI
+}
+
 struct Parser<'s> {
     s: &'s [u8],
     i: usize,
@@ -611,33 +627,55 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<(), SyntaxError> {
         self.i += 1;
         let start = self.i;
+        let s = self.s;
+        let mut i = self.i;
         let mut escaped = false;
         loop {
-            let Some(&b) = self.s.get(self.i) else {
+            // Skip eight plain bytes at a time: none is `"`, `\` or a control character.
+            while let Some(chunk) = s.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(word);
+                let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
+                if special != 0 {
+                    i += (special.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            let Some(&b) = s.get(i) else {
+                self.i = i;
                 return self.err("unterminated string");
             };
             match b {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
-                    match self.s.get(self.i + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                    match s.get(i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
                         Some(b'u') => {
-                            let hex = self.s.get(self.i + 2..self.i + 6);
+                            let hex = s.get(i + 2..i + 6);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                self.i = i;
                                 return self.err("invalid `\\u` escape");
                             }
-                            self.i += 6;
+                            i += 6;
                         }
-                        _ => return self.err("invalid escape"),
+                        _ => {
+                            self.i = i;
+                            return self.err("invalid escape");
+                        }
                     }
                 }
-                0..=0x1F => return self.err("control character in a string"),
-                _ => self.i += 1,
+                0..=0x1F => {
+                    self.i = i;
+                    return self.err("control character in a string");
+                }
+                _ => i += 1,
             }
         }
-        let end = self.i;
-        self.i += 1;
+        let end = i;
+        self.i = i + 1;
         self.nodes.push(Node {
             kind: Kind::Str,
             flag: escaped,
@@ -688,6 +726,11 @@ impl Parser<'_> {
         }
         // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
         let text = std::str::from_utf8(&s[start..self.i]).unwrap_or("0");
+        // Numbers are kept as `i64` or `f64`; one too large for `f64` is refused rather than
+        // turned into infinity (upstream parsers refuse it too).
+        if (float || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return self.err("number out of range");
+        }
         let node = if !float {
             match text.parse::<i64>() {
                 Ok(v) => Node {
@@ -721,25 +764,36 @@ impl Parser<'_> {
         if n < 2 {
             return Ok(());
         }
-        let doc = DocView {
-            src: self.s,
-            nodes: &self.nodes,
-        };
-        let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(n);
+        let mut keys: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
+        let mut any_escaped = false;
         let mut k = obj + 1;
         for _ in 0..n {
-            keys.push(doc.key(k));
+            keys.push(k);
+            any_escaped |= self.nodes[k].flag;
             let v = k + 1;
             k = match self.nodes[v].kind {
                 Kind::Array | Kind::Object => self.nodes[v].b as usize,
                 _ => v + 1,
             };
         }
-        let dup = if n <= 16 {
-            (0..n).any(|i| (i + 1..n).any(|j| keys[i] == keys[j]))
+        let raw = |k: usize| {
+            let node = self.nodes[k];
+            &self.s[node.a as usize..node.b as usize]
+        };
+        let dup = if any_escaped {
+            let doc = DocView {
+                src: self.s,
+                nodes: &self.nodes,
+            };
+            let mut decoded: Vec<Cow<'_, str>> = keys.iter().map(|&k| doc.key(k)).collect();
+            decoded.sort_unstable();
+            decoded.windows(2).any(|w| w[0] == w[1])
+        } else if n <= 16 {
+            (0..n).any(|i| (i + 1..n).any(|j| raw(keys[i]) == raw(keys[j])))
         } else {
-            keys.sort_unstable();
-            keys.windows(2).any(|w| w[0] == w[1])
+            let mut sorted: Vec<&[u8]> = keys.iter().map(|&k| raw(k)).collect();
+            sorted.sort_unstable();
+            sorted.windows(2).any(|w| w[0] == w[1])
         };
         if dup {
             return Err(SyntaxError {
@@ -833,6 +887,119 @@ mod tests {
         assert!(Doc::parse(deep.as_bytes()).is_err());
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(Doc::parse(ok.as_bytes()).is_ok());
+    }
+
+    /// Renders a parsed node back to a `serde_json::Value`, for comparison.
+    fn to_value(d: &Doc<'_>, i: u32) -> serde_json::Value {
+        match d.kind(i) {
+            Kind::Null => serde_json::Value::Null,
+            Kind::Bool => serde_json::Value::Bool(d.as_bool(i).unwrap()),
+            Kind::Int => serde_json::json!(d.as_i64(i).unwrap()),
+            Kind::Float => serde_json::json!(d.as_f64(i).unwrap()),
+            Kind::Str => serde_json::Value::String(d.as_str(i).unwrap().into_owned()),
+            Kind::Array => serde_json::Value::Array(d.items(i).map(|x| to_value(d, x)).collect()),
+            Kind::Object => serde_json::Value::Object(
+                d.members(i)
+                    .map(|(k, v)| (d.as_str(k).unwrap().into_owned(), to_value(d, v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Equality with numbers compared as numbers (`-0` is `0`), to the last bit or two: serde_json
+    /// does not round long decimals exactly, Rust's float parser does.
+    fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match (a, b) {
+            (V::Number(x), V::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+                x == y || (x - y).abs() <= 1e-15 * x.abs().max(y.abs())
+            }
+            (V::Array(x), V::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+            }
+            (V::Object(x), V::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| same(p, q)))
+            }
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_random_texts() {
+        // Pieces that make valid and invalid JSON alike, with specials at every offset of the
+        // eight-byte scan.
+        const PIECES: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\"abcdefgh\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9x\"",
+            "\"\\ud83d\\ude00\"",
+            "\"é日本\"",
+            "1",
+            "-0",
+            "1.5e3",
+            "01",
+            "1.",
+            "true",
+            "fals",
+            "null",
+            " ",
+            "\n",
+            "\"\t\"",
+            "\"\\q\"",
+            "\"k\"",
+            "\"k\":",
+            "12345678901234567890",
+            "\"0123456\\n\"",
+            "\"01234567\"",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let n = 1 + next() % 12;
+            let text: String = (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            let ours = Doc::parse(text.as_bytes());
+            let theirs = serde_json::from_str::<serde_json::Value>(&text);
+            match (&ours, &theirs) {
+                (Ok(d), Ok(v)) => {
+                    accepted += 1;
+                    assert!(
+                        same(&to_value(d, 0), v),
+                        "{text}: {:?} vs {v:?}",
+                        to_value(d, 0)
+                    );
+                }
+                (Err(_), Ok(_)) => {
+                    // Only duplicate member names may be refused where serde_json accepts.
+                    assert_eq!(
+                        ours.as_ref().err().map(|e| e.message),
+                        Some("an object repeats a member name"),
+                        "{text}"
+                    );
+                }
+                (Ok(_), Err(e)) => panic!("accepted what serde_json refuses ({e}): {text}"),
+                (Err(_), Err(_)) => {}
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "only {accepted} valid texts were generated"
+        );
     }
 
     #[test]

@@ -288,7 +288,7 @@ fn form_and_multipart_bodies_are_validated() {
         .flatten()
         .filter_map(|e| e["keyword"].as_str())
         .collect();
-    assert_eq!(keywords, ["required", "minimum"]);
+    assert_eq!(keywords, ["minimum", "required"]);
     let (status, _) = curl(&[
         "-F",
         "caption=A teapot",

@@ -41,6 +41,8 @@ pub enum Style {
     PipeDelimited,
     /// `deepObject`.
     DeepObject,
+    /// Not a style: the parameter has `content: {application/json: …}`, so its value is JSON.
+    Json,
 }
 
 /// What JSON a string value becomes: the generator reads it off the schema's `type`s.
@@ -608,6 +610,37 @@ fn param_doc(
     req: &RequestParts<'_>,
     query: &[(Cow<'_, str>, Cow<'_, str>)],
 ) -> Result<Option<Doc<'static>>, ParamError> {
+    if p.style == Style::Json {
+        let raw: Option<String> = match p.location {
+            In::Path => req.path.get(p.index).map(|s| s.to_string()),
+            In::Query => query
+                .iter()
+                .rev()
+                .find(|(k, _)| k == p.name)
+                .map(|(_, v)| v.to_string()),
+            In::Header => req
+                .headers
+                .get(p.name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            In::Cookie => req
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|c| c.trim().split_once('='))
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| pct_decode(v).into_owned())
+                .last(),
+        };
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        return Doc::parse_owned(raw)
+            .map(Some)
+            .map_err(|e| ParamError::Malformed(format!("the value is not JSON: {e}")));
+    }
     let text = match p.location {
         In::Path => {
             let Some(raw) = req.path.get(p.index) else {
