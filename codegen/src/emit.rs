@@ -596,6 +596,15 @@ fn validation_tokens(gw: &Gateway) -> (TokenStream, TokenStream) {
             }
             None => quote! { None },
         };
+        let json_depth = Literal::u32_unsuffixed(
+            gw.routes[n]
+                .settings
+                .limits
+                .as_ref()
+                .and_then(|l| l.json_depth)
+                .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.json_depth))
+                .unwrap_or(128),
+        );
         let v = format_ident!("V{}", n);
         statics.push(quote! {
             static #v: rt::v::RouteValidation = rt::v::RouteValidation {
@@ -604,6 +613,7 @@ fn validation_tokens(gw: &Gateway) -> (TokenStream, TokenStream) {
                 body: #body,
                 responses: &[#(#responses),*],
                 response_mode: #mode,
+                json_depth: #json_depth,
             };
         });
     }

@@ -654,8 +654,11 @@ pub fn main_with(
             return ExitCode::from(1);
         }
     };
+    // Validators recurse as deep as a body nests (up to `limits.json_depth`): give the workers
+    // room for that. The stack is reserved, not committed.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(r) => r,

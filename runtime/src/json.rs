@@ -9,8 +9,8 @@
 
 use std::borrow::Cow;
 
-/// Nesting deeper than this is refused.
-pub const MAX_DEPTH: usize = 256;
+/// Nesting deeper than this is refused unless the route sets `limits.json_depth`.
+pub const MAX_DEPTH: usize = 128;
 
 /// What a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,22 +66,33 @@ impl std::fmt::Display for SyntaxError {
 }
 
 impl<'a> Doc<'a> {
-    /// Parses bytes.
+    /// Parses bytes, nested at most [`MAX_DEPTH`] deep.
     pub fn parse(bytes: &'a [u8]) -> Result<Doc<'a>, SyntaxError> {
+        Doc::parse_with_depth(bytes, MAX_DEPTH)
+    }
+
+    /// Parses bytes, nested at most `max_depth` deep.
+    pub fn parse_with_depth(bytes: &'a [u8], max_depth: usize) -> Result<Doc<'a>, SyntaxError> {
         let text = std::str::from_utf8(bytes).map_err(|e| SyntaxError {
             offset: e.valid_up_to(),
             message: "the body is not UTF-8",
         })?;
-        Doc::parse_str(text)
+        Doc::parse_text(text, max_depth)
     }
 
     /// Parses text.
     pub fn parse_str(text: &'a str) -> Result<Doc<'a>, SyntaxError> {
+        Doc::parse_text(text, MAX_DEPTH)
+    }
+
+    fn parse_text(text: &'a str, max_depth: usize) -> Result<Doc<'a>, SyntaxError> {
         let mut p = Parser {
             s: text.as_bytes(),
             i: 0,
             nodes: Vec::with_capacity(text.len() / 8 + 4),
             stack: Vec::new(),
+            max_depth,
+            first: false,
         };
         p.document()?;
         Ok(Doc {
@@ -480,6 +491,9 @@ struct Parser<'s> {
     nodes: Vec<Node>,
     /// Open containers: node index.
     stack: Vec<u32>,
+    max_depth: usize,
+    /// A container was just opened and its first element is next.
+    first: bool,
 }
 
 impl Parser<'_> {
@@ -507,13 +521,22 @@ impl Parser<'_> {
         }
         self.ws();
         self.value()?;
+        // Iterative: containers are a stack, so nesting costs no recursion.
         loop {
-            self.ws();
             let Some(&top) = self.stack.last() else {
                 break;
             };
             let top = top as usize;
             let is_obj = self.nodes[top].kind == Kind::Object;
+            if self.first {
+                self.first = false;
+                if is_obj {
+                    self.key()?;
+                }
+                self.value()?;
+                continue;
+            }
+            self.ws();
             match self.s.get(self.i) {
                 Some(b',') => {
                     self.i += 1;
@@ -543,6 +566,7 @@ impl Parser<'_> {
                 }
             }
         }
+        self.ws();
         if self.i != self.s.len() {
             return self.err("trailing characters after the JSON value");
         }
@@ -569,12 +593,12 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// Parses one value; containers are opened and left on the stack.
+    /// Parses one value; a container is opened and left on the stack, its elements to follow.
     fn value(&mut self) -> Result<(), SyntaxError> {
         match self.s.get(self.i) {
             Some(b'{') | Some(b'[') => {
                 let obj = self.s[self.i] == b'{';
-                if self.stack.len() >= MAX_DEPTH {
+                if self.stack.len() >= self.max_depth {
                     return self.err("the document is nested too deeply");
                 }
                 self.i += 1;
@@ -594,10 +618,8 @@ impl Parser<'_> {
                 }
                 self.stack.push(idx);
                 self.nodes[idx as usize].a = 1;
-                if obj {
-                    self.key()?;
-                }
-                self.value()
+                self.first = true;
+                Ok(())
             }
             Some(b'"') => self.string(),
             Some(b't') => self.literal(b"true", Kind::Bool, true),

@@ -363,6 +363,47 @@ fn invalid_requests_never_reach_the_upstream() {
 }
 
 #[test]
+fn deep_bodies_are_validated_within_the_depth_limit() {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", upstream.port.to_string())]);
+    let tree = |depth: usize, leaf: &str| {
+        // `depth` levels of objects and arrays: {"children":[{"children":[ … ]}]}
+        let levels = depth / 2;
+        format!(
+            "{}{leaf}{}",
+            "{\"children\":[".repeat(levels),
+            "]}".repeat(levels)
+        )
+    };
+    let ct = Some("application/json");
+    // 998 levels, recursive schema: validated all the way down, no stack overflow.
+    let r = request(
+        gw.port,
+        "POST",
+        "/tree",
+        ct,
+        &tree(998, "{\"label\":\"ok\"}"),
+    );
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = request(
+        gw.port,
+        "POST",
+        "/tree",
+        ct,
+        &tree(998, "{\"label\":\"far too long\"}"),
+    );
+    let v = violations(&r);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].1, "maxLength");
+    assert!(v[0].0.ends_with("/children/0/label"), "{}", v[0].0);
+    // Past the limit: refused before validation.
+    let r = request(gw.port, "POST", "/tree", ct, &tree(1002, "{}"));
+    assert_eq!(violations(&r), pairs(&[("", "json")]));
+    assert!(gw.log_text().lines().all(|l| !l.contains("panicked")));
+}
+
+#[test]
 fn response_validation_logs_or_enforces() {
     let upstream = Upstream::start();
     let bin = build("tests/fixtures/gateway/proxy.yaml");

@@ -147,6 +147,8 @@ pub struct RouteValidation {
     pub responses: &'static [ResponseSpec],
     /// The operation's `validate.responses`, when it sets one (else the stage's applies).
     pub response_mode: Option<&'static str>,
+    /// `limits.json_depth`: JSON bodies nested deeper are refused.
+    pub json_depth: u32,
 }
 
 /// Why a request was refused.
@@ -282,7 +284,7 @@ impl RouteValidation {
         let mut ctx = Ctx::new();
         let doc = match media.kind {
             BodyKind::Opaque => return Ok(()),
-            BodyKind::Json => match Doc::parse(body) {
+            BodyKind::Json => match Doc::parse_with_depth(body, self.json_depth as usize) {
                 Ok(d) => d,
                 Err(e) => return invalid("", "json", format!("the body is not valid JSON: {e}")),
             },
