@@ -603,13 +603,14 @@ impl<'r> Compiler<'r> {
         }
         let unevaluated = !legacy
             && (o.contains_key("unevaluatedProperties") || o.contains_key("unevaluatedItems"));
-        let mut out = Vec::new();
-        out.push(self.generic_checks(job, o));
-        out.push(self.number_checks(job, o));
-        out.push(self.string_checks(job, o));
-        out.push(self.array_checks(job, o));
-        out.push(self.object_checks(job, o));
-        out.push(self.applicators(job, o));
+        let out = vec![
+            self.generic_checks(job, o),
+            self.number_checks(job, o),
+            self.string_checks(job, o),
+            self.array_checks(job, o),
+            self.object_checks(job, o),
+            self.applicators(job, o),
+        ];
         if !unevaluated {
             return quote! { #(#out)* };
         }
@@ -1449,15 +1450,13 @@ impl<'r> Compiler<'r> {
                                 state.insert(m, 1);
                                 stack.push((m, 0));
                             }
-                            1 => {
-                                if reported.insert(m) {
-                                    let loc = where_.get(&m).cloned().unwrap_or_default();
-                                    self.errors.push(CompileError {
-                                        location: loc,
-                                        message: "this schema refers to itself without moving to a property or item, so validating it would never end".into(),
-                                        dynamic: false,
-                                    });
-                                }
+                            1 if reported.insert(m) => {
+                                let loc = where_.get(&m).cloned().unwrap_or_default();
+                                self.errors.push(CompileError {
+                                    location: loc,
+                                    message: "this schema refers to itself without moving to a property or item, so validating it would never end".into(),
+                                    dynamic: false,
+                                });
                             }
                             _ => {}
                         }

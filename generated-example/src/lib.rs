@@ -158,6 +158,7 @@ static V0: rt::v::RouteValidation = rt::v::RouteValidation {
     body: None,
     responses: &[],
     response_mode: None,
+    json_depth: 128,
 };
 static V1: rt::v::RouteValidation = rt::v::RouteValidation {
     requests: true,
@@ -175,6 +176,7 @@ static V1: rt::v::RouteValidation = rt::v::RouteValidation {
     }),
     responses: &[],
     response_mode: None,
+    json_depth: 128,
 };
 static V2: rt::v::RouteValidation = rt::v::RouteValidation {
     requests: true,
@@ -195,6 +197,7 @@ static V2: rt::v::RouteValidation = rt::v::RouteValidation {
     body: None,
     responses: &[],
     response_mode: None,
+    json_depth: 128,
 };
 /// The spec's schemas, compiled: one function per schema location.
 #[allow(clippy::all, unused_mut, unused_variables)]

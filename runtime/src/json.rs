@@ -522,10 +522,7 @@ impl Parser<'_> {
         self.ws();
         self.value()?;
         // Iterative: containers are a stack, so nesting costs no recursion.
-        loop {
-            let Some(&top) = self.stack.last() else {
-                break;
-            };
+        while let Some(&top) = self.stack.last() {
             let top = top as usize;
             let is_obj = self.nodes[top].kind == Kind::Object;
             if self.first {

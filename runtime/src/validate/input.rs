@@ -6,6 +6,12 @@ use std::borrow::Cow;
 use http::HeaderMap;
 
 use super::{Ctx, Doc, Eval, Violation};
+
+/// Decoded name/value pairs of a query string or form body.
+type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// Named values gathered from a parameter or form: name, then every value given for it.
+type Fields = Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>;
 use crate::json::push_json_string;
 
 /// A compiled schema: validates node `i` of a document.
@@ -440,11 +446,10 @@ fn pct_decode(s: &str) -> Cow<'_, str> {
 /// else a string (which the schema's `type` then refuses if it must).
 fn push_scalar(out: &mut String, s: &str, mask: u8) {
     use super::ty;
-    if mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(s) {
-        out.push_str(s);
-    } else if mask & ty::BOOLEAN != 0 && (s == "true" || s == "false") {
-        out.push_str(s);
-    } else if mask & ty::NULL != 0 && s == "null" {
+    let number = mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(s);
+    let boolean = mask & ty::BOOLEAN != 0 && (s == "true" || s == "false");
+    let null = mask & ty::NULL != 0 && s == "null";
+    if number || boolean || null {
         out.push_str(s);
     } else {
         push_json_string(out, s);
@@ -535,9 +540,7 @@ fn object_json<'a>(
     out
 }
 
-fn pairs_of_list(
-    list: &[Cow<'_, str>],
-) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+fn pairs_of_list(list: &[Cow<'_, str>]) -> Result<Fields, ParamError> {
     if list.len() % 2 != 0 {
         return Err(ParamError::Malformed(
             "an object value needs name,value pairs".into(),
@@ -554,9 +557,7 @@ fn pairs_of_list(
         .collect())
 }
 
-fn pairs_of_kv<'a>(
-    items: impl Iterator<Item = &'a str>,
-) -> Result<Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>, ParamError> {
+fn pairs_of_kv<'a>(items: impl Iterator<Item = &'a str>) -> Result<Fields, ParamError> {
     items
         .map(|kv| {
             let (k, v) = kv
@@ -634,7 +635,7 @@ fn param_doc(
                 .filter_map(|c| c.trim().split_once('='))
                 .filter(|(k, _)| *k == p.name)
                 .map(|(_, v)| pct_decode(v).into_owned())
-                .last(),
+                .next_back(),
         };
         let Some(raw) = raw else {
             return Ok(None);
@@ -816,7 +817,7 @@ fn query_doc(
             let items: Vec<Cow<'_, str>> = match sep {
                 Some(sep) if !p.explode || p.style != Style::Form => values
                     .iter()
-                    .flat_map(|v| v.split(sep).map(|s| Cow::Borrowed(s)))
+                    .flat_map(|v| v.split(sep).map(Cow::Borrowed))
                     .collect(),
                 _ => values.iter().map(|v| Cow::Borrowed(v.as_ref())).collect(),
             };
@@ -829,7 +830,7 @@ fn query_doc(
             Ok(Some(array_json(&items, m)))
         }
         (_, shape) => {
-            let Some(v) = named().last() else {
+            let Some(v) = named().next_back() else {
                 return Ok(None);
             };
             if v.is_empty() {
@@ -867,10 +868,7 @@ fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<
 }
 
 /// The fields of a `multipart/form-data` body: name and text (files as their text, lossily).
-fn multipart_fields<'b>(
-    body: &'b [u8],
-    boundary: &str,
-) -> Result<Vec<(Cow<'b, str>, Cow<'b, str>)>, String> {
+fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Pairs<'b>, String> {
     let delim = format!("--{boundary}");
     let d = delim.as_bytes();
     let find = |hay: &[u8], from: usize, needle: &[u8]| -> Option<usize> {
