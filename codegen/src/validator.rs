@@ -19,7 +19,7 @@ use referencing::{Draft, Registry, Resolver};
 use serde_json::{Map, Value};
 
 /// Which schema language a schema is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// OpenAPI 3.0's Schema Object (draft-4 based).
     Oas30,
@@ -112,6 +112,9 @@ pub struct Compiler<'r> {
     opts: Options,
     fns: Vec<Option<TokenStream>>,
     memo: HashMap<(usize, Vec<String>), usize>,
+    /// Small schemas by their text (annotations left out), base URI, dialect and scope: the many
+    /// `{type: string}` of a large spec become one function.
+    by_text: HashMap<(String, String, Dialect, Vec<String>), usize>,
     queue: Vec<Job<'r>>,
     patterns: Vec<(String, String)>,
     pattern_ids: HashMap<String, usize>,
@@ -205,6 +208,7 @@ impl<'r> Compiler<'r> {
             opts,
             fns: Vec::new(),
             memo: HashMap::new(),
+            by_text: HashMap::new(),
             queue: Vec::new(),
             patterns: Vec::new(),
             pattern_ids: HashMap::new(),
@@ -288,13 +292,28 @@ impl<'r> Compiler<'r> {
         } else {
             Vec::new()
         };
+        let text_key = small_text(value).map(|t| {
+            (
+                t,
+                resolver.base_uri().as_str().to_string(),
+                dialect,
+                scope_key.clone(),
+            )
+        });
         let key = (value as *const Value as usize, scope_key);
         if let Some(&id) = self.memo.get(&key) {
+            return id;
+        }
+        if let Some(&id) = text_key.as_ref().and_then(|k| self.by_text.get(k)) {
+            self.memo.insert(key, id);
             return id;
         }
         let id = self.fns.len();
         self.fns.push(None);
         self.memo.insert(key, id);
+        if let Some(k) = text_key {
+            self.by_text.insert(k, id);
+        }
         self.queue.push(Job {
             id,
             value,
@@ -579,6 +598,23 @@ impl<'r> Compiler<'r> {
         }
     }
 
+    /// Fails with a fixed message.
+    fn fail_lit(kw: &str, msg: &Literal) -> TokenStream {
+        let kw = Literal::string(kw);
+        quote! {
+            ok = false;
+            if c.report(d, i, #kw, #msg) { return false; }
+        }
+    }
+
+    /// Fails through a runtime reporter (`c.report_type(…)`), which returns whether to stop.
+    fn fail_call(report: TokenStream) -> TokenStream {
+        quote! {
+            ok = false;
+            if #report { return false; }
+        }
+    }
+
     fn fail(kw: &str, msg: TokenStream) -> TokenStream {
         let kw = Literal::string(kw);
         quote! {
@@ -655,10 +691,7 @@ impl<'r> Compiler<'r> {
                 mask |= 1;
             }
             let m = Literal::u8_unsuffixed(mask);
-            let fail = Self::fail(
-                "type",
-                quote! { format!("expected {}, got {}", rt::v::type_names(#m), rt::v::kind_name(d, i)) },
-            );
+            let fail = Self::fail_call(quote! { c.report_type(d, i, #m) });
             out.push(quote! { if !rt::v::has_type(d, i, #m) { #fail } });
         }
         let null_ok = if nullable {
@@ -673,10 +706,8 @@ impl<'r> Compiler<'r> {
             // All strings: one lookup of the text, one `match`.
             let lits = values.iter().filter_map(Value::as_str).map(Literal::string);
             let shown = Literal::string(&summarize(&Value::Array(values.clone())));
-            let fail = Self::fail(
-                "enum",
-                quote! { format!("{} is not one of {}", d.text(i), #shown) },
-            );
+            let fail =
+                Self::fail_call(quote! { c.report_value(d, i, "enum", "is not one of", #shown) });
             out.push(quote! {
                 let known = match d.as_str(i) {
                     Some(s) => matches!(s.as_ref(), #(#lits)|*),
@@ -690,19 +721,14 @@ impl<'r> Compiler<'r> {
                 tests.push(quote! { false });
             }
             let shown = Literal::string(&summarize(&Value::Array(values.clone())));
-            let fail = Self::fail(
-                "enum",
-                quote! { format!("{} is not one of {}", d.text(i), #shown) },
-            );
+            let fail =
+                Self::fail_call(quote! { c.report_value(d, i, "enum", "is not one of", #shown) });
             out.push(quote! { if !(#null_ok #(#tests)||*) { #fail } });
         }
         if let Some(v) = o.get("const") {
             let test = self.equals(v);
             let shown = Literal::string(&summarize(v));
-            let fail = Self::fail(
-                "const",
-                quote! { format!("{} is not {}", d.text(i), #shown) },
-            );
+            let fail = Self::fail_call(quote! { c.report_value(d, i, "const", "is not", #shown) });
             out.push(quote! { if !(#test) { #fail } });
         }
         quote! { #(#out)* }
@@ -721,7 +747,7 @@ impl<'r> Compiler<'r> {
                 _ => (quote! { x < #lit }, "less than"),
             };
             let msg = Literal::string(&format!("must be {words} {}", fmt_num(x)));
-            let fail = Self::fail(kw, quote! { #msg.to_string() });
+            let fail = Self::fail_lit(kw, &msg);
             quote! { if !(#test) { #fail } }
         };
         if legacy {
@@ -758,19 +784,19 @@ impl<'r> Compiler<'r> {
         if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
             let lit = Literal::f64_unsuffixed(m);
             let msg = Literal::string(&format!("must be a multiple of {}", fmt_num(m)));
-            let fail = Self::fail("multipleOf", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("multipleOf", &msg);
             checks.push(quote! { if !rt::v::multiple_of(x, #lit) { #fail } });
         }
         if self.opts.formats {
             match o.get("format").and_then(Value::as_str) {
                 Some("int32") => {
                     let fail =
-                        Self::fail("format", quote! { "must be a 32-bit integer".to_string() });
+                        Self::fail_lit("format", &Literal::string("must be a 32-bit integer"));
                     checks.push(quote! { if !rt::v::format::int32(x) { #fail } });
                 }
                 Some("int64") => {
                     let fail =
-                        Self::fail("format", quote! { "must be a 64-bit integer".to_string() });
+                        Self::fail_lit("format", &Literal::string("must be a 64-bit integer"));
                     checks.push(quote! { if !rt::v::format::int64(x) { #fail } });
                 }
                 _ => {}
@@ -793,13 +819,13 @@ impl<'r> Compiler<'r> {
         if let Some(n) = count("minLength") {
             let lit = Literal::usize_unsuffixed(n as usize);
             let msg = Literal::string(&format!("must be at least {n} character{} long", plural(n)));
-            let fail = Self::fail("minLength", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("minLength", &msg);
             len_checks.push(quote! { if n < #lit { #fail } });
         }
         if let Some(n) = count("maxLength") {
             let lit = Literal::usize_unsuffixed(n as usize);
             let msg = Literal::string(&format!("must be at most {n} character{} long", plural(n)));
-            let fail = Self::fail("maxLength", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("maxLength", &msg);
             len_checks.push(quote! { if n > #lit { #fail } });
         }
         let mut text_checks = Vec::new();
@@ -807,7 +833,7 @@ impl<'r> Compiler<'r> {
             let loc = format!("{}/pattern", job.location);
             if let Some(id) = self.pattern(&loc, p) {
                 let msg = Literal::string(&format!("must match the pattern `{}`", truncate(p, 80)));
-                let fail = Self::fail("pattern", quote! { #msg.to_string() });
+                let fail = Self::fail_lit("pattern", &msg);
                 text_checks.push(quote! { if !#id.is_match(&s) { #fail } });
             }
         }
@@ -829,7 +855,7 @@ impl<'r> Compiler<'r> {
                 };
                 if let Some(func) = func {
                     let msg = Literal::string(&format!("must be a valid `{f}`"));
-                    let fail = Self::fail("format", quote! { #msg.to_string() });
+                    let fail = Self::fail_lit("format", &msg);
                     text_checks.push(quote! { if !rt::v::format::#func(&s) { #fail } });
                 }
             }
@@ -862,20 +888,17 @@ impl<'r> Compiler<'r> {
         if let Some(n) = count("minItems") {
             let lit = Literal::usize_unsuffixed(n);
             let msg = Literal::string(&format!("must have at least {n} item{}", plural(n as u64)));
-            let fail = Self::fail("minItems", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("minItems", &msg);
             checks.push(quote! { if d.len(i) < #lit { #fail } });
         }
         if let Some(n) = count("maxItems") {
             let lit = Literal::usize_unsuffixed(n);
             let msg = Literal::string(&format!("must have at most {n} item{}", plural(n as u64)));
-            let fail = Self::fail("maxItems", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("maxItems", &msg);
             checks.push(quote! { if d.len(i) > #lit { #fail } });
         }
         if o.get("uniqueItems") == Some(&Value::Bool(true)) {
-            let fail = Self::fail(
-                "uniqueItems",
-                quote! { "must not repeat an item".to_string() },
-            );
+            let fail = Self::fail_lit("uniqueItems", &Literal::string("must not repeat an item"));
             checks.push(quote! { if !rt::v::unique_items(d, i) { #fail } });
         }
         // Positional items: `prefixItems` (2020-12) or array-valued `items` (draft 4).
@@ -990,7 +1013,7 @@ impl<'r> Compiler<'r> {
                 "must have at least {n} propert{}",
                 if n == 1 { "y" } else { "ies" }
             ));
-            let fail = Self::fail("minProperties", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("minProperties", &msg);
             checks.push(quote! { if d.len(i) < #lit { #fail } });
         }
         if let Some(n) = count("maxProperties") {
@@ -999,7 +1022,7 @@ impl<'r> Compiler<'r> {
                 "must have at most {n} propert{}",
                 if n == 1 { "y" } else { "ies" }
             ));
-            let fail = Self::fail("maxProperties", quote! { #msg.to_string() });
+            let fail = Self::fail_lit("maxProperties", &msg);
             checks.push(quote! { if d.len(i) > #lit { #fail } });
         }
         let required = |list: &Value, kw: &str| -> Vec<TokenStream> {
@@ -1013,7 +1036,7 @@ impl<'r> Compiler<'r> {
                         "the property `{}` is required",
                         truncate(name, 80)
                     ));
-                    let fail = Self::fail(kw, quote! { #msg.to_string() });
+                    let fail = Self::fail_lit(kw, &msg);
                     quote! { if d.get(i, #n).is_none() { #fail } }
                 })
                 .collect()
@@ -1136,7 +1159,7 @@ impl<'r> Compiler<'r> {
                     "the property `{}` is required",
                     truncate(name, 80)
                 ));
-                let fail = Self::fail("required", quote! { #msg.to_string() });
+                let fail = Self::fail_lit("required", &msg);
                 quote! { if seen & #bit == 0 { #fail } }
             });
             let seen = if tracked.is_empty() {
@@ -1235,9 +1258,9 @@ impl<'r> Compiler<'r> {
             }
             let fns: Vec<Ident> = ids.iter().map(|id| self.fn_ident(*id)).collect();
             if kw == "anyOf" {
-                let fail = Self::fail(
+                let fail = Self::fail_lit(
                     "anyOf",
-                    quote! { "matches none of the alternatives in `anyOf`".to_string() },
+                    &Literal::string("matches none of the alternatives in `anyOf`"),
                 );
                 let tracked = if tracking {
                     quote! {
@@ -1286,9 +1309,9 @@ impl<'r> Compiler<'r> {
             let id = self.sub(job, s, "not");
             self.in_place.push((job.id, id, job.location.clone()));
             let f = self.fn_ident(id);
-            let fail = Self::fail(
+            let fail = Self::fail_lit(
                 "not",
-                quote! { "must not match the schema in `not`".to_string() },
+                &Literal::string("must not match the schema in `not`"),
             );
             out.push(quote! { if c.quietly(|c| #f(d, i, c, None)) { #fail } });
         }
@@ -1358,7 +1381,7 @@ impl<'r> Compiler<'r> {
         let p = Literal::string(prop);
         let shown = Literal::string(&truncate(&names.join(", "), 200));
         let missing = Literal::string(&format!("the discriminator property `{prop}` is required"));
-        let fail_missing = Self::fail("discriminator", quote! { #missing.to_string() });
+        let fail_missing = Self::fail_lit("discriminator", &missing);
         let fail_unknown = Self::fail(
             "discriminator",
             quote! { format!("{} is not one of {}", d.text(j), #shown) },
@@ -1494,6 +1517,82 @@ fn plural(n: u64) -> &'static str {
     } else {
         "s"
     }
+}
+
+/// Keywords that do not change what a schema accepts (in the subschema's own code).
+fn is_annotation(key: &str) -> bool {
+    matches!(
+        key,
+        "description"
+            | "title"
+            | "example"
+            | "examples"
+            | "default"
+            | "deprecated"
+            | "$comment"
+            | "externalDocs"
+            | "xml"
+            | "readOnly"
+            | "writeOnly"
+            | "contentMediaType"
+            | "contentEncoding"
+    ) || key.starts_with("x-")
+}
+
+/// The text of a small schema without its annotations, to share one function between equal
+/// schemas; `None` for large ones and for schemas that are resources or anchors (their identity
+/// matters to references).
+fn small_text(v: &Value) -> Option<String> {
+    fn write(v: &Value, out: &mut String, budget: &mut usize) -> Option<()> {
+        if *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        match v {
+            Value::Object(m) => {
+                out.push('{');
+                for (k, x) in m {
+                    if is_annotation(k) {
+                        continue;
+                    }
+                    if matches!(
+                        k.as_str(),
+                        "$id"
+                            | "id"
+                            | "$anchor"
+                            | "$dynamicAnchor"
+                            | "$recursiveAnchor"
+                            | "$defs"
+                            | "definitions"
+                    ) {
+                        return None;
+                    }
+                    out.push_str(&serde_json::to_string(k).ok()?);
+                    out.push(':');
+                    write(x, out, budget)?;
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for x in a {
+                    write(x, out, budget)?;
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+        if out.len() > 512 {
+            return None;
+        }
+        Some(())
+    }
+    let mut out = String::new();
+    let mut budget = 64;
+    write(v, &mut out, &mut budget)?;
+    Some(out)
 }
 
 fn esc(s: &str) -> String {

@@ -190,7 +190,7 @@ static V2: rt::v::RouteValidation = rt::v::RouteValidation {
             required: true,
             allow_empty: false,
             shape: rt::v::Shape::Scalar(4),
-            schema: Some(q5 as rt::v::SchemaFn),
+            schema: Some(q2 as rt::v::SchemaFn),
             index: 0,
         },
     ],
@@ -213,32 +213,20 @@ mod schemas {
         let mut ok = true;
         if !rt::v::has_type(d, i, 4) {
             ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(4),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
+            if c.report_type(d, i, 4) {
                 return false;
             }
         }
         if let Some(x) = d.as_f64(i) {
             if !(x <= 100.0) {
                 ok = false;
-                if c.fail(d, i, "maximum", || "must be at most 100".to_string()) {
+                if c.report(d, i, "maximum", "must be at most 100") {
                     return false;
                 }
             }
             if !rt::v::format::int32(x) {
                 ok = false;
-                if c.fail(d, i, "format", || "must be a 32-bit integer".to_string()) {
+                if c.report(d, i, "format", "must be a 32-bit integer") {
                     return false;
                 }
             }
@@ -255,19 +243,7 @@ mod schemas {
         let mut ok = true;
         if !rt::v::has_type(d, i, 64) {
             ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(64),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
+            if c.report_type(d, i, 64) {
                 return false;
             }
         }
@@ -314,27 +290,13 @@ mod schemas {
             }
             if seen & 1 == 0 {
                 ok = false;
-                if c
-                    .fail(
-                        d,
-                        i,
-                        "required",
-                        || "the property `id` is required".to_string(),
-                    )
-                {
+                if c.report(d, i, "required", "the property `id` is required") {
                     return false;
                 }
             }
             if seen & 2 == 0 {
                 ok = false;
-                if c
-                    .fail(
-                        d,
-                        i,
-                        "required",
-                        || "the property `name` is required".to_string(),
-                    )
-                {
+                if c.report(d, i, "required", "the property `name` is required") {
                     return false;
                 }
             }
@@ -351,26 +313,14 @@ mod schemas {
         let mut ok = true;
         if !rt::v::has_type(d, i, 4) {
             ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(4),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
+            if c.report_type(d, i, 4) {
                 return false;
             }
         }
         if let Some(x) = d.as_f64(i) {
             if !rt::v::format::int64(x) {
                 ok = false;
-                if c.fail(d, i, "format", || "must be a 64-bit integer".to_string()) {
+                if c.report(d, i, "format", "must be a 64-bit integer") {
                     return false;
                 }
             }
@@ -387,19 +337,7 @@ mod schemas {
         let mut ok = true;
         if !rt::v::has_type(d, i, 16) {
             ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(16),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
+            if c.report_type(d, i, 16) {
                 return false;
             }
         }
@@ -415,56 +353,8 @@ mod schemas {
         let mut ok = true;
         if !rt::v::has_type(d, i, 17) {
             ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(17),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
+            if c.report_type(d, i, 17) {
                 return false;
-            }
-        }
-        ok
-    }
-    #[allow(unused_variables, unused_mut, clippy::all)]
-    pub(crate) fn q5(
-        d: &rt::v::Doc<'_>,
-        i: u32,
-        c: &mut rt::v::Ctx,
-        mut ev: Option<&mut rt::v::Eval>,
-    ) -> bool {
-        let mut ok = true;
-        if !rt::v::has_type(d, i, 4) {
-            ok = false;
-            if c
-                .fail(
-                    d,
-                    i,
-                    "type",
-                    || {
-                        format!(
-                            "expected {}, got {}", rt::v::type_names(4),
-                            rt::v::kind_name(d, i)
-                        )
-                    },
-                )
-            {
-                return false;
-            }
-        }
-        if let Some(x) = d.as_f64(i) {
-            if !rt::v::format::int64(x) {
-                ok = false;
-                if c.fail(d, i, "format", || "must be a 64-bit integer".to_string()) {
-                    return false;
-                }
             }
         }
         ok

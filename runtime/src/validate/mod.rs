@@ -90,6 +90,41 @@ impl Ctx {
         self.errors.len() >= MAX_VIOLATIONS
     }
 
+    /// Records a violation with a fixed message (see [`Ctx::fail`]).
+    #[cold]
+    pub fn report(
+        &mut self,
+        d: &Doc<'_>,
+        at: u32,
+        keyword: &'static str,
+        message: &'static str,
+    ) -> bool {
+        self.fail(d, at, keyword, || message.to_string())
+    }
+
+    /// Records a `type` violation: expected the types of `mask`.
+    #[cold]
+    pub fn report_type(&mut self, d: &Doc<'_>, at: u32, mask: u8) -> bool {
+        self.fail(d, at, "type", || {
+            format!("expected {}, got {}", type_names(mask), kind_name(d, at))
+        })
+    }
+
+    /// Records an `enum`/`const` violation: "VALUE is not one of …".
+    #[cold]
+    pub fn report_value(
+        &mut self,
+        d: &Doc<'_>,
+        at: u32,
+        keyword: &'static str,
+        relation: &'static str,
+        allowed: &'static str,
+    ) -> bool {
+        self.fail(d, at, keyword, || {
+            format!("{} {relation} {allowed}", d.text(at))
+        })
+    }
+
     /// Whether violations are being discarded (inside an applicator that only needs a yes/no).
     #[inline]
     pub fn is_quiet(&self) -> bool {
