@@ -247,8 +247,14 @@ fn generate(spec: &PathBuf, output: &std::path::Path, runtime_path: Option<Strin
     }
 }
 
-/// The shared build cache: `GWGEN_CACHE_DIR`, else the user's cache folder.
+/// The shared build cache: `GWGEN_CACHE_DIR`, else the user's cache folder. Always absolute:
+/// generated manifests point at the cached runtime by path, from another folder.
 fn cache_dir() -> PathBuf {
+    let dir = cache_dir_as_given();
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+fn cache_dir_as_given() -> PathBuf {
     if let Some(d) = std::env::var_os("GWGEN_CACHE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }

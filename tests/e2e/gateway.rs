@@ -11,10 +11,6 @@ use crate::net::{free_port, get, send, Upstream};
 use crate::support::{gwgen_bin, repo};
 
 /// The build cache every gateway test shares.
-fn cache_dir() -> PathBuf {
-    repo().join("target").join("e2e-gwgen-cache")
-}
-
 /// Builds `spec` (relative to the repo) once per test run; returns the binary.
 pub fn build(spec: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -23,10 +19,12 @@ pub fn build(spec: &str) -> PathBuf {
     if let Some(bin) = map.get(spec) {
         return bin.clone();
     }
+    // A relative cache folder, as a user might set it: gwgen makes it absolute (the generated
+    // manifest names the cached runtime by path from the crate's own folder).
     let out = Command::new(gwgen_bin())
         .args(["build", spec])
         .current_dir(repo())
-        .env("GWGEN_CACHE_DIR", cache_dir())
+        .env("GWGEN_CACHE_DIR", "target/e2e-gwgen-cache")
         .stderr(Stdio::inherit())
         .output()
         .expect("gwgen build runs");
