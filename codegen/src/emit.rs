@@ -109,6 +109,18 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
     ("src/json.rs", include_str!("../../runtime/src/json.rs")),
     (
+        "src/auth/mod.rs",
+        include_str!("../../runtime/src/auth/mod.rs"),
+    ),
+    (
+        "src/auth/keys.rs",
+        include_str!("../../runtime/src/auth/keys.rs"),
+    ),
+    (
+        "src/auth/jwt.rs",
+        include_str!("../../runtime/src/auth/jwt.rs"),
+    ),
+    (
         "src/validate/mod.rs",
         include_str!("../../runtime/src/validate/mod.rs"),
     ),
@@ -244,6 +256,9 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
     if gw.validation.patterns {
         features.push("\"patterns\"");
     }
+    if uses_jwt(gw) {
+        features.push("\"jwt\"");
+    }
     if uses_proxy {
         features.push("\"proxy\"");
     }
@@ -368,6 +383,7 @@ fn module_body(gw: &Gateway) -> TokenStream {
     let stage_names = gw.stages.iter().map(|s| lit(&s.name));
     let routes = gw.routes.iter().enumerate().map(|(n, r)| {
         route_def(
+            gw,
             r,
             gw.validation
                 .routes
@@ -376,6 +392,13 @@ fn module_body(gw: &Gateway) -> TokenStream {
                 .map(|_| n),
         )
     });
+    let security = security_def(gw);
+    let secured = gw.routes.iter().any(|r| !r.security.is_empty());
+    let with_auth = if secured {
+        quote! { let gw = gw.with_auth(rt::Auth::new(SECURITY, &stage)?); }
+    } else {
+        quote! {}
+    };
     let (validation_statics, schema_code) = validation_tokens(gw);
     let limits = gw.defaults.limits.as_ref();
     let body_limit =
@@ -401,7 +424,9 @@ fn module_body(gw: &Gateway) -> TokenStream {
         pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             let stage = rt::resolve_stage(STAGES, config.stage.as_deref())?;
             let routes = Vec::from([#(#routes),*]);
-            Ok(rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit }))
+            let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit });
+            #with_auth
+            Ok(gw)
         }
 
         /// The gateway's API router, as `main` serves it (serve it with
@@ -409,6 +434,8 @@ fn module_body(gw: &Gateway) -> TokenStream {
         pub fn app(config: &rt::Config) -> Result<rt::axum::Router, rt::StartError> {
             Ok(std::sync::Arc::new(gateway(config)?).router())
         }
+
+        #security
 
         #tree
 
@@ -418,7 +445,7 @@ fn module_body(gw: &Gateway) -> TokenStream {
     }
 }
 
-fn route_def(r: &Route, validation: Option<usize>) -> TokenStream {
+fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream {
     let key = lit(&format!("{} {}", r.method, r.path));
     let template = lit(&r.path);
     let context = lit(&format!("the integration of {} {}", r.method, r.path));
@@ -473,8 +500,22 @@ fn route_def(r: &Route, validation: Option<usize>) -> TokenStream {
     let names = crate::lower::template_params(&r.segments)
         .into_iter()
         .map(lit);
-    // `security: [{}]` (an empty requirement) lets anonymous callers in; anything else protects.
-    let protected = !r.security.is_empty() && !r.security.iter().any(|req| req.schemes.is_empty());
+    // Alternatives (OR) of requirements (AND), by scheme index; `security: [{}]` lets anyone in.
+    let index: Vec<&String> = gw.security_schemes.keys().collect();
+    let requirements = r.security.iter().map(|req| {
+        let schemes = req.schemes.iter().map(|(name, scopes)| {
+            let i = Literal::usize_unsuffixed(
+                index
+                    .iter()
+                    .position(|n| *n == name)
+                    .unwrap_or(usize::MAX >> 1),
+            );
+            let scopes = scopes.iter().map(|s| lit(s));
+            quote! { (#i, &[#(#scopes),*]) }
+        });
+        quote! { &[#(#schemes),*] }
+    });
+    let plans = r.settings.plans.iter().flatten().map(|p| lit(p));
     let validation = match validation {
         Some(n) => {
             let v = format_ident!("V{}", n);
@@ -482,7 +523,142 @@ fn route_def(r: &Route, validation: Option<usize>) -> TokenStream {
         }
         None => quote! { None },
     };
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], protected: #protected, integration: #integration, validation: #validation } }
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation } }
+}
+
+/// Whether a JWT scheme is used (the runtime's `jwt` feature).
+fn uses_jwt(gw: &Gateway) -> bool {
+    gw.routes.iter().any(|r| {
+        r.security.iter().any(|req| {
+            req.schemes.iter().any(|(n, _)| {
+                gw.security_schemes
+                    .get(n)
+                    .is_some_and(|s| matches!(scheme_tokens(s).1, SchemeKind::Jwt))
+            })
+        })
+    })
+}
+
+#[derive(PartialEq)]
+enum SchemeKind {
+    ApiKey,
+    Jwt,
+    Unverifiable,
+}
+
+/// A scheme as the runtime's `SchemeDef`.
+fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
+    let x = &s.settings;
+    let opt = |v: &Option<String>| match v {
+        Some(v) => {
+            let v = lit(v);
+            quote! { Some(#v) }
+        }
+        None => quote! { None },
+    };
+    if x.authorizer.is_some() {
+        return (
+            quote! { rt::SchemeDef::Unverifiable },
+            SchemeKind::Unverifiable,
+        );
+    }
+    match (s.kind.as_str(), s.scheme.as_deref()) {
+        ("apiKey", _) => {
+            let location = match s.key_in.as_deref() {
+                Some("query") => quote! { rt::KeyIn::Query },
+                Some("cookie") => quote! { rt::KeyIn::Cookie },
+                _ => quote! { rt::KeyIn::Header },
+            };
+            let name = lit(&s.key_name.clone().unwrap_or_default().to_ascii_lowercase());
+            let name = if s.key_in.as_deref() == Some("header") || s.key_in.is_none() {
+                name
+            } else {
+                lit(&s.key_name.clone().unwrap_or_default())
+            };
+            let plans = x.plans.iter().flatten().map(|p| lit(p));
+            (
+                quote! { rt::SchemeDef::ApiKey { location: #location, name: #name, plans: &[#(#plans),*] } },
+                SchemeKind::ApiKey,
+            )
+        }
+        ("http", Some("bearer")) | ("oauth2", _) | ("openIdConnect", _) => {
+            let has_keys = x.jwks_uri.is_some()
+                || x.keys.is_some()
+                || x.secret.is_some()
+                || (s.kind == "openIdConnect" && s.openid_connect_url.is_some());
+            if !has_keys {
+                return (
+                    quote! { rt::SchemeDef::Unverifiable },
+                    SchemeKind::Unverifiable,
+                );
+            }
+            let audience: Vec<String> = match &x.audience {
+                Some(serde_json::Value::String(a)) => vec![a.clone()],
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let audience = audience.iter().map(|a| lit(a));
+            let algorithms: Vec<String> = if x.algorithms.is_empty() {
+                vec!["RS256".to_string()]
+            } else {
+                x.algorithms.clone()
+            };
+            let algorithms = algorithms.iter().map(|a| lit(a));
+            let issuer = opt(&x.issuer);
+            let jwks_uri = opt(&x.jwks_uri);
+            let discovery = opt(&s.openid_connect_url);
+            let keys = opt(&x
+                .keys
+                .as_ref()
+                .map(|k| serde_json::json!({ "keys": k }).to_string()));
+            let secret = opt(&x.secret);
+            let leeway = Literal::u64_unsuffixed(x.leeway.map(|l| l.0 / 1000).unwrap_or(0));
+            (
+                quote! {
+                    rt::SchemeDef::Jwt(rt::JwtDef {
+                        issuer: #issuer, audience: &[#(#audience),*], jwks_uri: #jwks_uri,
+                        discovery: #discovery, keys: #keys, secret: #secret,
+                        algorithms: &[#(#algorithms),*], leeway: #leeway,
+                    })
+                },
+                SchemeKind::Jwt,
+            )
+        }
+        _ => (
+            quote! { rt::SchemeDef::Unverifiable },
+            SchemeKind::Unverifiable,
+        ),
+    }
+}
+
+/// The spec's security schemes, by index, and the API key source.
+fn security_def(gw: &Gateway) -> TokenStream {
+    let names = gw.security_schemes.keys().map(|n| lit(n));
+    let schemes = gw.security_schemes.values().map(|s| scheme_tokens(s).0);
+    let api_keys = match gw
+        .root
+        .api_keys
+        .as_ref()
+        .and_then(|k| k.get("source"))
+        .and_then(|s| s.as_str())
+    {
+        Some(src) => {
+            let src = lit(src);
+            quote! { Some(#src) }
+        }
+        None => quote! { None },
+    };
+    quote! {
+        /// The spec's security schemes, by index, as the runtime verifies them.
+        pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
+            names: &[#(#names),*],
+            schemes: &[#(#schemes),*],
+            api_keys: #api_keys,
+        };
+    }
 }
 
 fn shape_tokens(shape: &crate::validation::Shape) -> TokenStream {

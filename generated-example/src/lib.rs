@@ -21,7 +21,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             key: "GET /pets",
             template: "/pets",
             params: &[],
-            protected: false,
+            security: &[],
+            plans: &[],
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,
@@ -35,7 +36,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             key: "POST /pets",
             template: "/pets",
             params: &[],
-            protected: false,
+            security: &[],
+            plans: &[],
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
             validation: Some(&V1),
         },
@@ -43,7 +45,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             key: "GET /pets/{petId}",
             template: "/pets/{petId}",
             params: &["petId"],
-            protected: false,
+            security: &[],
+            plans: &[],
             integration: rt::Integration::Mock(
                 rt::MockResponse::new(
                     200,
@@ -54,23 +57,28 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             validation: Some(&V2),
         },
     ]);
-    Ok(
-        rt::Gateway::new(
-            &stage,
-            routes,
-            route,
-            rt::Limits {
-                body: 10485760,
-                headers: 65536,
-            },
-        ),
-    )
+    let gw = rt::Gateway::new(
+        &stage,
+        routes,
+        route,
+        rt::Limits {
+            body: 10485760,
+            headers: 65536,
+        },
+    );
+    Ok(gw)
 }
 /// The gateway's API router, as `main` serves it (serve it with
 /// `into_make_service_with_connect_info::<std::net::SocketAddr>()`).
 pub fn app(config: &rt::Config) -> Result<rt::axum::Router, rt::StartError> {
     Ok(std::sync::Arc::new(gateway(config)?).router())
 }
+/// The spec's security schemes, by index, as the runtime verifies them.
+pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
+    names: &[],
+    schemes: &[],
+    api_keys: None,
+};
 /// The route decision tree over the normalised path segments.
 pub fn route<'a>(
     method: &str,

@@ -35,9 +35,11 @@ pub struct RouteDef {
     pub template: &'static str,
     /// The path parameters' names, in template order.
     pub params: &'static [&'static str],
-    /// Whether the spec requires authentication here. This runtime does not verify credentials
-    /// yet, so such routes fail closed: 401, and nothing reaches the integration.
-    pub protected: bool,
+    /// The operation's effective `security`: alternatives (OR) of requirements (AND). Empty:
+    /// no security. A requirement with no schemes lets anyone in.
+    pub security: &'static [crate::auth::Requirement],
+    /// The operation's `plans`: only API keys of these usage plans may call (empty: any).
+    pub plans: &'static [&'static str],
     /// How it is served.
     pub integration: Integration,
     /// What is validated, compiled from the spec's schemas.
@@ -68,6 +70,7 @@ pub struct Gateway {
     routes: Vec<RouteDef>,
     route: RouteFn,
     limits: Limits,
+    auth: Option<crate::auth::Auth>,
     response_mode: Option<&'static str>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -83,12 +86,20 @@ impl Gateway {
             routes,
             route,
             limits,
+            auth: None,
             response_mode: stage.validate_responses,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
             #[cfg(feature = "proxy")]
             client: proxy::client(),
         }
+    }
+
+    /// Adds authentication (see [`crate::auth`]); without it, routes that require security
+    /// answer 401.
+    pub fn with_auth(mut self, auth: crate::auth::Auth) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// The API router (serve it with `into_make_service_with_connect_info::<SocketAddr>()`).
@@ -186,6 +197,28 @@ impl Gateway {
         let app = gw
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
+        #[cfg(unix)]
+        if let Some(keys) = gw.auth.as_ref().map(|a| a.keys().clone()) {
+            // SIGHUP re-reads the API key file; a broken file keeps the keys already loaded.
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        match keys.reload() {
+                            Ok(n) => eprintln!(
+                                "{}",
+                                serde_json::json!({"message": "API keys reloaded", "keys": n})
+                            ),
+                            Err(e) => eprintln!(
+                                "{}",
+                                serde_json::json!({"message": "API keys not reloaded; the loaded keys stay", "error": e})
+                            ),
+                        }
+                    }
+                });
+            }
+        }
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -320,15 +353,25 @@ async fn dispatch(
     let route = &gw.routes[index];
     record.route_key = route.key;
     record.route = route.template;
-    if route.protected {
-        let mut p = Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "this operation requires authentication, which this gateway cannot verify yet",
-        );
-        p.headers
-            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-        return Err(p);
+    let mut req = req;
+    if !route.security.is_empty() {
+        let creds = crate::auth::Credentials {
+            headers: req.headers(),
+            query: req.uri().query(),
+        };
+        let verdict = match &gw.auth {
+            Some(auth) => auth.authorize(route.security, route.plans, &creds).await,
+            None => Err(crate::auth::Denial::Unauthenticated(
+                "Bearer",
+                "this operation requires authentication".into(),
+            )),
+        };
+        match verdict {
+            Ok(identity) => {
+                req.extensions_mut().insert(identity);
+            }
+            Err(denial) => return Err(denial.problem()),
+        }
     }
     if let Some(len) = req
         .headers()
@@ -340,7 +383,6 @@ async fn dispatch(
             return Err(Problem::too_large(gw.limits.body));
         }
     }
-    let mut req = req;
     if let Some(v) = route.validation {
         if let Err(r) = validate_request(gw, v, &mut req, params.values()).await {
             if r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -637,6 +679,22 @@ pub fn main_with(
         Ok(Command::Help(h)) => {
             print!("{h}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Command::AddKey { plan, file, name }) => {
+            return match crate::auth::keys::add(&plan, &file, name.as_deref()) {
+                Ok(key) => {
+                    println!("{key}");
+                    eprintln!(
+                        "added a key of plan `{plan}` to {} (send SIGHUP to a running gateway to load it)",
+                        file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Ok(Command::Version) => {
             println!("{title} (gwgen-runtime {})", env!("CARGO_PKG_VERSION"));

@@ -8,6 +8,7 @@
 //! does not compile against another version of the runtime.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod gateway;
 pub mod integration;
@@ -22,6 +23,7 @@ pub mod validate;
 /// What generated code uses. Not a public API: its name carries the version it belongs to.
 #[doc(hidden)]
 pub mod __private_0_1 {
+    pub use crate::auth::{Auth, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef};
     pub use crate::config::Config;
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{main_with, Gateway, Limits, RouteDef};

@@ -3,6 +3,7 @@
 //! They read third-party material from `../shared/corpus` beside the repository (set
 //! `GWGEN_CORPUS` to put it elsewhere) and run the real `gwgen` binary.
 
+mod auth;
 mod cli;
 mod compiled;
 mod corpus;

@@ -324,10 +324,24 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         let x = &s.settings;
         let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
         let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
-            (_, _) if x.authorizer.is_some() => None,
+            (_, _) if x.authorizer.is_some() => {
+                Some("custom authorizers are not available in this gateway yet".to_string())
+            }
             ("apiKey", _) if gw.root.api_keys.is_none() => {
                 Some("API keys need `x-gateway.api_keys.source` at the root".to_string())
             }
+            ("apiKey", _)
+                if gw
+                    .root
+                    .api_keys
+                    .as_ref()
+                    .and_then(|k| k.get("source"))
+                    .and_then(|v| v.as_str())
+                    == Some("redis") =>
+            {
+                Some("the `redis` API key store is not available in this gateway yet; use `file:PATH`".to_string())
+            }
+            ("openIdConnect", _) if s.openid_connect_url.is_some() => None,
             ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some(
                 "JWT verification needs `jwks_uri`, `keys` or `secret` in the scheme's `x-gateway`"
                     .to_string(),

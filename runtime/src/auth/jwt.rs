@@ -1,0 +1,317 @@
+//! JWT bearer tokens: signatures checked against the scheme's keys (inline JWKS, an HMAC secret,
+//! or a JWKS fetched from `jwks_uri` or OpenID Connect discovery), with the algorithms the spec
+//! lists and no other, whatever a token's header says. `exp` is required; `nbf`, `iss` and `aud`
+//! are checked, with `leeway`.
+//!
+//! A fetched JWKS is cached. A token whose `kid` the cache lacks triggers a refresh, at most once
+//! per 30 seconds whatever the traffic; when the endpoint is down the cached keys keep serving.
+
+use std::str::FromStr;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::JwtDef;
+use crate::stage::{Stage, StartError};
+
+/// The shortest time between two fetches of a JWKS.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// One scheme's verifier.
+pub struct Verifier {
+    name: String,
+    algorithms: Vec<Algorithm>,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    leeway: u64,
+    secret: Option<DecodingKey>,
+    inline: Option<JwkSet>,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    /// `jwks_uri`, or the discovery URL that names it.
+    jwks_uri: RwLock<Option<String>>,
+    discovery: Option<String>,
+    cache: RwLock<Option<JwkSet>>,
+    last_attempt: tokio::sync::Mutex<Option<Instant>>,
+    client: Client,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("scheme", &self.name)
+            .finish()
+    }
+}
+
+fn http_only(url: &str, what: &str) -> Result<(), StartError> {
+    if url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(StartError::Invalid(format!(
+            "{what} `{url}` is not an http:// URL; this gateway fetches keys over plain HTTP only (TLS to key endpoints is not built yet)"
+        )))
+    }
+}
+
+impl Verifier {
+    /// Prepares a scheme's verifier; settings are interpolated for `stage`.
+    pub fn new(def: &JwtDef, stage: &Stage, name: &str) -> Result<Verifier, StartError> {
+        let context = |k: &str| format!("`{k}` of security scheme `{name}`");
+        let algorithms = def
+            .algorithms
+            .iter()
+            .map(|a| {
+                Algorithm::from_str(a).map_err(|_| {
+                    StartError::Invalid(format!(
+                        "security scheme `{name}`: unknown algorithm `{a}`"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let secret = match def.secret {
+            Some(s) => Some(DecodingKey::from_secret(
+                stage.interpolate(s, &context("secret"))?.as_bytes(),
+            )),
+            None => None,
+        };
+        let inline = match def.keys {
+            Some(text) => Some(serde_json::from_str::<JwkSet>(text).map_err(|e| {
+                StartError::Invalid(format!(
+                    "security scheme `{name}`: `keys` is not a JWKS: {e}"
+                ))
+            })?),
+            None => None,
+        };
+        let jwks_uri = match def.jwks_uri {
+            Some(u) => {
+                let u = stage.interpolate(u, &context("jwks_uri"))?;
+                http_only(&u, "jwks_uri")?;
+                Some(u)
+            }
+            None => None,
+        };
+        let discovery = match def.discovery {
+            Some(u) if jwks_uri.is_none() => {
+                let u = stage.interpolate(u, &context("openIdConnectUrl"))?;
+                http_only(&u, "openIdConnectUrl")?;
+                Some(u)
+            }
+            _ => None,
+        };
+        let remote = (jwks_uri.is_some() || discovery.is_some()).then(|| {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_connect_timeout(Some(Duration::from_secs(5)));
+            Remote {
+                jwks_uri: RwLock::new(jwks_uri),
+                discovery,
+                cache: RwLock::new(None),
+                last_attempt: tokio::sync::Mutex::new(None),
+                client: hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build(connector),
+            }
+        });
+        Ok(Verifier {
+            name: name.to_string(),
+            algorithms,
+            issuer: def.issuer.map(str::to_string),
+            audience: def.audience.iter().map(|s| s.to_string()).collect(),
+            leeway: def.leeway,
+            secret,
+            inline,
+            remote,
+        })
+    }
+
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new(self.algorithms.first().copied().unwrap_or(Algorithm::RS256));
+        v.algorithms = self.algorithms.clone();
+        v.leeway = self.leeway;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.set_required_spec_claims(&["exp"]);
+        match &self.issuer {
+            Some(iss) => v.set_issuer(&[iss]),
+            None => v.iss = None,
+        }
+        if self.audience.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&self.audience);
+        }
+        v
+    }
+
+    /// Verifies a token; the claims, or why not.
+    pub async fn verify(&self, token: &str) -> Result<serde_json::Value, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(format!(
+                "the algorithm {:?} is not accepted here",
+                header.alg
+            ));
+        }
+        // The header's algorithm is one the spec allows; the key must be of its family.
+        let mut validation = self.validation();
+        validation.algorithms = vec![header.alg];
+        let is_hmac = matches!(
+            header.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        );
+        let key = if is_hmac {
+            self.secret
+                .clone()
+                .ok_or_else(|| "no secret is configured for HMAC tokens".to_string())?
+        } else {
+            self.public_key(header.kid.as_deref(), header.alg).await?
+        };
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn public_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, String> {
+        if let Some(set) = &self.inline {
+            if let Some(k) = find(set, kid, alg) {
+                return k;
+            }
+        }
+        let Some(remote) = &self.remote else {
+            return Err("no key matches the token".into());
+        };
+        let cached = remote
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|set| find(set, kid, alg));
+        if let Some(k) = cached {
+            return k;
+        }
+        // Unknown `kid` (or nothing cached yet): refresh, at most once per interval.
+        self.refresh(remote).await;
+        let cached = remote
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|set| find(set, kid, alg));
+        cached.unwrap_or_else(|| Err("no key matches the token's `kid`".into()))
+    }
+
+    async fn refresh(&self, remote: &Remote) {
+        let mut last = remote.last_attempt.lock().await;
+        if last.is_some_and(|t| t.elapsed() < REFRESH_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.fetch(remote).await {
+            Ok(set) => {
+                *remote.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
+            }
+            Err(e) => eprintln!(
+                "{}",
+                serde_json::json!({
+                    "message": "cannot fetch the JWKS; the cached keys stay in use",
+                    "scheme": self.name,
+                    "error": e,
+                })
+            ),
+        }
+    }
+
+    async fn fetch(&self, remote: &Remote) -> Result<JwkSet, String> {
+        let known = remote
+            .jwks_uri
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let uri = match known {
+            Some(u) => u,
+            None => {
+                let discovery = remote.discovery.clone().unwrap_or_default();
+                let doc: serde_json::Value = get_json(&remote.client, &discovery).await?;
+                let u = doc
+                    .get("jwks_uri")
+                    .and_then(|v| v.as_str())
+                    .ok_or("the discovery document has no `jwks_uri`")?
+                    .to_string();
+                if !u.starts_with("http://") {
+                    return Err(format!(
+                        "the discovered jwks_uri `{u}` is not an http:// URL"
+                    ));
+                }
+                *remote.jwks_uri.write().unwrap_or_else(|e| e.into_inner()) = Some(u.clone());
+                u
+            }
+        };
+        let value = get_json(&remote.client, &uri).await?;
+        serde_json::from_value::<JwkSet>(value).map_err(|e| format!("not a JWKS: {e}"))
+    }
+}
+
+/// The key of `set` for a token: by `kid`, else the only key usable with `alg`.
+fn find(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Result<DecodingKey, String>> {
+    let jwk = match kid {
+        Some(kid) => set.find(kid)?,
+        None => {
+            let mut usable = set
+                .keys
+                .iter()
+                .filter(|k| DecodingKey::from_jwk(k).is_ok_and(|_| key_fits(k, alg)));
+            let first = usable.next()?;
+            if usable.next().is_some() {
+                return Some(Err(
+                    "the token has no `kid` and several keys could verify it".into(),
+                ));
+            }
+            first
+        }
+    };
+    if !key_fits(jwk, alg) {
+        return Some(Err(
+            "the key named by `kid` is not for this algorithm".into()
+        ));
+    }
+    Some(DecodingKey::from_jwk(jwk).map_err(|e| e.to_string()))
+}
+
+/// A JWK that names an algorithm is only used for that algorithm.
+fn key_fits(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> bool {
+    match jwk.common.key_algorithm {
+        Some(ka) => format!("{ka:?}") == format!("{alg:?}"),
+        None => true,
+    }
+}
+
+async fn get_json(client: &Client, url: &str) -> Result<serde_json::Value, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}`: {e}"))?;
+    let req = http::Request::get(uri)
+        .header(http::header::ACCEPT, "application/json")
+        .body(http_body_util::Empty::new())
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+        .await
+        .map_err(|_| format!("`{url}` did not answer in 5 s"))?
+        .map_err(|e| format!("`{url}`: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("`{url}` answered {}", resp.status()));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20);
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| format!("`{url}`: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| format!("`{url}` is not JSON: {e}"))
+}

@@ -1,0 +1,377 @@
+//! Authentication and authorization from the spec's `security`: OpenAPI's semantics (the
+//! alternatives of a `security` list are OR, the schemes inside one requirement are AND,
+//! `security: []` opts out), API keys from a hashed key file, and JWT bearer tokens.
+//!
+//! A scheme the gateway cannot verify fails closed: a requirement that needs it never passes.
+
+#[cfg(feature = "jwt")]
+pub mod jwt;
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+
+use crate::problem::Problem;
+use crate::stage::{Stage, StartError};
+
+/// Where an API key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyIn {
+    /// A header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// JWT settings of a scheme, as the spec gives them (interpolated at start).
+#[derive(Debug, Clone, Copy)]
+pub struct JwtDef {
+    /// Expected `iss`.
+    pub issuer: Option<&'static str>,
+    /// Accepted `aud` values (any one).
+    pub audience: &'static [&'static str],
+    /// Where the JWKS is.
+    pub jwks_uri: Option<&'static str>,
+    /// OpenID Connect discovery URL (for `openIdConnect` schemes without `jwks_uri`).
+    pub discovery: Option<&'static str>,
+    /// Inline JWKS (JSON text).
+    pub keys: Option<&'static str>,
+    /// HMAC secret (for `HS*`).
+    pub secret: Option<&'static str>,
+    /// Accepted algorithms: only these, whatever a token says.
+    pub algorithms: &'static [&'static str],
+    /// Clock leeway in seconds.
+    pub leeway: u64,
+}
+
+/// A security scheme.
+#[derive(Debug, Clone, Copy)]
+pub enum SchemeDef {
+    /// An API key.
+    ApiKey {
+        /// Where it is sent.
+        location: KeyIn,
+        /// The header, query parameter or cookie name.
+        name: &'static str,
+        /// Usage plans whose keys this scheme accepts (empty: any).
+        plans: &'static [&'static str],
+    },
+    /// A JWT bearer token (`http` bearer, `oauth2`, `openIdConnect`).
+    Jwt(JwtDef),
+    /// A scheme this gateway cannot verify (`gwgen check` said so): never passes.
+    Unverifiable,
+}
+
+/// One requirement: all of these (scheme index, scopes) must pass.
+pub type Requirement = &'static [(usize, &'static [&'static str])];
+
+/// The spec's security, as generated code describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct SecurityDef {
+    /// Scheme names, by index.
+    pub names: &'static [&'static str],
+    /// Schemes, by index.
+    pub schemes: &'static [SchemeDef],
+    /// `x-gateway.api_keys.source` (`file:PATH`), if set.
+    pub api_keys: Option<&'static str>,
+}
+
+/// Who is calling, once verified.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The API key's usage plan and name, when a key was used.
+    pub key: Option<(String, String)>,
+    /// The verified JWT claims, when a token was used.
+    pub claims: Option<serde_json::Value>,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// 401: missing or invalid credentials; the `WWW-Authenticate` challenge.
+    Unauthenticated(&'static str, String),
+    /// 403: valid credentials, not allowed here.
+    Forbidden(String),
+}
+
+impl Denial {
+    /// The problem answer.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Denial::Unauthenticated(challenge, detail) => {
+                let mut p = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail.clone());
+                if let Ok(v) = HeaderValue::from_str(challenge) {
+                    p.headers.push((header::WWW_AUTHENTICATE, v));
+                }
+                p
+            }
+            Denial::Forbidden(detail) => {
+                Problem::new(StatusCode::FORBIDDEN, "Forbidden", detail.clone())
+            }
+        }
+    }
+}
+
+/// The parts of a request credentials come from.
+#[derive(Debug)]
+pub struct Credentials<'r> {
+    /// Headers.
+    pub headers: &'r HeaderMap,
+    /// The raw query string.
+    pub query: Option<&'r str>,
+}
+
+impl Credentials<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        self.query?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+            (k == name).then(|| {
+                percent_encoding::percent_decode_str(&v.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+
+    /// The bearer token of `Authorization`, if any.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    fn bearer(&self) -> Option<&str> {
+        let v = self.header("authorization")?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// Verifies requests for one gateway.
+pub struct Auth {
+    def: SecurityDef,
+    keys: Arc<keys::KeyStore>,
+    #[cfg(feature = "jwt")]
+    jwt: Vec<Option<jwt::Verifier>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("schemes", &self.def.names)
+            .finish()
+    }
+}
+
+impl Auth {
+    /// Prepares verification for `stage`: interpolates settings and loads the key file. A key
+    /// file that cannot be read, or settings that name a missing variable, stop the start.
+    pub fn new(def: SecurityDef, stage: &Stage) -> Result<Auth, StartError> {
+        let uses_keys = def
+            .schemes
+            .iter()
+            .any(|s| matches!(s, SchemeDef::ApiKey { .. }));
+        let keys = match (def.api_keys, uses_keys) {
+            (Some(source), true) => {
+                let source = stage.interpolate(source, "`x-gateway.api_keys.source`")?;
+                let path = source.strip_prefix("file:").ok_or_else(|| {
+                    StartError::Invalid(format!(
+                        "API key source `{source}` is not available in this gateway (only `file:PATH`)"
+                    ))
+                })?;
+                keys::KeyStore::from_file(path.into()).map_err(StartError::Invalid)?
+            }
+            _ => keys::KeyStore::empty(),
+        };
+        #[cfg(feature = "jwt")]
+        let jwt = def
+            .schemes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                SchemeDef::Jwt(j) => jwt::Verifier::new(j, stage, def.names[i]).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Auth {
+            def,
+            keys: Arc::new(keys),
+            #[cfg(feature = "jwt")]
+            jwt,
+        })
+    }
+
+    /// The key store (reloaded on SIGHUP by the server).
+    pub fn keys(&self) -> &Arc<keys::KeyStore> {
+        &self.keys
+    }
+
+    /// Checks a request against a route's `security` and `plans`. An empty list means no
+    /// security; an empty requirement lets anyone in.
+    pub async fn authorize(
+        &self,
+        security: &'static [Requirement],
+        plans: &'static [&'static str],
+        creds: &Credentials<'_>,
+    ) -> Result<Identity, Denial> {
+        if security.is_empty() {
+            return Ok(Identity::default());
+        }
+        let mut worst: Option<Denial> = None;
+        for requirement in security {
+            match self.requirement(requirement, plans, creds).await {
+                Ok(id) => return Ok(id),
+                Err(d) => {
+                    // A refusal of valid credentials (403) says more than a missing one (401).
+                    let replace = matches!(
+                        (&worst, &d),
+                        (None, _) | (Some(Denial::Unauthenticated(..)), Denial::Forbidden(_))
+                    );
+                    if replace {
+                        worst = Some(d);
+                    }
+                }
+            }
+        }
+        Err(worst.unwrap_or_else(|| {
+            Denial::Unauthenticated("Bearer", "authentication is required".into())
+        }))
+    }
+
+    async fn requirement(
+        &self,
+        requirement: Requirement,
+        plans: &'static [&'static str],
+        creds: &Credentials<'_>,
+    ) -> Result<Identity, Denial> {
+        let mut id = Identity::default();
+        for &(index, scopes) in requirement {
+            // Scopes are checked against JWT claims; other schemes carry none.
+            #[cfg(not(feature = "jwt"))]
+            let _ = scopes;
+            let name = self.def.names.get(index).copied().unwrap_or("?");
+            match self.def.schemes.get(index) {
+                Some(SchemeDef::ApiKey {
+                    location,
+                    name: key_name,
+                    plans: scheme_plans,
+                }) => {
+                    let presented = match location {
+                        KeyIn::Header => creds.header(key_name).map(str::to_string),
+                        KeyIn::Query => creds.query(key_name),
+                        KeyIn::Cookie => creds.cookie(key_name),
+                    };
+                    let challenge = "ApiKey";
+                    let Some(presented) = presented.filter(|k| !k.is_empty()) else {
+                        return Err(Denial::Unauthenticated(
+                            challenge,
+                            format!("an API key is required (`{name}`)"),
+                        ));
+                    };
+                    let Some(entry) = self.keys.lookup(&presented) else {
+                        return Err(Denial::Unauthenticated(
+                            challenge,
+                            "the API key is not valid".into(),
+                        ));
+                    };
+                    let allowed =
+                        |list: &[&str]| list.is_empty() || list.contains(&entry.plan.as_str());
+                    if !allowed(scheme_plans) || !allowed(plans) {
+                        return Err(Denial::Forbidden(format!(
+                            "the API key's usage plan `{}` may not call this operation",
+                            entry.plan
+                        )));
+                    }
+                    id.key = Some((entry.plan.clone(), entry.name.clone()));
+                }
+                #[cfg(feature = "jwt")]
+                Some(SchemeDef::Jwt(_)) => {
+                    let verifier = self.jwt.get(index).and_then(Option::as_ref);
+                    let Some(verifier) = verifier else {
+                        return Err(Denial::Unauthenticated(
+                            "Bearer",
+                            "authentication is not available".into(),
+                        ));
+                    };
+                    let Some(token) = creds.bearer() else {
+                        return Err(Denial::Unauthenticated(
+                            "Bearer",
+                            format!("a bearer token is required (`{name}`)"),
+                        ));
+                    };
+                    let claims = verifier.verify(token).await.map_err(|why| {
+                        Denial::Unauthenticated(
+                            "Bearer error=\"invalid_token\"",
+                            format!("the bearer token is not valid: {why}"),
+                        )
+                    })?;
+                    if let Some(missing) = missing_scope(&claims, scopes) {
+                        return Err(Denial::Forbidden(format!(
+                            "the token lacks the scope `{missing}`"
+                        )));
+                    }
+                    id.claims = Some(claims);
+                }
+                _ => {
+                    return Err(Denial::Unauthenticated(
+                        "Bearer",
+                        format!("the security scheme `{name}` cannot be verified by this gateway"),
+                    ))
+                }
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// The first of `scopes` the claims do not grant (`scope` as a space-separated string, or `scp`
+/// as a list or string).
+pub fn missing_scope<'s>(claims: &serde_json::Value, scopes: &[&'s str]) -> Option<&'s str> {
+    let mut granted: BTreeMap<&str, ()> = BTreeMap::new();
+    for key in ["scope", "scp"] {
+        match claims.get(key) {
+            Some(serde_json::Value::String(s)) => {
+                granted.extend(s.split_whitespace().map(|x| (x, ())));
+            }
+            Some(serde_json::Value::Array(a)) => {
+                granted.extend(a.iter().filter_map(|x| x.as_str()).map(|x| (x, ())));
+            }
+            _ => {}
+        }
+    }
+    scopes.iter().copied().find(|s| !granted.contains_key(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        let c = serde_json::json!({ "scope": "orders:read orders:write" });
+        assert_eq!(missing_scope(&c, &["orders:read"]), None);
+        assert_eq!(missing_scope(&c, &["admin"]), Some("admin"));
+        let c = serde_json::json!({ "scp": ["a", "b"] });
+        assert_eq!(missing_scope(&c, &["a", "b"]), None);
+        assert_eq!(missing_scope(&c, &["c"]), Some("c"));
+        assert_eq!(missing_scope(&serde_json::json!({}), &["a"]), Some("a"));
+    }
+}

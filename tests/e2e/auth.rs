@@ -1,0 +1,298 @@
+//! Authentication end to end: tokens made with PyJWT (a real JOSE library, from PyPI, installed
+//! into `target/py-venv` on first use), a JWKS endpoint that counts its fetches, API keys made by
+//! the gateway's own `keys add`, and an upstream that counts what reaches it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::gateway::{build, Running};
+use crate::net::{get, Upstream};
+use crate::support::repo;
+
+/// A Python with PyJWT and cryptography: `GWGEN_PYTHON`, else a venv under `target/`.
+fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Some(p) = std::env::var_os("GWGEN_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let venv = repo().join("target").join("py-venv");
+        let py = venv.join("bin").join("python");
+        let ready = Command::new(&py)
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ready {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Command::new(venv.join("bin").join("pip"))
+                    .args(["install", "-q", "pyjwt==2.15.1", "cryptography==50.0.2"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            assert!(ok, "cannot install PyJWT into {}", venv.display());
+        }
+        py
+    })
+    .clone()
+}
+
+struct Material {
+    tokens: HashMap<String, String>,
+    jwks: String,
+    hs_secret: String,
+}
+
+fn material(dir: &Path) -> Material {
+    let status = Command::new(python())
+        .arg(repo().join("tests/tools/make_tokens.py"))
+        .arg(dir)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "make_tokens.py failed");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("token material");
+    Material {
+        tokens: serde_json::from_str(&read("tokens.json")).expect("tokens.json"),
+        jwks: read("jwks.json"),
+        hs_secret: read("hs_secret.txt"),
+    }
+}
+
+/// A JWKS endpoint: serves one document, counts fetches, and can be switched off (503).
+struct Jwks {
+    port: u16,
+    fetches: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+}
+
+impl Jwks {
+    fn start(doc: String) -> Jwks {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(AtomicBool::new(false));
+        let (f, d) = (fetches.clone(), down.clone());
+        let doc = Arc::new(doc);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (f, d, doc) = (f.clone(), d.clone(), doc.clone());
+                // One thread a connection: each verifier keeps its own connection open.
+                std::thread::spawn(move || serve_jwks(conn, &f, &d, &doc));
+            }
+        });
+        Jwks {
+            port,
+            fetches,
+            down,
+        }
+    }
+}
+
+fn serve_jwks(conn: std::net::TcpStream, fetches: &AtomicUsize, down: &AtomicBool, doc: &str) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut w) = conn.try_clone() else {
+        return;
+    };
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        // Skip the headers.
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+        }
+        fetches.fetch_add(1, Ordering::SeqCst);
+        let resp = if down.load(Ordering::SeqCst) {
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_string()
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
+                doc.len()
+            )
+        };
+        if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
+    let out = Command::new(bin)
+        .args(["keys", "add", "--plan", plan, "--file"])
+        .arg(file)
+        .output()
+        .expect("keys add runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(key.starts_with("gw_") && key.len() > 40, "{key}");
+    key
+}
+
+#[test]
+fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
+    let dir = std::env::temp_dir().join(format!("gwgen-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let m = material(&dir);
+    let jwks = Jwks::start(m.jwks.clone());
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/auth.yaml");
+    let keys = dir.join("keys.txt");
+    let free = add_key(&bin, "free", &keys);
+    let pro = add_key(&bin, "pro", &keys);
+    assert!(
+        !std::fs::read_to_string(&keys)
+            .unwrap_or_default()
+            .contains(&free),
+        "keys are stored hashed"
+    );
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("JWKS_PORT", jwks.port.to_string()),
+            ("API_KEYS_FILE", keys.display().to_string()),
+            ("HS_SECRET", m.hs_secret.clone()),
+        ],
+    );
+    let t = |name: &str| {
+        m.tokens
+            .get(name)
+            .unwrap_or_else(|| panic!("no token {name}"))
+            .clone()
+    };
+    let passed = std::cell::Cell::new(0usize);
+    let expect = |path: &str, extra: &str, status: u16| {
+        let r = get(gw.port, path, extra);
+        assert_eq!(
+            r.status,
+            status,
+            "{path} with {extra:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if status == 200 {
+            passed.set(passed.get() + 1);
+        } else {
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        }
+        r
+    };
+
+    expect("/public", "", 200);
+    let r = expect("/jwt", "", 401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|v| v.starts_with("Bearer")));
+    for ok in ["rs256", "ps256", "es256", "eddsa"] {
+        expect("/jwt", &bearer(&t(ok)), 200);
+    }
+    for forged in [
+        "alg_none",
+        "hs256_with_rsa_public_key",
+        "other_key_same_kid",
+        "expired",
+        "not_yet_valid",
+        "wrong_issuer",
+        "wrong_audience",
+        "no_exp",
+        "exp_as_string",
+        "garbage",
+        "es256_key_as_rs256",
+        "tampered",
+    ] {
+        let r = expect("/jwt", &bearer(&t(forged)), 401);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.contains("invalid_token")),
+            "{forged}"
+        );
+    }
+    expect("/jwt", "Authorization: Basic dXNlcjpwYXNz\r\n", 401);
+    // Scopes: valid token without the scope is 403.
+    expect("/scoped", &bearer(&t("scoped")), 200);
+    expect("/scoped", &bearer(&t("scp_list")), 200);
+    expect("/scoped", &bearer(&t("unscoped")), 403);
+    expect("/scoped", "", 401);
+    // HMAC scheme: only HS256 with its secret; an RSA token is refused there.
+    expect("/hs", &bearer(&t("hs_valid")), 200);
+    expect("/hs", &bearer(&t("rs256")), 401);
+    expect("/jwt", &bearer(&t("hs_valid")), 401);
+    // API keys, usage plans.
+    expect("/key", "", 401);
+    expect("/key", "X-Api-Key: gw_not_a_key\r\n", 401);
+    expect("/key", &format!("X-Api-Key: {free}\r\n"), 200);
+    expect("/pro", &format!("X-Api-Key: {free}\r\n"), 403);
+    expect("/pro", &format!("X-Api-Key: {pro}\r\n"), 200);
+    // OR and AND.
+    expect("/either", &format!("X-Api-Key: {free}\r\n"), 200);
+    expect("/either", &bearer(&t("rs256")), 200);
+    expect("/either", "", 401);
+    expect("/both", &format!("X-Api-Key: {free}\r\n"), 401);
+    expect("/both", &bearer(&t("rs256")), 401);
+    expect(
+        "/both",
+        &format!("X-Api-Key: {free}\r\n{}", bearer(&t("rs256"))),
+        200,
+    );
+    expect("/anonymous-or-key", "", 200);
+    // Nothing refused reached the upstream.
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
+
+    // A storm of unknown `kid`s fetches the JWKS at most once per 30 s.
+    let before = jwks.fetches.load(Ordering::SeqCst);
+    for i in 0..50 {
+        expect("/jwt", &bearer(&t(&format!("unknown_kid_{i}"))), 401);
+    }
+    let storm = jwks.fetches.load(Ordering::SeqCst) - before;
+    assert!(storm <= 1, "{storm} JWKS fetches during the storm");
+    // The JWKS endpoint goes down: cached keys keep serving.
+    jwks.down.store(true, Ordering::SeqCst);
+    expect("/jwt", &bearer(&t("rs256")), 200);
+    expect("/jwt", &bearer(&t("es256")), 200);
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
+
+    // SIGHUP loads a key added while running.
+    let late = add_key(&bin, "free", &keys);
+    expect("/key", &format!("X-Api-Key: {late}\r\n"), 401);
+    let status = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(gw.port, "/key", &format!("X-Api-Key: {late}\r\n"));
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the keys: {}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
