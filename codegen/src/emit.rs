@@ -108,6 +108,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/router.rs", include_str!("../../runtime/src/router.rs")),
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
     ("src/json.rs", include_str!("../../runtime/src/json.rs")),
+    ("src/cors.rs", include_str!("../../runtime/src/cors.rs")),
     (
         "src/auth/mod.rs",
         include_str!("../../runtime/src/auth/mod.rs"),
@@ -516,6 +517,36 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
         quote! { &[#(#schemes),*] }
     });
     let plans = r.settings.plans.iter().flatten().map(|p| lit(p));
+    let cors = match &r.settings.cors {
+        Some(c) => {
+            let origins = c.allow_origins.iter().map(|o| lit(o));
+            // Methods default to every method of the path.
+            let methods: Vec<String> = if c.allow_methods.is_empty() {
+                gw.routes
+                    .iter()
+                    .filter(|o| o.path == r.path)
+                    .map(|o| o.method.to_string())
+                    .collect()
+            } else {
+                c.allow_methods
+                    .iter()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect()
+            };
+            let methods = methods.iter().map(|m| lit(m));
+            let headers = c.allow_headers.iter().map(|h| lit(&h.to_ascii_lowercase()));
+            let expose = c.expose_headers.iter().map(|h| lit(h));
+            let credentials = c.allow_credentials;
+            let max_age = Literal::u64_unsuffixed(c.max_age.map(|m| m.0 / 1000).unwrap_or(0));
+            quote! {
+                Some(&rt::CorsDef {
+                    origins: &[#(#origins),*], methods: &[#(#methods),*], headers: &[#(#headers),*],
+                    expose: &[#(#expose),*], credentials: #credentials, max_age: #max_age,
+                })
+            }
+        }
+        None => quote! { None },
+    };
     let validation = match validation {
         Some(n) => {
             let v = format_ident!("V{}", n);
@@ -523,7 +554,7 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
         }
         None => quote! { None },
     };
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation } }
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors } }
 }
 
 /// Whether a JWT scheme is used (the runtime's `jwt` feature).

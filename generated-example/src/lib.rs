@@ -31,6 +31,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
                 ),
             ),
             validation: Some(&V0),
+            cors: None,
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -40,6 +41,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             plans: &[],
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
             validation: Some(&V1),
+            cors: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -55,6 +57,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
                 ),
             ),
             validation: Some(&V2),
+            cors: None,
         },
     ]);
     let gw = rt::Gateway::new(

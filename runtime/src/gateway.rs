@@ -44,6 +44,8 @@ pub struct RouteDef {
     pub integration: Integration,
     /// What is validated, compiled from the spec's schemas.
     pub validation: Option<&'static crate::validate::input::RouteValidation>,
+    /// Its CORS settings.
+    pub cors: Option<&'static crate::cors::CorsDef>,
 }
 
 /// Request limits.
@@ -336,6 +338,28 @@ async fn dispatch(
         }
     };
     let mut params = Params::default();
+    // A CORS preflight is answered here, before authentication, from the CORS settings of the
+    // route the browser asks about.
+    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ORIGIN) {
+        if let Some(method) = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+        {
+            let mut probe = Params::default();
+            if let Lookup::Found(i) = (gw.route)(method, &segs, &mut probe) {
+                if let Some(cors) = gw.routes[i].cors {
+                    let (status, headers) = cors.preflight(req.headers());
+                    record.route_key = gw.routes[i].key;
+                    record.route = gw.routes[i].template;
+                    let mut r = Response::new(Body::empty());
+                    *r.status_mut() = status;
+                    *r.headers_mut() = headers;
+                    return Ok(r);
+                }
+            }
+        }
+    }
     let index = match (gw.route)(req.method().as_str(), &segs, &mut params) {
         Lookup::Found(i) => i,
         Lookup::MethodNotAllowed(allow) if req.method() == Method::OPTIONS => {
@@ -353,6 +377,33 @@ async fn dispatch(
     let route = &gw.routes[index];
     record.route_key = route.key;
     record.route = route.template;
+    let origin = route
+        .cors
+        .and_then(|_| req.headers().get(header::ORIGIN).cloned());
+    let result = serve_route(gw, route, req, peer, id, &params, &segs, record).await;
+    match route.cors {
+        // Every answer of a CORS route carries its headers, errors included, so a browser
+        // script can read why it was refused.
+        Some(cors) => {
+            let mut resp = result.unwrap_or_else(|p| p.into_response(id));
+            cors.decorate(resp.headers_mut(), origin.as_ref());
+            Ok(resp)
+        }
+        None => result,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_route(
+    gw: &Gateway,
+    route: &RouteDef,
+    req: Request,
+    peer: SocketAddr,
+    id: &str,
+    params: &Params<'_>,
+    segs: &[&str],
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
     let mut req = req;
     if !route.security.is_empty() {
         let creds = crate::auth::Credentials {
@@ -397,7 +448,7 @@ async fn dispatch(
         .and_then(|v| v.response_mode)
         .or(gw.response_mode)
         .filter(|m| *m != "off");
-    let result = serve_integration(gw, route, req, peer, id, &params, &segs, record).await;
+    let result = serve_integration(gw, route, req, peer, id, params, segs, record).await;
     match (response_mode, route.validation, result) {
         (Some(mode), Some(v), Ok(resp)) if !v.responses.is_empty() => {
             validate_response(gw, route, v, mode, id, resp).await

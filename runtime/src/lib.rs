@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod gateway;
 pub mod integration;
 pub mod json;
@@ -25,6 +26,7 @@ pub mod validate;
 pub mod __private_0_1 {
     pub use crate::auth::{Auth, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef};
     pub use crate::config::Config;
+    pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{main_with, Gateway, Limits, RouteDef};
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::gateway::{build, Running};
-use crate::net::{get, Upstream};
+use crate::net::{get, send, Upstream};
 use crate::support::repo;
 
 /// A Python with PyJWT and cryptography: `GWGEN_PYTHON`, else a venv under `target/`.
@@ -259,6 +259,54 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/anonymous-or-key", "", 200);
     // Nothing refused reached the upstream.
     assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
+
+    // CORS: the preflight is answered before authentication, for the exact origin only.
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        send(
+            gw.port,
+            format!("OPTIONS /key HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: {method}\r\nAccess-Control-Request-Headers: {headers}\r\n\r\n").as_bytes(),
+        )
+    };
+    let r = preflight("https://app.example.com", "GET", "x-api-key");
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-max-age"), Some("600"));
+    let r = preflight("https://evil.example.com", "GET", "x-api-key");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "never a reflected origin"
+    );
+    assert_eq!(
+        preflight("https://app.example.com", "GET", "x-other").status,
+        403
+    );
+    // A refused cross-origin request carries the CORS headers, so the page can read why.
+    let r = get(gw.port, "/key", "Origin: https://app.example.com\r\n");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = get(
+        gw.port,
+        "/key",
+        &format!("Origin: https://evil.example.com\r\nX-Api-Key: {free}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    passed.set(passed.get() + 1);
+    assert_eq!(
+        upstream.hits.load(Ordering::SeqCst),
+        hits + 1,
+        "preflights never reach the upstream"
+    );
 
     // A storm of unknown `kid`s fetches the JWKS at most once per 30 s.
     let before = jwks.fetches.load(Ordering::SeqCst);
