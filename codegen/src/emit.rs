@@ -122,6 +122,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/auth/jwt.rs"),
     ),
     (
+        "src/auth/authorizer.rs",
+        include_str!("../../runtime/src/auth/authorizer.rs"),
+    ),
+    (
         "src/validate/mod.rs",
         include_str!("../../runtime/src/validate/mod.rs"),
     ),
@@ -256,6 +260,9 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
     let mut features = Vec::new();
     if gw.validation.patterns {
         features.push("\"patterns\"");
+    }
+    if uses_scheme(gw, SchemeKind::Authorizer) {
+        features.push("\"authorizer\"");
     }
     if uses_jwt(gw) {
         features.push("\"jwt\"");
@@ -557,6 +564,19 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
     quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors } }
 }
 
+/// Whether a scheme of this kind is used (the runtime's `jwt` and `authorizer` features).
+fn uses_scheme(gw: &Gateway, kind: SchemeKind) -> bool {
+    gw.routes.iter().any(|r| {
+        r.security.iter().any(|req| {
+            req.schemes.iter().any(|(n, _)| {
+                gw.security_schemes
+                    .get(n)
+                    .is_some_and(|s| scheme_tokens(s).1 == kind)
+            })
+        })
+    })
+}
+
 /// Whether a JWT scheme is used (the runtime's `jwt` feature).
 fn uses_jwt(gw: &Gateway) -> bool {
     gw.routes.iter().any(|r| {
@@ -574,6 +594,7 @@ fn uses_jwt(gw: &Gateway) -> bool {
 enum SchemeKind {
     ApiKey,
     Jwt,
+    Authorizer,
     Unverifiable,
 }
 
@@ -587,10 +608,39 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         }
         None => quote! { None },
     };
-    if x.authorizer.is_some() {
+    if let Some(a) = &x.authorizer {
+        if a.get("type").and_then(|t| t.as_str()) != Some("http") {
+            return (
+                quote! { rt::SchemeDef::Unverifiable },
+                SchemeKind::Unverifiable,
+            );
+        }
+        let url = lit(a.get("url").and_then(|u| u.as_str()).unwrap_or_default());
+        let identity: Vec<String> = a
+            .get("identity")
+            .and_then(|i| i.as_array())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["header.authorization".to_string()]);
+        let identity = identity.iter().map(|i| lit(i));
+        let millis = |k: &str, default: u64| {
+            a.get(k)
+                .and_then(|v| serde_json::from_value::<crate::xgw::Millis>(v.clone()).ok())
+                .map(|m| m.0)
+                .unwrap_or(default)
+        };
+        let ttl = Literal::u64_unsuffixed(millis("ttl", 0) / 1000);
+        let timeout = Literal::u64_unsuffixed(millis("timeout", 10_000));
         return (
-            quote! { rt::SchemeDef::Unverifiable },
-            SchemeKind::Unverifiable,
+            quote! {
+                rt::SchemeDef::Authorizer(rt::AuthorizerDef {
+                    url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout,
+                })
+            },
+            SchemeKind::Authorizer,
         );
     }
     match (s.kind.as_str(), s.scheme.as_deref()) {
@@ -1093,4 +1143,37 @@ fn emit_node(node: &TrieNode, fns: &mut Vec<TokenStream>) -> usize {
 /// Whether a node's function touches `params` itself (otherwise it only passes it on).
 fn steps_use_params(node: &TrieNode) -> bool {
     !node.literals.is_empty() || !node.mixed.is_empty() || node.param.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RUNTIME_FILES;
+
+    /// Every source file of the runtime is vendored (a missing one breaks generated crates).
+    #[test]
+    fn every_runtime_file_is_vendored() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
+        let mut stack = vec![root.join("src")];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let rel = p
+                        .strip_prefix(&root)
+                        .map(|r| r.to_string_lossy().replace('\\', "/"));
+                    found.push(rel.unwrap_or_default());
+                }
+            }
+        }
+        for f in &found {
+            assert!(
+                RUNTIME_FILES.iter().any(|(rel, _)| rel == f),
+                "{f} is not in RUNTIME_FILES"
+            );
+        }
+        assert_eq!(found.len(), RUNTIME_FILES.len());
+    }
 }

@@ -409,6 +409,12 @@ async fn serve_route(
         let creds = crate::auth::Credentials {
             headers: req.headers(),
             query: req.uri().query(),
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            route_key: route.key,
+            stage: &gw.stage,
+            source_ip: peer.ip().to_string(),
+            request_id: id,
         };
         let verdict = match &gw.auth {
             Some(auth) => auth.authorize(route.security, route.plans, &creds).await,

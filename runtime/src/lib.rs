@@ -24,7 +24,9 @@ pub mod validate;
 /// What generated code uses. Not a public API: its name carries the version it belongs to.
 #[doc(hidden)]
 pub mod __private_0_1 {
-    pub use crate::auth::{Auth, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef};
+    pub use crate::auth::{
+        Auth, AuthorizerDef, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef,
+    };
     pub use crate::config::Config;
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;

@@ -129,6 +129,96 @@ fn serve_jwks(conn: std::net::TcpStream, fetches: &AtomicUsize, down: &AtomicBoo
     }
 }
 
+/// A custom authorizer: decides by the identity (`allow-…`, `policy-…`, `deny`, `crash`), counts
+/// its calls, and keeps the last event.
+struct Authz {
+    port: u16,
+    calls: Arc<AtomicUsize>,
+    last: Arc<std::sync::Mutex<serde_json::Value>>,
+}
+
+impl Authz {
+    fn start() -> Authz {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+        let (c, l) = (calls.clone(), last.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (c, l) = (c.clone(), l.clone());
+                std::thread::spawn(move || serve_authz(conn, &c, &l));
+            }
+        });
+        Authz { port, calls, last }
+    }
+}
+
+fn serve_authz(
+    conn: std::net::TcpStream,
+    calls: &AtomicUsize,
+    last: &std::sync::Mutex<serde_json::Value>,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut w) = conn.try_clone() else {
+        return;
+    };
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if std::io::Read::read_exact(&mut r, &mut body).is_err() {
+            return;
+        }
+        calls.fetch_add(1, Ordering::SeqCst);
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let identity = event["identitySource"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        *last.lock().unwrap_or_else(|e| e.into_inner()) = event;
+        let (status, answer) = if identity.starts_with("allow") {
+            (
+                200,
+                serde_json::json!({"isAuthorized": true, "context": {"user": identity}}),
+            )
+        } else if identity.starts_with("policy") {
+            (
+                200,
+                serde_json::json!({"principalId": "p1", "policyDocument": {"Version": "2012-10-17",
+                "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*:*:*/dev/GET/*"}]}}),
+            )
+        } else if identity == "crash" {
+            (500, serde_json::json!({"error": "boom"}))
+        } else {
+            (200, serde_json::json!({"isAuthorized": false}))
+        };
+        let text = answer.to_string();
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
 fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
 }
@@ -156,6 +246,7 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     std::fs::create_dir_all(&dir).expect("tmp");
     let m = material(&dir);
     let jwks = Jwks::start(m.jwks.clone());
+    let authz = Authz::start();
     let upstream = Upstream::start();
     let bin = build("tests/fixtures/gateway/auth.yaml");
     let keys = dir.join("keys.txt");
@@ -175,6 +266,7 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
             ("JWKS_PORT", jwks.port.to_string()),
             ("API_KEYS_FILE", keys.display().to_string()),
             ("HS_SECRET", m.hs_secret.clone()),
+            ("AUTHZ_PORT", authz.port.to_string()),
         ],
     );
     let t = |name: &str| {
@@ -307,6 +399,29 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
         hits + 1,
         "preflights never reach the upstream"
     );
+
+    // Custom authorizer: no identity is 401 without a call; results are cached per identity;
+    // a denial is 403; a failing authorizer is 503, never a pass.
+    expect("/authz", "", 401);
+    assert_eq!(authz.calls.load(Ordering::SeqCst), 0);
+    expect("/authz", "Authorization: allow-alice\r\n", 200);
+    let event = authz.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(event["version"], "2.0");
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(event["routeKey"], "GET /authz");
+    assert_eq!(event["requestContext"]["http"]["method"], "GET");
+    assert_eq!(event["headers"]["authorization"], "allow-alice");
+    for _ in 0..5 {
+        expect("/authz", "Authorization: allow-alice\r\n", 200);
+    }
+    assert_eq!(authz.calls.load(Ordering::SeqCst), 1, "cached per identity");
+    expect("/authz", "Authorization: allow-bob\r\n", 200);
+    expect("/authz", "Authorization: policy-carol\r\n", 200);
+    expect("/authz", "Authorization: deny\r\n", 403);
+    expect("/authz", "Authorization: deny\r\n", 403);
+    expect("/authz", "Authorization: crash\r\n", 503);
+    assert_eq!(authz.calls.load(Ordering::SeqCst), 5);
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
 
     // A storm of unknown `kid`s fetches the JWKS at most once per 30 s.
     let before = jwks.fetches.load(Ordering::SeqCst);

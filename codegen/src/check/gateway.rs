@@ -324,9 +324,17 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         let x = &s.settings;
         let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
         let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
-            (_, _) if x.authorizer.is_some() => {
-                Some("custom authorizers are not available in this gateway yet".to_string())
+            (_, _)
+                if x
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.get("type"))
+                    .and_then(|t| t.as_str())
+                    == Some("lambda") =>
+            {
+                Some("Lambda authorizers are not available in this gateway yet".to_string())
             }
+            (_, _) if x.authorizer.is_some() => None,
             ("apiKey", _) if gw.root.api_keys.is_none() => {
                 Some("API keys need `x-gateway.api_keys.source` at the root".to_string())
             }

@@ -1,9 +1,12 @@
 //! Authentication and authorization from the spec's `security`: OpenAPI's semantics (the
 //! alternatives of a `security` list are OR, the schemes inside one requirement are AND,
-//! `security: []` opts out), API keys from a hashed key file, and JWT bearer tokens.
+//! `security: []` opts out), API keys from a hashed key file, JWT bearer tokens, and custom
+//! authorizers over HTTP.
 //!
 //! A scheme the gateway cannot verify fails closed: a requirement that needs it never passes.
 
+#[cfg(feature = "authorizer")]
+pub mod authorizer;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod keys;
@@ -48,6 +51,19 @@ pub struct JwtDef {
     pub leeway: u64,
 }
 
+/// An authorizer's settings, as the spec gives them.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizerDef {
+    /// Where to POST the event (interpolated at start).
+    pub url: &'static str,
+    /// Identity sources: `header.NAME`, `query.NAME`, `cookie.NAME`.
+    pub identity: &'static [&'static str],
+    /// How long a result is cached, in seconds (0: not cached).
+    pub ttl: u64,
+    /// How long to wait for an answer, in milliseconds.
+    pub timeout: u64,
+}
+
 /// A security scheme.
 #[derive(Debug, Clone, Copy)]
 pub enum SchemeDef {
@@ -62,6 +78,8 @@ pub enum SchemeDef {
     },
     /// A JWT bearer token (`http` bearer, `oauth2`, `openIdConnect`).
     Jwt(JwtDef),
+    /// A custom authorizer over HTTP.
+    Authorizer(AuthorizerDef),
     /// A scheme this gateway cannot verify (`gwgen check` said so): never passes.
     Unverifiable,
 }
@@ -87,6 +105,8 @@ pub struct Identity {
     pub key: Option<(String, String)>,
     /// The verified JWT claims, when a token was used.
     pub claims: Option<serde_json::Value>,
+    /// A custom authorizer's `context` (and `principalId`), when one allowed the call.
+    pub authorizer: Option<(serde_json::Value, Option<String>)>,
 }
 
 /// Why a request is refused.
@@ -96,6 +116,8 @@ pub enum Denial {
     Unauthenticated(&'static str, String),
     /// 403: valid credentials, not allowed here.
     Forbidden(String),
+    /// 503: a custom authorizer could not decide.
+    Unavailable(String),
 }
 
 impl Denial {
@@ -112,17 +134,35 @@ impl Denial {
             Denial::Forbidden(detail) => {
                 Problem::new(StatusCode::FORBIDDEN, "Forbidden", detail.clone())
             }
+            Denial::Unavailable(detail) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                detail.clone(),
+            ),
         }
     }
 }
 
-/// The parts of a request credentials come from.
+/// The parts of a request credentials come from (and a custom authorizer's event is built
+/// from).
 #[derive(Debug)]
 pub struct Credentials<'r> {
     /// Headers.
     pub headers: &'r HeaderMap,
     /// The raw query string.
     pub query: Option<&'r str>,
+    /// The method.
+    pub method: &'r str,
+    /// The raw path.
+    pub path: &'r str,
+    /// `GET /orders/{orderId}`.
+    pub route_key: &'static str,
+    /// The stage's name.
+    pub stage: &'r str,
+    /// The caller's address.
+    pub source_ip: String,
+    /// The request id.
+    pub request_id: &'r str,
 }
 
 impl Credentials<'_> {
@@ -171,6 +211,8 @@ pub struct Auth {
     keys: Arc<keys::KeyStore>,
     #[cfg(feature = "jwt")]
     jwt: Vec<Option<jwt::Verifier>>,
+    #[cfg(feature = "authorizer")]
+    authorizers: Vec<Option<authorizer::Authorizer>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -211,11 +253,25 @@ impl Auth {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        #[cfg(feature = "authorizer")]
+        let authorizers = def
+            .schemes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                SchemeDef::Authorizer(a) => {
+                    authorizer::Authorizer::new(a, stage, def.names[i]).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Auth {
             def,
             keys: Arc::new(keys),
             #[cfg(feature = "jwt")]
             jwt,
+            #[cfg(feature = "authorizer")]
+            authorizers,
         })
     }
 
@@ -240,11 +296,14 @@ impl Auth {
             match self.requirement(requirement, plans, creds).await {
                 Ok(id) => return Ok(id),
                 Err(d) => {
-                    // A refusal of valid credentials (403) says more than a missing one (401).
-                    let replace = matches!(
-                        (&worst, &d),
-                        (None, _) | (Some(Denial::Unauthenticated(..)), Denial::Forbidden(_))
-                    );
+                    // A refusal of valid credentials (403) says more than an undecided one (503),
+                    // which says more than a missing one (401).
+                    let rank = |d: &Denial| match d {
+                        Denial::Unauthenticated(..) => 0,
+                        Denial::Unavailable(_) => 1,
+                        Denial::Forbidden(_) => 2,
+                    };
+                    let replace = worst.as_ref().is_none_or(|w| rank(&d) > rank(w));
                     if replace {
                         worst = Some(d);
                     }
@@ -329,6 +388,21 @@ impl Auth {
                         )));
                     }
                     id.claims = Some(claims);
+                }
+                #[cfg(feature = "authorizer")]
+                Some(SchemeDef::Authorizer(_)) => {
+                    let Some(a) = self.authorizers.get(index).and_then(Option::as_ref) else {
+                        return Err(Denial::Unavailable(
+                            "the authorizer is not available".into(),
+                        ));
+                    };
+                    let verdict = a.authorize(creds).await?;
+                    if !verdict.allowed {
+                        return Err(Denial::Forbidden(
+                            "the authorizer denied the request".into(),
+                        ));
+                    }
+                    id.authorizer = Some((verdict.context, verdict.principal));
                 }
                 _ => {
                     return Err(Denial::Unauthenticated(

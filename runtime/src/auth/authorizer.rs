@@ -1,0 +1,323 @@
+//! Custom authorizers (`authorizer.type: http`): the gateway POSTs AWS's HTTP-API authorizer
+//! event (payload format 2.0) to a URL and reads either the simple response
+//! (`{"isAuthorized": bool, "context": {…}}`) or a REST policy document (`principalId`,
+//! `policyDocument`, `context`).
+//!
+//! - Every identity source must be present; otherwise the request is 401 and nothing is called.
+//! - Results (allow and deny alike) are cached per identity for `ttl`; the cache is bounded.
+//! - An authorizer that cannot be reached, times out, or answers something else is 503: never
+//!   500, and never a pass.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{AuthorizerDef, Credentials, Denial};
+use crate::stage::{Stage, StartError};
+
+/// Most cached results kept; beyond it, expired entries go first, then everything.
+const MAX_CACHED: usize = 10_000;
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// What an authorizer said.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Allowed.
+    pub allowed: bool,
+    /// `context`, passed on as the caller's authorizer context.
+    pub context: serde_json::Value,
+    /// `principalId`, when a policy document gave one.
+    pub principal: Option<String>,
+}
+
+/// One authorizer.
+pub struct Authorizer {
+    name: String,
+    url: http::Uri,
+    def: AuthorizerDef,
+    client: Client,
+    cache: Mutex<HashMap<String, (Instant, Verdict)>>,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("scheme", &self.name)
+            .finish()
+    }
+}
+
+impl Authorizer {
+    /// Prepares an authorizer for `stage`.
+    pub fn new(def: &AuthorizerDef, stage: &Stage, name: &str) -> Result<Authorizer, StartError> {
+        let url = stage.interpolate(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
+        if !url.starts_with("http://") {
+            return Err(StartError::Invalid(format!(
+                "the authorizer URL `{url}` of scheme `{name}` is not an http:// URL (TLS is not built yet)"
+            )));
+        }
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Ok(Authorizer {
+            name: name.to_string(),
+            url: uri,
+            def: *def,
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build(connector),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Decides a request.
+    pub async fn authorize(&self, creds: &Credentials<'_>) -> Result<Verdict, Denial> {
+        let mut identity = Vec::new();
+        for src in self.def.identity {
+            let value = match src.split_once('.') {
+                Some(("header", n)) => creds.header(n).map(str::to_string),
+                Some(("query", n)) => creds.query(n),
+                Some(("cookie", n)) => creds.cookie(n),
+                _ => None,
+            };
+            match value.filter(|v| !v.is_empty()) {
+                Some(v) => identity.push(v),
+                None => {
+                    return Err(Denial::Unauthenticated(
+                        "Bearer",
+                        format!("the identity source `{src}` is missing"),
+                    ))
+                }
+            }
+        }
+        let key = identity.join("\u{0}");
+        if self.def.ttl > 0 {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((until, verdict)) = cache.get(&key) {
+                if Instant::now() < *until {
+                    return Ok(verdict.clone());
+                }
+            }
+        }
+        let verdict = self.call(creds, &identity).await?;
+        if self.def.ttl > 0 {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= MAX_CACHED {
+                let now = Instant::now();
+                cache.retain(|_, (until, _)| *until > now);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                (
+                    Instant::now() + Duration::from_secs(self.def.ttl),
+                    verdict.clone(),
+                ),
+            );
+        }
+        Ok(verdict)
+    }
+
+    async fn call(&self, creds: &Credentials<'_>, identity: &[String]) -> Result<Verdict, Denial> {
+        let unavailable = |why: String| {
+            eprintln!(
+                "{}",
+                serde_json::json!({"message": "the authorizer failed", "scheme": self.name, "error": why})
+            );
+            Denial::Unavailable("the authorizer is not available".into())
+        };
+        let mut headers = serde_json::Map::new();
+        for (k, v) in creds.headers.iter() {
+            if let Ok(v) = v.to_str() {
+                let entry = headers
+                    .entry(k.as_str().to_string())
+                    .or_insert_with(|| serde_json::Value::String(String::new()));
+                if let serde_json::Value::String(s) = entry {
+                    if !s.is_empty() {
+                        s.push(',');
+                    }
+                    s.push_str(v);
+                }
+            }
+        }
+        let query: serde_json::Map<String, serde_json::Value> = creds
+            .query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                let d = |s: &str| {
+                    percent_encoding::percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                (d(k), serde_json::Value::String(d(v)))
+            })
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let route_arn = format!(
+            "arn:aws:execute-api:local:gwgen:gateway/{}/{}{}",
+            creds.stage, creds.method, creds.path
+        );
+        let event = serde_json::json!({
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": route_arn,
+            "identitySource": identity,
+            "routeKey": creds.route_key,
+            "rawPath": creds.path,
+            "rawQueryString": creds.query.unwrap_or(""),
+            "headers": headers,
+            "queryStringParameters": query,
+            "requestContext": {
+                "accountId": "gwgen",
+                "apiId": "gateway",
+                "http": {
+                    "method": creds.method,
+                    "path": creds.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": creds.source_ip,
+                    "userAgent": creds.header("user-agent").unwrap_or(""),
+                },
+                "requestId": creds.request_id,
+                "routeKey": creds.route_key,
+                "stage": creds.stage,
+                "timeEpoch": now,
+            },
+        });
+        let req = http::Request::post(self.url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                event.to_string(),
+            )))
+            .map_err(|e| unavailable(e.to_string()))?;
+        let resp = tokio::time::timeout(
+            Duration::from_millis(self.def.timeout),
+            self.client.request(req),
+        )
+        .await
+        .map_err(|_| unavailable("timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("answered {}", resp.status())));
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20);
+        let bytes = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .to_bytes();
+        let answer: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("not JSON: {e}")))?;
+        parse_answer(&answer, &route_arn)
+            .ok_or_else(|| unavailable("an answer of neither shape".into()))
+    }
+}
+
+/// Reads a simple response or a policy document.
+pub fn parse_answer(answer: &serde_json::Value, route_arn: &str) -> Option<Verdict> {
+    let context = answer
+        .get("context")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(allowed) = answer.get("isAuthorized").and_then(|v| v.as_bool()) {
+        return Some(Verdict {
+            allowed,
+            context,
+            principal: None,
+        });
+    }
+    let statements = answer.pointer("/policyDocument/Statement")?;
+    let statements: Vec<&serde_json::Value> = match statements {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut allow = false;
+    for st in statements {
+        let effect = st.get("Effect").and_then(|v| v.as_str()).unwrap_or("");
+        let resources: Vec<&str> = match st.get("Resource") {
+            Some(serde_json::Value::String(s)) => vec![s.as_str()],
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if !resources.iter().any(|r| arn_matches(r, route_arn)) {
+            continue;
+        }
+        match effect {
+            "Deny" => {
+                allow = false;
+                break;
+            }
+            "Allow" => allow = true,
+            _ => {}
+        }
+    }
+    Some(Verdict {
+        allowed: allow,
+        context,
+        principal: answer
+            .get("principalId")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+    })
+}
+
+/// `*` matches any run of characters, as in IAM resource patterns.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == arn;
+    }
+    let mut rest = arn;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers() {
+        let arn = "arn:aws:execute-api:local:gwgen:gateway/dev/GET/orders/1";
+        let simple = serde_json::json!({"isAuthorized": true, "context": {"user": "a"}});
+        assert!(parse_answer(&simple, arn).is_some_and(|v| v.allowed));
+        let policy = serde_json::json!({"principalId": "u1", "policyDocument": {"Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*:*:*/dev/GET/*"}]}});
+        let v = parse_answer(&policy, arn).unwrap();
+        assert!(v.allowed);
+        assert_eq!(v.principal.as_deref(), Some("u1"));
+        let deny = serde_json::json!({"policyDocument": {"Statement": [
+            {"Effect": "Allow", "Resource": "*"}, {"Effect": "Deny", "Resource": "*/GET/orders/*"}]}});
+        assert!(!parse_answer(&deny, arn).unwrap().allowed);
+        let elsewhere = serde_json::json!({"policyDocument": {"Statement": [{"Effect": "Allow", "Resource": "*/POST/*"}]}});
+        assert!(!parse_answer(&elsewhere, arn).unwrap().allowed);
+        assert!(parse_answer(&serde_json::json!({"nothing": 1}), arn).is_none());
+    }
+}
