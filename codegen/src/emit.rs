@@ -261,6 +261,16 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
     if gw.validation.patterns {
         features.push("\"patterns\"");
     }
+    let redis_keys = gw
+        .root
+        .api_keys
+        .as_ref()
+        .and_then(|k| k.get("source"))
+        .and_then(|v| v.as_str())
+        == Some("redis");
+    if redis_keys && uses_scheme(gw, SchemeKind::ApiKey) {
+        features.push("\"redis\"");
+    }
     if uses_scheme(gw, SchemeKind::Authorizer) {
         features.push("\"authorizer\"");
     }
@@ -732,12 +742,23 @@ fn security_def(gw: &Gateway) -> TokenStream {
         }
         None => quote! { None },
     };
+    let state = gw.root.state.as_ref().filter(|s| s.backend == "redis");
+    let redis = match state.and_then(|s| s.url.as_ref()) {
+        Some(u) => {
+            let u = lit(u);
+            quote! { Some(#u) }
+        }
+        None => quote! { None },
+    };
+    let prefix = lit(state.and_then(|s| s.prefix.as_deref()).unwrap_or("gwgen:"));
     quote! {
         /// The spec's security schemes, by index, as the runtime verifies them.
         pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
             names: &[#(#names),*],
             schemes: &[#(#schemes),*],
             api_keys: #api_keys,
+            redis: #redis,
+            prefix: #prefix,
         };
     }
 }

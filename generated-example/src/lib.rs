@@ -81,6 +81,8 @@ pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
     names: &[],
     schemes: &[],
     api_keys: None,
+    redis: None,
+    prefix: "gwgen:",
 };
 /// The route decision tree over the normalised path segments.
 pub fn route<'a>(

@@ -737,14 +737,37 @@ pub fn main_with(
             print!("{h}");
             return ExitCode::SUCCESS;
         }
-        Ok(Command::AddKey { plan, file, name }) => {
-            return match crate::auth::keys::add(&plan, &file, name.as_deref()) {
-                Ok(key) => {
+        Ok(Command::AddKey {
+            plan,
+            file,
+            redis,
+            prefix,
+            name,
+        }) => {
+            let added = match (&file, &redis) {
+                (Some(file), _) => crate::auth::keys::add(&plan, file, name.as_deref()).map(|k| {
+                    (
+                        k,
+                        format!(
+                            "to {} (send SIGHUP to a running gateway to load it)",
+                            file.display()
+                        ),
+                    )
+                }),
+                #[cfg(feature = "redis")]
+                (None, Some(url)) => {
+                    crate::auth::keys::redis_store::add(&plan, url, &prefix, name.as_deref())
+                        .map(|k| (k, "to Redis (every instance sees it at once)".to_string()))
+                }
+                _ => {
+                    let _ = (&redis, &prefix);
+                    Err("this gateway was built without the Redis key store".to_string())
+                }
+            };
+            return match added {
+                Ok((key, place)) => {
                     println!("{key}");
-                    eprintln!(
-                        "added a key of plan `{plan}` to {} (send SIGHUP to a running gateway to load it)",
-                        file.display()
-                    );
+                    eprintln!("added a key of plan `{plan}` {place}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -85,7 +85,7 @@ impl Jwks {
             for conn in listener.incoming().flatten() {
                 let (f, d, doc) = (f.clone(), d.clone(), doc.clone());
                 // One thread a connection: each verifier keeps its own connection open.
-                std::thread::spawn(move || serve_jwks(conn, &f, &d, &doc));
+                std::thread::spawn(move || serve_jwks(conn, port, &f, &d, &doc));
             }
         });
         Jwks {
@@ -96,7 +96,13 @@ impl Jwks {
     }
 }
 
-fn serve_jwks(conn: std::net::TcpStream, fetches: &AtomicUsize, down: &AtomicBool, doc: &str) {
+fn serve_jwks(
+    conn: std::net::TcpStream,
+    port: u16,
+    fetches: &AtomicUsize,
+    down: &AtomicBool,
+    doc: &str,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut w) = conn.try_clone() else {
         return;
@@ -115,6 +121,15 @@ fn serve_jwks(conn: std::net::TcpStream, fetches: &AtomicUsize, down: &AtomicBoo
             }
         }
         fetches.fetch_add(1, Ordering::SeqCst);
+        // OpenID Connect discovery names the JWKS.
+        let discovery = format!(
+            "{{\"issuer\":\"https://issuer.test\",\"jwks_uri\":\"http://127.0.0.1:{port}/jwks.json\"}}"
+        );
+        let doc = if line.contains("openid-configuration") {
+            discovery.as_str()
+        } else {
+            doc
+        };
         let resp = if down.load(Ordering::SeqCst) {
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_string()
         } else {
@@ -327,6 +342,9 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/scoped", &bearer(&t("scp_list")), 200);
     expect("/scoped", &bearer(&t("unscoped")), 403);
     expect("/scoped", "", 401);
+    // OpenID Connect: the JWKS found through discovery.
+    expect("/oidc", &bearer(&t("rs256")), 200);
+    expect("/oidc", &bearer(&t("other_key_same_kid")), 401);
     // HMAC scheme: only HS256 with its secret; an RSA token is refused there.
     expect("/hs", &bearer(&t("hs_valid")), 200);
     expect("/hs", &bearer(&t("rs256")), 401);
@@ -458,4 +476,172 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `redis-server` on a free loopback port, stopped by PID when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (CI installs it; locally: apt-get install redis-server)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn api_keys_in_redis_are_shared_by_instances_and_fail_closed() {
+    let redis = Redis::start(crate::net::free_port());
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/auth-redis.yaml");
+    let out = Command::new(&bin)
+        .args([
+            "keys",
+            "add",
+            "--plan",
+            "free",
+            "--redis",
+            &redis.url(),
+            "--prefix",
+            "gwtest:",
+            "--name",
+            "ci",
+        ])
+        .output()
+        .expect("keys add runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stored = redis.cli(&["--scan", "--pattern", "gwtest:apikey:*"]);
+    assert_eq!(stored.lines().count(), 1, "{stored}");
+    assert!(!stored.contains(&key), "keys are stored hashed");
+    let env = |r: &Redis| {
+        vec![
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("REDIS_URL", r.url()),
+        ]
+    };
+    let a = Running::start(&bin, &[], &env(&redis));
+    let b = Running::start(&bin, &[], &env(&redis));
+    for gw in [&a, &b] {
+        assert_eq!(
+            get(gw.port, "/orders", &format!("X-Api-Key: {key}\r\n")).status,
+            200
+        );
+        assert_eq!(
+            get(gw.port, &format!("/by-query?api_key={key}"), "").status,
+            200
+        );
+        assert_eq!(
+            get(
+                gw.port,
+                "/by-cookie",
+                &format!("Cookie: a=1; session_key={key}\r\n")
+            )
+            .status,
+            200
+        );
+        assert_eq!(
+            get(gw.port, "/orders", "X-Api-Key: gw_nope\r\n").status,
+            401
+        );
+        assert_eq!(get(gw.port, "/orders", "").status, 401);
+    }
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    assert_eq!(hits, 6);
+    // Revoked in Redis: refused by every instance at once.
+    let record = redis.cli(&["--scan", "--pattern", "gwtest:apikey:*"]);
+    redis.cli(&["DEL", record.trim()]);
+    for gw in [&a, &b] {
+        assert_eq!(
+            get(gw.port, "/orders", &format!("X-Api-Key: {key}\r\n")).status,
+            401
+        );
+    }
+    // Redis down: the key cannot be checked, so nothing passes: 503, never 500 or 200.
+    let port = redis.port;
+    drop(redis);
+    let r = get(a.port, "/orders", &format!("X-Api-Key: {key}\r\n"));
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), hits);
+    // Redis back: the same instances serve again, without a restart.
+    let redis = Redis::start(port);
+    let out = Command::new(&bin)
+        .args([
+            "keys",
+            "add",
+            "--plan",
+            "free",
+            "--redis",
+            &redis.url(),
+            "--prefix",
+            "gwtest:",
+        ])
+        .output()
+        .expect("keys add runs");
+    let again = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(a.port, "/orders", &format!("X-Api-Key: {again}\r\n"));
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery: {} {}",
+            r.status,
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        get(b.port, "/orders", &format!("X-Api-Key: {again}\r\n")).status,
+        200
+    );
 }

@@ -325,8 +325,7 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
         let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
             (_, _)
-                if x
-                    .authorizer
+                if x.authorizer
                     .as_ref()
                     .and_then(|a| a.get("type"))
                     .and_then(|t| t.as_str())
@@ -345,9 +344,17 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
                     .as_ref()
                     .and_then(|k| k.get("source"))
                     .and_then(|v| v.as_str())
-                    == Some("redis") =>
+                    == Some("redis")
+                    && !gw
+                        .root
+                        .state
+                        .as_ref()
+                        .is_some_and(|s| s.backend == "redis" && s.url.is_some()) =>
             {
-                Some("the `redis` API key store is not available in this gateway yet; use `file:PATH`".to_string())
+                Some(
+                    "API keys in Redis need `x-gateway.state: { backend: redis, url: … }`"
+                        .to_string(),
+                )
             }
             ("openIdConnect", _) if s.openid_connect_url.is_some() => None,
             ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some(

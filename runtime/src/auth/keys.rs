@@ -132,9 +132,19 @@ impl KeyStore {
     }
 }
 
-/// `keys add --plan P --file F [--name N]`: makes a random key, appends its hash to the file, and
-/// returns the key (printed once; it is stored nowhere else).
-pub fn add(plan: &str, file: &std::path::Path, name: Option<&str>) -> Result<String, String> {
+/// A new random key (256 bits).
+pub fn new_key() -> String {
+    let a = uuid::Uuid::new_v4();
+    let b = uuid::Uuid::new_v4();
+    format!("gw_{}{}", hex(a.as_bytes()), hex(b.as_bytes()))
+}
+
+/// The hex SHA-256 of a key, as stores keep it.
+pub fn digest_hex(key: &str) -> String {
+    hex(&digest(key))
+}
+
+fn check_names(plan: &str, name: Option<&str>) -> Result<(), String> {
     if plan.is_empty() || plan.contains(char::is_whitespace) || plan.contains('#') {
         return Err(format!("`{plan}` is not a usable plan name"));
     }
@@ -143,9 +153,14 @@ pub fn add(plan: &str, file: &std::path::Path, name: Option<&str>) -> Result<Str
             return Err(format!("`{n}` is not a usable key name"));
         }
     }
-    let a = uuid::Uuid::new_v4();
-    let b = uuid::Uuid::new_v4();
-    let key = format!("gw_{}{}", hex(a.as_bytes()), hex(b.as_bytes()));
+    Ok(())
+}
+
+/// `keys add --plan P --file F [--name N]`: makes a random key, appends its hash to the file, and
+/// returns the key (printed once; it is stored nowhere else).
+pub fn add(plan: &str, file: &std::path::Path, name: Option<&str>) -> Result<String, String> {
+    check_names(plan, name)?;
+    let key = new_key();
     let line = format!(
         "{plan} {}{}\n",
         hex(&digest(&key)),
@@ -164,6 +179,118 @@ pub fn add(plan: &str, file: &std::path::Path, name: Option<&str>) -> Result<Str
     f.write_all(line.as_bytes())
         .map_err(|e| format!("cannot write `{}`: {e}", file.display()))?;
     Ok(key)
+}
+
+/// API keys in Redis: one hash a key, `PREFIXapikey:SHA256-HEX` with fields `plan` and `name`,
+/// so every gateway instance sees a key the moment it is added, and a deleted key at once.
+#[cfg(feature = "redis")]
+pub mod redis_store {
+    use super::{check_names, digest_hex, new_key, KeyEntry};
+
+    /// The Redis key of a key's record.
+    pub fn record_key(prefix: &str, digest_hex: &str) -> String {
+        format!("{prefix}apikey:{digest_hex}")
+    }
+
+    /// A connection to the store, made on first use and re-made after failures.
+    pub struct RedisKeys {
+        client: redis::Client,
+        prefix: String,
+        conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    }
+
+    impl std::fmt::Debug for RedisKeys {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RedisKeys")
+                .field("prefix", &self.prefix)
+                .finish()
+        }
+    }
+
+    impl RedisKeys {
+        /// A store at `url` (`redis://HOST:PORT/DB`).
+        pub fn new(url: &str, prefix: &str) -> Result<RedisKeys, String> {
+            let client = redis::Client::open(url)
+                .map_err(|e| format!("the Redis URL `{url}` is not usable: {e}"))?;
+            Ok(RedisKeys {
+                client,
+                prefix: prefix.to_string(),
+                conn: tokio::sync::OnceCell::new(),
+            })
+        }
+
+        async fn conn(&self) -> Result<redis::aio::ConnectionManager, String> {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_number_of_retries(1);
+            self.conn
+                .get_or_try_init(|| async {
+                    redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .cloned()
+        }
+
+        /// The record of a presented key; `Err` when Redis cannot answer. A connection that broke
+        /// since the last request (Redis restarted) is re-made once before giving up.
+        pub async fn lookup(&self, presented: &str) -> Result<Option<KeyEntry>, String> {
+            match self.lookup_once(presented).await {
+                Ok(v) => Ok(v),
+                Err(_) => self.lookup_once(presented).await,
+            }
+        }
+
+        async fn lookup_once(&self, presented: &str) -> Result<Option<KeyEntry>, String> {
+            let mut conn = self.conn().await?;
+            let d = super::digest(presented);
+            let key = record_key(&self.prefix, &digest_hex(presented));
+            let fields: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("plan")
+                .arg("name")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(
+                match (
+                    fields.first().cloned().flatten(),
+                    fields.get(1).cloned().flatten(),
+                ) {
+                    (Some(plan), name) => Some(KeyEntry {
+                        plan,
+                        name: name.unwrap_or_else(|| digest_hex(presented)[..12].to_string()),
+                        digest: d,
+                    }),
+                    _ => None,
+                },
+            )
+        }
+    }
+
+    /// `keys add --plan P --redis URL [--prefix X] [--name N]`: makes a key and stores its hash.
+    pub fn add(plan: &str, url: &str, prefix: &str, name: Option<&str>) -> Result<String, String> {
+        check_names(plan, name)?;
+        let key = new_key();
+        let client = redis::Client::open(url).map_err(|e| format!("the Redis URL `{url}`: {e}"))?;
+        let mut conn = client
+            .get_connection_with_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| format!("cannot reach Redis at `{url}`: {e}"))?;
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| digest_hex(&key)[..12].to_string());
+        redis::cmd("HSET")
+            .arg(record_key(prefix, &digest_hex(&key)))
+            .arg("plan")
+            .arg(plan)
+            .arg("name")
+            .arg(&name)
+            .query::<()>(&mut conn)
+            .map_err(|e| format!("cannot store the key in Redis: {e}"))?;
+        Ok(key)
+    }
 }
 
 #[cfg(test)]

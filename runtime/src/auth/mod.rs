@@ -94,8 +94,12 @@ pub struct SecurityDef {
     pub names: &'static [&'static str],
     /// Schemes, by index.
     pub schemes: &'static [SchemeDef],
-    /// `x-gateway.api_keys.source` (`file:PATH`), if set.
+    /// `x-gateway.api_keys.source` (`file:PATH` or `redis`), if set.
     pub api_keys: Option<&'static str>,
+    /// `x-gateway.state.url`, for `redis` key sources.
+    pub redis: Option<&'static str>,
+    /// `x-gateway.state.prefix` (default `gwgen:`).
+    pub prefix: &'static str,
 }
 
 /// Who is calling, once verified.
@@ -209,6 +213,8 @@ impl Credentials<'_> {
 pub struct Auth {
     def: SecurityDef,
     keys: Arc<keys::KeyStore>,
+    #[cfg(feature = "redis")]
+    redis_keys: Option<keys::redis_store::RedisKeys>,
     #[cfg(feature = "jwt")]
     jwt: Vec<Option<jwt::Verifier>>,
     #[cfg(feature = "authorizer")]
@@ -231,12 +237,34 @@ impl Auth {
             .schemes
             .iter()
             .any(|s| matches!(s, SchemeDef::ApiKey { .. }));
+        #[cfg(feature = "redis")]
+        let mut redis_keys = None;
         let keys = match (def.api_keys, uses_keys) {
+            (Some("redis"), true) => {
+                #[cfg(feature = "redis")]
+                {
+                    let url = def.redis.ok_or_else(|| {
+                        StartError::Invalid("API keys in Redis need `x-gateway.state.url`".into())
+                    })?;
+                    let url = stage.interpolate(url, "`x-gateway.state.url`")?;
+                    redis_keys = Some(
+                        keys::redis_store::RedisKeys::new(&url, def.prefix)
+                            .map_err(StartError::Invalid)?,
+                    );
+                    keys::KeyStore::empty()
+                }
+                #[cfg(not(feature = "redis"))]
+                {
+                    return Err(StartError::Invalid(
+                        "this gateway was built without the Redis key store".into(),
+                    ));
+                }
+            }
             (Some(source), true) => {
                 let source = stage.interpolate(source, "`x-gateway.api_keys.source`")?;
                 let path = source.strip_prefix("file:").ok_or_else(|| {
                     StartError::Invalid(format!(
-                        "API key source `{source}` is not available in this gateway (only `file:PATH`)"
+                        "API key source `{source}` is not `file:PATH` or `redis`"
                     ))
                 })?;
                 keys::KeyStore::from_file(path.into()).map_err(StartError::Invalid)?
@@ -268,11 +296,29 @@ impl Auth {
         Ok(Auth {
             def,
             keys: Arc::new(keys),
+            #[cfg(feature = "redis")]
+            redis_keys,
             #[cfg(feature = "jwt")]
             jwt,
             #[cfg(feature = "authorizer")]
             authorizers,
         })
+    }
+
+    /// A presented key's record, from the file or from Redis (which failing is 503: the key
+    /// cannot be checked, so the request is not let through).
+    async fn lookup_key(&self, presented: &str) -> Result<Option<keys::KeyEntry>, Denial> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.redis_keys {
+            return r.lookup(presented).await.map_err(|e| {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"message": "the Redis key store failed", "error": e})
+                );
+                Denial::Unavailable("the API key store is not available".into())
+            });
+        }
+        Ok(self.keys.lookup(presented))
     }
 
     /// The key store (reloaded on SIGHUP by the server).
@@ -345,7 +391,7 @@ impl Auth {
                             format!("an API key is required (`{name}`)"),
                         ));
                     };
-                    let Some(entry) = self.keys.lookup(&presented) else {
+                    let Some(entry) = self.lookup_key(&presented).await? else {
                         return Err(Denial::Unauthenticated(
                             challenge,
                             "the API key is not valid".into(),
