@@ -109,6 +109,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
     ("src/json.rs", include_str!("../../runtime/src/json.rs")),
     ("src/cors.rs", include_str!("../../runtime/src/cors.rs")),
+    ("src/tls.rs", include_str!("../../runtime/src/tls.rs")),
     (
         "src/auth/mod.rs",
         include_str!("../../runtime/src/auth/mod.rs"),

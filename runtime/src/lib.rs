@@ -19,6 +19,8 @@ pub mod path;
 pub mod problem;
 pub mod router;
 pub mod stage;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod validate;
 
 /// What generated code uses. Not a public API: its name carries the version it belongs to.

@@ -254,6 +254,119 @@ fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
     key
 }
 
+/// A private CA and a certificate for 127.0.0.1 it signed, made with the openssl CLI:
+/// `(ca.pem, leaf.pem, leaf.key)`.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=gwgen test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+/// The JWKS over HTTPS (Python's `ssl`), stopped by PID when dropped.
+struct HttpsJwks {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpsJwks {
+    fn start(dir: &Path, cert: &Path, key: &Path, jwks: &str) -> HttpsJwks {
+        let file = dir.join("tls-jwks.json");
+        std::fs::write(&file, jwks).expect("jwks");
+        let port = crate::net::free_port();
+        let child = Command::new("python3")
+            .arg(repo().join("tests/tools/https_file_server.py"))
+            .arg(port.to_string())
+            .arg(cert)
+            .arg(key)
+            .arg(&file)
+            .spawn()
+            .expect("python3 runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the HTTPS JWKS server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        HttpsJwks { child, port }
+    }
+}
+
+impl Drop for HttpsJwks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     let dir = std::env::temp_dir().join(format!("gwgen-auth-{}", std::process::id()));
@@ -262,6 +375,8 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     let m = material(&dir);
     let jwks = Jwks::start(m.jwks.clone());
     let authz = Authz::start();
+    let (ca, leaf, leaf_key) = certificates(&dir);
+    let tls_jwks = HttpsJwks::start(&dir, &leaf, &leaf_key, &m.jwks);
     let upstream = Upstream::start();
     let bin = build("tests/fixtures/gateway/auth.yaml");
     let keys = dir.join("keys.txt");
@@ -282,6 +397,9 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
             ("API_KEYS_FILE", keys.display().to_string()),
             ("HS_SECRET", m.hs_secret.clone()),
             ("AUTHZ_PORT", authz.port.to_string()),
+            ("JWKS_TLS_PORT", tls_jwks.port.to_string()),
+            // The private CA the HTTPS JWKS's certificate comes from.
+            ("SSL_CERT_FILE", ca.display().to_string()),
         ],
     );
     let t = |name: &str| {
@@ -342,6 +460,26 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/scoped", &bearer(&t("scp_list")), 200);
     expect("/scoped", &bearer(&t("unscoped")), 403);
     expect("/scoped", "", 401);
+    // The JWKS over HTTPS, its certificate checked against the CA.
+    expect("/jwt-tls", &bearer(&t("rs256")), 200);
+    expect("/jwt-tls", &bearer(&t("other_key_same_kid")), 401);
+    // A gateway that does not trust that CA refuses the same token: the JWKS cannot be fetched.
+    {
+        let untrusting = Running::start(
+            &bin,
+            &[],
+            &[
+                ("UPSTREAM_PORT", upstream.port.to_string()),
+                ("JWKS_PORT", jwks.port.to_string()),
+                ("API_KEYS_FILE", keys.display().to_string()),
+                ("HS_SECRET", m.hs_secret.clone()),
+                ("AUTHZ_PORT", authz.port.to_string()),
+                ("JWKS_TLS_PORT", tls_jwks.port.to_string()),
+            ],
+        );
+        let r = get(untrusting.port, "/jwt-tls", &bearer(&t("rs256")));
+        assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    }
     // OpenID Connect: the JWKS found through discovery.
     expect("/oidc", &bearer(&t("rs256")), 200);
     expect("/oidc", &bearer(&t("other_key_same_kid")), 401);

@@ -18,10 +18,8 @@ use crate::stage::{Stage, StartError};
 /// Most cached results kept; beyond it, expired entries go first, then everything.
 const MAX_CACHED: usize = 10_000;
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
+type Client =
+    hyper_util::client::legacy::Client<crate::tls::Connector, http_body_util::Full<bytes::Bytes>>;
 
 /// What an authorizer said.
 #[derive(Debug, Clone)]
@@ -55,16 +53,16 @@ impl Authorizer {
     /// Prepares an authorizer for `stage`.
     pub fn new(def: &AuthorizerDef, stage: &Stage, name: &str) -> Result<Authorizer, StartError> {
         let url = stage.interpolate(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
-        if !url.starts_with("http://") {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(StartError::Invalid(format!(
-                "the authorizer URL `{url}` of scheme `{name}` is not an http:// URL (TLS is not built yet)"
+                "the authorizer URL `{url}` of scheme `{name}` is not an http:// or https:// URL"
             )));
         }
         let uri: http::Uri = url
             .parse()
             .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = crate::tls::connector()
+            .map_err(|e| StartError::Invalid(format!("security scheme `{name}`: {e}")))?;
         Ok(Authorizer {
             name: name.to_string(),
             url: uri,

@@ -3,7 +3,8 @@
 //! lists and no other, whatever a token's header says. `exp` is required; `nbf`, `iss` and `aud`
 //! are checked, with `leeway`.
 //!
-//! A fetched JWKS is cached. A token whose `kid` the cache lacks triggers a refresh, at most once
+//! Key endpoints are fetched over `http://` or `https://` (rustls, the system's roots or
+//! `SSL_CERT_FILE`). A fetched JWKS is cached. A token whose `kid` the cache lacks triggers a refresh, at most once
 //! per 30 seconds whatever the traffic; when the endpoint is down the cached keys keep serving.
 
 use std::str::FromStr;
@@ -19,10 +20,8 @@ use crate::stage::{Stage, StartError};
 /// The shortest time between two fetches of a JWKS.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Empty<bytes::Bytes>,
->;
+type Client =
+    hyper_util::client::legacy::Client<crate::tls::Connector, http_body_util::Empty<bytes::Bytes>>;
 
 /// One scheme's verifier.
 pub struct Verifier {
@@ -54,11 +53,11 @@ impl std::fmt::Debug for Verifier {
 }
 
 fn http_only(url: &str, what: &str) -> Result<(), StartError> {
-    if url.starts_with("http://") {
+    if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
         Err(StartError::Invalid(format!(
-            "{what} `{url}` is not an http:// URL; this gateway fetches keys over plain HTTP only (TLS to key endpoints is not built yet)"
+            "{what} `{url}` is not an http:// or https:// URL"
         )))
     }
 }
@@ -108,10 +107,10 @@ impl Verifier {
             }
             _ => None,
         };
-        let remote = (jwks_uri.is_some() || discovery.is_some()).then(|| {
-            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            connector.set_connect_timeout(Some(Duration::from_secs(5)));
-            Remote {
+        let remote = if jwks_uri.is_some() || discovery.is_some() {
+            let connector = crate::tls::connector()
+                .map_err(|e| StartError::Invalid(format!("security scheme `{name}`: {e}")))?;
+            Some(Remote {
                 jwks_uri: RwLock::new(jwks_uri),
                 discovery,
                 cache: RwLock::new(None),
@@ -120,8 +119,10 @@ impl Verifier {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(connector),
-            }
-        });
+            })
+        } else {
+            None
+        };
         Ok(Verifier {
             name: name.to_string(),
             algorithms,

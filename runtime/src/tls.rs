@@ -1,0 +1,44 @@
+//! The HTTPS client side, for the gateway's own calls (JWKS, OpenID Connect discovery, custom
+//! authorizers): rustls with the `ring` provider, trusting the system's root certificates, or
+//! those of the file `SSL_CERT_FILE` names (the usual OpenSSL convention, for private CAs).
+//!
+//! A machine with no root certificates at all still starts: its HTTPS calls then fail (and the
+//! requests that need them are refused), and a warning says why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::client::legacy::connect::HttpConnector;
+
+/// A connector for `http://` and `https://` URLs.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Builds the connector.
+pub fn connector() -> Result<Connector, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_nodelay(true);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider.clone())
+    {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "message": "no root certificates could be loaded; HTTPS calls will fail (set SSL_CERT_FILE)",
+                    "error": e.to_string(),
+                })
+            );
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+}
