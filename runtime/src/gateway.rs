@@ -618,7 +618,6 @@ pub(crate) mod proxy {
     use axum::extract::Request;
     use axum::response::Response;
     use http::{header, HeaderValue, Uri};
-    use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::rt::TokioExecutor;
 
     use super::Gateway;
@@ -627,12 +626,12 @@ pub(crate) mod proxy {
     use crate::problem::Problem;
     use crate::router::PathParams;
 
-    pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
+    pub(crate) type Client = hyper_util::client::legacy::Client<crate::tls::Connector, Body>;
 
+    /// Pooled keep-alive connections to upstreams, `http://` or `https://` (rustls; the system's
+    /// roots or `SSL_CERT_FILE`).
     pub(crate) fn client() -> Client {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        let connector = crate::tls::connector();
         hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(256)

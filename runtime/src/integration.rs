@@ -97,13 +97,12 @@ impl UrlTemplate {
             }
         }
         match parts.first() {
-            Some(UrlPart::Lit(l)) if l.starts_with("http://") => {}
-            Some(UrlPart::Lit(l)) if l.starts_with("https://") => {
+            Some(UrlPart::Lit(l)) if l.starts_with("http://") || l.starts_with("https://") => {}
+            _ => {
                 return Err(StartError::Invalid(format!(
-                    "{context}: `{l}` is an https URL; this gateway runtime forwards over plain HTTP only"
+                    "{context}: `{template}` is not an http:// or https:// URL"
                 )))
             }
-            _ => return Err(StartError::Invalid(format!("{context}: `{template}` is not an http URL"))),
         }
         let has_params = parts.iter().any(|p| matches!(p, UrlPart::Param(_)));
         Ok(UrlTemplate {

@@ -14,14 +14,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Builds the connector.
-pub fn connector() -> Result<Connector, String> {
+pub fn connector() -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     http.set_nodelay(true);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider.clone())
+        .with_provider_and_native_roots(provider)
     {
         Ok(b) => b,
         Err(e) => {
@@ -32,13 +32,11 @@ pub fn connector() -> Result<Connector, String> {
                     "error": e.to_string(),
                 })
             );
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
+            let config = rustls::ClientConfig::builder()
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth();
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
         }
     };
-    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
+    builder.https_or_http().enable_http1().wrap_connector(http)
 }

@@ -463,6 +463,10 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     // The JWKS over HTTPS, its certificate checked against the CA.
     expect("/jwt-tls", &bearer(&t("rs256")), 200);
     expect("/jwt-tls", &bearer(&t("other_key_same_kid")), 401);
+    // An HTTPS upstream, its certificate checked against the same CA.
+    let r = get(gw.port, "/tls-upstream", "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["keys"].is_array());
     // A gateway that does not trust that CA refuses the same token: the JWKS cannot be fetched.
     {
         let untrusting = Running::start(
@@ -479,6 +483,8 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
         );
         let r = get(untrusting.port, "/jwt-tls", &bearer(&t("rs256")));
         assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+        // … and cannot reach the HTTPS upstream: 502, never the upstream's answer.
+        assert_eq!(get(untrusting.port, "/tls-upstream", "").status, 502);
     }
     // OpenID Connect: the JWKS found through discovery.
     expect("/oidc", &bearer(&t("rs256")), 200);

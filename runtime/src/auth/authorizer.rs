@@ -61,8 +61,7 @@ impl Authorizer {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
-        let connector = crate::tls::connector()
-            .map_err(|e| StartError::Invalid(format!("security scheme `{name}`: {e}")))?;
+        let connector = crate::tls::connector();
         Ok(Authorizer {
             name: name.to_string(),
             url: uri,
