@@ -44,6 +44,17 @@ struct Remote {
     client: Client,
 }
 
+impl Remote {
+    /// The cached key for a token, if the cache has one.
+    fn cached(&self, kid: Option<&str>, alg: Algorithm) -> Option<Result<DecodingKey, String>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|set| find(set, kid, alg))
+    }
+}
+
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
@@ -190,24 +201,14 @@ impl Verifier {
         let Some(remote) = &self.remote else {
             return Err("no key matches the token".into());
         };
-        let cached = remote
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|set| find(set, kid, alg));
-        if let Some(k) = cached {
+        if let Some(k) = remote.cached(kid, alg) {
             return k;
         }
         // Unknown `kid` (or nothing cached yet): refresh, at most once per interval.
         self.refresh(remote).await;
-        let cached = remote
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|set| find(set, kid, alg));
-        cached.unwrap_or_else(|| Err("no key matches the token's `kid`".into()))
+        remote
+            .cached(kid, alg)
+            .unwrap_or_else(|| Err("no key matches the token's `kid`".into()))
     }
 
     async fn refresh(&self, remote: &Remote) {
