@@ -388,11 +388,11 @@ fn deref<'r>(
 fn type_mask(value: &Value, resolver: &referencing::Resolver<'_>, depth: usize) -> u8 {
     let (v, r) = deref(value, resolver);
     let mut mask = match v.get("type") {
-        Some(Value::String(s)) => bit(s),
+        Some(Value::String(s)) => validator::type_bit(s),
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(Value::as_str)
-            .map(bit)
+            .map(validator::type_bit)
             .fold(0, |a, b| a | b),
         _ => 0,
     };
@@ -414,19 +414,6 @@ fn type_mask(value: &Value, resolver: &referencing::Resolver<'_>, depth: usize) 
         mask |= 1;
     }
     mask
-}
-
-fn bit(s: &str) -> u8 {
-    match s {
-        "null" => 1,
-        "boolean" => 2,
-        "integer" => 4,
-        "number" => 8,
-        "string" => 16,
-        "array" => 32,
-        "object" => 64,
-        _ => 0,
-    }
 }
 
 fn shape_value(value: &Value, resolver: &referencing::Resolver<'_>, depth: usize) -> Shape {

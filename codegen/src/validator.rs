@@ -674,19 +674,7 @@ impl<'r> Compiler<'r> {
                 Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
                 _ => vec![],
             };
-            let mut mask = 0u8;
-            for n in &names {
-                mask |= match *n {
-                    "null" => 1,
-                    "boolean" => 2,
-                    "integer" => 4,
-                    "number" => 8,
-                    "string" => 16,
-                    "array" => 32,
-                    "object" => 64,
-                    _ => 0,
-                };
-            }
+            let mut mask = names.iter().fold(0u8, |m, n| m | type_bit(n));
             if nullable {
                 mask |= 1;
             }
@@ -1516,6 +1504,20 @@ fn plural(n: u64) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+/// The runtime's type bit (`rt::v::ty`) of a JSON Schema type name; 0 for an unknown one.
+pub fn type_bit(name: &str) -> u8 {
+    match name {
+        "null" => 1,
+        "boolean" => 2,
+        "integer" => 4,
+        "number" => 8,
+        "string" => 16,
+        "array" => 32,
+        "object" => 64,
+        _ => 0,
     }
 }
 
