@@ -127,6 +127,8 @@ catalogue! {
         "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme. Until it can, operations that require it are refused with 401: the gateway fails closed.";
     UnavailableIntegration = "GW0409", Warning, "integration not available yet",
         "This version of the gateway cannot serve the integration (`lambda`); the operation answers 501 Not Implemented until it can.";
+    UnknownCacheKey = "GW0410", Error, "cache key part names nothing",
+        "A `cache.key` part `path.NAME` must name a path parameter of the operation's template; otherwise every request would share one entry.";
     InvalidPattern = "GW0501", Error, "pattern is not ECMA-262",
         "JSON Schema patterns are ECMA-262 regular expressions; this one does not parse as one.";
     UnsupportedPattern = "GW0502", Error, "pattern cannot be honoured",

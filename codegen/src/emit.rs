@@ -109,6 +109,19 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
     ("src/json.rs", include_str!("../../runtime/src/json.rs")),
     ("src/cors.rs", include_str!("../../runtime/src/cors.rs")),
+    ("src/state.rs", include_str!("../../runtime/src/state.rs")),
+    (
+        "src/throttle.rs",
+        include_str!("../../runtime/src/throttle.rs"),
+    ),
+    (
+        "src/cache/mod.rs",
+        include_str!("../../runtime/src/cache/mod.rs"),
+    ),
+    (
+        "src/cache/store.rs",
+        include_str!("../../runtime/src/cache/store.rs"),
+    ),
     ("src/tls.rs", include_str!("../../runtime/src/tls.rs")),
     (
         "src/auth/mod.rs",
@@ -269,8 +282,12 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
         .and_then(|k| k.get("source"))
         .and_then(|v| v.as_str())
         == Some("redis");
-    if redis_keys && uses_scheme(gw, SchemeKind::ApiKey) {
+    let redis_state = gw.root.state.as_ref().is_some_and(|s| s.backend == "redis");
+    if (redis_keys && uses_scheme(gw, SchemeKind::ApiKey)) || (redis_state && uses_traffic(gw)) {
         features.push("\"redis\"");
+    }
+    if uses_cache(gw) {
+        features.push("\"cache\"");
     }
     if uses_scheme(gw, SchemeKind::Authorizer) {
         features.push("\"authorizer\"");
@@ -397,7 +414,8 @@ fn module_body(gw: &Gateway) -> TokenStream {
             }
             None => quote! { None },
         };
-        quote! { rt::StageDef { name: #name, variables: &[#(#vars),*], validate_responses: #mode } }
+        let throttle = option_tokens(s.settings.throttle.as_ref().map(rate_tokens));
+        quote! { rt::StageDef { name: #name, variables: &[#(#vars),*], validate_responses: #mode, throttle: #throttle } }
     });
     let stage_names = gw.stages.iter().map(|s| lit(&s.name));
     let routes = gw.routes.iter().enumerate().map(|(n, r)| {
@@ -419,6 +437,14 @@ fn module_body(gw: &Gateway) -> TokenStream {
         quote! {}
     };
     let (validation_statics, schema_code) = validation_tokens(gw);
+    let (traffic, with_traffic) = if uses_traffic(gw) {
+        (
+            traffic_def(gw),
+            quote! { let gw = gw.with_traffic(&TRAFFIC, &stage)?; },
+        )
+    } else {
+        (quote! {}, quote! {})
+    };
     let limits = gw.defaults.limits.as_ref();
     let body_limit =
         Literal::u64_unsuffixed(limits.and_then(|l| l.body).map(|b| b.0).unwrap_or(10 << 20));
@@ -445,6 +471,7 @@ fn module_body(gw: &Gateway) -> TokenStream {
             let routes = Vec::from([#(#routes),*]);
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit });
             #with_auth
+            #with_traffic
             Ok(gw)
         }
 
@@ -455,6 +482,8 @@ fn module_body(gw: &Gateway) -> TokenStream {
         }
 
         #security
+
+        #traffic
 
         #tree
 
@@ -572,7 +601,143 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
         }
         None => quote! { None },
     };
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors } }
+    let throttle = option_tokens(r.settings.throttle.as_ref().map(rate_tokens));
+    let cache = option_tokens(r.settings.cache.as_ref().map(|c| {
+        let template = crate::lower::template_params(&r.segments);
+        let parts = c.key.iter().filter_map(|k| {
+            let (kind, name) = k.split_once('.')?;
+            Some(match kind {
+                "path" => {
+                    let i = Literal::usize_unsuffixed(template.iter().position(|p| *p == name)?);
+                    quote! { rt::KeyPart::Path(#i) }
+                }
+                "query" => {
+                    let n = lit(name);
+                    quote! { rt::KeyPart::Query(#n) }
+                }
+                "header" => {
+                    let n = lit(&name.to_ascii_lowercase());
+                    quote! { rt::KeyPart::Header(#n) }
+                }
+                "claims" => {
+                    let n = lit(name);
+                    quote! { rt::KeyPart::Claim(#n) }
+                }
+                "context" => {
+                    let n = lit(name);
+                    quote! { rt::KeyPart::Context(#n) }
+                }
+                _ => return None,
+            })
+        });
+        let ttl = Literal::u64_unsuffixed(c.ttl.0);
+        let shared = c.shared;
+        let invalidate = c.invalidate.iter().map(|s| lit(s));
+        let max_entries = option_tokens(
+            c.max_entries
+                .map(Literal::u64_unsuffixed)
+                .map(|l| quote! { #l }),
+        );
+        quote! {
+            &rt::CacheDef {
+                ttl_ms: #ttl, key: &[#(#parts),*], shared: #shared,
+                invalidate: &[#(#invalidate),*], max_entries: #max_entries,
+            }
+        }
+    }));
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache } }
+}
+
+/// `Some(tokens)` or `None`.
+fn option_tokens(t: Option<TokenStream>) -> TokenStream {
+    match t {
+        Some(t) => quote! { Some(#t) },
+        None => quote! { None },
+    }
+}
+
+/// A token bucket. The rate was checked to be a positive number; anything else becomes 1/s
+/// rather than a panic.
+fn rate_tokens(t: &crate::xgw::Throttle) -> TokenStream {
+    let rate = if t.rate.is_finite() && t.rate > 0.0 {
+        t.rate
+    } else {
+        1.0
+    };
+    let rate = Literal::f64_unsuffixed(rate);
+    let burst = Literal::u32_unsuffixed(u32::try_from(t.burst_or_default()).unwrap_or(u32::MAX));
+    let per_ip = t.per.as_deref() == Some("ip");
+    quote! { rt::Rate { per_second: #rate, burst: #burst, per_ip: #per_ip } }
+}
+
+/// Whether the gateway needs [`traffic_def`]: throttles, quotas, caches or trusted proxies.
+fn uses_traffic(gw: &Gateway) -> bool {
+    gw.stages.iter().any(|s| s.settings.throttle.is_some())
+        || gw
+            .routes
+            .iter()
+            .any(|r| r.settings.throttle.is_some() || r.settings.cache.is_some())
+        || gw
+            .root
+            .usage_plans
+            .values()
+            .any(|p| p.throttle.is_some() || p.quota.is_some())
+        || !gw.root.trusted_proxies.is_empty()
+}
+
+/// Whether a route caches answers (the runtime's `cache` feature).
+fn uses_cache(gw: &Gateway) -> bool {
+    gw.routes.iter().any(|r| r.settings.cache.is_some())
+}
+
+/// Usage plans, the state backend and the trusted proxies.
+fn traffic_def(gw: &Gateway) -> TokenStream {
+    let plans = gw.root.usage_plans.iter().map(|(name, p)| {
+        let name = lit(name);
+        let throttle = option_tokens(p.throttle.as_ref().map(rate_tokens));
+        let quota = option_tokens(p.quota.as_ref().map(|q| {
+            let limit = Literal::u64_unsuffixed(q.limit);
+            let period = match q.period.as_str() {
+                "week" => quote! { rt::Period::Week },
+                "month" => quote! { rt::Period::Month },
+                _ => quote! { rt::Period::Day },
+            };
+            quote! { rt::QuotaDef { limit: #limit, period: #period } }
+        }));
+        quote! { rt::PlanDef { name: #name, throttle: #throttle, quota: #quota } }
+    });
+    let state = gw.root.state.as_ref();
+    let redis = option_tokens(
+        state
+            .filter(|s| s.backend == "redis")
+            .and_then(|s| s.url.as_ref())
+            .map(|u| {
+                let u = lit(u);
+                quote! { #u }
+            }),
+    );
+    let prefix = lit(state.and_then(|s| s.prefix.as_deref()).unwrap_or("gwgen:"));
+    let deny = state.and_then(|s| s.on_state_error.as_deref()) == Some("deny");
+    let timeout =
+        Literal::u64_unsuffixed(state.and_then(|s| s.timeout).map(|t| t.0).unwrap_or(250));
+    let cache_size = Literal::u64_unsuffixed(
+        state
+            .and_then(|s| s.cache_size)
+            .map(|b| b.0)
+            .unwrap_or(64 << 20),
+    );
+    let trusted = gw.root.trusted_proxies.iter().map(|t| lit(t));
+    quote! {
+        /// Usage plans, where throttle, quota and cache state lives, and the trusted proxies.
+        pub static TRAFFIC: rt::TrafficDef = rt::TrafficDef {
+            plans: &[#(#plans),*],
+            state: rt::StateDef {
+                redis: #redis, prefix: #prefix, deny: #deny, timeout_ms: #timeout,
+                cache_size: #cache_size,
+            },
+            trusted_proxies: &[#(#trusted),*],
+        };
+    }
 }
 
 /// Whether a scheme of this kind is used (the runtime's `jwt` and `authorizer` features).
@@ -645,10 +810,11 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         };
         let ttl = Literal::u64_unsuffixed(millis("ttl", 0) / 1000);
         let timeout = Literal::u64_unsuffixed(millis("timeout", 10_000));
+        let plan = opt(&x.plan);
         return (
             quote! {
                 rt::SchemeDef::Authorizer(rt::AuthorizerDef {
-                    url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout,
+                    url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout, plan: #plan,
                 })
             },
             SchemeKind::Authorizer,
@@ -708,12 +874,13 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
                 .map(|k| serde_json::json!({ "keys": k }).to_string()));
             let secret = opt(&x.secret);
             let leeway = Literal::u64_unsuffixed(x.leeway.map(|l| l.0 / 1000).unwrap_or(0));
+            let plan = opt(&x.plan);
             (
                 quote! {
                     rt::SchemeDef::Jwt(rt::JwtDef {
                         issuer: #issuer, audience: &[#(#audience),*], jwks_uri: #jwks_uri,
                         discovery: #discovery, keys: #keys, secret: #secret,
-                        algorithms: &[#(#algorithms),*], leeway: #leeway,
+                        algorithms: &[#(#algorithms),*], leeway: #leeway, plan: #plan,
                     })
                 },
                 SchemeKind::Jwt,

@@ -160,6 +160,17 @@ pub struct Throttle {
     pub rate: f64,
     /// Bucket size; defaults to `rate` rounded up.
     pub burst: Option<u64>,
+    /// `route` (one bucket for every caller, the default) or `ip` (one per client address).
+    pub per: Option<String>,
+}
+
+impl Throttle {
+    /// The bucket size: `burst`, else `rate` rounded up; at least 1.
+    pub fn burst_or_default(&self) -> u64 {
+        self.burst
+            .unwrap_or_else(|| self.rate.ceil().min(u32::MAX as f64) as u64)
+            .clamp(1, u64::from(u32::MAX))
+    }
 }
 
 /// A quota per API key.
@@ -224,6 +235,8 @@ pub struct Cache {
     /// Scopes or plans allowed to refresh entries.
     #[serde(default)]
     pub invalidate: Vec<String>,
+    /// Most entries the route keeps in memory.
+    pub max_entries: Option<u64>,
 }
 
 /// CORS policy.
@@ -338,6 +351,10 @@ pub struct State {
     pub prefix: Option<String>,
     /// `local` or `deny`.
     pub on_state_error: Option<String>,
+    /// Deadline of one Redis call.
+    pub timeout: Option<Millis>,
+    /// Bytes the in-memory response cache may hold.
+    pub cache_size: Option<Bytes>,
 }
 
 /// Root-only settings.
@@ -386,6 +403,8 @@ pub struct SchemeSettings {
     pub plans: Option<Vec<String>>,
     /// A custom authorizer.
     pub authorizer: Option<serde_json::Value>,
+    /// The usage plan that verified callers of a JWT or authorizer scheme belong to.
+    pub plan: Option<String>,
 }
 
 /// Finds `${…}` interpolations in a string: `Ok((namespace, name))` or `Err(text)` for malformed ones.

@@ -8,6 +8,7 @@ pub const STAGES: &[rt::StageDef] = &[
         name: "default",
         variables: &[],
         validate_responses: None,
+        throttle: None,
     },
 ];
 /// The stage names, for `--help`.
@@ -32,6 +33,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             ),
             validation: Some(&V0),
             cors: None,
+            throttle: None,
+            cache: None,
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -42,6 +45,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             integration: rt::Integration::Mock(rt::MockResponse::new(201, None, "")),
             validation: Some(&V1),
             cors: None,
+            throttle: None,
+            cache: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -58,6 +63,8 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             ),
             validation: Some(&V2),
             cors: None,
+            throttle: None,
+            cache: None,
         },
     ]);
     let gw = rt::Gateway::new(

@@ -2,10 +2,11 @@
 //! binary's `main`.
 //!
 //! Per request: request id → header limit → path normalisation → route lookup (404, 405 with
-//! `Allow`, automatic OPTIONS) → body limit → integration → response with `x-request-id`, whose
-//! body writes the access log line and the metrics when it ends.
+//! `Allow`, automatic OPTIONS, CORS preflights) → authentication → throttles and quotas (usage
+//! plan, route, stage) → body limit → validation → response cache → integration → response with
+//! `x-request-id`, whose body writes the access log line and the metrics when it ends.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,10 @@ pub struct RouteDef {
     pub validation: Option<&'static crate::validate::input::RouteValidation>,
     /// Its CORS settings.
     pub cors: Option<&'static crate::cors::CorsDef>,
+    /// Its own bucket (`throttle` on the operation, its path or `defaults`).
+    pub throttle: Option<crate::throttle::Rate>,
+    /// Its response cache.
+    pub cache: Option<&'static crate::cache::CacheDef>,
 }
 
 /// Request limits.
@@ -76,6 +81,11 @@ pub struct Gateway {
     response_mode: Option<&'static str>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    throttle: Option<crate::throttle::Throttler>,
+    trusted: Vec<crate::throttle::Cidr>,
+    #[cfg(feature = "cache")]
+    cache: Option<crate::cache::ResponseCache>,
+    stage_throttle: Option<crate::throttle::Rate>,
     #[cfg(feature = "proxy")]
     client: crate::gateway::proxy::Client,
 }
@@ -92,9 +102,57 @@ impl Gateway {
             response_mode: stage.validate_responses,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
+            throttle: None,
+            trusted: Vec::new(),
+            #[cfg(feature = "cache")]
+            cache: None,
+            stage_throttle: stage.throttle,
             #[cfg(feature = "proxy")]
             client: proxy::client(),
         }
+    }
+
+    /// Adds throttles, quotas, the response cache and the trusted proxies of `def`, with state
+    /// in memory or in Redis as `def.state` says (connected on first use).
+    pub fn with_traffic(
+        mut self,
+        def: &'static crate::throttle::TrafficDef,
+        stage: &Stage,
+    ) -> Result<Self, StartError> {
+        self.trusted = crate::throttle::parse_trusted(def.trusted_proxies)?;
+        let shared = crate::state::Shared::new(&def.state, stage, self.metrics.clone())?;
+        let throttled = self.stage_throttle.is_some()
+            || self.routes.iter().any(|r| r.throttle.is_some())
+            || def
+                .plans
+                .iter()
+                .any(|p| p.throttle.is_some() || p.quota.is_some());
+        if throttled {
+            self.throttle = Some(crate::throttle::Throttler::new(
+                def.plans,
+                self.routes.iter().map(|r| (r.key, r.throttle)).collect(),
+                self.stage_throttle,
+                shared.clone(),
+                self.metrics.clone(),
+            ));
+        }
+        #[cfg(feature = "cache")]
+        if self.routes.iter().any(|r| r.cache.is_some()) {
+            self.cache = Some(crate::cache::ResponseCache::new(
+                def.state.cache_size,
+                self.routes.len(),
+                shared,
+                self.metrics.clone(),
+            ));
+        }
+        #[cfg(not(feature = "cache"))]
+        let _ = shared;
+        Ok(self)
+    }
+
+    /// The client's address: the TCP peer, or what trusted proxies say it is.
+    fn client_address(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        crate::throttle::client_address(peer, headers, &self.trusted)
     }
 
     /// Adds authentication (see [`crate::auth`]); without it, routes that require security
@@ -271,9 +329,10 @@ async fn handle(
     let start = Instant::now();
     gw.metrics.start();
     let id = request_id(req.headers());
+    let client = gw.client_address(peer.ip(), req.headers());
     let mut record = AccessRecord {
         request_id: id.clone(),
-        ip: peer.ip().to_string(),
+        ip: client.to_string(),
         method: req.method().clone(),
         route_key: "-",
         route: "-",
@@ -295,7 +354,7 @@ async fn handle(
         integration_latency: None,
         status: 0,
     };
-    let mut resp = match dispatch(&gw, req, peer, &id, &mut record).await {
+    let mut resp = match dispatch(&gw, req, peer, client, &id, &mut record).await {
         Ok(r) => r,
         Err(p) => p.into_response(&id),
     };
@@ -314,6 +373,7 @@ async fn dispatch(
     gw: &Gateway,
     req: Request,
     peer: SocketAddr,
+    client: IpAddr,
     id: &str,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
@@ -380,7 +440,15 @@ async fn dispatch(
     let origin = route
         .cors
         .and_then(|_| req.headers().get(header::ORIGIN).cloned());
-    let result = serve_route(gw, route, req, peer, id, &params, &segs, record).await;
+    let at = Hop {
+        gw,
+        route,
+        index,
+        peer,
+        client,
+        id,
+    };
+    let result = serve_route(&at, req, &params, &segs, record).await;
     match route.cors {
         // Every answer of a CORS route carries its headers, errors included, so a browser
         // script can read why it was refused.
@@ -393,17 +461,24 @@ async fn dispatch(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_route(
-    gw: &Gateway,
-    route: &RouteDef,
-    req: Request,
+/// Where a request is in the gateway: the route it matched and who sent it.
+struct Hop<'a> {
+    gw: &'a Gateway,
+    route: &'a RouteDef,
+    index: usize,
     peer: SocketAddr,
-    id: &str,
+    client: IpAddr,
+    id: &'a str,
+}
+
+async fn serve_route(
+    at: &Hop<'_>,
+    req: Request,
     params: &Params<'_>,
     segs: &[&str],
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
+    let (gw, route, id) = (at.gw, at.route, at.id);
     let mut req = req;
     if !route.security.is_empty() {
         let creds = crate::auth::Credentials {
@@ -413,7 +488,7 @@ async fn serve_route(
             path: req.uri().path(),
             route_key: route.key,
             stage: &gw.stage,
-            source_ip: peer.ip().to_string(),
+            source_ip: at.client.to_string(),
             request_id: id,
         };
         let verdict = match &gw.auth {
@@ -430,6 +505,36 @@ async fn serve_route(
             Err(denial) => return Err(denial.problem()),
         }
     }
+    let mut allowance = None;
+    if let Some(t) = &gw.throttle {
+        let identity = req.extensions().get::<crate::auth::Identity>();
+        let caller = identity
+            .and_then(|i| i.plan.as_ref())
+            .map(|(p, c)| (p.as_str(), c.as_str()));
+        if t.applies(at.index, caller) {
+            allowance = t.admit(at.index, route.template, caller, at.client).await?;
+        }
+    }
+    let result = serve_admitted(at, req, params, segs, record).await;
+    match (allowance, result) {
+        (Some(a), Ok(mut resp)) => {
+            a.write(resp.headers_mut());
+            Ok(resp)
+        }
+        (_, result) => result,
+    }
+}
+
+/// A request that passed authentication and throttling: limits, validation, then the cache or
+/// the integration.
+async fn serve_admitted(
+    at: &Hop<'_>,
+    mut req: Request,
+    params: &Params<'_>,
+    segs: &[&str],
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    let (gw, route) = (at.gw, at.route);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -449,18 +554,118 @@ async fn serve_route(
             return Err(r);
         }
     }
+    #[cfg(feature = "cache")]
+    if let (Some(def), Some(cache)) = (route.cache, &gw.cache) {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            return serve_cached(at, def, cache, req, params, segs, record).await;
+        }
+    }
+    serve_upstream(at, req, params, segs, record).await
+}
+
+/// The integration, then response validation when the spec asks for it.
+async fn serve_upstream(
+    at: &Hop<'_>,
+    req: Request,
+    params: &Params<'_>,
+    segs: &[&str],
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    let (gw, route, id) = (at.gw, at.route, at.id);
     let response_mode = route
         .validation
         .and_then(|v| v.response_mode)
         .or(gw.response_mode)
         .filter(|m| *m != "off");
-    let result = serve_integration(gw, route, req, peer, id, params, segs, record).await;
+    let result = serve_integration(gw, route, req, at.peer, id, params, segs, record).await;
     match (response_mode, route.validation, result) {
         (Some(mode), Some(v), Ok(resp)) if !v.responses.is_empty() => {
             validate_response(gw, route, v, mode, id, resp).await
         }
         (_, _, result) => result,
     }
+}
+
+/// A cacheable request: answered from the cache, or fetched once (concurrent misses wait for
+/// the one fetch) and stored when the answer may be cached. See [`crate::cache`].
+#[cfg(feature = "cache")]
+async fn serve_cached(
+    at: &Hop<'_>,
+    def: &crate::cache::CacheDef,
+    cache: &crate::cache::ResponseCache,
+    req: Request,
+    params: &Params<'_>,
+    segs: &[&str],
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    use crate::cache::{Lookup, ResponseCache};
+    let route = at.route;
+    let head = req.method() == Method::HEAD;
+    let authenticated = !route.security.is_empty();
+    if !authenticated && !def.shared && req.headers().contains_key(header::AUTHORIZATION) {
+        cache.count(route.template, "bypass");
+        return serve_upstream(at, req, params, segs, record).await;
+    }
+    let identity = req.extensions().get::<crate::auth::Identity>();
+    let who = (authenticated && !def.shared).then(|| crate::cache::identity_key(identity));
+    let key = crate::cache::key(
+        def,
+        &crate::cache::KeySource {
+            route: route.key,
+            method: req.method().as_str(),
+            path: params.values(),
+            query: req.uri().query(),
+            headers: req.headers(),
+            caller: who.as_deref(),
+            identity,
+        },
+    );
+    let refresh =
+        crate::cache::wants_refresh(req.headers()) && crate::cache::may_invalidate(def, identity);
+    let request_headers = req.headers().clone();
+    let hit = |cache: &ResponseCache, e: &crate::cache::Entry| {
+        cache.count(route.template, "hit");
+        e.response(true, head)
+    };
+    let flight = if refresh {
+        cache.count(route.template, "refresh");
+        None
+    } else {
+        match cache.lookup(at.index, &key, &request_headers, true).await? {
+            Lookup::Hit(e) => return Ok(hit(cache, &e)),
+            Lookup::Lead(f) => {
+                cache.count(route.template, "miss");
+                Some(f)
+            }
+            Lookup::Wait(mut rx) => {
+                // The fetch in flight ends by dropping its sender; then look again once.
+                let _ = rx.changed().await;
+                match cache
+                    .lookup(at.index, &key, &request_headers, false)
+                    .await?
+                {
+                    Lookup::Hit(e) => return Ok(hit(cache, &e)),
+                    Lookup::Lead(f) => {
+                        cache.count(route.template, "miss");
+                        Some(f)
+                    }
+                    Lookup::Wait(_) => None,
+                }
+            }
+        }
+    };
+    let resp = serve_upstream(at, req, params, segs, record).await?;
+    let stored = crate::cache::capture(at.index, def.ttl_ms, &request_headers, resp).await;
+    let resp = match stored {
+        Ok(entry) => {
+            let resp = entry.response(false, head);
+            cache.put(&key, entry, def.max_entries).await;
+            resp
+        }
+        Err(resp) => resp,
+    };
+    drop(flight);
+    Ok(resp)
 }
 
 /// Checks parameters and, when the operation takes one, the body (read whole, within the limit,

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod gateway;
@@ -19,6 +20,8 @@ pub mod path;
 pub mod problem;
 pub mod router;
 pub mod stage;
+pub mod state;
+pub mod throttle;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod validate;
@@ -29,6 +32,7 @@ pub mod __private_0_1 {
     pub use crate::auth::{
         Auth, AuthorizerDef, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef,
     };
+    pub use crate::cache::{CacheDef, KeyPart};
     pub use crate::config::Config;
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;
@@ -36,6 +40,8 @@ pub mod __private_0_1 {
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
     pub use crate::router::{match_mixed, Lookup, Params, Part};
     pub use crate::stage::{resolve_stage, Stage, StageDef, StartError};
+    pub use crate::state::StateDef;
+    pub use crate::throttle::{Period, PlanDef, QuotaDef, Rate, TrafficDef};
     pub use axum;
     pub use http::Method;
     /// Validation: what generated validators call.

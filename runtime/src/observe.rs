@@ -42,7 +42,37 @@ pub struct Metrics {
     active: AtomicI64,
     invalid_requests: Mutex<BTreeMap<&'static str, u64>>,
     invalid_responses: Mutex<BTreeMap<&'static str, u64>>,
+    counters: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    degraded: AtomicI64,
 }
+
+/// The counters of [`Metrics::count`]: name, help, and the names of its two labels (empty: none).
+const COUNTERS: &[(&str, &str, &str, &str)] = &[
+    (
+        "gwgen_throttled_total",
+        "Requests refused with 429, by the level that refused them (plan, quota, route, stage).",
+        "http_route",
+        "level",
+    ),
+    (
+        "gwgen_quota_used_total",
+        "Requests counted against usage-plan quotas.",
+        "plan",
+        "",
+    ),
+    (
+        "gwgen_cache_requests_total",
+        "Cacheable requests, by result (hit, miss, refresh, bypass).",
+        "http_route",
+        "result",
+    ),
+    (
+        "gwgen_state_errors_total",
+        "Calls to the shared state (Redis) that failed or timed out.",
+        "",
+        "",
+    ),
+];
 
 impl Metrics {
     /// Counts a request refused by validation, under its route template.
@@ -63,6 +93,21 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .entry(route)
             .or_default() += 1;
+    }
+
+    /// Adds one to a counter of [`COUNTERS`] with its label values.
+    pub fn count(&self, name: &'static str, a: &'static str, b: &'static str) {
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((name, a, b))
+            .or_default() += 1;
+    }
+
+    /// Whether the shared state is failing (`gwgen_state_degraded`).
+    pub fn set_degraded(&self, on: bool) {
+        self.degraded.store(i64::from(on), Ordering::Relaxed);
     }
 
     /// Counts a request as started.
@@ -161,6 +206,36 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{http_route=\"{}\"}} {n}", escape_label(route));
             }
         }
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (name, help, la, lb) in COUNTERS {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for ((_, a, b), n) in counters.iter().filter(|((n, _, _), _)| n == name) {
+                let mut labels = Vec::new();
+                if !la.is_empty() {
+                    labels.push(format!("{la}=\"{}\"", escape_label(a)));
+                }
+                if !lb.is_empty() {
+                    labels.push(format!("{lb}=\"{}\"", escape_label(b)));
+                }
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {n}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{}}} {n}", labels.join(","));
+                }
+            }
+        }
+        out.push_str("# HELP gwgen_state_degraded 1 while the shared state (Redis) is failing and the gateway runs on its own.\n");
+        out.push_str("# TYPE gwgen_state_degraded gauge\n");
+        let _ = writeln!(
+            out,
+            "gwgen_state_degraded {}",
+            self.degraded.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");
         let _ = writeln!(

@@ -15,6 +15,8 @@ pub struct StageDef {
     pub variables: &'static [(&'static str, &'static str)],
     /// Its `validate.responses` setting (`off`, `log`, `enforce`), if it sets one.
     pub validate_responses: Option<&'static str>,
+    /// Its stage-wide bucket (`throttle`), if it sets one.
+    pub throttle: Option<crate::throttle::Rate>,
 }
 
 /// Why the gateway cannot start.
@@ -88,6 +90,8 @@ pub struct Stage {
     variables: BTreeMap<String, String>,
     /// Its `validate.responses` setting, if it sets one.
     pub validate_responses: Option<&'static str>,
+    /// Its stage-wide bucket, if it sets one.
+    pub throttle: Option<crate::throttle::Rate>,
 }
 
 /// Selects a stage (`wanted`, else the first declared) and resolves its variables.
@@ -108,6 +112,7 @@ pub fn resolve_stage(stages: &[StageDef], wanted: Option<&str>) -> Result<Stage,
         name: def.name.to_string(),
         variables: BTreeMap::new(),
         validate_responses: def.validate_responses,
+        throttle: def.throttle,
     };
     for (k, v) in def.variables {
         let value = stage.interpolate(v, &format!("stage variable `{k}`"))?;
@@ -126,6 +131,7 @@ impl Stage {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             validate_responses: None,
+            throttle: None,
         }
     }
 
@@ -184,11 +190,13 @@ mod tests {
             name: "dev",
             variables: &[("orders", "http://127.0.0.1:9001")],
             validate_responses: None,
+            throttle: None,
         },
         StageDef {
             name: "prod",
             variables: &[("orders", "${env.GWGEN_TEST_SURELY_UNSET_VAR}")],
             validate_responses: Some("log"),
+            throttle: None,
         },
     ];
 

@@ -238,7 +238,7 @@ fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
 }
 
-fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
+pub(crate) fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
     let out = Command::new(bin)
         .args(["keys", "add", "--plan", plan, "--file"])
         .arg(file)
@@ -622,63 +622,9 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A `redis-server` on a free loopback port, stopped by PID when dropped.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server runs (CI installs it; locally: apt-get install redis-server)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn api_keys_in_redis_are_shared_by_instances_and_fail_closed() {
-    let redis = Redis::start(crate::net::free_port());
+    let redis = crate::net::Redis::start(crate::net::free_port());
     let upstream = Upstream::start();
     let bin = build("tests/fixtures/gateway/auth-redis.yaml");
     let out = Command::new(&bin)
@@ -705,7 +651,7 @@ fn api_keys_in_redis_are_shared_by_instances_and_fail_closed() {
     let stored = redis.cli(&["--scan", "--pattern", "gwtest:apikey:*"]);
     assert_eq!(stored.lines().count(), 1, "{stored}");
     assert!(!stored.contains(&key), "keys are stored hashed");
-    let env = |r: &Redis| {
+    let env = |r: &crate::net::Redis| {
         vec![
             ("UPSTREAM_PORT", upstream.port.to_string()),
             ("REDIS_URL", r.url()),
@@ -755,7 +701,7 @@ fn api_keys_in_redis_are_shared_by_instances_and_fail_closed() {
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(upstream.hits.load(Ordering::SeqCst), hits);
     // Redis back: the same instances serve again, without a restart.
-    let redis = Redis::start(port);
+    let redis = crate::net::Redis::start(port);
     let out = Command::new(&bin)
         .args([
             "keys",

@@ -17,4 +17,5 @@ mod net;
 mod snapshots;
 mod suite;
 mod support;
+mod traffic;
 mod validation;

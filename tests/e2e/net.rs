@@ -130,6 +130,7 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 }
 
 /// A test upstream: `/sleep/MS` sleeps then answers; anything else echoes the request as JSON.
+/// `/vary…` answers carry `Vary: Accept-Language`, `/cookie…` answers a `Set-Cookie`.
 /// Its answers carry hop-by-hop headers that the gateway must drop.
 pub struct Upstream {
     pub port: u16,
@@ -172,8 +173,16 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
             serde_json::json!({ "method": method, "target": target, "headers": headers, "body_len": body.len() })
         };
         let text = reply.to_string();
+        // `/vary…` answers vary on the language; `/cookie…` answers set a cookie.
+        let extra = if target.starts_with("/vary") {
+            "Vary: Accept-Language\r\n"
+        } else if target.starts_with("/cookie") {
+            "Set-Cookie: session=s3cret; HttpOnly\r\n"
+        } else {
+            ""
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n\r\n{text}",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n{extra}\r\n{text}",
             text.len()
         );
         if w.write_all(resp.as_bytes()).is_err() {
@@ -194,4 +203,58 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a: SocketAddr| a.port())
         .expect("a free port")
+}
+
+/// A `redis-server` on a free loopback port, stopped by PID when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start(port: u16) -> Redis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (CI installs it; locally: apt-get install redis-server)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -131,6 +131,7 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
     check_urls(gw, root, diags);
+    check_cache_keys(gw, root, diags);
     check_pitfalls(gw, root, root_file, diags);
 }
 
@@ -384,6 +385,19 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
 fn check_plans(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
     let known: Vec<&str> = gw.root.usage_plans.keys().map(String::as_str).collect();
     visit_blocks(root, |node, ptr, entry| {
+        // A JWT or authorizer scheme's `plan`.
+        if entry.is_some_and(|e| e.key == "plan") && ptr.starts_with("/components/") {
+            if let Some(name) = node.as_str().filter(|n| !known.contains(n)) {
+                diags.report(
+                    Code::UnknownUsagePlan,
+                    file,
+                    node.pos,
+                    ptr,
+                    format!("usage plan `{name}` is not declared in `x-gateway.usage_plans`"),
+                    did_you_mean(name, known.iter().copied()),
+                );
+            }
+        }
         if entry.is_some_and(|e| e.key == "plans") {
             for (i, item) in node.items().iter().enumerate() {
                 if let Some(name) = item.as_str().filter(|n| !known.contains(n)) {
@@ -462,6 +476,60 @@ fn check_urls(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// `cache.key` parts `path.NAME` must name a path parameter of each operation that caches.
+fn check_cache_keys(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &gw.routes {
+        let Some(cache) = &r.settings.cache else {
+            continue;
+        };
+        let params = template_params(&r.segments);
+        for (i, part) in cache.key.iter().enumerate() {
+            let Some(name) = part.strip_prefix("path.") else {
+                continue;
+            };
+            if params.contains(&name) {
+                continue;
+            }
+            let loc = cache_key_location(r, root, i);
+            if !seen.insert((loc.pointer.clone(), r.path.clone())) {
+                continue;
+            }
+            report_at(
+                diags,
+                Code::UnknownCacheKey,
+                &loc,
+                format!(
+                    "cache key part `{part}` names no path parameter of {} {}",
+                    r.method, r.path
+                ),
+                did_you_mean(name, params.iter().copied()),
+            );
+        }
+    }
+}
+
+/// Where the `i`th `cache.key` part that `route` uses is written.
+fn cache_key_location(route: &crate::ir::Route, root: &Node, i: usize) -> Location {
+    let op = &route.location.pointer;
+    let path_item = op.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    for c in [
+        format!("{op}/x-gateway/cache/key/{i}"),
+        format!("{path_item}/x-gateway/cache/key/{i}"),
+        format!("/x-gateway/defaults/cache/key/{i}"),
+        format!("/x-gateway/cache/key/{i}"),
+    ] {
+        if let Some(node) = root.pointer(split_pointer(&c)) {
+            return Location {
+                file: route.location.file.clone(),
+                pointer: c,
+                pos: node.pos,
+            };
+        }
+    }
+    route.location.clone()
 }
 
 /// `{name}` placeholders of a URL template (not `${…}` interpolations).

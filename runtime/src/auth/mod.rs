@@ -49,6 +49,8 @@ pub struct JwtDef {
     pub algorithms: &'static [&'static str],
     /// Clock leeway in seconds.
     pub leeway: u64,
+    /// The usage plan its callers belong to (one caller per `sub`), for throttles and quotas.
+    pub plan: Option<&'static str>,
 }
 
 /// An authorizer's settings, as the spec gives them.
@@ -62,6 +64,9 @@ pub struct AuthorizerDef {
     pub ttl: u64,
     /// How long to wait for an answer, in milliseconds.
     pub timeout: u64,
+    /// The usage plan its callers belong to (one caller per `principalId`), for throttles and
+    /// quotas.
+    pub plan: Option<&'static str>,
 }
 
 /// A security scheme.
@@ -111,6 +116,9 @@ pub struct Identity {
     pub claims: Option<serde_json::Value>,
     /// A custom authorizer's `context` (and `principalId`), when one allowed the call.
     pub authorizer: Option<(serde_json::Value, Option<String>)>,
+    /// The usage plan and caller that throttles and quotas count against: the API key's, or
+    /// a verified identity's when its scheme names a plan.
+    pub plan: Option<(String, String)>,
 }
 
 /// Why a request is refused.
@@ -406,9 +414,10 @@ impl Auth {
                         )));
                     }
                     id.key = Some((entry.plan.clone(), entry.name.clone()));
+                    id.plan = Some((entry.plan.clone(), entry.name.clone()));
                 }
                 #[cfg(feature = "jwt")]
-                Some(SchemeDef::Jwt(_)) => {
+                Some(SchemeDef::Jwt(def)) => {
                     let verifier = self.jwt.get(index).and_then(Option::as_ref);
                     let Some(verifier) = verifier else {
                         return Err(Denial::Unauthenticated(
@@ -433,10 +442,18 @@ impl Auth {
                             "the token lacks the scope `{missing}`"
                         )));
                     }
+                    if let (Some(plan), None) = (def.plan, &id.plan) {
+                        let who = match (claims.get("iss"), claims.get("sub")) {
+                            (Some(iss), Some(sub)) => format!("{iss}|{sub}"),
+                            (None, Some(sub)) => sub.to_string(),
+                            _ => "-".to_string(),
+                        };
+                        id.plan = Some((plan.to_string(), who));
+                    }
                     id.claims = Some(claims);
                 }
                 #[cfg(feature = "authorizer")]
-                Some(SchemeDef::Authorizer(_)) => {
+                Some(SchemeDef::Authorizer(def)) => {
                     let Some(a) = self.authorizers.get(index).and_then(Option::as_ref) else {
                         return Err(Denial::Unavailable(
                             "the authorizer is not available".into(),
@@ -447,6 +464,9 @@ impl Auth {
                         return Err(Denial::Forbidden(
                             "the authorizer denied the request".into(),
                         ));
+                    }
+                    if let (Some(plan), Some(p), None) = (def.plan, &verdict.principal, &id.plan) {
+                        id.plan = Some((plan.to_string(), p.clone()));
                     }
                     id.authorizer = Some((verdict.context, verdict.principal));
                 }
