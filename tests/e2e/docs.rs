@@ -23,6 +23,7 @@ fn every_example_spec_checks_clean() {
     for spec in [
         "specs/orders.yaml",
         "specs/petstore.yaml",
+        "specs/traffic.yaml",
         "specs/split/api.yaml",
     ] {
         let checked = gwgen::check_file(repo().join(spec));
