@@ -37,9 +37,11 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// Nanoseconds between two tokens.
+    /// Nanoseconds between two tokens: at least 1, at most a century (a slower rate is the
+    /// same as none).
     fn interval_ns(&self) -> u64 {
-        ((1e9 / self.per_second).round() as u64).max(1)
+        const CENTURY_NS: f64 = 100.0 * 365.25 * 86_400.0 * 1e9;
+        (1e9 / self.per_second).round().clamp(1.0, CENTURY_NS) as u64
     }
 }
 
@@ -153,17 +155,20 @@ impl Level {
     }
 }
 
-/// GCRA on one theoretical arrival time (`tat`, ns on the same clock as `now`).
+/// GCRA on one theoretical arrival time (`tat`, ns on the same clock as `now`). The window is
+/// computed in 128 bits: `burst` × `interval` does not fit 64 bits for tiny rates.
 fn gcra(tat: u64, now: u64, interval: u64, burst: u64) -> (Option<u64>, Verdict) {
     let base = tat.max(now);
-    let next = base + interval;
-    let window = interval.saturating_mul(burst);
-    if next - now > window {
+    let next = base.saturating_add(interval);
+    let window = u128::from(interval) * u128::from(burst);
+    let ahead = u128::from(next - now);
+    if ahead > window {
+        let retry = (ahead - window).min(u128::from(u64::MAX)) as u64;
         (
             None,
             Verdict::Throttled {
                 limit: burst,
-                retry_ns: next - now - window,
+                retry_ns: retry,
             },
         )
     } else {
@@ -171,7 +176,7 @@ fn gcra(tat: u64, now: u64, interval: u64, burst: u64) -> (Option<u64>, Verdict)
             Some(next),
             Verdict::Allowed(Allowance {
                 limit: burst,
-                remaining: (window - (next - now)) / interval,
+                remaining: ((window - ahead) / u128::from(interval.max(1))) as u64,
                 reset: (next - now).div_ceil(1_000_000_000),
             }),
         )
@@ -773,6 +778,20 @@ pub use crate::state::Fallback as OnStateError;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiny_rates_saturate_instead_of_overflowing() {
+        let rate = Rate {
+            per_second: 1e-300,
+            burst: 2,
+            per_ip: false,
+        };
+        let local = Local::new(1);
+        assert!(matches!(local.fixed(0, &rate), Verdict::Allowed(_)));
+        assert!(matches!(local.fixed(0, &rate), Verdict::Allowed(_)));
+        assert!(matches!(local.fixed(0, &rate), Verdict::Throttled { .. }));
+        assert!(matches!(local.fixed(0, &rate), Verdict::Throttled { .. }));
+    }
 
     #[test]
     fn gcra_allows_a_burst_then_refills_at_the_rate() {
