@@ -616,7 +616,7 @@ impl Throttler {
         Ok(match at(0) {
             0 => Verdict::Throttled {
                 limit: at(1),
-                retry_ns: at(2) * 1000,
+                retry_ns: at(2).saturating_mul(1000),
             },
             2 => {
                 let q = quota.map(|q| q.limit).unwrap_or(0);

@@ -493,6 +493,13 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/hs", &bearer(&t("hs_valid")), 200);
     expect("/hs", &bearer(&t("rs256")), 401);
     expect("/jwt", &bearer(&t("hs_valid")), 401);
+    // A scheme that names a usage plan: each verified `sub` has its own bucket of the plan.
+    expect("/hs-plan", &bearer(&t("hs_alice")), 200);
+    expect("/hs-plan", &bearer(&t("hs_alice")), 200);
+    let throttled = get(gw.port, "/hs-plan", &bearer(&t("hs_alice")));
+    assert_eq!(throttled.status, 429);
+    assert_eq!(throttled.header("ratelimit-limit"), Some("2"));
+    expect("/hs-plan", &bearer(&t("hs_bob")), 200);
     // API keys, usage plans.
     expect("/key", "", 401);
     expect("/key", "X-Api-Key: gw_not_a_key\r\n", 401);

@@ -90,6 +90,8 @@ def main():
         "scp_list": sign(rsa1, "RS256", "rsa1", scp=["orders:read"]),
         "unscoped": sign(rsa1, "RS256", "rsa1", scope="profile"),
         "hs_valid": jwt.encode(claims(), hs_secret, algorithm="HS256"),
+        "hs_alice": jwt.encode(claims(sub="alice"), hs_secret, algorithm="HS256"),
+        "hs_bob": jwt.encode(claims(sub="bob"), hs_secret, algorithm="HS256"),
         # Forged or broken: every one must be 401.
         "alg_none": f"{none_header}.{b64(json.dumps(claims()).encode())}.",
         "hs256_with_rsa_public_key": hs_with(rsa1_public_pem, "rsa1"),
