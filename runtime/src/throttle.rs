@@ -406,7 +406,7 @@ return {1, burst, remaining, nxt - now}
 pub struct Throttler {
     plans: &'static [PlanDef],
     routes: Vec<Option<Rate>>,
-    /// Short stable names of the routes for Redis keys.
+    /// Short stable names of the routes for Redis keys (`{r:TAG}`), made once.
     route_tags: Vec<String>,
     stage: Option<Rate>,
     local: Local,
@@ -442,7 +442,8 @@ impl Throttler {
             .map(|(key, _)| {
                 use sha2::Digest;
                 let d = sha2::Sha256::digest(key.as_bytes());
-                d[..6].iter().map(|b| format!("{b:02x}")).collect()
+                let tag: String = d[..6].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{{r:{tag}}}")
             })
             .collect();
         let routes: Vec<Option<Rate>> = routes.into_iter().map(|(_, r)| r).collect();
@@ -496,17 +497,21 @@ impl Throttler {
             }
         }
         if let Some(rate) = self.routes.get(route).copied().flatten() {
+            let tag = &self.route_tags[route];
             let (key, slot) = match rate.per_ip {
-                true => (format!("{{r:{}:{client}}}", self.route_tags[route]), None),
-                false => (format!("{{r:{}}}", self.route_tags[route]), Some(route)),
+                true => (
+                    std::borrow::Cow::Owned(format!("{}:{client}}}", &tag[..tag.len() - 1])),
+                    None,
+                ),
+                false => (std::borrow::Cow::Borrowed(tag.as_str()), Some(route)),
             };
             let verdict = self.decide(&key, slot, Some(&rate), None).await?;
             tightest = self.settle(verdict, Level::Route, route_name, tightest)?;
         }
         if let Some(rate) = self.stage {
             let (key, slot) = match rate.per_ip {
-                true => (format!("{{s:{client}}}"), None),
-                false => ("{s}".to_string(), Some(self.routes.len())),
+                true => (std::borrow::Cow::Owned(format!("{{s:{client}}}")), None),
+                false => (std::borrow::Cow::Borrowed("{s}"), Some(self.routes.len())),
             };
             let verdict = self.decide(&key, slot, Some(&rate), None).await?;
             tightest = self.settle(verdict, Level::Stage, route_name, tightest)?;
