@@ -27,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 UPSTREAM = r'''
-import http.server, json, sys
+import http.server, json, socket, sys
 BODY = json.dumps({"id": 1, "items": [{"sku": "ABC-%d" % n, "qty": n} for n in range(40)]}).encode()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -39,7 +39,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(BODY)
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+class S(http.server.ThreadingHTTPServer):
+    def get_request(self):
+        conn, addr = self.socket.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
+        return conn, addr
+S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 '''
 
 
