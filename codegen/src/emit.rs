@@ -437,6 +437,14 @@ fn module_body(gw: &Gateway) -> TokenStream {
         quote! {}
     };
     let (validation_statics, schema_code) = validation_tokens(gw);
+    let (responses, with_responses) = if gw.root.gateway_responses.is_empty() {
+        (quote! {}, quote! {})
+    } else {
+        (
+            gateway_responses(gw),
+            quote! { let gw = gw.with_responses(RESPONSES); },
+        )
+    };
     let (traffic, with_traffic) = if uses_traffic(gw) {
         (
             traffic_def(gw),
@@ -472,6 +480,7 @@ fn module_body(gw: &Gateway) -> TokenStream {
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit });
             #with_auth
             #with_traffic
+            #with_responses
             Ok(gw)
         }
 
@@ -484,6 +493,8 @@ fn module_body(gw: &Gateway) -> TokenStream {
         #security
 
         #traffic
+
+        #responses
 
         #tree
 
@@ -688,6 +699,42 @@ fn uses_traffic(gw: &Gateway) -> bool {
 /// Whether a route caches answers (the runtime's `cache` feature).
 fn uses_cache(gw: &Gateway) -> bool {
     gw.routes.iter().any(|r| r.settings.cache.is_some())
+}
+
+/// `gateway_responses`: by AWS gateway-response type, the status, JSON body and headers that
+/// replace the gateway's own error answers.
+fn gateway_responses(gw: &Gateway) -> TokenStream {
+    let entries = gw.root.gateway_responses.iter().map(|(kind, v)| {
+        let kind = lit(kind);
+        let status = option_tokens(
+            v.get("status")
+                .and_then(|s| s.as_u64())
+                .and_then(|s| u16::try_from(s).ok())
+                .map(|s| {
+                    let s = Literal::u16_unsuffixed(s);
+                    quote! { #s }
+                }),
+        );
+        let body = option_tokens(v.get("body").map(|b| {
+            let b = lit(&b.to_string());
+            quote! { #b }
+        }));
+        let headers: Vec<TokenStream> = v
+            .get("headers")
+            .and_then(|h| h.as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                let (k, v) = (lit(&k.to_ascii_lowercase()), lit(v.as_str()?));
+                Some(quote! { (#k, #v) })
+            })
+            .collect();
+        quote! { rt::CustomResponse { kind: #kind, status: #status, body: #body, headers: &[#(#headers),*] } }
+    });
+    quote! {
+        /// The spec's `gateway_responses`, in place of the gateway's own error answers.
+        pub static RESPONSES: &[rt::CustomResponse] = &[#(#entries),*];
+    }
 }
 
 /// Usage plans, the state backend and the trusted proxies.

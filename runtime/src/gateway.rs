@@ -79,6 +79,7 @@ pub struct Gateway {
     limits: Limits,
     auth: Option<crate::auth::Auth>,
     response_mode: Option<&'static str>,
+    responses: &'static [crate::problem::CustomResponse],
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     throttle: Option<crate::throttle::Throttler>,
@@ -100,6 +101,7 @@ impl Gateway {
             limits,
             auth: None,
             response_mode: stage.validate_responses,
+            responses: &[],
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
@@ -110,6 +112,12 @@ impl Gateway {
             #[cfg(feature = "proxy")]
             client: proxy::client(),
         }
+    }
+
+    /// Puts the spec's `gateway_responses` in place of the gateway's own error answers.
+    pub fn with_responses(mut self, responses: &'static [crate::problem::CustomResponse]) -> Self {
+        self.responses = responses;
+        self
     }
 
     /// Adds throttles, quotas, the response cache and the trusted proxies of `def`, with state
@@ -356,7 +364,7 @@ async fn handle(
     };
     let mut resp = match dispatch(&gw, req, peer, client, &id, &mut record).await {
         Ok(r) => r,
-        Err(p) => p.into_response(&id),
+        Err(p) => p.into_custom_response(&id, gw.responses),
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -453,7 +461,7 @@ async fn dispatch(
         // Every answer of a CORS route carries its headers, errors included, so a browser
         // script can read why it was refused.
         Some(cors) => {
-            let mut resp = result.unwrap_or_else(|p| p.into_response(id));
+            let mut resp = result.unwrap_or_else(|p| p.into_custom_response(id, gw.responses));
             cors.decorate(resp.headers_mut(), origin.as_ref());
             Ok(resp)
         }

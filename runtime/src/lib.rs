@@ -38,6 +38,7 @@ pub mod __private_0_1 {
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{main_with, Gateway, Limits, RouteDef};
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
+    pub use crate::problem::CustomResponse;
     pub use crate::router::{match_mixed, Lookup, Params, Part};
     pub use crate::stage::{resolve_stage, Stage, StageDef, StartError};
     pub use crate::state::StateDef;

@@ -21,6 +21,24 @@ pub struct Problem {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// Validation violations, listed as `errors`.
     pub errors: Vec<crate::validate::Violation>,
+    /// The AWS gateway-response type, where the status alone does not tell it
+    /// (`QUOTA_EXCEEDED`, `INVALID_API_KEY`, …).
+    pub kind: Option<&'static str>,
+}
+
+/// A `gateway_responses` entry: what the spec puts in place of the gateway's own error answers of
+/// one AWS gateway-response type.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomResponse {
+    /// `THROTTLED`, `DEFAULT_4XX`, ….
+    pub kind: &'static str,
+    /// The status to answer with instead.
+    pub status: Option<u16>,
+    /// A JSON body (text) to answer with instead; in its strings `$context.error.message`,
+    /// `$context.error.responseType` and `$context.requestId` are replaced.
+    pub body: Option<&'static str>,
+    /// Headers to set.
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 impl Problem {
@@ -32,7 +50,97 @@ impl Problem {
             detail: detail.into(),
             headers: Vec::new(),
             errors: Vec::new(),
+            kind: None,
         }
+    }
+
+    /// Marks the AWS gateway-response type.
+    pub fn kind(mut self, kind: &'static str) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// The AWS gateway-response type of this answer.
+    pub fn response_type(&self) -> &'static str {
+        if let Some(k) = self.kind {
+            return k;
+        }
+        match self.status.as_u16() {
+            400 if self
+                .errors
+                .iter()
+                .any(|e| e.pointer.is_empty() || e.pointer.starts_with('/')) =>
+            {
+                "BAD_REQUEST_BODY"
+            }
+            400 if !self.errors.is_empty() => "BAD_REQUEST_PARAMETERS",
+            401 => "UNAUTHORIZED",
+            403 => "ACCESS_DENIED",
+            404 => "RESOURCE_NOT_FOUND",
+            405 => "METHOD_NOT_ALLOWED",
+            413 => "REQUEST_TOO_LARGE",
+            415 => "UNSUPPORTED_MEDIA_TYPE",
+            429 => "THROTTLED",
+            502 => "INTEGRATION_FAILURE",
+            504 => "INTEGRATION_TIMEOUT",
+            s if s >= 500 => "DEFAULT_5XX",
+            _ => "DEFAULT_4XX",
+        }
+    }
+
+    /// The response, as the spec's `gateway_responses` reshape it: the entry of this answer's
+    /// type, else `DEFAULT_4XX` or `DEFAULT_5XX`, else the problem document as it is.
+    pub fn into_custom_response(self, request_id: &str, custom: &[CustomResponse]) -> Response {
+        if custom.is_empty() {
+            return self.into_response(request_id);
+        }
+        let kind = self.response_type();
+        let class = if self.status.is_server_error() {
+            "DEFAULT_5XX"
+        } else {
+            "DEFAULT_4XX"
+        };
+        let Some(c) = custom
+            .iter()
+            .find(|c| c.kind == kind)
+            .or_else(|| custom.iter().find(|c| c.kind == class))
+        else {
+            return self.into_response(request_id);
+        };
+        let detail = self.detail.clone();
+        let mut resp = match c
+            .body
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        {
+            Some(mut body) => {
+                fill(&mut body, &detail, kind, request_id);
+                let status = self.status;
+                let headers = self.headers;
+                let mut r = Response::new(Body::from(body.to_string()));
+                *r.status_mut() = status;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                for (k, v) in headers {
+                    r.headers_mut().insert(k, v);
+                }
+                r
+            }
+            None => self.into_response(request_id),
+        };
+        if let Some(s) = c.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            *resp.status_mut() = s;
+        }
+        for (k, v) in c.headers {
+            if let (Ok(k), Ok(v)) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+        resp
     }
 
     /// 404: no route matches the path.
@@ -117,7 +225,7 @@ impl Problem {
         )
     }
 
-    /// The response, with the request id in the body.
+    /// The response, with the request id in the body (see also [`Problem::into_custom_response`]).
     pub fn into_response(self, request_id: &str) -> Response {
         let mut body = serde_json::json!({
             "type": "about:blank",
@@ -149,5 +257,68 @@ impl Problem {
             resp.headers_mut().insert(k, v);
         }
         resp
+    }
+}
+
+/// Replaces the `$context` variables in the strings of a custom body.
+fn fill(v: &mut serde_json::Value, message: &str, kind: &str, request_id: &str) {
+    match v {
+        serde_json::Value::String(s) if s.contains("$context.") => {
+            *s = s
+                .replace("$context.error.messageString", message)
+                .replace("$context.error.message", message)
+                .replace("$context.error.responseType", kind)
+                .replace("$context.requestId", request_id);
+        }
+        serde_json::Value::Array(items) => {
+            for i in items {
+                fill(i, message, kind, request_id);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (_, i) in map.iter_mut() {
+                fill(i, message, kind, request_id);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_responses_reshape_by_type_then_by_class() {
+        const CUSTOM: &[CustomResponse] = &[
+            CustomResponse {
+                kind: "THROTTLED",
+                status: None,
+                body: Some(
+                    r#"{"message":"slow down: $context.error.message","id":"$context.requestId"}"#,
+                ),
+                headers: &[("x-why", "throttled")],
+            },
+            CustomResponse {
+                kind: "DEFAULT_4XX",
+                status: Some(418),
+                body: None,
+                headers: &[],
+            },
+        ];
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "over");
+        p.headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("3")));
+        let r = p.into_custom_response("rid", CUSTOM);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["x-why"], "throttled");
+        assert_eq!(r.headers()["retry-after"], "3");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let quota = Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "q")
+            .kind("QUOTA_EXCEEDED");
+        assert_eq!(quota.into_custom_response("rid", CUSTOM).status(), 418);
+        let r = Problem::bad_gateway().into_custom_response("rid", CUSTOM);
+        assert_eq!(r.status(), 502);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
 }

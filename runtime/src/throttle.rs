@@ -545,7 +545,8 @@ impl Throttler {
                     "the usage plan's quota for this period is used up",
                     limit,
                     reset.max(1),
-                ))
+                )
+                .kind("QUOTA_EXCEEDED"))
             }
         }
     }

@@ -186,13 +186,15 @@ fn buckets_refill_per_route_per_client_and_per_plan_with_quotas() {
     }
     let over = get(gw.port, "/plan", &with(gold_a));
     assert_eq!(over.status, 429);
-    assert!(
-        over.json()["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("quota"),
-        "{:?}",
-        over.json()
+    // Reshaped by the spec's `gateway_responses.QUOTA_EXCEEDED`.
+    assert_eq!(header(&over, "x-quota"), "exceeded");
+    assert_eq!(header(&over, "content-type"), "application/json");
+    assert_eq!(
+        over.json(),
+        serde_json::json!({
+            "message": "the usage plan's quota for this period is used up",
+            "type": "QUOTA_EXCEEDED"
+        })
     );
     let retry: u64 = header(&over, "retry-after").parse().expect("Retry-After");
     assert!((1..=86_400).contains(&retry), "until midnight UTC: {retry}");

@@ -138,6 +138,17 @@ impl Denial {
         match self {
             Denial::Unauthenticated(challenge, detail) => {
                 let mut p = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail.clone());
+                // The AWS gateway-response type, for `gateway_responses`.
+                let lower = detail.to_ascii_lowercase();
+                if detail == "the API key is not valid" {
+                    p = p.kind("INVALID_API_KEY");
+                } else if lower.contains("expired") {
+                    p = p.kind("EXPIRED_TOKEN");
+                } else if lower.contains("signature") {
+                    p = p.kind("INVALID_SIGNATURE");
+                } else if lower.contains("is required") {
+                    p = p.kind("MISSING_AUTHENTICATION_TOKEN");
+                }
                 if let Ok(v) = HeaderValue::from_str(challenge) {
                     p.headers.push((header::WWW_AUTHENTICATE, v));
                 }
