@@ -271,7 +271,8 @@ pub fn generate(gw: &Gateway, options: &GenerateOptions) -> GeneratedCrate {
         RuntimeSource::Vendored => "path = \"gwgen-runtime\"".to_string(),
         RuntimeSource::Path(p) => format!("path = {}", toml_string(p)),
     };
-    let mut features = Vec::new();
+    // mimalloc: fewer cycles per request than the system allocator, and steadier latency.
+    let mut features = vec!["\"mimalloc\""];
     if gw.validation.patterns {
         features.push("\"patterns\"");
     }

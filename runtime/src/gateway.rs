@@ -262,9 +262,6 @@ impl Gateway {
         );
         gw.ready.store(true, Ordering::Relaxed);
         let ready = gw.ready.clone();
-        let app = gw
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
         #[cfg(unix)]
         if let Some(keys) = gw.auth.as_ref().map(|a| a.keys().clone()) {
             // SIGHUP re-reads the API key file; a broken file keeps the keys already loaded.
@@ -294,14 +291,47 @@ impl Gateway {
             eprintln!("{{\"message\":\"draining\"}}");
             let _ = stop_tx.send(true);
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await?;
+        // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
+        // connection and [`handle_request`], and Nagle off so answers leave at once.
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let stopped = rx.wait_for(|s| *s);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: wait, then go on accepting.
+                            eprintln!("{}", serde_json::json!({"message": "accept failed", "error": e.to_string()}));
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let gw = gw.clone();
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let gw = gw.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(guarded(gw, peer, req.map(Body::new)).await)
+                        }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                _ = &mut stopped => break,
+            }
+        }
+        drop(listener);
+        graceful.shutdown().await;
         if let Some(a) = admin {
             let _ = a.await;
         }
+        crate::observe::flush_access_log();
         eprintln!("{{\"message\":\"stopped\"}}");
         Ok(())
     }
@@ -334,13 +364,35 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    handle_request(gw, peer, req).await
+}
+
+/// [`handle_request`] with a panic turned into a 500 rather than a dropped connection.
+async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(handle_request(gw, peer, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "the gateway failed",
+        )
+        .into_response("-"),
+    }
+}
+
+/// One request, from its arrival to its answer.
+async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
     let start = Instant::now();
     gw.metrics.start();
     let id = request_id(req.headers());
     let client = gw.client_address(peer.ip(), req.headers());
     let mut record = AccessRecord {
         request_id: id.clone(),
-        ip: client.to_string(),
+        ip: client,
         method: req.method().clone(),
         route_key: "-",
         route: "-",
@@ -351,12 +403,7 @@ async fn handle(
             _ => "HTTP/1.1",
         },
         stage: gw.stage.clone(),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
         start,
         time: SystemTime::now(),
         integration_latency: None,
@@ -1004,19 +1051,44 @@ pub fn main_with(
             return ExitCode::from(1);
         }
     };
-    // Validators recurse as deep as a body nests (up to `limits.json_depth`): give the workers
-    // room for that. The stack is reserved, not committed.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(16 << 20)
-        .build()
-    {
+    // One core (a container limit, or `taskset`): a single-threaded runtime, with none of the
+    // work-stealing scheduler's cross-thread bookkeeping. More: the multi-threaded one, a worker a
+    // core. Validators recurse as deep as a body nests (up to `limits.json_depth`), so every
+    // thread that runs requests gets 16 MiB of stack (reserved, not committed).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let single = std::env::var("GWGEN_RUNTIME")
+        .map(|v| v == "current_thread")
+        .unwrap_or(cores == 1);
+    let mut builder = if single {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().thread_stack_size(16 << 20).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
+    if single {
+        // `block_on` runs on the calling thread: make it one with the same stack.
+        let served = std::thread::Builder::new()
+            .name("gwgen-worker".into())
+            .stack_size(16 << 20)
+            .spawn(move || runtime.block_on(gateway.serve(&config)));
+        return match served.map(|h| h.join()) {
+            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+            Ok(Ok(Err(e))) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+            _ => {
+                eprintln!("error: the gateway's thread failed");
+                ExitCode::from(1)
+            }
+        };
+    }
     match runtime.block_on(gateway.serve(&config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

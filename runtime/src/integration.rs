@@ -178,6 +178,10 @@ pub const HOP_BY_HOP: &[&str] = &[
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Most messages carry none: one pass over the names says so without a lookup per name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+        return;
+    }
     let named: Vec<http::HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()

@@ -26,6 +26,11 @@ pub mod throttle;
 pub mod tls;
 pub mod validate;
 
+/// The global allocator of gateways built with the `mimalloc` feature.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What generated code uses. Not a public API: its name carries the version it belongs to.
 #[doc(hidden)]
 pub mod __private_0_1 {

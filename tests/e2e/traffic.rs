@@ -155,12 +155,12 @@ fn buckets_refill_per_route_per_client_and_per_plan_with_quotas() {
         assert_eq!(curl_from("127.0.0.2", gw.port, "/per-client", &[&xff]), 200);
         assert_eq!(curl_from("127.0.0.2", gw.port, "/per-client", &[&xff]), 429);
     }
-    // The access log names the forwarded client.
-    assert!(
-        gw.log_text().contains("\"ip\":\"10.0.0.2\""),
-        "{}",
-        gw.log_text()
-    );
+    // The access log (written in batches) names the forwarded client.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log_text().contains("\"ip\":\"10.0.0.2\"") {
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Usage plans: each key has its own bucket (free: 3, 1/s) and quota (gold: 5 a day).
     let added = reload_keys(&gw, &bin, &keys, &["free", "free", "gold", "gold"]);

@@ -8,7 +8,7 @@
 //! per 30 seconds whatever the traffic; when the endpoint is down the cached keys keep serving.
 
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
@@ -33,7 +33,20 @@ pub struct Verifier {
     secret: Option<DecodingKey>,
     inline: Option<JwkSet>,
     remote: Option<Remote>,
+    /// Tokens whose signature was checked in the last [`VERIFIED_TTL`], by their text (as
+    /// Envoy's `jwt_cache`): a token seen again skips the signature check, not the clock checks.
+    verified: std::sync::Mutex<Verified>,
 }
+
+/// Verified tokens: their claims and when their signature was checked.
+type Verified = std::collections::HashMap<Box<str>, (Arc<serde_json::Value>, Instant)>;
+
+/// How long a verified token is remembered. A key removed from the JWKS stops accepting its
+/// tokens at most this long after.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// Most tokens remembered; the memory is cleared when it is full.
+const VERIFIED_MAX: usize = 4096;
 
 struct Remote {
     /// `jwks_uri`, or the discovery URL that names it.
@@ -142,6 +155,7 @@ impl Verifier {
             secret,
             inline,
             remote,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -165,7 +179,43 @@ impl Verifier {
     }
 
     /// Verifies a token; the claims, or why not.
-    pub async fn verify(&self, token: &str) -> Result<serde_json::Value, String> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<serde_json::Value>, String> {
+        if let Some(claims) = self.recall(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.check_signature(token).await?);
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.into(), (claims.clone(), Instant::now()));
+        Ok(claims)
+    }
+
+    /// A token verified in the last [`VERIFIED_TTL`] whose `exp` and `nbf` still hold now.
+    fn recall(&self, token: &str) -> Option<Arc<serde_json::Value>> {
+        let claims = {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            let (claims, at) = verified.get(token)?;
+            (at.elapsed() < VERIFIED_TTL).then(|| claims.clone())?
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let exp = claims.get("exp")?.as_f64()?;
+        if exp + self.leeway as f64 <= now as f64 {
+            return None;
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            if nbf.as_f64()? > (now + self.leeway) as f64 {
+                return None;
+            }
+        }
+        Some(claims)
+    }
+
+    async fn check_signature(&self, token: &str) -> Result<serde_json::Value, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         if !self.algorithms.contains(&header.alg) {
             return Err(format!(

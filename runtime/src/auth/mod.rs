@@ -113,7 +113,7 @@ pub struct Identity {
     /// The API key's usage plan and name, when a key was used.
     pub key: Option<(String, String)>,
     /// The verified JWT claims, when a token was used.
-    pub claims: Option<serde_json::Value>,
+    pub claims: Option<Arc<serde_json::Value>>,
     /// A custom authorizer's `context` (and `principalId`), when one allowed the call.
     pub authorizer: Option<(serde_json::Value, Option<String>)>,
     /// The usage plan and caller that throttles and quotas count against: the API key's, or
