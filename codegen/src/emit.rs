@@ -101,6 +101,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/observe.rs"),
     ),
     ("src/path.rs", include_str!("../../runtime/src/path.rs")),
+    ("src/pool.rs", include_str!("../../runtime/src/pool.rs")),
     (
         "src/problem.rs",
         include_str!("../../runtime/src/problem.rs"),

@@ -24,6 +24,9 @@ use crate::problem::Problem;
 use crate::router::{Lookup, Params};
 use crate::stage::{Stage, StartError};
 
+/// Header names made once, not parsed per request.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The generated route decision tree: method, normalised segments, captured parameters.
 pub type RouteFn = for<'a> fn(&str, &[&'a str], &mut Params<'a>) -> Lookup;
 
@@ -414,7 +417,7 @@ async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Res
         Err(p) => p.into_custom_response(&id, gw.responses),
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(X_REQUEST_ID, v);
     }
     record.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
@@ -878,24 +881,23 @@ pub(crate) mod proxy {
     use axum::extract::Request;
     use axum::response::Response;
     use http::{header, HeaderValue, Uri};
-    use hyper_util::rt::TokioExecutor;
 
     use super::Gateway;
     use crate::integration::{strip_hop_by_hop, HttpIntegration};
+
+    const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+    const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+    const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
     use crate::observe::AccessRecord;
     use crate::problem::Problem;
     use crate::router::PathParams;
 
-    pub(crate) type Client = hyper_util::client::legacy::Client<crate::tls::Connector, Body>;
+    pub(crate) type Client = std::sync::Arc<crate::pool::Pool>;
 
     /// Pooled keep-alive connections to upstreams, `http://` or `https://` (rustls; the system's
     /// roots or `SSL_CERT_FILE`).
     pub(crate) fn client() -> Client {
-        let connector = crate::tls::connector();
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector)
+        crate::pool::Pool::new(crate::tls::connector())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -912,29 +914,28 @@ pub(crate) mod proxy {
         let url = h.url.expand(params, path, req.uri().query());
         let uri: Uri = url.parse().map_err(|_| Problem::bad_gateway())?;
         let (mut parts, body) = req.into_parts();
-        let host = parts.headers.get(header::HOST).cloned();
+        let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::HOST);
         let peer_ip = peer.ip().to_string();
         let xff = match parts
             .headers
-            .get("x-forwarded-for")
+            .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
             Some(prev) => format!("{prev}, {peer_ip}"),
             None => peer_ip,
         };
         if let Ok(v) = HeaderValue::from_str(&xff) {
-            parts.headers.insert("x-forwarded-for", v);
+            parts.headers.insert(X_FORWARDED_FOR, v);
         }
         parts
             .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         if let Some(host) = host {
-            parts.headers.insert("x-forwarded-host", host);
+            parts.headers.insert(X_FORWARDED_HOST, host);
         }
         if let Ok(v) = HeaderValue::from_str(id) {
-            parts.headers.insert("x-request-id", v);
+            parts.headers.insert(super::X_REQUEST_ID, v);
         }
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;

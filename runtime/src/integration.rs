@@ -178,28 +178,57 @@ pub const HOP_BY_HOP: &[&str] = &[
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Most messages carry none: one pass over the names says so without a lookup per name.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+    // One pass over the names finds which hop-by-hop headers are there; most messages carry
+    // none, or only `Connection: keep-alive`.
+    let mut present = 0u16;
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| *h == k.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let named: Vec<http::HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
+    if present & 1 != 0 {
+        let mut named: smallvec::SmallVec<[http::HeaderName; 2]> = smallvec::SmallVec::new();
+        for v in headers.get_all(http::header::CONNECTION) {
+            for token in v.to_str().unwrap_or_default().split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("keep-alive") || token.eq_ignore_ascii_case("close") {
+                    continue;
+                }
+                if let Ok(n) = http::HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(n);
+                }
+            }
+        }
+        for n in named {
+            headers.remove(n);
+        }
     }
-    for n in HOP_BY_HOP {
-        headers.remove(*n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*n);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_named_ones_too() {
+        let mut h = http::HeaderMap::new();
+        h.insert("connection", "keep-alive, X-Secret".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("content-type"));
+    }
 
     #[test]
     fn templates_cannot_be_steered() {

@@ -17,6 +17,8 @@ pub mod integration;
 pub mod json;
 pub mod observe;
 pub mod path;
+#[cfg(feature = "proxy")]
+pub mod pool;
 pub mod problem;
 pub mod router;
 pub mod stage;

@@ -414,20 +414,20 @@ impl LoggedBody {
             field(&mut line, "path", false);
             text(&mut line, &r.path);
             field(&mut line, "status", false);
-            let _ = write!(line, "{}", r.status);
+            line.extend_from_slice(itoa::Buffer::new().format(r.status).as_bytes());
             field(&mut line, "protocol", false);
             text(&mut line, r.protocol);
             field(&mut line, "responseLength", false);
-            let _ = write!(line, "{}", self.bytes);
+            line.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
             field(&mut line, "integrationLatency", false);
             match r.integration_latency {
                 Some(d) => {
-                    let _ = write!(line, "{}", d.as_millis());
+                    line.extend_from_slice(itoa::Buffer::new().format(d.as_millis()).as_bytes())
                 }
                 None => line.extend_from_slice(b"null"),
             }
             field(&mut line, "responseLatency", false);
-            let _ = write!(line, "{}", elapsed.as_millis());
+            line.extend_from_slice(itoa::Buffer::new().format(elapsed.as_millis()).as_bytes());
             field(&mut line, "stage", false);
             text(&mut line, &r.stage);
             field(&mut line, "userAgent", false);
@@ -484,10 +484,35 @@ pub fn rfc3339(t: SystemTime) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Writes a time as RFC 3339 UTC with milliseconds.
+/// Writes a time as RFC 3339 UTC with milliseconds. The text up to the second is formatted
+/// once a second per thread.
 fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != d.as_secs() {
+            let mut text = Vec::with_capacity(24);
+            seconds_into(&mut text, d.as_secs() as i64);
+            *last = (d.as_secs(), text);
+        }
+        out.extend_from_slice(&last.1);
+    });
+    let ms = d.subsec_millis();
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch.
+fn seconds_into(out: &mut Vec<u8>, secs: i64) {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -501,11 +526,10 @@ fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let _ = write!(
         out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_millis()
     );
 }
 
