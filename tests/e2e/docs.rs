@@ -24,6 +24,7 @@ fn every_example_spec_checks_clean() {
         "specs/orders.yaml",
         "specs/petstore.yaml",
         "specs/traffic.yaml",
+        "specs/performance.yaml",
         "specs/split/api.yaml",
     ] {
         let checked = gwgen::check_file(repo().join(spec));
