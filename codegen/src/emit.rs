@@ -110,6 +110,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/stage.rs", include_str!("../../runtime/src/stage.rs")),
     ("src/json.rs", include_str!("../../runtime/src/json.rs")),
     ("src/cors.rs", include_str!("../../runtime/src/cors.rs")),
+    (
+        "src/deadline.rs",
+        include_str!("../../runtime/src/deadline.rs"),
+    ),
     ("src/state.rs", include_str!("../../runtime/src/state.rs")),
     (
         "src/throttle.rs",

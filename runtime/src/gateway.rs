@@ -942,7 +942,7 @@ pub(crate) mod proxy {
         let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
         let upstream_req = http::Request::from_parts(parts, Body::new(limited));
         let started = Instant::now();
-        let result = tokio::time::timeout(h.timeout, gw.client.request(upstream_req)).await;
+        let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
         record.integration_latency = Some(started.elapsed());
         let resp = match result {
             Err(_) => return Err(Problem::gateway_timeout()),

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod gateway;
 pub mod integration;
 pub mod json;

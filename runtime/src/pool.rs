@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -27,7 +27,8 @@ type Key = (Scheme, Authority);
 
 struct Idle {
     sender: SendRequest<Body>,
-    since: Instant,
+    /// When it went idle, on [`crate::deadline::coarse_ms`]'s clock.
+    since: u64,
 }
 
 /// The pool.
@@ -85,8 +86,10 @@ impl Pool {
     fn take(&self, key: &Key) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(key)?;
+        let now = crate::deadline::coarse_ms();
         while let Some(i) = list.pop() {
-            if i.since.elapsed() < IDLE_FOR && !i.sender.is_closed() && i.sender.is_ready() {
+            let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
+            if fresh && !i.sender.is_closed() && i.sender.is_ready() {
                 return Some(i.sender);
             }
         }
@@ -102,7 +105,7 @@ impl Pool {
         if list.len() < IDLE_MAX {
             list.push(Idle {
                 sender,
-                since: Instant::now(),
+                since: crate::deadline::coarse_ms(),
             });
         }
     }

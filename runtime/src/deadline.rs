@@ -1,0 +1,176 @@
+//! Coarse deadlines for upstream calls: a request's timeout is an entry in one shared table that a
+//! background thread sweeps every 10 ms, instead of a timer registered and cancelled per request.
+//! Upstream timeouts are seconds long, so 10 ms of slack costs nothing, and the hot path reads no
+//! clock: the sweeper keeps a coarse one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+const TICK: Duration = Duration::from_millis(10);
+
+struct Entry {
+    deadline: u64,
+    waker: Option<Waker>,
+    fired: bool,
+}
+
+struct Table {
+    start: Instant,
+    /// Milliseconds since `start`, as of the last sweep.
+    now: AtomicU64,
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let _ = std::thread::Builder::new()
+            .name("gwgen-deadlines".into())
+            .spawn(|| loop {
+                std::thread::sleep(TICK);
+                sweep(table());
+            });
+        Table {
+            start: Instant::now(),
+            now: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            entries: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+fn sweep(t: &Table) {
+    let now = t.start.elapsed().as_millis() as u64;
+    t.now.store(now, Ordering::Relaxed);
+    let mut wake = Vec::new();
+    {
+        let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for e in entries.values_mut() {
+            if !e.fired && e.deadline <= now {
+                e.fired = true;
+                if let Some(w) = e.waker.take() {
+                    wake.push(w);
+                }
+            }
+        }
+    }
+    for w in wake {
+        w.wake();
+    }
+}
+
+/// Milliseconds on a clock that advances every 10 ms, read without a system call.
+pub fn coarse_ms() -> u64 {
+    table().now.load(Ordering::Relaxed)
+}
+
+/// The deadline passed before the call finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// `fut`, or [`Elapsed`] once `limit` has passed (give or take 10 ms).
+pub fn timeout<F: Future>(limit: Duration, fut: F) -> Timeout<F> {
+    let t = table();
+    // One tick of slack on the early side is fine; never fire early by more than that.
+    let deadline = t
+        .now
+        .load(Ordering::Relaxed)
+        .saturating_add(limit.as_millis() as u64)
+        .saturating_add(TICK.as_millis() as u64);
+    Timeout {
+        fut: Box::pin(fut),
+        id: None,
+        deadline,
+    }
+}
+
+/// See [`timeout`].
+pub struct Timeout<F> {
+    fut: Pin<Box<F>>,
+    id: Option<u64>,
+    deadline: u64,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        let t = table();
+        let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match self.id {
+            None => {
+                let id = t.next_id.fetch_add(1, Ordering::Relaxed);
+                entries.insert(
+                    id,
+                    Entry {
+                        deadline: self.deadline,
+                        waker: Some(cx.waker().clone()),
+                        fired: false,
+                    },
+                );
+                drop(entries);
+                self.id = Some(id);
+                Poll::Pending
+            }
+            Some(id) => match entries.get_mut(&id) {
+                Some(e) if e.fired => {
+                    entries.remove(&id);
+                    drop(entries);
+                    self.id = None;
+                    Poll::Ready(Err(Elapsed))
+                }
+                Some(e) => {
+                    if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        e.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<F> Drop for Timeout<F> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            table()
+                .entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_call_times_out_and_a_fast_one_does_not() {
+        let slow = timeout(Duration::from_millis(50), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let started = Instant::now();
+        assert_eq!(slow.await, Err(Elapsed));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let fast = timeout(Duration::from_secs(5), async { 7 });
+        assert_eq!(fast.await, Ok(7));
+        let pending = timeout(Duration::from_secs(5), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            8
+        });
+        assert_eq!(pending.await, Ok(8));
+        assert!(table().entries.lock().expect("lock").is_empty());
+    }
+}
