@@ -3,7 +3,6 @@
 //! Upstream timeouts are seconds long, so 10 ms of slack costs nothing, and the hot path reads no
 //! clock: the sweeper keeps a coarse one.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +22,41 @@ struct Table {
     start: Instant,
     /// Milliseconds since `start`, as of the last sweep.
     now: AtomicU64,
-    next_id: AtomicU64,
-    entries: Mutex<HashMap<u64, Entry>>,
+    entries: Mutex<Slots>,
+}
+
+/// Entries by slot, with the free slots listed: no hashing on the hot path.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn insert(&mut self, e: Entry) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(e);
+                i
+            }
+            None => {
+                self.slots.push(Some(e));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Entry> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, i: usize) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.take().is_some() {
+                self.free.push(i);
+            }
+        }
+    }
 }
 
 fn table() -> &'static Table {
@@ -39,8 +71,7 @@ fn table() -> &'static Table {
         Table {
             start: Instant::now(),
             now: AtomicU64::new(0),
-            next_id: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Slots::default()),
         }
     })
 }
@@ -51,7 +82,7 @@ fn sweep(t: &Table) {
     let mut wake = Vec::new();
     {
         let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for e in entries.values_mut() {
+        for e in entries.slots.iter_mut().flatten() {
             if !e.fired && e.deadline <= now {
                 e.fired = true;
                 if let Some(w) = e.waker.take() {
@@ -93,7 +124,7 @@ pub fn timeout<F: Future>(limit: Duration, fut: F) -> Timeout<F> {
 /// See [`timeout`].
 pub struct Timeout<F> {
     fut: Pin<Box<F>>,
-    id: Option<u64>,
+    id: Option<usize>,
     deadline: u64,
 }
 
@@ -108,22 +139,18 @@ impl<F: Future> Future for Timeout<F> {
         let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
         match self.id {
             None => {
-                let id = t.next_id.fetch_add(1, Ordering::Relaxed);
-                entries.insert(
-                    id,
-                    Entry {
-                        deadline: self.deadline,
-                        waker: Some(cx.waker().clone()),
-                        fired: false,
-                    },
-                );
+                let id = entries.insert(Entry {
+                    deadline: self.deadline,
+                    waker: Some(cx.waker().clone()),
+                    fired: false,
+                });
                 drop(entries);
                 self.id = Some(id);
                 Poll::Pending
             }
-            Some(id) => match entries.get_mut(&id) {
+            Some(id) => match entries.get_mut(id) {
                 Some(e) if e.fired => {
-                    entries.remove(&id);
+                    entries.remove(id);
                     drop(entries);
                     self.id = None;
                     Poll::Ready(Err(Elapsed))
@@ -147,7 +174,7 @@ impl<F> Drop for Timeout<F> {
                 .entries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+                .remove(id);
         }
     }
 }
@@ -171,6 +198,7 @@ mod tests {
             8
         });
         assert_eq!(pending.await, Ok(8));
-        assert!(table().entries.lock().expect("lock").is_empty());
+        let entries = table().entries.lock().expect("lock");
+        assert!(entries.slots.iter().all(Option::is_none));
     }
 }

@@ -391,7 +391,20 @@ async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
 async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
     let start = Instant::now();
     gw.metrics.start();
+    let mut req = req;
     let id = request_id(req.headers());
+    // The id travels upstream in the request's own header: made once, reused as is.
+    let id_value = HeaderValue::from_str(&id).ok();
+    let keep = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .is_some_and(|v| v.as_bytes() == id.as_bytes())
+        && req.headers().get_all(X_REQUEST_ID).iter().nth(1).is_none();
+    if !keep {
+        if let Some(v) = &id_value {
+            req.headers_mut().insert(X_REQUEST_ID, v.clone());
+        }
+    }
     let client = gw.client_address(peer.ip(), req.headers());
     let mut record = AccessRecord {
         request_id: id.clone(),
@@ -416,7 +429,7 @@ async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Res
         Ok(r) => r,
         Err(p) => p.into_custom_response(&id, gw.responses),
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id_value {
         resp.headers_mut().insert(X_REQUEST_ID, v);
     }
     record.status = resp.status().as_u16();
@@ -934,9 +947,7 @@ pub(crate) mod proxy {
         if let Some(host) = host {
             parts.headers.insert(X_FORWARDED_HOST, host);
         }
-        if let Ok(v) = HeaderValue::from_str(id) {
-            parts.headers.insert(super::X_REQUEST_ID, v);
-        }
+        // `x-request-id` is already the request's id (set by `handle_request`).
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
