@@ -12,22 +12,14 @@ POSTing the same valid body. Prints requests per second, p50 and p99 latency, an
 import argparse
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import free_port, wait_port, wrk as wrk_run  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def body():
@@ -41,20 +33,7 @@ def body():
 
 
 def wrk(port, path, script, seconds, connections):
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", script, f"http://127.0.0.1:{port}{path}"],
-        check=True, stdout=subprocess.PIPE, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def pct(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        v, unit = float(m.group(1)), m.group(2)
-        return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        sys.exit(f"{path}: {non2xx.group(1)} answers were not 2xx:\n{out}")
-    return rps, pct(50), pct(99)
+    return wrk_run(port, path, seconds, connections, script)[1:]
 
 
 def main():
@@ -77,12 +56,7 @@ def main():
     gw = subprocess.Popen(["taskset", "-c", "0", binary, "--listen", f"127.0.0.1:{port}"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(port, gw)
         wrk(port, "/plain", script, 2, args.connections)  # warm-up
         rows = {}
         for name, path in [("without validation", "/plain"), ("with validation", "/validated")]:

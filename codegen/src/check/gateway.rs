@@ -417,16 +417,16 @@ fn check_plans(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) 
     });
 }
 
-/// Where the integration URL that `route` uses is written: on the operation, its path item, or
-/// in the root's `defaults`.
-fn url_location(route: &crate::ir::Route, root: &Node) -> Location {
+/// Where the setting at `suffix` (`integration/url`, `cache/key/0`) that `route` uses is written:
+/// on the operation, its path item, the root's `defaults`, or the root.
+fn setting_location(route: &crate::ir::Route, root: &Node, suffix: &str) -> Location {
     let op = &route.location.pointer;
     let path_item = op.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
     let candidates = [
-        format!("{op}/x-gateway/integration/url"),
-        format!("{path_item}/x-gateway/integration/url"),
-        "/x-gateway/defaults/integration/url".to_string(),
-        "/x-gateway/integration/url".to_string(),
+        format!("{op}/x-gateway/{suffix}"),
+        format!("{path_item}/x-gateway/{suffix}"),
+        format!("/x-gateway/defaults/{suffix}"),
+        format!("/x-gateway/{suffix}"),
     ];
     for c in candidates {
         if let Some(node) = root.pointer(split_pointer(&c)) {
@@ -468,7 +468,7 @@ fn check_urls(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
                     report_at(
                         diags,
                         Code::UnknownUrlPlaceholder,
-                        &url_location(r, root),
+                        &setting_location(r, root, "integration/url"),
                         format!("`{{{name}}}` in integration URL `{url}` names no path parameter of {} {}", r.method, r.path),
                         did_you_mean(name, params.iter().copied()),
                     );
@@ -493,7 +493,7 @@ fn check_cache_keys(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
             if params.contains(&name) {
                 continue;
             }
-            let loc = cache_key_location(r, root, i);
+            let loc = setting_location(r, root, &format!("cache/key/{i}"));
             if !seen.insert((loc.pointer.clone(), r.path.clone())) {
                 continue;
             }
@@ -509,27 +509,6 @@ fn check_cache_keys(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
             );
         }
     }
-}
-
-/// Where the `i`th `cache.key` part that `route` uses is written.
-fn cache_key_location(route: &crate::ir::Route, root: &Node, i: usize) -> Location {
-    let op = &route.location.pointer;
-    let path_item = op.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-    for c in [
-        format!("{op}/x-gateway/cache/key/{i}"),
-        format!("{path_item}/x-gateway/cache/key/{i}"),
-        format!("/x-gateway/defaults/cache/key/{i}"),
-        format!("/x-gateway/cache/key/{i}"),
-    ] {
-        if let Some(node) = root.pointer(split_pointer(&c)) {
-            return Location {
-                file: route.location.file.clone(),
-                pointer: c,
-                pos: node.pos,
-            };
-        }
-    }
-    route.location.clone()
 }
 
 /// `{name}` placeholders of a URL template (not `${…}` interpolations).
