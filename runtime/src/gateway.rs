@@ -519,7 +519,7 @@ async fn dispatch(
         client,
         id,
     };
-    let result = serve_route(&at, req, &params, &segs, record).await;
+    let result = Box::pin(serve_route(&at, req, &params, &segs, record)).await;
     match route.cors {
         // Every answer of a CORS route carries its headers, errors included, so a browser
         // script can read why it was refused.
@@ -563,7 +563,7 @@ async fn serve_route(
             request_id: id,
         };
         let verdict = match &gw.auth {
-            Some(auth) => auth.authorize(route.security, route.plans, &creds).await,
+            Some(auth) => Box::pin(auth.authorize(route.security, route.plans, &creds)).await,
             None => Err(crate::auth::Denial::Unauthenticated(
                 "Bearer",
                 "this operation requires authentication".into(),
@@ -583,10 +583,10 @@ async fn serve_route(
             .and_then(|i| i.plan.as_ref())
             .map(|(p, c)| (p.as_str(), c.as_str()));
         if t.applies(at.index, caller) {
-            allowance = t.admit(at.index, route.template, caller, at.client).await?;
+            allowance = Box::pin(t.admit(at.index, route.template, caller, at.client)).await?;
         }
     }
-    let result = serve_admitted(at, req, params, segs, record).await;
+    let result = Box::pin(serve_admitted(at, req, params, segs, record)).await;
     match (allowance, result) {
         (Some(a), Ok(mut resp)) => {
             a.write(resp.headers_mut());
@@ -628,10 +628,10 @@ async fn serve_admitted(
     #[cfg(feature = "cache")]
     if let (Some(def), Some(cache)) = (route.cache, &gw.cache) {
         if req.method() == Method::GET || req.method() == Method::HEAD {
-            return serve_cached(at, def, cache, req, params, segs, record).await;
+            return Box::pin(serve_cached(at, def, cache, req, params, segs, record)).await;
         }
     }
-    serve_upstream(at, req, params, segs, record).await
+    Box::pin(serve_upstream(at, req, params, segs, record)).await
 }
 
 /// The integration, then response validation when the spec asks for it.
@@ -869,7 +869,17 @@ async fn serve_integration(
             let mut forward_path = String::new();
             crate::path::encode_path(&mut forward_path, segs);
             let params = params.named(route.params);
-            proxy::forward(gw, h, req, peer, id, &params, &forward_path, record).await
+            Box::pin(proxy::forward(
+                gw,
+                h,
+                req,
+                peer,
+                id,
+                &params,
+                &forward_path,
+                record,
+            ))
+            .await
         }
         #[cfg(not(feature = "proxy"))]
         Integration::Http(_) => {

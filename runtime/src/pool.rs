@@ -1,32 +1,90 @@
-//! Pooled keep-alive HTTP/1.1 connections to upstreams, `http://` or `https://` (rustls).
+//! The `http` integration's client: pooled keep-alive HTTP/1.1 connections to upstreams,
+//! `http://` or `https://` (rustls).
 //!
-//! A connection goes back to the pool when the answer's body has been read to its end, so a
-//! request never waits behind another's body; a connection the upstream closed is noticed when
-//! it is taken and dropped. A request that could not be written on a pooled connection (the
-//! upstream closed it while idle) is sent again on a new one. Idle connections live 60 s, at most
-//! 256 per upstream.
+//! The exchange runs inside the request's own task: the request head (and a body that is already
+//! whole) leaves in one write, the answer's head is parsed with `httparse` from the connection's
+//! read buffer, and its body is read from that buffer as the client reads it. No task, channel or
+//! wake-up sits between a request and its connection, as with nginx's upstream module.
+//!
+//! - A connection goes back to the pool when the answer's body has been read to its end and
+//!   both sides allow keep-alive (no `Connection: close`, HTTP/1.1 or an HTTP/1.0 keep-alive),
+//!   so a request never waits behind another's body. An answer whose body came with its head
+//!   gives the connection back before the answer is returned.
+//! - Answer bodies are framed by RFC 9112 §6.3: none for `HEAD`, 1xx, 204 and 304; chunked;
+//!   `Content-Length`; or until the upstream closes (that connection is not reused). Interim
+//!   1xx answers are skipped. Chunk extensions and trailers are read and dropped.
+//! - A request body of known size goes with `Content-Length`, any other with chunked encoding.
+//! - A pooled connection that became readable while idle (the upstream closed it, or sent
+//!   something unasked) is dropped when taken, at no cost of a system call. A request without a
+//!   body that fails on a reused connection before any answer byte (the upstream closed it just
+//!   then) is sent again on another.
+//! - Idle connections live 60 s, at most 256 per upstream. Heads over 64 KiB or with more than
+//!   100 header fields are refused.
 
 use std::collections::HashMap;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderValue, Request, Response, Uri};
-use hyper::client::conn::http1::SendRequest;
+use bytes::{Buf, Bytes, BytesMut};
+use http::uri::{Authority, Scheme};
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
+};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::tls::Connector;
 
 const IDLE_FOR: Duration = Duration::from_secs(60);
 const IDLE_MAX: usize = 256;
+const HEAD_MAX: usize = 64 * 1024;
+const HEADERS_MAX: usize = 100;
+/// How much a read asks for at least.
+const READ_CHUNK: usize = 16 * 1024;
+/// A request body whose first frame is whole and at most this big leaves with the head.
+const COALESCE_MAX: usize = 64 * 1024;
 
 type Key = (Scheme, Authority);
+type Io = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
+
+/// One connection to an upstream, with the bytes read from it and not yet used.
+struct Conn {
+    io: Io,
+    read: BytesMut,
+    write: Vec<u8>,
+}
+
+impl Conn {
+    /// Whether the upstream closed it or sent something while it was idle. Plain TCP only: a
+    /// TLS connection may rightly have session tickets waiting.
+    fn became_readable(&self) -> bool {
+        if let hyper_rustls::MaybeHttpsStream::Http(tcp) = self.io.inner() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            return tcp.inner().poll_read_ready(&mut cx).is_ready();
+        }
+        false
+    }
+
+    /// Reads more of the upstream's bytes into the buffer; `Ok(0)` at the end of the stream.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.read.reserve(READ_CHUNK);
+        self.io.read_buf(&mut self.read).await
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.read.reserve(READ_CHUNK);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read)
+    }
+}
 
 struct Idle {
-    sender: SendRequest<Body>,
+    conn: Conn,
     /// When it went idle, on [`crate::deadline::coarse_ms`]'s clock.
     since: u64,
 }
@@ -50,8 +108,14 @@ pub enum Error {
     Url,
     /// Connecting failed.
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The exchange failed.
-    Http(hyper::Error),
+    /// Reading or writing the connection failed.
+    Io(io::Error),
+    /// The upstream closed the connection before its answer was whole.
+    Closed,
+    /// The upstream's answer is not HTTP/1.x as RFC 9112 has it.
+    Protocol(&'static str),
+    /// The request's body failed (a size limit, or the client went away).
+    Body(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl std::fmt::Display for Error {
@@ -59,7 +123,10 @@ impl std::fmt::Display for Error {
         match self {
             Error::Url => f.write_str("the upstream URL is not absolute"),
             Error::Connect(e) => write!(f, "connect: {e}"),
-            Error::Http(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Closed => f.write_str("the upstream closed the connection"),
+            Error::Protocol(what) => write!(f, "the upstream's answer is malformed: {what}"),
+            Error::Body(e) => write!(f, "request body: {e}"),
         }
     }
 }
@@ -67,11 +134,18 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Http(e) => Some(e),
-            Error::Connect(e) => Some(&**e),
-            Error::Url => None,
+            Error::Connect(e) | Error::Body(e) => Some(&**e),
+            Error::Io(e) => Some(e),
+            Error::Url | Error::Closed | Error::Protocol(_) => None,
         }
     }
+}
+
+/// An exchange that failed, and whether the request may go again on another connection.
+struct Failed {
+    error: Error,
+    /// Nothing of the request body was used and no answer byte came.
+    untouched: bool,
 }
 
 impl Pool {
@@ -83,147 +157,710 @@ impl Pool {
         })
     }
 
-    fn take(&self, key: &Key) -> Option<SendRequest<Body>> {
+    fn take(&self, key: &Key) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(key)?;
         let now = crate::deadline::coarse_ms();
         while let Some(i) = list.pop() {
             let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
-            if fresh && !i.sender.is_closed() && i.sender.is_ready() {
-                return Some(i.sender);
+            if fresh && !i.conn.became_readable() {
+                return Some(i.conn);
             }
         }
         None
     }
 
-    fn put(&self, key: Key, sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put(&self, key: Key, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() < IDLE_MAX {
             list.push(Idle {
-                sender,
+                conn,
                 since: crate::deadline::coarse_ms(),
             });
         }
     }
 
-    async fn connect(&self, uri: &Uri) -> Result<SendRequest<Body>, Error> {
+    async fn connect(&self, uri: &Uri) -> Result<Conn, Error> {
         use tower_service::Service;
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(Error::Connect)?;
         let io = connector.call(uri.clone()).await.map_err(Error::Connect)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(Error::Http)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Conn {
+            io: TokioIo::new(io),
+            read: BytesMut::with_capacity(READ_CHUNK),
+            write: Vec::with_capacity(1024),
+        })
     }
 
     /// Sends `req` (with an absolute URI) and returns the answer, whose body gives the
     /// connection back to the pool when it ends.
-    pub async fn request(
-        self: &Arc<Self>,
-        mut req: Request<Body>,
-    ) -> Result<Response<Body>, Error> {
-        let uri = req.uri().clone();
-        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+    pub async fn request(self: &Arc<Self>, req: Request<Body>) -> Result<Response<Body>, Error> {
+        let (parts, mut body) = req.into_parts();
+        let (Some(scheme), Some(authority)) =
+            (parts.uri.scheme().cloned(), parts.uri.authority().cloned())
         else {
             return Err(Error::Url);
         };
-        // The request line carries the origin form; the authority goes in `Host`.
-        *req.uri_mut() = Uri::from(
-            uri.path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            req.headers_mut().insert(header::HOST, host);
-        }
         let key = (scheme, authority);
-        let mut req = req;
-        let mut fresh = false;
         loop {
-            let mut sender = match self.take(&key) {
-                Some(s) => s,
-                None => {
-                    fresh = true;
-                    self.connect(&uri).await?
-                }
+            let (mut conn, reused) = match self.take(&key) {
+                Some(c) => (c, true),
+                None => (self.connect(&parts.uri).await?, false),
             };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let (parts, body) = resp.into_parts();
-                    let body = Pooled {
-                        inner: body,
-                        back: Some((self.clone(), key, sender)),
-                    };
-                    return Ok(Response::from_parts(parts, Body::new(body)));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Not written: the pooled connection was closed under us. Once more, on a
-                    // new connection.
-                    Some(again) if !fresh => req = again,
-                    _ => return Err(Error::Http(e.into_error())),
-                },
+            match exchange(&mut conn, &parts, &key.1, &mut body).await {
+                Ok((head, framing)) => return Ok(self.answer(conn, key, head, framing)),
+                Err(f) if reused && f.untouched => continue,
+                Err(f) => return Err(f.error),
             }
         }
     }
-}
 
-/// An answer's body that gives its connection back when it has been read to its end.
-struct Pooled {
-    inner: hyper::body::Incoming,
-    back: Option<(Arc<Pool>, Key, SendRequest<Body>)>,
-}
+    /// The answer: its body taken from the buffer when it is all there, else read as the
+    /// client reads it.
+    fn answer(
+        self: &Arc<Self>,
+        mut conn: Conn,
+        key: Key,
+        head: http::response::Parts,
+        framing: Framing,
+    ) -> Response<Body> {
+        let body = match framing.kind {
+            Kind::Length(0) => {
+                self.release(conn, key, framing.reusable);
+                Body::empty()
+            }
+            Kind::Length(n) if conn.read.len() as u64 >= n => {
+                let bytes = conn.read.split_to(n as usize).freeze();
+                self.release(conn, key, framing.reusable);
+                Body::from(bytes)
+            }
+            kind => Body::new(Upstream {
+                conn: Some(conn),
+                kind,
+                back: framing.reusable.then(|| (self.clone(), key)),
+            }),
+        };
+        Response::from_parts(head, body)
+    }
 
-impl Pooled {
-    fn release(&mut self) {
-        if let Some((pool, key, sender)) = self.back.take() {
-            pool.put(key, sender);
+    fn release(&self, conn: Conn, key: Key, reusable: bool) {
+        // Bytes past the answer's end mean the upstream and the gateway disagree on framing:
+        // that connection is not trusted again.
+        if reusable && conn.read.is_empty() {
+            self.put(key, conn);
         }
     }
 }
 
-impl http_body::Body for Pooled {
+/// How an answer's body is delimited, and whether its connection may serve again.
+struct Framing {
+    kind: Kind,
+    reusable: bool,
+}
+
+enum Kind {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+#[derive(Clone, Copy)]
+enum Chunked {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+/// Writes the request and reads the answer's head.
+async fn exchange(
+    conn: &mut Conn,
+    parts: &http::request::Parts,
+    authority: &Authority,
+    body: &mut Body,
+) -> Result<(http::response::Parts, Framing), Failed> {
+    let untouched = |error| Failed {
+        error,
+        untouched: true,
+    };
+    let used = |error| Failed {
+        error,
+        untouched: false,
+    };
+    let empty = http_body::Body::is_end_stream(body);
+    let chunked = match http_body::Body::size_hint(body).exact() {
+        _ if empty => {
+            encode_head(&mut conn.write, parts, authority, Some(0));
+            false
+        }
+        Some(n) => {
+            encode_head(&mut conn.write, parts, authority, Some(n));
+            false
+        }
+        None => {
+            encode_head(&mut conn.write, parts, authority, None);
+            true
+        }
+    };
+    if empty {
+        conn.io
+            .write_all(&conn.write)
+            .await
+            .map_err(|e| untouched(Error::Io(e)))?;
+    } else {
+        send_body(conn, body, chunked).await.map_err(used)?;
+    }
+    conn.io
+        .flush()
+        .await
+        .map_err(|e| Failed::from_io(e, empty))?;
+    let head_method = parts.method == Method::HEAD;
+    let mut got_any = false;
+    loop {
+        if let Some(parsed) = parse_head(&mut conn.read, head_method).map_err(used)? {
+            return Ok(parsed);
+        }
+        if conn.read.len() > HEAD_MAX {
+            return Err(used(Error::Protocol("the head is over 64 KiB")));
+        }
+        match conn.fill().await {
+            Ok(0) if !got_any && conn.read.is_empty() => {
+                return Err(Failed {
+                    error: Error::Closed,
+                    untouched: empty,
+                })
+            }
+            Ok(0) => return Err(used(Error::Closed)),
+            Ok(_) => got_any = true,
+            Err(e) if !got_any => return Err(Failed::from_io(e, empty)),
+            Err(e) => return Err(used(Error::Io(e))),
+        }
+    }
+}
+
+impl Failed {
+    fn from_io(e: io::Error, empty: bool) -> Failed {
+        Failed {
+            error: Error::Io(e),
+            untouched: empty,
+        }
+    }
+}
+
+/// The request line and header fields, `Host` first, framed by `length` (`None`: chunked).
+/// Framing fields of the incoming request are not copied: this hop frames its own body.
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    authority: &Authority,
+    length: Option<u64>,
+) {
+    out.clear();
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    match parts.uri.path_and_query() {
+        Some(pq) if !pq.as_str().is_empty() => out.extend_from_slice(pq.as_str().as_bytes()),
+        _ => out.push(b'/'),
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_str().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match length {
+        // A request without a body says so only where its method usually has one.
+        Some(0)
+            if matches!(
+                parts.method,
+                Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+            ) => {}
+        Some(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head and the body. A body that is whole in its first frame leaves with the head
+/// in one write.
+async fn send_body(conn: &mut Conn, body: &mut Body, chunked: bool) -> Result<(), Error> {
+    let mut head_sent = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::Body(e.into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers of the client's request are not forwarded
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let last = http_body::Body::is_end_stream(body);
+        if !head_sent && data.len() <= COALESCE_MAX {
+            if chunked {
+                push_chunk_size(&mut conn.write, data.len());
+                conn.write.extend_from_slice(&data);
+                conn.write.extend_from_slice(b"\r\n");
+                if last {
+                    conn.write.extend_from_slice(b"0\r\n\r\n");
+                }
+            } else {
+                conn.write.extend_from_slice(&data);
+            }
+            conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
+            head_sent = true;
+            if last {
+                return Ok(());
+            }
+            continue;
+        }
+        if !head_sent {
+            conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
+            head_sent = true;
+        }
+        if chunked {
+            let mut size = Vec::with_capacity(20);
+            push_chunk_size(&mut size, data.len());
+            conn.io.write_all(&size).await.map_err(Error::Io)?;
+            conn.io.write_all(&data).await.map_err(Error::Io)?;
+            conn.io.write_all(b"\r\n").await.map_err(Error::Io)?;
+        } else {
+            conn.io.write_all(&data).await.map_err(Error::Io)?;
+        }
+    }
+    if !head_sent {
+        conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
+    }
+    if chunked {
+        conn.io.write_all(b"0\r\n\r\n").await.map_err(Error::Io)?;
+    }
+    Ok(())
+}
+
+fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
+    use std::io::Write;
+    let _ = write!(out, "{n:x}\r\n");
+}
+
+/// Parses an answer's head from the front of `buf`, skipping interim (1xx) answers. `None`: the
+/// head is not whole yet.
+fn parse_head(
+    buf: &mut BytesMut,
+    head_method: bool,
+) -> Result<Option<(http::response::Parts, Framing)>, Error> {
+    loop {
+        let mut fields = [const { std::mem::MaybeUninit::uninit() }; HEADERS_MAX];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buf,
+            &mut fields,
+        ) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::Protocol("more than 100 header fields"))
+            }
+            Err(_) => return Err(Error::Protocol("the head does not parse")),
+        };
+        let code = parsed.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code).map_err(|_| Error::Protocol("bad status code"))?;
+        if status.is_informational() {
+            if code == 101 {
+                return Err(Error::Protocol("an upgrade that was not asked for"));
+            }
+            buf.advance(len);
+            continue;
+        }
+        let http10 = parsed.version == Some(0);
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut coded = false;
+        let mut close = http10;
+        let base = buf.as_ptr() as usize;
+        let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> =
+            smallvec::SmallVec::new();
+        for f in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(f.name.as_bytes())
+                .map_err(|_| Error::Protocol("bad header name"))?;
+            if name == header::CONTENT_LENGTH {
+                let n = std::str::from_utf8(f.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or(Error::Protocol("bad Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(Error::Protocol("conflicting Content-Length"));
+                }
+                length = Some(n);
+            } else if name == header::TRANSFER_ENCODING {
+                coded = true;
+                chunked = f
+                    .value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name == header::CONNECTION {
+                for token in f.value.split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
+                        close = false;
+                    }
+                }
+            }
+            let start = f.value.as_ptr() as usize - base;
+            spans.push((name, start, start + f.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        for (name, start, end) in spans {
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| Error::Protocol("bad header value"))?;
+            headers.append(name, value);
+        }
+        let bodiless =
+            head_method || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let kind = if bodiless {
+            Kind::Length(0)
+        } else if coded {
+            // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); a coding that does not
+            // end in chunked runs until the upstream closes.
+            headers.remove(header::CONTENT_LENGTH);
+            if chunked {
+                Kind::Chunked(Chunked::Size)
+            } else {
+                close = true;
+                Kind::UntilClose
+            }
+        } else if let Some(n) = length {
+            Kind::Length(n)
+        } else {
+            close = true;
+            Kind::UntilClose
+        };
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        let (parts, ()) = response.into_parts();
+        return Ok(Some((
+            parts,
+            Framing {
+                kind,
+                reusable: !close,
+            },
+        )));
+    }
+}
+
+/// An answer's body read from its connection, which goes back to the pool at the end.
+struct Upstream {
+    conn: Option<Conn>,
+    kind: Kind,
+    back: Option<(Arc<Pool>, Key)>,
+}
+
+impl Upstream {
+    fn finish(&mut self) {
+        self.kind = Kind::Length(0);
+        if let (Some(conn), Some((pool, key))) = (self.conn.take(), self.back.take()) {
+            pool.release(conn, key, true);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.conn = None;
+        self.back = None;
+        self.kind = Kind::Length(0);
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("chunked body: {what}"))
+}
+
+/// One chunk-size line at the front of `buf`: `Ok(None)` when it is not whole yet.
+fn chunk_size(buf: &mut BytesMut) -> io::Result<Option<u64>> {
+    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
+        if buf.len() > 4096 {
+            return Err(malformed("a chunk-size line over 4 KiB"));
+        }
+        return Ok(None);
+    };
+    let line = &buf[..end];
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 15 {
+        return Err(malformed("a bad chunk size"));
+    }
+    let rest = line[digits..].trim_ascii();
+    if !(rest.is_empty() || rest.starts_with(b";")) {
+        return Err(malformed("a bad chunk size"));
+    }
+    let mut n = 0u64;
+    for b in &line[..digits] {
+        n = n * 16 + u64::from((*b as char).to_digit(16).unwrap_or(0));
+    }
+    buf.advance(end + 1);
+    Ok(Some(n))
+}
+
+/// One line (a trailer field, or the empty line that ends them) at the front of `buf`: `None`
+/// when it is not whole; `Some(true)` for the empty line.
+fn trailer_line(buf: &mut BytesMut) -> io::Result<Option<bool>> {
+    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
+        if buf.len() > HEAD_MAX {
+            return Err(malformed("trailers over 64 KiB"));
+        }
+        return Ok(None);
+    };
+    let empty = buf[..end].trim_ascii().is_empty();
+    buf.advance(end + 1);
+    Ok(Some(empty))
+}
+
+impl http_body::Body for Upstream {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ if self.inner.is_end_stream() => self.release(),
-            _ => {}
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Take what the buffer holds.
+            match &mut this.kind {
+                Kind::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Kind::Length(n) if !conn.read.is_empty() => {
+                    let take = (*n).min(conn.read.len() as u64);
+                    *n -= take;
+                    let data = conn.read.split_to(take as usize).freeze();
+                    if *n == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Kind::UntilClose if !conn.read.is_empty() => {
+                    let data = conn.read.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Kind::Chunked(state) => {
+                    let step = match *state {
+                        Chunked::Size => chunk_size(&mut conn.read).map(|n| {
+                            n.map(|n| {
+                                *state = if n == 0 {
+                                    Chunked::Trailers
+                                } else {
+                                    Chunked::Data(n)
+                                };
+                            })
+                        }),
+                        Chunked::Data(n) if !conn.read.is_empty() => {
+                            let take = n.min(conn.read.len() as u64);
+                            let data = conn.read.split_to(take as usize).freeze();
+                            *state = if take == n {
+                                Chunked::DataEnd
+                            } else {
+                                Chunked::Data(n - take)
+                            };
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        Chunked::Data(_) => Ok(None),
+                        Chunked::DataEnd => match conn.read.first() {
+                            Some(b'\n') => {
+                                conn.read.advance(1);
+                                *state = Chunked::Size;
+                                Ok(Some(()))
+                            }
+                            Some(b'\r') if conn.read.len() >= 2 => {
+                                if conn.read[1] != b'\n' {
+                                    Err(malformed("no CRLF after a chunk"))
+                                } else {
+                                    conn.read.advance(2);
+                                    *state = Chunked::Size;
+                                    Ok(Some(()))
+                                }
+                            }
+                            Some(b'\r') | None => Ok(None),
+                            Some(_) => Err(malformed("no CRLF after a chunk")),
+                        },
+                        Chunked::Trailers => match trailer_line(&mut conn.read) {
+                            Ok(Some(true)) => {
+                                this.finish();
+                                return Poll::Ready(None);
+                            }
+                            other => other.map(|o| o.map(|_| ())),
+                        },
+                    };
+                    match step {
+                        Err(e) => return this.fail(e),
+                        Ok(Some(())) => continue,
+                        Ok(None) => {}
+                    }
+                }
+                _ => {}
+            }
+            // The buffer is spent: read more.
+            let conn = this.conn.as_mut().expect("checked above");
+            match conn.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    if matches!(this.kind, Kind::UntilClose) {
+                        this.conn = None;
+                        this.back = None;
+                        this.kind = Kind::Length(0);
+                        return Poll::Ready(None);
+                    }
+                    return this.fail(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upstream closed the connection mid-body",
+                    ));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return this.fail(e),
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.conn.is_none() || matches!(self.kind, Kind::Length(0))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match self.kind {
+            Kind::Length(n) => http_body::SizeHint::with_exact(n),
+            _ => http_body::SizeHint::default(),
+        }
     }
 }
 
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        // Dropped after its end (or empty): the connection is clean. Dropped midway: it is not,
-        // and goes away with its sender.
-        if http_body::Body::is_end_stream(&self.inner) {
-            self.release();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, head: bool) -> Result<Option<(http::response::Parts, Framing)>, Error> {
+        parse_head(&mut BytesMut::from(text), head)
+    }
+
+    #[test]
+    fn heads_choose_the_framing_of_rfc_9112() {
+        let (p, f) = parse(
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\n\r\nhello",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.status, 200);
+        assert_eq!(p.headers["x-a"], "b");
+        assert!(matches!(f.kind, Kind::Length(5)) && f.reusable);
+        let (_, f) = parse(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(f.kind, Kind::Chunked(_)) && f.reusable);
+        let (_, f) = parse("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+        assert!(matches!(f.kind, Kind::UntilClose) && !f.reusable);
+        let (_, f) = parse("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(f.kind, Kind::Length(0)));
+        let (_, f) = parse("HTTP/1.1 204 No Content\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(f.kind, Kind::Length(0)) && f.reusable);
+        let (_, f) = parse("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(!f.reusable);
+        let (_, f) = parse(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!f.reusable);
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_and_bad_heads_refused() {
+        let (p, _) = parse(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.status, 201);
+        assert!(parse("HTTP/1.1 200 OK\r\ncontent-le", false)
+            .unwrap()
+            .is_none());
+        for bad in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            assert!(parse(bad, false).is_err(), "{bad}");
         }
+        let many: String = (0..101).map(|i| format!("x-{i}: v\r\n")).collect();
+        assert!(parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"), false).is_err());
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        let mut b = BytesMut::from("1a;ext=1\r\nrest");
+        assert_eq!(chunk_size(&mut b).unwrap(), Some(26));
+        assert_eq!(&b[..], b"rest");
+        assert_eq!(chunk_size(&mut BytesMut::from("1a")).unwrap(), None);
+        for bad in ["\r\n", "zz\r\n", "1 x\r\n", "10000000000000000\r\n"] {
+            assert!(chunk_size(&mut BytesMut::from(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_heads_frame_their_own_body() {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("http://up.example:8080/a/b?c=d")
+            .header("host", "client.example")
+            .header("content-length", "99")
+            .header("transfer-encoding", "chunked")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let authority = parts.uri.authority().unwrap().clone();
+        let mut out = Vec::new();
+        encode_head(&mut out, &parts, &authority, Some(3));
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /a/b?c=d HTTP/1.1\r\nhost: up.example:8080\r\nx-one: 1\r\ncontent-length: 3\r\n\r\n"
+        );
+        encode_head(&mut out, &parts, &authority, None);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("x-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"));
     }
 }
