@@ -316,6 +316,60 @@ fn bodies_stream_and_the_size_limit_is_413() {
 }
 
 #[test]
+fn upstream_answers_are_read_in_every_framing_and_connections_are_reused() {
+    let (gw, up) = proxy_gateway();
+    let r = get(gw.port, "/echo/chunked", "");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello world"[..]));
+    let r = get(gw.port, "/echo/close", "");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"until close"[..]));
+    let r = get(gw.port, "/echo/interim", "");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"final"[..]));
+    let r = get(gw.port, "/echo/empty", "");
+    assert_eq!((r.status, r.body.len()), (204, 0));
+    let r = get(gw.port, "/echo/big", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 3 << 20);
+    assert!(r.body.iter().all(|b| *b == b'z'));
+    let r = send(
+        gw.port,
+        b"HEAD /echo/head HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert!(r.header("content-length").is_some_and(|n| n != "0"));
+    // A head the gateway cannot read is a 502, not a hang or a 500.
+    assert_eq!(get(gw.port, "/echo/malformed", "").status, 502);
+    // The upstream closes these connections while the gateway holds them idle: the next
+    // request still gets its answer.
+    for _ in 0..3 {
+        let r = get(gw.port, "/echo/bye", "");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"bye"[..]));
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+    // A chunked request body arrives whole.
+    let r = send(
+        gw.port,
+        b"POST /echo/up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.json()["body_len"], 7);
+    // Sequential requests share one pooled connection, whatever the framing of the answers
+    // before them.
+    let before = up.conns.load(std::sync::atomic::Ordering::SeqCst);
+    for path in [
+        "/echo/a",
+        "/echo/chunked",
+        "/echo/b",
+        "/echo/empty",
+        "/echo/interim",
+        "/echo/c",
+    ] {
+        assert!(get(gw.port, path, "").status < 300, "{path}");
+    }
+    let after = up.conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after <= before + 1, "{before} connections, then {after}");
+}
+
+#[test]
 fn access_log_metrics_and_health() {
     let (gw, _up) = proxy_gateway();
     let r = get(

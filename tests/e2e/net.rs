@@ -132,9 +132,15 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 /// A test upstream: `/sleep/MS` sleeps then answers; anything else echoes the request as JSON.
 /// `/vary…` answers carry `Vary: Accept-Language`, `/cookie…` answers a `Set-Cookie`.
 /// Its answers carry hop-by-hop headers that the gateway must drop.
+///
+/// Paths ending in one of these words answer in that framing instead (see [`framed`]):
+/// `chunked`, `close`, `interim`, `empty`, `big`, `bye`, `malformed`. `HEAD` answers carry no
+/// body.
 pub struct Upstream {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted so far.
+    pub conns: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -142,15 +148,68 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let port = listener.local_addr().expect("addr").port();
         let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (h, c) = (hits.clone(), conns.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
                 let h = h.clone();
                 std::thread::spawn(move || serve(conn, &h));
             }
         });
-        Upstream { port, hits }
+        Upstream { port, hits, conns }
     }
+}
+
+/// What the upstream did after a framed answer.
+enum After {
+    KeepAlive,
+    Close,
+}
+
+/// The answers in other framings than `Content-Length`, by the last path segment.
+fn framed(w: &mut TcpStream, target: &str) -> Option<After> {
+    let last = target.rsplit('/').next().unwrap_or_default();
+    let pause = || std::thread::sleep(Duration::from_millis(20));
+    let write = |w: &mut TcpStream, b: &[u8]| w.write_all(b).and_then(|()| w.flush());
+    let r = match last {
+        // Chunks in separate writes, with an extension and a trailer.
+        "chunked" => (|| {
+            write(w, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5;note=x\r\nhel")?;
+            pause();
+            write(w, b"lo\r\n6\r\n world\r")?;
+            pause();
+            write(w, b"\n0\r\nX-Checksum: 1\r\n\r\n")
+        })()
+        .map(|()| After::KeepAlive),
+        // No length: the body runs until the connection closes.
+        "close" => write(w, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close")
+            .map(|()| After::Close),
+        // Interim answers before the final one.
+        "interim" => write(
+            w,
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+        )
+        .map(|()| After::KeepAlive),
+        "empty" => write(w, b"HTTP/1.1 204 No Content\r\n\r\n").map(|()| After::KeepAlive),
+        // 3 MiB in 64 KiB writes.
+        "big" => (|| {
+            write(w, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 3 << 20).as_bytes())?;
+            for _ in 0..48 {
+                w.write_all(&[b'z'; 64 * 1024])?;
+            }
+            w.flush()
+        })()
+        .map(|()| After::KeepAlive),
+        // Keep-alive by its headers, then closed while the gateway holds it idle.
+        "bye" => write(w, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye").map(|()| {
+            std::thread::sleep(Duration::from_millis(50));
+            After::Close
+        }),
+        "malformed" => write(w, b"HTTP/1.1 OK maybe\r\n\r\n").map(|()| After::Close),
+        _ => return None,
+    };
+    Some(r.unwrap_or(After::Close))
 }
 
 fn serve(conn: TcpStream, hits: &AtomicUsize) {
@@ -163,6 +222,11 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or_default().to_string();
         let target = parts.next().unwrap_or_default().to_string();
+        match framed(&mut w, &target) {
+            Some(After::Close) => return,
+            Some(After::KeepAlive) => continue,
+            None => {}
+        }
         let reply = if let Some(ms) = target
             .strip_prefix("/sleep/")
             .and_then(|m| m.parse::<u64>().ok())
@@ -182,8 +246,9 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
             ""
         };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n{extra}\r\n{text}",
-            text.len()
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n{extra}\r\n{}",
+            text.len(),
+            if method == "HEAD" { "" } else { &text }
         );
         if w.write_all(resp.as_bytes()).is_err() {
             return;
