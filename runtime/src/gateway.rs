@@ -56,6 +56,18 @@ pub struct RouteDef {
     pub cache: Option<&'static crate::cache::CacheDef>,
 }
 
+impl RouteDef {
+    /// Whether a request to this route goes straight to its integration: no authentication,
+    /// throttling, validation or cache.
+    fn is_plain(&self, gw: &Gateway, index: usize) -> bool {
+        let cached = cfg!(feature = "cache") && self.cache.is_some();
+        self.security.is_empty()
+            && self.validation.is_none_or(|v| v.checks_nothing())
+            && !cached
+            && !gw.throttle.as_ref().is_some_and(|t| t.applies(index, None))
+    }
+}
+
 /// Request limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -367,11 +379,11 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    handle_request(gw, peer, req).await
+    handle_request(gw, peer, req).await.map(Body::new)
 }
 
 /// [`handle_request`] with a panic turned into a 500 rather than a dropped connection.
-async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
+async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response<LoggedBody> {
     use futures_util::FutureExt;
     match std::panic::AssertUnwindSafe(handle_request(gw, peer, req))
         .catch_unwind()
@@ -383,36 +395,31 @@ async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
             "Internal Server Error",
             "the gateway failed",
         )
-        .into_response("-"),
+        .into_response("-")
+        .map(LoggedBody::plain),
     }
 }
 
 /// One request, from its arrival to its answer.
-async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response {
+async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response<LoggedBody> {
     let start = Instant::now();
     gw.metrics.start();
     let mut req = req;
-    let id = request_id(req.headers());
     // The id travels upstream in the request's own header: made once, reused as is.
-    let id_value = HeaderValue::from_str(&id).ok();
-    let keep = req
-        .headers()
-        .get(X_REQUEST_ID)
-        .is_some_and(|v| v.as_bytes() == id.as_bytes())
+    let id_value = request_id(req.headers());
+    let keep = req.headers().get(X_REQUEST_ID) == Some(&id_value)
         && req.headers().get_all(X_REQUEST_ID).iter().nth(1).is_none();
     if !keep {
-        if let Some(v) = &id_value {
-            req.headers_mut().insert(X_REQUEST_ID, v.clone());
-        }
+        req.headers_mut().insert(X_REQUEST_ID, id_value.clone());
     }
     let client = gw.client_address(peer.ip(), req.headers());
     let mut record = AccessRecord {
-        request_id: id.clone(),
+        request_id: id_value.clone(),
         ip: client,
         method: req.method().clone(),
         route_key: "-",
         route: "-",
-        path: req.uri().path().to_string(),
+        uri: req.uri().clone(),
         protocol: match req.version() {
             http::Version::HTTP_10 => "HTTP/1.0",
             http::Version::HTTP_2 => "HTTP/2.0",
@@ -425,19 +432,16 @@ async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Res
         integration_latency: None,
         status: 0,
     };
-    let mut resp = match dispatch(&gw, req, peer, client, &id, &mut record).await {
+    // `request_id` admits printable ASCII only, so the id is always text.
+    let id = id_value.to_str().unwrap_or("-");
+    let mut resp = match dispatch(&gw, req, peer, client, id, &mut record).await {
         Ok(r) => r,
-        Err(p) => p.into_custom_response(&id, gw.responses),
+        Err(p) => p.into_custom_response(id, gw.responses),
     };
-    if let Some(v) = id_value {
-        resp.headers_mut().insert(X_REQUEST_ID, v);
-    }
+    resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
     record.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(LoggedBody::new(body, record, gw.metrics.clone())),
-    )
+    Response::from_parts(parts, LoggedBody::new(body, record, gw.metrics.clone()))
 }
 
 async fn dispatch(
@@ -519,7 +523,16 @@ async fn dispatch(
         client,
         id,
     };
-    let result = Box::pin(serve_route(&at, req, &params, &segs, record)).await;
+    // A route with nothing to check before its integration skips the pipeline's stages (and
+    // their futures): only the size limit applies.
+    let result = if route.is_plain(gw, index) {
+        match check_length(gw, &req) {
+            Ok(()) => serve_integration(gw, route, req, peer, id, &params, &segs, record).await,
+            Err(p) => Err(p),
+        }
+    } else {
+        Box::pin(serve_route(&at, req, &params, &segs, record)).await
+    };
     match route.cors {
         // Every answer of a CORS route carries its headers, errors included, so a browser
         // script can read why it was refused.
@@ -559,7 +572,7 @@ async fn serve_route(
             path: req.uri().path(),
             route_key: route.key,
             stage: &gw.stage,
-            source_ip: at.client.to_string(),
+            source_ip: at.client,
             request_id: id,
         };
         let verdict = match &gw.auth {
@@ -606,16 +619,7 @@ async fn serve_admitted(
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
     let (gw, route) = (at.gw, at.route);
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > gw.limits.body {
-            return Err(Problem::too_large(gw.limits.body));
-        }
-    }
+    check_length(gw, &req)?;
     if let Some(v) = route.validation {
         if let Err(r) = validate_request(gw, v, &mut req, params.values()).await {
             if r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -632,6 +636,20 @@ async fn serve_admitted(
         }
     }
     Box::pin(serve_upstream(at, req, params, segs, record)).await
+}
+
+/// Refuses a request whose declared `Content-Length` is over the body limit, before any of it
+/// is read. (Bodies without a length are held to the limit as they stream.)
+fn check_length(gw: &Gateway, req: &Request) -> Result<(), Problem> {
+    match req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(len) if len > gw.limits.body => Err(Problem::too_large(gw.limits.body)),
+        _ => Ok(()),
+    }
 }
 
 /// The integration, then response validation when the spec asks for it.
@@ -866,20 +884,8 @@ async fn serve_integration(
         }
         #[cfg(feature = "proxy")]
         Integration::Http(h) => {
-            let mut forward_path = String::new();
-            crate::path::encode_path(&mut forward_path, segs);
             let params = params.named(route.params);
-            Box::pin(proxy::forward(
-                gw,
-                h,
-                req,
-                peer,
-                id,
-                &params,
-                &forward_path,
-                record,
-            ))
-            .await
+            Box::pin(proxy::forward(gw, h, req, peer, id, &params, segs, record)).await
         }
         #[cfg(not(feature = "proxy"))]
         Integration::Http(_) => {
@@ -931,24 +937,22 @@ pub(crate) mod proxy {
         peer: SocketAddr,
         id: &str,
         params: &PathParams<'_>,
-        path: &str,
+        segments: &[&str],
         record: &mut AccessRecord,
     ) -> Result<Response, Problem> {
-        let url = h.url.expand(params, path, req.uri().query());
-        let uri: Uri = url.parse().map_err(|_| Problem::bad_gateway())?;
+        let url = h.url.expand(params, segments, req.uri().query());
+        let uri =
+            Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
         let (mut parts, body) = req.into_parts();
         let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        let peer_ip = peer.ip().to_string();
-        let xff = match parts
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {peer_ip}"),
-            None => peer_ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
+        let mut xff = Vec::with_capacity(64);
+        if let Some(prev) = parts.headers.get(X_FORWARDED_FOR) {
+            xff.extend_from_slice(prev.as_bytes());
+            xff.extend_from_slice(b", ");
+        }
+        crate::observe::push_ip(&mut xff, peer.ip());
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
             parts.headers.insert(X_FORWARDED_FOR, v);
         }
         parts
@@ -961,7 +965,7 @@ pub(crate) mod proxy {
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
-        let upstream_req = http::Request::from_parts(parts, Body::new(limited));
+        let upstream_req = http::Request::from_parts(parts, limited);
         let started = Instant::now();
         let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
         record.integration_latency = Some(started.elapsed());

@@ -113,7 +113,12 @@ impl UrlTemplate {
 
     /// The upstream URL for one request: parameters encoded as single segments, the normalised
     /// request path appended where the template asks for it, the raw query passed through.
-    pub fn expand(&self, params: &PathParams<'_>, path: &str, query: Option<&str>) -> String {
+    pub fn expand(
+        &self,
+        params: &PathParams<'_>,
+        segments: &[&str],
+        query: Option<&str>,
+    ) -> String {
         let mut out = String::with_capacity(128);
         for p in &self.parts {
             match p {
@@ -127,7 +132,7 @@ impl UrlTemplate {
             while out.ends_with('/') {
                 out.pop();
             }
-            out.push_str(path);
+            crate::path::encode_path(&mut out, segments);
         }
         if let Some(q) = query {
             out.push(if out.contains('?') { '&' } else { '?' });
@@ -244,12 +249,12 @@ mod tests {
         values.push("../../admin?x=1#y");
         let p = values.named(&["orderId"]);
         assert_eq!(
-            t.expand(&p, "/ignored", Some("a=1")),
+            t.expand(&p, &["ignored"], Some("a=1")),
             "http://127.0.0.1:9001/v2/orders/..%2F..%2Fadmin%3Fx%3D1%23y?a=1"
         );
         let d = UrlTemplate::new(&stage, "${stageVariables.orders}/", true, "t").unwrap();
         assert_eq!(
-            d.expand(&p, "/orders/7", None),
+            d.expand(&p, &["orders", "7"], None),
             "http://127.0.0.1:9001/orders/7"
         );
     }

@@ -15,19 +15,39 @@ use bytes::Bytes;
 use http_body::Frame;
 
 /// The request id: the client's `x-request-id` when it is sane, else a new UUID.
-pub fn request_id(headers: &http::HeaderMap) -> String {
-    if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
-            return v.to_string();
+pub fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
+    if let Some(v) = headers.get("x-request-id") {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|b| b.is_ascii_graphic()) {
+            return v.clone();
         }
     }
-    fast_uuid()
+    http::HeaderValue::from_bytes(&fast_uuid()).expect("a UUID is a valid header value")
+}
+
+/// Appends `ip` as text: IPv4 without the formatting machinery, the hot case of every access
+/// log line and `X-Forwarded-For`.
+pub fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// A random (version 4) UUID from a per-thread xorshift generator seeded once from the operating
 /// system: request ids need to be unique, not secret, and a system call per request is what this
 /// avoids.
-fn fast_uuid() -> String {
+fn fast_uuid() -> [u8; 36] {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<(u64, u64)> = Cell::new({
@@ -58,8 +78,8 @@ fn fast_uuid() -> String {
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .hyphenated()
-        .encode_lower(&mut buf)
-        .to_string()
+        .encode_lower(&mut buf);
+    buf
 }
 
 /// The access log's sink: lines are appended to a buffer that a background thread writes to
@@ -339,8 +359,8 @@ fn escape_label(s: &str) -> String {
 
 /// What the access log line says of one request, filled in as the request goes.
 pub struct AccessRecord {
-    /// The request id.
-    pub request_id: String,
+    /// The request id (printable ASCII: see [`request_id`]).
+    pub request_id: http::HeaderValue,
     /// The client address.
     pub ip: std::net::IpAddr,
     /// Method.
@@ -349,8 +369,8 @@ pub struct AccessRecord {
     pub route_key: &'static str,
     /// The route template, or `-`.
     pub route: &'static str,
-    /// The request path as received.
-    pub path: String,
+    /// The request target as received.
+    pub uri: http::Uri,
     /// HTTP version.
     pub protocol: &'static str,
     /// The stage.
@@ -376,6 +396,15 @@ pub struct LoggedBody {
 }
 
 impl LoggedBody {
+    /// A body that logs nothing: answers that are not a request's (a panic's 500).
+    pub fn plain(inner: Body) -> Self {
+        LoggedBody {
+            inner,
+            bytes: 0,
+            record: None,
+        }
+    }
+
     /// Wraps `inner`.
     pub fn new(inner: Body, record: AccessRecord, metrics: Arc<Metrics>) -> Self {
         LoggedBody {
@@ -390,53 +419,61 @@ impl LoggedBody {
             let elapsed = r.start.elapsed();
             metrics.finish(&r.method, r.route, r.status, elapsed);
             // Written field by field (strings escaped by serde_json), without building a value.
-            let mut line = Vec::with_capacity(384);
-            let field = |line: &mut Vec<u8>, name: &str, first: bool| {
-                line.extend_from_slice(if first { b"{\"" } else { b",\"" });
-                line.extend_from_slice(name.as_bytes());
-                line.extend_from_slice(b"\":");
-            };
-            let text = |line: &mut Vec<u8>, s: &str| {
-                let _ = serde_json::to_writer(&mut *line, s);
-            };
-            field(&mut line, "requestId", true);
-            text(&mut line, &r.request_id);
-            field(&mut line, "ip", false);
-            let _ = write!(line, "\"{}\"", r.ip);
-            field(&mut line, "requestTime", false);
-            line.push(b'"');
-            rfc3339_into(&mut line, r.time);
-            line.push(b'"');
-            field(&mut line, "httpMethod", false);
-            text(&mut line, r.method.as_str());
-            field(&mut line, "routeKey", false);
-            text(&mut line, r.route_key);
-            field(&mut line, "path", false);
-            text(&mut line, &r.path);
-            field(&mut line, "status", false);
-            line.extend_from_slice(itoa::Buffer::new().format(r.status).as_bytes());
-            field(&mut line, "protocol", false);
-            text(&mut line, r.protocol);
-            field(&mut line, "responseLength", false);
-            line.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
-            field(&mut line, "integrationLatency", false);
-            match r.integration_latency {
-                Some(d) => {
-                    line.extend_from_slice(itoa::Buffer::new().format(d.as_millis()).as_bytes())
+            thread_local! {
+                // The line is built in a buffer kept per thread, not allocated per request.
+                static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+            }
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                let field = |line: &mut Vec<u8>, name: &str, first: bool| {
+                    line.extend_from_slice(if first { b"{\"" } else { b",\"" });
+                    line.extend_from_slice(name.as_bytes());
+                    line.extend_from_slice(b"\":");
+                };
+                let text = |line: &mut Vec<u8>, s: &str| {
+                    let _ = serde_json::to_writer(&mut *line, s);
+                };
+                field(line, "requestId", true);
+                text(line, r.request_id.to_str().unwrap_or("-"));
+                field(line, "ip", false);
+                line.push(b'"');
+                push_ip(line, r.ip);
+                line.push(b'"');
+                field(line, "requestTime", false);
+                line.push(b'"');
+                rfc3339_into(line, r.time);
+                line.push(b'"');
+                field(line, "httpMethod", false);
+                text(line, r.method.as_str());
+                field(line, "routeKey", false);
+                text(line, r.route_key);
+                field(line, "path", false);
+                text(line, r.uri.path());
+                field(line, "status", false);
+                line.extend_from_slice(itoa::Buffer::new().format(r.status).as_bytes());
+                field(line, "protocol", false);
+                text(line, r.protocol);
+                field(line, "responseLength", false);
+                line.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
+                field(line, "integrationLatency", false);
+                match r.integration_latency {
+                    Some(d) => {
+                        line.extend_from_slice(itoa::Buffer::new().format(d.as_millis()).as_bytes())
+                    }
+                    None => line.extend_from_slice(b"null"),
                 }
-                None => line.extend_from_slice(b"null"),
-            }
-            field(&mut line, "responseLatency", false);
-            line.extend_from_slice(itoa::Buffer::new().format(elapsed.as_millis()).as_bytes());
-            field(&mut line, "stage", false);
-            text(&mut line, &r.stage);
-            field(&mut line, "userAgent", false);
-            match r.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
-                Some(ua) => text(&mut line, ua),
-                None => text(&mut line, "-"),
-            }
-            line.push(b'}');
-            append_log_line(&line);
+                field(line, "responseLatency", false);
+                line.extend_from_slice(itoa::Buffer::new().format(elapsed.as_millis()).as_bytes());
+                field(line, "stage", false);
+                text(line, &r.stage);
+                field(line, "userAgent", false);
+                match r.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
+                    Some(ua) => text(line, ua),
+                    None => text(line, "-"),
+                }
+                line.push(b'}');
+                append_log_line(line);
+            });
         }
     }
 }
@@ -559,7 +596,8 @@ mod tests {
         assert_eq!(request_id(&h).len(), 36);
         let (a, b) = (request_id(&h), request_id(&h));
         assert_ne!(a, b);
-        assert!(crate::validate::format::uuid(&a), "{a}");
+        let a = a.to_str().unwrap();
+        assert!(crate::validate::format::uuid(a), "{a}");
         assert_eq!(&a[14..15], "4", "version 4: {a}");
     }
 }

@@ -92,7 +92,7 @@ struct Idle {
 /// The pool.
 pub struct Pool {
     connector: Connector,
-    idle: Mutex<HashMap<Key, Vec<Idle>>>,
+    idle: Mutex<HashMap<Key, Vec<Idle>, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -153,7 +153,7 @@ impl Pool {
     pub fn new(connector: Connector) -> Arc<Pool> {
         Arc::new(Pool {
             connector,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
         })
     }
 
@@ -197,7 +197,11 @@ impl Pool {
 
     /// Sends `req` (with an absolute URI) and returns the answer, whose body gives the
     /// connection back to the pool when it ends.
-    pub async fn request(self: &Arc<Self>, req: Request<Body>) -> Result<Response<Body>, Error> {
+    pub async fn request<B>(self: &Arc<Self>, req: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, mut body) = req.into_parts();
         let (Some(scheme), Some(authority)) =
             (parts.uri.scheme().cloned(), parts.uri.authority().cloned())
@@ -276,12 +280,16 @@ enum Chunked {
 }
 
 /// Writes the request and reads the answer's head.
-async fn exchange(
+async fn exchange<B>(
     conn: &mut Conn,
     parts: &http::request::Parts,
     authority: &Authority,
-    body: &mut Body,
-) -> Result<(http::response::Parts, Framing), Failed> {
+    body: &mut B,
+) -> Result<(http::response::Parts, Framing), Failed>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let untouched = |error| Failed {
         error,
         untouched: true,
@@ -399,7 +407,11 @@ fn encode_head(
 
 /// Writes the head and the body. A body that is whole in its first frame leaves with the head
 /// in one write.
-async fn send_body(conn: &mut Conn, body: &mut Body, chunked: bool) -> Result<(), Error> {
+async fn send_body<B>(conn: &mut Conn, body: &mut B, chunked: bool) -> Result<(), Error>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut head_sent = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::Body(e.into()))?;

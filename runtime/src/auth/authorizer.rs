@@ -186,7 +186,7 @@ impl Authorizer {
                     "method": creds.method,
                     "path": creds.path,
                     "protocol": "HTTP/1.1",
-                    "sourceIp": creds.source_ip,
+                    "sourceIp": creds.source_ip.to_string(),
                     "userAgent": creds.header("user-agent").unwrap_or(""),
                 },
                 "requestId": creds.request_id,

@@ -39,7 +39,13 @@ pub struct Verifier {
 }
 
 /// Verified tokens: their claims and when their signature was checked.
-type Verified = std::collections::HashMap<Box<str>, (Arc<serde_json::Value>, Instant)>;
+/// Keyed by the whole token, hashed with a fast randomly seeded hash: tokens are long, and only
+/// verified ones are stored.
+type Verified = std::collections::HashMap<
+    Box<str>,
+    (Arc<serde_json::Value>, Instant),
+    foldhash::fast::RandomState,
+>;
 
 /// How long a verified token is remembered. A key removed from the JWKS stops accepting its
 /// tokens at most this long after.
@@ -155,7 +161,7 @@ impl Verifier {
             secret,
             inline,
             remote,
-            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            verified: std::sync::Mutex::new(Verified::default()),
         })
     }
 

@@ -183,7 +183,7 @@ pub struct Credentials<'r> {
     /// The stage's name.
     pub stage: &'r str,
     /// The caller's address.
-    pub source_ip: String,
+    pub source_ip: std::net::IpAddr,
     /// The request id.
     pub request_id: &'r str,
 }

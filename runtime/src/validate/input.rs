@@ -178,6 +178,13 @@ pub struct RequestParts<'r> {
 }
 
 impl RouteValidation {
+    /// Whether there is nothing to check, requests or responses: no parameters or body to
+    /// validate (or request validation off) and no response schemas.
+    pub fn checks_nothing(&self) -> bool {
+        (!self.requests || (self.params.is_empty() && self.body.is_none()))
+            && self.responses.is_empty()
+    }
+
     /// Whether the body must be read (and held) to validate it.
     pub fn reads_body(&self) -> bool {
         self.requests && self.body.is_some()
