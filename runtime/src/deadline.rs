@@ -22,6 +22,9 @@ struct Table {
     start: Instant,
     /// Milliseconds since `start`, as of the last sweep.
     now: AtomicU64,
+    /// The wall clock at `start`, in microseconds since the Unix epoch, as of the last sweep
+    /// (so that steps of the system clock show within 10 ms).
+    wall_at_start_us: AtomicU64,
     entries: Mutex<Slots>,
 }
 
@@ -68,17 +71,29 @@ fn table() -> &'static Table {
                 std::thread::sleep(TICK);
                 sweep(table());
             });
+        let start = Instant::now();
         Table {
-            start: Instant::now(),
+            start,
             now: AtomicU64::new(0),
+            wall_at_start_us: AtomicU64::new(wall_at(start)),
             entries: Mutex::new(Slots::default()),
         }
     })
 }
 
+/// The wall clock at `start`, in microseconds since the Unix epoch, from one reading of each clock.
+fn wall_at(start: Instant) -> u64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (wall.saturating_sub(start.elapsed()).as_micros()) as u64
+}
+
 fn sweep(t: &Table) {
     let now = t.start.elapsed().as_millis() as u64;
     t.now.store(now, Ordering::Relaxed);
+    t.wall_at_start_us
+        .store(wall_at(t.start), Ordering::Relaxed);
     let mut wake = Vec::new();
     {
         let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,6 +114,16 @@ fn sweep(t: &Table) {
 /// Milliseconds on a clock that advances every 10 ms, read without a system call.
 pub fn coarse_ms() -> u64 {
     table().now.load(Ordering::Relaxed)
+}
+
+/// The wall-clock time of `at`, without reading the wall clock: the monotonic instant placed on
+/// the wall clock as the sweeper last read it (within 10 ms of now).
+pub fn wall_time(at: Instant) -> std::time::SystemTime {
+    let t = table();
+    let since_start = at.saturating_duration_since(t.start);
+    std::time::UNIX_EPOCH
+        + Duration::from_micros(t.wall_at_start_us.load(Ordering::Relaxed))
+        + since_start
 }
 
 /// The deadline passed before the call finished.

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -326,10 +326,7 @@ impl Gateway {
                     let _ = stream.set_nodelay(true);
                     let gw = gw.clone();
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let gw = gw.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(guarded(gw, peer, req.map(Body::new)).await)
-                        }
+                        guarded(gw.clone(), peer, req.map(Body::new))
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
@@ -383,21 +380,28 @@ async fn handle(
 }
 
 /// [`handle_request`] with a panic turned into a 500 rather than a dropped connection.
-async fn guarded(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Response<LoggedBody> {
+///
+/// Made of combinators rather than an `async` block: each `async` level that awaits another
+/// future holds a copy of it, and this future is moved once per request.
+fn guarded(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request,
+) -> impl std::future::Future<Output = Result<Response<LoggedBody>, std::convert::Infallible>> {
     use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(handle_request(gw, peer, req))
+    std::panic::AssertUnwindSafe(handle_request(gw, peer, req))
         .catch_unwind()
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error",
-            "the gateway failed",
-        )
-        .into_response("-")
-        .map(LoggedBody::plain),
-    }
+        .map(|r| {
+            Ok(r.unwrap_or_else(|_| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    "the gateway failed",
+                )
+                .into_response("-")
+                .map(LoggedBody::plain)
+            }))
+        })
 }
 
 /// One request, from its arrival to its answer.
@@ -428,7 +432,6 @@ async fn handle_request(gw: Arc<Gateway>, peer: SocketAddr, req: Request) -> Res
         stage: gw.stage.clone(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
         start,
-        time: SystemTime::now(),
         integration_latency: None,
         status: 0,
     };

@@ -379,8 +379,6 @@ pub struct AccessRecord {
     pub user_agent: Option<http::HeaderValue>,
     /// When the request arrived.
     pub start: Instant,
-    /// Wall-clock arrival time.
-    pub time: SystemTime,
     /// Time spent waiting for the upstream's answer head, when there was an upstream.
     pub integration_latency: Option<Duration>,
     /// The final status.
@@ -441,7 +439,7 @@ impl LoggedBody {
                 line.push(b'"');
                 field(line, "requestTime", false);
                 line.push(b'"');
-                rfc3339_into(line, r.time);
+                rfc3339_into(line, crate::deadline::wall_time(r.start));
                 line.push(b'"');
                 field(line, "httpMethod", false);
                 text(line, r.method.as_str());

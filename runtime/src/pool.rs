@@ -18,10 +18,9 @@
 //!   something unasked) is dropped when taken, at no cost of a system call. A request without a
 //!   body that fails on a reused connection before any answer byte (the upstream closed it just
 //!   then) is sent again on another.
-//! - Idle connections live 60 s, at most 256 per upstream. Heads over 64 KiB or with more than
-//!   100 header fields are refused.
+//! - Idle connections live 60 s, at most 256 per upstream, for up to 64 upstreams. Heads over
+//!   64 KiB or with more than 100 header fields are refused.
 
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -43,6 +42,7 @@ use crate::tls::Connector;
 
 const IDLE_FOR: Duration = Duration::from_secs(60);
 const IDLE_MAX: usize = 256;
+const UPSTREAMS_MAX: usize = 64;
 const HEAD_MAX: usize = 64 * 1024;
 const HEADERS_MAX: usize = 100;
 /// How much a read asks for at least.
@@ -53,7 +53,8 @@ const COALESCE_MAX: usize = 64 * 1024;
 type Key = (Scheme, Authority);
 type Io = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
 
-/// One connection to an upstream, with the bytes read from it and not yet used.
+/// One connection to an upstream, with the bytes read from it and not yet used. Held boxed: a
+/// TLS stream is over a kilobyte, and a connection moves in and out of the pool per request.
 struct Conn {
     io: Io,
     read: BytesMut,
@@ -84,7 +85,7 @@ impl Conn {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     /// When it went idle, on [`crate::deadline::coarse_ms`]'s clock.
     since: u64,
 }
@@ -92,7 +93,9 @@ struct Idle {
 /// The pool.
 pub struct Pool {
     connector: Connector,
-    idle: Mutex<HashMap<Key, Vec<Idle>, foldhash::fast::RandomState>>,
+    /// Idle connections by upstream. A gateway talks to a handful of upstreams: a list scanned
+    /// in order beats hashing the authority twice per request.
+    idle: Mutex<Vec<(Key, Vec<Idle>)>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -153,13 +156,13 @@ impl Pool {
     pub fn new(connector: Connector) -> Arc<Pool> {
         Arc::new(Pool {
             connector,
-            idle: Mutex::new(HashMap::default()),
+            idle: Mutex::new(Vec::new()),
         })
     }
 
-    fn take(&self, key: &Key) -> Option<Conn> {
+    fn take(&self, key: &Key) -> Option<Box<Conn>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(key)?;
+        let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
         let now = crate::deadline::coarse_ms();
         while let Some(i) = list.pop() {
             let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
@@ -170,9 +173,19 @@ impl Pool {
         None
     }
 
-    fn put(&self, key: Key, conn: Conn) {
+    fn put(&self, key: Key, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(key).or_default();
+        let at = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            // Past this many upstreams (a URL template that puts a parameter in the host), new
+            // ones are not pooled: the scan stays short.
+            None if idle.len() >= UPSTREAMS_MAX => return,
+            None => {
+                idle.push((key, Vec::new()));
+                idle.len() - 1
+            }
+        };
+        let list = &mut idle[at].1;
         if list.len() < IDLE_MAX {
             list.push(Idle {
                 conn,
@@ -181,18 +194,18 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, uri: &Uri) -> Result<Conn, Error> {
+    async fn connect(&self, uri: &Uri) -> Result<Box<Conn>, Error> {
         use tower_service::Service;
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(Error::Connect)?;
         let io = connector.call(uri.clone()).await.map_err(Error::Connect)?;
-        Ok(Conn {
+        Ok(Box::new(Conn {
             io: TokioIo::new(io),
             read: BytesMut::with_capacity(READ_CHUNK),
             write: Vec::with_capacity(1024),
-        })
+        }))
     }
 
     /// Sends `req` (with an absolute URI) and returns the answer, whose body gives the
@@ -226,7 +239,7 @@ impl Pool {
     /// client reads it.
     fn answer(
         self: &Arc<Self>,
-        mut conn: Conn,
+        mut conn: Box<Conn>,
         key: Key,
         head: http::response::Parts,
         framing: Framing,
@@ -250,7 +263,7 @@ impl Pool {
         Response::from_parts(head, body)
     }
 
-    fn release(&self, conn: Conn, key: Key, reusable: bool) {
+    fn release(&self, conn: Box<Conn>, key: Key, reusable: bool) {
         // Bytes past the answer's end mean the upstream and the gateway disagree on framing:
         // that connection is not trusted again.
         if reusable && conn.read.is_empty() {
@@ -581,7 +594,7 @@ fn parse_head(
 
 /// An answer's body read from its connection, which goes back to the pool at the end.
 struct Upstream {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     kind: Kind,
     back: Option<(Arc<Pool>, Key)>,
 }
