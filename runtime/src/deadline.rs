@@ -116,6 +116,13 @@ pub fn coarse_ms() -> u64 {
     table().now.load(Ordering::Relaxed)
 }
 
+/// Seconds since the Unix epoch on the coarse clock (behind the wall clock by up to 10 ms), read
+/// without a system call.
+pub fn coarse_unix_secs() -> u64 {
+    let t = table();
+    (t.wall_at_start_us.load(Ordering::Relaxed) / 1000 + t.now.load(Ordering::Relaxed)) / 1000
+}
+
 /// The wall-clock time of `at`, without reading the wall clock: the monotonic instant placed on
 /// the wall clock as the sweeper last read it (within 10 ms of now).
 pub fn wall_time(at: Instant) -> std::time::SystemTime {

@@ -493,6 +493,37 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/hs", &bearer(&t("hs_valid")), 200);
     expect("/hs", &bearer(&t("rs256")), 401);
     expect("/jwt", &bearer(&t("hs_valid")), 401);
+    // A verified token is remembered, but not past its `exp`: minted now to expire in 2 s, it
+    // passes twice (the second time from memory), then is refused once `exp` has passed.
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 2;
+    let minted = Command::new(python())
+        .args([
+            "-c",
+            "import jwt, sys; print(jwt.encode({'iss': 'https://issuer.test', 'aud': 'orders', 'sub': 'brief', 'exp': int(sys.argv[2])}, sys.argv[1], algorithm='HS256'))",
+            &m.hs_secret,
+            &exp.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    let brief = String::from_utf8(minted.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    expect("/hs", &bearer(&brief), 200);
+    expect("/hs", &bearer(&brief), 200);
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        <= exp
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    expect("/hs", &bearer(&brief), 401);
     // A scheme that names a usage plan: each verified `sub` has its own bucket of the plan.
     expect("/hs-plan", &bearer(&t("hs_alice")), 200);
     expect("/hs-plan", &bearer(&t("hs_alice")), 200);

@@ -38,14 +38,11 @@ pub struct Verifier {
     verified: std::sync::Mutex<Verified>,
 }
 
-/// Verified tokens: their claims and when their signature was checked.
-/// Keyed by the whole token, hashed with a fast randomly seeded hash: tokens are long, and only
-/// verified ones are stored.
-type Verified = std::collections::HashMap<
-    Box<str>,
-    (Arc<serde_json::Value>, Instant),
-    foldhash::fast::RandomState,
->;
+/// Verified tokens: their claims and when their signature was checked (on
+/// [`crate::deadline::coarse_ms`]'s clock). Keyed by the whole token, hashed with a fast randomly
+/// seeded hash: tokens are long, and only verified ones are stored.
+type Verified =
+    std::collections::HashMap<Box<str>, (Arc<serde_json::Value>, u64), foldhash::fast::RandomState>;
 
 /// How long a verified token is remembered. A key removed from the JWKS stops accepting its
 /// tokens at most this long after.
@@ -194,7 +191,7 @@ impl Verifier {
         if verified.len() >= VERIFIED_MAX {
             verified.clear();
         }
-        verified.insert(token.into(), (claims.clone(), Instant::now()));
+        verified.insert(token.into(), (claims.clone(), crate::deadline::coarse_ms()));
         Ok(claims)
     }
 
@@ -203,12 +200,11 @@ impl Verifier {
         let claims = {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             let (claims, at) = verified.get(token)?;
-            (at.elapsed() < VERIFIED_TTL).then(|| claims.clone())?
+            let age = crate::deadline::coarse_ms().saturating_sub(*at);
+            (age < VERIFIED_TTL.as_millis() as u64).then(|| claims.clone())?
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
+        // The coarse clocks (10 ms) are exact enough for a 60 s memory and whole-second claims.
+        let now = crate::deadline::coarse_unix_secs();
         let exp = claims.get("exp")?.as_f64()?;
         if exp + self.leeway as f64 <= now as f64 {
             return None;
