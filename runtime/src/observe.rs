@@ -429,7 +429,15 @@ impl LoggedBody {
                     line.extend_from_slice(b"\":");
                 };
                 let text = |line: &mut Vec<u8>, s: &str| {
-                    let _ = serde_json::to_writer(&mut *line, s);
+                    // Most values need no escaping (serde_json escapes `"`, `\\` and control
+                    // characters only): those are copied as they are.
+                    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                        line.push(b'"');
+                        line.extend_from_slice(s.as_bytes());
+                        line.push(b'"');
+                    } else {
+                        let _ = serde_json::to_writer(&mut *line, s);
+                    }
                 };
                 field(line, "requestId", true);
                 text(line, r.request_id.to_str().unwrap_or("-"));
