@@ -788,55 +788,80 @@ mod tests {
         parse_head(&mut BytesMut::from(text), head)
     }
 
+    /// A whole head's status, framing and whether its connection may serve again.
+    fn framing(text: &str, head: bool) -> (http::response::Parts, Kind, bool) {
+        let (p, f) = parse(text, head).expect("parses").expect("whole");
+        (p, f.kind, f.reusable)
+    }
+
     #[test]
     fn heads_choose_the_framing_of_rfc_9112() {
-        let (p, f) = parse(
+        let (p, kind, reusable) = framing(
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\n\r\nhello",
             false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(p.status, 200);
-        assert_eq!(p.headers["x-a"], "b");
-        assert!(matches!(f.kind, Kind::Length(5)) && f.reusable);
-        let (_, f) = parse(
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(matches!(f.kind, Kind::Chunked(_)) && f.reusable);
-        let (_, f) = parse("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
-        assert!(matches!(f.kind, Kind::UntilClose) && !f.reusable);
-        let (_, f) = parse("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
-        assert!(matches!(f.kind, Kind::Length(0)));
-        let (_, f) = parse("HTTP/1.1 204 No Content\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
-        assert!(matches!(f.kind, Kind::Length(0)) && f.reusable);
-        let (_, f) = parse("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
-        assert!(!f.reusable);
-        let (_, f) = parse(
-            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(!f.reusable);
+        );
+        assert_eq!(
+            (p.status, p.headers["x-a"].as_bytes()),
+            (StatusCode::OK, &b"b"[..])
+        );
+        assert!(matches!(kind, Kind::Length(5)) && reusable);
+        for (text, head, want_chunked, want_close, want_empty, want_reuse) in [
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n",
+                false,
+                true,
+                false,
+                false,
+                true,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", false, false, true, false, false),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                true,
+                false,
+                false,
+                true,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                false,
+                false,
+                true,
+                true,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+                false,
+                false,
+                false,
+                false,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n",
+                false,
+                false,
+                false,
+                false,
+                false,
+            ),
+        ] {
+            let (_, kind, reusable) = framing(text, head);
+            assert_eq!(matches!(kind, Kind::Chunked(_)), want_chunked, "{text}");
+            assert_eq!(matches!(kind, Kind::UntilClose), want_close, "{text}");
+            assert_eq!(matches!(kind, Kind::Length(0)), want_empty, "{text}");
+            assert_eq!(reusable, want_reuse, "{text}");
+        }
     }
 
     #[test]
     fn interim_answers_are_skipped_and_bad_heads_refused() {
-        let (p, _) = parse(
+        let (p, _, _) = framing(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n",
             false,
-        )
-        .unwrap()
-        .unwrap();
+        );
         assert_eq!(p.status, 201);
         assert!(parse("HTTP/1.1 200 OK\r\ncontent-le", false)
             .unwrap()
