@@ -564,7 +564,11 @@ fn parse_head(
             Kind::Length(0)
         } else if coded {
             // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); a coding that does not
-            // end in chunked runs until the upstream closes.
+            // end in chunked runs until the upstream closes. An answer with both may be an attempt
+            // at response splitting: its connection is not used again.
+            if length.is_some() {
+                close = true;
+            }
             headers.remove(header::CONTENT_LENGTH);
             if chunked {
                 Kind::Chunked(Chunked::Size)
@@ -807,12 +811,20 @@ mod tests {
         assert!(matches!(kind, Kind::Length(5)) && reusable);
         for (text, head, want_chunked, want_close, want_empty, want_reuse) in [
             (
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
                 false,
                 true,
                 false,
                 false,
                 true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n",
+                false,
+                true,
+                false,
+                false,
+                false,
             ),
             ("HTTP/1.1 200 OK\r\n\r\n", false, false, true, false, false),
             (
