@@ -130,8 +130,9 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 }
 
 /// A test upstream: `/sleep/MS` sleeps then answers; anything else echoes the request as JSON.
-/// `/vary…` answers carry `Vary: Accept-Language`, `/cookie…` answers a `Set-Cookie`.
-/// Its answers carry hop-by-hop headers that the gateway must drop.
+/// `/vary…` answers carry `Vary: Accept-Language`, `/cookie…` answers a `Set-Cookie`, `…/nostore`
+/// and `…/private` answers `Cache-Control: no-store` or `private`. Its answers carry hop-by-hop
+/// headers that the gateway must drop.
 ///
 /// Paths ending in one of these words answer in that framing instead (see [`framed`]):
 /// `chunked`, `close`, `interim`, `empty`, `big`, `bye`, `malformed`. `HEAD` answers carry no
@@ -242,6 +243,10 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
             "Vary: Accept-Language\r\n"
         } else if target.starts_with("/cookie") {
             "Set-Cookie: session=s3cret; HttpOnly\r\n"
+        } else if target.ends_with("/nostore") {
+            "Cache-Control: no-store\r\n"
+        } else if target.ends_with("/private") {
+            "Cache-Control: private, max-age=60\r\n"
         } else {
             ""
         };

@@ -327,6 +327,20 @@ fn the_cache_hits_expires_separates_callers_and_coalesces_misses() {
         assert!(r.header("set-cookie").is_some());
     }
     assert_eq!(hits(), before + 2);
+    // Nor are answers that say `no-store` or `private`, or that are over 1 MiB (3 MiB here,
+    // passed through whole as it streams).
+    for path in ["/uncached/nostore", "/uncached/private", "/uncached/big"] {
+        let before = hits();
+        for _ in 0..2 {
+            let r = get(gw.port, path, "");
+            assert_eq!(r.status, 200, "{path}");
+            assert_ne!(header(&r, "x-cache"), "Hit", "{path}");
+            if path.ends_with("big") {
+                assert_eq!(r.body.len(), 3 << 20);
+            }
+        }
+        assert_eq!(hits(), before + 2, "{path}");
+    }
 
     // Per caller on an authenticated route; a team key may refresh, a free key may not.
     let added: Vec<String> = ["team", "free"]
