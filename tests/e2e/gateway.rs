@@ -346,6 +346,13 @@ fn upstream_answers_are_read_in_every_framing_and_connections_are_reused() {
         assert_eq!((r.status, r.body.as_slice()), (200, &b"bye"[..]));
         std::thread::sleep(std::time::Duration::from_millis(120));
     }
+    // A pooled connection the upstream closes on reading the next request, without answering:
+    // that request has no body, so it is sent again on a new connection.
+    let r = get(gw.port, "/echo/dropnext", "");
+    assert_eq!(r.status, 200);
+    let r = get(gw.port, "/echo/after-drop", "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["target"], "/echo/after-drop");
     // A chunked request body arrives whole.
     let r = send(
         gw.port,

@@ -136,7 +136,8 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 ///
 /// Paths ending in one of these words answer in that framing instead (see [`framed`]):
 /// `chunked`, `close`, `interim`, `empty`, `big`, `bye`, `malformed`. `HEAD` answers carry no
-/// body.
+/// body. After an answer to a path ending in `dropnext`, the connection's next request is read
+/// and left unanswered, the connection closed.
 pub struct Upstream {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
@@ -217,12 +218,19 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut w = conn.try_clone().expect("clone");
     let mut r = BufReader::new(conn);
+    // After a `…/dropnext` answer, the next request on the connection is read, then the
+    // connection is closed without an answer.
+    let mut drop_next = false;
     while let Some((line, headers)) = read_head(&mut r) {
+        if drop_next {
+            return;
+        }
         hits.fetch_add(1, Ordering::SeqCst);
         let body = read_body(&mut r, &headers);
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or_default().to_string();
         let target = parts.next().unwrap_or_default().to_string();
+        drop_next = target.ends_with("/dropnext");
         match framed(&mut w, &target) {
             Some(After::Close) => return,
             Some(After::KeepAlive) => continue,
