@@ -418,14 +418,14 @@ fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the head and the body. A body that is whole in its first frame leaves with the head
-/// in one write.
+/// Writes the head and the body, one write per frame: the pending bytes (the head, then each
+/// chunk's framing) go out with the frame's data when it is small, so a body that is whole in its
+/// first frame leaves with the head in one write.
 async fn send_body<B>(conn: &mut Conn, body: &mut B, chunked: bool) -> Result<(), Error>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut head_sent = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::Body(e.into()))?;
         let Ok(data) = frame.into_data() else {
@@ -434,44 +434,34 @@ where
         if data.is_empty() {
             continue;
         }
-        let last = http_body::Body::is_end_stream(body);
-        if !head_sent && data.len() <= COALESCE_MAX {
-            if chunked {
-                push_chunk_size(&mut conn.write, data.len());
-                conn.write.extend_from_slice(&data);
-                conn.write.extend_from_slice(b"\r\n");
-                if last {
-                    conn.write.extend_from_slice(b"0\r\n\r\n");
-                }
-            } else {
-                conn.write.extend_from_slice(&data);
-            }
-            conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
-            head_sent = true;
-            if last {
-                return Ok(());
-            }
-            continue;
+        if chunked {
+            push_chunk_size(&mut conn.write, data.len());
         }
-        if !head_sent {
-            conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
-            head_sent = true;
+        if data.len() <= COALESCE_MAX {
+            conn.write.extend_from_slice(&data);
+        } else {
+            write_pending(conn).await?;
+            conn.io.write_all(&data).await.map_err(Error::Io)?;
         }
         if chunked {
-            let mut size = Vec::with_capacity(20);
-            push_chunk_size(&mut size, data.len());
-            conn.io.write_all(&size).await.map_err(Error::Io)?;
-            conn.io.write_all(&data).await.map_err(Error::Io)?;
-            conn.io.write_all(b"\r\n").await.map_err(Error::Io)?;
-        } else {
-            conn.io.write_all(&data).await.map_err(Error::Io)?;
+            conn.write.extend_from_slice(b"\r\n");
         }
-    }
-    if !head_sent {
-        conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
+        if http_body::Body::is_end_stream(body) {
+            break;
+        }
+        write_pending(conn).await?;
     }
     if chunked {
-        conn.io.write_all(b"0\r\n\r\n").await.map_err(Error::Io)?;
+        conn.write.extend_from_slice(b"0\r\n\r\n");
+    }
+    write_pending(conn).await
+}
+
+/// Writes the bytes waiting in the connection's write buffer.
+async fn write_pending(conn: &mut Conn) -> Result<(), Error> {
+    if !conn.write.is_empty() {
+        conn.io.write_all(&conn.write).await.map_err(Error::Io)?;
+        conn.write.clear();
     }
     Ok(())
 }
@@ -625,41 +615,39 @@ fn malformed(what: &str) -> io::Error {
 
 /// One chunk-size line at the front of `buf`: `Ok(None)` when it is not whole yet.
 fn chunk_size(buf: &mut BytesMut) -> io::Result<Option<u64>> {
-    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
-        if buf.len() > 4096 {
-            return Err(malformed("a chunk-size line over 4 KiB"));
-        }
+    let Some(line) = take_line(buf, 4096, "a chunk-size line over 4 KiB")? else {
         return Ok(None);
     };
-    let line = &buf[..end];
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 15 {
-        return Err(malformed("a bad chunk size"));
-    }
     let rest = line[digits..].trim_ascii();
-    if !(rest.is_empty() || rest.starts_with(b";")) {
+    if digits == 0 || digits > 15 || !(rest.is_empty() || rest.starts_with(b";")) {
         return Err(malformed("a bad chunk size"));
     }
-    let mut n = 0u64;
-    for b in &line[..digits] {
-        n = n * 16 + u64::from((*b as char).to_digit(16).unwrap_or(0));
-    }
-    buf.advance(end + 1);
-    Ok(Some(n))
+    let hex = std::str::from_utf8(&line[..digits]).unwrap_or_default();
+    u64::from_str_radix(hex, 16)
+        .map(Some)
+        .map_err(|_| malformed("a bad chunk size"))
 }
 
 /// One line (a trailer field, or the empty line that ends them) at the front of `buf`: `None`
 /// when it is not whole; `Some(true)` for the empty line.
 fn trailer_line(buf: &mut BytesMut) -> io::Result<Option<bool>> {
-    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
-        if buf.len() > HEAD_MAX {
-            return Err(malformed("trailers over 64 KiB"));
+    let line = take_line(buf, HEAD_MAX, "trailers over 64 KiB")?;
+    Ok(line.map(|l| l.trim_ascii().is_empty()))
+}
+
+/// The line at the front of `buf` (without its `\n`), taken off it; `None` while it is not
+/// whole, an error once `max` bytes have come without one.
+fn take_line(buf: &mut BytesMut, max: usize, too_long: &str) -> io::Result<Option<BytesMut>> {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(end) => {
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end);
+            Ok(Some(line))
         }
-        return Ok(None);
-    };
-    let empty = buf[..end].trim_ascii().is_empty();
-    buf.advance(end + 1);
-    Ok(Some(empty))
+        None if buf.len() > max => Err(malformed(too_long)),
+        None => Ok(None),
+    }
 }
 
 impl http_body::Body for Upstream {
