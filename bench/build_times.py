@@ -18,7 +18,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GITHUB = os.path.join(ROOT, "..", "shared", "corpus", "specs", "large", "github", "api.github.com.json")
+GITHUB = os.path.join(ROOT, "tests", "corpus", "specs", "large", "github", "api.github.com.json")
 
 
 def timed(cmd, env):

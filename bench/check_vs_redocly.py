@@ -3,7 +3,7 @@
 
 Usage: python3 bench/check_vs_redocly.py [SPEC] [--runs N]
 
-SPEC defaults to GitHub's REST description from the shared corpus (13 MB, 1,223 operations).
+SPEC defaults to GitHub's REST description from the vendored corpus (tests/corpus) (13 MB, 1,223 operations).
 Builds gwgen in release mode, installs the pinned @redocly/cli into bench/.work (npm), then
 runs each tool N times (default 5) alternately and prints wall time and peak memory (max RSS
 of the process tree's largest process, from wait4) as medians, with the ratios.
@@ -18,7 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", ".work")
-DEFAULT_SPEC = os.path.join(ROOT, "..", "shared", "corpus", "specs", "large", "github", "api.github.com.json")
+DEFAULT_SPEC = os.path.join(ROOT, "tests", "corpus", "specs", "large", "github", "api.github.com.json")
 
 
 def run(cmd):

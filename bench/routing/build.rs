@@ -6,7 +6,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let corpus = std::env::var_os("GWGEN_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus"));
     let spec_path = corpus.join("specs/large/github/api.github.com.json");
     println!("cargo:rerun-if-changed={}", spec_path.display());
     println!("cargo:rerun-if-env-changed=GWGEN_CORPUS");

@@ -1,7 +1,8 @@
 //! gwgen's end-to-end tests, in one binary so the link is paid once.
 //!
-//! They read third-party material from `../shared/corpus` beside the repository (set
-//! `GWGEN_CORPUS` to put it elsewhere) and run the real `gwgen` binary.
+//! They read third-party material vendored under `tests/corpus` (its `SOURCES.md` names each
+//! file's origin and licence; set `GWGEN_CORPUS` to read another copy) and run the real `gwgen`
+//! binary.
 
 mod auth;
 mod cli;

@@ -12,11 +12,12 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared corpus; panics with a clear message when it is missing.
+/// The vendored third-party corpus (`tests/corpus`, or `GWGEN_CORPUS`); panics with a clear
+/// message when it is missing.
 pub fn corpus() -> PathBuf {
     let dir = std::env::var_os("GWGEN_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("..").join("shared").join("corpus"));
+        .unwrap_or_else(|| repo().join("tests").join("corpus"));
     assert!(
         dir.join("SOURCES.md").exists(),
         "the test corpus is missing at {} (set GWGEN_CORPUS)",
