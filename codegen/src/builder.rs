@@ -103,7 +103,10 @@ impl Builder {
             }
         };
         let path = out_dir.join(&self.file_name);
-        let text = crate::emit::module(gw);
+        let text = match crate::emit::module(gw) {
+            Ok(text) => text,
+            Err(e) => return Err(fail(&checked, Some(format!("{e}\n")))),
+        };
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             if let Err(e) =
                 std::fs::create_dir_all(&out_dir).and_then(|_| std::fs::write(&path, &text))

@@ -52,8 +52,122 @@ pub struct Stage {
     pub settings: StageSettings,
 }
 
-/// An HTTP method.
-pub type Method = &'static str;
+/// The HTTP method of an operation (the keys of an OpenAPI path item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// `get`.
+    Get,
+    /// `put`.
+    Put,
+    /// `post`.
+    Post,
+    /// `delete`.
+    Delete,
+    /// `options`.
+    Options,
+    /// `head`.
+    Head,
+    /// `patch`.
+    Patch,
+    /// `trace`.
+    Trace,
+}
+
+impl Method {
+    /// Every method, in the order OpenAPI lists a path item's operations.
+    pub const ALL: [Method; 8] = [
+        Method::Get,
+        Method::Put,
+        Method::Post,
+        Method::Delete,
+        Method::Options,
+        Method::Head,
+        Method::Patch,
+        Method::Trace,
+    ];
+
+    /// The method as a path item's key (`get`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Put => "put",
+            Method::Post => "post",
+            Method::Delete => "delete",
+            Method::Options => "options",
+            Method::Head => "head",
+            Method::Patch => "patch",
+            Method::Trace => "trace",
+        }
+    }
+
+    /// The method on the wire (`GET`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Head => "HEAD",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+        }
+    }
+
+    /// Whether requests of this method change data (RFC 9110 §9.2.1: not safe).
+    pub fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            Method::Post | Method::Put | Method::Patch | Method::Delete
+        )
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of a security scheme (`type` in `components.securitySchemes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemeType {
+    /// `apiKey`.
+    ApiKey,
+    /// `http` (`scheme` says which).
+    Http,
+    /// `oauth2`.
+    OAuth2,
+    /// `openIdConnect`.
+    OpenIdConnect,
+    /// `mutualTLS` (OpenAPI 3.1).
+    MutualTls,
+}
+
+impl SchemeType {
+    /// Reads the `type` value of a scheme.
+    pub fn parse(s: &str) -> Option<SchemeType> {
+        Some(match s {
+            "apiKey" => SchemeType::ApiKey,
+            "http" => SchemeType::Http,
+            "oauth2" => SchemeType::OAuth2,
+            "openIdConnect" => SchemeType::OpenIdConnect,
+            "mutualTLS" => SchemeType::MutualTls,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an `apiKey` scheme's key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyIn {
+    /// A header (the default).
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
 
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +183,7 @@ pub enum Segment {
 /// One operation: method and path, what it takes, how it is served.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Upper-case method.
+    /// The method.
     pub method: Method,
     /// The path template as written.
     pub path: String,
@@ -192,10 +306,10 @@ pub struct SecurityRequirement {
 pub struct SecurityScheme {
     /// Its name in `components.securitySchemes`.
     pub name: String,
-    /// `apiKey`, `http`, `oauth2`, `openIdConnect`, `mutualTLS`.
-    pub kind: String,
-    /// For `apiKey`: `header`, `query` or `cookie`.
-    pub key_in: Option<String>,
+    /// Its type; `None` for a type OpenAPI does not define (reported by the checks).
+    pub kind: Option<SchemeType>,
+    /// For `apiKey`: where the key is sent.
+    pub key_in: KeyIn,
     /// For `apiKey`: the header, query or cookie name.
     pub key_name: Option<String>,
     /// For `http`: `bearer`, `basic`, …

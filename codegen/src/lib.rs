@@ -78,6 +78,26 @@ impl Checked {
 }
 
 impl Checked {
+    /// Records that generation failed (generated code that does not parse: a gwgen bug), as an
+    /// error against the spec's root, so no caller can write or build broken code.
+    pub fn push_emit_error(&mut self, e: &emit::EmitError) {
+        let file = self
+            .sources
+            .files
+            .first()
+            .map(|f| f.path.clone())
+            .unwrap_or_default();
+        self.diagnostics.push(Diagnostic {
+            code: Code::SchemaNotCompiled,
+            severity: Severity::Error,
+            message: e.to_string(),
+            file,
+            pos: load::node::Pos { line: 1, col: 1 },
+            pointer: String::new(),
+            hint: None,
+        });
+    }
+
     /// Compiles the gateway's validators into code. Checking only analyses the schemas (enough
     /// to report what cannot be compiled); generation calls this first.
     pub fn compile_validation(&mut self) {
@@ -146,9 +166,16 @@ pub fn generate_file(
         return Err(Box::new(checked));
     }
     checked.compile_validation();
-    match &checked.gateway {
-        Some(gw) => Ok((emit::generate(gw, options), checked)),
-        None => Err(Box::new(checked)),
+    let generated = match &checked.gateway {
+        Some(gw) => emit::generate(gw, options),
+        None => return Err(Box::new(checked)),
+    };
+    match generated {
+        Ok(krate) => Ok((krate, checked)),
+        Err(e) => {
+            checked.push_emit_error(&e);
+            Err(Box::new(checked))
+        }
     }
 }
 

@@ -241,8 +241,12 @@ impl Lowerer<'_> {
                 e.key.clone(),
                 SecurityScheme {
                     name: e.key.clone(),
-                    kind: s("type").unwrap_or_default(),
-                    key_in: s("in"),
+                    kind: s("type").as_deref().and_then(SchemeType::parse),
+                    key_in: match s("in").as_deref() {
+                        Some("query") => KeyIn::Query,
+                        Some("cookie") => KeyIn::Cookie,
+                        _ => KeyIn::Header,
+                    },
                     key_name: s("name"),
                     scheme: s("scheme").map(|x| x.to_ascii_lowercase()),
                     openid_connect_url: s("openIdConnectUrl"),
@@ -517,16 +521,10 @@ impl Lowerer<'_> {
 }
 
 fn upper(method: &str) -> Method {
-    match method {
-        "get" => "GET",
-        "put" => "PUT",
-        "post" => "POST",
-        "delete" => "DELETE",
-        "options" => "OPTIONS",
-        "head" => "HEAD",
-        "patch" => "PATCH",
-        _ => "TRACE",
-    }
+    Method::ALL
+        .into_iter()
+        .find(|m| m.key() == method)
+        .unwrap_or(Method::Trace)
 }
 
 fn security(list: &Node) -> Vec<SecurityRequirement> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gwgen::render::{render, Format};
+use gwgen::xgw::IntegrationKind;
 
 // Loading builds millions of small nodes for a large spec; mimalloc makes that markedly cheaper
 // than the system allocator.
@@ -96,6 +97,15 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Print a shell completion script for gwgen.
+    ///
+    /// For example `gwgen completions bash > ~/.local/share/bash-completion/completions/gwgen`,
+    /// or `gwgen completions zsh > "${fpath[1]}/_gwgen"`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +126,11 @@ fn main() -> ExitCode {
             quiet,
         } => check(&specs, format, deny_warnings, quiet),
         Command::Routes { spec } => routes(&spec),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "gwgen", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Generate {
             spec,
             output,
@@ -400,10 +415,16 @@ fn routes(spec: &PathBuf) -> ExitCode {
     for r in &gw.routes {
         let integration = match &r.settings.integration {
             None => "mock".to_string(),
-            Some(i) if i.kind == "http" => {
-                format!("http {}", i.url.as_deref().unwrap_or("(targets)"))
-            }
-            Some(i) => i.kind.clone(),
+            Some(i) => match i.kind {
+                IntegrationKind::Http => {
+                    let url = i
+                        .url
+                        .as_deref()
+                        .or_else(|| i.targets.iter().flatten().next().map(|t| t.url.as_str()));
+                    format!("http {}", url.unwrap_or_default())
+                }
+                kind @ (IntegrationKind::Mock | IntegrationKind::Lambda) => kind.as_str().into(),
+            },
         };
         let auth = if r.security.is_empty() {
             "-".to_string()

@@ -29,16 +29,60 @@ pub fn render(diags: &[Diagnostic], sources: &[&Sources], format: Format) -> Str
     }
 }
 
-fn source_line<'a>(sources: &[&'a Sources], d: &Diagnostic) -> Option<&'a str> {
-    let file = sources
-        .iter()
-        .flat_map(|s| s.files.iter())
-        .find(|f| f.path == d.file)?;
-    crate::load::node::source_lines(&file.text).nth((d.pos.line as usize).checked_sub(1)?)
+/// Finds the source line of each diagnostic. Diagnostics come sorted by file and position, so
+/// the cursor moves forward through each file once: rendering costs one pass over the files
+/// that have diagnostics, not one pass per diagnostic.
+struct LineCursor<'a> {
+    sources: &'a [&'a Sources],
+    file: Option<&'a std::path::Path>,
+    lines: Box<dyn Iterator<Item = &'a str> + 'a>,
+    /// The 1-based number of the line `lines` yields next.
+    next: usize,
+    last: Option<(usize, &'a str)>,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(sources: &'a [&'a Sources]) -> Self {
+        LineCursor {
+            sources,
+            file: None,
+            lines: Box::new(std::iter::empty()),
+            next: 1,
+            last: None,
+        }
+    }
+
+    fn line(&mut self, d: &Diagnostic) -> Option<&'a str> {
+        let want = d.pos.line as usize;
+        if want == 0 {
+            return None;
+        }
+        if let Some((n, text)) = self.last {
+            if n == want && self.file == Some(d.file.as_path()) {
+                return Some(text);
+            }
+        }
+        if self.file != Some(d.file.as_path()) || want < self.next {
+            let file = self
+                .sources
+                .iter()
+                .flat_map(|s| s.files.iter())
+                .find(|f| f.path == d.file)?;
+            self.file = Some(file.path.as_path());
+            self.lines = Box::new(crate::load::node::source_lines(&file.text));
+            self.next = 1;
+            self.last = None;
+        }
+        let text = self.lines.nth(want - self.next)?;
+        self.next = want + 1;
+        self.last = Some((want, text));
+        Some(text)
+    }
 }
 
 fn human(diags: &[Diagnostic], sources: &[&Sources]) -> String {
     let mut out = String::new();
+    let mut cursor = LineCursor::new(sources);
     for d in diags {
         let _ = writeln!(
             out,
@@ -54,11 +98,16 @@ fn human(diags: &[Diagnostic], sources: &[&Sources]) -> String {
             d.pos.line,
             d.pos.col
         );
-        if let Some(line) = source_line(sources, d) {
+        if let Some(line) = cursor.line(d) {
             let num = d.pos.line.to_string();
             let pad = " ".repeat(num.len());
             // Long lines (minified JSON) are cut around the column.
-            let chars: Vec<char> = line.chars().collect();
+            // Up to 60 characters either side of the column are shown; one more tells whether
+            // the line goes on.
+            let chars: Vec<char> = line
+                .chars()
+                .take((d.pos.col as usize).saturating_add(61))
+                .collect();
             let col = (d.pos.col as usize).saturating_sub(1).min(chars.len());
             let start = col.saturating_sub(60);
             let end = (col + 60).min(chars.len());

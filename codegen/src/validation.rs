@@ -15,6 +15,7 @@ use crate::ir::{Gateway, ParamIn, SchemaRef};
 use crate::load::node::split_pointer;
 use crate::load::Sources;
 use crate::validator::{self, Compiler, Dialect, Direction, Features, Options};
+use crate::xgw::{ResponseValidation, Validate};
 use crate::Version;
 
 /// What a string value becomes before validation (see the runtime's `Shape`).
@@ -91,14 +92,15 @@ pub struct RouteCheck {
     pub body: Option<BodyCheck>,
     /// Responses, compiled when response validation may be on.
     pub responses: Vec<ResponseCheck>,
-    /// `off`, `log` or `enforce`, when the operation sets it.
-    pub response_mode: Option<String>,
+    /// Response validation, when the operation sets it.
+    pub response_mode: Option<ResponseValidation>,
 }
 
 /// Validation for a whole gateway.
 #[derive(Debug, Clone, Default)]
 pub struct Validation {
-    /// The schema functions, as Rust token text.
+    /// The schema functions, as Rust token text (tokens are not `Send`, and checking runs on
+    /// its own thread); emission parses it back, and a failure there is an error.
     pub code: String,
     /// Per route (same order as the gateway's routes); `None` when `validate.requests` is off
     /// and no response is checked.
@@ -133,8 +135,8 @@ fn encode_fragment(pointer: &str) -> String {
     out
 }
 
-fn mode_of(v: Option<&Value>) -> Option<String> {
-    v?.get("responses")?.as_str().map(str::to_string)
+fn mode_of(v: Option<&Validate>) -> Option<ResponseValidation> {
+    v?.responses
 }
 
 /// Compiles every route's validation. Problems go to `diags` (at most one per schema location).
@@ -193,7 +195,7 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: b
             emit,
         },
     );
-    let stage_modes: Vec<String> = gw
+    let stage_modes: Vec<ResponseValidation> = gw
         .stages
         .iter()
         .filter_map(|s| mode_of(s.settings.validate.as_ref()))
@@ -215,12 +217,11 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: b
     let mut routes = Vec::new();
     for route in &gw.routes {
         let v = route.settings.validate.as_ref();
-        let check_requests =
-            v.and_then(|v| v.get("requests")).and_then(Value::as_bool) != Some(false);
+        let check_requests = v.and_then(|v| v.requests) != Some(false);
         let response_mode = mode_of(v);
-        let check_responses = match &response_mode {
-            Some(m) => m != "off",
-            None => stage_modes.iter().any(|m| m != "off"),
+        let check_responses = match response_mode {
+            Some(m) => m != ResponseValidation::Off,
+            None => stage_modes.iter().any(|m| *m != ResponseValidation::Off),
         };
         if !check_requests && !check_responses {
             routes.push(None);

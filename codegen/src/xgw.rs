@@ -160,8 +160,32 @@ pub struct Throttle {
     pub rate: f64,
     /// Bucket size; defaults to `rate` rounded up.
     pub burst: Option<u64>,
-    /// `route` (one bucket for every caller, the default) or `ip` (one per client address).
-    pub per: Option<String>,
+    /// One bucket for the route (the default) or one per client address.
+    #[serde(default)]
+    pub per: ThrottlePer,
+}
+
+/// Whose requests share a route or stage bucket (`throttle.per`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThrottlePer {
+    /// One bucket for every caller.
+    #[default]
+    Route,
+    /// One bucket per client address.
+    Ip,
+}
+
+/// The calendar period a quota counts over (`quota.period`, UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    /// A UTC day.
+    Day,
+    /// An ISO week, Monday to Sunday.
+    Week,
+    /// A calendar month.
+    Month,
 }
 
 impl Throttle {
@@ -178,8 +202,8 @@ impl Throttle {
 pub struct Quota {
     /// Requests per period.
     pub limit: u64,
-    /// `day`, `week` or `month`.
-    pub period: String,
+    /// The period it counts over.
+    pub period: QuotaPeriod,
 }
 
 /// One upstream of a load-balanced HTTP integration.
@@ -191,12 +215,36 @@ pub struct Target {
     pub weight: Option<u32>,
 }
 
+/// The kind of an integration (`integration.type`). Adding one makes the compiler list every
+/// place that must handle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrationKind {
+    /// Proxy to an HTTP upstream.
+    Http,
+    /// Answer from the spec.
+    Mock,
+    /// AWS Lambda (refused by `gwgen check` until built).
+    Lambda,
+}
+
+impl IntegrationKind {
+    /// The name written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationKind::Http => "http",
+            IntegrationKind::Mock => "mock",
+            IntegrationKind::Lambda => "lambda",
+        }
+    }
+}
+
 /// How an operation is served.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Integration {
-    /// `http`, `mock` or `lambda`.
+    /// Its kind.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IntegrationKind,
     /// Upstream URL for `http` (interpolated; `{param}` placeholders).
     pub url: Option<String>,
     /// Several upstreams for `http`.
@@ -211,6 +259,8 @@ pub struct Integration {
     pub body: Option<serde_json::Value>,
     /// Mock content type.
     pub content_type: Option<String>,
+    /// Mock: the name of the response's `examples` entry to answer with.
+    pub example: Option<String>,
     /// Lambda function name or ARN.
     pub function: Option<String>,
     /// Lambda payload format.
@@ -285,14 +335,46 @@ pub struct OperationSettings {
     pub timeout: Option<Millis>,
     /// CORS.
     pub cors: Option<Cors>,
-    /// Header and query edits (compiled by the transform emitter).
+    /// Request and response transforms (refused by `gwgen check` until built).
     pub transform: Option<serde_json::Value>,
     /// Request limits.
     pub limits: Option<Limits>,
     /// Only keys of these usage plans may call.
     pub plans: Option<Vec<String>>,
     /// Validation switches.
-    pub validate: Option<serde_json::Value>,
+    pub validate: Option<Validate>,
+}
+
+/// Validation switches (`validate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub struct Validate {
+    /// Whether requests are validated (default: yes).
+    pub requests: Option<bool>,
+    /// What to do with answers that break the spec (default: nothing).
+    pub responses: Option<ResponseValidation>,
+}
+
+/// Response validation (`validate.responses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseValidation {
+    /// Not checked.
+    Off,
+    /// Checked; a mismatch is logged and the answer passes.
+    Log,
+    /// Checked; a mismatch is logged and replaced by a 502.
+    Enforce,
+}
+
+impl ResponseValidation {
+    /// The name written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseValidation::Off => "off",
+            ResponseValidation::Log => "log",
+            ResponseValidation::Enforce => "enforce",
+        }
+    }
 }
 
 impl OperationSettings {
@@ -325,8 +407,8 @@ pub struct StageSettings {
     pub variables: BTreeMap<String, String>,
     /// Stage-wide throttle.
     pub throttle: Option<Throttle>,
-    /// Validation switches.
-    pub validate: Option<serde_json::Value>,
+    /// Validation switches (`responses` only).
+    pub validate: Option<Validate>,
 }
 
 /// A usage plan.
@@ -340,17 +422,39 @@ pub struct UsagePlan {
     pub quota: Option<Quota>,
 }
 
+/// Where shared state lives (`state.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// In the gateway's memory: one instance.
+    Memory,
+    /// In Redis, shared by every instance.
+    Redis,
+}
+
+/// What to do when Redis fails (`state.on_state_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStateError {
+    /// Go on under per-instance limits.
+    #[default]
+    Local,
+    /// Answer 503.
+    Deny,
+}
+
 /// Shared state.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct State {
-    /// `memory` or `redis`.
-    pub backend: String,
+    /// Where it lives.
+    pub backend: StateBackend,
     /// Redis URL.
     pub url: Option<String>,
     /// Key prefix.
     pub prefix: Option<String>,
-    /// `local` or `deny`.
-    pub on_state_error: Option<String>,
+    /// What to do when Redis fails.
+    #[serde(default)]
+    pub on_state_error: OnStateError,
     /// Deadline of one Redis call.
     pub timeout: Option<Millis>,
     /// Bytes the in-memory response cache may hold.
@@ -370,15 +474,83 @@ pub struct RootSettings {
     #[serde(default)]
     pub usage_plans: BTreeMap<String, UsagePlan>,
     /// Where API keys come from.
-    pub api_keys: Option<serde_json::Value>,
+    pub api_keys: Option<ApiKeys>,
     /// Shared state backend.
     pub state: Option<State>,
-    /// Custom error responses.
+    /// Custom error responses, by AWS gateway-response type.
     #[serde(default)]
-    pub gateway_responses: BTreeMap<String, serde_json::Value>,
+    pub gateway_responses: BTreeMap<String, GatewayResponse>,
     /// Proxies whose `X-Forwarded-For` is trusted.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+/// Where API keys come from (`api_keys`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ApiKeys {
+    /// The key store.
+    pub source: KeySource,
+}
+
+/// An API key store: `file:PATH` or `redis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file (the path may interpolate).
+    File(String),
+    /// Redis, at `state.url`.
+    Redis,
+}
+
+impl<'de> Deserialize<'de> for KeySource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.strip_prefix("file:") {
+            Some(path) => Ok(KeySource::File(path.to_string())),
+            None if s == "redis" => Ok(KeySource::Redis),
+            None => Err(serde::de::Error::custom("expected `file:PATH` or `redis`")),
+        }
+    }
+}
+
+/// One entry of `gateway_responses`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct GatewayResponse {
+    /// The status to answer with (default: the gateway's own).
+    pub status: Option<u16>,
+    /// The JSON body (default: the problem document).
+    pub body: Option<serde_json::Value>,
+    /// Headers to add.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The kind of a custom authorizer (`authorizer.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerKind {
+    /// POST the event to a URL.
+    Http,
+    /// Invoke a Lambda function (refused by `gwgen check` until built).
+    Lambda,
+}
+
+/// A custom authorizer (`authorizer`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Authorizer {
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: AuthorizerKind,
+    /// For `http`: where to POST.
+    pub url: Option<String>,
+    /// For `lambda`: the function.
+    pub function: Option<String>,
+    /// Where the caller's identity is read (`header.X`, `query.X`, `cookie.X`, `context.X`).
+    #[serde(default)]
+    pub identity: Vec<String>,
+    /// How long a verdict is remembered per identity.
+    pub ttl: Option<Millis>,
+    /// Deadline of one call.
+    pub timeout: Option<Millis>,
 }
 
 /// Settings of a security scheme.
@@ -402,7 +574,7 @@ pub struct SchemeSettings {
     /// Usage plans whose keys this scheme accepts.
     pub plans: Option<Vec<String>>,
     /// A custom authorizer.
-    pub authorizer: Option<serde_json::Value>,
+    pub authorizer: Option<Authorizer>,
     /// The usage plan that verified callers of a JWT or authorizer scheme belong to.
     pub plan: Option<String>,
 }

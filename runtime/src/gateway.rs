@@ -93,7 +93,7 @@ pub struct Gateway {
     route: RouteFn,
     limits: Limits,
     auth: Option<crate::auth::Auth>,
-    response_mode: Option<&'static str>,
+    response_mode: Option<crate::stage::ResponseMode>,
     responses: &'static [crate::problem::CustomResponse],
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -668,7 +668,7 @@ async fn serve_upstream(
         .validation
         .and_then(|v| v.response_mode)
         .or(gw.response_mode)
-        .filter(|m| *m != "off");
+        .filter(|m| *m != crate::stage::ResponseMode::Off);
     let result = serve_integration(gw, route, req, at.peer, id, params, segs, record).await;
     match (response_mode, route.validation, result) {
         (Some(mode), Some(v), Ok(resp)) if !v.responses.is_empty() => {
@@ -811,7 +811,7 @@ async fn validate_response(
     gw: &Gateway,
     route: &RouteDef,
     v: &crate::validate::input::RouteValidation,
-    mode: &str,
+    mode: crate::stage::ResponseMode,
     id: &str,
     resp: Response,
 ) -> Result<Response, Problem> {
@@ -842,7 +842,7 @@ async fn validate_response(
                 "errors": list,
             })
         );
-        if mode == "enforce" {
+        if mode == crate::stage::ResponseMode::Enforce {
             let mut p = Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "Bad Gateway",
@@ -1024,6 +1024,15 @@ pub fn main_with(
         Ok(Command::Help(h)) => {
             print!("{h}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Command::Healthcheck(admin)) => {
+            return match crate::config::healthcheck(admin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Ok(Command::AddKey {
             plan,

@@ -38,7 +38,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[doc(hidden)]
 pub mod __private_0_1 {
     pub use crate::auth::{
-        Auth, AuthorizerDef, JwtDef, KeyIn, Requirement, SchemeDef, SecurityDef,
+        Auth, AuthorizerDef, JwtDef, KeyIn, KeySource, Requirement, SchemeDef, SecurityDef,
     };
     pub use crate::cache::{CacheDef, KeyPart};
     pub use crate::config::Config;
@@ -48,7 +48,7 @@ pub mod __private_0_1 {
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
     pub use crate::problem::CustomResponse;
     pub use crate::router::{match_mixed, Lookup, Params, Part};
-    pub use crate::stage::{resolve_stage, Stage, StageDef, StartError};
+    pub use crate::stage::{resolve_stage, ResponseMode, Stage, StageDef, StartError};
     pub use crate::state::StateDef;
     pub use crate::throttle::{Period, PlanDef, QuotaDef, Rate, TrafficDef};
     pub use axum;

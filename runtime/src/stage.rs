@@ -13,8 +13,8 @@ pub struct StageDef {
     pub name: &'static str,
     /// Its variables, whose values may use `${env.NAME}`.
     pub variables: &'static [(&'static str, &'static str)],
-    /// Its `validate.responses` setting (`off`, `log`, `enforce`), if it sets one.
-    pub validate_responses: Option<&'static str>,
+    /// Its `validate.responses` setting, if it sets one.
+    pub validate_responses: Option<ResponseMode>,
     /// Its stage-wide bucket (`throttle`), if it sets one.
     pub throttle: Option<crate::throttle::Rate>,
 }
@@ -82,6 +82,17 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// What to do with upstream answers that break the spec (`validate.responses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// Not checked.
+    Off,
+    /// Checked; a mismatch is logged and the answer passes.
+    Log,
+    /// Checked; a mismatch is logged and replaced by a 502.
+    Enforce,
+}
+
 /// The selected stage with its variables resolved.
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -89,7 +100,7 @@ pub struct Stage {
     pub name: String,
     variables: BTreeMap<String, String>,
     /// Its `validate.responses` setting, if it sets one.
-    pub validate_responses: Option<&'static str>,
+    pub validate_responses: Option<ResponseMode>,
     /// Its stage-wide bucket, if it sets one.
     pub throttle: Option<crate::throttle::Rate>,
 }
@@ -195,7 +206,7 @@ mod tests {
         StageDef {
             name: "prod",
             variables: &[("orders", "${env.GWGEN_TEST_SURELY_UNSET_VAR}")],
-            validate_responses: Some("log"),
+            validate_responses: Some(ResponseMode::Log),
             throttle: None,
         },
     ];

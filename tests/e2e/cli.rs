@@ -226,3 +226,36 @@ fn explain() {
         Some(2)
     );
 }
+
+#[test]
+fn completions_register_with_the_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = gwgen(&["completions", shell], &repo());
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = stdout(&out);
+        for sub in ["check", "generate", "build", "routes", "explain"] {
+            assert!(script.contains(sub), "{shell} completion lacks `{sub}`");
+        }
+    }
+    // bash itself loads the script and registers a completion for `gwgen`.
+    let script = stdout(&gwgen(&["completions", "bash"], &repo()));
+    let dir = repo().join("target").join("e2e-completions");
+    std::fs::create_dir_all(&dir).expect("folder");
+    let file = dir.join("gwgen.bash");
+    std::fs::write(&file, script).expect("script");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source '{}' && complete -p gwgen", file.display()))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("gwgen"));
+    assert_eq!(
+        gwgen(&["completions", "tcsh"], &repo()).status.code(),
+        Some(2)
+    );
+}

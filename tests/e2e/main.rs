@@ -14,6 +14,7 @@ mod fuzz;
 mod gateway;
 mod generate;
 mod hostile;
+mod keys;
 mod net;
 mod snapshots;
 mod suite;

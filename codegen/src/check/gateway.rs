@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::diag::{did_you_mean, Code, Diagnostics};
-use crate::ir::{Gateway, Location};
+use crate::ir::{Gateway, Location, SchemeType};
 use crate::load::node::{push_segment, split_pointer, Node, Value};
 use crate::lower::template_params;
-use crate::xgw::{interpolations, known_keys, validator, Level};
+use crate::xgw::{
+    interpolations, known_keys, validator, IntegrationKind, KeySource, Level, StateBackend,
+};
 
 /// Validates one `x-gateway` block; returns its JSON and whether it was valid.
 pub(crate) fn validate_block(
@@ -127,6 +129,7 @@ fn short(msg: &str) -> String {
 
 /// Every check that needs the whole lowered gateway.
 pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: &mut Diagnostics) {
+    check_unbuilt(root, root_file, diags);
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
@@ -197,6 +200,119 @@ fn visit_blocks<'a>(
                         let mut p = ptr.clone();
                         crate::load::node::push_index(&mut p, i);
                         stack.push((item, p, None));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What a key of an `x-gateway` block would ask for that this gateway does not do yet: its
+/// capability, and what to write instead. `level` is where the block stands; `rel` the key's
+/// path inside the block (the root's `defaults/` already removed), `node` its value.
+///
+/// Every key the extension's schema accepts is either honoured by the lowering or named here;
+/// `tests/e2e/keys.rs` walks the schema to prove it.
+fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'static str)> {
+    const LAMBDA: &str = "use an `http` integration in front of the function for now";
+    match (level, rel) {
+        (Level::PathItem, ["websocket"]) => Some((
+            "WebSocket APIs (`websocket`)",
+            "remove `websocket`; WebSocket routes are not served yet",
+        )),
+        (Level::SecurityScheme, _) => match rel {
+            ["authorizer", "function"] => Some(("Lambda authorizers", "use `authorizer: { type: http, url }`")),
+            ["authorizer", "type"] if node.as_str() == Some("lambda") => {
+                Some(("Lambda authorizers", "use `authorizer: { type: http, url }`"))
+            }
+            _ => None,
+        },
+        (_, ["transform"]) => Some((
+            "request and response transforms (`transform`)",
+            "remove `transform`; headers and bodies pass through unchanged",
+        )),
+        (Level::PathItem | Level::Operation, ["limits", key @ ("body" | "headers")]) => Some((
+            if *key == "body" { "a per-operation body limit (`limits.body`)" } else { "a per-operation header limit (`limits.headers`)" },
+            "set it at the root or in `defaults`, where it applies to every request; `json_depth` may be set per operation",
+        )),
+        (_, ["integration", "type"]) if node.as_str() == Some("lambda") => {
+            Some(("the `lambda` integration", LAMBDA))
+        }
+        (_, ["integration", "function" | "payload_format" | "endpoint" | "region" | "command"]) => {
+            Some(("the `lambda` integration", LAMBDA))
+        }
+        (_, ["integration", "retries"]) => Some(("upstream retries (`retries`)", "remove `retries`; a failed upstream call answers 502")),
+        (_, ["integration", "health_check"]) => Some((
+            "active health checks (`health_check`)",
+            "remove `health_check`",
+        )),
+        (_, ["integration", "targets", i]) if *i != "0" => Some((
+            "several upstream targets",
+            "list one target, or use `url`",
+        )),
+        (_, ["integration", "targets", _, "weight"]) => Some((
+            "weighted targets (`weight`)",
+            "remove `weight`; the one target takes every request",
+        )),
+        _ => None,
+    }
+}
+
+/// Refuses, at their place, the keys of capabilities that are not built yet (GW0409): a key the
+/// gateway accepts always does what the documentation says.
+fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
+    for (block, ptr) in blocks(root) {
+        let level = if ptr == "/x-gateway" {
+            Level::Root
+        } else if ptr.starts_with("/components/") {
+            Level::SecurityScheme
+        } else if split_pointer(&ptr).len() == 3 {
+            Level::PathItem
+        } else {
+            Level::Operation
+        };
+        let mut stack: Vec<(&Node, Vec<String>, Option<crate::load::node::Pos>)> =
+            vec![(block, Vec::new(), None)];
+        while let Some((node, rel, key_pos)) = stack.pop() {
+            let path: Vec<&str> = rel.iter().map(String::as_str).collect();
+            let inner = match (level, path.split_first()) {
+                (Level::Root, Some((&"defaults", rest))) => rest,
+                _ => &path[..],
+            };
+            if !inner.is_empty() {
+                if let Some((what, instead)) = unbuilt(level, inner, node) {
+                    let mut p = ptr.clone();
+                    for s in &rel {
+                        push_segment(&mut p, s);
+                    }
+                    diags.report(
+                        Code::UnavailableIntegration,
+                        file,
+                        key_pos.unwrap_or(node.pos),
+                        &p,
+                        format!(
+                            "`{}`: {what} is not built into this gateway yet",
+                            inner.join(".")
+                        ),
+                        Some(instead.into()),
+                    );
+                    continue;
+                }
+            }
+            match &node.value {
+                Value::Object(entries) => {
+                    for e in entries.iter().rev() {
+                        let mut r = rel.clone();
+                        r.push(e.key.clone());
+                        stack.push((&e.value, r, Some(e.key_pos)));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate().rev() {
+                        let mut r = rel.clone();
+                        r.push(i.to_string());
+                        stack.push((item, r, Some(item.pos)));
                     }
                 }
                 _ => {}
@@ -324,48 +440,43 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         };
         let x = &s.settings;
         let has_jwt_keys = x.jwks_uri.is_some() || x.keys.is_some() || x.secret.is_some();
-        let problem = match (s.kind.as_str(), s.scheme.as_deref()) {
-            (_, _)
-                if x.authorizer
-                    .as_ref()
-                    .and_then(|a| a.get("type"))
-                    .and_then(|t| t.as_str())
-                    == Some("lambda") =>
-            {
-                Some("Lambda authorizers are not available in this gateway yet".to_string())
-            }
+        let problem = match (s.kind, s.scheme.as_deref()) {
             (_, _) if x.authorizer.is_some() => None,
-            ("apiKey", _) if gw.root.api_keys.is_none() => {
+            (Some(SchemeType::ApiKey), _) if gw.root.api_keys.is_none() => {
                 Some("API keys need `x-gateway.api_keys.source` at the root".to_string())
             }
-            ("apiKey", _)
+            (Some(SchemeType::ApiKey), _)
                 if gw
                     .root
                     .api_keys
                     .as_ref()
-                    .and_then(|k| k.get("source"))
-                    .and_then(|v| v.as_str())
-                    == Some("redis")
+                    .is_some_and(|k| k.source == KeySource::Redis)
                     && !gw
                         .root
                         .state
                         .as_ref()
-                        .is_some_and(|s| s.backend == "redis" && s.url.is_some()) =>
+                        .is_some_and(|s| s.backend == StateBackend::Redis && s.url.is_some()) =>
             {
                 Some(
                     "API keys in Redis need `x-gateway.state: { backend: redis, url: … }`"
                         .to_string(),
                 )
             }
-            ("openIdConnect", _) if s.openid_connect_url.is_some() => None,
-            ("http", Some("bearer")) | ("oauth2", _) if !has_jwt_keys => Some(
+            (Some(SchemeType::OpenIdConnect), _) if s.openid_connect_url.is_some() => None,
+            (Some(SchemeType::Http), Some("bearer")) | (Some(SchemeType::OAuth2), _)
+                if !has_jwt_keys =>
+            {
+                Some(
                 "JWT verification needs `jwks_uri`, `keys` or `secret` in the scheme's `x-gateway`"
                     .to_string(),
-            ),
-            ("http", Some(other)) if other != "bearer" => Some(format!(
+            )
+            }
+            (Some(SchemeType::Http), Some(other)) if other != "bearer" => Some(format!(
                 "HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`"
             )),
-            ("mutualTLS", _) => Some("mutual TLS is not enforced by the gateway".to_string()),
+            (Some(SchemeType::MutualTls), _) => {
+                Some("mutual TLS is not enforced by the gateway".to_string())
+            }
             _ => None,
         };
         if let Some(problem) = problem {
@@ -445,16 +556,7 @@ fn check_urls(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
         let Some(integration) = &r.settings.integration else {
             continue;
         };
-        if integration.kind == "lambda" {
-            report_at(
-                diags,
-                Code::UnavailableIntegration,
-                &r.location,
-                format!("{} {} uses a `lambda` integration, which this gateway cannot serve yet: it answers 501", r.method, r.path),
-                None,
-            );
-        }
-        if integration.kind != "http" {
+        if integration.kind != IntegrationKind::Http {
             continue;
         }
         let params = template_params(&r.segments);
@@ -560,7 +662,7 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         );
     }
     for r in &gw.routes {
-        let mutating = matches!(r.method, "POST" | "PUT" | "PATCH" | "DELETE");
+        let mutating = r.method.is_mutating();
         if mutating && r.security.is_empty() && !r.security_explicit {
             report_at(diags, Code::UnprotectedMutation, &r.location, format!("{} {} changes data but requires no authentication", r.method, r.path), Some("add a `security` requirement, or `security: []` on the operation if it is public on purpose".into()));
         }

@@ -32,7 +32,7 @@ pub(crate) fn check_routes(
             }
         }
     }
-    let mut seen: HashMap<(&str, String), usize> = HashMap::new();
+    let mut seen: HashMap<(crate::ir::Method, String), usize> = HashMap::new();
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, r) in gw.routes.iter().enumerate() {
         let shape = template_shape(&r.segments);

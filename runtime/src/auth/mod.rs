@@ -18,6 +18,15 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use crate::problem::Problem;
 use crate::stage::{Stage, StartError};
 
+/// Where API keys are kept (`x-gateway.api_keys.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file (`file:PATH`; the path may interpolate), re-read on SIGHUP.
+    File(&'static str),
+    /// Redis, at `x-gateway.state.url`.
+    Redis,
+}
+
 /// Where an API key is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyIn {
@@ -98,8 +107,8 @@ pub struct SecurityDef {
     pub names: &'static [&'static str],
     /// Schemes, by index.
     pub schemes: &'static [SchemeDef],
-    /// `x-gateway.api_keys.source` (`file:PATH` or `redis`), if set.
-    pub api_keys: Option<&'static str>,
+    /// `x-gateway.api_keys.source`, if set.
+    pub api_keys: Option<KeySource>,
     /// `x-gateway.state.url`, for `redis` key sources.
     pub redis: Option<&'static str>,
     /// `x-gateway.state.prefix` (default `gwgen:`).
@@ -261,7 +270,7 @@ impl Auth {
         #[cfg(feature = "redis")]
         let mut redis_keys = None;
         let keys = match (def.api_keys, uses_keys) {
-            (Some("redis"), true) => {
+            (Some(KeySource::Redis), true) => {
                 #[cfg(feature = "redis")]
                 {
                     let url = def.redis.ok_or_else(|| {
@@ -281,13 +290,8 @@ impl Auth {
                     ));
                 }
             }
-            (Some(source), true) => {
-                let source = stage.interpolate(source, "`x-gateway.api_keys.source`")?;
-                let path = source.strip_prefix("file:").ok_or_else(|| {
-                    StartError::Invalid(format!(
-                        "API key source `{source}` is not `file:PATH` or `redis`"
-                    ))
-                })?;
+            (Some(KeySource::File(path)), true) => {
+                let path = stage.interpolate(path, "`x-gateway.api_keys.source`")?;
                 keys::KeyStore::from_file(path.into()).map_err(StartError::Invalid)?
             }
             _ => keys::KeyStore::empty(),

@@ -152,7 +152,7 @@ pub struct RouteValidation {
     /// Its responses, when response validation may be on.
     pub responses: &'static [ResponseSpec],
     /// The operation's `validate.responses`, when it sets one (else the stage's applies).
-    pub response_mode: Option<&'static str>,
+    pub response_mode: Option<crate::stage::ResponseMode>,
     /// `limits.json_depth`: JSON bodies nested deeper are refused.
     pub json_depth: u32,
 }

@@ -1,0 +1,940 @@
+//! Every key the `x-gateway` schema accepts does what its documentation says, or `gwgen check`
+//! refuses it.
+//!
+//! The test walks `codegen/schema/x-gateway.schema.json` and collects every property of every
+//! definition. Each must have at least one row below, and each row proves one of two things:
+//!
+//! - **Honoured**: the spec with the key checks clean, and changing the key's value (or removing
+//!   it) changes the generated gateway. A key that changes nothing would be silently ignored.
+//! - **Refused**: `gwgen check` reports GW0409 ("setting not built yet") at the key's place.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+/// Where a sample `x-gateway` block is put in the base spec.
+#[derive(Clone, Copy)]
+enum At {
+    Root,
+    PathItem,
+    Operation,
+    /// The bearer scheme.
+    Scheme,
+    /// The API-key scheme.
+    KeyScheme,
+}
+
+impl At {
+    /// The JSON pointer of the block in the spec.
+    fn pointer(self) -> &'static str {
+        match self {
+            At::Root => "/x-gateway",
+            At::PathItem => "/paths/~1items~1{id}/x-gateway",
+            At::Operation => "/paths/~1items~1{id}/get/x-gateway",
+            At::Scheme => "/components/securitySchemes/bearer/x-gateway",
+            At::KeyScheme => "/components/securitySchemes/key/x-gateway",
+        }
+    }
+}
+
+enum Expect {
+    /// Replacing the value at this pointer (inside the first block) with this value, or
+    /// removing it (`None`), changes the generated crate.
+    Honoured(&'static str, Option<Value>),
+    /// Check reports GW0409 at this pointer (inside the first block).
+    Refused(&'static str),
+}
+
+struct Row {
+    /// `definition.property` in the schema.
+    key: &'static str,
+    /// The blocks to put in the base spec; the first holds the key.
+    blocks: Vec<(At, Value)>,
+    expect: Expect,
+}
+
+fn honoured(
+    key: &'static str,
+    blocks: Vec<(At, Value)>,
+    ptr: &'static str,
+    alt: Option<Value>,
+) -> Row {
+    Row {
+        key,
+        blocks,
+        expect: Expect::Honoured(ptr, alt),
+    }
+}
+
+fn refused(key: &'static str, blocks: Vec<(At, Value)>, ptr: &'static str) -> Row {
+    Row {
+        key,
+        blocks,
+        expect: Expect::Refused(ptr),
+    }
+}
+
+/// A small spec with a parameterised path, a JSON body and a bearer scheme the GET requires.
+fn base() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Keys", "version": "1" },
+        "paths": {
+            "/items/{id}": {
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "get": {
+                    "security": [{ "bearer": [] }, { "key": [] }, {}],
+                    "responses": { "200": { "description": "ok", "content": { "application/json": {
+                        "schema": { "type": "object" },
+                        "examples": { "a": { "value": { "n": 1 } }, "b": { "value": { "n": 2 } } }
+                    } } } }
+                },
+                "post": {
+                    "security": [],
+                    "requestBody": { "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "responses": { "200": { "description": "ok" } }
+                }
+            }
+        },
+        "components": { "securitySchemes": {
+            "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+            "key": { "type": "apiKey", "in": "header", "name": "x-api-key" }
+        } }
+    })
+}
+
+fn rows() -> Vec<Row> {
+    use At::*;
+    let http = json!({ "type": "http", "url": "http://127.0.0.1:9/x" });
+    let plans = json!({ "usage_plans": { "p": { "throttle": { "rate": 1 } } }, "api_keys": { "source": "file:keys.txt" } });
+    let jwt = json!({ "secret": "${env.S}", "issuer": "https://i.example", "audience": ["a"],
+                      "algorithms": ["HS256"], "leeway": "5s", "plan": "p" });
+    let authz = json!({ "authorizer": { "type": "http", "url": "http://127.0.0.1:9/a",
+                        "identity": ["header.authorization"], "ttl": "60s", "timeout": "2s" } });
+    let cors = json!({ "cors": { "allow_origins": ["https://a.example"], "allow_methods": ["GET"],
+                       "allow_headers": ["x-a"], "expose_headers": ["x-b"], "allow_credentials": true, "max_age": "60s" } });
+    let cache = json!({ "cache": { "ttl": "60s", "key": ["query.a"], "shared": true, "invalidate": ["p"], "max_entries": 10 } });
+    let state = json!({ "state": { "backend": "redis", "url": "redis://127.0.0.1:6379", "prefix": "x:",
+                        "on_state_error": "deny", "timeout": "1s", "cache_size": "1MiB" },
+                        "defaults": { "throttle": { "rate": 1 } } });
+    let stage = json!({ "stages": { "dev": { "description": "d", "variables": { "v": "1" },
+                        "throttle": { "rate": 2 }, "validate": { "responses": "enforce" } } } });
+    let responses = json!({ "gateway_responses": { "THROTTLED": { "status": 503, "body": { "m": "x" }, "headers": { "x-a": "1" } } } });
+    let mock = json!({ "integration": { "type": "mock", "status": 200, "body": { "a": 1 }, "content_type": "application/json" } });
+    let lambda = json!({ "integration": { "type": "lambda", "function": "f", "payload_format": "2.0",
+                         "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
+    let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"] } });
+    let health = json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9",
+                         "health_check": { "path": "/h", "interval": "5s", "unhealthy_after": 3 } } });
+    let transform = json!({ "transform": {
+        "request": { "headers": { "set": { "a": "1" }, "add": { "b": "2" }, "remove": ["c"] }, "query": { "set": { "q": "1" } } },
+        "response": { "headers": { "remove": ["server"] } } } });
+    let websocket = json!({ "websocket": { "route_selection": "$request.body.action",
+                            "routes": { "$default": { "integration": { "type": "mock" } } } } });
+    let throttle = json!({ "throttle": { "rate": 5, "burst": 7, "per": "ip" } });
+    let quota = json!({ "usage_plans": { "p": { "description": "d", "throttle": { "rate": 1 }, "quota": { "limit": 10, "period": "day" } } },
+                        "api_keys": { "source": "file:keys.txt" } });
+    let limits = json!({ "limits": { "body": "1KiB", "headers": "8KiB", "json_depth": 10 } });
+    let one_target =
+        json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9" }] } });
+    let weighted = json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9", "weight": 2 }] } });
+    let two_targets = json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9" }, { "url": "http://127.0.0.1:8" }] } });
+    let scheme_plans = json!({ "plans": ["p"] });
+    vec![
+        // Throttles, quotas, usage plans.
+        honoured(
+            "throttle.rate",
+            vec![(Operation, throttle.clone())],
+            "/throttle/rate",
+            Some(json!(6)),
+        ),
+        honoured(
+            "throttle.burst",
+            vec![(Operation, throttle.clone())],
+            "/throttle/burst",
+            Some(json!(8)),
+        ),
+        honoured(
+            "throttle.per",
+            vec![(Operation, throttle.clone())],
+            "/throttle/per",
+            Some(json!("route")),
+        ),
+        honoured(
+            "quota.limit",
+            vec![(Root, quota.clone())],
+            "/usage_plans/p/quota/limit",
+            Some(json!(11)),
+        ),
+        honoured(
+            "quota.period",
+            vec![(Root, quota.clone())],
+            "/usage_plans/p/quota/period",
+            Some(json!("week")),
+        ),
+        honoured(
+            "usagePlan.description",
+            vec![(Root, quota.clone())],
+            "/usage_plans/p/description",
+            Some(json!("e")),
+        ),
+        honoured(
+            "usagePlan.throttle",
+            vec![(Root, quota.clone())],
+            "/usage_plans/p/throttle",
+            None,
+        ),
+        honoured(
+            "usagePlan.quota",
+            vec![(Root, quota.clone())],
+            "/usage_plans/p/quota",
+            None,
+        ),
+        // Integrations.
+        honoured(
+            "integration.type",
+            vec![(Operation, json!({ "integration": http }))],
+            "/integration/type",
+            Some(json!("mock")),
+        ),
+        honoured(
+            "integration.url",
+            vec![(Operation, json!({ "integration": http }))],
+            "/integration/url",
+            Some(json!("http://127.0.0.1:8/y")),
+        ),
+        honoured(
+            "integration.targets",
+            vec![(Operation, one_target.clone())],
+            "/integration/targets",
+            Some(json!([{ "url": "http://127.0.0.1:8" }])),
+        ),
+        honoured(
+            "target.url",
+            vec![(Operation, one_target.clone())],
+            "/integration/targets/0/url",
+            Some(json!("http://127.0.0.1:8")),
+        ),
+        refused(
+            "integration.targets",
+            vec![(Operation, two_targets)],
+            "/integration/targets/1",
+        ),
+        refused(
+            "target.weight",
+            vec![(Operation, weighted)],
+            "/integration/targets/0/weight",
+        ),
+        honoured(
+            "integration.timeout",
+            vec![(
+                Operation,
+                json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9", "timeout": "3s" } }),
+            )],
+            "/integration/timeout",
+            Some(json!("4s")),
+        ),
+        refused(
+            "integration.retries",
+            vec![(
+                Operation,
+                json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9", "retries": 2 } }),
+            )],
+            "/integration/retries",
+        ),
+        refused(
+            "integration.health_check",
+            vec![(Operation, health.clone())],
+            "/integration/health_check",
+        ),
+        refused(
+            "integration.health_check.path",
+            vec![(Operation, health.clone())],
+            "/integration/health_check",
+        ),
+        refused(
+            "integration.health_check.interval",
+            vec![(Operation, health.clone())],
+            "/integration/health_check",
+        ),
+        refused(
+            "integration.health_check.unhealthy_after",
+            vec![(Operation, health)],
+            "/integration/health_check",
+        ),
+        honoured(
+            "integration.status",
+            vec![(Operation, mock.clone())],
+            "/integration/status",
+            Some(json!(201)),
+        ),
+        honoured(
+            "integration.body",
+            vec![(Operation, mock.clone())],
+            "/integration/body",
+            Some(json!({ "a": 2 })),
+        ),
+        honoured(
+            "integration.content_type",
+            vec![(Operation, mock.clone())],
+            "/integration/content_type",
+            Some(json!("application/vnd.a+json")),
+        ),
+        honoured(
+            "integration.example",
+            vec![(
+                Operation,
+                json!({ "integration": { "type": "mock", "example": "a" } }),
+            )],
+            "/integration/example",
+            Some(json!("b")),
+        ),
+        refused(
+            "integration.type",
+            vec![(Operation, lambda.clone())],
+            "/integration/type",
+        ),
+        refused(
+            "integration.function",
+            vec![(Operation, lambda.clone())],
+            "/integration/function",
+        ),
+        refused(
+            "integration.payload_format",
+            vec![(Operation, lambda.clone())],
+            "/integration/payload_format",
+        ),
+        refused(
+            "integration.endpoint",
+            vec![(Operation, lambda.clone())],
+            "/integration/endpoint",
+        ),
+        refused(
+            "integration.region",
+            vec![(Operation, lambda)],
+            "/integration/region",
+        ),
+        refused(
+            "integration.command",
+            vec![(Operation, local_lambda)],
+            "/integration/command",
+        ),
+        // The response cache.
+        honoured(
+            "cache.ttl",
+            vec![(Operation, cache.clone()), (Root, plans.clone())],
+            "/cache/ttl",
+            Some(json!("61s")),
+        ),
+        honoured(
+            "cache.key",
+            vec![(Operation, cache.clone()), (Root, plans.clone())],
+            "/cache/key",
+            Some(json!(["query.b"])),
+        ),
+        honoured(
+            "cache.shared",
+            vec![(Operation, cache.clone()), (Root, plans.clone())],
+            "/cache/shared",
+            Some(json!(false)),
+        ),
+        honoured(
+            "cache.invalidate",
+            vec![(Operation, cache.clone()), (Root, plans.clone())],
+            "/cache/invalidate",
+            None,
+        ),
+        honoured(
+            "cache.max_entries",
+            vec![(Operation, cache.clone()), (Root, plans.clone())],
+            "/cache/max_entries",
+            Some(json!(11)),
+        ),
+        // CORS.
+        honoured(
+            "cors.allow_origins",
+            vec![(Operation, cors.clone())],
+            "/cors/allow_origins",
+            Some(json!(["https://b.example"])),
+        ),
+        honoured(
+            "cors.allow_methods",
+            vec![(Operation, cors.clone())],
+            "/cors/allow_methods",
+            None,
+        ),
+        honoured(
+            "cors.allow_headers",
+            vec![(Operation, cors.clone())],
+            "/cors/allow_headers",
+            None,
+        ),
+        honoured(
+            "cors.expose_headers",
+            vec![(Operation, cors.clone())],
+            "/cors/expose_headers",
+            None,
+        ),
+        honoured(
+            "cors.allow_credentials",
+            vec![(Operation, cors.clone())],
+            "/cors/allow_credentials",
+            None,
+        ),
+        honoured(
+            "cors.max_age",
+            vec![(Operation, cors.clone())],
+            "/cors/max_age",
+            None,
+        ),
+        // Transforms and WebSocket: not built yet.
+        refused(
+            "operationSettings.transform",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "transform.request",
+            vec![(PathItem, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "transform.response",
+            vec![(Root, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "transform.request.headers",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "transform.request.query",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "transform.response.headers",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "headerEdits.set",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "headerEdits.add",
+            vec![(Operation, transform.clone())],
+            "/transform",
+        ),
+        refused(
+            "headerEdits.remove",
+            vec![(Operation, transform)],
+            "/transform",
+        ),
+        refused(
+            "pathItem.websocket",
+            vec![(PathItem, websocket.clone())],
+            "/websocket",
+        ),
+        refused(
+            "pathItem.websocket.route_selection",
+            vec![(PathItem, websocket.clone())],
+            "/websocket",
+        ),
+        refused(
+            "pathItem.websocket.routes",
+            vec![(PathItem, websocket.clone())],
+            "/websocket",
+        ),
+        refused(
+            "pathItem.websocket.routes.integration",
+            vec![(PathItem, websocket)],
+            "/websocket",
+        ),
+        // Limits.
+        honoured(
+            "limits.body",
+            vec![(Root, limits.clone())],
+            "/limits/body",
+            Some(json!("2KiB")),
+        ),
+        honoured(
+            "limits.headers",
+            vec![(Root, json!({ "defaults": limits.clone() }))],
+            "/defaults/limits/headers",
+            Some(json!("9KiB")),
+        ),
+        honoured(
+            "limits.json_depth",
+            vec![(Operation, json!({ "limits": { "json_depth": 10 } }))],
+            "/limits/json_depth",
+            Some(json!(11)),
+        ),
+        refused(
+            "limits.body",
+            vec![(Operation, json!({ "limits": { "body": "1KiB" } }))],
+            "/limits/body",
+        ),
+        refused(
+            "limits.headers",
+            vec![(PathItem, json!({ "limits": { "headers": "1KiB" } }))],
+            "/limits/headers",
+        ),
+        // Operation settings as wholes.
+        honoured(
+            "operationSettings.integration",
+            vec![(Operation, mock.clone())],
+            "/integration",
+            None,
+        ),
+        honoured(
+            "operationSettings.throttle",
+            vec![(PathItem, throttle.clone())],
+            "/throttle",
+            None,
+        ),
+        honoured(
+            "operationSettings.cache",
+            vec![(Operation, json!({ "cache": { "ttl": "60s" } }))],
+            "/cache",
+            None,
+        ),
+        honoured(
+            "operationSettings.timeout",
+            vec![(Operation, json!({ "integration": http, "timeout": "3s" }))],
+            "/timeout",
+            None,
+        ),
+        honoured(
+            "operationSettings.cors",
+            vec![(Root, cors.clone())],
+            "/cors",
+            None,
+        ),
+        honoured(
+            "operationSettings.limits",
+            vec![(Root, json!({ "defaults": limits }))],
+            "/defaults/limits",
+            None,
+        ),
+        honoured(
+            "operationSettings.plans",
+            vec![(Operation, scheme_plans.clone()), (Root, plans.clone())],
+            "/plans",
+            None,
+        ),
+        honoured(
+            "operationSettings.validate",
+            vec![(Operation, json!({ "validate": { "requests": false } }))],
+            "/validate",
+            None,
+        ),
+        honoured(
+            "operationSettings.validate.requests",
+            vec![(PathItem, json!({ "validate": { "requests": false } }))],
+            "/validate/requests",
+            Some(json!(true)),
+        ),
+        honoured(
+            "operationSettings.validate.responses",
+            vec![(Operation, json!({ "validate": { "responses": "enforce" } }))],
+            "/validate/responses",
+            Some(json!("log")),
+        ),
+        // Stages.
+        honoured("root.stages", vec![(Root, stage.clone())], "/stages", None),
+        honoured(
+            "stage.description",
+            vec![(Root, stage.clone())],
+            "/stages/dev/description",
+            Some(json!("e")),
+        ),
+        honoured(
+            "stage.variables",
+            vec![(Root, stage.clone())],
+            "/stages/dev/variables",
+            None,
+        ),
+        honoured(
+            "stage.throttle",
+            vec![(Root, stage.clone())],
+            "/stages/dev/throttle",
+            None,
+        ),
+        honoured(
+            "stage.validate",
+            vec![(Root, stage.clone())],
+            "/stages/dev/validate",
+            None,
+        ),
+        honoured(
+            "stage.validate.responses",
+            vec![(Root, stage)],
+            "/stages/dev/validate/responses",
+            Some(json!("log")),
+        ),
+        // Root settings.
+        honoured(
+            "root.defaults",
+            vec![(Root, json!({ "defaults": { "throttle": { "rate": 3 } } }))],
+            "/defaults",
+            None,
+        ),
+        honoured(
+            "root.usage_plans",
+            vec![(Root, plans.clone()), (Scheme, jwt.clone())],
+            "/usage_plans/p/throttle/rate",
+            Some(json!(2)),
+        ),
+        honoured(
+            "root.api_keys",
+            vec![(Root, plans.clone()), (KeyScheme, scheme_plans.clone())],
+            "/api_keys/source",
+            Some(json!("file:other.txt")),
+        ),
+        honoured(
+            "root.api_keys.source",
+            vec![
+                (Root, plans.clone()),
+                (KeyScheme, scheme_plans.clone()),
+                (
+                    Root,
+                    json!({ "state": { "backend": "redis", "url": "redis://127.0.0.1:6379" } }),
+                ),
+            ],
+            "/api_keys/source",
+            Some(json!("redis")),
+        ),
+        honoured("root.state", vec![(Root, state.clone())], "/state", None),
+        honoured(
+            "root.state.backend",
+            vec![(Root, state.clone())],
+            "/state/backend",
+            Some(json!("memory")),
+        ),
+        honoured(
+            "root.state.url",
+            vec![(Root, state.clone())],
+            "/state/url",
+            Some(json!("redis://127.0.0.1:6380")),
+        ),
+        honoured(
+            "root.state.prefix",
+            vec![(Root, state.clone())],
+            "/state/prefix",
+            Some(json!("y:")),
+        ),
+        honoured(
+            "root.state.on_state_error",
+            vec![(Root, state.clone())],
+            "/state/on_state_error",
+            Some(json!("local")),
+        ),
+        honoured(
+            "root.state.timeout",
+            vec![(Root, state.clone())],
+            "/state/timeout",
+            Some(json!("2s")),
+        ),
+        honoured(
+            "root.state.cache_size",
+            vec![(Root, state)],
+            "/state/cache_size",
+            Some(json!("2MiB")),
+        ),
+        honoured(
+            "root.gateway_responses",
+            vec![(Root, responses.clone())],
+            "/gateway_responses",
+            None,
+        ),
+        honoured(
+            "gatewayResponse.status",
+            vec![(Root, responses.clone())],
+            "/gateway_responses/THROTTLED/status",
+            Some(json!(429)),
+        ),
+        honoured(
+            "gatewayResponse.body",
+            vec![(Root, responses.clone())],
+            "/gateway_responses/THROTTLED/body",
+            None,
+        ),
+        honoured(
+            "gatewayResponse.headers",
+            vec![(Root, responses)],
+            "/gateway_responses/THROTTLED/headers",
+            None,
+        ),
+        honoured(
+            "root.trusted_proxies",
+            vec![(
+                Root,
+                json!({ "trusted_proxies": ["10.0.0.0/8"], "defaults": { "throttle": { "rate": 1, "per": "ip" } } }),
+            )],
+            "/trusted_proxies",
+            None,
+        ),
+        // Security schemes.
+        honoured(
+            "securityScheme.issuer",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/issuer",
+            Some(json!("https://j.example")),
+        ),
+        honoured(
+            "securityScheme.audience",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/audience",
+            Some(json!("b")),
+        ),
+        honoured(
+            "securityScheme.secret",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/secret",
+            Some(json!("${env.T}")),
+        ),
+        honoured(
+            "securityScheme.algorithms",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/algorithms",
+            Some(json!(["HS384"])),
+        ),
+        honoured(
+            "securityScheme.leeway",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/leeway",
+            Some(json!("6s")),
+        ),
+        honoured(
+            "securityScheme.plan",
+            vec![(Scheme, jwt.clone()), (Root, plans.clone())],
+            "/plan",
+            None,
+        ),
+        honoured(
+            "securityScheme.jwks_uri",
+            vec![(Scheme, json!({ "jwks_uri": "http://127.0.0.1:9/jwks" }))],
+            "/jwks_uri",
+            Some(json!("http://127.0.0.1:8/jwks")),
+        ),
+        honoured(
+            "securityScheme.keys",
+            vec![(
+                Scheme,
+                json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0", "alg": "HS256" }] }),
+            )],
+            "/keys",
+            Some(json!([{ "kty": "oct", "k": "b3RoZXI", "alg": "HS256" }])),
+        ),
+        honoured(
+            "securityScheme.plans",
+            vec![(KeyScheme, scheme_plans), (Root, plans.clone())],
+            "/plans",
+            None,
+        ),
+        honoured(
+            "securityScheme.authorizer",
+            vec![(Scheme, authz.clone())],
+            "/authorizer",
+            None,
+        ),
+        honoured(
+            "securityScheme.authorizer.type",
+            vec![(Scheme, authz.clone())],
+            "/authorizer/url",
+            Some(json!("http://127.0.0.1:8/a")),
+        ),
+        honoured(
+            "securityScheme.authorizer.url",
+            vec![(Scheme, authz.clone())],
+            "/authorizer/url",
+            Some(json!("http://127.0.0.1:8/a")),
+        ),
+        honoured(
+            "securityScheme.authorizer.identity",
+            vec![(Scheme, authz.clone())],
+            "/authorizer/identity",
+            Some(json!(["header.x-token"])),
+        ),
+        honoured(
+            "securityScheme.authorizer.ttl",
+            vec![(Scheme, authz.clone())],
+            "/authorizer/ttl",
+            Some(json!("61s")),
+        ),
+        honoured(
+            "securityScheme.authorizer.timeout",
+            vec![(Scheme, authz)],
+            "/authorizer/timeout",
+            Some(json!("3s")),
+        ),
+        refused(
+            "securityScheme.authorizer.type",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f" } }),
+            )],
+            "/authorizer/type",
+        ),
+        refused(
+            "securityScheme.authorizer.function",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f" } }),
+            )],
+            "/authorizer/function",
+        ),
+    ]
+}
+
+/// Every `definition.property` (nested inline objects as `definition.property.property`) of the
+/// shipped schema's `$defs`.
+fn schema_keys() -> BTreeSet<String> {
+    fn walk(node: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+        let Some(obj) = node.as_object() else { return };
+        if let Some(Value::Object(props)) = obj.get("properties") {
+            for (k, v) in props {
+                let key = format!("{prefix}.{k}");
+                out.insert(key.clone());
+                walk(v, &key, out);
+            }
+        }
+        // Inline objects under arrays and maps (`routes.$default.integration`) belong to the
+        // property that holds them; conditionals (`if`) restate properties already listed.
+        for k in ["items", "additionalProperties"] {
+            if let Some(v) = obj.get(k) {
+                walk(v, prefix, out);
+            }
+        }
+    }
+    let text = std::fs::read_to_string(
+        crate::support::repo().join("codegen/schema/x-gateway.schema.json"),
+    )
+    .expect("schema");
+    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
+    let mut out = BTreeSet::new();
+    for (name, def) in schema["$defs"].as_object().expect("$defs") {
+        walk(def, name, &mut out);
+    }
+    out
+}
+
+fn spec_with(blocks: &[(At, Value)]) -> Value {
+    let mut spec = base();
+    for (at, block) in blocks {
+        let (parent, _) = at.pointer().rsplit_once('/').expect("pointer");
+        let holder = spec
+            .pointer_mut(parent)
+            .expect("holder")
+            .as_object_mut()
+            .expect("object");
+        match holder.get_mut("x-gateway") {
+            Some(Value::Object(existing)) => {
+                for (k, v) in block.as_object().expect("block") {
+                    existing.insert(k.clone(), v.clone());
+                }
+            }
+            _ => {
+                holder.insert("x-gateway".into(), block.clone());
+            }
+        }
+    }
+    spec
+}
+
+fn generated(spec: &Value, what: &str) -> Result<String, String> {
+    let mut checked = gwgen::check_text("keys.json", spec.to_string());
+    let errors = crate::support::errors(&checked);
+    if !errors.is_empty() {
+        return Err(format!("{what}: the spec should check clean: {errors:#?}"));
+    }
+    checked.compile_validation();
+    let gw = checked.gateway.as_ref().expect("lowered");
+    Ok(gwgen::emit::module(gw).expect("generated code parses"))
+}
+
+#[test]
+fn every_schema_key_is_honoured_or_refused() {
+    let rows = rows();
+    let covered: BTreeSet<&str> = rows.iter().map(|r| r.key).collect();
+    let missing: Vec<String> = schema_keys()
+        .into_iter()
+        .filter(|k| {
+            // The document-level wrappers only say where the blocks stand.
+            !k.starts_with("operationHolder.") && !covered.contains(k.as_str())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "schema keys with no row here: {missing:#?}"
+    );
+    let known = schema_keys();
+    let mut failures = Vec::new();
+    for row in &rows {
+        assert!(
+            known.contains(row.key),
+            "row `{}` names no schema key",
+            row.key
+        );
+        if let Err(e) = prove(row) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn prove(row: &Row) -> Result<(), String> {
+    {
+        let spec = spec_with(&row.blocks);
+        let block = row.blocks[0].0.pointer();
+        match &row.expect {
+            Expect::Honoured(ptr, alt) => {
+                let with = generated(&spec, row.key)?;
+                let mut changed = spec.clone();
+                let full = format!("{block}{ptr}");
+                match alt {
+                    Some(v) => {
+                        *changed
+                            .pointer_mut(&full)
+                            .ok_or_else(|| format!("{}: no {full}", row.key))? = v.clone()
+                    }
+                    None => {
+                        let (parent, last) = full.rsplit_once('/').expect("pointer");
+                        let removed = changed
+                            .pointer_mut(parent)
+                            .and_then(Value::as_object_mut)
+                            .and_then(|o| o.remove(&last.replace("~1", "/").replace("~0", "~")));
+                        if removed.is_none() {
+                            return Err(format!("{}: nothing at {full}", row.key));
+                        }
+                    }
+                }
+                let without = generated(&changed, row.key)?;
+                if with == without {
+                    return Err(format!("{}: changing {full} does not change the generated gateway, so the key would be ignored", row.key));
+                }
+            }
+            Expect::Refused(ptr) => {
+                let checked = gwgen::check_text("keys.json", spec.to_string());
+                let full = format!("{block}{ptr}");
+                let found = checked
+                    .diagnostics
+                    .iter()
+                    .find(|d| d.code.as_str() == "GW0409" && d.pointer == full);
+                let d = found.ok_or_else(|| {
+                    format!(
+                        "{}: no GW0409 at {full}; got {:#?}",
+                        row.key,
+                        crate::support::errors(&checked)
+                    )
+                })?;
+                assert_eq!(d.severity, gwgen::Severity::Error, "{}", row.key);
+                assert!(d.pos.line >= 1, "{}: located", row.key);
+            }
+        }
+    }
+    Ok(())
+}
