@@ -91,6 +91,47 @@ const GWGEN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The runtime's sources, for vendoring.
 const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
+    ("src/admin.rs", include_str!("../../runtime/src/admin.rs")),
+    ("src/binary.rs", include_str!("../../runtime/src/binary.rs")),
+    ("src/proxy.rs", include_str!("../../runtime/src/proxy.rs")),
+    ("src/server.rs", include_str!("../../runtime/src/server.rs")),
+    ("src/trace.rs", include_str!("../../runtime/src/trace.rs")),
+    (
+        "src/pipeline/mod.rs",
+        include_str!("../../runtime/src/pipeline/mod.rs"),
+    ),
+    (
+        "src/pipeline/auth.rs",
+        include_str!("../../runtime/src/pipeline/auth.rs"),
+    ),
+    (
+        "src/pipeline/cache.rs",
+        include_str!("../../runtime/src/pipeline/cache.rs"),
+    ),
+    (
+        "src/pipeline/integration.rs",
+        include_str!("../../runtime/src/pipeline/integration.rs"),
+    ),
+    (
+        "src/pipeline/log.rs",
+        include_str!("../../runtime/src/pipeline/log.rs"),
+    ),
+    (
+        "src/pipeline/respond.rs",
+        include_str!("../../runtime/src/pipeline/respond.rs"),
+    ),
+    (
+        "src/pipeline/route.rs",
+        include_str!("../../runtime/src/pipeline/route.rs"),
+    ),
+    (
+        "src/pipeline/throttle.rs",
+        include_str!("../../runtime/src/pipeline/throttle.rs"),
+    ),
+    (
+        "src/pipeline/validate.rs",
+        include_str!("../../runtime/src/pipeline/validate.rs"),
+    ),
     ("src/config.rs", include_str!("../../runtime/src/config.rs")),
     (
         "src/gateway.rs",

@@ -8,7 +8,9 @@
 //! does not compile against another version of the runtime.
 #![deny(missing_docs)]
 
+mod admin;
 pub mod auth;
+mod binary;
 pub mod cache;
 pub mod config;
 pub mod cors;
@@ -18,15 +20,20 @@ pub mod integration;
 pub mod json;
 pub mod observe;
 pub mod path;
+mod pipeline;
 #[cfg(feature = "proxy")]
 pub mod pool;
 pub mod problem;
+#[cfg(feature = "proxy")]
+mod proxy;
 pub mod router;
+mod server;
 pub mod stage;
 pub mod state;
 pub mod throttle;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod trace;
 pub mod validate;
 
 /// The global allocator of gateways built with the `mimalloc` feature.
@@ -40,11 +47,12 @@ pub mod __private_0_1 {
     pub use crate::auth::{
         Auth, AuthorizerDef, JwtDef, KeyIn, KeySource, Requirement, SchemeDef, SecurityDef,
     };
+    pub use crate::binary::main_with;
     pub use crate::cache::{CacheDef, KeyPart};
     pub use crate::config::Config;
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;
-    pub use crate::gateway::{main_with, Gateway, Limits, RouteDef};
+    pub use crate::gateway::{Gateway, Limits, RouteDef};
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
     pub use crate::problem::CustomResponse;
     pub use crate::router::{match_mixed, Lookup, Params, Part};

@@ -1,5 +1,11 @@
-//! Observability: request ids, the JSON access log, and Prometheus metrics named after the
-//! OpenTelemetry HTTP semantic conventions.
+//! Observability: request ids, the JSON access log, Prometheus metrics named after the
+//! OpenTelemetry HTTP semantic conventions, and the operational log.
+//!
+//! Two logs, both JSON lines: the **access log** (one line a request, on stdout, written in
+//! batches by a writer of its own, AWS `$context`-like fields), and the **operational log**
+//! (start, stop, Redis degraded, upstream, authorizer and JWKS failures, on stderr) through
+//! `tracing`, filtered by `RUST_LOG`. Neither is formatted by hand from client data: every value
+//! a client sends is escaped as a JSON string, so no header can add or change a field.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +20,39 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body::Frame;
 
-/// The request id: the client's `x-request-id` when it is sane, else a new UUID.
+/// Starts the operational log: `tracing` events as JSON lines on stderr, each with
+/// `timestamp` (RFC 3339, UTC), `level`, `message`, the event's fields and `target` (the
+/// module). `RUST_LOG` filters them with `tracing_subscriber`'s target syntax: `warn`,
+/// `info,gwgen_runtime::state=off`, `gwgen_runtime::proxy=debug`; the default is `info`. A value
+/// that cannot be read is reported, and `info` applies.
+pub fn init_logs() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let default = || Targets::new().with_default(tracing::Level::INFO);
+    let (filter, unread) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match v.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (default(), Some((v, e.to_string()))),
+        },
+        _ => (default(), None),
+    };
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(json).try_init();
+    if let Some((value, error)) = unread {
+        tracing::warn!(value = %value, error = %error, "RUST_LOG is not understood; logging at info");
+    }
+}
+
+/// The request id: the client's `x-request-id` when it is sane (visible ASCII, at most 128
+/// bytes), else a new UUID.
 pub fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
     if let Some(v) = headers.get("x-request-id") {
         let b = v.as_bytes();
@@ -44,10 +82,10 @@ pub fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     }
 }
 
-/// A random (version 4) UUID from a per-thread xorshift generator seeded once from the operating
-/// system: request ids need to be unique, not secret, and a system call per request is what this
-/// avoids.
-fn fast_uuid() -> [u8; 36] {
+/// 16 random bytes from a per-thread xorshift generator seeded once from the operating system:
+/// request ids and trace ids need to be unique, not secret, and a system call per request is
+/// what this avoids.
+pub(crate) fn random_bytes() -> [u8; 16] {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<(u64, u64)> = Cell::new({
@@ -55,7 +93,7 @@ fn fast_uuid() -> [u8; 36] {
             ((seed as u64) | 1, ((seed >> 64) as u64) | 1)
         });
     }
-    let bytes = STATE.with(|s| {
+    STATE.with(|s| {
         // xorshift128+
         let (mut a, mut b) = s.get();
         let mut next = || {
@@ -73,7 +111,12 @@ fn fast_uuid() -> [u8; 36] {
         out[..8].copy_from_slice(&lo.to_le_bytes());
         out[8..].copy_from_slice(&hi.to_le_bytes());
         out
-    });
+    })
+}
+
+/// A random (version 4) UUID from [`random_bytes`].
+fn fast_uuid() -> [u8; 36] {
+    let bytes = random_bytes();
     let mut buf = [0u8; 36];
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
@@ -383,6 +426,20 @@ pub struct AccessRecord {
     pub integration_latency: Option<Duration>,
     /// The final status.
     pub status: u16,
+    /// Where the request stands in a trace, when it is in one.
+    pub(crate) trace: Option<Trace>,
+}
+
+/// A request's place in a trace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trace {
+    /// The trace, and the span the access log names: the gateway's when it exports spans, else
+    /// the client's.
+    pub(crate) ctx: crate::trace::SpanContext,
+    /// The client's span, which the gateway's continues.
+    pub(crate) parent: Option<[u8; 8]>,
+    /// Whether the gateway's span is sent to the exporter.
+    pub(crate) exported: bool,
 }
 
 /// A response body that counts its bytes and, when it is finished or dropped, writes the access
@@ -477,9 +534,36 @@ impl LoggedBody {
                     Some(ua) => text(line, ua),
                     None => text(line, "-"),
                 }
+                field(line, "traceId", false);
+                match &r.trace {
+                    Some(t) => {
+                        line.push(b'"');
+                        crate::trace::push_hex(line, &t.ctx.trace_id);
+                        line.push(b'"');
+                    }
+                    None => line.extend_from_slice(b"null"),
+                }
                 line.push(b'}');
                 append_log_line(line);
             });
+            if let Some(t) = r.trace.filter(|t| t.exported) {
+                let matched = r.route_key != "-";
+                crate::trace::export(crate::trace::SpanRecord {
+                    ctx: t.ctx,
+                    parent: t.parent,
+                    name: if matched {
+                        r.route_key.to_string()
+                    } else {
+                        r.method.as_str().to_string()
+                    },
+                    route: matched.then_some(r.route),
+                    method: r.method.clone(),
+                    path: r.uri.path().to_string(),
+                    status: r.status,
+                    start: crate::deadline::wall_time(r.start),
+                    end: SystemTime::now(),
+                });
+            }
         }
     }
 }

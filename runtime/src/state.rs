@@ -129,28 +129,25 @@ impl Shared {
         self.metrics.count("gwgen_state_errors_total", "", "");
         if !self.degraded.swap(true, Ordering::Relaxed) {
             self.metrics.set_degraded(true);
-            eprintln!(
-                "{}",
-                serde_json::json!({
-                    "level": "warn",
-                    "message": match self.fallback {
-                        Fallback::Local => "Redis state is unavailable: limits and cache are per instance until it answers again",
-                        Fallback::Deny => "Redis state is unavailable: requests that need it are refused with 503 until it answers again",
-                    },
-                    "during": what,
-                    "error": error,
-                })
-            );
+            match self.fallback {
+                Fallback::Local => tracing::warn!(
+                    during = what,
+                    error = error,
+                    "Redis state is unavailable: limits and cache are per instance until it answers again"
+                ),
+                Fallback::Deny => tracing::warn!(
+                    during = what,
+                    error = error,
+                    "Redis state is unavailable: requests that need it are refused with 503 until it answers again"
+                ),
+            }
         }
     }
 
     fn succeeded(&self) {
         if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
             self.metrics.set_degraded(false);
-            eprintln!(
-                "{}",
-                serde_json::json!({"level": "info", "message": "Redis state answers again: limits and cache are shared"})
-            );
+            tracing::info!("Redis state answers again: limits and cache are shared");
         }
     }
 

@@ -25,12 +25,9 @@ pub fn connector() -> Connector {
     {
         Ok(b) => b,
         Err(e) => {
-            eprintln!(
-                "{}",
-                serde_json::json!({
-                    "message": "no root certificates could be loaded; HTTPS calls will fail (set SSL_CERT_FILE)",
-                    "error": e.to_string(),
-                })
+            tracing::error!(
+                error = %e,
+                "no root certificates could be loaded; HTTPS calls will fail (set SSL_CERT_FILE)"
             );
             let config = rustls::ClientConfig::builder()
                 .with_root_certificates(rustls::RootCertStore::empty())

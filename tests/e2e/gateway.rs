@@ -638,3 +638,279 @@ fn unverifiable_schemes_fail_closed() {
     // Public operations are untouched.
     assert_eq!(get(gw.port, "/echo/open", "").status, 200);
 }
+
+/// The operational log: JSON lines with timestamp, level and message; a client's request id
+/// cannot forge a field; `RUST_LOG` filters it.
+#[test]
+fn operational_log_is_json_that_clients_cannot_forge_and_rust_log_filters() {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", upstream.port.to_string())]);
+    // An upstream error logged with a request id that tries to close the string and add fields.
+    let forged = r#"x","level":"ERROR","message":"forged"#;
+    let r = get(gw.port, "/down", &format!("x-request-id: {forged}\r\n"));
+    assert_eq!(r.status, 502);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let events: Vec<serde_json::Value> = loop {
+        let text = gw.log_text();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("level").is_some())
+            .collect();
+        if events.iter().any(|e| e["message"] == "upstream error") {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upstream error logged: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let listening = events
+        .iter()
+        .find(|e| e["message"] == "listening")
+        .expect("a listening event");
+    assert_eq!(listening["level"], "INFO");
+    assert!(listening["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(listening["listen"], format!("127.0.0.1:{}", gw.port));
+    let error = events
+        .iter()
+        .find(|e| e["message"] == "upstream error")
+        .expect("an upstream error event");
+    assert_eq!(error["level"], "WARN");
+    assert_eq!(error["request_id"], forged, "the id is one string value");
+    assert!(!events.iter().any(|e| e["message"] == "forged"));
+    drop(gw);
+
+    // RUST_LOG=warn: no info events, warnings still.
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ],
+    );
+    assert_eq!(get(gw.port, "/down", "").status, 502);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log_text().contains("upstream error") {
+        assert!(Instant::now() < deadline, "no warning: {}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !gw.log_text().contains("\"listening\""),
+        "{}",
+        gw.log_text()
+    );
+}
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP POSTs and keeps their JSON bodies.
+struct Collector {
+    port: u16,
+    bodies: std::sync::Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind collector");
+        let port = listener.local_addr().expect("addr").port();
+        let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = BufReader::new(conn);
+                let (mut length, mut line, mut head) = (0usize, String::new(), String::new());
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                    line.clear();
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                assert!(head.starts_with("POST /v1/traces "), "{head}");
+                assert!(head
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/json"));
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                }
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        Collector { port, bodies }
+    }
+
+    /// Every span received so far.
+    fn spans(&self) -> Vec<serde_json::Value> {
+        let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies
+            .iter()
+            .flat_map(|b| b["resourceSpans"].as_array().cloned().unwrap_or_default())
+            .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+            .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+fn attribute<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+/// W3C `traceparent` is continued and propagated, every request is one span named after its
+/// route sent to an OTLP collector, and the access log carries the trace id.
+#[test]
+fn traces_continue_the_clients_traceparent_and_export_a_span_per_request() {
+    let upstream = Upstream::start();
+    let collector = Collector::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{}", collector.port),
+            ),
+            ("OTEL_SERVICE_NAME", "orders-edge".to_string()),
+        ],
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let r = get(
+        gw.port,
+        "/echo/traced",
+        &format!("traceparent: 00-{trace}-{client_span}-01\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    // The upstream gets the same trace, with the gateway's span as the parent.
+    let sent = r.json()["headers"]["traceparent"]
+        .as_str()
+        .expect("traceparent upstream")
+        .to_string();
+    assert!(sent.starts_with(&format!("00-{trace}-")), "{sent}");
+    assert!(sent.ends_with("-01"), "{sent}");
+    let gateway_span = sent[36..52].to_string();
+    assert_ne!(gateway_span, client_span);
+    // A request with no traceparent starts a new trace; a broken one too.
+    let r = get(gw.port, "/echo/fresh", "traceparent: 00-XYZ-broken-01\r\n");
+    let fresh = r.json()["headers"]["traceparent"]
+        .as_str()
+        .expect("traceparent upstream")
+        .to_string();
+    assert!(!fresh.contains(trace) && fresh.len() == 55, "{fresh}");
+    assert_eq!(get(gw.port, "/nowhere", "").status, 404);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let spans = collector.spans();
+        if spans.len() >= 3 {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "spans: {spans:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bodies = collector
+        .bodies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let service = &bodies[0]["resourceSpans"][0]["resource"]["attributes"][0];
+    assert_eq!(service["key"], "service.name");
+    assert_eq!(service["value"]["stringValue"], "orders-edge");
+    let traced = spans
+        .iter()
+        .find(|s| s["traceId"] == trace)
+        .expect("the continued trace's span");
+    assert_eq!(traced["spanId"], gateway_span);
+    assert_eq!(traced["parentSpanId"], client_span);
+    assert_eq!(traced["name"], "GET /echo/{rest}");
+    assert_eq!(traced["kind"], 2);
+    assert_eq!(
+        attribute(traced, "http.route").expect("route")["stringValue"],
+        "/echo/{rest}"
+    );
+    assert_eq!(
+        attribute(traced, "http.response.status_code").expect("status")["intValue"],
+        "200"
+    );
+    let start: u128 = traced["startTimeUnixNano"]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let end: u128 = traced["endTimeUnixNano"]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    assert!(start > 0 && end >= start);
+    let fresh_span = spans
+        .iter()
+        .find(|s| fresh.contains(s["traceId"].as_str().unwrap_or("-")))
+        .expect("the new trace's span");
+    assert!(fresh_span.get("parentSpanId").is_none());
+    let unrouted = spans
+        .iter()
+        .find(|s| s["name"] == "GET")
+        .expect("the 404's span");
+    assert!(attribute(unrouted, "http.route").is_none());
+
+    // The access log names the trace.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let logged = gw.log_text().lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["traceId"] == trace && v["path"] == "/echo/traced")
+        });
+        if logged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Without an exporter the gateway passes `traceparent` through untouched, and logs its trace.
+#[test]
+fn without_an_exporter_traceparent_passes_through_and_is_logged() {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", upstream.port.to_string())]);
+    let value = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = get(gw.port, "/echo/plain", &format!("traceparent: {value}\r\n"));
+    assert_eq!(r.json()["headers"]["traceparent"], value);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw
+        .log_text()
+        .contains("\"traceId\":\"0af7651916cd43dd8448eb211c80319c\"")
+    {
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // An exporter the gateway cannot honour stops the start with a reason.
+    let out = Command::new(&bin)
+        .env("UPSTREAM_PORT", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only http://"));
+}

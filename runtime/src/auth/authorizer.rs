@@ -126,10 +126,7 @@ impl Authorizer {
 
     async fn call(&self, creds: &Credentials<'_>, identity: &[String]) -> Result<Verdict, Denial> {
         let unavailable = |why: String| {
-            eprintln!(
-                "{}",
-                serde_json::json!({"message": "the authorizer failed", "scheme": self.name, "error": why})
-            );
+            tracing::warn!(scheme = %self.name, error = %why, "the authorizer failed");
             Denial::Unavailable("the authorizer is not available".into())
         };
         let mut headers = serde_json::Map::new();

@@ -273,13 +273,10 @@ impl Verifier {
             Ok(set) => {
                 *remote.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
             }
-            Err(e) => eprintln!(
-                "{}",
-                serde_json::json!({
-                    "message": "cannot fetch the JWKS; the cached keys stay in use",
-                    "scheme": self.name,
-                    "error": e,
-                })
+            Err(e) => tracing::warn!(
+                scheme = %self.name,
+                error = %e,
+                "cannot fetch the JWKS; the cached keys stay in use"
             ),
         }
     }

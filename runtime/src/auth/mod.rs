@@ -336,10 +336,7 @@ impl Auth {
         #[cfg(feature = "redis")]
         if let Some(r) = &self.redis_keys {
             return r.lookup(presented).await.map_err(|e| {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"message": "the Redis key store failed", "error": e})
-                );
+                tracing::error!(error = %e, "the Redis key store failed");
                 Denial::Unavailable("the API key store is not available".into())
             });
         }

@@ -1,0 +1,154 @@
+//! The generated binary's `main`: the command line, the async runtime, and the exit status.
+
+use std::process::ExitCode;
+
+use crate::config::{Command, Config};
+use crate::gateway::Gateway;
+use crate::stage::StartError;
+
+/// The generated binary's `main`: parses the command line, builds the gateway for the stage, and
+/// serves until SIGTERM. Exit status: 0 after a clean stop, 1 when the gateway cannot start, 2
+/// for unusable arguments.
+pub fn main_with(
+    title: &str,
+    stages: &[&str],
+    build: fn(&Config) -> Result<Gateway, StartError>,
+) -> ExitCode {
+    let command = crate::config::parse(
+        std::env::args().skip(1),
+        |k| std::env::var(k).ok(),
+        title,
+        stages,
+    );
+    let config = match command {
+        Ok(Command::Serve(c)) => c,
+        Ok(Command::Help(h)) => {
+            print!("{h}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Healthcheck(admin)) => {
+            return match crate::config::healthcheck(admin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Command::AddKey {
+            plan,
+            file,
+            redis,
+            prefix,
+            name,
+        }) => {
+            let added = match (&file, &redis) {
+                (Some(file), _) => crate::auth::keys::add(&plan, file, name.as_deref()).map(|k| {
+                    (
+                        k,
+                        format!(
+                            "to {} (send SIGHUP to a running gateway to load it)",
+                            file.display()
+                        ),
+                    )
+                }),
+                #[cfg(feature = "redis")]
+                (None, Some(url)) => {
+                    crate::auth::keys::redis_store::add(&plan, url, &prefix, name.as_deref())
+                        .map(|k| (k, "to Redis (every instance sees it at once)".to_string()))
+                }
+                _ => {
+                    let _ = (&redis, &prefix);
+                    Err("this gateway was built without the Redis key store".to_string())
+                }
+            };
+            return match added {
+                Ok((key, place)) => {
+                    println!("{key}");
+                    eprintln!("added a key of plan `{plan}` {place}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Ok(Command::Version) => {
+            println!("{title} (gwgen-runtime {})", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::observe::init_logs();
+    match crate::trace::endpoint_from(|k| std::env::var(k).ok()) {
+        Ok(Some(endpoint)) => {
+            let service = std::env::var("OTEL_SERVICE_NAME")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| title.to_string());
+            tracing::info!(endpoint = %endpoint.authority, path = %endpoint.path, service = %service, "exporting traces over OTLP");
+            crate::trace::start_exporter(endpoint, service);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(1);
+        }
+    }
+    let gateway = match build(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(1);
+        }
+    };
+    // One core (a container limit, or `taskset`): a single-threaded runtime, with none of the
+    // work-stealing scheduler's cross-thread bookkeeping. More: the multi-threaded one, a worker a
+    // core. Validators recurse as deep as a body nests (up to `limits.json_depth`), so every
+    // thread that runs requests gets 16 MiB of stack (reserved, not committed).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let single = std::env::var("GWGEN_RUNTIME")
+        .map(|v| v == "current_thread")
+        .unwrap_or(cores == 1);
+    let mut builder = if single {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().thread_stack_size(16 << 20).build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(1);
+        }
+    };
+    if single {
+        // `block_on` runs on the calling thread: make it one with the same stack.
+        let served = std::thread::Builder::new()
+            .name("gwgen-worker".into())
+            .stack_size(16 << 20)
+            .spawn(move || runtime.block_on(gateway.serve(&config)));
+        return match served.map(|h| h.join()) {
+            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "the gateway failed");
+                ExitCode::from(1)
+            }
+            _ => {
+                tracing::error!("the gateway's thread failed");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match runtime.block_on(gateway.serve(&config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the gateway failed");
+            ExitCode::from(1)
+        }
+    }
+}

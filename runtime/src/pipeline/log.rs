@@ -1,0 +1,100 @@
+//! The first and last phases: a request's arrival (its id, kept from `x-request-id` when the
+//! client sent one usable id; its access record; the in-flight gauge) and its answer (problems
+//! turned into `application/problem+json` or the spec's `gateway_responses`, `x-request-id`
+//! set, and the body wrapped so the access-log line and the metrics are written when it ends).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::response::Response;
+use http::header;
+
+use crate::gateway::Gateway;
+use crate::observe::{request_id, AccessRecord, LoggedBody, Trace};
+use crate::trace::{parse_traceparent, traceparent, SpanContext, TRACEPARENT};
+
+/// Header names made once, not parsed per request.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// One request, from its arrival to its answer.
+pub(crate) async fn handle_request(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request,
+) -> Response<LoggedBody> {
+    let start = Instant::now();
+    gw.metrics.start();
+    let mut req = req;
+    // The id travels upstream in the request's own header: made once, reused as is.
+    let id_value = request_id(req.headers());
+    let keep = req.headers().get(X_REQUEST_ID) == Some(&id_value)
+        && req.headers().get_all(X_REQUEST_ID).iter().nth(1).is_none();
+    if !keep {
+        req.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+    }
+    let client = gw.client_address(peer.ip(), req.headers());
+    let trace = trace_context(&mut req);
+    let mut record = AccessRecord {
+        request_id: id_value.clone(),
+        ip: client,
+        method: req.method().clone(),
+        route_key: "-",
+        route: "-",
+        uri: req.uri().clone(),
+        protocol: match req.version() {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
+        stage: gw.stage.clone(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        start,
+        integration_latency: None,
+        trace,
+        status: 0,
+    };
+    // `request_id` admits printable ASCII only, so the id is always text.
+    let id = id_value.to_str().unwrap_or("-");
+    let mut resp = match super::dispatch(&gw, req, peer, client, id, &mut record).await {
+        Ok(r) => r,
+        Err(p) => p.into_custom_response(id, gw.responses),
+    };
+    resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+    record.status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, LoggedBody::new(body, record, gw.metrics.clone()))
+}
+
+/// The request's place in a trace (see [`crate::trace`]). Without an exporter: the client's
+/// valid `traceparent`, if any, for the access log; the header goes upstream unchanged. With one:
+/// a new span of the gateway's, a child of the client's (or the root of a new trace), and the
+/// upstream's `traceparent` names it. Several `traceparent` fields are invalid, as one that does
+/// not parse is: the gateway then starts a new trace.
+fn trace_context(req: &mut Request) -> Option<Trace> {
+    let mut fields = req.headers().get_all(TRACEPARENT).iter();
+    let incoming = match (fields.next(), fields.next()) {
+        (Some(v), None) => parse_traceparent(v.as_bytes()),
+        _ => None,
+    };
+    if !crate::trace::exporting() {
+        return incoming.map(|ctx| Trace {
+            ctx,
+            parent: None,
+            exported: false,
+        });
+    }
+    let (new_trace, span_id) = crate::trace::new_ids();
+    let ctx = SpanContext {
+        trace_id: incoming.map_or(new_trace, |c| c.trace_id),
+        span_id,
+        sampled: incoming.is_none_or(|c| c.sampled),
+    };
+    req.headers_mut().insert(TRACEPARENT, traceparent(&ctx));
+    Some(Trace {
+        ctx,
+        parent: incoming.map(|c| c.span_id),
+        exported: ctx.sampled,
+    })
+}

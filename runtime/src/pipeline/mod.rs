@@ -1,0 +1,137 @@
+//! One request's way through the gateway, as phases over one [`Exchange`], in the manner of
+//! pingora's `ProxyHttp` phases. Each phase is a function in its own module:
+//!
+//! | order | phase | module | does |
+//! |---:|---|---|---|
+//! | 1 | arrive | [`log`] | request id, the access record, metrics start |
+//! | 2 | route | [`route`] | header limit, path normalisation, CORS preflight, 404/405/OPTIONS, the route |
+//! | 3 | auth | [`auth`] | the route's `security`: 401/403, or the caller's identity |
+//! | 4 | throttle | [`throttle`] | usage-plan, route and stage buckets and quotas: 429, or an allowance |
+//! | 5 | validate | [`validate`] | body limit, parameters and body against the spec: 400/413/415 |
+//! | 6 | cache | [`cache`] | GET/HEAD answered from the response cache, or fetched once and stored |
+//! | 7 | integration | [`integration`] | mock, or the upstream through [`crate::proxy`]; response validation |
+//! | 8 | respond | [`respond`] | `RateLimit-*`, CORS headers, `gateway_responses`, `x-request-id` |
+//! | 9 | log | [`log`] | the access-log line and metrics, written when the body ends |
+//!
+//! A route with nothing to check (no security, throttle, validation or cache) goes from the
+//! route phase straight to its integration. Futures that nest are boxed at the phase boundaries:
+//! an `async fn` that awaits another holds a copy of it, and the request's future is moved.
+
+mod auth;
+#[cfg(feature = "cache")]
+mod cache;
+mod integration;
+mod log;
+mod respond;
+mod route;
+mod throttle;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::Request;
+use axum::response::Response;
+
+use crate::gateway::{Gateway, RouteDef};
+use crate::observe::AccessRecord;
+use crate::problem::Problem;
+use crate::router::Params;
+
+pub(crate) use log::handle_request;
+
+/// One request in the gateway once its route is known: the context every phase reads.
+/// The request itself travels beside it (phases take and hand it on), and so does the access
+/// record, which phases fill in.
+pub(crate) struct Exchange<'a, 'p> {
+    /// The gateway.
+    pub(crate) gw: &'a Gateway,
+    /// The matched route.
+    pub(crate) route: &'a RouteDef,
+    /// Its index in the gateway's routes.
+    pub(crate) index: usize,
+    /// The TCP peer.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) peer: SocketAddr,
+    /// The client: the peer, or what trusted proxies say.
+    pub(crate) client: IpAddr,
+    /// The request id.
+    pub(crate) id: &'a str,
+    /// The path parameters the route tree captured.
+    pub(crate) params: &'a Params<'p>,
+    /// The normalised path segments.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) segs: &'a [&'p str],
+}
+
+/// Routes the request, then runs the route's phases. Errors are problems; [`log`] turns them
+/// into answers.
+async fn dispatch(
+    gw: &Gateway,
+    req: Request,
+    peer: SocketAddr,
+    client: IpAddr,
+    id: &str,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    route::check_headers(gw, &req)?;
+    // The request is moved into the integration later, so the path is copied out of it.
+    let raw_path = req.uri().path().to_owned();
+    let mut decoded = Vec::new();
+    let segs = route::segments(&raw_path, &mut decoded)?;
+    let mut params = Params::default();
+    let index = match route::find(gw, &req, &segs, &mut params, record)? {
+        route::Found::Route(index) => index,
+        route::Found::Answered(resp) => return Ok(resp),
+    };
+    let route = &gw.routes[index];
+    record.route_key = route.key;
+    record.route = route.template;
+    let origin = respond::origin(route, &req);
+    let x = Exchange {
+        gw,
+        route,
+        index,
+        peer,
+        client,
+        id,
+        params: &params,
+        segs: &segs,
+    };
+    let result = if route.is_plain(gw, index) {
+        match validate::check_length(gw, &req) {
+            Ok(()) => integration::serve(&x, req, record).await,
+            Err(p) => Err(p),
+        }
+    } else {
+        Box::pin(serve_route(&x, req, record)).await
+    };
+    respond::cors(&x, origin.as_ref(), result)
+}
+
+/// Authentication and throttling, then the rest; the allowance's headers go on the answer.
+async fn serve_route(
+    x: &Exchange<'_, '_>,
+    mut req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    auth::authenticate(x, &mut req).await?;
+    let allowance = throttle::admit(x, req.extensions()).await?;
+    let result = Box::pin(serve_admitted(x, req, record)).await;
+    respond::with_allowance(allowance, result)
+}
+
+/// A request that passed authentication and throttling: limits, validation, then the cache or
+/// the integration.
+async fn serve_admitted(
+    x: &Exchange<'_, '_>,
+    mut req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    validate::check_length(x.gw, &req)?;
+    validate::request(x, &mut req).await?;
+    #[cfg(feature = "cache")]
+    if let Some((def, cache)) = cache::applies(x, &req) {
+        return Box::pin(cache::serve(x, def, cache, req, record)).await;
+    }
+    Box::pin(integration::serve_checked(x, req, record)).await
+}

@@ -1,0 +1,92 @@
+//! The route phase: the header limit, path normalisation, CORS preflights, and the generated
+//! route tree's verdict (the route, or 404, 405 with `Allow`, or an automatic `OPTIONS`).
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{header, HeaderValue, Method, StatusCode};
+
+use crate::gateway::Gateway;
+use crate::observe::AccessRecord;
+use crate::path::Segments;
+use crate::problem::Problem;
+use crate::router::{Lookup, Params};
+
+/// What routing found.
+pub(super) enum Found {
+    /// The index of the matched route.
+    Route(usize),
+    /// An answer given here: a CORS preflight or an automatic `OPTIONS`.
+    Answered(Response),
+}
+
+/// Refuses a request whose header names and values add up to more than the limit (431).
+pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<(), Problem> {
+    let header_bytes: u64 = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len()) as u64)
+        .sum();
+    if header_bytes > gw.limits.headers {
+        return Err(Problem::headers_too_large(gw.limits.headers));
+    }
+    Ok(())
+}
+
+/// The normalised segments of `raw`. Most paths need no decoding: their segments are borrowed
+/// from `raw`; the others are decoded into `decoded` and borrowed from there.
+pub(super) fn segments<'a>(
+    raw: &'a str,
+    decoded: &'a mut Vec<Cow<'a, str>>,
+) -> Result<Segments<'a>, Problem> {
+    if let Some(segs) = crate::path::plain_segments(raw) {
+        return Ok(segs);
+    }
+    *decoded = crate::path::normalize(raw).map_err(|e| Problem::bad_request(e.message()))?;
+    Ok(decoded.iter().map(|s| s.as_ref()).collect())
+}
+
+/// Looks the request up in the route tree. A CORS preflight is answered here, before
+/// authentication, from the CORS settings of the route the browser asks about.
+pub(super) fn find<'a>(
+    gw: &Gateway,
+    req: &Request,
+    segs: &[&'a str],
+    params: &mut Params<'a>,
+    record: &mut AccessRecord,
+) -> Result<Found, Problem> {
+    if req.method() == Method::OPTIONS && req.headers().contains_key(header::ORIGIN) {
+        if let Some(method) = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+        {
+            let mut probe = Params::default();
+            if let Lookup::Found(i) = (gw.route)(method, segs, &mut probe) {
+                if let Some(cors) = gw.routes[i].cors {
+                    let (status, headers) = cors.preflight(req.headers());
+                    record.route_key = gw.routes[i].key;
+                    record.route = gw.routes[i].template;
+                    let mut r = Response::new(Body::empty());
+                    *r.status_mut() = status;
+                    *r.headers_mut() = headers;
+                    return Ok(Found::Answered(r));
+                }
+            }
+        }
+    }
+    match (gw.route)(req.method().as_str(), segs, params) {
+        Lookup::Found(i) => Ok(Found::Route(i)),
+        Lookup::MethodNotAllowed(allow) if req.method() == Method::OPTIONS => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            Ok(Found::Answered(r))
+        }
+        Lookup::MethodNotAllowed(allow) => Err(Problem::method_not_allowed(req.method(), allow)),
+        Lookup::NotFound => Err(Problem::not_found(req.uri().path())),
+    }
+}

@@ -1,0 +1,133 @@
+//! The validate phase: the body limit, then the request's parameters and body against the
+//! spec's schemas (400 listing every violation, 413, 415); and, after the integration, the
+//! answer against the spec when `validate.responses` asks for it.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{header, StatusCode};
+
+use super::Exchange;
+use crate::gateway::Gateway;
+use crate::problem::Problem;
+
+/// Refuses a request whose declared `Content-Length` is over the body limit, before any of it
+/// is read. (Bodies without a length are held to the limit as they stream.)
+pub(super) fn check_length(gw: &Gateway, req: &Request) -> Result<(), Problem> {
+    match req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(len) if len > gw.limits.body => Err(Problem::too_large(gw.limits.body)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks parameters and, when the operation takes one, the body (read whole, within the limit,
+/// then handed on). Violations are a 400 listing every one; a media type the operation does not
+/// accept is 415.
+pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), Problem> {
+    let Some(v) = x.route.validation else {
+        return Ok(());
+    };
+    match check_request(x.gw, v, req, x.params.values()).await {
+        Err(p)
+            if p.status == StatusCode::BAD_REQUEST
+                || p.status == StatusCode::UNSUPPORTED_MEDIA_TYPE =>
+        {
+            x.gw.metrics.invalid_request(x.route.template);
+            Err(p)
+        }
+        result => result,
+    }
+}
+
+async fn check_request(
+    gw: &Gateway,
+    v: &crate::validate::input::RouteValidation,
+    req: &mut Request,
+    path: &[&str],
+) -> Result<(), Problem> {
+    use crate::validate::input::{Rejection, RequestParts};
+    let reject = |r: Rejection| match r {
+        Rejection::Invalid(errors) => Problem::invalid(errors),
+        Rejection::Unsupported(detail) => Problem::unsupported_media_type(detail),
+    };
+    v.check_params(&RequestParts {
+        path,
+        query: req.uri().query(),
+        headers: req.headers(),
+    })
+    .map_err(reject)?;
+    if !v.reads_body() {
+        return Ok(());
+    }
+    let body = std::mem::take(req.body_mut());
+    let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return Err(if e.is::<http_body_util::LengthLimitError>() {
+                Problem::too_large(gw.limits.body)
+            } else {
+                Problem::bad_request("the request body could not be read")
+            })
+        }
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    v.check_body(content_type, &bytes).map_err(reject)?;
+    *req.body_mut() = Body::from(bytes);
+    Ok(())
+}
+
+/// Response validation (`validate.responses`): the answer is read whole and checked against the
+/// spec's schema for its status and media type. `log` logs and counts a violation and passes the
+/// answer on; `enforce` replaces it with 502.
+pub(super) async fn response(
+    x: &Exchange<'_, '_>,
+    v: &crate::validate::input::RouteValidation,
+    mode: crate::stage::ResponseMode,
+    resp: Response,
+) -> Result<Response, Problem> {
+    let (gw, route, id) = (x.gw, x.route, x.id);
+    const MAX_CHECKED: usize = 16 << 20;
+    let (parts, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_CHECKED);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Err(Problem::bad_gateway()),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(errors) = v.check_response(parts.status.as_u16(), content_type, &bytes) {
+        gw.metrics.invalid_response(route.template);
+        let list: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|e| serde_json::json!({"pointer": e.pointer, "keyword": e.keyword, "message": e.message}))
+            .collect();
+        tracing::warn!(
+            request_id = id,
+            route = route.key,
+            status = parts.status.as_u16(),
+            errors = %serde_json::Value::Array(list),
+            "the upstream answer does not conform to the spec"
+        );
+        if mode == crate::stage::ResponseMode::Enforce {
+            let mut p = Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "Bad Gateway",
+                "the upstream answer does not conform to the API's schema",
+            );
+            p.errors = errors;
+            return Err(p);
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}

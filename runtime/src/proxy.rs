@@ -1,0 +1,94 @@
+//! The `http` integration: the request as the upstream gets it (hop-by-hop headers dropped,
+//! `X-Forwarded-*` set, the body held to the limit), sent through the pool in [`crate::pool`],
+//! and the answer as the client gets it.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{header, HeaderValue, Uri};
+
+use crate::integration::{strip_hop_by_hop, HttpIntegration};
+use crate::pipeline::Exchange;
+
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+use crate::observe::AccessRecord;
+use crate::problem::Problem;
+
+pub(crate) type Client = std::sync::Arc<crate::pool::Pool>;
+
+/// Pooled keep-alive connections to upstreams, `http://` or `https://` (rustls; the system's
+/// roots or `SSL_CERT_FILE`).
+pub(crate) fn client() -> Client {
+    crate::pool::Pool::new(crate::tls::connector())
+}
+
+/// Forwards the request to the integration's upstream and returns its answer.
+pub(crate) async fn forward(
+    x: &Exchange<'_, '_>,
+    h: &HttpIntegration,
+    req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    let gw = x.gw;
+    let params = x.params.named(x.route.params);
+    let url = h.url.expand(&params, x.segs, req.uri().query());
+    let uri =
+        Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
+    let (mut parts, body) = req.into_parts();
+    let host = parts.headers.remove(header::HOST);
+    strip_hop_by_hop(&mut parts.headers);
+    let mut xff = Vec::with_capacity(64);
+    if let Some(prev) = parts.headers.get(X_FORWARDED_FOR) {
+        xff.extend_from_slice(prev.as_bytes());
+        xff.extend_from_slice(b", ");
+    }
+    crate::observe::push_ip(&mut xff, x.peer.ip());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+        parts.headers.insert(X_FORWARDED_FOR, v);
+    }
+    parts
+        .headers
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        parts.headers.insert(X_FORWARDED_HOST, host);
+    }
+    // `x-request-id` is already the request's id (set by `handle_request`).
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+    let upstream_req = http::Request::from_parts(parts, limited);
+    let started = Instant::now();
+    let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
+    record.integration_latency = Some(started.elapsed());
+    let resp = match result {
+        Err(_) => return Err(Problem::gateway_timeout()),
+        Ok(Err(e)) => {
+            if is_length_limit(&e) {
+                return Err(Problem::too_large(gw.limits.body));
+            }
+            tracing::warn!(request_id = x.id, error = ?e, "upstream error");
+            return Err(Problem::bad_gateway());
+        }
+        Ok(Ok(r)) => r,
+    };
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // The client's connection has its own version; the upstream's is not the client's business.
+    parts.version = http::Version::HTTP_11;
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
