@@ -67,10 +67,7 @@ impl Builder {
 
     /// Checks the spec and writes the module; returns its path.
     pub fn generate(self) -> Result<PathBuf, BuildError> {
-        let mut checked = crate::check_file(&self.spec);
-        if !checked.has_errors() {
-            checked.compile_validation();
-        }
+        let checked = crate::check_file(&self.spec);
         if std::env::var_os("OUT_DIR").is_some() {
             for f in &checked.sources.files {
                 println!("cargo:rerun-if-changed={}", f.path.display());
@@ -86,10 +83,9 @@ impl Builder {
                 rendered,
             }
         };
-        let gw = match (&checked.gateway, checked.has_errors()) {
-            (Some(gw), false) => gw,
-            _ => return Err(fail(&checked, None)),
-        };
+        if checked.gateway.is_none() || checked.has_errors() {
+            return Err(fail(&checked, None));
+        }
         let out_dir = match self
             .out_dir
             .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
@@ -103,7 +99,7 @@ impl Builder {
             }
         };
         let path = out_dir.join(&self.file_name);
-        let text = match crate::emit::module(gw) {
+        let text = match crate::emit::module(&checked) {
             Ok(text) => text,
             Err(e) => return Err(fail(&checked, Some(format!("{e}\n")))),
         };

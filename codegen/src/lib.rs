@@ -4,9 +4,19 @@
 //! diagnostics; it never prints or exits. The pipeline:
 //!
 //! ```text
-//! spec files ──load──▶ Sources (positioned trees) ──check──▶ Diagnostics
-//!                                               └──lower──▶ ir::Gateway
+//! spec files ──load──▶ Sources ──lower──▶ ir::Gateway ──check──▶ Diagnostics ──emit──▶ GeneratedCrate
 //! ```
+//!
+//! - [`load`] reads YAML and JSON into positioned trees and resolves references.
+//! - `lower` (crate-private) turns them into the [`ir`]: plain data, with `x-gateway` blocks
+//!   validated against their schema ([`xgw`]) and deserialised into typed settings.
+//! - `check` (crate-private) runs every rule over the trees and the IR and collects all
+//!   diagnostics ([`diag`]); [`check_file`] and [`check_text`] drive load, lower and check.
+//! - [`emit`] turns a checked spec into the files of a crate; the validators' code goes from
+//!   [`validator`] straight into emission, never through the IR.
+//!
+//! Each module imports only earlier phases and the data modules ([`ir`], [`xgw`], [`diag`]).
+//! The front ends are thin: the `gwgen` binary, [`Builder`] for build scripts, and the tests.
 //!
 //! ```no_run
 //! let checked = gwgen::check_file("specs/petstore.yaml");
@@ -23,8 +33,8 @@ pub mod emit;
 pub mod ir;
 pub mod load;
 pub(crate) mod lower;
-pub mod naming;
-pub mod pattern;
+pub(crate) mod naming;
+pub(crate) mod pattern;
 pub mod render;
 pub mod validation;
 pub mod validator;
@@ -97,25 +107,6 @@ impl Checked {
             hint: None,
         });
     }
-
-    /// Compiles the gateway's validators into code. Checking only analyses the schemas (enough
-    /// to report what cannot be compiled); generation calls this first.
-    pub fn compile_validation(&mut self) {
-        let Checked {
-            sources,
-            gateway,
-            diagnostics,
-        } = self;
-        if let Some(gw) = gateway.as_mut() {
-            on_big_stack(|| {
-                let mut diags = diag::Diagnostics::default();
-                gw.validation = validation::compile(sources, gw, &mut diags, true);
-                for d in diags.into_sorted() {
-                    diagnostics.push(d);
-                }
-            });
-        }
-    }
 }
 
 /// Loads and checks the spec at `path` (and every file it references).
@@ -143,7 +134,7 @@ pub fn check_text(path: impl AsRef<Path>, text: String) -> Checked {
 /// they run on a thread with a stack sized for that bound, whatever thread the caller is on.
 const CHECK_STACK: usize = 256 << 20;
 
-fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("gwgen-check".into())
@@ -165,11 +156,10 @@ pub fn generate_file(
     if checked.has_errors() {
         return Err(Box::new(checked));
     }
-    checked.compile_validation();
-    let generated = match &checked.gateway {
-        Some(gw) => emit::generate(gw, options),
-        None => return Err(Box::new(checked)),
-    };
+    if checked.gateway.is_none() {
+        return Err(Box::new(checked));
+    }
+    let generated = emit::generate(&checked, options);
     match generated {
         Ok(krate) => Ok((krate, checked)),
         Err(e) => {

@@ -1,4 +1,4 @@
-//! Lowering: the loaded document into the [`ir::Gateway`].
+//! Lowering: the loaded document into the [`crate::ir::Gateway`].
 //!
 //! Lowering follows references, merges path-item and operation data and `x-gateway` settings,
 //! and reports what only becomes visible while doing so (parameters against templates, invalid
@@ -9,13 +9,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::de::DeserializeOwned;
 
-use crate::check::gateway::validate_block;
 use crate::diag::{Code, Diagnostics};
 use crate::ir::*;
 use crate::load::node::{push_segment, Node, Pos};
 use crate::load::{FileId, Sources};
 use crate::naming::Scope;
-use crate::xgw::{Level, OperationSettings, RootSettings, SchemeSettings};
+use crate::xgw::{validate_block, Level, OperationSettings, RootSettings, SchemeSettings};
 use crate::Version;
 
 struct Lowerer<'a> {

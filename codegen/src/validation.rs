@@ -99,9 +99,6 @@ pub struct RouteCheck {
 /// Validation for a whole gateway.
 #[derive(Debug, Clone, Default)]
 pub struct Validation {
-    /// The schema functions, as Rust token text (tokens are not `Send`, and checking runs on
-    /// its own thread); emission parses it back, and a failure there is an error.
-    pub code: String,
     /// Per route (same order as the gateway's routes); `None` when `validate.requests` is off
     /// and no response is checked.
     pub routes: Vec<Option<RouteCheck>>,
@@ -142,7 +139,12 @@ fn mode_of(v: Option<&Validate>) -> Option<ResponseValidation> {
 /// Compiles every route's validation. Problems go to `diags` (at most one per schema location).
 /// Without `emit`, the schemas are only analysed (what `gwgen check` needs): the result has the
 /// routes' checks but no code.
-pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: bool) -> Validation {
+pub fn compile(
+    sources: &Sources,
+    gw: &Gateway,
+    diags: &mut Diagnostics,
+    emit: bool,
+) -> (Validation, proc_macro2::TokenStream) {
     let uris: Vec<String> = sources
         .files
         .iter()
@@ -169,7 +171,7 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: b
                 format!("the spec's schemas cannot be indexed: {e}"),
                 None,
             );
-            return Validation::default();
+            return (Validation::default(), proc_macro2::TokenStream::new());
         }
     };
     let features = Features::scan(docs.iter().map(|(_, v)| v));
@@ -324,11 +326,11 @@ pub fn compile(sources: &Sources, gw: &Gateway, diags: &mut Diagnostics, emit: b
         let (file, pos, pointer) = locate(sources, &uris, &location);
         diags.report(Code::SchemaNotCompiled, &file, pos, &pointer, message, None);
     }
-    Validation {
-        code: format!("{q_code}\n{r_code}"),
+    let validation = Validation {
         routes,
         patterns: q_needs.patterns || r_needs.patterns,
-    }
+    };
+    (validation, quote::quote! { #q_code #r_code })
 }
 
 /// The file, position and pointer of `uri#pointer`, as far as the pointer reaches.

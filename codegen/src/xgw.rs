@@ -5,9 +5,13 @@
 //! (editors use the same file). The structs below only give the validated data a Rust shape.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::diag::{did_you_mean, Code, Diagnostics};
+use crate::load::node::{push_segment, split_pointer, Node};
 
 /// The JSON Schema of the extension, as shipped in `codegen/schema/x-gateway.schema.json`.
 pub const SCHEMA: &str = include_str!("../schema/x-gateway.schema.json");
@@ -65,6 +69,120 @@ pub(crate) fn validator(level: Level) -> &'static jsonschema::Validator {
         Level::Operation => 2,
         Level::SecurityScheme => 3,
     }]
+}
+
+/// Validates one `x-gateway` block; returns its JSON and whether it was valid.
+pub(crate) fn validate_block(
+    block: &Node,
+    level: Level,
+    file: &Path,
+    ptr: &str,
+    diags: &mut Diagnostics,
+) -> (serde_json::Value, bool) {
+    let json = block.to_json();
+    let mut ok = true;
+    for err in validator(level).iter_errors(&json) {
+        ok = false;
+        let inst = err.instance_path().to_string();
+        let segs = split_pointer(&inst);
+        let at = block.pointer(&segs).unwrap_or(block);
+        let mut at_ptr = ptr.to_string();
+        at_ptr.push_str(&inst);
+        use jsonschema::error::ValidationErrorKind as K;
+        match err.kind() {
+            K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+                for key in unexpected {
+                    let pos = at.entry(key).map(|e| e.key_pos).unwrap_or(at.pos);
+                    let mut kp = at_ptr.clone();
+                    push_segment(&mut kp, key);
+                    let hint = did_you_mean(key, known_keys().iter().map(String::as_str));
+                    let level_name = match level {
+                        Level::Root => "the root",
+                        Level::PathItem => "a path item",
+                        Level::Operation => "an operation",
+                        Level::SecurityScheme => "a security scheme",
+                    };
+                    let msg = if inst.is_empty() {
+                        format!("`{key}` is not an `x-gateway` key on {level_name}")
+                    } else {
+                        format!(
+                            "`{key}` is not allowed in `x-gateway` at `{}`",
+                            inst.trim_start_matches('/')
+                        )
+                    };
+                    diags.report(Code::XGatewayUnknownKey, file, pos, &kp, msg, hint);
+                }
+            }
+            kind => {
+                let what = if inst.is_empty() {
+                    "x-gateway".to_string()
+                } else {
+                    inst.trim_start_matches('/').to_string()
+                };
+                let msg = match kind {
+                    K::Type { .. } => format!(
+                        "expected {}, found {}",
+                        err.to_string()
+                            .rsplit("is not of type ")
+                            .next()
+                            .unwrap_or("another type")
+                            .replace('"', ""),
+                        at.kind()
+                    ),
+                    K::AnyOf { .. } | K::OneOfNotValid { .. } => {
+                        format!("{} is not an accepted form here", compact(err.instance()))
+                    }
+                    _ => {
+                        let full = err.to_string();
+                        let inst_text = err.instance().to_string();
+                        match full.strip_prefix(&inst_text) {
+                            Some(rest) => format!("{}{rest}", compact(err.instance())),
+                            None => short(&full),
+                        }
+                    }
+                };
+                let hint = schema_hint(
+                    &err.absolute_keyword_location()
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|| err.schema_path().to_string()),
+                );
+                diags.report(
+                    Code::XGatewayInvalid,
+                    file,
+                    at.pos,
+                    &at_ptr,
+                    format!("`{what}`: {msg}"),
+                    hint,
+                );
+            }
+        }
+    }
+    (json, ok)
+}
+
+/// A value shown in a message: short values whole, long ones cut.
+fn compact(v: &serde_json::Value) -> String {
+    short(&v.to_string())
+}
+
+/// What the schema says of the failing definition, as a hint (durations, sizes).
+fn schema_hint(schema_path: &str) -> Option<String> {
+    if schema_path.contains("duration") {
+        Some("durations are written `250ms`, `3s`, `5m`, `1h`, or a whole number of seconds".into())
+    } else if schema_path.contains("size") {
+        Some("sizes are written `512`, `64KiB`, `10MiB`, `1GB`".into())
+    } else {
+        None
+    }
+}
+
+fn short(msg: &str) -> String {
+    let m: String = msg.chars().take(300).collect();
+    if m.len() < msg.len() {
+        format!("{m}…")
+    } else {
+        m
+    }
 }
 
 /// Every property name the schema defines, for "did you mean" hints.

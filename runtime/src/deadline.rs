@@ -2,6 +2,8 @@
 //! background thread sweeps every 10 ms, instead of a timer registered and cancelled per request.
 //! Upstream timeouts are seconds long, so 10 ms of slack costs nothing, and the hot path reads no
 //! clock: the sweeper keeps a coarse one.
+// Upstream deadlines serve the `proxy` feature; the wall clock serves every gateway.
+#![cfg_attr(not(feature = "proxy"), allow(dead_code))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,6 +120,7 @@ pub fn coarse_ms() -> u64 {
 
 /// Seconds since the Unix epoch on the coarse clock (behind the wall clock by up to 10 ms), read
 /// without a system call.
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 pub fn coarse_unix_secs() -> u64 {
     let t = table();
     (t.wall_at_start_us.load(Ordering::Relaxed) / 1000 + t.now.load(Ordering::Relaxed)) / 1000

@@ -165,7 +165,7 @@ impl Gateway {
         crate::throttle::client_address(peer, headers, &self.trusted)
     }
 
-    /// Adds authentication (see [`crate::auth`]); without it, routes that require security
+    /// Adds authentication (see `crate::auth`); without it, routes that require security
     /// answer 401.
     pub fn with_auth(mut self, auth: crate::auth::Auth) -> Self {
         self.auth = Some(auth);

@@ -169,6 +169,7 @@ impl Integration {
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1), plus
 /// `host`, which the client sets for the upstream.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -182,6 +183,7 @@ pub const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // One pass over the names finds which hop-by-hop headers are there; most messages carry
     // none, or only `Connection: keep-alive`.

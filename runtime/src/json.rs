@@ -66,7 +66,7 @@ impl std::fmt::Display for SyntaxError {
 }
 
 impl<'a> Doc<'a> {
-    /// Parses bytes, nested at most [`MAX_DEPTH`] deep.
+    /// Parses bytes, nested at most `MAX_DEPTH` deep.
     pub fn parse(bytes: &'a [u8]) -> Result<Doc<'a>, SyntaxError> {
         Doc::parse_with_depth(bytes, MAX_DEPTH)
     }

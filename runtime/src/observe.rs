@@ -604,8 +604,9 @@ impl Drop for LoggedBody {
     }
 }
 
-/// Formats a time as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
+/// Formats a time as RFC 3339 UTC with milliseconds (the access log writes it in place).
+#[cfg(test)]
+fn rfc3339(t: SystemTime) -> String {
     let mut out = Vec::with_capacity(24);
     rfc3339_into(&mut out, t);
     String::from_utf8(out).unwrap_or_default()

@@ -41,7 +41,7 @@ pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
     plain_segments_into(raw, &mut segments).then_some(segments)
 }
 
-/// [`plain_segments`] into a caller's buffer; `false` when the path has escapes.
+/// `plain_segments` into a caller's buffer; `false` when the path has escapes.
 pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
     let bytes = raw.as_bytes();
     if bytes.contains(&b'%') {

@@ -175,6 +175,7 @@ impl Shared {
 
     /// Runs one command built by `cmd`.
     #[cfg(feature = "redis")]
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub async fn command<T: redis::FromRedisValue>(
         &self,
         what: &str,

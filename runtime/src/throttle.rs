@@ -781,9 +781,6 @@ pub fn parse_trusted(list: &[&str]) -> Result<Vec<Cidr>, crate::stage::StartErro
         .collect()
 }
 
-/// The fallback mode, re-exported for callers that decide on it.
-pub use crate::state::Fallback as OnStateError;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -846,14 +846,12 @@ fn spec_with(blocks: &[(At, Value)]) -> Value {
 }
 
 fn generated(spec: &Value, what: &str) -> Result<String, String> {
-    let mut checked = gwgen::check_text("keys.json", spec.to_string());
+    let checked = gwgen::check_text("keys.json", spec.to_string());
     let errors = crate::support::errors(&checked);
     if !errors.is_empty() {
         return Err(format!("{what}: the spec should check clean: {errors:#?}"));
     }
-    checked.compile_validation();
-    let gw = checked.gateway.as_ref().expect("lowered");
-    Ok(gwgen::emit::module(gw).expect("generated code parses"))
+    Ok(gwgen::emit::module(&checked).expect("generated code parses"))
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gwgen_bench_routing as b;
 use gwgen_runtime::__private_0_1::{Lookup, Params};
-use gwgen_runtime::path::{normalize, plain_segments_into};
+use gwgen_runtime::__private_0_1::{normalize, plain_segments_into};
 
 type RouteFn = gwgen_runtime::__private_0_1::RouteFn;
 
@@ -35,10 +35,10 @@ fn gwgen_lookup(route: RouteFn, requests: &[Vec<&str>]) -> usize {
 fn gwgen_lookup_normalizing(route: RouteFn, paths: &[String]) -> usize {
     let mut found = 0;
     for p in paths {
-        // As the gateway does it for each request (see gwgen_runtime::gateway).
+        // As the gateway does it for each request (see the route phase of gwgen_runtime).
         let decoded;
         let decoded_segs: Vec<&str>;
-        let mut plain = gwgen_runtime::path::Segments::new();
+        let mut plain = gwgen_runtime::__private_0_1::Segments::new();
         let mut params = Params::default();
         let segs: &[&str] = if plain_segments_into(p, &mut plain) {
             &plain

@@ -162,12 +162,7 @@ pub(crate) fn check(
                 let validation = if lower_diags.has_errors() {
                     None
                 } else {
-                    Some(crate::validation::compile(
-                        src,
-                        &gw,
-                        &mut validation_diags,
-                        false,
-                    ))
+                    Some(crate::validation::compile(src, &gw, &mut validation_diags, false).0)
                 };
                 (gw, lower_diags, validation, validation_diags)
             });

@@ -140,6 +140,7 @@ pub fn new_key() -> String {
 }
 
 /// The hex SHA-256 of a key, as stores keep it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub fn digest_hex(key: &str) -> String {
     hex(&digest(key))
 }

@@ -498,6 +498,7 @@ impl Auth {
 
 /// The first of `scopes` the claims do not grant (`scope` as a space-separated string, or `scp`
 /// as a list or string).
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 pub fn missing_scope<'s>(claims: &serde_json::Value, scopes: &[&'s str]) -> Option<&'s str> {
     // A handful of required scopes, looked up in the token's list as it stands: nothing is
     // collected per request.

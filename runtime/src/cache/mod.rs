@@ -16,6 +16,9 @@
 //! - In memory, the cache is bounded in bytes (`state.cache_size`, default 64 MiB, least
 //!   recently and least frequently used out first) and, per route, by `max_entries`. With
 //!   `state.backend: redis`, entries live in Redis with their TTL, shared by every instance.
+// Generated code names `CacheDef` and `KeyPart` on every route; the rest serves the `cache`
+// feature only.
+#![cfg_attr(not(feature = "cache"), allow(dead_code))]
 
 #[cfg(feature = "cache")]
 mod store;

@@ -25,7 +25,7 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Type bits for [`Ctx::has_type`] and generated `type` checks.
+/// Type bits for [`has_type`] and generated `type` checks.
 pub mod ty {
     /// `null`.
     pub const NULL: u8 = 1;
