@@ -773,7 +773,27 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
             }
         }
     }));
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache } }
+    // The operation's or path item's own `limits`, where they differ from the gateway's.
+    let own = r
+        .settings
+        .limits
+        .as_ref()
+        .filter(|l| Some(*l) != gw.defaults.limits.as_ref());
+    let limits = option_tokens(own.map(|l| {
+        let global = gw.defaults.limits.as_ref();
+        let body = Literal::u64_unsuffixed(
+            l.body
+                .or(global.and_then(|g| g.body))
+                .map_or(10 << 20, |b| b.0),
+        );
+        let headers = Literal::u64_unsuffixed(
+            l.headers
+                .or(global.and_then(|g| g.headers))
+                .map_or(64 << 10, |b| b.0),
+        );
+        quote! { rt::Limits { body: #body, headers: #headers } }
+    }));
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits } }
 }
 
 /// `Some(tokens)` or `None`.

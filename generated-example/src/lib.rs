@@ -37,6 +37,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cors: None,
             throttle: None,
             cache: None,
+            limits: None,
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -49,6 +50,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cors: None,
             throttle: None,
             cache: None,
+            limits: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -67,6 +69,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cors: None,
             throttle: None,
             cache: None,
+            limits: None,
         },
     ]);
     let gw = rt::Gateway::new(

@@ -41,9 +41,23 @@ pub struct RouteDef {
     pub throttle: Option<crate::throttle::Rate>,
     /// Its response cache.
     pub cache: Option<&'static crate::cache::CacheDef>,
+    /// Its own `limits` (set on the operation or its path item), in place of the gateway's.
+    pub limits: Option<Limits>,
 }
 
 impl RouteDef {
+    /// The largest request body this route takes.
+    pub(crate) fn body_limit(&self, gw: &Gateway) -> u64 {
+        self.limits.map_or(gw.limits.body, |l| l.body)
+    }
+
+    /// The largest request head this route takes (never above the gateway's, which is checked
+    /// before routing).
+    pub(crate) fn header_limit(&self, gw: &Gateway) -> u64 {
+        self.limits
+            .map_or(gw.limits.headers, |l| l.headers.min(gw.limits.headers))
+    }
+
     /// Whether a request to this route goes straight to its integration: no authentication,
     /// throttling, validation or cache.
     pub(crate) fn is_plain(&self, gw: &Gateway, index: usize) -> bool {
@@ -86,6 +100,8 @@ pub struct Gateway {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) throttle: Option<crate::throttle::Throttler>,
     pub(crate) trusted: Vec<crate::throttle::Cidr>,
+    /// The headers API keys come in: at most one of each per request.
+    pub(crate) key_headers: Vec<http::HeaderName>,
     #[cfg(feature = "cache")]
     pub(crate) cache: Option<crate::cache::ResponseCache>,
     pub(crate) stage_throttle: Option<crate::throttle::Rate>,
@@ -108,6 +124,7 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
             trusted: Vec::new(),
+            key_headers: Vec::new(),
             #[cfg(feature = "cache")]
             cache: None,
             stage_throttle: stage.throttle,
@@ -160,6 +177,12 @@ impl Gateway {
         Ok(self)
     }
 
+    /// Whether `peer` is one of `trusted_proxies`, whose forwarding headers are believed.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(peer))
+    }
+
     /// The client's address: the TCP peer, or what trusted proxies say it is.
     pub(crate) fn client_address(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
         crate::throttle::client_address(peer, headers, &self.trusted)
@@ -168,6 +191,7 @@ impl Gateway {
     /// Adds authentication (see `crate::auth`); without it, routes that require security
     /// answer 401.
     pub fn with_auth(mut self, auth: crate::auth::Auth) -> Self {
+        self.key_headers = auth.key_headers();
         self.auth = Some(auth);
         self
     }

@@ -182,9 +182,20 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
+/// Removes hop-by-hop headers, including those named in `Connection` (an upstream's answer).
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    strip_hop_by_hop_keeping(headers, |_| false);
+}
+
+/// Removes hop-by-hop headers and those named in `Connection`, except the named fields `keep`
+/// says the gateway validated or set: a client's `Connection: authorization` must not take the
+/// credential the gateway checked away from the upstream.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub fn strip_hop_by_hop_keeping(
+    headers: &mut http::HeaderMap,
+    keep: impl Fn(&http::HeaderName) -> bool,
+) {
     // One pass over the names finds which hop-by-hop headers are there; most messages carry
     // none, or only `Connection: keep-alive`.
     let mut present = 0u16;
@@ -205,7 +216,9 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
                     continue;
                 }
                 if let Ok(n) = http::HeaderName::from_bytes(token.as_bytes()) {
-                    named.push(n);
+                    if !keep(&n) {
+                        named.push(n);
+                    }
                 }
             }
         }
@@ -214,6 +227,65 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         }
     }
     for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*n);
+        }
+    }
+}
+
+/// Fields a client may not set for the upstream unless it is a trusted proxy: what it says of
+/// the original request (`Forwarded`, `X-Forwarded-Host`, `-Proto`, `-Port`, `-Prefix`,
+/// `X-Real-IP`) and method overrides, which would make the upstream run another method than the
+/// one the gateway authorised. `Expect` is the gateway's to answer, never forwarded.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub const CLIENT_FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Fields a client's `Connection` may never remove: what the gateway checked or set.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub const PROTECTED: &[&str] = &[
+    "host",
+    "authorization",
+    "content-type",
+    "content-length",
+    "cookie",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "forwarded",
+];
+
+/// Removes the client's forwarding and method-override fields (unless `trusted`) and `Expect`,
+/// in one pass over the names.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub fn strip_client_forwarding(headers: &mut http::HeaderMap, trusted: bool) {
+    let mut present = 0u16;
+    let mut expect = false;
+    for k in headers.keys() {
+        if k == http::header::EXPECT {
+            expect = true;
+        } else if !trusted {
+            if let Some(i) = CLIENT_FORWARDING.iter().position(|h| *h == k.as_str()) {
+                present |= 1 << i;
+            }
+        }
+    }
+    if expect {
+        headers.remove(http::header::EXPECT);
+    }
+    for (i, n) in CLIENT_FORWARDING.iter().enumerate() {
         if present & (1 << i) != 0 {
             headers.remove(*n);
         }

@@ -51,12 +51,15 @@ pub fn init_logs() {
     }
 }
 
-/// The request id: the client's `x-request-id` when it is sane (visible ASCII, at most 128
-/// bytes), else a new UUID.
+/// The request id: the client's `x-request-id` when it sent exactly one in a safe charset
+/// (ASCII letters, digits and `-_.:/+=@`, 1 to 128 of them: no quote, backslash, space or
+/// anything a log or a downstream parser could take for syntax), else a new UUID.
 pub fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
-    if let Some(v) = headers.get("x-request-id") {
+    let mut sent = headers.get_all("x-request-id").iter();
+    if let (Some(v), None) = (sent.next(), sent.next()) {
         let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|b| b.is_ascii_graphic()) {
+        let safe = |c: &u8| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c);
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(safe) {
             return v.clone();
         }
     }

@@ -9,7 +9,9 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::{header, HeaderValue, Uri};
 
-use crate::integration::{strip_hop_by_hop, HttpIntegration};
+use crate::integration::{
+    strip_client_forwarding, strip_hop_by_hop, strip_hop_by_hop_keeping, HttpIntegration, PROTECTED,
+};
 use crate::pipeline::Exchange;
 
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
@@ -39,10 +41,17 @@ pub(crate) async fn forward(
     let uri =
         Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
     let (mut parts, body) = req.into_parts();
+    let trusted = !gw.trusted.is_empty() && gw.trusts(x.peer.ip());
+    strip_hop_by_hop_keeping(&mut parts.headers, |n| {
+        PROTECTED.contains(&n.as_str())
+            || gw.key_headers.contains(n)
+            || validated_header(x.route.validation, n)
+    });
+    strip_client_forwarding(&mut parts.headers, trusted);
     let host = parts.headers.remove(header::HOST);
-    strip_hop_by_hop(&mut parts.headers);
+    // Every `X-Forwarded-For` line the client sent, in order, then the peer.
     let mut xff = Vec::with_capacity(64);
-    if let Some(prev) = parts.headers.get(X_FORWARDED_FOR) {
+    for prev in parts.headers.get_all(X_FORWARDED_FOR) {
         xff.extend_from_slice(prev.as_bytes());
         xff.extend_from_slice(b", ");
     }
@@ -50,16 +59,22 @@ pub(crate) async fn forward(
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         parts.headers.insert(X_FORWARDED_FOR, v);
     }
-    parts
-        .headers
-        .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    // A trusted proxy's own account of the original request stands; anyone else's is replaced.
+    if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
     if let Some(host) = host {
-        parts.headers.insert(X_FORWARDED_HOST, host);
+        if !(trusted && parts.headers.contains_key(X_FORWARDED_HOST)) {
+            parts.headers.insert(X_FORWARDED_HOST, host);
+        }
     }
     // `x-request-id` is already the request's id (set by `handle_request`).
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
-    let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+    let body_limit = x.route.body_limit(gw);
+    let limited = http_body_util::Limited::new(body, body_limit as usize);
     let upstream_req = http::Request::from_parts(parts, limited);
     let started = Instant::now();
     let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
@@ -68,7 +83,7 @@ pub(crate) async fn forward(
         Err(_) => return Err(Problem::gateway_timeout()),
         Ok(Err(e)) => {
             if is_length_limit(&e) {
-                return Err(Problem::too_large(gw.limits.body));
+                return Err(Problem::too_large(body_limit));
             }
             tracing::warn!(request_id = x.id, error = ?e, "upstream error");
             return Err(Problem::bad_gateway());
@@ -80,6 +95,19 @@ pub(crate) async fn forward(
     // The client's connection has its own version; the upstream's is not the client's business.
     parts.version = http::Version::HTTP_11;
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Whether the route validates a header of this name (the gateway checked it, so it stays).
+fn validated_header(
+    v: Option<&'static crate::validate::input::RouteValidation>,
+    name: &http::HeaderName,
+) -> bool {
+    v.is_some_and(|v| {
+        v.params.iter().any(|p| {
+            p.location == crate::validate::input::In::Header
+                && name.as_str().eq_ignore_ascii_case(p.name)
+        })
+    })
 }
 
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -472,15 +472,17 @@ fn rows() -> Vec<Row> {
             "/limits/json_depth",
             Some(json!(11)),
         ),
-        refused(
+        honoured(
             "limits.body",
             vec![(Operation, json!({ "limits": { "body": "1KiB" } }))],
             "/limits/body",
+            Some(json!("2KiB")),
         ),
-        refused(
+        honoured(
             "limits.headers",
             vec![(PathItem, json!({ "limits": { "headers": "1KiB" } }))],
             "/limits/headers",
+            Some(json!("2KiB")),
         ),
         // Operation settings as wholes.
         honoured(

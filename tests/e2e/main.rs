@@ -10,6 +10,7 @@ mod compiled;
 mod corpus;
 mod differential;
 mod docs;
+mod edge;
 mod fuzz;
 mod gateway;
 mod generate;

@@ -106,19 +106,19 @@ fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'s
             "remove `websocket`; WebSocket routes are not served yet",
         )),
         (Level::SecurityScheme, _) => match rel {
-            ["authorizer", "function"] => Some(("Lambda authorizers", "use `authorizer: { type: http, url }`")),
-            ["authorizer", "type"] if node.as_str() == Some("lambda") => {
-                Some(("Lambda authorizers", "use `authorizer: { type: http, url }`"))
-            }
+            ["authorizer", "function"] => Some((
+                "Lambda authorizers",
+                "use `authorizer: { type: http, url }`",
+            )),
+            ["authorizer", "type"] if node.as_str() == Some("lambda") => Some((
+                "Lambda authorizers",
+                "use `authorizer: { type: http, url }`",
+            )),
             _ => None,
         },
         (_, ["transform"]) => Some((
             "request and response transforms (`transform`)",
             "remove `transform`; headers and bodies pass through unchanged",
-        )),
-        (Level::PathItem | Level::Operation, ["limits", key @ ("body" | "headers")]) => Some((
-            if *key == "body" { "a per-operation body limit (`limits.body`)" } else { "a per-operation header limit (`limits.headers`)" },
-            "set it at the root or in `defaults`, where it applies to every request; `json_depth` may be set per operation",
         )),
         (_, ["integration", "type"]) if node.as_str() == Some("lambda") => {
             Some(("the `lambda` integration", LAMBDA))
@@ -126,15 +126,17 @@ fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'s
         (_, ["integration", "function" | "payload_format" | "endpoint" | "region" | "command"]) => {
             Some(("the `lambda` integration", LAMBDA))
         }
-        (_, ["integration", "retries"]) => Some(("upstream retries (`retries`)", "remove `retries`; a failed upstream call answers 502")),
+        (_, ["integration", "retries"]) => Some((
+            "upstream retries (`retries`)",
+            "remove `retries`; a failed upstream call answers 502",
+        )),
         (_, ["integration", "health_check"]) => Some((
             "active health checks (`health_check`)",
             "remove `health_check`",
         )),
-        (_, ["integration", "targets", i]) if *i != "0" => Some((
-            "several upstream targets",
-            "list one target, or use `url`",
-        )),
+        (_, ["integration", "targets", i]) if *i != "0" => {
+            Some(("several upstream targets", "list one target, or use `url`"))
+        }
         (_, ["integration", "targets", _, "weight"]) => Some((
             "weighted targets (`weight`)",
             "remove `weight`; the one target takes every request",

@@ -343,6 +343,23 @@ impl Auth {
         Ok(self.keys.lookup(presented))
     }
 
+    /// The header names API keys are sent in (lower case): a request may carry each at most
+    /// once, and `Connection` cannot strip them.
+    pub(crate) fn key_headers(&self) -> Vec<http::HeaderName> {
+        self.def
+            .schemes
+            .iter()
+            .filter_map(|s| match s {
+                SchemeDef::ApiKey {
+                    location: KeyIn::Header,
+                    name,
+                    ..
+                } => http::HeaderName::from_bytes(name.as_bytes()).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The key store (reloaded on SIGHUP by the server).
     pub fn keys(&self) -> &Arc<keys::KeyStore> {
         &self.keys

@@ -73,7 +73,7 @@ async fn dispatch(
     id: &str,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    route::check_headers(gw, &req)?;
+    let header_bytes = route::check_headers(gw, &req)?;
     // The request is moved into the integration later, so the path is copied out of it.
     let raw_path = req.uri().path().to_owned();
     let mut decoded = Vec::new();
@@ -86,6 +86,9 @@ async fn dispatch(
     let route = &gw.routes[index];
     record.route_key = route.key;
     record.route = route.template;
+    if header_bytes > route.header_limit(gw) {
+        return Err(Problem::headers_too_large(route.header_limit(gw)));
+    }
     let origin = respond::origin(route, &req);
     let x = Exchange {
         gw,
@@ -98,7 +101,7 @@ async fn dispatch(
         segs: &segs,
     };
     let result = if route.is_plain(gw, index) {
-        match validate::check_length(gw, &req) {
+        match validate::check_length(route.body_limit(gw), &req) {
             Ok(()) => integration::serve(&x, req, record).await,
             Err(p) => Err(p),
         }
@@ -127,7 +130,7 @@ async fn serve_admitted(
     mut req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    validate::check_length(x.gw, &req)?;
+    validate::check_length(x.route.body_limit(x.gw), &req)?;
     validate::request(x, &mut req).await?;
     #[cfg(feature = "cache")]
     if let Some((def, cache)) = cache::applies(x, &req) {

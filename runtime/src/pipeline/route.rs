@@ -22,17 +22,48 @@ pub(super) enum Found {
     Answered(Response),
 }
 
-/// Refuses a request whose header names and values add up to more than the limit (431).
-pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<(), Problem> {
-    let header_bytes: u64 = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().len() + v.len()) as u64)
-        .sum();
-    if header_bytes > gw.limits.headers {
+/// Refuses a request whose header names and values add up to more than the limit (431), and
+/// one whose meaning depends on which copy of a field a reader takes (400): HTTP/1.1 without
+/// `Host` or with several (RFC 9112 §3.2), several `Authorization`, `Content-Type` or API-key
+/// fields. One pass over the fields does both; the head's size is returned for the route's own
+/// limit.
+pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<u64, Problem> {
+    let (mut bytes, mut host, mut authorization, mut content_type) = (0u64, 0u8, 0u8, 0u8);
+    let mut keys = 0u8;
+    for (k, v) in req.headers() {
+        bytes += (k.as_str().len() + v.len()) as u64;
+        if k == header::HOST {
+            host = host.saturating_add(1);
+        } else if k == header::AUTHORIZATION {
+            authorization = authorization.saturating_add(1);
+        } else if k == header::CONTENT_TYPE {
+            content_type = content_type.saturating_add(1);
+        } else if !gw.key_headers.is_empty() && gw.key_headers.contains(k) {
+            keys = keys.saturating_add(1);
+        }
+    }
+    if bytes > gw.limits.headers {
         return Err(Problem::headers_too_large(gw.limits.headers));
     }
-    Ok(())
+    if host > 1 || (host == 0 && req.version() == http::Version::HTTP_11) {
+        return Err(Problem::bad_request(
+            "an HTTP/1.1 request carries exactly one Host field",
+        ));
+    }
+    if authorization > 1 || content_type > 1 {
+        return Err(Problem::bad_request(
+            "a request carries at most one Authorization and one Content-Type field",
+        ));
+    }
+    if keys > 1 {
+        // Several schemes may name different headers: count per name only when it matters.
+        for name in &gw.key_headers {
+            if req.headers().get_all(name).iter().nth(1).is_some() {
+                return Err(Problem::bad_request("the API key is sent more than once"));
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// The normalised segments of `raw`. Most paths need no decoding: their segments are borrowed

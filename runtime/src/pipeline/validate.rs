@@ -8,19 +8,18 @@ use axum::response::Response;
 use http::{header, StatusCode};
 
 use super::Exchange;
-use crate::gateway::Gateway;
 use crate::problem::Problem;
 
 /// Refuses a request whose declared `Content-Length` is over the body limit, before any of it
 /// is read. (Bodies without a length are held to the limit as they stream.)
-pub(super) fn check_length(gw: &Gateway, req: &Request) -> Result<(), Problem> {
+pub(super) fn check_length(limit: u64, req: &Request) -> Result<(), Problem> {
     match req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {
-        Some(len) if len > gw.limits.body => Err(Problem::too_large(gw.limits.body)),
+        Some(len) if len > limit => Err(Problem::too_large(limit)),
         _ => Ok(()),
     }
 }
@@ -32,7 +31,7 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
     let Some(v) = x.route.validation else {
         return Ok(());
     };
-    match check_request(x.gw, v, req, x.params.values()).await {
+    match check_request(x.route.body_limit(x.gw), v, req, x.params.values()).await {
         Err(p)
             if p.status == StatusCode::BAD_REQUEST
                 || p.status == StatusCode::UNSUPPORTED_MEDIA_TYPE =>
@@ -45,7 +44,7 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
 }
 
 async fn check_request(
-    gw: &Gateway,
+    limit: u64,
     v: &crate::validate::input::RouteValidation,
     req: &mut Request,
     path: &[&str],
@@ -65,12 +64,12 @@ async fn check_request(
         return Ok(());
     }
     let body = std::mem::take(req.body_mut());
-    let limited = http_body_util::Limited::new(body, gw.limits.body as usize);
+    let limited = http_body_util::Limited::new(body, limit as usize);
     let bytes = match http_body_util::BodyExt::collect(limited).await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             return Err(if e.is::<http_body_util::LengthLimitError>() {
-                Problem::too_large(gw.limits.body)
+                Problem::too_large(limit)
             } else {
                 Problem::bad_request("the request body could not be read")
             })

@@ -294,6 +294,17 @@ impl RouteValidation {
             }
             return Ok(());
         }
+        // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be read one
+        // way here and another way upstream.
+        if media.kind == BodyKind::Json {
+            if let Some(charset) = content_type.and_then(charset_of) {
+                if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+                    return Err(Rejection::Unsupported(format!(
+                        "JSON bodies are UTF-8; `charset={charset}` is not accepted"
+                    )));
+                }
+            }
+        }
         let mut ctx = Ctx::new();
         let doc = match media.kind {
             BodyKind::Opaque => return Ok(()),
@@ -924,6 +935,16 @@ fn multipart_fields<'b>(body: &'b [u8], boundary: &str) -> Result<Pairs<'b>, Str
         }
     }
     Ok(fields)
+}
+
+/// The `charset` parameter of a media type, unquoted.
+fn charset_of(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"'))
+    })
 }
 
 #[cfg(test)]

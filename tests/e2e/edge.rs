@@ -1,0 +1,238 @@
+//! One request, one meaning: raw-socket requests whose meaning depends on which copy of a field
+//! a reader takes, or that try to tell the upstream something the gateway did not check. Each
+//! case asserts the gateway's answer and, where the request goes through, what the upstream
+//! received (the test upstream echoes the request it got).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::gateway::{build, Running};
+use crate::net::{send, Upstream};
+
+fn proxy() -> (Running, Upstream) {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", upstream.port.to_string())]);
+    (gw, upstream)
+}
+
+fn raw_get(port: u16, head_lines: &str) -> crate::net::Reply {
+    send(
+        port,
+        format!("GET /echo/x HTTP/1.1\r\n{head_lines}Connection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn host_must_be_there_once_in_http_1_1() {
+    let (gw, up) = proxy();
+    let hits = || up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let before = hits();
+    // No Host.
+    assert_eq!(raw_get(gw.port, "").status, 400);
+    // Two Hosts.
+    assert_eq!(
+        raw_get(gw.port, "Host: a.test\r\nHost: b.test\r\n").status,
+        400
+    );
+    assert_eq!(hits(), before, "neither reached the upstream");
+    // One Host, and HTTP/1.0 without one, go through.
+    assert_eq!(raw_get(gw.port, "Host: a.test\r\n").status, 200);
+    let r = send(gw.port, b"GET /echo/x HTTP/1.0\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn several_credentials_or_content_types_are_400() {
+    let (gw, up) = proxy();
+    let hits = || up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let before = hits();
+    let r = raw_get(
+        gw.port,
+        "Host: a.test\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["status"], 400);
+    let r = send(
+        gw.port,
+        b"POST /echo/x HTTP/1.1\r\nHost: a.test\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(hits(), before, "neither reached the upstream");
+}
+
+#[test]
+fn a_clients_forwarding_and_override_headers_never_reach_the_upstream() {
+    let (gw, _up) = proxy();
+    let r = raw_get(
+        gw.port,
+        "Host: api.test\r\n\
+         Forwarded: for=6.6.6.6;host=evil.test;proto=https\r\n\
+         X-Real-IP: 6.6.6.6\r\n\
+         X-Forwarded-Host: evil.test\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Port: 443\r\n\
+         X-Forwarded-Prefix: /admin\r\n\
+         X-HTTP-Method-Override: DELETE\r\n\
+         X-HTTP-Method: DELETE\r\n\
+         X-Method-Override: DELETE\r\n\
+         X-Forwarded-For: 1.1.1.1\r\n\
+         X-Forwarded-For: 2.2.2.2\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let got = r.json();
+    let h = &got["headers"];
+    for name in [
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        assert!(h.get(name).is_none(), "{name} reached the upstream: {h}");
+    }
+    assert_eq!(got["method"], "GET");
+    assert_eq!(h["x-forwarded-host"], "api.test");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    // Both lines the client sent are kept, merged, and the peer is appended.
+    assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
+}
+
+#[test]
+fn connection_cannot_strip_what_the_gateway_checked_or_set() {
+    let (gw, _up) = proxy();
+    let r = raw_get(
+        gw.port,
+        "Host: api.test\r\nAuthorization: Bearer t\r\nX-Request-Id: rid-1\r\nX-Custom: 1\r\nTraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nConnection: authorization, x-request-id, traceparent, x-forwarded-for, x-custom\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let h = &r.json()["headers"];
+    assert_eq!(h["authorization"], "Bearer t");
+    assert_eq!(h["x-request-id"], "rid-1");
+    assert!(h["traceparent"].is_string());
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert!(
+        h.get("x-custom").is_none(),
+        "a field named in Connection goes: {h}"
+    );
+    assert!(
+        h.get("connection").is_none_or(
+            |c| c != "authorization, x-request-id, traceparent, x-forwarded-for, x-custom"
+        )
+    );
+}
+
+#[test]
+fn expect_is_answered_by_the_gateway_and_not_forwarded() {
+    let (gw, _up) = proxy();
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"POST /echo/x HTTP/1.1\r\nHost: api.test\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .expect("write head");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("interim line");
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    let mut blank = String::new();
+    r.read_line(&mut blank).expect("end of interim head");
+    s.write_all(b"hello").expect("write body");
+    let mut rest = String::new();
+    let _ = r.read_to_string(&mut rest);
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    let body = rest.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("the echo");
+    assert!(v["headers"].get("expect").is_none(), "{v}");
+    assert_eq!(v["body_len"], 5);
+}
+
+#[test]
+fn request_ids_outside_the_safe_charset_are_replaced() {
+    let (gw, _up) = proxy();
+    let r = raw_get(
+        gw.port,
+        "Host: a.test\r\nX-Request-Id: ok-id_1.2:3/4+5=6@7\r\n",
+    );
+    assert_eq!(r.header("x-request-id"), Some("ok-id_1.2:3/4+5=6@7"));
+    for bad in ["a\"b", "a b", "a\\b", "a<b>", &"x".repeat(129)] {
+        let r = raw_get(gw.port, &format!("Host: a.test\r\nX-Request-Id: {bad}\r\n"));
+        let id = r.header("x-request-id").expect("an id").to_string();
+        assert!(id != bad && id.len() == 36, "{bad} → {id}");
+        assert_eq!(r.json()["headers"]["x-request-id"], id.as_str());
+    }
+    // Two ids: neither is taken.
+    let r = raw_get(
+        gw.port,
+        "Host: a.test\r\nX-Request-Id: one\r\nX-Request-Id: two\r\n",
+    );
+    assert_eq!(r.header("x-request-id").map(str::len), Some(36));
+}
+
+#[test]
+fn json_bodies_in_another_charset_are_415() {
+    let bin = build("specs/validation.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let body = r#"{"sku":"ABC-1234","name":"Teapot","price":24.5}"#;
+    let post = |ct: &str| {
+        send(
+            gw.port,
+            format!(
+                "POST /items HTTP/1.1\r\nHost: a.test\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    assert_eq!(post("application/json").status, 201);
+    assert_eq!(post("application/json; charset=utf-8").status, 201);
+    assert_eq!(post("application/json; charset=\"UTF-8\"").status, 201);
+    let r = post("application/json; charset=iso-8859-1");
+    assert_eq!(r.status, 415);
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("UTF-8"));
+    assert_eq!(post("application/json;charset=utf-16").status, 415);
+}
+
+/// `limits` on an operation apply there: its body and head limits, not the gateway's.
+#[test]
+fn an_operations_own_limits_apply_to_it() {
+    let (gw, up) = proxy();
+    let hits = || up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let post = |path: &str, body: &str, extra: &str| {
+        send(
+            gw.port,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let four_kib = "x".repeat(4096);
+    let before = hits();
+    // Declared length over the operation's 1 KiB: refused before any of it is read.
+    let r = post("/small/a", &four_kib, "");
+    assert_eq!(r.status, 413);
+    assert_eq!(hits(), before);
+    // The same body is fine on a route under the gateway's 1 MiB.
+    assert_eq!(post("/echo/a", &four_kib, "").status, 200);
+    assert_eq!(post("/small/a", "hello", "").status, 200);
+    // A chunked body without a length is held to the limit as it streams.
+    let r = send(
+        gw.port,
+        format!(
+            "POST /small/a HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1000\r\n{four_kib}\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 413);
+    // The head: 2 KiB on this operation, 64 KiB elsewhere.
+    let big_header = format!("X-Pad: {}\r\n", "p".repeat(3000));
+    assert_eq!(post("/small/a", "hi", &big_header).status, 431);
+    assert_eq!(post("/echo/a", "hi", &big_header).status, 200);
+}
