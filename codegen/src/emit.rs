@@ -577,6 +577,17 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             .map(|b| b.0)
             .unwrap_or(64 << 10),
     );
+    let head_timeout =
+        Literal::u64_unsuffixed(limits.and_then(|l| l.head_timeout).map_or(30_000, |t| t.0));
+    let drain_timeout =
+        Literal::u64_unsuffixed(limits.and_then(|l| l.drain_timeout).map_or(30_000, |t| t.0));
+    let max_connections =
+        Literal::u64_unsuffixed(limits.and_then(|l| l.max_connections).unwrap_or(10_000));
+    let max_per_client =
+        option_tokens(limits.and_then(|l| l.max_connections_per_client).map(|n| {
+            let n = Literal::u64_unsuffixed(n);
+            quote! { #n }
+        }));
     let tree = route_tree(gw);
     Ok(quote! {
         use gwgen_runtime::__private_0_1 as rt;
@@ -594,7 +605,8 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             let stage = rt::resolve_stage(STAGES, config.stage.as_deref())?;
             let routes = Vec::from([#(#routes),*]);
-            let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit });
+            let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
+                .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client });
             #with_auth
             #with_traffic
             #with_responses

@@ -437,6 +437,14 @@ pub struct Limits {
     pub headers: Option<Bytes>,
     /// JSON nesting.
     pub json_depth: Option<u32>,
+    /// How long a request head, or the next one on an idle connection, may take (gateway-wide).
+    pub head_timeout: Option<Millis>,
+    /// Open client connections at most (gateway-wide).
+    pub max_connections: Option<u64>,
+    /// How long SIGTERM waits for requests in flight (gateway-wide).
+    pub drain_timeout: Option<Millis>,
+    /// Open connections at most from one client address (gateway-wide).
+    pub max_connections_per_client: Option<u64>,
 }
 
 /// Settings that apply to operations: at the root, in `defaults`, on path items and operations.

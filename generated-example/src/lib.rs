@@ -73,14 +73,20 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
         },
     ]);
     let gw = rt::Gateway::new(
-        &stage,
-        routes,
-        route,
-        rt::Limits {
-            body: 10485760,
-            headers: 65536,
-        },
-    );
+            &stage,
+            routes,
+            route,
+            rt::Limits {
+                body: 10485760,
+                headers: 65536,
+            },
+        )
+        .with_connections(rt::ConnectionLimits {
+            head_timeout_ms: 30000,
+            drain_timeout_ms: 30000,
+            max_connections: 10000,
+            max_per_client: None,
+        });
     Ok(gw)
 }
 /// The gateway's API router, as `main` serves it (serve it with

@@ -87,12 +87,39 @@ impl Default for Limits {
     }
 }
 
+/// Limits on client connections (`x-gateway.limits` at the root or in `defaults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request head, and to start the next one on an idle
+    /// keep-alive connection, in milliseconds; then the connection is closed.
+    pub head_timeout_ms: u64,
+    /// On SIGTERM, how long requests in flight may take, in milliseconds; then the connections
+    /// left are closed and the gateway exits 0.
+    pub drain_timeout_ms: u64,
+    /// Open client connections at most; past it, new ones are answered 503 and closed.
+    pub max_connections: u64,
+    /// Open connections at most from one client address; past it, 429 and closed.
+    pub max_per_client: Option<u64>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            head_timeout_ms: 30_000,
+            drain_timeout_ms: 30_000,
+            max_connections: 10_000,
+            max_per_client: None,
+        }
+    }
+}
+
 /// A gateway ready to serve: the generated routes and tree, for one stage.
 pub struct Gateway {
     pub(crate) stage: Arc<str>,
     pub(crate) routes: Vec<RouteDef>,
     pub(crate) route: RouteFn,
     pub(crate) limits: Limits,
+    pub(crate) connections: ConnectionLimits,
     pub(crate) auth: Option<crate::auth::Auth>,
     pub(crate) response_mode: Option<crate::stage::ResponseMode>,
     pub(crate) responses: &'static [crate::problem::CustomResponse],
@@ -117,6 +144,7 @@ impl Gateway {
             routes,
             route,
             limits,
+            connections: ConnectionLimits::default(),
             auth: None,
             response_mode: stage.validate_responses,
             responses: &[],
@@ -131,6 +159,12 @@ impl Gateway {
             #[cfg(feature = "proxy")]
             client: crate::proxy::client(),
         }
+    }
+
+    /// Sets the limits on client connections (the defaults: 30 s heads, 10,000 connections).
+    pub fn with_connections(mut self, connections: ConnectionLimits) -> Self {
+        self.connections = connections;
+        self
     }
 
     /// Puts the spec's `gateway_responses` in place of the gateway's own error answers.

@@ -3,9 +3,11 @@
 //!
 //! It owns accepting and stopping; what happens to a request is [`crate::pipeline`].
 
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -13,7 +15,7 @@ use axum::response::Response;
 use http::StatusCode;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::gateway::{ConnectionLimits, Gateway};
 use crate::observe::LoggedBody;
 use crate::pipeline::handle_request;
 use crate::problem::Problem;
@@ -83,6 +85,12 @@ impl Gateway {
         // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
         // connection and [`handle_request`], and Nagle off so answers leave at once.
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // hyper's head timeout needs a timer, or it is silently off: a client that sends half a
+        // head (or nothing, on an idle keep-alive connection) would hold its socket forever.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
+        let admission = Admission::new(gw.connections);
         let stopped = rx.wait_for(|s| *s);
         tokio::pin!(stopped);
         loop {
@@ -97,23 +105,39 @@ impl Gateway {
                             continue;
                         }
                     };
+                    let ticket = match admission.admit(peer.ip()) {
+                        Ok(ticket) => ticket,
+                        Err(refusal) => {
+                            tokio::spawn(refuse(stream, refusal));
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let gw = gw.clone();
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         guarded(gw.clone(), peer, req.map(Body::new))
                     });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _ = conn.await;
+                        drop(ticket);
                     });
                 }
                 _ = &mut stopped => break,
             }
         }
         drop(listener);
-        graceful.shutdown().await;
+        let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
+        if tokio::time::timeout(deadline, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                drain_timeout_ms = gw.connections.drain_timeout_ms,
+                "requests still in flight at the drain deadline; their connections are closed"
+            );
+        }
         if let Some(a) = admin {
             let _ = a.await;
         }
@@ -177,4 +201,116 @@ fn guarded(
                 .map(LoggedBody::plain)
             }))
         })
+}
+
+/// Open connections per client address.
+type ClientCounts = Arc<Mutex<HashMap<IpAddr, u64>>>;
+
+/// Counts open client connections, in total and per client address, against the limits. It is
+/// touched once when a connection opens and once when it closes, never per request.
+struct Admission {
+    limits: ConnectionLimits,
+    open: Arc<AtomicU64>,
+    per_client: Option<ClientCounts>,
+}
+
+/// Why a connection is refused.
+enum Refusal {
+    /// The gateway holds `max_connections` already.
+    Full,
+    /// This client holds `max_connections_per_client` already.
+    Client,
+}
+
+/// An admitted connection; dropping it when the connection ends gives its places back.
+struct Ticket {
+    open: Arc<AtomicU64>,
+    client: Option<(IpAddr, ClientCounts)>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some((ip, map)) = &self.client {
+            let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = map.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(ip);
+                }
+            }
+        }
+    }
+}
+
+impl Admission {
+    fn new(limits: ConnectionLimits) -> Self {
+        Admission {
+            limits,
+            open: Arc::new(AtomicU64::new(0)),
+            per_client: limits.max_per_client.map(|_| Arc::default()),
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Result<Ticket, Refusal> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_connections {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::Full);
+        }
+        let client = match (&self.per_client, self.limits.max_per_client) {
+            (Some(map), Some(max)) => {
+                let mut held = map.lock().unwrap_or_else(|e| e.into_inner());
+                let n = held.entry(ip).or_insert(0);
+                if *n >= max {
+                    drop(held);
+                    self.open.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Refusal::Client);
+                }
+                *n += 1;
+                Some((ip, map.clone()))
+            }
+            _ => None,
+        };
+        Ok(Ticket {
+            open: self.open.clone(),
+            client,
+        })
+    }
+}
+
+/// Answers a refused connection with a short problem document, then closes it, without reading
+/// what the client sends (at most one second spent on it).
+async fn refuse(stream: tokio::net::TcpStream, refusal: Refusal) {
+    use tokio::io::AsyncWriteExt;
+    let (status, detail) = match refusal {
+        Refusal::Full => (
+            "503 Service Unavailable",
+            "the gateway holds as many connections as it takes; try again",
+        ),
+        Refusal::Client => (
+            "429 Too Many Requests",
+            "this address holds as many connections as the gateway allows one client",
+        ),
+    };
+    let body = format!(
+        "{{\"type\":\"about:blank\",\"title\":\"{}\",\"status\":{},\"detail\":\"{detail}\"}}",
+        &status[4..],
+        &status[..3]
+    );
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = stream;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent, so closing does not reset the connection before it has
+        // read the answer.
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }

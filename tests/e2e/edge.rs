@@ -236,3 +236,164 @@ fn an_operations_own_limits_apply_to_it() {
     assert_eq!(post("/small/a", "hi", &big_header).status, 431);
     assert_eq!(post("/echo/a", "hi", &big_header).status, 200);
 }
+
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A client that sends half a head, or goes quiet on an idle keep-alive connection, is cut off
+/// after `head_timeout`; past `max_connections`, new connections get 503 and are closed.
+#[test]
+fn slow_clients_are_cut_off_and_connections_are_capped() {
+    let up = Upstream::start();
+    let bin = build("tests/fixtures/gateway/connections.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", up.port.to_string())]);
+    let start = std::time::Instant::now();
+    // Half a head, then silence.
+    let mut slow = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    slow.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n")
+        .expect("write");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)),
+        "the half head is cut off"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "not before the timeout"
+    );
+    // One full request on a keep-alive connection, then silence.
+    let mut idle = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    idle.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .expect("write");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).expect("an answer");
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)),
+        "the idle connection is closed"
+    );
+
+    // Two connections held open (each admitted: it answered, and stays open for the next
+    // request): a third is refused with 503.
+    std::thread::sleep(Duration::from_millis(200));
+    let admitted = || {
+        for _ in 0..50 {
+            let mut c = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+            c.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                .expect("write");
+            let mut status = [0u8; 12];
+            if c.read_exact(&mut status).is_ok() && &status == b"HTTP/1.1 200" {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no connection admitted");
+    };
+    let mut a = admitted();
+    let mut b = admitted();
+    let r = send(
+        gw.port,
+        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["status"], 503);
+    // Their places come back when they close (here, by the head timeout).
+    assert!(closed_within(&mut a, Duration::from_secs(5)));
+    assert!(closed_within(&mut b, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(200));
+    let r = send(
+        gw.port,
+        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// Past `max_connections_per_client`, one address's new connections get 429.
+#[test]
+fn connections_per_client_are_capped() {
+    let bin = build("tests/fixtures/gateway/connections-per-client.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    // A connection that is admitted and stays open (keep-alive). The start-up probe's own
+    // connection may still hold the address's one place for a moment: try again until it goes.
+    let mut held = None;
+    for _ in 0..50 {
+        let mut c = TcpStream::connect(("127.0.0.1", gw.port)).expect("held");
+        c.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .expect("write");
+        let mut status = [0u8; 12];
+        if c.read_exact(&mut status).is_ok() && &status == b"HTTP/1.1 200" {
+            held = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = held.expect("one connection is admitted");
+    let r = send(
+        gw.port,
+        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 429);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = send(
+        gw.port,
+        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// SIGTERM drains for `drain_timeout`, then closes what remains and exits 0.
+#[test]
+fn sigterm_drains_until_its_deadline_then_exits_0() {
+    let up = Upstream::start();
+    let bin = build("tests/fixtures/gateway/connections.yaml");
+    let mut gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", up.port.to_string())]);
+    let port = gw.port;
+    // A request the upstream takes 4 s to answer.
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"GET /sleepy HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stop = std::time::Instant::now();
+    gw.terminate();
+    assert_eq!(
+        gw.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.log_text()
+    );
+    let took = stop.elapsed();
+    assert!(
+        took < Duration::from_millis(3000),
+        "stopped at the 1 s deadline, not after the upstream: {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "drained first: {took:?}"
+    );
+    let answer = slow.join().expect("the client thread");
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "the slow request was cut at the deadline"
+    );
+    assert!(
+        gw.log_text().contains("drain deadline"),
+        "{}",
+        gw.log_text()
+    );
+}

@@ -467,6 +467,36 @@ fn rows() -> Vec<Row> {
             Some(json!("9KiB")),
         ),
         honoured(
+            "limits.head_timeout",
+            vec![(
+                Root,
+                json!({ "defaults": { "limits": { "head_timeout": "5s" } } }),
+            )],
+            "/defaults/limits/head_timeout",
+            Some(json!("6s")),
+        ),
+        honoured(
+            "limits.max_connections",
+            vec![(Root, json!({ "limits": { "max_connections": 100 } }))],
+            "/limits/max_connections",
+            Some(json!(101)),
+        ),
+        honoured(
+            "limits.drain_timeout",
+            vec![(Root, json!({ "limits": { "drain_timeout": "5s" } }))],
+            "/limits/drain_timeout",
+            Some(json!("6s")),
+        ),
+        honoured(
+            "limits.max_connections_per_client",
+            vec![(
+                Root,
+                json!({ "limits": { "max_connections_per_client": 10 } }),
+            )],
+            "/limits/max_connections_per_client",
+            Some(json!(11)),
+        ),
+        honoured(
             "limits.json_depth",
             vec![(Operation, json!({ "limits": { "json_depth": 10 } }))],
             "/limits/json_depth",

@@ -167,6 +167,29 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                 _ => &path[..],
             };
             if !inner.is_empty() {
+                if let (Level::PathItem | Level::Operation, ["limits", key]) = (level, inner) {
+                    if matches!(
+                        *key,
+                        "head_timeout"
+                            | "drain_timeout"
+                            | "max_connections"
+                            | "max_connections_per_client"
+                    ) {
+                        let mut p = ptr.clone();
+                        for s in &rel {
+                            push_segment(&mut p, s);
+                        }
+                        diags.report(
+                            Code::XGatewayInvalid,
+                            file,
+                            key_pos.unwrap_or(node.pos),
+                            &p,
+                            format!("`limits.{key}` governs connections, which exist before any route is known"),
+                            Some("set it at the root or in `defaults`".into()),
+                        );
+                        continue;
+                    }
+                }
                 if let Some((what, instead)) = unbuilt(level, inner, node) {
                     let mut p = ptr.clone();
                     for s in &rel {
