@@ -16,8 +16,11 @@
 //! - A request body of known size goes with `Content-Length`, any other with chunked encoding.
 //! - A pooled connection that became readable while idle (the upstream closed it, or sent
 //!   something unasked) is dropped when taken, at no cost of a system call. A request without a
-//!   body that fails on a reused connection before any answer byte (the upstream closed it just
-//!   then) is sent again on another.
+//!   body, of an idempotent method (RFC 9110 §9.2.2: not POST or PATCH), that fails on a reused
+//!   connection before any answer byte (the upstream closed it just then) is sent again on
+//!   another; any other is not, since the upstream may have acted on it.
+//! - `Content-Length` is digits only (RFC 9110 §8.6): `+5`, `0x5`, `5 5` end the exchange with
+//!   an error (502) and the connection is not reused.
 //! - Idle connections live 60 s, at most 256 per upstream, for up to 64 upstreams. Heads over
 //!   64 KiB or with more than 100 header fields are refused.
 
@@ -144,6 +147,23 @@ impl std::error::Error for Error {
     }
 }
 
+/// Whether a request of this method may be sent again after a failure (RFC 9110 §9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// The value of a `Content-Length` field: digits only, within `u64`.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// An exchange that failed, and whether the request may go again on another connection.
 struct Failed {
     error: Error,
@@ -229,7 +249,7 @@ impl Pool {
             };
             match exchange(&mut conn, &parts, &key.1, &mut body).await {
                 Ok((head, framing)) => return Ok(self.answer(conn, key, head, framing)),
-                Err(f) if reused && f.untouched => continue,
+                Err(f) if reused && f.untouched && idempotent(&parts.method) => continue,
                 Err(f) => return Err(f.error),
             }
         }
@@ -514,10 +534,7 @@ fn parse_head(
             let name = HeaderName::from_bytes(f.name.as_bytes())
                 .map_err(|_| Error::Protocol("bad header name"))?;
             if name == header::CONTENT_LENGTH {
-                let n = std::str::from_utf8(f.value)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .ok_or(Error::Protocol("bad Content-Length"))?;
+                let n = content_length(f.value).ok_or(Error::Protocol("bad Content-Length"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(Error::Protocol("conflicting Content-Length"));
                 }
@@ -784,6 +801,37 @@ mod tests {
     fn framing(text: &str, head: bool) -> (http::response::Parts, Kind, bool) {
         let (p, f) = parse(text, head).expect("parses").expect("whole");
         (p, f.kind, f.reusable)
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(content_length(b"5"), Some(5));
+        assert_eq!(content_length(b" 42 "), Some(42));
+        for bad in [
+            &b"+5"[..],
+            b"-1",
+            b"0x5",
+            b"5 5",
+            b"5,5",
+            b"",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(
+                content_length(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(parse(&head, false).is_err(), "{head}");
+        }
+        assert!(
+            idempotent(&Method::GET) && idempotent(&Method::PUT) && idempotent(&Method::DELETE)
+        );
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH));
     }
 
     #[test]

@@ -397,3 +397,21 @@ fn sigterm_drains_until_its_deadline_then_exits_0() {
         gw.log_text()
     );
 }
+
+/// A parameter that takes one value, sent twice, is 400; an array parameter takes every copy.
+#[test]
+fn a_single_value_parameter_sent_twice_is_400() {
+    let bin = build("specs/validation.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let get = |q: &str| crate::net::get(gw.port, &format!("/items?{q}"), "");
+    assert_eq!(get("limit=5&tag=a&tag=b").status, 200);
+    let r = get("limit=5&limit=500");
+    assert_eq!(r.status, 400);
+    let errors = r.json()["errors"].to_string();
+    assert!(
+        errors.contains("query/limit") && errors.contains("more than once"),
+        "{errors}"
+    );
+    // Every copy of an array parameter is validated.
+    assert_eq!(get("tag=a&tag=").status, 400);
+}

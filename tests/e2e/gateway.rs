@@ -353,6 +353,14 @@ fn upstream_answers_are_read_in_every_framing_and_connections_are_reused() {
     let r = get(gw.port, "/echo/after-drop", "");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["target"], "/echo/after-drop");
+    // The same with a POST: the upstream may have acted on it, so it is not sent again (502).
+    let r = get(gw.port, "/echo/dropnext", "");
+    assert_eq!(r.status, 200);
+    let r = send(
+        gw.port,
+        b"POST /echo/not-again HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     // A chunked request body arrives whole.
     let r = send(
         gw.port,

@@ -386,6 +386,22 @@ fn check_param(
             });
         }
     };
+    // A single value sent twice means what a reader wants it to: the gateway would check one
+    // copy and the upstream might read the other.
+    if p.location == In::Query
+        && matches!(p.shape, Shape::Scalar(_))
+        && query.iter().filter(|(k, _)| k == p.name).nth(1).is_some()
+    {
+        violation(
+            ctx,
+            "style",
+            format!(
+                "the parameter `{}` is sent more than once, but it takes one value",
+                p.name
+            ),
+        );
+        return;
+    }
     let doc = match param_doc(p, req, query) {
         Ok(Some(d)) => d,
         Ok(None) => {
