@@ -237,6 +237,23 @@ fn an_operations_own_limits_apply_to_it() {
     assert_eq!(post("/echo/a", "hi", &big_header).status, 200);
 }
 
+/// A connection the gateway admitted and keeps open: it answered a keep-alive request. The
+/// start-up probe's own connection may hold a place for a moment, so this tries again until
+/// it is gone.
+fn admitted(port: u16) -> TcpStream {
+    for _ in 0..50 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        c.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .expect("write");
+        let mut status = [0u8; 12];
+        if c.read_exact(&mut status).is_ok() && &status == b"HTTP/1.1 200" {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no connection admitted");
+}
+
 fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     stream.set_read_timeout(Some(limit)).expect("timeout");
     let mut buf = [0u8; 256];
@@ -285,21 +302,8 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
     // Two connections held open (each admitted: it answered, and stays open for the next
     // request): a third is refused with 503.
     std::thread::sleep(Duration::from_millis(200));
-    let admitted = || {
-        for _ in 0..50 {
-            let mut c = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
-            c.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
-                .expect("write");
-            let mut status = [0u8; 12];
-            if c.read_exact(&mut status).is_ok() && &status == b"HTTP/1.1 200" {
-                return c;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no connection admitted");
-    };
-    let mut a = admitted();
-    let mut b = admitted();
+    let mut a = admitted(gw.port);
+    let mut b = admitted(gw.port);
     let r = send(
         gw.port,
         b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
@@ -323,21 +327,7 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
 fn connections_per_client_are_capped() {
     let bin = build("tests/fixtures/gateway/connections-per-client.yaml");
     let gw = Running::start(&bin, &[], &[]);
-    // A connection that is admitted and stays open (keep-alive). The start-up probe's own
-    // connection may still hold the address's one place for a moment: try again until it goes.
-    let mut held = None;
-    for _ in 0..50 {
-        let mut c = TcpStream::connect(("127.0.0.1", gw.port)).expect("held");
-        c.write_all(b"GET /ping HTTP/1.1\r\nHost: a.test\r\n\r\n")
-            .expect("write");
-        let mut status = [0u8; 12];
-        if c.read_exact(&mut status).is_ok() && &status == b"HTTP/1.1 200" {
-            held = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let held = held.expect("one connection is admitted");
+    let held = admitted(gw.port);
     let r = send(
         gw.port,
         b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",

@@ -167,45 +167,34 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                 _ => &path[..],
             };
             if !inner.is_empty() {
-                if let (Level::PathItem | Level::Operation, ["limits", key]) = (level, inner) {
-                    if matches!(
-                        *key,
-                        "head_timeout"
-                            | "drain_timeout"
-                            | "max_connections"
-                            | "max_connections_per_client"
-                    ) {
-                        let mut p = ptr.clone();
-                        for s in &rel {
-                            push_segment(&mut p, s);
-                        }
-                        diags.report(
-                            Code::XGatewayInvalid,
-                            file,
-                            key_pos.unwrap_or(node.pos),
-                            &p,
-                            format!("`limits.{key}` governs connections, which exist before any route is known"),
-                            Some("set it at the root or in `defaults`".into()),
-                        );
-                        continue;
-                    }
-                }
-                if let Some((what, instead)) = unbuilt(level, inner, node) {
+                let refusal = match (level, inner) {
+                    (
+                        Level::PathItem | Level::Operation,
+                        ["limits", key @ ("head_timeout" | "drain_timeout" | "max_connections"
+                        | "max_connections_per_client")],
+                    ) => Some((
+                        Code::XGatewayInvalid,
+                        format!("`limits.{key}` governs connections, which exist before any route is known"),
+                        "set it at the root or in `defaults`",
+                    )),
+                    _ => unbuilt(level, inner, node).map(|(what, instead)| {
+                        (
+                            Code::UnavailableIntegration,
+                            format!(
+                                "`{}`: {what} is not built into this gateway yet",
+                                inner.join(".")
+                            ),
+                            instead,
+                        )
+                    }),
+                };
+                if let Some((code, message, instead)) = refusal {
                     let mut p = ptr.clone();
                     for s in &rel {
                         push_segment(&mut p, s);
                     }
-                    diags.report(
-                        Code::UnavailableIntegration,
-                        file,
-                        key_pos.unwrap_or(node.pos),
-                        &p,
-                        format!(
-                            "`{}`: {what} is not built into this gateway yet",
-                            inner.join(".")
-                        ),
-                        Some(instead.into()),
-                    );
+                    let pos = key_pos.unwrap_or(node.pos);
+                    diags.report(code, file, pos, &p, message, Some(instead.into()));
                     continue;
                 }
             }
