@@ -254,6 +254,14 @@ fn admitted(port: u16) -> TcpStream {
     panic!("no connection admitted");
 }
 
+/// `GET /ping` on a new connection that closes after the answer.
+fn ping(port: u16) -> crate::net::Reply {
+    send(
+        port,
+        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+}
+
 fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     stream.set_read_timeout(Some(limit)).expect("timeout");
     let mut buf = [0u8; 256];
@@ -304,10 +312,7 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
     std::thread::sleep(Duration::from_millis(200));
     let mut a = admitted(gw.port);
     let mut b = admitted(gw.port);
-    let r = send(
-        gw.port,
-        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
-    );
+    let r = ping(gw.port);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.json()["status"], 503);
@@ -315,10 +320,7 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
     assert!(closed_within(&mut a, Duration::from_secs(5)));
     assert!(closed_within(&mut b, Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(200));
-    let r = send(
-        gw.port,
-        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
-    );
+    let r = ping(gw.port);
     assert_eq!(r.status, 200);
 }
 
@@ -328,17 +330,11 @@ fn connections_per_client_are_capped() {
     let bin = build("tests/fixtures/gateway/connections-per-client.yaml");
     let gw = Running::start(&bin, &[], &[]);
     let held = admitted(gw.port);
-    let r = send(
-        gw.port,
-        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
-    );
+    let r = ping(gw.port);
     assert_eq!(r.status, 429);
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
-    let r = send(
-        gw.port,
-        b"GET /ping HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
-    );
+    let r = ping(gw.port);
     assert_eq!(r.status, 200);
 }
 
