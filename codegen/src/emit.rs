@@ -588,6 +588,10 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let n = Literal::u64_unsuffixed(n);
             quote! { #n }
         }));
+    let slashes = match gw.root.escaped_slashes {
+        crate::xgw::EscapedSlashes::Reject => quote! {},
+        crate::xgw::EscapedSlashes::Keep => quote! { let gw = gw.keep_escaped_slashes(); },
+    };
     let tree = route_tree(gw);
     Ok(quote! {
         use gwgen_runtime::__private_0_1 as rt;
@@ -607,6 +611,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let routes = Vec::from([#(#routes),*]);
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
                 .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client });
+            #slashes
             #with_auth
             #with_traffic
             #with_responses
@@ -805,7 +810,20 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
         );
         quote! { rt::Limits { body: #body, headers: #headers } }
     }));
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits } }
+    // A body sent to an operation that declares none: refused unless `limits` says drop.
+    let undeclared_body = option_tokens(r.request_body.is_none().then(|| {
+        let rule = r
+            .settings
+            .limits
+            .as_ref()
+            .and_then(|l| l.undeclared_body)
+            .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.undeclared_body));
+        match rule {
+            Some(crate::xgw::UndeclaredBody::Drop) => quote! { rt::UndeclaredBody::Drop },
+            _ => quote! { rt::UndeclaredBody::Reject },
+        }
+    }));
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits, undeclared_body: #undeclared_body } }
 }
 
 /// `Some(tokens)` or `None`.

@@ -445,6 +445,18 @@ pub struct Limits {
     pub drain_timeout: Option<Millis>,
     /// Open connections at most from one client address (gateway-wide).
     pub max_connections_per_client: Option<u64>,
+    /// What a body sent to an operation without `requestBody` gets.
+    pub undeclared_body: Option<UndeclaredBody>,
+}
+
+/// `limits.undeclared_body`: what a body sent to an operation without `requestBody` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UndeclaredBody {
+    /// 400.
+    Reject,
+    /// Removed: the upstream gets no body.
+    Drop,
 }
 
 /// Settings that apply to operations: at the root, in `defaults`, on path items and operations.
@@ -609,6 +621,20 @@ pub struct RootSettings {
     /// Proxies whose `X-Forwarded-For` is trusted.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// What a path segment holding `%2F` or `%5C` gets.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+}
+
+/// `escaped_slashes`: what a path segment holding an encoded `/` or `\\` gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscapedSlashes {
+    /// 400 (Envoy's `REJECT_REQUEST`).
+    #[default]
+    Reject,
+    /// Kept inside the segment, re-encoded when forwarded.
+    Keep,
 }
 
 /// Where API keys come from (`api_keys`).

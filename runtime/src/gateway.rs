@@ -43,6 +43,19 @@ pub struct RouteDef {
     pub cache: Option<&'static crate::cache::CacheDef>,
     /// Its own `limits` (set on the operation or its path item), in place of the gateway's.
     pub limits: Option<Limits>,
+    /// What a request body gets when the operation declares no `requestBody` (`None`: it
+    /// declares one).
+    pub undeclared_body: Option<UndeclaredBody>,
+}
+
+/// What a request body sent to an operation without `requestBody` gets
+/// (`limits.undeclared_body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndeclaredBody {
+    /// 400: no upstream can read it as a second request.
+    Reject,
+    /// Removed before the upstream: it gets no body.
+    Drop,
 }
 
 impl RouteDef {
@@ -127,6 +140,8 @@ pub struct Gateway {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) throttle: Option<crate::throttle::Throttler>,
     pub(crate) trusted: Vec<crate::throttle::Cidr>,
+    /// `escaped_slashes: keep`: `%2F` and `%5C` stay inside a segment instead of a 400.
+    pub(crate) keep_escaped_slashes: bool,
     /// The headers API keys come in: at most one of each per request.
     pub(crate) key_headers: Vec<http::HeaderName>,
     #[cfg(feature = "cache")]
@@ -152,6 +167,7 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
             trusted: Vec::new(),
+            keep_escaped_slashes: false,
             key_headers: Vec::new(),
             #[cfg(feature = "cache")]
             cache: None,
@@ -164,6 +180,13 @@ impl Gateway {
     /// Sets the limits on client connections (the defaults: 30 s heads, 10,000 connections).
     pub fn with_connections(mut self, connections: ConnectionLimits) -> Self {
         self.connections = connections;
+        self
+    }
+
+    /// `escaped_slashes: keep`: a path segment may hold an encoded `/` or `\\` (`%2F`, `%5C`),
+    /// which stays inside it and is re-encoded when forwarded. Without it such paths are 400.
+    pub fn keep_escaped_slashes(mut self) -> Self {
+        self.keep_escaped_slashes = true;
         self
     }
 

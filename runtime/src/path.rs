@@ -7,8 +7,13 @@
 //! - each segment is percent-decoded once; invalid escapes or UTF-8 are a 400;
 //! - a segment that decodes to `.` or `..` (`%2e%2e`) is refused with a 400, since upstreams
 //!   disagree on what it means;
-//! - an encoded slash (`%2F`) stays inside its segment: it never splits a path parameter, and it
-//!   is re-encoded when the path is forwarded.
+//! - a segment holding an encoded slash or backslash (`%2F`, `%5C`) is refused with a 400 (as
+//!   Envoy's `REJECT_REQUEST`), since upstreams disagree on whether it splits the path; with
+//!   `escaped_slashes: keep` it stays inside its segment, never splits a path parameter, and is
+//!   re-encoded when forwarded;
+//! - an encoded NUL (`%00`) is always a 400;
+//! - a forwarded segment is re-encoded: `;` among others, so no upstream reads matrix
+//!   parameters the router did not see.
 
 use std::borrow::Cow;
 
@@ -21,6 +26,10 @@ pub enum PathError {
     BadEncoding,
     /// A segment that decodes to `.` or `..`.
     EncodedDotSegment,
+    /// An encoded `/` or `\\` inside a segment (with `escaped_slashes: reject`).
+    EncodedSlash,
+    /// An encoded NUL.
+    EncodedNul,
 }
 
 impl PathError {
@@ -29,6 +38,8 @@ impl PathError {
         match self {
             PathError::BadEncoding => "the path contains an invalid percent-encoding",
             PathError::EncodedDotSegment => "the path contains an encoded `.` or `..` segment",
+            PathError::EncodedSlash => "the path contains an encoded `/` or `\\` (`%2F`, `%5C`)",
+            PathError::EncodedNul => "the path contains an encoded NUL (`%00`)",
         }
     }
 }
@@ -68,8 +79,9 @@ pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
 /// Borrowed path segments, inline up to 16.
 pub type Segments<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
-/// The decoded segments of a normalised path.
-pub fn normalize(raw: &str) -> Result<Vec<Cow<'_, str>>, PathError> {
+/// The decoded segments of a normalised path; `keep_slashes` lets `%2F` and `%5C` stay inside
+/// their segment instead of refusing the path.
+pub fn normalize(raw: &str, keep_slashes: bool) -> Result<Vec<Cow<'_, str>>, PathError> {
     let mut segments: Vec<Cow<'_, str>> = Vec::new();
     for seg in raw.split('/') {
         match seg {
@@ -83,6 +95,12 @@ pub fn normalize(raw: &str) -> Result<Vec<Cow<'_, str>>, PathError> {
                     .map_err(|_| PathError::BadEncoding)?;
                 if decoded == "." || decoded == ".." {
                     return Err(PathError::EncodedDotSegment);
+                }
+                if decoded.contains('\0') {
+                    return Err(PathError::EncodedNul);
+                }
+                if !keep_slashes && decoded.contains(['/', '\\']) {
+                    return Err(PathError::EncodedSlash);
                 }
                 segments.push(decoded);
             }
@@ -99,6 +117,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'#')
     .add(b'%')
     .add(b'/')
+    .add(b';')
     .add(b'<')
     .add(b'>')
     .add(b'?')
@@ -145,7 +164,7 @@ mod tests {
     use super::*;
 
     fn norm(p: &str) -> Result<Vec<String>, PathError> {
-        normalize(p).map(|v| v.into_iter().map(|c| c.into_owned()).collect())
+        normalize(p, true).map(|v| v.into_iter().map(|c| c.into_owned()).collect())
     }
 
     #[test]
@@ -158,6 +177,16 @@ mod tests {
         assert_eq!(norm("/a/%2e%2E/b"), Err(PathError::EncodedDotSegment));
         assert_eq!(norm("/a/%ff"), Err(PathError::BadEncoding));
         assert!(norm("/").unwrap().is_empty());
+        assert_eq!(norm("/a%00b"), Err(PathError::EncodedNul));
+        for p in [
+            "/files/a%2Fb",
+            "/files/a%2fb",
+            "/files/a%5Cb",
+            "/files/a%5cb",
+        ] {
+            assert_eq!(normalize(p, false), Err(PathError::EncodedSlash), "{p}");
+        }
+        assert!(normalize("/files/a%20b", false).is_ok());
     }
 
     #[test]
@@ -184,10 +213,10 @@ mod tests {
 
     #[test]
     fn encoding_round_trips() {
-        let segs = normalize("/files/a%2Fb/c%20d").unwrap();
+        let segs = normalize("/files/a%2Fb/c%20d/m;x=1", true).unwrap();
         let mut out = String::new();
         encode_path(&mut out, &segs);
-        assert_eq!(out, "/files/a%2Fb/c%20d");
+        assert_eq!(out, "/files/a%2Fb/c%20d/m%3Bx=1");
         let mut v = String::new();
         encode_value(&mut v, "../x?y=1#z/w");
         assert_eq!(v, "..%2Fx%3Fy%3D1%23z%2Fw");

@@ -50,6 +50,15 @@ fn random_value(rng: &mut Rng, depth: u32) -> Value {
         0 => Value::Null,
         1 => Value::Bool(rng.chance(50)),
         2 => json!(rng.below(20) as i64 - 5),
+        3 if rng.chance(20) => json!(*rng.pick(&[
+            // Tiny and huge numbers: `x / m` rounds to an integer without being one.
+            2.589_041_988_477_783_3e-42,
+            -1e-300,
+            5e-324,
+            1e300,
+            0.0075,
+            19.99,
+        ])),
         3 => json!((rng.below(400) as f64 - 100.0) / 4.0),
         4 => Value::String(random_string(rng)),
         5 => json!(*rng.pick(&["", "a", "ab", "abc", "é", "日本", "x1", "2020-01-01"])),
@@ -95,7 +104,10 @@ fn random_schema(rng: &mut Rng, depth: u32) -> Value {
             1 => ("type", json!(["string", "null"])),
             2 => ("minimum", json!(rng.below(5) as i64 - 2)),
             3 => ("exclusiveMaximum", json!(rng.below(10))),
-            4 => ("multipleOf", json!(*rng.pick(&[2.0, 0.5, 3.0, 0.25]))),
+            4 => (
+                "multipleOf",
+                json!(*rng.pick(&[2.0, 0.5, 3.0, 0.25, 0.0001, 0.01])),
+            ),
             5 => ("minLength", json!(rng.below(3))),
             6 => ("maxLength", json!(rng.below(4))),
             7 => (

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::gateway::{build, Running};
-use crate::net::{send, Upstream};
+use crate::net::{get, send, Upstream};
 
 fn proxy() -> (Running, Upstream) {
     let upstream = Upstream::start();
@@ -327,8 +327,9 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
 /// Past `max_connections_per_client`, one address's new connections get 429.
 #[test]
 fn connections_per_client_are_capped() {
+    let up = Upstream::start();
     let bin = build("tests/fixtures/gateway/connections-per-client.yaml");
-    let gw = Running::start(&bin, &[], &[]);
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", up.port.to_string())]);
     let held = admitted(gw.port);
     let r = ping(gw.port);
     assert_eq!(r.status, 429);
@@ -336,6 +337,56 @@ fn connections_per_client_are_capped() {
     std::thread::sleep(Duration::from_millis(200));
     let r = ping(gw.port);
     assert_eq!(r.status, 200);
+    // The same spec keeps escaped slashes: they stay in their segment, one parameter.
+    for (sent, forwarded) in [
+        ("a%2Fb", "a%2Fb"),
+        ("a%5cb", "a%5Cb"),
+        ("a%2f..%2fb", "a%2F..%2Fb"),
+    ] {
+        let r = get(gw.port, &format!("/files/{sent}"), "Connection: close\r\n");
+        assert_eq!(r.status, 200, "{sent}");
+        assert_eq!(r.json()["target"], format!("/files/{forwarded}"));
+    }
+    // NUL is refused even so.
+    assert_eq!(
+        get(gw.port, "/files/a%00b", "Connection: close\r\n").status,
+        400
+    );
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// Encoded slashes, backslashes and NULs inside a segment are 400 by default (Envoy's
+/// `REJECT_REQUEST`), and nothing reaches the upstream; `;` is encoded when forwarded, so no
+/// upstream reads matrix parameters the router never saw.
+#[test]
+fn encoded_separators_are_refused_and_semicolons_encoded() {
+    let (gw, up) = proxy();
+    for path in [
+        "/echo/a%2Fb",
+        "/echo/a%2fb",
+        "/echo/..%2F..%2Fadmin",
+        "/echo/a%5Cb",
+        "/echo/a%5c..%5cb",
+        "/echo/a%00",
+        "/items/..%2F..%2Fadmin",
+        "/items/x%00.json",
+    ] {
+        let r = get(gw.port, path, "");
+        assert_eq!(r.status, 400, "{path}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("encoded"),
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let r = get(gw.port, "/echo/a;jsessionid=1", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["target"], "/echo/a%3Bjsessionid=1");
+    let r = get(gw.port, "/items/a;b", "");
+    assert_eq!(r.json()["target"], "/v1/items/a%3Bb");
+    let r = get(gw.port, "/echo/caf%C3%A9%3B", "");
+    assert_eq!(r.json()["target"], "/echo/caf%C3%A9%3B");
 }
 
 /// SIGTERM drains for `drain_timeout`, then closes what remains and exits 0.
@@ -400,4 +451,52 @@ fn a_single_value_parameter_sent_twice_is_400() {
     );
     // Every copy of an array parameter is validated.
     assert_eq!(get("tag=a&tag=").status, 400);
+}
+
+/// A body sent to an operation that declares no `requestBody` is refused (so no upstream can
+/// read it as a second request), or dropped where `limits.undeclared_body: drop` says so.
+#[test]
+fn a_body_the_operation_does_not_declare_is_refused_or_dropped() {
+    let (gw, up) = proxy();
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+    let by_length = format!(
+        "GET /echo/x HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let chunked = format!(
+        "GET /echo/x HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+        smuggled.len()
+    );
+    let empty_chunked =
+        "GET /echo/x HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n";
+    for raw in [by_length.as_str(), chunked.as_str(), empty_chunked] {
+        let r = send(gw.port, raw.as_bytes());
+        assert_eq!(r.status, 400, "{raw}");
+        assert!(String::from_utf8_lossy(&r.body).contains("takes no request body"));
+    }
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // No body, or an empty one by length, is fine.
+    let r = send(
+        gw.port,
+        b"GET /echo/x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    // Dropped: the upstream sees a request without a body.
+    let dropped = by_length.replace("/echo/x", "/quiet/x");
+    let r = send(gw.port, dropped.as_bytes());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let e = r.json();
+    assert_eq!(e["target"], "/echo/x");
+    assert_eq!(e["body_len"], 0, "{e}");
+    assert!(
+        e["headers"].get("content-length").is_none_or(|v| v == "0"),
+        "{e}"
+    );
+    assert!(e["headers"].get("transfer-encoding").is_none(), "{e}");
+    // Where the operation declares a body, it goes through.
+    let r = send(
+        gw.port,
+        b"POST /echo/x HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(r.json()["body_len"], 5);
 }

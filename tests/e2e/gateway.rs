@@ -213,8 +213,8 @@ fn proxy_templates_query_and_forwarded_headers() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "gw.test");
     // A template URL: each value is one encoded segment, so it cannot steer the upstream path.
-    let r = get(gw.port, "/items/..%2F..%2Fadmin%3Fx", "");
-    assert_eq!(r.json()["target"], "/v1/items/..%2F..%2Fadmin%3Fx");
+    let r = get(gw.port, "/items/..%3Fx%23y", "");
+    assert_eq!(r.json()["target"], "/v1/items/..%3Fx%23y");
     // Mixed segments.
     let r = get(gw.port, "/files/report.tar.gz", "");
     assert_eq!(r.json()["target"], "/store/report/tar.gz");
@@ -245,11 +245,7 @@ fn path_normalisation_is_one_policy() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["target"], "/echo/b");
     let r = get(gw.port, "/echo/a%2Fb", "");
-    assert_eq!(
-        r.json()["target"],
-        "/echo/a%2Fb",
-        "an encoded slash stays in its segment"
-    );
+    assert_eq!(r.status, 400, "an encoded slash is refused by default");
     let r = get(gw.port, "/echo/caf%C3%A9", "");
     assert_eq!(r.json()["target"], "/echo/caf%C3%A9");
     let r = get(gw.port, "/echo/%2e%2e", "");

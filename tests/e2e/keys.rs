@@ -503,6 +503,15 @@ fn rows() -> Vec<Row> {
             Some(json!(11)),
         ),
         honoured(
+            "limits.undeclared_body",
+            vec![(
+                Operation,
+                json!({ "limits": { "undeclared_body": "drop" } }),
+            )],
+            "/limits/undeclared_body",
+            Some(json!("reject")),
+        ),
+        honoured(
             "limits.body",
             vec![(Operation, json!({ "limits": { "body": "1KiB" } }))],
             "/limits/body",
@@ -707,6 +716,12 @@ fn rows() -> Vec<Row> {
                 json!({ "trusted_proxies": ["10.0.0.0/8"], "defaults": { "throttle": { "rate": 1, "per": "ip" } } }),
             )],
             "/trusted_proxies",
+            None,
+        ),
+        honoured(
+            "root.escaped_slashes",
+            vec![(Root, json!({ "escaped_slashes": "keep" }))],
+            "/escaped_slashes",
             None,
         ),
         // Security schemes.

@@ -77,7 +77,7 @@ async fn dispatch(
     // The request is moved into the integration later, so the path is copied out of it.
     let raw_path = req.uri().path().to_owned();
     let mut decoded = Vec::new();
-    let segs = route::segments(&raw_path, &mut decoded)?;
+    let segs = route::segments(gw, &raw_path, &mut decoded)?;
     let mut params = Params::default();
     let index = match route::find(gw, &req, &segs, &mut params, record)? {
         route::Found::Route(index) => index,
@@ -101,7 +101,8 @@ async fn dispatch(
         segs: &segs,
     };
     let result = if route.is_plain(gw, index) {
-        match validate::check_length(route.body_limit(gw), &req) {
+        let mut req = req;
+        match validate::check_body(&x, &mut req) {
             Ok(()) => integration::serve(&x, req, record).await,
             Err(p) => Err(p),
         }
@@ -130,7 +131,7 @@ async fn serve_admitted(
     mut req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    validate::check_length(x.route.body_limit(x.gw), &req)?;
+    validate::check_body(x, &mut req)?;
     validate::request(x, &mut req).await?;
     #[cfg(feature = "cache")]
     if let Some((def, cache)) = cache::applies(x, &req) {

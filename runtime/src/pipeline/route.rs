@@ -69,13 +69,15 @@ pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<u64, Problem>
 /// The normalised segments of `raw`. Most paths need no decoding: their segments are borrowed
 /// from `raw`; the others are decoded into `decoded` and borrowed from there.
 pub(super) fn segments<'a>(
+    gw: &Gateway,
     raw: &'a str,
     decoded: &'a mut Vec<Cow<'a, str>>,
 ) -> Result<Segments<'a>, Problem> {
     if let Some(segs) = crate::path::plain_segments(raw) {
         return Ok(segs);
     }
-    *decoded = crate::path::normalize(raw).map_err(|e| Problem::bad_request(e.message()))?;
+    *decoded = crate::path::normalize(raw, gw.keep_escaped_slashes)
+        .map_err(|e| Problem::bad_request(e.message()))?;
     Ok(decoded.iter().map(|s| s.as_ref()).collect())
 }
 

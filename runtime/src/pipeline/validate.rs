@@ -10,9 +10,44 @@ use http::{header, StatusCode};
 use super::Exchange;
 use crate::problem::Problem;
 
+/// The body checks every route makes before anything is read: a body the operation does not
+/// declare, and a declared `Content-Length` over the limit.
+pub(super) fn check_body(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), Problem> {
+    undeclared_body(x, req)?;
+    check_length(x.route.body_limit(x.gw), req)
+}
+
+/// A body sent to an operation that declares no `requestBody`: 400, or removed
+/// (`limits.undeclared_body: drop`). A message has a body when it says so by `Content-Length`
+/// other than 0 or by `Transfer-Encoding` (RFC 9112 §6.1), even an empty chunked one.
+fn undeclared_body(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), Problem> {
+    let Some(rule) = x.route.undeclared_body else {
+        return Ok(());
+    };
+    let h = req.headers();
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return Ok(());
+    }
+    match rule {
+        crate::gateway::UndeclaredBody::Reject => {
+            Err(Problem::bad_request("this operation takes no request body"))
+        }
+        crate::gateway::UndeclaredBody::Drop => {
+            let h = req.headers_mut();
+            h.remove(header::CONTENT_LENGTH);
+            h.remove(header::TRANSFER_ENCODING);
+            *req.body_mut() = axum::body::Body::empty();
+            Ok(())
+        }
+    }
+}
+
 /// Refuses a request whose declared `Content-Length` is over the body limit, before any of it
 /// is read. (Bodies without a length are held to the limit as they stream.)
-pub(super) fn check_length(limit: u64, req: &Request) -> Result<(), Problem> {
+fn check_length(limit: u64, req: &Request) -> Result<(), Problem> {
     match req
         .headers()
         .get(header::CONTENT_LENGTH)

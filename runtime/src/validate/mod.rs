@@ -260,17 +260,75 @@ pub fn kind_name(d: &Doc<'_>, i: u32) -> &'static str {
     }
 }
 
-/// `multipleOf`: exact for integers, within rounding for other numbers.
+/// `multipleOf`, decided exactly on the decimal numbers the two operands are (their shortest
+/// round-trip digits, which are the digits the JSON text gave for up to 17 significant ones):
+/// `x / m` must be an integer. Integers take a fast path.
 #[inline]
 pub fn multiple_of(x: f64, m: f64) -> bool {
-    if x.fract() == 0.0 && m.fract() == 0.0 && x.abs() < 9.0e15 && m.abs() < 9.0e15 {
+    if x.fract() == 0.0 && m.fract() == 0.0 && x.abs() < 9.0e15 && m.abs() < 9.0e15 && m != 0.0 {
         return (x as i64) % (m as i64) == 0;
     }
-    let q = x / m;
-    if !q.is_finite() {
+    decimal_multiple(x, m)
+}
+
+/// The digits and exponent of a finite `f64`'s shortest decimal form: `x = digits · 10^exp`.
+fn decimal(x: f64) -> Option<(u128, i32)> {
+    if !x.is_finite() {
+        return None;
+    }
+    let text = format!("{:e}", x.abs());
+    let (mantissa, exp) = text.split_once('e')?;
+    let mut exp: i32 = exp.parse().ok()?;
+    let mut digits: u128 = 0;
+    let mut seen_point = false;
+    for b in mantissa.bytes() {
+        match b {
+            b'.' => seen_point = true,
+            b'0'..=b'9' => {
+                digits = digits * 10 + u128::from(b - b'0');
+                if seen_point {
+                    exp -= 1;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some((digits, exp))
+}
+
+#[cold]
+fn decimal_multiple(x: f64, m: f64) -> bool {
+    let (Some((a, ea)), Some((b, eb))) = (decimal(x), decimal(m)) else {
+        return false;
+    };
+    if a == 0 {
+        return true;
+    }
+    if b == 0 {
         return false;
     }
-    (q - q.round()).abs() <= 1e-9 * q.abs().max(1.0)
+    // x / m = (a / b) · 10^e; a and b have at most 17 digits each.
+    let e = ea - eb;
+    if e >= 0 {
+        // b must divide a · 10^e: multiply modulo b, one power of ten at a time.
+        let mut r = a % b;
+        for _ in 0..e.min(2000) {
+            if r == 0 {
+                break;
+            }
+            r = (r * 10) % b;
+        }
+        r == 0
+    } else {
+        // b · 10^-e must divide a, which is below 10^17.
+        let Some(d) = 10u128
+            .checked_pow(e.unsigned_abs())
+            .and_then(|p| p.checked_mul(b))
+        else {
+            return false;
+        };
+        a % d == 0
+    }
 }
 
 /// Whether all items of the array at `i` are distinct (JSON equality), in O(n log n).
@@ -406,6 +464,15 @@ mod tests {
         assert!(!multiple_of(0.00751, 0.0001));
         assert!(multiple_of(4.5, 1.5));
         assert!(!multiple_of(1e308, 0.123456789));
+        assert!(!multiple_of(2.589_041_988_477_783_3e-42, 0.25));
+        assert!(!multiple_of(1e-300, 0.5));
+        assert!(multiple_of(0.0, 0.25));
+        assert!(multiple_of(1e300, 0.5));
+        assert!(multiple_of(-7.5, 2.5));
+        assert!(!multiple_of(7.5, 2.0));
+        assert!(multiple_of(19.99, 0.01));
+        assert!(multiple_of(1070468.14, 0.01));
+        assert!(!multiple_of(0.3, 0.2));
     }
 
     #[test]
