@@ -1026,11 +1026,13 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         let identity = identity.iter().map(|i| lit(i));
         let ttl = Literal::u64_unsuffixed(a.ttl.map_or(0, |m| m.0) / 1000);
         let timeout = Literal::u64_unsuffixed(a.timeout.map_or(10_000, |m| m.0));
+        let calls = Literal::f64_unsuffixed(a.calls_per_client.unwrap_or(10.0));
         let plan = opt(&x.plan);
         return (
             quote! {
                 rt::SchemeDef::Authorizer(rt::AuthorizerDef {
-                    url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout, plan: #plan,
+                    url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout,
+                    calls_per_client: #calls, plan: #plan,
                 })
             },
             SchemeKind::Authorizer,
@@ -1135,11 +1137,22 @@ fn security_def(gw: &Gateway) -> TokenStream {
         None => quote! { None },
     };
     let prefix = lit(state.and_then(|s| s.prefix.as_deref()).unwrap_or("gwgen:"));
+    // Schemes whose verified credential the upstream does not get.
+    let hidden = gw
+        .security_schemes
+        .values()
+        .enumerate()
+        .filter(|(_, s)| {
+            let query_key = s.kind == Some(SchemeType::ApiKey) && s.key_in == KeyIn::Query;
+            !s.settings.forward_credentials.unwrap_or(!query_key)
+        })
+        .map(|(i, _)| Literal::usize_unsuffixed(i));
     quote! {
         /// The spec's security schemes, by index, as the runtime verifies them.
         pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
             names: &[#(#names),*],
             schemes: &[#(#schemes),*],
+            hidden: &[#(#hidden),*],
             api_keys: #api_keys,
             redis: #redis,
             prefix: #prefix,

@@ -703,6 +703,8 @@ pub struct Authorizer {
     pub ttl: Option<Millis>,
     /// Deadline of one call.
     pub timeout: Option<Millis>,
+    /// Calls per second on behalf of one client address (burst: twice that).
+    pub calls_per_client: Option<f64>,
 }
 
 /// Settings of a security scheme.
@@ -729,6 +731,9 @@ pub struct SchemeSettings {
     pub authorizer: Option<Authorizer>,
     /// The usage plan that verified callers of a JWT or authorizer scheme belong to.
     pub plan: Option<String>,
+    /// Whether the upstream gets the credential this scheme verified (default: yes, but for
+    /// API keys sent in the query, which are removed from the upstream URL).
+    pub forward_credentials: Option<bool>,
 }
 
 /// Finds `${…}` interpolations in a string: `Ok((namespace, name))` or `Err(text)` for malformed ones.

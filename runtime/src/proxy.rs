@@ -37,10 +37,25 @@ pub(crate) async fn forward(
 ) -> Result<Response, Problem> {
     let gw = x.gw;
     let params = x.params.named(x.route.params);
-    let url = h.url.expand(&params, x.segs, req.uri().query());
+    let (mut parts, body) = req.into_parts();
+    let query = match &gw.auth {
+        Some(auth) if !x.route.security.is_empty() => {
+            let matched = parts
+                .extensions
+                .get::<crate::auth::Identity>()
+                .and_then(|id| id.matched);
+            auth.strip_credentials(
+                x.route.security,
+                matched,
+                &mut parts.headers,
+                parts.uri.query(),
+            )
+        }
+        _ => parts.uri.query().map(std::borrow::Cow::Borrowed),
+    };
+    let url = h.url.expand(&params, x.segs, query.as_deref());
     let uri =
         Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
-    let (mut parts, body) = req.into_parts();
     let trusted = !gw.trusted.is_empty() && gw.trusts(x.peer.ip());
     strip_hop_by_hop_keeping(&mut parts.headers, |n| {
         PROTECTED.contains(&n.as_str())

@@ -212,6 +212,12 @@ fn serve_authz(
                 200,
                 serde_json::json!({"isAuthorized": true, "context": {"user": identity}}),
             )
+        } else if identity.starts_with("only-authz") {
+            (
+                200,
+                serde_json::json!({"principalId": "p2", "policyDocument": {"Version": "2012-10-17",
+                "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*:*:*/dev/GET/authz"}]}}),
+            )
         } else if identity.starts_with("policy") {
             (
                 200,
@@ -549,6 +555,31 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
         200,
     );
     expect("/anonymous-or-key", "", 200);
+    // Only the credential that was verified reaches the upstream: the others of the route's
+    // schemes are removed, so the upstream cannot take them for verified ones.
+    let seen = |r: crate::net::Reply| r.json()["headers"].clone();
+    let h = seen(expect(
+        "/either",
+        &format!("X-Api-Key: {free}\r\nAuthorization: Bearer not-checked\r\n"),
+        200,
+    ));
+    assert!(h.get("authorization").is_none(), "{h}");
+    assert_eq!(h["x-api-key"], free.as_str());
+    let h = seen(expect(
+        "/either",
+        &format!("X-Api-Key: gw_bogus\r\n{}", bearer(&t("rs256"))),
+        200,
+    ));
+    assert!(h.get("x-api-key").is_none(), "{h}");
+    assert!(h.get("authorization").is_some(), "{h}");
+    let h = seen(expect("/anonymous-or-key", "X-Api-Key: gw_bogus\r\n", 200));
+    assert!(h.get("x-api-key").is_none(), "{h}");
+    // An API key in the query is checked, then removed from the upstream URL.
+    expect("/query-key?api_key=gw_bogus", "", 401);
+    let r = expect(&format!("/query-key?x=1&api_key={free}&y=2"), "", 200);
+    assert_eq!(r.json()["target"], "/query-key?x=1&y=2");
+    let r = expect(&format!("/query-key?api_key={free}"), "", 200);
+    assert_eq!(r.json()["target"], "/query-key");
     // Nothing refused reached the upstream.
     assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
 
@@ -621,6 +652,57 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/authz", "Authorization: deny\r\n", 403);
     expect("/authz", "Authorization: crash\r\n", 503);
     assert_eq!(authz.calls.load(Ordering::SeqCst), 5);
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
+    // A cached policy is evaluated against each request's own route: an Allow for `GET /authz`
+    // never opens `GET /authz-admin`, cached or not.
+    expect("/authz", "Authorization: only-authz-1\r\n", 200);
+    expect("/authz-admin", "Authorization: only-authz-1\r\n", 403);
+    assert_eq!(
+        authz.calls.load(Ordering::SeqCst),
+        6,
+        "the policy is cached"
+    );
+    expect("/authz-admin", "Authorization: only-authz-2\r\n", 403);
+    expect("/authz", "Authorization: only-authz-2\r\n", 200);
+    // A simple answer is cached per route: it says nothing of the others.
+    expect("/authz-admin", "Authorization: allow-alice\r\n", 200);
+    assert_eq!(authz.calls.load(Ordering::SeqCst), 8);
+    // The authorizer and its policies see the normalised path the router matched.
+    for (spelled, admin) in [
+        ("//authz/", "//authz-admin/"),
+        ("/./authz", "/./authz-admin"),
+        ("/x/../authz", "/authz/../authz-admin"),
+        ("/%61uthz", "/%61uthz-admin"),
+        ("/authz/.", "/authz-admin/."),
+    ] {
+        expect(spelled, "Authorization: only-authz-3\r\n", 200);
+        expect(admin, "Authorization: only-authz-3\r\n", 403);
+    }
+    expect("/%61uthz", "Authorization: only-authz-4\r\n", 200);
+    let event = authz.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(event["rawPath"], "/authz");
+    assert_eq!(event["requestContext"]["http"]["path"], "/authz");
+    assert!(event["routeArn"]
+        .as_str()
+        .is_some_and(|a| a.ends_with("/dev/GET/authz")));
+    // Calls for one client are limited before the authorizer: a flood of new identities gets
+    // 429 and the authorizer is called for the burst only (twice `calls_per_client`).
+    let before = authz.calls.load(Ordering::SeqCst);
+    let mut throttled = 0;
+    for i in 0..6 {
+        let r = get(
+            gw.port,
+            "/authz-tight",
+            &format!("Authorization: allow-flood-{i}\r\n"),
+        );
+        match r.status {
+            200 => passed.set(passed.get() + 1),
+            429 => throttled += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(throttled >= 3, "{throttled} of 6 throttled");
+    assert!(authz.calls.load(Ordering::SeqCst) - before <= 3);
     assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
 
     // A storm of unknown `kid`s fetches the JWKS at most once per 30 s.

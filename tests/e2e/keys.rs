@@ -807,6 +807,21 @@ fn rows() -> Vec<Row> {
             Some(json!(["header.x-token"])),
         ),
         honoured(
+            "securityScheme.authorizer.calls_per_client",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "http", "url": "http://127.0.0.1:9/a", "calls_per_client": 5 } }),
+            )],
+            "/authorizer/calls_per_client",
+            Some(json!(6)),
+        ),
+        honoured(
+            "securityScheme.forward_credentials",
+            vec![(KeyScheme, json!({ "forward_credentials": false }))],
+            "/forward_credentials",
+            None,
+        ),
+        honoured(
             "securityScheme.authorizer.ttl",
             vec![(Scheme, authz.clone())],
             "/authorizer/ttl",

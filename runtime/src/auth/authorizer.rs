@@ -4,7 +4,15 @@
 //! `policyDocument`, `context`).
 //!
 //! - Every identity source must be present; otherwise the request is 401 and nothing is called.
-//! - Results (allow and deny alike) are cached per identity for `ttl`; the cache is bounded.
+//! - The event carries the normalised path the router matched (`//a/./b/` is `/a/b`), never the
+//!   raw one, in `rawPath`, `requestContext.http.path` and `routeArn`.
+//! - Answers (allow and deny alike) are cached for `ttl`; the cache is bounded. A policy
+//!   document is cached per identity and evaluated against each request's own `routeArn`, as
+//!   AWS does, so an Allow for one route never opens another. A simple answer says nothing of
+//!   routes, so it is cached per identity and route.
+//! - Calls on behalf of one client address are limited (`calls_per_client` per second, twice that
+//!   in a burst; default 10): past it the request is 429 and the authorizer is not called, so an
+//!   unauthenticated flood cannot drive it. Cached answers are not counted.
 //! - An authorizer that cannot be reached, times out, or answers something else is 503: never
 //!   500, and never a pass.
 
@@ -38,7 +46,18 @@ pub struct Authorizer {
     url: http::Uri,
     def: AuthorizerDef,
     client: Client,
-    cache: Mutex<HashMap<String, (Instant, Verdict)>>,
+    cache: Mutex<HashMap<String, (Instant, Answer)>>,
+    callers: Mutex<HashMap<std::net::IpAddr, (f64, Instant)>>,
+}
+
+/// An authorizer's answer as cached: the verdict of a simple answer, or a policy document to
+/// evaluate per request.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// `{"isAuthorized": …}`: for the route it was asked about.
+    Simple(Verdict),
+    /// A policy document: for any route of the identity, each evaluated on its own.
+    Policy(std::sync::Arc<serde_json::Value>),
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -71,6 +90,7 @@ impl Authorizer {
             )
             .build(connector),
             cache: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -95,15 +115,39 @@ impl Authorizer {
             }
         }
         let key = identity.join("\u{0}");
+        let route_arn = route_arn(creds);
+        // A policy is kept under the identity; a simple answer under the identity and route.
+        let route_key = format!("{key}\u{0}{}", creds.route_key);
         if self.def.ttl > 0 {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((until, verdict)) = cache.get(&key) {
-                if Instant::now() < *until {
-                    return Ok(verdict.clone());
+            let now = Instant::now();
+            for k in [&key, &route_key] {
+                match cache.get(k) {
+                    Some((until, Answer::Policy(p))) if now < *until => {
+                        return parse_answer(p, &route_arn).ok_or_else(|| {
+                            Denial::Unavailable("the authorizer is not available".into())
+                        });
+                    }
+                    Some((until, Answer::Simple(v))) if now < *until => return Ok(v.clone()),
+                    _ => {}
                 }
             }
         }
-        let verdict = self.call(creds, &identity).await?;
+        if !self.admit(creds.source_ip) {
+            return Err(Denial::Throttled(
+                "too many authorizer calls from this client".into(),
+            ));
+        }
+        let answer = self.call(creds, &identity, &route_arn).await?;
+        let verdict = match &answer {
+            Answer::Simple(v) => v.clone(),
+            Answer::Policy(p) => parse_answer(p, &route_arn)
+                .ok_or_else(|| Denial::Unavailable("the authorizer is not available".into()))?,
+        };
+        let key = match answer {
+            Answer::Simple(_) => route_key,
+            Answer::Policy(_) => key,
+        };
         if self.def.ttl > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= MAX_CACHED {
@@ -115,16 +159,46 @@ impl Authorizer {
             }
             cache.insert(
                 key,
-                (
-                    Instant::now() + Duration::from_secs(self.def.ttl),
-                    verdict.clone(),
-                ),
+                (Instant::now() + Duration::from_secs(self.def.ttl), answer),
             );
         }
         Ok(verdict)
     }
 
-    async fn call(&self, creds: &Credentials<'_>, identity: &[String]) -> Result<Verdict, Denial> {
+    /// Takes a token from the client's bucket of authorizer calls.
+    fn admit(&self, client: std::net::IpAddr) -> bool {
+        let rate = self.def.calls_per_client;
+        if rate <= 0.0 {
+            return true;
+        }
+        let burst = (rate * 2.0).max(1.0);
+        let now = Instant::now();
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if callers.len() >= MAX_CACHED && !callers.contains_key(&client) {
+            // Buckets that have filled up again hold nothing worth keeping.
+            let full = Duration::from_secs_f64(burst / rate);
+            callers.retain(|_, (_, at)| now.duration_since(*at) < full);
+            if callers.len() >= MAX_CACHED {
+                callers.clear();
+            }
+        }
+        let (tokens, at) = callers.entry(client).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn call(
+        &self,
+        creds: &Credentials<'_>,
+        identity: &[String],
+        route_arn: &str,
+    ) -> Result<Answer, Denial> {
         let unavailable = |why: String| {
             tracing::warn!(scheme = %self.name, error = %why, "the authorizer failed");
             Denial::Unavailable("the authorizer is not available".into())
@@ -162,17 +236,15 @@ impl Authorizer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let route_arn = format!(
-            "arn:aws:execute-api:local:gwgen:gateway/{}/{}{}",
-            creds.stage, creds.method, creds.path
-        );
+        let mut path = String::with_capacity(64);
+        crate::path::encode_path(&mut path, creds.segs);
         let event = serde_json::json!({
             "version": "2.0",
             "type": "REQUEST",
             "routeArn": route_arn,
             "identitySource": identity,
             "routeKey": creds.route_key,
-            "rawPath": creds.path,
+            "rawPath": path,
             "rawQueryString": creds.query.unwrap_or(""),
             "headers": headers,
             "queryStringParameters": query,
@@ -181,7 +253,7 @@ impl Authorizer {
                 "apiId": "gateway",
                 "http": {
                     "method": creds.method,
-                    "path": creds.path,
+                    "path": path,
                     "protocol": "HTTP/1.1",
                     "sourceIp": creds.source_ip.to_string(),
                     "userAgent": creds.header("user-agent").unwrap_or(""),
@@ -215,9 +287,26 @@ impl Authorizer {
             .to_bytes();
         let answer: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("not JSON: {e}")))?;
-        parse_answer(&answer, &route_arn)
-            .ok_or_else(|| unavailable("an answer of neither shape".into()))
+        if answer.get("isAuthorized").is_some_and(|v| v.is_boolean()) {
+            return parse_answer(&answer, route_arn)
+                .map(Answer::Simple)
+                .ok_or_else(|| unavailable("an answer of neither shape".into()));
+        }
+        match parse_answer(&answer, route_arn) {
+            Some(_) => Ok(Answer::Policy(std::sync::Arc::new(answer))),
+            None => Err(unavailable("an answer of neither shape".into())),
+        }
     }
+}
+
+/// The `routeArn` of a request, over the normalised path the router matched.
+fn route_arn(creds: &Credentials<'_>) -> String {
+    let mut arn = format!(
+        "arn:aws:execute-api:local:gwgen:gateway/{}/{}",
+        creds.stage, creds.method
+    );
+    crate::path::encode_path(&mut arn, creds.segs);
+    arn
 }
 
 /// Reads a simple response or a policy document.

@@ -72,6 +72,9 @@ pub struct AuthorizerDef {
     pub ttl: u64,
     /// How long to wait for an answer, in milliseconds.
     pub timeout: u64,
+    /// Calls per second on behalf of one client address (twice that in a burst); past it,
+    /// 429 without a call. 0: unlimited.
+    pub calls_per_client: f64,
     /// The usage plan its callers belong to (one caller per `principalId`), for throttles and
     /// quotas.
     pub plan: Option<&'static str>,
@@ -107,6 +110,9 @@ pub struct SecurityDef {
     pub names: &'static [&'static str],
     /// Schemes, by index.
     pub schemes: &'static [SchemeDef],
+    /// Schemes whose verified credential the upstream does not get (`forward_credentials:
+    /// false`, and API keys in the query by default).
+    pub hidden: &'static [usize],
     /// `x-gateway.api_keys.source`, if set.
     pub api_keys: Option<KeySource>,
     /// `x-gateway.state.url`, for `redis` key sources.
@@ -127,6 +133,8 @@ pub struct Identity {
     /// The usage plan and caller that throttles and quotas count against: the API key's, or
     /// a verified identity's when its scheme names a plan.
     pub plan: Option<(String, String)>,
+    /// Which alternative of the route's `security` let the caller in.
+    pub matched: Option<usize>,
 }
 
 /// Why a request is refused.
@@ -138,6 +146,8 @@ pub enum Denial {
     Forbidden(String),
     /// 503: a custom authorizer could not decide.
     Unavailable(String),
+    /// 429: too many authorizer calls for one client.
+    Throttled(String),
 }
 
 impl Denial {
@@ -170,6 +180,16 @@ impl Denial {
                 "Service Unavailable",
                 detail.clone(),
             ),
+            Denial::Throttled(detail) => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    detail.clone(),
+                );
+                p.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                p
+            }
         }
     }
 }
@@ -184,8 +204,8 @@ pub struct Credentials<'r> {
     pub query: Option<&'r str>,
     /// The method.
     pub method: &'r str,
-    /// The raw path.
-    pub path: &'r str,
+    /// The normalised path's segments, as the router matched them.
+    pub segs: &'r [&'r str],
     /// `GET /orders/{orderId}`.
     pub route_key: &'static str,
     /// The stage's name.
@@ -377,16 +397,20 @@ impl Auth {
             return Ok(Identity::default());
         }
         let mut worst: Option<Denial> = None;
-        for requirement in security {
+        for (i, requirement) in security.iter().enumerate() {
             match self.requirement(requirement, plans, creds).await {
-                Ok(id) => return Ok(id),
+                Ok(mut id) => {
+                    id.matched = Some(i);
+                    return Ok(id);
+                }
                 Err(d) => {
                     // A refusal of valid credentials (403) says more than an undecided one (503),
                     // which says more than a missing one (401).
                     let rank = |d: &Denial| match d {
                         Denial::Unauthenticated(..) => 0,
                         Denial::Unavailable(_) => 1,
-                        Denial::Forbidden(_) => 2,
+                        Denial::Throttled(_) => 2,
+                        Denial::Forbidden(_) => 3,
                     };
                     let replace = worst.as_ref().is_none_or(|w| rank(&d) > rank(w));
                     if replace {
@@ -510,6 +534,125 @@ impl Auth {
             }
         }
         Ok(id)
+    }
+}
+
+/// Where a credential travels: a header, query parameter or cookie, by name.
+type Place = (KeyIn, &'static str);
+
+impl Auth {
+    /// The places the credential of scheme `index` is read from.
+    fn places(&self, index: usize, out: &mut smallvec::SmallVec<[Place; 8]>) {
+        match self.def.schemes.get(index) {
+            Some(SchemeDef::ApiKey { location, name, .. }) => out.push((*location, name)),
+            Some(SchemeDef::Jwt(_)) => out.push((KeyIn::Header, "authorization")),
+            Some(SchemeDef::Authorizer(a)) => {
+                out.extend(
+                    a.identity
+                        .iter()
+                        .filter_map(|src| match src.split_once('.') {
+                            Some(("header", n)) => Some((KeyIn::Header, n)),
+                            Some(("query", n)) => Some((KeyIn::Query, n)),
+                            Some(("cookie", n)) => Some((KeyIn::Cookie, n)),
+                            _ => None,
+                        }),
+                )
+            }
+            _ => {}
+        }
+    }
+
+    /// Removes what the upstream must not get from a request about to be forwarded: the
+    /// credentials of the route's schemes that did not let this caller in (the upstream could
+    /// take them for verified ones), and verified ones whose scheme hides them (API keys in the
+    /// query, by default). Returns the query string to forward.
+    pub(crate) fn strip_credentials<'q>(
+        &self,
+        security: &[Requirement],
+        matched: Option<usize>,
+        headers: &mut HeaderMap,
+        query: Option<&'q str>,
+    ) -> Option<std::borrow::Cow<'q, str>> {
+        let mut kept = smallvec::SmallVec::<[Place; 8]>::new();
+        let mut gone = smallvec::SmallVec::<[Place; 8]>::new();
+        let passed = matched
+            .and_then(|m| security.get(m))
+            .copied()
+            .unwrap_or(&[]);
+        for requirement in security {
+            for &(index, _) in *requirement {
+                let verified = passed.iter().any(|(i, _)| *i == index);
+                if verified && !self.def.hidden.contains(&index) {
+                    self.places(index, &mut kept);
+                } else {
+                    self.places(index, &mut gone);
+                }
+            }
+        }
+        let same = |a: &Place, b: &Place| {
+            a.0 == b.0
+                && match a.0 {
+                    KeyIn::Header => a.1.eq_ignore_ascii_case(b.1),
+                    KeyIn::Query | KeyIn::Cookie => a.1 == b.1,
+                }
+        };
+        gone.retain(|g| !kept.iter().any(|k| same(g, k)));
+        let mut cookies = smallvec::SmallVec::<[&str; 4]>::new();
+        let mut params = smallvec::SmallVec::<[&str; 4]>::new();
+        for &(place, name) in &gone {
+            match place {
+                KeyIn::Header => {
+                    if let Ok(h) = http::HeaderName::from_bytes(name.as_bytes()) {
+                        headers.remove(h);
+                    }
+                }
+                KeyIn::Cookie => cookies.push(name),
+                KeyIn::Query => params.push(name),
+            }
+        }
+        if !cookies.is_empty() {
+            strip_cookies(headers, &cookies);
+        }
+        match query {
+            Some(q) if !params.is_empty() => {
+                let kept: Vec<&str> = q
+                    .split('&')
+                    .filter(|pair| {
+                        let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                        let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+                        !params.iter().any(|p| *p == k)
+                    })
+                    .collect();
+                (!kept.is_empty()).then(|| std::borrow::Cow::Owned(kept.join("&")))
+            }
+            q => q.map(std::borrow::Cow::Borrowed),
+        }
+    }
+}
+
+/// Removes the named cookies from every `Cookie` field, dropping fields left empty.
+fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let fields: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|c| {
+                    let name = c.split_once('=').map_or(*c, |(k, _)| k);
+                    !c.is_empty() && !names.contains(&name)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    headers.remove(header::COOKIE);
+    for f in fields {
+        if let Ok(v) = HeaderValue::from_str(&f) {
+            headers.append(header::COOKIE, v);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub(super) async fn authenticate(x: &Exchange<'_, '_>, req: &mut Request) -> Res
         headers: req.headers(),
         query: req.uri().query(),
         method: req.method().as_str(),
-        path: req.uri().path(),
+        segs: x.segs,
         route_key: route.key,
         stage: &gw.stage,
         source_ip: x.client,
