@@ -783,9 +783,23 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
                 .map(Literal::u64_unsuffixed)
                 .map(|l| quote! { #l }),
         );
+        let mut declared: Vec<&str> = r
+            .params
+            .iter()
+            .filter(|p| p.location == crate::ir::ParamIn::Query)
+            .map(|p| p.name.as_str())
+            .collect();
+        declared.sort_unstable();
+        declared.dedup();
+        let declared = declared.into_iter().map(lit);
+        let undeclared = match c.undeclared_query {
+            crate::xgw::UndeclaredQuery::Key => quote! { rt::UndeclaredQuery::Key },
+            crate::xgw::UndeclaredQuery::Strip => quote! { rt::UndeclaredQuery::Strip },
+        };
         quote! {
             &rt::CacheDef {
-                ttl_ms: #ttl, key: &[#(#parts),*], shared: #shared,
+                ttl_ms: #ttl, key: &[#(#parts),*], query: &[#(#declared),*],
+                undeclared_query: #undeclared, shared: #shared,
                 invalidate: &[#(#invalidate),*], max_entries: #max_entries,
             }
         }

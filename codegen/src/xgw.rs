@@ -405,6 +405,20 @@ pub struct Cache {
     pub invalidate: Vec<String>,
     /// Most entries the route keeps in memory.
     pub max_entries: Option<u64>,
+    /// What query parameters the operation does not declare get.
+    #[serde(default)]
+    pub undeclared_query: UndeclaredQuery,
+}
+
+/// `cache.undeclared_query`: what query parameters the operation does not declare get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UndeclaredQuery {
+    /// Part of the key.
+    #[default]
+    Key,
+    /// Removed before the upstream.
+    Strip,
 }
 
 /// CORS policy.

@@ -66,7 +66,7 @@ pub mod __private_0_1 {
         Auth, AuthorizerDef, JwtDef, KeyIn, KeySource, Requirement, SchemeDef, SecurityDef,
     };
     pub use crate::binary::main_with;
-    pub use crate::cache::{CacheDef, KeyPart};
+    pub use crate::cache::{CacheDef, KeyPart, UndeclaredQuery};
     pub use crate::config::Config;
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;

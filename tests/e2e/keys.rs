@@ -350,6 +350,18 @@ fn rows() -> Vec<Row> {
             "/cache/max_entries",
             Some(json!(11)),
         ),
+        honoured(
+            "cache.undeclared_query",
+            vec![
+                (
+                    Operation,
+                    json!({ "cache": { "ttl": "60s", "undeclared_query": "strip" } }),
+                ),
+                (Root, plans.clone()),
+            ],
+            "/cache/undeclared_query",
+            Some(json!("key")),
+        ),
         // CORS.
         honoured(
             "cors.allow_origins",

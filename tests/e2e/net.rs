@@ -255,11 +255,18 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
             "Cache-Control: no-store\r\n"
         } else if target.ends_with("/private") {
             "Cache-Control: private, max-age=60\r\n"
+        } else if target.ends_with("/partial") {
+            "Content-Range: bytes 0-9/100\r\n"
         } else {
             ""
         };
+        let status = if target.ends_with("/partial") {
+            "206 Partial Content"
+        } else {
+            "200 OK"
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n{extra}\r\n{}",
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: x-upstream-secret\r\nX-Upstream-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Upstream: yes\r\n{extra}\r\n{}",
             text.len(),
             if method == "HEAD" { "" } else { &text }
         );

@@ -288,16 +288,43 @@ fn the_cache_hits_expires_separates_callers_and_coalesces_misses() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-cache"), None);
     assert_eq!(hits(), before + 1);
+    // So does one with a cookie, or one asking for a range.
+    for extra in ["Cookie: session=abc\r\n", "Range: bytes=0-9\r\n"] {
+        let r = get(gw.port, "/catalog/1?lang=fr", extra);
+        assert_eq!(r.header("x-cache"), None, "{extra}");
+    }
+    assert_eq!(hits(), before + 3);
+    // The key holds every path value and query parameter: undeclared ones too, in any order.
+    let a = get(gw.port, "/catalog/7?lang=fr&page=1&size=2", "");
+    assert_eq!(header(&a, "x-cache"), "Miss");
+    let b = get(gw.port, "/catalog/7?size=2&lang=fr&page=1", "");
+    assert_eq!(header(&b, "x-cache"), "Hit");
+    let c = get(gw.port, "/catalog/7?lang=fr&page=2&size=2", "");
+    assert_eq!(
+        header(&c, "x-cache"),
+        "Miss",
+        "another page is another answer"
+    );
+    assert!(String::from_utf8_lossy(&c.body).contains("page=2"));
+    // The normalised path: another spelling of the same item hits.
+    assert_eq!(
+        header(
+            &get(gw.port, "//catalog/./7/?lang=fr&page=1&size=2", ""),
+            "x-cache"
+        ),
+        "Hit"
+    );
+    let before = hits();
     // POST is never cached.
     for _ in 0..2 {
         let r = send(
             gw.port,
-            b"POST /catalog/1 HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+            b"POST /catalog/1 HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
         );
         assert_eq!(r.status, 200);
         assert_eq!(r.header("x-cache"), None);
     }
-    assert_eq!(hits(), before + 3);
+    assert_eq!(hits(), before + 2);
     // Entries expire after their ttl (2 s).
     std::thread::sleep(Duration::from_millis(2200));
     assert_eq!(
@@ -329,11 +356,20 @@ fn the_cache_hits_expires_separates_callers_and_coalesces_misses() {
     assert_eq!(hits(), before + 2);
     // Nor are answers that say `no-store` or `private`, or that are over 1 MiB (3 MiB here,
     // passed through whole as it streams).
-    for path in ["/uncached/nostore", "/uncached/private", "/uncached/big"] {
+    for path in [
+        "/uncached/nostore",
+        "/uncached/private",
+        "/uncached/big",
+        "/uncached/partial",
+    ] {
         let before = hits();
         for _ in 0..2 {
             let r = get(gw.port, path, "");
-            assert_eq!(r.status, 200, "{path}");
+            assert_eq!(
+                r.status,
+                if path.ends_with("partial") { 206 } else { 200 },
+                "{path}"
+            );
             assert_ne!(header(&r, "x-cache"), "Hit", "{path}");
             if path.ends_with("big") {
                 assert_eq!(r.body.len(), 3 << 20);
@@ -341,6 +377,17 @@ fn the_cache_hits_expires_separates_callers_and_coalesces_misses() {
         }
         assert_eq!(hits(), before + 2, "{path}");
     }
+
+    // Undeclared query parameters stripped before the upstream: one entry, a clean URL.
+    let r = get(gw.port, "/search?q=shoes&utm_source=mail", "");
+    assert_eq!(header(&r, "x-cache"), "Miss");
+    assert_eq!(r.json()["target"], "/search?q=shoes");
+    let r = get(gw.port, "/search?utm_source=ad&q=shoes", "");
+    assert_eq!(header(&r, "x-cache"), "Hit");
+    assert_eq!(
+        header(&get(gw.port, "/search?q=boots", ""), "x-cache"),
+        "Miss"
+    );
 
     // Per caller on an authenticated route; a team key may refresh, a free key may not.
     let added: Vec<String> = ["team", "free"]
@@ -394,6 +441,28 @@ fn the_cache_hits_expires_separates_callers_and_coalesces_misses() {
         "free keys may not refresh"
     );
     assert_eq!(hits(), before + 1);
+
+    // Optional security: the anonymous and the identified never share an entry.
+    let anon = get(gw.port, "/feed", "");
+    assert_eq!(header(&anon, "x-cache"), "Miss");
+    let known = get(gw.port, "/feed", &with(team));
+    assert_eq!(
+        header(&known, "x-cache"),
+        "Miss",
+        "an identified caller is not anonymous"
+    );
+    assert_eq!(known.json()["headers"]["x-api-key"], team.as_str());
+    assert_eq!(
+        header(&get(gw.port, "/feed", &with(team)), "x-cache"),
+        "Hit"
+    );
+    let again = get(gw.port, "/feed", "");
+    assert_eq!(header(&again, "x-cache"), "Hit");
+    assert!(!String::from_utf8_lossy(&again.body).contains(team.as_str()));
+    // A key that does not verify is anonymous: the anonymous entry, and the key not forwarded.
+    let bogus = get(gw.port, "/feed", "X-Api-Key: gw_bogus\r\n");
+    assert_eq!(header(&bogus, "x-cache"), "Hit");
+    assert_eq!(bogus.body, anon.body);
 
     // A stampede of 16 concurrent misses makes one upstream call.
     let before = hits();

@@ -386,7 +386,8 @@ impl Auth {
     }
 
     /// Checks a request against a route's `security` and `plans`. An empty list means no
-    /// security; an empty requirement lets anyone in.
+    /// security; an empty requirement lets anyone in, and is tried last, so a caller who
+    /// presents valid credentials on a route with optional security is identified.
     pub async fn authorize(
         &self,
         security: &'static [Requirement],
@@ -397,7 +398,9 @@ impl Auth {
             return Ok(Identity::default());
         }
         let mut worst: Option<Denial> = None;
-        for (i, requirement) in security.iter().enumerate() {
+        let named = security.iter().enumerate().filter(|(_, r)| !r.is_empty());
+        let open = security.iter().enumerate().filter(|(_, r)| r.is_empty());
+        for (i, requirement) in named.chain(open) {
             match self.requirement(requirement, plans, creds).await {
                 Ok(mut id) => {
                     id.matched = Some(i);

@@ -381,6 +381,8 @@ pub async fn capture(
 ) -> Result<Entry, Response> {
     let (parts, body) = resp.into_parts();
     let cacheable = parts.status.is_success()
+        && parts.status != http::StatusCode::PARTIAL_CONTENT
+        && !parts.headers.contains_key(header::CONTENT_RANGE)
         && !parts.headers.contains_key(header::SET_COOKIE)
         && !parts
             .headers
@@ -389,7 +391,7 @@ pub async fn capture(
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|d| d.trim().to_ascii_lowercase())
-            .any(|d| d == "no-store" || d == "private")
+            .any(|d| d.starts_with("no-store") || d.starts_with("private"))
         && parts
             .headers
             .get(header::CONTENT_LENGTH)

@@ -4,7 +4,7 @@
 
 use axum::extract::Request;
 use axum::response::Response;
-use http::{header, Method};
+use http::Method;
 
 use super::integration::serve_checked;
 use super::Exchange;
@@ -23,25 +23,52 @@ pub(super) fn applies<'a>(
     (req.method() == Method::GET || req.method() == Method::HEAD).then_some((def, cache))
 }
 
+/// Removes the query parameters the operation does not declare, so they can change neither the
+/// key nor the answer.
+fn strip_undeclared(def: &crate::cache::CacheDef, req: &mut Request) {
+    let Some(q) = req.uri().query() else {
+        return;
+    };
+    let kept = crate::cache::strip_undeclared(def, q);
+    if kept.as_deref() == Some(q) {
+        return;
+    }
+    let path = req.uri().path();
+    let pq = match kept {
+        Some(k) => format!("{path}?{k}"),
+        None => path.to_string(),
+    };
+    if let Ok(pq) = http::uri::PathAndQuery::try_from(pq) {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
 /// A cacheable request: answered from the cache, or fetched once (concurrent misses wait for
 /// the one fetch) and stored when the answer may be cached. See [`crate::cache`].
 pub(super) async fn serve(
     at: &Exchange<'_, '_>,
     def: &crate::cache::CacheDef,
     cache: &crate::cache::ResponseCache,
-    req: Request,
+    mut req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    use crate::cache::{Lookup, ResponseCache};
+    use crate::cache::{Lookup, ResponseCache, UndeclaredQuery};
     let route = at.route;
     let head = req.method() == Method::HEAD;
     let authenticated = !route.security.is_empty();
-    if !authenticated && !def.shared && req.headers().contains_key(header::AUTHORIZATION) {
-        cache.count(route.template, "bypass");
-        return serve_checked(at, req, record).await;
+    if def.undeclared_query == UndeclaredQuery::Strip {
+        strip_undeclared(def, &mut req);
     }
     let identity = req.extensions().get::<crate::auth::Identity>();
     let who = (authenticated && !def.shared).then(|| crate::cache::identity_key(identity));
+    if crate::cache::bypass(def, req.headers(), who.is_some()) {
+        cache.count(route.template, "bypass");
+        return serve_checked(at, req, record).await;
+    }
     let key = crate::cache::key(
         def,
         &crate::cache::KeySource {
