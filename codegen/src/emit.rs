@@ -1107,13 +1107,15 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
                 .map(|k| serde_json::json!({ "keys": k }).to_string()));
             let secret = opt(&x.secret);
             let leeway = Literal::u64_unsuffixed(x.leeway.map(|l| l.0 / 1000).unwrap_or(0));
+            let jwks_refresh = Literal::u64_unsuffixed(x.jwks_refresh.map_or(600_000, |d| d.0));
             let plan = opt(&x.plan);
             (
                 quote! {
                     rt::SchemeDef::Jwt(rt::JwtDef {
                         issuer: #issuer, audience: &[#(#audience),*], jwks_uri: #jwks_uri,
                         discovery: #discovery, keys: #keys, secret: #secret,
-                        algorithms: &[#(#algorithms),*], leeway: #leeway, plan: #plan,
+                        algorithms: &[#(#algorithms),*], leeway: #leeway,
+                        jwks_refresh_ms: #jwks_refresh, plan: #plan,
                     })
                 },
                 SchemeKind::Jwt,

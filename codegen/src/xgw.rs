@@ -739,6 +739,8 @@ pub struct SchemeSettings {
     pub algorithms: Vec<String>,
     /// Clock leeway.
     pub leeway: Option<Millis>,
+    /// How often a fetched JWKS is fetched again.
+    pub jwks_refresh: Option<Millis>,
     /// Usage plans whose keys this scheme accepts.
     pub plans: Option<Vec<String>>,
     /// A custom authorizer.

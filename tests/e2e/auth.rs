@@ -718,6 +718,31 @@ fn security_is_enforced_and_nothing_refused_reaches_the_upstream() {
     expect("/jwt", &bearer(&t("es256")), 200);
     assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
 
+    // OpenID Connect discovery over HTTPS, naming an https:// JWKS.
+    expect("/oidc-tls", &bearer(&t("rs256")), 200);
+    expect("/oidc-tls", &bearer(&t("other_key_same_kid")), 401);
+    // The JWKS is fetched again every `jwks_refresh` (1 s here): a key removed at the issuer
+    // stops verifying within that time, remembered tokens included.
+    expect("/rotating", &bearer(&t("rs256")), 200);
+    expect("/rotating", &bearer(&t("rs256")), 200);
+    std::fs::write(dir.join("tls-jwks.json"), r#"{"keys":[]}"#).expect("rotate");
+    let removed = std::time::Instant::now();
+    loop {
+        let r = get(gw.port, "/rotating", &bearer(&t("rs256")));
+        if r.status == 401 {
+            break;
+        }
+        assert_eq!(r.status, 200);
+        passed.set(passed.get() + 1);
+        assert!(
+            removed.elapsed() < Duration::from_secs(4),
+            "a removed key still verifies after {:?}",
+            removed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), passed.get());
+
     // SIGHUP loads a key added while running.
     let late = add_key(&bin, "free", &keys);
     expect("/key", &format!("X-Api-Key: {late}\r\n"), 401);

@@ -768,6 +768,15 @@ fn rows() -> Vec<Row> {
             Some(json!("6s")),
         ),
         honoured(
+            "securityScheme.jwks_refresh",
+            vec![(
+                Scheme,
+                json!({ "jwks_uri": "http://127.0.0.1:9/jwks", "jwks_refresh": "60s" }),
+            )],
+            "/jwks_refresh",
+            Some(json!("61s")),
+        ),
+        honoured(
             "securityScheme.plan",
             vec![(Scheme, jwt.clone()), (Root, plans.clone())],
             "/plan",

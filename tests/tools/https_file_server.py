@@ -3,7 +3,9 @@
 
 Usage: https_file_server.py PORT CERT KEY FILE
 
-Every GET answers FILE as application/json; the count of answers is written to FILE.hits.
+Every GET answers FILE as application/json, but for an OpenID Connect discovery document
+(`/.well-known/openid-configuration`), which names this server's `/jwks.json`; the count of
+answers is written to FILE.hits.
 """
 import http.server
 import ssl
@@ -21,8 +23,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         hits += 1
         with open(path + ".hits", "w") as f:
             f.write(str(hits))
-        with open(path, "rb") as f:
-            body = f.read()
+        if self.path.endswith("/.well-known/openid-configuration"):
+            body = (
+                '{"issuer":"https://issuer.test","jwks_uri":"https://127.0.0.1:%d/jwks.json"}'
+                % port
+            ).encode()
+        else:
+            with open(path, "rb") as f:
+                body = f.read()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

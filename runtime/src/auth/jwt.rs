@@ -4,8 +4,12 @@
 //! are checked, with `leeway`.
 //!
 //! Key endpoints are fetched over `http://` or `https://` (rustls, the system's roots or
-//! `SSL_CERT_FILE`). A fetched JWKS is cached. A token whose `kid` the cache lacks triggers a refresh, at most once
-//! per 30 seconds whatever the traffic; when the endpoint is down the cached keys keep serving.
+//! `SSL_CERT_FILE`). A fetched JWKS is cached and fetched again on a schedule (`jwks_refresh`,
+//! default 10 minutes), so a key removed at the issuer stops verifying within that time; a
+//! token whose `kid` the cache lacks triggers a refresh too. Fetches happen at most once per
+//! 30 seconds (or per `jwks_refresh`, if shorter) whatever the traffic; when the endpoint is
+//! down the cached keys keep serving. A JWKS named by OpenID Connect discovery must be
+//! `https://` (or `http://` when the discovery URL itself is).
 
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -33,9 +37,12 @@ pub struct Verifier {
     secret: Option<DecodingKey>,
     inline: Option<JwkSet>,
     remote: Option<Remote>,
-    /// Tokens whose signature was checked in the last [`VERIFIED_TTL`], by their text (as
-    /// Envoy's `jwt_cache`): a token seen again skips the signature check, not the clock checks.
+    /// Tokens whose signature was checked in the last [`VERIFIED_TTL`] (or `jwks_refresh`, if
+    /// shorter), by their text (as Envoy's `jwt_cache`): a token seen again skips the signature
+    /// check, not the clock checks. Cleared when a refresh changes the keys.
     verified: std::sync::Mutex<Verified>,
+    /// How long a remembered token is trusted, in milliseconds.
+    verified_ttl_ms: u64,
 }
 
 /// Verified tokens: their claims and when their signature was checked (on
@@ -56,11 +63,23 @@ struct Remote {
     jwks_uri: RwLock<Option<String>>,
     discovery: Option<String>,
     cache: RwLock<Option<JwkSet>>,
+    /// When the cached set was fetched ([`crate::deadline::coarse_ms`]; 0: never).
+    fetched_ms: std::sync::atomic::AtomicU64,
+    /// `jwks_refresh`, in milliseconds.
+    refresh_ms: u64,
+    /// The shortest time between two fetches.
+    gap: Duration,
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
     client: Client,
 }
 
 impl Remote {
+    /// Whether the cached set is older than `jwks_refresh`.
+    fn stale(&self) -> bool {
+        let at = self.fetched_ms.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && crate::deadline::coarse_ms().saturating_sub(at) >= self.refresh_ms
+    }
+
     /// The cached key for a token, if the cache has one.
     fn cached(&self, kid: Option<&str>, alg: Algorithm) -> Option<Result<DecodingKey, String>> {
         self.cache
@@ -134,12 +153,16 @@ impl Verifier {
             }
             _ => None,
         };
+        let refresh = Duration::from_millis(def.jwks_refresh_ms.max(1));
         let remote = if jwks_uri.is_some() || discovery.is_some() {
             let connector = crate::tls::connector();
             Some(Remote {
                 jwks_uri: RwLock::new(jwks_uri),
                 discovery,
                 cache: RwLock::new(None),
+                fetched_ms: std::sync::atomic::AtomicU64::new(0),
+                refresh_ms: refresh.as_millis() as u64,
+                gap: REFRESH_INTERVAL.min(refresh),
                 last_attempt: tokio::sync::Mutex::new(None),
                 client: hyper_util::client::legacy::Client::builder(
                     hyper_util::rt::TokioExecutor::new(),
@@ -159,6 +182,7 @@ impl Verifier {
             inline,
             remote,
             verified: std::sync::Mutex::new(Verified::default()),
+            verified_ttl_ms: VERIFIED_TTL.min(refresh).as_millis() as u64,
         })
     }
 
@@ -183,6 +207,9 @@ impl Verifier {
 
     /// Verifies a token; the claims, or why not.
     pub async fn verify(&self, token: &str) -> Result<Arc<serde_json::Value>, String> {
+        if let Some(remote) = self.remote.as_ref().filter(|r| r.stale()) {
+            self.refresh(remote).await;
+        }
         if let Some(claims) = self.recall(token) {
             return Ok(claims);
         }
@@ -201,7 +228,7 @@ impl Verifier {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             let (claims, at) = verified.get(token)?;
             let age = crate::deadline::coarse_ms().saturating_sub(*at);
-            (age < VERIFIED_TTL.as_millis() as u64).then(|| claims.clone())?
+            (age < self.verified_ttl_ms).then(|| claims.clone())?
         };
         // The coarse clocks (10 ms) are exact enough for a 60 s memory and whole-second claims.
         let now = crate::deadline::coarse_unix_secs();
@@ -265,13 +292,27 @@ impl Verifier {
 
     async fn refresh(&self, remote: &Remote) {
         let mut last = remote.last_attempt.lock().await;
-        if last.is_some_and(|t| t.elapsed() < REFRESH_INTERVAL) {
+        if last.is_some_and(|t| t.elapsed() < remote.gap) {
             return;
         }
         *last = Some(Instant::now());
         match self.fetch(remote).await {
             Ok(set) => {
-                *remote.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
+                let mut cache = remote.cache.write().unwrap_or_else(|e| e.into_inner());
+                let changed = cache.as_ref() != Some(&set);
+                *cache = Some(set);
+                drop(cache);
+                remote.fetched_ms.store(
+                    crate::deadline::coarse_ms().max(1),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if changed {
+                    // Tokens remembered as verified may have been signed by a removed key.
+                    self.verified
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                }
             }
             Err(e) => tracing::warn!(
                 scheme = %self.name,
@@ -297,9 +338,11 @@ impl Verifier {
                     .and_then(|v| v.as_str())
                     .ok_or("the discovery document has no `jwks_uri`")?
                     .to_string();
-                if !u.starts_with("http://") {
+                // Keys are never fetched with less protection than the discovery document.
+                let plain_ok = discovery.starts_with("http://");
+                if !(u.starts_with("https://") || (plain_ok && u.starts_with("http://"))) {
                     return Err(format!(
-                        "the discovered jwks_uri `{u}` is not an http:// URL"
+                        "the discovered jwks_uri `{u}` is not an https:// URL"
                     ));
                 }
                 *remote.jwks_uri.write().unwrap_or_else(|e| e.into_inner()) = Some(u.clone());

@@ -57,6 +57,8 @@ pub struct JwtDef {
     pub algorithms: &'static [&'static str],
     /// Clock leeway in seconds.
     pub leeway: u64,
+    /// How often a fetched JWKS is fetched again, in milliseconds (default 10 minutes).
+    pub jwks_refresh_ms: u64,
     /// The usage plan its callers belong to (one caller per `sub`), for throttles and quotas.
     pub plan: Option<&'static str>,
 }
