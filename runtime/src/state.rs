@@ -42,8 +42,18 @@ pub enum Fallback {
     Deny,
 }
 
-/// The shared-state side: a Redis connection with a deadline and a circuit breaker.
+/// How often a background task asks Redis whether it is back, during an outage.
+#[cfg(feature = "redis")]
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// The shared-state side: a Redis connection with a deadline and a circuit breaker. After a
+/// failure, requests leave Redis alone (per-instance limits, or 503 under `deny`) while a
+/// background task pings it every 250 ms; the first answer ends the outage, whether or not
+/// requests arrive.
 pub struct Shared {
+    /// This value, for the background probe.
+    #[cfg(feature = "redis")]
+    me: std::sync::Weak<Shared>,
     #[cfg(feature = "redis")]
     client: redis::Client,
     #[cfg(feature = "redis")]
@@ -89,7 +99,8 @@ impl Shared {
             let client = redis::Client::open(url.as_str()).map_err(|e| {
                 StartError::Invalid(format!("the Redis URL `{url}` is not usable: {e}"))
             })?;
-            Ok(Some(Arc::new(Shared {
+            Ok(Some(Arc::new_cyclic(|me| Shared {
+                me: me.clone(),
                 client,
                 conn: tokio::sync::OnceCell::new(),
                 prefix: format!("{}{}:", def.prefix, stage.name),
@@ -118,9 +129,10 @@ impl Shared {
         self.base.elapsed().as_millis() as u64
     }
 
-    /// Whether calls are being skipped after a recent failure.
+    /// Whether calls are being skipped: Redis failed and has not answered the probe since.
     fn quiet(&self) -> bool {
-        self.now_ms() < self.quiet_until.load(Ordering::Relaxed)
+        self.degraded.load(Ordering::Relaxed)
+            || self.now_ms() < self.quiet_until.load(Ordering::Relaxed)
     }
 
     fn failed(&self, what: &str, error: &str) {
@@ -129,6 +141,10 @@ impl Shared {
         self.metrics.count("gwgen_state_errors_total", "", "");
         if !self.degraded.swap(true, Ordering::Relaxed) {
             self.metrics.set_degraded(true);
+            #[cfg(feature = "redis")]
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(async move { me.probe().await });
+            }
             match self.fallback {
                 Fallback::Local => tracing::warn!(
                     during = what,
@@ -148,6 +164,22 @@ impl Shared {
         if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
             self.metrics.set_degraded(false);
             tracing::info!("Redis state answers again: limits and cache are shared");
+        }
+    }
+
+    /// Pings Redis until it answers, then ends the outage.
+    #[cfg(feature = "redis")]
+    async fn probe(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            let ping = self.attempt(|mut conn| async move {
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            });
+            if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, ping).await {
+                self.quiet_until.store(0, Ordering::Relaxed);
+                self.succeeded();
+                return;
+            }
         }
     }
 
@@ -187,6 +219,27 @@ impl Shared {
         .await
     }
 
+    /// One call on the connection (made on first use).
+    #[cfg(feature = "redis")]
+    async fn attempt<T, F, Fut>(&self, call: F) -> redis::RedisResult<T>
+    where
+        F: FnOnce(redis::aio::ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(0);
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await?
+            .clone();
+        call(conn).await
+    }
+
     #[cfg(feature = "redis")]
     async fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T, Unavailable>
     where
@@ -196,22 +249,7 @@ impl Shared {
         if self.quiet() {
             return Err(Unavailable);
         }
-        let attempt = async {
-            let conn = self
-                .conn
-                .get_or_try_init(|| async {
-                    let config = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(self.timeout))
-                        .set_response_timeout(Some(self.timeout))
-                        .set_number_of_retries(0);
-                    redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
-                        .await
-                })
-                .await?
-                .clone();
-            call(conn).await
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        match tokio::time::timeout(self.timeout, self.attempt(call)).await {
             Ok(Ok(v)) => {
                 self.succeeded();
                 Ok(v)

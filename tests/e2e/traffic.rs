@@ -593,12 +593,11 @@ fn redis_shares_buckets_quotas_and_cache_and_survives_its_failure() {
     assert!(metric(&m, "gwgen_state_errors_total") >= 1.0, "{m}");
     assert_eq!(metric(&m, "gwgen_state_degraded"), 1.0, "{m}");
 
-    // Redis back: shared limits come back without a restart.
+    // Redis back: shared limits come back without a restart, within 2 s, with no request
+    // arriving to notice (only the admin listener is asked).
     let redis = Redis::start(port);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let _ = get(a.port, "/flow", "");
-        let _ = get(b.port, "/flow", "");
         if metric(&metrics(&a), "gwgen_state_degraded") == 0.0
             && metric(&metrics(&b), "gwgen_state_degraded") == 0.0
         {
