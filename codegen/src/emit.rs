@@ -94,6 +94,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/admin.rs", include_str!("../../runtime/src/admin.rs")),
     ("src/binary.rs", include_str!("../../runtime/src/binary.rs")),
     ("src/proxy.rs", include_str!("../../runtime/src/proxy.rs")),
+    (
+        "src/progress.rs",
+        include_str!("../../runtime/src/progress.rs"),
+    ),
     ("src/server.rs", include_str!("../../runtime/src/server.rs")),
     ("src/trace.rs", include_str!("../../runtime/src/trace.rs")),
     (
@@ -583,6 +587,10 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         Literal::u64_unsuffixed(limits.and_then(|l| l.drain_timeout).map_or(30_000, |t| t.0));
     let max_connections =
         Literal::u64_unsuffixed(limits.and_then(|l| l.max_connections).unwrap_or(10_000));
+    let body_timeout =
+        Literal::u64_unsuffixed(limits.and_then(|l| l.body_timeout).map_or(60_000, |t| t.0));
+    let send_timeout =
+        Literal::u64_unsuffixed(limits.and_then(|l| l.send_timeout).map_or(60_000, |t| t.0));
     let max_per_client =
         option_tokens(limits.and_then(|l| l.max_connections_per_client).map(|n| {
             let n = Literal::u64_unsuffixed(n);
@@ -610,7 +618,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let stage = rt::resolve_stage(STAGES, config.stage.as_deref())?;
             let routes = Vec::from([#(#routes),*]);
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
-                .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client });
+                .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout });
             #slashes
             #with_auth
             #with_traffic

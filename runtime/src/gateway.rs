@@ -113,6 +113,12 @@ pub struct ConnectionLimits {
     pub max_connections: u64,
     /// Open connections at most from one client address; past it, 429 and closed.
     pub max_per_client: Option<u64>,
+    /// How long a client may send nothing of a request body the gateway is reading, in
+    /// milliseconds; then 408 and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// How long a client may take nothing of an answer the gateway is sending, in
+    /// milliseconds; then the connection is closed (and the upstream's with it).
+    pub send_timeout_ms: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -122,6 +128,8 @@ impl Default for ConnectionLimits {
             drain_timeout_ms: 30_000,
             max_connections: 10_000,
             max_per_client: None,
+            body_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
         }
     }
 }

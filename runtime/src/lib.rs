@@ -42,6 +42,7 @@ mod pipeline;
 #[cfg(feature = "proxy")]
 pub(crate) mod pool;
 pub(crate) mod problem;
+mod progress;
 #[cfg(feature = "proxy")]
 mod proxy;
 pub(crate) mod router;

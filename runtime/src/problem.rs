@@ -207,6 +207,20 @@ impl Problem {
         )
     }
 
+    /// 408: the client stopped sending the request body; the connection is closed.
+    pub fn request_timeout() -> Self {
+        let mut p = Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request Timeout",
+            "the client sent no part of the request body in time",
+        );
+        p.headers.push((
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        ));
+        p
+    }
+
     /// 413: the body is larger than allowed.
     pub fn too_large(limit: u64) -> Self {
         Problem::new(

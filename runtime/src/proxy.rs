@@ -100,6 +100,9 @@ pub(crate) async fn forward(
             if is_length_limit(&e) {
                 return Err(Problem::too_large(body_limit));
             }
+            if crate::progress::is_stalled(&e) {
+                return Err(Problem::request_timeout());
+            }
             tracing::warn!(request_id = x.id, error = ?e, "upstream error");
             return Err(Problem::bad_gateway());
         }

@@ -113,10 +113,19 @@ impl Gateway {
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    let send_timeout = Duration::from_millis(gw.connections.send_timeout_ms);
                     let gw = gw.clone();
+                    let body_timeout = Duration::from_millis(gw.connections.body_timeout_ms);
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        guarded(gw.clone(), peer, req.map(Body::new))
+                        // A body is watched for progress; a request without one costs nothing.
+                        let req = if http_body::Body::is_end_stream(req.body()) {
+                            req.map(Body::new)
+                        } else {
+                            req.map(|b| Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout)))
+                        };
+                        guarded(gw.clone(), peer, req)
                     });
+                    let stream = crate::progress::SendWatch::new(stream, send_timeout);
                     let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {

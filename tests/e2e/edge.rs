@@ -500,3 +500,59 @@ fn a_body_the_operation_does_not_declare_is_refused_or_dropped() {
     );
     assert_eq!(r.json()["body_len"], 5);
 }
+
+/// A client that stops sending its body gets 408 after `limits.body_timeout`; one that stops
+/// reading the answer is cut off after `limits.send_timeout`, and the upstream connection that
+/// answer came from is closed with it rather than pinned.
+#[test]
+fn clients_that_stop_sending_or_reading_are_cut_off() {
+    let up = Upstream::start();
+    let bin = build("tests/fixtures/gateway/connections.yaml");
+    let gw = Running::start(&bin, &[], &[("UPSTREAM_PORT", up.port.to_string())]);
+    // Ten bytes of a hundred, then silence.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789")
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    // A gigabyte asked for, none of it read.
+    let before = crate::net::HUGE_CUT.load(std::sync::atomic::Ordering::SeqCst);
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.write_all(b"GET /huge HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .expect("write");
+    let started = std::time::Instant::now();
+    while crate::net::HUGE_CUT.load(std::sync::atomic::Ordering::SeqCst) == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the upstream connection is still pinned"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The client's connection is closed too: what the buffers held, then the end.
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut sink = vec![0u8; 1 << 20];
+    let mut total = 0usize;
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        assert!(total < 1 << 30, "the whole gigabyte came through");
+    }
+    assert!(
+        total < 512 << 20,
+        "{total} bytes sent to a client that did not read"
+    );
+    // The gateway still serves.
+    assert_eq!(ping(gw.port).status, 200);
+}

@@ -479,6 +479,24 @@ fn rows() -> Vec<Row> {
             Some(json!("9KiB")),
         ),
         honoured(
+            "limits.body_timeout",
+            vec![(
+                Root,
+                json!({ "defaults": { "limits": { "body_timeout": "5s" } } }),
+            )],
+            "/defaults/limits/body_timeout",
+            Some(json!("6s")),
+        ),
+        honoured(
+            "limits.send_timeout",
+            vec![(
+                Root,
+                json!({ "defaults": { "limits": { "send_timeout": "5s" } } }),
+            )],
+            "/defaults/limits/send_timeout",
+            Some(json!("6s")),
+        ),
+        honoured(
             "limits.head_timeout",
             vec![(
                 Root,

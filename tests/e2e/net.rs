@@ -135,7 +135,7 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 /// headers that the gateway must drop.
 ///
 /// Paths ending in one of these words answer in that framing instead (see [`framed`]):
-/// `chunked`, `close`, `interim`, `empty`, `big`, `bye`, `malformed`. `HEAD` answers carry no
+/// `chunked`, `close`, `interim`, `empty`, `big`, `huge`, `bye`, `malformed`. `HEAD` answers carry no
 /// body. After an answer to a path ending in `dropnext`, the connection's next request is read
 /// and left unanswered, the connection closed.
 pub struct Upstream {
@@ -162,6 +162,10 @@ impl Upstream {
         Upstream { port, hits, conns }
     }
 }
+
+/// How many `huge` answers the upstream could not finish because the gateway closed the
+/// connection (only the send-timeout test asks for `huge`).
+pub static HUGE_CUT: AtomicUsize = AtomicUsize::new(0);
 
 /// What the upstream did after a framed answer.
 enum After {
@@ -203,6 +207,20 @@ fn framed(w: &mut TcpStream, target: &str) -> Option<After> {
             w.flush()
         })()
         .map(|()| After::KeepAlive),
+        // Up to 1 GiB, for as long as the gateway takes it; a failed write is counted.
+        "huge" => {
+            let sent = (|| {
+                write(w, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 30).as_bytes())?;
+                for _ in 0..(1 << 14) {
+                    w.write_all(&[b'z'; 64 * 1024])?;
+                }
+                w.flush()
+            })();
+            if sent.is_err() {
+                HUGE_CUT.fetch_add(1, Ordering::SeqCst);
+            }
+            sent.map(|()| After::Close)
+        }
         // Keep-alive by its headers, then closed while the gateway holds it idle.
         "bye" => write(w, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye").map(|()| {
             std::thread::sleep(Duration::from_millis(50));

@@ -171,7 +171,7 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                     (
                         Level::PathItem | Level::Operation,
                         ["limits", key @ ("head_timeout" | "drain_timeout" | "max_connections"
-                        | "max_connections_per_client")],
+                        | "max_connections_per_client" | "body_timeout" | "send_timeout")],
                     ) => Some((
                         Code::XGatewayInvalid,
                         format!("`limits.{key}` governs connections, which exist before any route is known"),

@@ -105,6 +105,8 @@ async fn check_request(
         Err(e) => {
             return Err(if e.is::<http_body_util::LengthLimitError>() {
                 Problem::too_large(limit)
+            } else if crate::progress::is_stalled(&*e) {
+                Problem::request_timeout()
             } else {
                 Problem::bad_request("the request body could not be read")
             })

@@ -1,0 +1,184 @@
+//! Progress timeouts for slow peers, as nginx's `client_body_timeout` and `send_timeout`: not a
+//! limit on how long a body or an answer may take, but on how long the other side may make no
+//! progress at all.
+//!
+//! - [`BodyWatch`] wraps a request body: once the gateway asks for more of it, the client has
+//!   `limits.body_timeout` to send the next bytes, or the body ends with [`Stalled`] (408).
+//! - [`SendWatch`] wraps a client connection: once a write cannot proceed (the client stopped
+//!   reading and the socket's buffers are full), the client has `limits.send_timeout` to take
+//!   more, or the connection fails and is closed. The answer being sent is dropped with it, and
+//!   so is the upstream connection it came from, which is therefore never pinned by a client
+//!   that stopped reading.
+//!
+//! Neither costs anything while the peer keeps up: a timer is armed only when the peer is
+//! waited for, and disarmed by the next progress.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// The error a request body ends with when the client sends nothing for `body_timeout`.
+#[derive(Debug)]
+pub struct Stalled;
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client sent no part of the request body in time")
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// Whether `e` (or an error it wraps) is a [`Stalled`] body.
+pub fn is_stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<Stalled>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Polls `timer` (armed on first use); `Ready` once `limit` has passed since it was armed.
+fn expired(timer: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Context<'_>) -> bool {
+    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    sleep.as_mut().poll(cx).is_ready()
+}
+
+/// A request body that fails with [`Stalled`] when the client makes no progress for `limit`.
+pub struct BodyWatch {
+    inner: axum::body::Body,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyWatch {
+    /// Watches `inner`.
+    pub fn new(inner: axum::body::Body, limit: Duration) -> Self {
+        BodyWatch {
+            inner,
+            limit,
+            timer: None,
+        }
+    }
+}
+
+impl http_body::Body for BodyWatch {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame)
+            }
+            Poll::Pending if expired(&mut this.timer, this.limit, cx) => {
+                Poll::Ready(Some(Err(axum::Error::new(Stalled))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A client connection whose writes fail when the client takes nothing for `limit`.
+pub struct SendWatch<S> {
+    inner: S,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> SendWatch<S> {
+    /// Watches `inner`.
+    pub fn new(inner: S, limit: Duration) -> Self {
+        SendWatch {
+            inner,
+            limit,
+            timer: None,
+        }
+    }
+
+    /// `poll` made on the connection's write side, with the timer armed while it waits.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>>
+    where
+        S: Unpin,
+    {
+        match poll(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(r) => {
+                self.timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending if expired(&mut self.timer, self.limit, cx) => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took no part of the answer in time",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendWatch<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendWatch<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.watch(cx, |s, cx| s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.watch(cx, |s, cx| s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.watch(cx, |s, cx| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.watch(cx, |s, cx| s.poll_shutdown(cx))
+    }
+}
