@@ -589,6 +589,11 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         Literal::u64_unsuffixed(limits.and_then(|l| l.max_connections).unwrap_or(10_000));
     let body_timeout =
         Literal::u64_unsuffixed(limits.and_then(|l| l.body_timeout).map_or(60_000, |t| t.0));
+    let validation_memory = Literal::u64_unsuffixed(
+        limits
+            .and_then(|l| l.validation_memory)
+            .map_or(256 << 20, |b| b.0),
+    );
     let send_timeout =
         Literal::u64_unsuffixed(limits.and_then(|l| l.send_timeout).map_or(60_000, |t| t.0));
     let max_per_client =
@@ -618,7 +623,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let stage = rt::resolve_stage(STAGES, config.stage.as_deref())?;
             let routes = Vec::from([#(#routes),*]);
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
-                .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout });
+                .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout, validation_memory: #validation_memory });
             #slashes
             #with_auth
             #with_traffic
@@ -1295,6 +1300,15 @@ fn validation_tokens(
                 .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.json_depth))
                 .unwrap_or(128),
         );
+        let json_values = Literal::u32_unsuffixed(
+            gw.routes[n]
+                .settings
+                .limits
+                .as_ref()
+                .and_then(|l| l.json_values)
+                .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.json_values))
+                .unwrap_or(1_000_000),
+        );
         let v = format_ident!("V{}", n);
         statics.push(quote! {
             static #v: rt::v::RouteValidation = rt::v::RouteValidation {
@@ -1304,6 +1318,7 @@ fn validation_tokens(
                 responses: &[#(#responses),*],
                 response_mode: #mode,
                 json_depth: #json_depth,
+                json_values: #json_values,
             };
         });
     }

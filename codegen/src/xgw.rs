@@ -459,6 +459,10 @@ pub struct Limits {
     pub drain_timeout: Option<Millis>,
     /// Open connections at most from one client address (gateway-wide).
     pub max_connections_per_client: Option<u64>,
+    /// Bytes of request bodies held for validation at once (gateway-wide).
+    pub validation_memory: Option<Bytes>,
+    /// Values a JSON body may hold.
+    pub json_values: Option<u32>,
     /// How long a client may send nothing of a request body (gateway-wide).
     pub body_timeout: Option<Millis>,
     /// How long a client may take nothing of an answer (gateway-wide).

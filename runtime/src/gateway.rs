@@ -119,6 +119,9 @@ pub struct ConnectionLimits {
     /// How long a client may take nothing of an answer the gateway is sending, in
     /// milliseconds; then the connection is closed (and the upstream's with it).
     pub send_timeout_ms: u64,
+    /// Bytes of request bodies held for validation at once, across all requests; past it,
+    /// 503.
+    pub validation_memory: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -130,6 +133,7 @@ impl Default for ConnectionLimits {
             max_per_client: None,
             body_timeout_ms: 60_000,
             send_timeout_ms: 60_000,
+            validation_memory: 256 << 20,
         }
     }
 }
@@ -148,6 +152,8 @@ pub struct Gateway {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) throttle: Option<crate::throttle::Throttler>,
     pub(crate) trusted: Vec<crate::throttle::Cidr>,
+    /// Bytes of request bodies held for validation right now.
+    pub(crate) validating: std::sync::atomic::AtomicU64,
     /// `escaped_slashes: keep`: `%2F` and `%5C` stay inside a segment instead of a 400.
     pub(crate) keep_escaped_slashes: bool,
     /// The headers API keys come in: at most one of each per request.
@@ -175,6 +181,7 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
             trusted: Vec::new(),
+            validating: std::sync::atomic::AtomicU64::new(0),
             keep_escaped_slashes: false,
             key_headers: Vec::new(),
             #[cfg(feature = "cache")]

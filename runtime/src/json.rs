@@ -65,6 +65,9 @@ impl std::fmt::Display for SyntaxError {
     }
 }
 
+/// The message of a document refused for holding more values than allowed.
+pub const TOO_MANY_VALUES: &str = "the document holds more values than allowed";
+
 impl<'a> Doc<'a> {
     /// Parses bytes, nested at most `MAX_DEPTH` deep.
     pub fn parse(bytes: &'a [u8]) -> Result<Doc<'a>, SyntaxError> {
@@ -73,25 +76,40 @@ impl<'a> Doc<'a> {
 
     /// Parses bytes, nested at most `max_depth` deep.
     pub fn parse_with_depth(bytes: &'a [u8], max_depth: usize) -> Result<Doc<'a>, SyntaxError> {
+        Doc::parse_with_limits(bytes, max_depth, usize::MAX)
+    }
+
+    /// Parses bytes, nested at most `max_depth` deep and holding at most `max_values` values
+    /// (member names count too); past it, [`TOO_MANY_VALUES`]. The tape costs 16 bytes a value.
+    pub fn parse_with_limits(
+        bytes: &'a [u8],
+        max_depth: usize,
+        max_values: usize,
+    ) -> Result<Doc<'a>, SyntaxError> {
         let text = std::str::from_utf8(bytes).map_err(|e| SyntaxError {
             offset: e.valid_up_to(),
             message: "the body is not UTF-8",
         })?;
-        Doc::parse_text(text, max_depth)
+        Doc::parse_text(text, max_depth, max_values)
     }
 
     /// Parses text.
     pub fn parse_str(text: &'a str) -> Result<Doc<'a>, SyntaxError> {
-        Doc::parse_text(text, MAX_DEPTH)
+        Doc::parse_text(text, MAX_DEPTH, usize::MAX)
     }
 
-    fn parse_text(text: &'a str, max_depth: usize) -> Result<Doc<'a>, SyntaxError> {
+    fn parse_text(
+        text: &'a str,
+        max_depth: usize,
+        max_values: usize,
+    ) -> Result<Doc<'a>, SyntaxError> {
         let mut p = Parser {
             s: text.as_bytes(),
             i: 0,
-            nodes: Vec::with_capacity(text.len() / 8 + 4),
+            nodes: Vec::with_capacity((text.len() / 8 + 4).min(max_values)),
             stack: Vec::new(),
             max_depth,
+            max_values,
             first: false,
         };
         p.document()?;
@@ -492,6 +510,7 @@ struct Parser<'s> {
     /// Open containers: node index.
     stack: Vec<u32>,
     max_depth: usize,
+    max_values: usize,
     /// A container was just opened and its first element is next.
     first: bool,
 }
@@ -592,6 +611,10 @@ impl Parser<'_> {
 
     /// Parses one value; a container is opened and left on the stack, its elements to follow.
     fn value(&mut self) -> Result<(), SyntaxError> {
+        // A value and its member name at most: two nodes.
+        if self.nodes.len() >= self.max_values {
+            return self.err(TOO_MANY_VALUES);
+        }
         match self.s.get(self.i) {
             Some(b'{') | Some(b'[') => {
                 let obj = self.s[self.i] == b'{';

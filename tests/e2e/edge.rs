@@ -556,3 +556,53 @@ fn clients_that_stop_sending_or_reading_are_cut_off() {
     // The gateway still serves.
     assert_eq!(ping(gw.port).status, 200);
 }
+
+/// Buffered validation is bounded: a JSON body holding more values than `limits.json_values` is
+/// 413, and past `limits.validation_memory` held by bodies being validated at once, 503.
+#[test]
+fn buffered_validation_is_bounded() {
+    let (gw, up) = proxy();
+    let post = |body: &str| {
+        send(
+            gw.port,
+            format!(
+                "POST /validated/1?mode=fast HTTP/1.1\r\nHost: a.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let many = format!(
+        r#"{{"name":"a","tags":[{}]}}"#,
+        vec![r#""t""#; 2000].join(",")
+    );
+    let r = post(&many);
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("1000 values"));
+    let few = format!(
+        r#"{{"name":"a","tags":[{}]}}"#,
+        vec![r#""t""#; 100].join(",")
+    );
+    assert_eq!(post(&few).status, 200);
+    // 40 KB of a body held by a client that went quiet; then another 40 KB body: over 64 KiB.
+    let long = format!(r#"{{"name":"a","tags":["{}"]}}"#, "x".repeat(40_000));
+    let mut held = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    held.write_all(
+        format!(
+            "POST /validated/1?mode=fast HTTP/1.1\r\nHost: a.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            long.len() + 10
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    held.write_all(long.as_bytes()).expect("most of the body");
+    std::thread::sleep(Duration::from_millis(300));
+    let r = post(&long);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The quiet client leaves; its bytes are given back.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post(&long).status, 200);
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

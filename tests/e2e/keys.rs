@@ -533,6 +533,21 @@ fn rows() -> Vec<Row> {
             Some(json!(11)),
         ),
         honoured(
+            "limits.json_values",
+            vec![(Operation, json!({ "limits": { "json_values": 10 } }))],
+            "/limits/json_values",
+            Some(json!(11)),
+        ),
+        honoured(
+            "limits.validation_memory",
+            vec![(
+                Root,
+                json!({ "defaults": { "limits": { "validation_memory": "1MiB" } } }),
+            )],
+            "/defaults/limits/validation_memory",
+            Some(json!("2MiB")),
+        ),
+        honoured(
             "limits.undeclared_body",
             vec![(
                 Operation,

@@ -171,7 +171,8 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                     (
                         Level::PathItem | Level::Operation,
                         ["limits", key @ ("head_timeout" | "drain_timeout" | "max_connections"
-                        | "max_connections_per_client" | "body_timeout" | "send_timeout")],
+                        | "max_connections_per_client" | "body_timeout" | "send_timeout"
+                        | "validation_memory")],
                     ) => Some((
                         Code::XGatewayInvalid,
                         format!("`limits.{key}` governs connections, which exist before any route is known"),

@@ -66,7 +66,7 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
     let Some(v) = x.route.validation else {
         return Ok(());
     };
-    match check_request(x.route.body_limit(x.gw), v, req, x.params.values()).await {
+    match check_request(x, v, req).await {
         Err(p)
             if p.status == StatusCode::BAD_REQUEST
                 || p.status == StatusCode::UNSUPPORTED_MEDIA_TYPE =>
@@ -79,15 +79,18 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
 }
 
 async fn check_request(
-    limit: u64,
+    x: &Exchange<'_, '_>,
     v: &crate::validate::input::RouteValidation,
     req: &mut Request,
-    path: &[&str],
 ) -> Result<(), Problem> {
     use crate::validate::input::{Rejection, RequestParts};
+    let (limit, path) = (x.route.body_limit(x.gw), x.params.values());
     let reject = |r: Rejection| match r {
         Rejection::Invalid(errors) => Problem::invalid(errors),
         Rejection::Unsupported(detail) => Problem::unsupported_media_type(detail),
+        Rejection::TooLarge(detail) => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", detail)
+        }
     };
     v.check_params(&RequestParts {
         path,
@@ -99,26 +102,88 @@ async fn check_request(
         return Ok(());
     }
     let body = std::mem::take(req.body_mut());
-    let limited = http_body_util::Limited::new(body, limit as usize);
-    let bytes = match http_body_util::BodyExt::collect(limited).await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            return Err(if e.is::<http_body_util::LengthLimitError>() {
-                Problem::too_large(limit)
-            } else if crate::progress::is_stalled(&*e) {
-                Problem::request_timeout()
-            } else {
-                Problem::bad_request("the request body could not be read")
-            })
-        }
-    };
+    let mut held = Held { gw: x.gw, bytes: 0 };
+    let bytes = read_whole(body, limit, &mut held).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     v.check_body(content_type, &bytes).map_err(reject)?;
+    drop(held);
     *req.body_mut() = Body::from(bytes);
     Ok(())
+}
+
+/// Bytes of request bodies held for validation, counted against
+/// `limits.validation_memory` (gateway-wide) until dropped.
+struct Held<'g> {
+    gw: &'g crate::gateway::Gateway,
+    bytes: u64,
+}
+
+impl Held<'_> {
+    /// Counts `n` more bytes; `false` when the gateway holds too much already.
+    fn take(&mut self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.bytes += n;
+        let total = self.gw.validating.fetch_add(n, Ordering::Relaxed) + n;
+        total <= self.gw.connections.validation_memory
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.gw
+            .validating
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Reads a body whole, within `limit`, counting what it holds in `held`: 413 past the limit,
+/// 503 past the gateway's validation memory, 408 when the client stops sending.
+async fn read_whole(body: Body, limit: u64, held: &mut Held<'_>) -> Result<bytes::Bytes, Problem> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    // A body that comes in one frame is kept as it came; more are copied together.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut more = bytes::BytesMut::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if crate::progress::is_stalled(&e) {
+                Problem::request_timeout()
+            } else {
+                Problem::bad_request("the request body could not be read")
+            }
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > limit {
+            return Err(Problem::too_large(limit));
+        }
+        if !held.take(data.len() as u64) {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "the gateway is validating too many request bodies at once",
+            );
+            p.headers
+                .push((header::RETRY_AFTER, http::HeaderValue::from_static("1")));
+            return Err(p);
+        }
+        match first.take() {
+            None if more.is_empty() => first = Some(data),
+            None => more.extend_from_slice(&data),
+            Some(f) => {
+                more.reserve(f.len() + data.len());
+                more.extend_from_slice(&f);
+                more.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| more.freeze()))
 }
 
 /// Response validation (`validate.responses`): the answer is read whole and checked against the

@@ -155,6 +155,8 @@ pub struct RouteValidation {
     pub response_mode: Option<crate::stage::ResponseMode>,
     /// `limits.json_depth`: JSON bodies nested deeper are refused.
     pub json_depth: u32,
+    /// `limits.json_values`: JSON bodies holding more values are refused with 413.
+    pub json_values: u32,
 }
 
 /// Why a request was refused.
@@ -164,6 +166,8 @@ pub enum Rejection {
     Invalid(Vec<Violation>),
     /// 415: the body's media type is not one the operation accepts.
     Unsupported(String),
+    /// 413: the body holds more than the gateway validates.
+    TooLarge(String),
 }
 
 /// The parts of a request parameters come from.
@@ -308,8 +312,18 @@ impl RouteValidation {
         let mut ctx = Ctx::new();
         let doc = match media.kind {
             BodyKind::Opaque => return Ok(()),
-            BodyKind::Json => match Doc::parse_with_depth(body, self.json_depth as usize) {
+            BodyKind::Json => match Doc::parse_with_limits(
+                body,
+                self.json_depth as usize,
+                self.json_values as usize,
+            ) {
                 Ok(d) => d,
+                Err(e) if e.message == crate::json::TOO_MANY_VALUES => {
+                    return Err(Rejection::TooLarge(format!(
+                        "the JSON body holds more than {} values",
+                        self.json_values
+                    )))
+                }
                 Err(e) => return invalid("", "json", format!("the body is not valid JSON: {e}")),
             },
             BodyKind::Form => {
