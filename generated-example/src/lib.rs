@@ -38,6 +38,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             throttle: None,
             cache: None,
             limits: None,
+            undeclared_body: Some(rt::UndeclaredBody::Reject),
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -51,6 +52,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             throttle: None,
             cache: None,
             limits: None,
+            undeclared_body: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -70,6 +72,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             throttle: None,
             cache: None,
             limits: None,
+            undeclared_body: Some(rt::UndeclaredBody::Reject),
         },
     ]);
     let gw = rt::Gateway::new(
@@ -86,6 +89,9 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             drain_timeout_ms: 30000,
             max_connections: 10000,
             max_per_client: None,
+            body_timeout_ms: 60000,
+            send_timeout_ms: 60000,
+            validation_memory: 268435456,
         });
     Ok(gw)
 }
@@ -98,6 +104,7 @@ pub fn app(config: &rt::Config) -> Result<rt::axum::Router, rt::StartError> {
 pub static SECURITY: rt::SecurityDef = rt::SecurityDef {
     names: &[],
     schemes: &[],
+    hidden: &[],
     api_keys: None,
     redis: None,
     prefix: "gwgen:",
@@ -190,6 +197,7 @@ static V0: rt::v::RouteValidation = rt::v::RouteValidation {
     responses: &[],
     response_mode: None,
     json_depth: 128,
+    json_values: 1000000,
 };
 static V1: rt::v::RouteValidation = rt::v::RouteValidation {
     requests: true,
@@ -208,6 +216,7 @@ static V1: rt::v::RouteValidation = rt::v::RouteValidation {
     responses: &[],
     response_mode: None,
     json_depth: 128,
+    json_values: 1000000,
 };
 static V2: rt::v::RouteValidation = rt::v::RouteValidation {
     requests: true,
@@ -229,6 +238,7 @@ static V2: rt::v::RouteValidation = rt::v::RouteValidation {
     responses: &[],
     response_mode: None,
     json_depth: 128,
+    json_values: 1000000,
 };
 /// The spec's schemas, compiled: one function per schema location.
 #[allow(clippy::all, unused_mut, unused_variables)]

@@ -543,8 +543,10 @@ impl Auth {
 }
 
 /// Where a credential travels: a header, query parameter or cookie, by name.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 type Place = (KeyIn, &'static str);
 
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 impl Auth {
     /// The places the credential of scheme `index` is read from.
     fn places(&self, index: usize, out: &mut smallvec::SmallVec<[Place; 8]>) {
@@ -636,6 +638,7 @@ impl Auth {
 }
 
 /// Removes the named cookies from every `Cookie` field, dropping fields left empty.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
     let fields: Vec<String> = headers
         .get_all(header::COOKIE)

@@ -99,6 +99,14 @@ async fn check_request(
     })
     .map_err(reject)?;
     if !v.reads_body() {
+        if v.requests && v.body.is_some() {
+            let h = req.headers();
+            let present = h.contains_key(header::TRANSFER_ENCODING)
+                || h.get(header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() != b"0");
+            let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            v.check_opaque_body(content_type, present).map_err(reject)?;
+        }
         return Ok(());
     }
     let body = std::mem::take(req.body_mut());

@@ -189,9 +189,26 @@ impl RouteValidation {
             && self.responses.is_empty()
     }
 
-    /// Whether the body must be read (and held) to validate it.
+    /// Whether the body must be read (and held) to validate it: a media type the operation
+    /// accepts is parsed (JSON, forms, multipart). Bodies of opaque media types only stream.
     pub fn reads_body(&self) -> bool {
-        self.requests && self.body.is_some()
+        self.requests
+            && self
+                .body
+                .as_ref()
+                .is_some_and(|b| b.media.iter().any(|m| m.kind != BodyKind::Opaque))
+    }
+
+    /// Checks the body of an operation whose media types are all opaque from the request's
+    /// head alone: its media type, and that a required body is there. Nothing is read.
+    pub fn check_opaque_body(
+        &self,
+        content_type: Option<&str>,
+        present: bool,
+    ) -> Result<(), Rejection> {
+        // An opaque body is never parsed: whether there is one is all `check_body` reads.
+        let stand_in: &[u8] = if present { b" " } else { b"" };
+        self.check_body(content_type, stand_in)
     }
 
     /// Checks an answer's body (when its status and media type have a schema). `Ok(true)` means
@@ -402,10 +419,12 @@ fn check_param(
     };
     // A single value sent twice means what a reader wants it to: the gateway would check one
     // copy and the upstream might read the other.
-    if p.location == In::Query
-        && matches!(p.shape, Shape::Scalar(_))
-        && query.iter().filter(|(k, _)| k == p.name).nth(1).is_some()
-    {
+    let twice = match p.location {
+        In::Query => query.iter().filter(|(k, _)| k == p.name).nth(1).is_some(),
+        In::Header => req.headers.get_all(p.name).iter().nth(1).is_some(),
+        _ => false,
+    };
+    if twice && matches!(p.shape, Shape::Scalar(_)) {
         violation(
             ctx,
             "style",
@@ -563,15 +582,15 @@ fn object_json<'a>(
         return "{}".into();
     };
     let mut out = String::from("{");
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (k, values) in pairs {
-        if seen.iter().any(|s| *s == k) {
+        if seen.contains(k.as_ref()) {
             continue;
         }
         if !seen.is_empty() {
             out.push(',');
         }
-        seen.push(k.to_string());
+        seen.insert(k.to_string());
         push_json_string(&mut out, &k);
         out.push(':');
         let prop = props.iter().find(|(n, _)| *n == k).map(|(_, s)| *s);
@@ -905,11 +924,33 @@ fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<
         Shape::Object(..) => shape,
         _ => Shape::Object(&[], super::ty::STRING),
     };
+    let Shape::Object(props, other) = shape else {
+        return Err("the form body cannot be read".into());
+    };
+    // Fields grouped by name, in first-seen order; an index keeps this linear in the fields.
     let mut grouped: Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (k, v) in pairs {
-        match grouped.iter_mut().find(|(n, _)| n == k) {
-            Some((_, vs)) => vs.push(Cow::Owned(v.to_string())),
-            None => grouped.push((Cow::Owned(k.to_string()), vec![Cow::Owned(v.to_string())])),
+        match index.get(k.as_ref()) {
+            Some(&i) => grouped[i].1.push(Cow::Owned(v.to_string())),
+            None => {
+                index.insert(k.as_ref(), grouped.len());
+                grouped.push((Cow::Owned(k.to_string()), vec![Cow::Owned(v.to_string())]));
+            }
+        }
+    }
+    // A field that is not an array, sent several times, has no one meaning: which copy would
+    // the upstream read?
+    for (k, values) in &grouped {
+        let shape = props
+            .iter()
+            .find(|(n, _)| *n == k.as_ref())
+            .map_or(Shape::Scalar(other), |(_, s)| *s);
+        if values.len() > 1 && !matches!(shape, Shape::Array(_)) {
+            return Err(format!(
+                "the form field `{k}` takes one value but was sent {} times",
+                values.len()
+            ));
         }
     }
     Doc::parse_owned(object_json(grouped, shape)).map_err(|e| e.to_string())
