@@ -98,6 +98,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         "src/progress.rs",
         include_str!("../../runtime/src/progress.rs"),
     ),
+    (
+        "src/fuzzing.rs",
+        include_str!("../../runtime/src/fuzzing.rs"),
+    ),
     ("src/server.rs", include_str!("../../runtime/src/server.rs")),
     ("src/trace.rs", include_str!("../../runtime/src/trace.rs")),
     (

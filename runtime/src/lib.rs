@@ -33,6 +33,8 @@ pub(crate) mod cache;
 pub(crate) mod config;
 pub(crate) mod cors;
 pub(crate) mod deadline;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub(crate) mod gateway;
 pub(crate) mod integration;
 pub(crate) mod json;

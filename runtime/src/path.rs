@@ -7,10 +7,10 @@
 //! - each segment is percent-decoded once; invalid escapes or UTF-8 are a 400;
 //! - a segment that decodes to `.` or `..` (`%2e%2e`) is refused with a 400, since upstreams
 //!   disagree on what it means;
-//! - a segment holding an encoded slash or backslash (`%2F`, `%5C`) is refused with a 400 (as
-//!   Envoy's `REJECT_REQUEST`), since upstreams disagree on whether it splits the path; with
-//!   `escaped_slashes: keep` it stays inside its segment, never splits a path parameter, and is
-//!   re-encoded when forwarded;
+//! - a segment holding an encoded slash or backslash (`%2F`, `%5C`), or a raw backslash, is
+//!   refused with a 400 (as Envoy's `REJECT_REQUEST`), since upstreams disagree on whether it
+//!   splits the path; with `escaped_slashes: keep` it stays inside its segment, never splits a
+//!   path parameter, and is re-encoded when forwarded;
 //! - an encoded NUL (`%00`) is always a 400;
 //! - a forwarded segment is re-encoded: `;` among others, so no upstream reads matrix
 //!   parameters the router did not see.
@@ -26,7 +26,7 @@ pub enum PathError {
     BadEncoding,
     /// A segment that decodes to `.` or `..`.
     EncodedDotSegment,
-    /// An encoded `/` or `\\` inside a segment (with `escaped_slashes: reject`).
+    /// An encoded `/` or `\\`, or a raw `\\`, inside a segment (with `escaped_slashes: reject`).
     EncodedSlash,
     /// An encoded NUL.
     EncodedNul,
@@ -38,15 +38,17 @@ impl PathError {
         match self {
             PathError::BadEncoding => "the path contains an invalid percent-encoding",
             PathError::EncodedDotSegment => "the path contains an encoded `.` or `..` segment",
-            PathError::EncodedSlash => "the path contains an encoded `/` or `\\` (`%2F`, `%5C`)",
+            PathError::EncodedSlash => {
+                "the path contains a backslash or an encoded `/` or `\\` (`%2F`, `%5C`)"
+            }
             PathError::EncodedNul => "the path contains an encoded NUL (`%00`)",
         }
     }
 }
 
-/// The segments of a path that needs no decoding (no `%`), normalised, borrowed from it: the
-/// common case, which allocates nothing for up to 16 segments. `None` when the path has escapes
-/// (use [`normalize`]).
+/// The segments of a path that needs no decoding (no `%`) and holds no backslash, normalised,
+/// borrowed from it: the common case, which allocates nothing for up to 16 segments. `None`
+/// otherwise (use [`normalize`]).
 pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
     let mut segments = Segments::new();
     plain_segments_into(raw, &mut segments).then_some(segments)
@@ -55,7 +57,7 @@ pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
 /// `plain_segments` into a caller's buffer; `false` when the path has escapes.
 pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
     let bytes = raw.as_bytes();
-    if bytes.contains(&b'%') {
+    if bytes.iter().any(|&b| b == b'%' || b == b'\\') {
         return false;
     }
     out.clear();
@@ -104,6 +106,7 @@ pub fn normalize(raw: &str, keep_slashes: bool) -> Result<Vec<Cow<'_, str>>, Pat
                 }
                 segments.push(decoded);
             }
+            _ if !keep_slashes && seg.contains('\\') => return Err(PathError::EncodedSlash),
             _ => segments.push(Cow::Borrowed(seg)),
         }
     }
@@ -187,6 +190,12 @@ mod tests {
             assert_eq!(normalize(p, false), Err(PathError::EncodedSlash), "{p}");
         }
         assert!(normalize("/files/a%20b", false).is_ok());
+        assert_eq!(
+            normalize("/files/a\\b", false),
+            Err(PathError::EncodedSlash)
+        );
+        assert_eq!(norm("/files/a\\b").unwrap(), vec!["files", "a\\b"]);
+        assert!(plain_segments("/a\\b").is_none());
     }
 
     #[test]

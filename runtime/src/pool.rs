@@ -309,8 +309,12 @@ enum Chunked {
     Size,
     Data(u64),
     DataEnd,
-    Trailers,
+    /// Trailer fields, with the bytes of them read so far.
+    Trailers(usize),
 }
+
+/// Most interim (1xx) answers taken before the final one; more is a flood: 502.
+const INTERIM_MAX: u32 = 16;
 
 /// Writes the request and reads the answer's head.
 async fn exchange<B>(
@@ -360,8 +364,9 @@ where
         .map_err(|e| Failed::from_io(e, empty))?;
     let head_method = parts.method == Method::HEAD;
     let mut got_any = false;
+    let mut interim = 0;
     loop {
-        if let Some(parsed) = parse_head(&mut conn.read, head_method).map_err(used)? {
+        if let Some(parsed) = parse_head(&mut conn.read, head_method, &mut interim).map_err(used)? {
             return Ok(parsed);
         }
         if conn.read.len() > HEAD_MAX {
@@ -491,11 +496,13 @@ fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
     let _ = write!(out, "{n:x}\r\n");
 }
 
-/// Parses an answer's head from the front of `buf`, skipping interim (1xx) answers. `None`: the
-/// head is not whole yet.
+/// Parses an answer's head from the front of `buf`, skipping interim (1xx) answers, of which
+/// `interim` counts those already skipped (at most [`INTERIM_MAX`]). `None`: the head is not
+/// whole yet.
 fn parse_head(
     buf: &mut BytesMut,
     head_method: bool,
+    interim: &mut u32,
 ) -> Result<Option<(http::response::Parts, Framing)>, Error> {
     loop {
         let mut fields = [const { std::mem::MaybeUninit::uninit() }; HEADERS_MAX];
@@ -517,6 +524,10 @@ fn parse_head(
         if status.is_informational() {
             if code == 101 {
                 return Err(Error::Protocol("an upgrade that was not asked for"));
+            }
+            *interim += 1;
+            if *interim > INTERIM_MAX {
+                return Err(Error::Protocol("more than 16 interim answers"));
             }
             buf.advance(len);
             continue;
@@ -601,6 +612,20 @@ fn parse_head(
             },
         )));
     }
+}
+
+/// Parses `data` as an answer head, for the fuzz target: the parser never panics and never
+/// takes more bytes than it was given.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_head(data: &[u8], head_method: bool) {
+    let mut buf = BytesMut::from(data);
+    let mut interim = 0;
+    if let Ok(Some((_, framing))) = parse_head(&mut buf, head_method, &mut interim) {
+        assert!(buf.len() < data.len());
+        let _ = framing.reusable;
+    }
+    // The one past the limit is counted, then refused.
+    assert!(interim <= INTERIM_MAX + 1);
 }
 
 /// An answer's body read from its connection, which goes back to the pool at the end.
@@ -704,7 +729,7 @@ impl http_body::Body for Upstream {
                         Chunked::Size => chunk_size(&mut conn.read).map(|n| {
                             n.map(|n| {
                                 *state = if n == 0 {
-                                    Chunked::Trailers
+                                    Chunked::Trailers(0)
                                 } else {
                                     Chunked::Data(n)
                                 };
@@ -739,13 +764,26 @@ impl http_body::Body for Upstream {
                             Some(b'\r') | None => Ok(None),
                             Some(_) => Err(malformed("no CRLF after a chunk")),
                         },
-                        Chunked::Trailers => match trailer_line(&mut conn.read) {
-                            Ok(Some(true)) => {
-                                this.finish();
-                                return Poll::Ready(None);
+                        Chunked::Trailers(read) => {
+                            let before = conn.read.len();
+                            match trailer_line(&mut conn.read) {
+                                Ok(Some(true)) => {
+                                    this.finish();
+                                    return Poll::Ready(None);
+                                }
+                                Ok(Some(false)) => {
+                                    // Each line is bounded; so is their sum.
+                                    let read = read + before - conn.read.len();
+                                    *state = Chunked::Trailers(read);
+                                    if read > HEAD_MAX {
+                                        Err(malformed("trailers over 64 KiB"))
+                                    } else {
+                                        Ok(Some(()))
+                                    }
+                                }
+                                other => other.map(|o| o.map(|_| ())),
                             }
-                            other => other.map(|o| o.map(|_| ())),
-                        },
+                        }
                     };
                     match step {
                         Err(e) => return this.fail(e),
@@ -794,7 +832,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, head: bool) -> Result<Option<(http::response::Parts, Framing)>, Error> {
-        parse_head(&mut BytesMut::from(text), head)
+        parse_head(&mut BytesMut::from(text), head, &mut 0)
     }
 
     /// A whole head's status, framing and whether its connection may serve again.

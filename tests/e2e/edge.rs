@@ -370,11 +370,12 @@ fn encoded_separators_are_refused_and_semicolons_encoded() {
         "/echo/a%00",
         "/items/..%2F..%2Fadmin",
         "/items/x%00.json",
+        "/echo/a\\..\\b",
     ] {
         let r = get(gw.port, path, "");
         assert_eq!(r.status, 400, "{path}");
         assert!(
-            String::from_utf8_lossy(&r.body).contains("encoded"),
+            String::from_utf8_lossy(&r.body).contains("the path contains"),
             "{path}: {}",
             String::from_utf8_lossy(&r.body)
         );
@@ -634,4 +635,34 @@ fn buffered_validation_is_bounded() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(post(&long).status, 200);
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// An upstream that floods interim (1xx) answers gets 502 and its connection dropped; one whose
+/// trailers go on past 64 KiB has its answer cut, and the client can tell (no final chunk).
+#[test]
+fn upstream_interim_floods_and_endless_trailers_are_cut() {
+    let (gw, up) = proxy();
+    let r = get(gw.port, "/echo/flood", "");
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    // A legitimate pair of interim answers still passes.
+    let r = get(gw.port, "/echo/interim", "");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"final"[..]));
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /echo/trailers HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    // The head may be lost with the reset that ends the connection; a whole answer never comes.
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "an answer whose trailers never end must not look complete"
+    );
+    assert!(up.hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
 }

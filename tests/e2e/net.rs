@@ -135,7 +135,8 @@ pub fn get(port: u16, path: &str, extra: &str) -> Reply {
 /// headers that the gateway must drop.
 ///
 /// Paths ending in one of these words answer in that framing instead (see [`framed`]):
-/// `chunked`, `close`, `interim`, `empty`, `big`, `huge`, `bye`, `malformed`. `HEAD` answers carry no
+/// `chunked`, `close`, `interim`, `flood`, `empty`, `trailers`, `big`, `huge`, `bye`,
+/// `malformed`. `HEAD` answers carry no
 /// body. After an answer to a path ending in `dropnext`, the connection's next request is read
 /// and left unanswered, the connection closed.
 pub struct Upstream {
@@ -198,6 +199,23 @@ fn framed(w: &mut TcpStream, target: &str) -> Option<After> {
         )
         .map(|()| After::KeepAlive),
         "empty" => write(w, b"HTTP/1.1 204 No Content\r\n\r\n").map(|()| After::KeepAlive),
+        // A flood of interim answers before the final one.
+        "flood" => (|| {
+            for _ in 0..100 {
+                w.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")?;
+            }
+            write(w, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+        })()
+        .map(|()| After::Close),
+        // A chunked answer whose trailers go on and on (200 KB of them).
+        "trailers" => (|| {
+            write(w, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n")?;
+            for i in 0..2000 {
+                w.write_all(format!("X-T{i}: {}\r\n", "t".repeat(90)).as_bytes())?;
+            }
+            write(w, b"\r\n")
+        })()
+        .map(|()| After::Close),
         // 3 MiB in 64 KiB writes.
         "big" => (|| {
             write(w, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 3 << 20).as_bytes())?;

@@ -475,6 +475,22 @@ enum ParamError {
     Malformed(String),
 }
 
+/// A form body as the gateway reads one, for the fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_form(text: &str) {
+    const SHAPE: Shape = Shape::Object(
+        &[
+            ("a", Shape::Array(super::ty::STRING)),
+            ("b", Shape::Scalar(super::ty::STRING)),
+        ],
+        super::ty::STRING,
+    );
+    let pairs = parse_pairs(text);
+    if let Ok(doc) = form_doc(&pairs, SHAPE) {
+        assert!(!doc.is_empty());
+    }
+}
+
 /// Splits a query string or form body into decoded pairs (`+` is a space).
 pub fn parse_pairs(q: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
     q.split('&')
