@@ -150,12 +150,24 @@ pub fn compile(
         .iter()
         .map(|f| validator::file_uri(&f.real_path))
         .collect();
-    let docs: Vec<(String, Value)> = sources
+    let mut docs: Vec<(String, Value)> = sources
         .files
         .iter()
         .zip(&uris)
         .map(|(f, u)| (u.clone(), f.root.to_json()))
         .collect();
+    // Schema resources embedded in a document (an absolute `$id` below `paths` or `components`)
+    // are registered under their own URI: the registry walks schema keywords only, and an
+    // OpenAPI document is not a schema.
+    for (uri, (file, ptr)) in sources.embedded_ids() {
+        if let Some(node) = sources
+            .file(file)
+            .root
+            .pointer(crate::load::node::split_pointer(ptr))
+        {
+            docs.push((uri.to_string(), node.to_json()));
+        }
+    }
     let dialect = match gw.version {
         Version::V30 => Dialect::Oas30,
         Version::V31 => Dialect::Draft2020,

@@ -436,3 +436,25 @@ fn response_validation_logs_or_enforces() {
         "{log}"
     );
 }
+
+/// A schema resource embedded in a 3.1 spec: its `$ref`s resolve against its own `$id`, and the
+/// recursive schema is enforced at every depth.
+#[test]
+fn refs_resolve_against_the_enclosing_id() {
+    let bin = build("specs/validation.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let ct = Some("application/json");
+    let ok = r#"{"value":1,"children":[{"value":2},{"value":3,"children":[{"value":4}]}]}"#;
+    let r = request(gw.port, "POST", "/trees", ct, ok);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let deep_bad = r#"{"value":1,"children":[{"value":3,"children":[{"value":"four"}]}]}"#;
+    assert_eq!(
+        violations(&request(gw.port, "POST", "/trees", ct, deep_bad)),
+        pairs(&[("/children/0/children/0/value", "type")])
+    );
+    let extra = r#"{"value":1,"children":[{"value":2,"leaf":true}]}"#;
+    assert_eq!(
+        violations(&request(gw.port, "POST", "/trees", ct, extra)),
+        pairs(&[("/children/0/leaf", "additionalProperties")])
+    );
+}

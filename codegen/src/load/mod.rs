@@ -123,7 +123,8 @@ impl Sources {
                 }
             };
             let id = FileId(sources.files.len());
-            let root = parse_text(&p, &text, diags);
+            let mut root = parse_text(&p, &text, diags);
+            absolutize(&mut root, None);
             sources.by_real_path.insert(real.clone(), id);
             sources.files.push(SourceFile {
                 path: p.clone(),
@@ -158,7 +159,8 @@ impl Sources {
 
     /// Builds sources from in-memory text (for tests and build scripts that already hold it).
     pub fn from_text(path: &Path, text: String, diags: &mut Diagnostics) -> Sources {
-        let root = parse_text(path, &text, diags);
+        let mut root = parse_text(path, &text, diags);
+        absolutize(&mut root, None);
         let mut sources = Sources::default();
         sources.by_real_path.insert(path.to_path_buf(), FileId(0));
         let mut ids = Vec::new();
@@ -173,6 +175,19 @@ impl Sources {
             root,
         });
         sources
+    }
+
+    /// Schema resources declared by an absolute `$id` inside a document (not at its root): their
+    /// URI, file and JSON pointer.
+    pub fn embedded_ids(&self) -> Vec<(&str, (FileId, &str))> {
+        let mut ids: Vec<_> = self
+            .ids
+            .iter()
+            .filter(|(_, (_, ptr))| !ptr.is_empty())
+            .map(|(uri, (file, ptr))| (uri.as_str(), (*file, ptr.as_str())))
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The root file's tree.
@@ -304,6 +319,77 @@ fn parse_text(path: &Path, text: &str, diags: &mut Diagnostics) -> Node {
             diags.report(Code::Syntax, path, e.pos, "", e.message, None);
             Node::new(Value::Null, Pos::default())
         }
+    }
+}
+
+/// Makes every `$ref` inside a schema resource (an object with an absolute `$id`) absolute
+/// against that `$id`, as JSON Schema 2020-12 resolves it: in
+/// `{"$id": "https://schemas.example/tree", "$ref": "#/$defs/node"}` the reference means
+/// `https://schemas.example/tree#/$defs/node`, not the document's own `#/$defs/node`. The `$id`
+/// is registered when the file is loaded, so the absolute form resolves to the right node.
+fn absolutize(node: &mut Node, base: Option<&str>) {
+    match &mut node.value {
+        Value::Object(entries) => {
+            let own = entries
+                .iter()
+                .find_map(|e| match (&*e.key, &e.value.value) {
+                    ("$id", Value::String(s)) if s.contains(':') => {
+                        Some(s.trim_end_matches('#').to_string())
+                    }
+                    ("$id", Value::String(s)) => base.map(|b| join(b, s.trim_end_matches('#'))),
+                    _ => None,
+                });
+            let base = own.as_deref().or(base);
+            for e in entries.iter_mut() {
+                match (e.key.as_str(), &mut e.value.value) {
+                    ("$ref" | "$dynamicRef", Value::String(r)) => {
+                        if let Some(b) = base {
+                            if !r.contains(':') {
+                                *r = join(b, r);
+                            }
+                        }
+                    }
+                    ("example" | "examples" | "const" | "enum" | "default", _) => {}
+                    _ => absolutize(&mut e.value, base),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                absolutize(item, base);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `reference` resolved against the absolute URI `base` (RFC 3986 §5.2, for the forms schemas
+/// use: a fragment, an absolute path, or a relative path).
+fn join(base: &str, reference: &str) -> String {
+    let base = base.split('#').next().unwrap_or(base);
+    if reference.is_empty() {
+        return base.to_string();
+    }
+    if reference.starts_with('#') {
+        return format!("{base}{reference}");
+    }
+    // The scheme and authority, then the path.
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    if reference.starts_with('/') {
+        return format!("{}{reference}", &base[..path_start]);
+    }
+    let dir_end = base
+        .rfind('/')
+        .filter(|i| *i >= path_start)
+        .map_or(base.len(), |i| i + 1);
+    let dir = &base[..dir_end];
+    if dir.ends_with('/') {
+        format!("{dir}{reference}")
+    } else {
+        format!("{dir}/{reference}")
     }
 }
 
