@@ -92,6 +92,9 @@ pub fn normalize(raw: &str, keep_slashes: bool) -> Result<Vec<Cow<'_, str>>, Pat
                 segments.pop();
             }
             _ if seg.contains('%') => {
+                if !escapes_are_whole(seg) {
+                    return Err(PathError::BadEncoding);
+                }
                 let decoded = percent_decode_str(seg)
                     .decode_utf8()
                     .map_err(|_| PathError::BadEncoding)?;
@@ -111,6 +114,25 @@ pub fn normalize(raw: &str, keep_slashes: bool) -> Result<Vec<Cow<'_, str>>, Pat
         }
     }
     Ok(segments)
+}
+
+/// Whether every `%` in `seg` starts an escape of two hex digits.
+fn escapes_are_whole(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 /// Characters encoded in a forwarded path segment: everything but RFC 3986 `pchar`s.
@@ -179,6 +201,9 @@ mod tests {
         assert_eq!(norm("/caf%C3%A9").unwrap(), vec!["café"]);
         assert_eq!(norm("/a/%2e%2E/b"), Err(PathError::EncodedDotSegment));
         assert_eq!(norm("/a/%ff"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/a/%zz"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/a/%4"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/a/100%"), Err(PathError::BadEncoding));
         assert!(norm("/").unwrap().is_empty());
         assert_eq!(norm("/a%00b"), Err(PathError::EncodedNul));
         for p in [

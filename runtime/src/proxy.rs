@@ -103,6 +103,10 @@ pub(crate) async fn forward(
             if crate::progress::is_stalled(&e) {
                 return Err(Problem::request_timeout());
             }
+            if matches!(e, crate::pool::Error::Body(_)) {
+                // The client's own body failed: malformed chunks, or a client that went away.
+                return Err(Problem::bad_request("the request body could not be read"));
+            }
             tracing::warn!(request_id = x.id, error = ?e, "upstream error");
             return Err(Problem::bad_gateway());
         }

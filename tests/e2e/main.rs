@@ -4,6 +4,7 @@
 //! file's origin and licence; set `GWGEN_CORPUS` to read another copy) and run the real `gwgen`
 //! binary.
 
+mod attacks;
 mod auth;
 mod cli;
 mod compiled;

@@ -3,7 +3,7 @@
 //! what the gateway receives (`//`, `%2F`, hop-by-hop headers).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -99,25 +99,26 @@ pub fn send(port: u16, raw: &[u8]) -> Reply {
         .expect("timeout");
     s.write_all(raw).expect("write");
     let mut r = BufReader::new(s);
-    let (status_line, headers) = read_head(&mut r).expect("a response head");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
+    read_reply(&mut r, raw.starts_with(b"HEAD ")).expect("a response head")
+}
+
+/// Reads one answer (to a `HEAD` request when `head`); `None` when the connection ends first.
+pub fn read_reply<R: BufRead>(r: &mut R, head: bool) -> Option<Reply> {
+    let (status_line, headers) = read_head(r)?;
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok())?;
     let mut body = Vec::new();
-    if raw.starts_with(b"HEAD ") || status == 204 || status == 304 {
+    if head || status == 204 || status == 304 || status < 200 {
         // No body, whatever the headers say.
     } else if headers.contains_key("content-length") || headers.contains_key("transfer-encoding") {
-        body = read_body(&mut r, &headers);
+        body = read_body(r, &headers);
     } else {
         let _ = r.read_to_end(&mut body);
     }
-    Reply {
+    Some(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// `GET path` with extra header lines.
