@@ -655,6 +655,20 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
     })
 }
 
+/// A `limits` key as it applies to a route: its own (set on the operation or its path item),
+/// else the gateway's.
+fn route_limit<T>(
+    gw: &Gateway,
+    r: &Route,
+    key: impl Fn(&crate::xgw::Limits) -> Option<T>,
+) -> Option<T> {
+    r.settings
+        .limits
+        .as_ref()
+        .and_then(&key)
+        .or_else(|| gw.defaults.limits.as_ref().and_then(&key))
+}
+
 fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream {
     let key = lit(&format!("{} {}", r.method, r.path));
     let template = lit(&r.path);
@@ -843,13 +857,7 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
     }));
     // A body sent to an operation that declares none: refused unless `limits` says drop.
     let undeclared_body = option_tokens(r.request_body.is_none().then(|| {
-        let rule = r
-            .settings
-            .limits
-            .as_ref()
-            .and_then(|l| l.undeclared_body)
-            .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.undeclared_body));
-        match rule {
+        match route_limit(gw, r, |l| l.undeclared_body) {
             Some(crate::xgw::UndeclaredBody::Drop) => quote! { rt::UndeclaredBody::Drop },
             _ => quote! { rt::UndeclaredBody::Reject },
         }
@@ -1295,24 +1303,11 @@ fn validation_tokens(
                 quote! { rt::v::ResponseSpec { status: #status, media: &[#(#media),*] } }
             });
         let mode = option_tokens(rc.response_mode.map(response_mode_tokens));
-        let json_depth = Literal::u32_unsuffixed(
-            gw.routes[n]
-                .settings
-                .limits
-                .as_ref()
-                .and_then(|l| l.json_depth)
-                .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.json_depth))
-                .unwrap_or(128),
-        );
-        let json_values = Literal::u32_unsuffixed(
-            gw.routes[n]
-                .settings
-                .limits
-                .as_ref()
-                .and_then(|l| l.json_values)
-                .or_else(|| gw.defaults.limits.as_ref().and_then(|l| l.json_values))
-                .unwrap_or(1_000_000),
-        );
+        let route = &gw.routes[n];
+        let json_depth =
+            Literal::u32_unsuffixed(route_limit(gw, route, |l| l.json_depth).unwrap_or(128));
+        let json_values =
+            Literal::u32_unsuffixed(route_limit(gw, route, |l| l.json_values).unwrap_or(1_000_000));
         let v = format_ident!("V{}", n);
         statics.push(quote! {
             static #v: rt::v::RouteValidation = rt::v::RouteValidation {
