@@ -80,7 +80,7 @@ impl<'a> Doc<'a> {
     }
 
     /// Parses bytes, nested at most `max_depth` deep and holding at most `max_values` values
-    /// (member names count too); past it, [`TOO_MANY_VALUES`]. The tape costs 16 bytes a value.
+    /// (member names count too); past it, `TOO_MANY_VALUES`. The tape costs 16 bytes a value.
     pub fn parse_with_limits(
         bytes: &'a [u8],
         max_depth: usize,
