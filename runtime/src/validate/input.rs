@@ -609,8 +609,14 @@ fn object_json<'a>(
         seen.insert(k.to_string());
         push_json_string(&mut out, &k);
         out.push(':');
+        // A field the schema does not name takes what its values are: one, or an array of all.
         let prop = props.iter().find(|(n, _)| *n == k).map(|(_, s)| *s);
-        match prop.unwrap_or(Shape::Scalar(other)) {
+        let undeclared = if values.len() > 1 {
+            Shape::Array(other)
+        } else {
+            Shape::Scalar(other)
+        };
+        match prop.unwrap_or(undeclared) {
             Shape::Array(m) => out.push_str(&array_json(&values, m)),
             s => push_scalar(
                 &mut out,
@@ -940,7 +946,7 @@ fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<
         Shape::Object(..) => shape,
         _ => Shape::Object(&[], super::ty::STRING),
     };
-    let Shape::Object(props, other) = shape else {
+    let Shape::Object(props, _) = shape else {
         return Err("the form body cannot be read".into());
     };
     // Fields grouped by name, in first-seen order; an index keeps this linear in the fields.
@@ -955,13 +961,17 @@ fn form_doc(pairs: &[(Cow<'_, str>, Cow<'_, str>)], shape: Shape) -> Result<Doc<
             }
         }
     }
-    // A field that is not an array, sent several times, has no one meaning: which copy would
-    // the upstream read?
+    // A declared field that is not an array, sent several times, has no one meaning: which copy
+    // would the upstream read? (A field the schema does not name becomes an array of its
+    // values, which the schema then judges.)
     for (k, values) in &grouped {
-        let shape = props
+        let Some(shape) = props
             .iter()
             .find(|(n, _)| *n == k.as_ref())
-            .map_or(Shape::Scalar(other), |(_, s)| *s);
+            .map(|(_, s)| *s)
+        else {
+            continue;
+        };
         if values.len() > 1 && !matches!(shape, Shape::Array(_)) {
             return Err(format!(
                 "the form field `{k}` takes one value but was sent {} times",
