@@ -128,16 +128,21 @@ fn fast_uuid() -> [u8; 36] {
     buf
 }
 
-/// The access log's sink: lines are appended to a buffer that a background thread writes to
-/// stdout every 50 ms (or at once past 256 KiB), so a request costs no system call of its own.
-/// [`flush_access_log`] writes what is left, at shutdown.
-struct Sink {
-    buf: Mutex<Vec<u8>>,
-}
+/// The access log's sink: each thread appends lines to a buffer of its own, which a background
+/// thread writes to stdout every 50 ms (a thread writes its own at once past 256 KiB), so a
+/// request costs no system call and takes no lock another core holds. [`flush_access_log`]
+/// writes what is left, at shutdown. Lines of one thread stay in order; lines of different
+/// threads interleave by flush.
+static BUFFERS: Mutex<Vec<Arc<Mutex<Vec<u8>>>>> = Mutex::new(Vec::new());
 
-static SINK: Sink = Sink {
-    buf: Mutex::new(Vec::new()),
-};
+thread_local! {
+    /// This thread's access-log buffer, registered in [`BUFFERS`] on first use.
+    static BUFFER: Arc<Mutex<Vec<u8>>> = {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).push(buf.clone());
+        buf
+    };
+}
 
 fn write_out(data: &[u8]) {
     let mut out = std::io::stdout().lock();
@@ -155,20 +160,37 @@ fn append_log_line(line: &[u8]) {
                 flush_access_log();
             });
     });
-    let full = {
-        let mut buf = SINK.buf.lock().unwrap_or_else(|e| e.into_inner());
+    let full = BUFFER.with(|buf| {
+        let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(line);
         buf.push(b'\n');
         (buf.len() > 256 << 10).then(|| std::mem::take(&mut *buf))
-    };
+    });
     if let Some(data) = full {
         write_out(&data);
     }
 }
 
-/// Writes the buffered access-log lines to stdout now.
+/// Writes the buffered access-log lines of every thread to stdout now.
 pub fn flush_access_log() {
-    let data = std::mem::take(&mut *SINK.buf.lock().unwrap_or_else(|e| e.into_inner()));
+    let buffers: Vec<Arc<Mutex<Vec<u8>>>> = {
+        let mut all = BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        // A buffer only this list holds belongs to a thread that ended: flushed once more, then
+        // let go.
+        let list = all.clone();
+        all.retain(|b| Arc::strong_count(b) > 2);
+        list
+    };
+    let mut data = Vec::new();
+    for buf in buffers {
+        let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
+        if data.is_empty() {
+            std::mem::swap(&mut data, &mut *buf);
+        } else {
+            data.extend_from_slice(&buf);
+            buf.clear();
+        }
+    }
     if !data.is_empty() {
         write_out(&data);
     }
@@ -185,15 +207,43 @@ struct Histogram {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Request metrics of one gateway.
-#[derive(Default)]
+/// Request metrics of one gateway, sharded by thread: a thread counts into its own shard, whose
+/// lock only a scrape ever contends for, so no lock or counter is shared by the requests of
+/// different cores. A scrape sums the shards.
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
-    active: AtomicI64,
-    invalid_requests: Mutex<BTreeMap<&'static str, u64>>,
-    invalid_responses: Mutex<BTreeMap<&'static str, u64>>,
-    counters: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    /// Tells this gateway's shards from another's in a thread's list.
+    id: u64,
+    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
     degraded: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Metrics {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            degraded: AtomicI64::new(0),
+        }
+    }
+}
+
+/// One thread's counts.
+#[derive(Default)]
+struct Shard {
+    requests: BTreeMap<(&'static str, &'static str, u16), Histogram>,
+    invalid_requests: BTreeMap<&'static str, u64>,
+    invalid_responses: BTreeMap<&'static str, u64>,
+    counters: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    /// Requests started minus requests finished on this thread (a request may finish on
+    /// another thread than it started on; the sum over shards is what is in flight).
+    active: i64,
+}
+
+thread_local! {
+    /// This thread's shard of each gateway's metrics, by the gateway's id.
+    static SHARDS: std::cell::RefCell<Vec<(u64, Arc<Mutex<Shard>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The counters of [`Metrics::count`]: name, help, and the names of its two labels (empty: none).
@@ -225,34 +275,40 @@ const COUNTERS: &[(&str, &str, &str, &str)] = &[
 ];
 
 impl Metrics {
+    /// Runs `f` on this thread's shard (made on the thread's first use).
+    fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        SHARDS.with(|list| {
+            let mut list = list.borrow_mut();
+            let at = match list.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    let shard = Arc::new(Mutex::new(Shard::default()));
+                    self.shards
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(shard.clone());
+                    list.push((self.id, shard));
+                    list.len() - 1
+                }
+            };
+            let mut shard = list[at].1.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut shard)
+        })
+    }
+
     /// Counts a request refused by validation, under its route template.
     pub fn invalid_request(&self, route: &'static str) {
-        *self
-            .invalid_requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(route)
-            .or_default() += 1;
+        self.with_shard(|s| *s.invalid_requests.entry(route).or_default() += 1);
     }
 
     /// Counts an upstream answer that did not conform to the spec, under its route template.
     pub fn invalid_response(&self, route: &'static str) {
-        *self
-            .invalid_responses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(route)
-            .or_default() += 1;
+        self.with_shard(|s| *s.invalid_responses.entry(route).or_default() += 1);
     }
 
     /// Adds one to a counter of [`COUNTERS`] with its label values.
     pub fn count(&self, name: &'static str, a: &'static str, b: &'static str) {
-        *self
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((name, a, b))
-            .or_default() += 1;
+        self.with_shard(|s| *s.counters.entry((name, a, b)).or_default() += 1);
     }
 
     /// Whether the shared state is failing (`gwgen_state_degraded`).
@@ -262,7 +318,7 @@ impl Metrics {
 
     /// Counts a request as started.
     pub fn start(&self) {
-        self.active.fetch_add(1, Ordering::Relaxed);
+        self.with_shard(|s| s.active += 1);
     }
 
     /// Records a finished request under its route template (`-` when no route matched).
@@ -273,7 +329,6 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        self.active.fetch_sub(1, Ordering::Relaxed);
         let method = match *method {
             http::Method::GET => "GET",
             http::Method::HEAD => "HEAD",
@@ -286,15 +341,49 @@ impl Metrics {
             _ => "_OTHER",
         };
         let secs = elapsed.as_secs_f64();
-        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let h = map.entry((route, method, status)).or_default();
-        h.count += 1;
-        h.sum += secs;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.buckets[i] += 1;
+        self.with_shard(|s| {
+            s.active -= 1;
+            let h = s.requests.entry((route, method, status)).or_default();
+            h.count += 1;
+            h.sum += secs;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if secs <= *b {
+                    h.buckets[i] += 1;
+                }
             }
+        });
+    }
+
+    /// Every shard summed.
+    fn total(&self) -> Shard {
+        let shards: Vec<Arc<Mutex<Shard>>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut sum = Shard::default();
+        for shard in shards {
+            let s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, h) in &s.requests {
+                let t = sum.requests.entry(*k).or_default();
+                t.count += h.count;
+                t.sum += h.sum;
+                for (a, b) in t.buckets.iter_mut().zip(h.buckets) {
+                    *a += b;
+                }
+            }
+            for (k, n) in &s.invalid_requests {
+                *sum.invalid_requests.entry(k).or_default() += n;
+            }
+            for (k, n) in &s.invalid_responses {
+                *sum.invalid_responses.entry(k).or_default() += n;
+            }
+            for (k, n) in &s.counters {
+                *sum.counters.entry(*k).or_default() += n;
+            }
+            sum.active += s.active;
         }
+        sum
     }
 
     /// The Prometheus text exposition.
@@ -304,12 +393,8 @@ impl Metrics {
             "# HELP http_server_request_duration_seconds Duration of HTTP server requests.\n",
         );
         out.push_str("# TYPE http_server_request_duration_seconds histogram\n");
-        let map = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for ((route, method, status), h) in &map {
+        let total = self.total();
+        for ((route, method, status), h) in &total.requests {
             let labels = format!(
                 "http_request_method=\"{method}\",http_route=\"{}\",http_response_status_code=\"{status}\"",
                 escape_label(route)
@@ -341,26 +426,21 @@ impl Metrics {
             (
                 "gwgen_requests_invalid_total",
                 "Requests refused by validation (400 or 415).",
-                &self.invalid_requests,
+                &total.invalid_requests,
             ),
             (
                 "gwgen_responses_invalid_total",
                 "Upstream answers that do not conform to the spec's response schemas.",
-                &self.invalid_responses,
+                &total.invalid_responses,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
-            let map = map.lock().unwrap_or_else(|e| e.into_inner()).clone();
             for (route, n) in map {
                 let _ = writeln!(out, "{name}{{http_route=\"{}\"}} {n}", escape_label(route));
             }
         }
-        let counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let counters = &total.counters;
         for (name, help, la, lb) in COUNTERS {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
@@ -388,11 +468,7 @@ impl Metrics {
         );
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");
-        let _ = writeln!(
-            out,
-            "http_server_active_requests {}",
-            self.active.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "http_server_active_requests {}", total.active);
         out
     }
 }
@@ -658,6 +734,52 @@ fn seconds_into(out: &mut Vec<u8>, secs: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_of_every_thread_sum_at_scrape() {
+        let m = Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        m.start();
+                        m.finish(&http::Method::GET, "/a", 200, Duration::from_millis(1));
+                    }
+                    m.invalid_request("/a");
+                    m.count("gwgen_cache_requests_total", "/a", "hit");
+                    // Started here, finished on another thread.
+                    m.start();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        m.finish(&http::Method::GET, "/a", 200, Duration::from_millis(1));
+        let text = m.render();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(
+            line("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/a\""),
+            "1001"
+        );
+        assert_eq!(line("gwgen_requests_invalid_total{"), "4");
+        assert_eq!(line("gwgen_cache_requests_total{"), "4");
+        assert_eq!(line("http_server_active_requests "), "3");
+        // Another gateway in the same process counts apart.
+        let other = Metrics::default();
+        other.start();
+        assert!(other.render().contains("http_server_active_requests 1"));
+        assert!(m.render().contains("http_server_active_requests 3"));
+    }
 
     #[test]
     fn dates() {
