@@ -1,7 +1,8 @@
-//! Coarse deadlines for upstream calls: a request's timeout is an entry in one shared table that a
+//! Coarse deadlines for upstream calls: a request's timeout is an entry in a table that a
 //! background thread sweeps every 10 ms, instead of a timer registered and cancelled per request.
 //! Upstream timeouts are seconds long, so 10 ms of slack costs nothing, and the hot path reads no
-//! clock: the sweeper keeps a coarse one.
+//! clock: the sweeper keeps a coarse one. The table is in shards, one picked per thread, so cores
+//! do not take turns at one lock.
 // Upstream deadlines serve the `proxy` feature; the wall clock serves every gateway.
 #![cfg_attr(not(feature = "proxy"), allow(dead_code))]
 
@@ -13,6 +14,17 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(10);
+
+/// Shards of the table; a thread uses the one it was given on first use.
+const SHARDS: usize = 16;
+
+thread_local! {
+    /// This thread's shard of the table.
+    static SHARD: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
 
 struct Entry {
     deadline: u64,
@@ -27,7 +39,7 @@ struct Table {
     /// The wall clock at `start`, in microseconds since the Unix epoch, as of the last sweep
     /// (so that steps of the system clock show within 10 ms).
     wall_at_start_us: AtomicU64,
-    entries: Mutex<Slots>,
+    entries: [Mutex<Slots>; SHARDS],
 }
 
 /// Entries by slot, with the free slots listed: no hashing on the hot path.
@@ -78,7 +90,7 @@ fn table() -> &'static Table {
             start,
             now: AtomicU64::new(0),
             wall_at_start_us: AtomicU64::new(wall_at(start)),
-            entries: Mutex::new(Slots::default()),
+            entries: std::array::from_fn(|_| Mutex::new(Slots::default())),
         }
     })
 }
@@ -97,8 +109,8 @@ fn sweep(t: &Table) {
     t.wall_at_start_us
         .store(wall_at(t.start), Ordering::Relaxed);
     let mut wake = Vec::new();
-    {
-        let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
+    for shard in &t.entries {
+        let mut entries = shard.lock().unwrap_or_else(|e| e.into_inner());
         for e in entries.slots.iter_mut().flatten() {
             if !e.fired && e.deadline <= now {
                 e.fired = true;
@@ -159,7 +171,8 @@ pub fn timeout<F: Future>(limit: Duration, fut: F) -> Timeout<F> {
 /// See [`timeout`].
 pub struct Timeout<F> {
     fut: Pin<Box<F>>,
-    id: Option<usize>,
+    /// The shard and slot of its entry, once it waits.
+    id: Option<(usize, usize)>,
     deadline: u64,
 }
 
@@ -171,42 +184,46 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(v));
         }
         let t = table();
-        let mut entries = t.entries.lock().unwrap_or_else(|e| e.into_inner());
         match self.id {
             None => {
-                let id = entries.insert(Entry {
-                    deadline: self.deadline,
-                    waker: Some(cx.waker().clone()),
-                    fired: false,
-                });
-                drop(entries);
-                self.id = Some(id);
+                let shard = SHARD.with(|s| *s);
+                let id = t.entries[shard]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(Entry {
+                        deadline: self.deadline,
+                        waker: Some(cx.waker().clone()),
+                        fired: false,
+                    });
+                self.id = Some((shard, id));
                 Poll::Pending
             }
-            Some(id) => match entries.get_mut(id) {
-                Some(e) if e.fired => {
-                    entries.remove(id);
-                    drop(entries);
-                    self.id = None;
-                    Poll::Ready(Err(Elapsed))
-                }
-                Some(e) => {
-                    if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        e.waker = Some(cx.waker().clone());
+            Some((shard, id)) => {
+                let mut entries = t.entries[shard].lock().unwrap_or_else(|e| e.into_inner());
+                match entries.get_mut(id) {
+                    Some(e) if e.fired => {
+                        entries.remove(id);
+                        drop(entries);
+                        self.id = None;
+                        Poll::Ready(Err(Elapsed))
                     }
-                    Poll::Pending
+                    Some(e) => {
+                        if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            e.waker = Some(cx.waker().clone());
+                        }
+                        Poll::Pending
+                    }
+                    None => Poll::Pending,
                 }
-                None => Poll::Pending,
-            },
+            }
         }
     }
 }
 
 impl<F> Drop for Timeout<F> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            table()
-                .entries
+        if let Some((shard, id)) = self.id.take() {
+            table().entries[shard]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id);
@@ -233,7 +250,9 @@ mod tests {
             8
         });
         assert_eq!(pending.await, Ok(8));
-        let entries = table().entries.lock().expect("lock");
-        assert!(entries.slots.iter().all(Option::is_none));
+        for shard in &table().entries {
+            let entries = shard.lock().expect("lock");
+            assert!(entries.slots.iter().all(Option::is_none));
+        }
     }
 }
