@@ -96,9 +96,25 @@ struct Idle {
 /// The pool.
 pub struct Pool {
     connector: Connector,
-    /// Idle connections by upstream. A gateway talks to a handful of upstreams: a list scanned
-    /// in order beats hashing the authority twice per request.
-    idle: Mutex<Vec<(Key, Vec<Idle>)>>,
+    /// Idle connections by upstream, in shards: a thread puts back into its own shard and takes
+    /// from it first, so cores do not take turns at one lock; when its shard has none, the
+    /// others are tried without waiting. A gateway talks to a handful of upstreams: a list
+    /// scanned in order beats hashing the authority twice per request.
+    idle: [Mutex<IdleLists>; POOL_SHARDS],
+}
+
+/// One shard's idle connections, by upstream.
+type IdleLists = Vec<(Key, Vec<Idle>)>;
+
+/// Shards of the idle connections; a thread uses the one it was given on first use.
+const POOL_SHARDS: usize = 16;
+
+thread_local! {
+    /// This thread's shard of every pool.
+    static POOL_SHARD: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOL_SHARDS
+    };
 }
 
 impl std::fmt::Debug for Pool {
@@ -176,25 +192,40 @@ impl Pool {
     pub fn new(connector: Connector) -> Arc<Pool> {
         Arc::new(Pool {
             connector,
-            idle: Mutex::new(Vec::new()),
+            idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
         })
     }
 
     fn take(&self, key: &Key) -> Option<Box<Conn>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
-        let now = crate::deadline::coarse_ms();
-        while let Some(i) = list.pop() {
-            let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
-            if fresh && !i.conn.became_readable() {
-                return Some(i.conn);
+        let own = POOL_SHARD.with(|s| *s);
+        for n in 0..POOL_SHARDS {
+            let shard = &self.idle[(own + n) % POOL_SHARDS];
+            let mut idle = if n == 0 {
+                shard.lock().unwrap_or_else(|e| e.into_inner())
+            } else {
+                match shard.try_lock() {
+                    Ok(idle) => idle,
+                    Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
+                }
+            };
+            let Some((_, list)) = idle.iter_mut().find(|(k, _)| k == key) else {
+                continue;
+            };
+            let now = crate::deadline::coarse_ms();
+            while let Some(i) = list.pop() {
+                let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
+                if fresh && !i.conn.became_readable() {
+                    return Some(i.conn);
+                }
             }
         }
         None
     }
 
     fn put(&self, key: Key, conn: Box<Conn>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let own = POOL_SHARD.with(|s| *s);
+        let mut idle = self.idle[own].lock().unwrap_or_else(|e| e.into_inner());
         let at = match idle.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
             // Past this many upstreams (a URL template that puts a parameter in the host), new
