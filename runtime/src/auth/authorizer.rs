@@ -98,12 +98,7 @@ impl Authorizer {
     pub async fn authorize(&self, creds: &Credentials<'_>) -> Result<Verdict, Denial> {
         let mut identity = Vec::new();
         for src in self.def.identity {
-            let value = match src.split_once('.') {
-                Some(("header", n)) => creds.header(n).map(str::to_string),
-                Some(("query", n)) => creds.query(n),
-                Some(("cookie", n)) => creds.cookie(n),
-                _ => None,
-            };
+            let value = super::identity_place(src).and_then(|(at, n)| creds.read(at, n));
             match value.filter(|v| !v.is_empty()) {
                 Some(v) => identity.push(v),
                 None => {

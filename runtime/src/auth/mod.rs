@@ -218,7 +218,27 @@ pub struct Credentials<'r> {
     pub request_id: &'r str,
 }
 
+/// Where an authorizer's identity source (`header.X`, `query.X`, `cookie.X`) is read.
+#[cfg_attr(not(any(feature = "proxy", feature = "authorizer")), allow(dead_code))]
+fn identity_place(src: &'static str) -> Option<(KeyIn, &'static str)> {
+    match src.split_once('.')? {
+        ("header", n) => Some((KeyIn::Header, n)),
+        ("query", n) => Some((KeyIn::Query, n)),
+        ("cookie", n) => Some((KeyIn::Cookie, n)),
+        _ => None,
+    }
+}
+
 impl Credentials<'_> {
+    /// The value sent in a header, query parameter or cookie of this name.
+    fn read(&self, place: KeyIn, name: &str) -> Option<String> {
+        match place {
+            KeyIn::Header => self.header(name).map(str::to_string),
+            KeyIn::Query => self.query(name),
+            KeyIn::Cookie => self.cookie(name),
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -447,11 +467,7 @@ impl Auth {
                     name: key_name,
                     plans: scheme_plans,
                 }) => {
-                    let presented = match location {
-                        KeyIn::Header => creds.header(key_name).map(str::to_string),
-                        KeyIn::Query => creds.query(key_name),
-                        KeyIn::Cookie => creds.cookie(key_name),
-                    };
+                    let presented = creds.read(*location, key_name);
                     let challenge = "ApiKey";
                     let Some(presented) = presented.filter(|k| !k.is_empty()) else {
                         return Err(Denial::Unauthenticated(
@@ -554,16 +570,7 @@ impl Auth {
             Some(SchemeDef::ApiKey { location, name, .. }) => out.push((*location, name)),
             Some(SchemeDef::Jwt(_)) => out.push((KeyIn::Header, "authorization")),
             Some(SchemeDef::Authorizer(a)) => {
-                out.extend(
-                    a.identity
-                        .iter()
-                        .filter_map(|src| match src.split_once('.') {
-                            Some(("header", n)) => Some((KeyIn::Header, n)),
-                            Some(("query", n)) => Some((KeyIn::Query, n)),
-                            Some(("cookie", n)) => Some((KeyIn::Cookie, n)),
-                            _ => None,
-                        }),
-                )
+                out.extend(a.identity.iter().copied().filter_map(identity_place))
             }
             _ => {}
         }

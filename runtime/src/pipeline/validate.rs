@@ -17,18 +17,21 @@ pub(super) fn check_body(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), 
     check_length(x.route.body_limit(x.gw), req)
 }
 
+/// Whether a request has a body: it says so by `Content-Length` other than 0 or by
+/// `Transfer-Encoding` (RFC 9112 §6.1), even an empty chunked one.
+fn has_body(h: &http::HeaderMap) -> bool {
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 /// A body sent to an operation that declares no `requestBody`: 400, or removed
-/// (`limits.undeclared_body: drop`). A message has a body when it says so by `Content-Length`
-/// other than 0 or by `Transfer-Encoding` (RFC 9112 §6.1), even an empty chunked one.
+/// (`limits.undeclared_body: drop`).
 fn undeclared_body(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), Problem> {
     let Some(rule) = x.route.undeclared_body else {
         return Ok(());
     };
-    let h = req.headers();
-    let has_body = h.contains_key(header::TRANSFER_ENCODING)
-        || h.get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    if !has_body {
+    if !has_body(req.headers()) {
         return Ok(());
     }
     match rule {
@@ -101,11 +104,9 @@ async fn check_request(
     if !v.reads_body() {
         if v.requests && v.body.is_some() {
             let h = req.headers();
-            let present = h.contains_key(header::TRANSFER_ENCODING)
-                || h.get(header::CONTENT_LENGTH)
-                    .is_some_and(|v| v.as_bytes() != b"0");
             let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            v.check_opaque_body(content_type, present).map_err(reject)?;
+            v.check_opaque_body(content_type, has_body(h))
+                .map_err(reject)?;
         }
         return Ok(());
     }
