@@ -213,7 +213,11 @@ impl Verifier {
     /// Verifies a token; the claims, or why not.
     pub async fn verify(&self, token: &str) -> Result<Arc<serde_json::Value>, String> {
         if let Some(remote) = self.remote.as_ref().filter(|r| r.stale()) {
-            self.refresh(remote).await;
+            // One request fetches the keys again; the others go on with the cached keys rather
+            // than wait for it (the endpoint may be slow or down).
+            if let Ok(last) = remote.last_attempt.try_lock() {
+                self.refresh_with(remote, last).await;
+            }
         }
         if let Some(claims) = self.recall(token) {
             return Ok(claims);
@@ -302,7 +306,16 @@ impl Verifier {
     }
 
     async fn refresh(&self, remote: &Remote) {
-        let mut last = remote.last_attempt.lock().await;
+        let last = remote.last_attempt.lock().await;
+        self.refresh_with(remote, last).await;
+    }
+
+    /// Fetches the keys again unless the last attempt (`last`, held) was too recent.
+    async fn refresh_with(
+        &self,
+        remote: &Remote,
+        mut last: tokio::sync::MutexGuard<'_, Option<Instant>>,
+    ) {
         if last.is_some_and(|t| t.elapsed() < remote.gap) {
             return;
         }
