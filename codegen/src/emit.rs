@@ -154,6 +154,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/observe.rs"),
     ),
     ("src/path.rs", include_str!("../../runtime/src/path.rs")),
+    (
+        "src/percore.rs",
+        include_str!("../../runtime/src/percore.rs"),
+    ),
     ("src/pool.rs", include_str!("../../runtime/src/pool.rs")),
     (
         "src/problem.rs",

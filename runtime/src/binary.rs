@@ -106,20 +106,31 @@ pub fn main_with(
             return ExitCode::from(1);
         }
     };
-    // One core (a container limit, or `taskset`): a single-threaded runtime, with none of the
-    // work-stealing scheduler's cross-thread bookkeeping. More: the multi-threaded one, a worker a
-    // core. Validators recurse as deep as a body nests (up to `limits.json_depth`), so every
-    // thread that runs requests gets 16 MiB of stack (reserved, not committed).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let single = std::env::var("GWGEN_RUNTIME")
-        .map(|v| v == "current_thread")
-        .unwrap_or(cores == 1);
+    let mode = match RuntimeMode::from_env(std::env::var("GWGEN_RUNTIME").ok().as_deref(), cores) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(2);
+        }
+    };
+    #[cfg(unix)]
+    if mode == RuntimeMode::PerCore {
+        return match gateway.serve_per_core(&config, cores) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "the gateway failed");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let single = mode == RuntimeMode::CurrentThread;
     let mut builder = if single {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
-    let runtime = match builder.enable_all().thread_stack_size(16 << 20).build() {
+    let runtime = match builder.enable_all().thread_stack_size(WORKER_STACK).build() {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -130,7 +141,7 @@ pub fn main_with(
         // `block_on` runs on the calling thread: make it one with the same stack.
         let served = std::thread::Builder::new()
             .name("gwgen-worker".into())
-            .stack_size(16 << 20)
+            .stack_size(WORKER_STACK)
             .spawn(move || runtime.block_on(gateway.serve(&config)));
         return match served.map(|h| h.join()) {
             Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
@@ -150,5 +161,70 @@ pub fn main_with(
             tracing::error!(error = %e, "the gateway failed");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Validators recurse as deep as a body nests (up to `limits.json_depth`), so every thread that
+/// runs requests gets 16 MiB of stack (reserved, not committed).
+pub(crate) const WORKER_STACK: usize = 16 << 20;
+
+/// How the gateway spreads its work over cores (`GWGEN_RUNTIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuntimeMode {
+    /// One thread, tokio's single-threaded runtime: the default on one core (a container's CPU
+    /// limit, or `taskset`), with none of a scheduler's cross-thread bookkeeping.
+    CurrentThread,
+    /// tokio's work-stealing runtime, a worker a core, one listener.
+    MultiThread,
+    /// A thread a core, each with a single-threaded runtime and its own `SO_REUSEPORT`
+    /// listener (Unix only).
+    PerCore,
+}
+
+impl RuntimeMode {
+    /// The mode `GWGEN_RUNTIME` names, or the default for `cores` cores.
+    fn from_env(var: Option<&str>, cores: usize) -> Result<RuntimeMode, String> {
+        match var.map(str::trim) {
+            None | Some("") if cores <= 1 => Ok(RuntimeMode::CurrentThread),
+            None | Some("") => Ok(RuntimeMode::DEFAULT),
+            Some("current_thread") => Ok(RuntimeMode::CurrentThread),
+            Some("multi_thread") => Ok(RuntimeMode::MultiThread),
+            Some("per_core") if cfg!(unix) => Ok(RuntimeMode::PerCore),
+            Some(other) => Err(format!(
+                "GWGEN_RUNTIME=`{other}`: expected current_thread, multi_thread{}",
+                if cfg!(unix) { " or per_core" } else { "" }
+            )),
+        }
+    }
+
+    /// The mode on more than one core.
+    const DEFAULT: RuntimeMode = RuntimeMode::MultiThread;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeMode;
+
+    #[test]
+    fn the_runtime_mode_follows_the_cores_unless_named() {
+        assert_eq!(
+            RuntimeMode::from_env(None, 1),
+            Ok(RuntimeMode::CurrentThread)
+        );
+        assert_eq!(RuntimeMode::from_env(None, 8), Ok(RuntimeMode::DEFAULT));
+        assert_eq!(
+            RuntimeMode::from_env(Some("multi_thread"), 1),
+            Ok(RuntimeMode::MultiThread)
+        );
+        assert_eq!(
+            RuntimeMode::from_env(Some("current_thread"), 8),
+            Ok(RuntimeMode::CurrentThread)
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            RuntimeMode::from_env(Some("per_core"), 2),
+            Ok(RuntimeMode::PerCore)
+        );
+        assert!(RuntimeMode::from_env(Some("fast"), 2).is_err());
     }
 }

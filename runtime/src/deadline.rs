@@ -15,16 +15,8 @@ use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(10);
 
-/// Shards of the table; a thread uses the one it was given on first use.
-const SHARDS: usize = 16;
-
-thread_local! {
-    /// This thread's shard of the table.
-    static SHARD: usize = {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
-    };
-}
+/// Shards of the table; a thread uses the one of its [`crate::percore::slot`].
+const SHARDS: usize = crate::percore::SLOTS;
 
 struct Entry {
     deadline: u64,
@@ -186,7 +178,7 @@ impl<F: Future> Future for Timeout<F> {
         let t = table();
         match self.id {
             None => {
-                let shard = SHARD.with(|s| *s);
+                let shard = crate::percore::slot();
                 let id = t.entries[shard]
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

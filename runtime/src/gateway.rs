@@ -152,8 +152,8 @@ pub struct Gateway {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) throttle: Option<crate::throttle::Throttler>,
     pub(crate) trusted: Vec<crate::throttle::Cidr>,
-    /// Bytes of request bodies held for validation right now.
-    pub(crate) validating: std::sync::atomic::AtomicU64,
+    /// What is left of `limits.validation_memory` for request bodies held for validation.
+    pub(crate) validating: crate::percore::Budget,
     /// `escaped_slashes: keep`: `%2F` and `%5C` stay inside a segment instead of a 400.
     pub(crate) keep_escaped_slashes: bool,
     /// The headers API keys come in: at most one of each per request.
@@ -181,7 +181,7 @@ impl Gateway {
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
             trusted: Vec::new(),
-            validating: std::sync::atomic::AtomicU64::new(0),
+            validating: crate::percore::Budget::new(ConnectionLimits::default().validation_memory),
             keep_escaped_slashes: false,
             key_headers: Vec::new(),
             #[cfg(feature = "cache")]
@@ -195,6 +195,7 @@ impl Gateway {
     /// Sets the limits on client connections (the defaults: 30 s heads, 10,000 connections).
     pub fn with_connections(mut self, connections: ConnectionLimits) -> Self {
         self.connections = connections;
+        self.validating = crate::percore::Budget::new(connections.validation_memory);
         self
     }
 

@@ -40,6 +40,7 @@ pub(crate) mod integration;
 pub(crate) mod json;
 pub(crate) mod observe;
 pub(crate) mod path;
+pub(crate) mod percore;
 mod pipeline;
 #[cfg(feature = "proxy")]
 pub(crate) mod pool;

@@ -106,16 +106,8 @@ pub struct Pool {
 /// One shard's idle connections, by upstream.
 type IdleLists = Vec<(Key, Vec<Idle>)>;
 
-/// Shards of the idle connections; a thread uses the one it was given on first use.
-const POOL_SHARDS: usize = 16;
-
-thread_local! {
-    /// This thread's shard of every pool.
-    static POOL_SHARD: usize = {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOL_SHARDS
-    };
-}
+/// Shards of the idle connections; a thread uses the one of its [`crate::percore::slot`].
+const POOL_SHARDS: usize = crate::percore::SLOTS;
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,7 +189,7 @@ impl Pool {
     }
 
     fn take(&self, key: &Key) -> Option<Box<Conn>> {
-        let own = POOL_SHARD.with(|s| *s);
+        let own = crate::percore::slot();
         for n in 0..POOL_SHARDS {
             let shard = &self.idle[(own + n) % POOL_SHARDS];
             let mut idle = if n == 0 {
@@ -224,7 +216,7 @@ impl Pool {
     }
 
     fn put(&self, key: Key, conn: Box<Conn>) {
-        let own = POOL_SHARD.with(|s| *s);
+        let own = crate::percore::slot();
         let mut idle = self.idle[own].lock().unwrap_or_else(|e| e.into_inner());
         let at = match idle.iter().position(|(k, _)| *k == key) {
             Some(at) => at,

@@ -40,13 +40,109 @@ impl Gateway {
     pub async fn serve(self, config: &Config) -> std::io::Result<()> {
         let gw = Arc::new(self);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let control = Control::start(&gw, config, listener.local_addr()?).await?;
+        let admission = Admission::new(gw.connections);
+        accept(gw, listener, admission, control.stop.clone()).await;
+        control.finish().await;
+        Ok(())
+    }
+
+    /// Serves as [`Gateway::serve`] does, on `threads` threads that each run a single-threaded
+    /// runtime and accept on a listener of their own, all bound to one address with
+    /// `SO_REUSEPORT` so that the kernel spreads new connections over them (nginx's model: a
+    /// connection, and everything its requests do, stays on one core). The admin listener and
+    /// the signals are served on the calling thread.
+    #[cfg(unix)]
+    pub(crate) fn serve_per_core(self, config: &Config, threads: usize) -> std::io::Result<()> {
+        let gw = Arc::new(self);
+        let sockets = bind_reuseport(config.listen, threads.max(1))?;
+        let local = sockets[0].local_addr()?;
+        let control_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        control_runtime.block_on(async move {
+            let control = Control::start(&gw, config, local).await?;
+            let admission = Admission::new(gw.connections);
+            let mut workers = Vec::with_capacity(sockets.len());
+            for (n, socket) in sockets.into_iter().enumerate() {
+                let (gw, admission, stop) = (gw.clone(), admission.clone(), control.stop.clone());
+                let worker = std::thread::Builder::new()
+                    .name(format!("gwgen-worker-{n}"))
+                    .stack_size(crate::binary::WORKER_STACK)
+                    .spawn(move || -> std::io::Result<()> {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        runtime.block_on(async move {
+                            let listener = socket.listen(1024)?;
+                            accept(gw, listener, admission, stop).await;
+                            Ok(())
+                        })
+                    })?;
+                workers.push(worker);
+            }
+            // The workers run until the stop signal and their drain; the admin listener goes on
+            // answering (`/readyz` says 503) meanwhile.
+            let ended = tokio::task::spawn_blocking(move || {
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join().unwrap_or_else(|_| {
+                            Err(std::io::Error::other("a worker thread failed"))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            control.finish().await;
+            ended.into_iter().collect::<std::io::Result<()>>()
+        })
+    }
+}
+
+/// `threads` sockets bound to `addr` with `SO_REUSEPORT`, not listening yet (each worker makes
+/// its own a listener on its own runtime). Port 0 binds the first to a free port, the others to
+/// the same one.
+#[cfg(unix)]
+fn bind_reuseport(addr: SocketAddr, threads: usize) -> std::io::Result<Vec<tokio::net::TcpSocket>> {
+    let mut sockets = Vec::with_capacity(threads);
+    let mut at = addr;
+    for _ in 0..threads {
+        let socket = match at {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(at)?;
+        at = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// What one gateway process serves besides its API listeners: the admin listener, SIGHUP, and
+/// the stop signal that every accept loop watches.
+struct Control {
+    stop: tokio::sync::watch::Receiver<bool>,
+    admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Control {
+    /// Starts the admin listener and the signal handlers, and marks the gateway ready.
+    async fn start(
+        gw: &Arc<Gateway>,
+        config: &Config,
+        listen: SocketAddr,
+    ) -> std::io::Result<Control> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin = match config.admin_listen {
-            Some(addr) => Some(crate::admin::spawn(&gw, addr, stop_rx.clone()).await?),
+            Some(addr) => Some(crate::admin::spawn(gw, addr, stop_rx.clone()).await?),
             None => None,
         };
         tracing::info!(
-            listen = %listener.local_addr()?,
+            listen = %listen,
             admin = %config
                 .admin_listen
                 .map(|a| a.to_string())
@@ -75,85 +171,100 @@ impl Gateway {
                 });
             }
         }
-        let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
             ready.store(false, Ordering::Relaxed);
             tracing::info!("draining");
             let _ = stop_tx.send(true);
         });
-        // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
-        // connection and [`handle_request`], and Nagle off so answers leave at once.
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        // hyper's head timeout needs a timer, or it is silently off: a client that sends half a
-        // head (or nothing, on an idle keep-alive connection) would hold its socket forever.
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
-        let admission = Admission::new(gw.connections);
-        let stopped = rx.wait_for(|s| *s);
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of file descriptors and the like: wait, then go on accepting.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let ticket = match admission.admit(peer.ip()) {
-                        Ok(ticket) => ticket,
-                        Err(refusal) => {
-                            tokio::spawn(refuse(stream, refusal));
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let send_timeout = Duration::from_millis(gw.connections.send_timeout_ms);
-                    let gw = gw.clone();
-                    let body_timeout = Duration::from_millis(gw.connections.body_timeout_ms);
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        // A body is watched for progress; a request without one costs nothing.
-                        let req = if http_body::Body::is_end_stream(req.body()) {
-                            req.map(Body::new)
-                        } else {
-                            req.map(|b| Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout)))
-                        };
-                        guarded(gw.clone(), peer, req)
-                    });
-                    let stream = crate::progress::SendWatch::new(stream, send_timeout);
-                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                        drop(ticket);
-                    });
-                }
-                _ = &mut stopped => break,
-            }
-        }
-        drop(listener);
-        let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
-        if tokio::time::timeout(deadline, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                drain_timeout_ms = gw.connections.drain_timeout_ms,
-                "requests still in flight at the drain deadline; their connections are closed"
-            );
-        }
-        if let Some(a) = admin {
+        Ok(Control {
+            stop: stop_rx,
+            admin,
+        })
+    }
+
+    /// After the accept loops have drained: stops the admin listener and flushes the logs.
+    async fn finish(self) {
+        if let Some(a) = self.admin {
             let _ = a.await;
         }
         crate::observe::flush_access_log();
         crate::trace::flush(std::time::Duration::from_secs(2));
         tracing::info!("stopped");
-        Ok(())
+    }
+}
+
+/// Accepts connections on `listener` and serves them until `stop` turns true, then drains the
+/// requests in flight (up to `limits.drain_timeout`).
+async fn accept(
+    gw: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    admission: Admission,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
+    // connection and [`handle_request`], and Nagle off so answers leave at once.
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // hyper's head timeout needs a timer, or it is silently off: a client that sends half a
+    // head (or nothing, on an idle keep-alive connection) would hold its socket forever.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
+    let stopped = stop.wait_for(|s| *s);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, then go on accepting.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let ticket = match admission.admit(peer.ip()) {
+                    Ok(ticket) => ticket,
+                    Err(refusal) => {
+                        tokio::spawn(refuse(stream, refusal));
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let send_timeout = Duration::from_millis(gw.connections.send_timeout_ms);
+                let gw = gw.clone();
+                let body_timeout = Duration::from_millis(gw.connections.body_timeout_ms);
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    // A body is watched for progress; a request without one costs nothing.
+                    let req = if http_body::Body::is_end_stream(req.body()) {
+                        req.map(Body::new)
+                    } else {
+                        req.map(|b| Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout)))
+                    };
+                    guarded(gw.clone(), peer, req)
+                });
+                let stream = crate::progress::SendWatch::new(stream, send_timeout);
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(ticket);
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain_timeout_ms = gw.connections.drain_timeout_ms,
+            "requests still in flight at the drain deadline; their connections are closed"
+        );
     }
 }
 
@@ -216,7 +327,9 @@ fn guarded(
 type ClientCounts = Arc<Mutex<HashMap<IpAddr, u64>>>;
 
 /// Counts open client connections, in total and per client address, against the limits. It is
-/// touched once when a connection opens and once when it closes, never per request.
+/// touched once when a connection opens and once when it closes, never per request; the accept
+/// loops of a gateway share one.
+#[derive(Clone)]
 struct Admission {
     limits: ConnectionLimits,
     open: Arc<AtomicU64>,

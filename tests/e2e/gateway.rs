@@ -486,6 +486,71 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
     );
 }
 
+/// Each way of running on cores (`GWGEN_RUNTIME`) serves concurrent clients, counts every
+/// request in `/metrics` whichever thread served it, and drains on SIGTERM.
+#[test]
+fn every_runtime_mode_serves_counts_and_drains() {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    for mode in ["current_thread", "multi_thread", "per_core"] {
+        let mut gw = Running::start(
+            &bin,
+            &[],
+            &[
+                ("UPSTREAM_PORT", upstream.port.to_string()),
+                ("GWGEN_RUNTIME", mode.to_string()),
+            ],
+        );
+        let port = gw.port;
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    (0..10)
+                        .map(|n| get(port, &format!("/echo/{c}-{n}"), "").status)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for c in clients {
+            assert!(
+                c.join().expect("client").iter().all(|s| *s == 200),
+                "{mode}"
+            );
+        }
+        let metrics = String::from_utf8_lossy(&get(gw.admin, "/metrics", "").body).into_owned();
+        let counted = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("http_server_request_duration_seconds_count{")
+                    && l.contains("http_route=\"/echo/{rest}\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string);
+        assert_eq!(counted.as_deref(), Some("80"), "{mode}: {metrics}");
+        if mode == "per_core" {
+            // A worker thread a core, each with its own listener.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gw.child.id()))
+                .expect("tasks")
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|n| n.starts_with("gwgen-worker-"))
+                .collect();
+            assert_eq!(names.len(), cores, "{names:?}");
+        }
+        let in_flight = std::thread::spawn(move || get(port, "/drain", ""));
+        std::thread::sleep(Duration::from_millis(250));
+        gw.terminate();
+        let r = in_flight.join().expect("the request thread");
+        assert_eq!(r.status, 200, "{mode}: the in-flight request completes");
+        assert_eq!(
+            gw.wait(Duration::from_secs(10)),
+            Some(0),
+            "{mode}: {}",
+            gw.log_text()
+        );
+    }
+}
+
 #[test]
 fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
     let bin = build("tests/fixtures/gateway/hostile.yaml");

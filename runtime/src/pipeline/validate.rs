@@ -133,18 +133,17 @@ struct Held<'g> {
 impl Held<'_> {
     /// Counts `n` more bytes; `false` when the gateway holds too much already.
     fn take(&mut self, n: u64) -> bool {
-        use std::sync::atomic::Ordering;
-        self.bytes += n;
-        let total = self.gw.validating.fetch_add(n, Ordering::Relaxed) + n;
-        total <= self.gw.connections.validation_memory
+        let taken = self.gw.validating.take(n);
+        if taken {
+            self.bytes += n;
+        }
+        taken
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.gw
-            .validating
-            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+        self.gw.validating.give(self.bytes);
     }
 }
 
