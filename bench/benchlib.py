@@ -1,5 +1,5 @@
 """What the wrk-driven benchmark scripts share: free ports, waiting for a server, and one wrk run
-pinned to core 1, parsed."""
+pinned to given cores (core 1 unless told), parsed."""
 import re
 import socket
 import subprocess
@@ -27,10 +27,11 @@ def wait_port(port, proc=None):
     sys.exit(f"nothing listens on {port}")
 
 
-def wrk(port, path, seconds, connections, script=None):
-    """One wrk run (one thread, pinned to core 1): (requests, requests/s, p50 ms, p99 ms). Exits
-    when any answer was not a 2xx or a socket failed."""
-    cmd = ["taskset", "-c", "1", "wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+def wrk(port, path, seconds, connections, script=None, cores="1", threads=1):
+    """One wrk run (`threads` threads, pinned to `cores`): (requests, requests/s, p50 ms, p99 ms).
+    Exits when any answer was not a 2xx or a socket failed."""
+    cmd = ["taskset", "-c", cores, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+           "--latency"]
     if script:
         cmd += ["-s", script]
     out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], check=True, stdout=subprocess.PIPE,

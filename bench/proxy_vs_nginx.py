@@ -1,31 +1,44 @@
 #!/usr/bin/env python3
-"""Benchmark: the gateway against nginx and against the upstream directly, in one run.
+"""Benchmark: the gateway against nginx and against the upstream directly, in one run, on P cores.
 
-Usage: python3 bench/proxy_vs_nginx.py [--seconds 10] [--connections 64] [--reps 3]
+Usage: python3 bench/proxy_vs_nginx.py [--proxy-cores P] [--seconds 10] [--connections 64] [--reps 3]
+                                       [--modes multi_thread,per_core] [--latency]
 
-Needs wrk, nginx and openssl (Debian: `apt-get install wrk nginx-light openssl`) and taskset.
+Needs wrk, nginx and openssl (Debian: `apt-get install wrk nginx-light openssl`) and taskset;
+`--latency` also needs oha (`cargo install oha`).
 
 What it does:
 
 1. Builds `specs/performance.yaml` with `gwgen build --release`.
 2. Makes an RSA key with openssl, serves its JWKS over HTTP, and signs an RS256 token for the
-   validated route (Python's standard library and the openssl CLI; no JOSE library).
+   JWT route (Python's standard library and the openssl CLI; no JOSE library).
 3. Starts the upstream: nginx answering a 90-byte JSON body (`bench/nginx/upstream.conf`).
-4. Measures, with wrk on loopback (one thread):
+4. Measures, with wrk on loopback:
    (a) the upstream directly, GET;
    (b) nginx as a reverse proxy with upstream keep-alive (`bench/nginx/proxy.conf`), GET;
    (c) the gateway's plain proxy route, GET /plain;
+   (f) the gateway's route with three validated path parameters and two validated query
+       parameters, GET;
    (d) the gateway's route with a JWT check, a throttle and body validation, POST /orders with a
        ~900-byte JSON body;
-   and, for reference, (e) nginx proxying the same POST (no checks).
-5. Pinning: the servers under test (the upstream, and the proxy in front of it) run on core 0
-   (`taskset -c 0`); wrk runs on core 1. The proxy and the upstream share core 0, so a
-   throughput ratio between proxies is a ratio of CPU cost per request.
+   (e) nginx proxying the same POST (no checks);
+   (g) nginx proxying the URL of (f) (no checks): what its longer URL costs a proxy that checks
+       nothing.
+   With more than one proxy core, (c), (f) and (d) are run for each runtime mode of `--modes`
+   (`GWGEN_RUNTIME`): the work-stealing runtime and a SO_REUSEPORT listener a core.
+5. Places: the proxy under test (nginx with P workers, or the gateway) on P cores; the upstream
+   nginx and wrk on the cores after them, disjoint where the machine has enough
+   (`--upstream-cores`, `--wrk-cores`; wrk runs a thread a core). On a 2-core machine, P = 1
+   puts the proxy alone on core 0 and the upstream and wrk on core 1; P = 2 puts everything on
+   both cores, nginx and the gateway alike.
 6. Runs the targets interleaved, `--reps` times, and keeps each target's median. CPU time per
-   request is the proxy's user+system time (`/proc/PID/stat`, all its processes) over the
-   requests wrk counted; for (a), the upstream's.
+   request is the proxy's user+system time (`/proc/PID/stat`, all its processes and threads)
+   over the requests wrk counted; for (a), the upstream's.
+7. With `--latency`: p50 and p99 of (b) and (c) at half of the lower of their peak rates, with
+   oha sending at that fixed rate (`-q`, latency measured from when each request was due, so a
+   stall counts in full).
 
-Prints a Markdown table with the ratios to (a) and to (b).
+Prints a Markdown table with the ratios to (a) and to (b), and the ratios the goals name.
 """
 import argparse
 import base64
@@ -97,7 +110,7 @@ def family(pid):
     return [pid] + [int(p) for p in out]
 
 
-def nginx(conf_template, work, name, **subst):
+def nginx(conf_template, work, name, cores, **subst):
     with open(os.path.join(ROOT, "bench", "nginx", conf_template)) as f:
         text = f.read()
     for k, v in subst.items():
@@ -106,8 +119,36 @@ def nginx(conf_template, work, name, **subst):
     conf = os.path.join(work, f"{name}.conf")
     with open(conf, "w") as f:
         f.write(text)
-    return subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", work, "-c", conf],
+    return subprocess.Popen(["taskset", "-c", cores, "nginx", "-p", work, "-c", conf],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def layout(n, p, u, w):
+    """The cores of the proxy, the upstream and wrk, as taskset lists."""
+    cores = list(range(n))
+    if p + u + w <= n:
+        proxy, up, load = cores[:p], cores[p:p + u], cores[p + u:p + u + w]
+    elif p < n:
+        proxy, up = cores[:p], cores[p:]
+        load = up
+    else:
+        proxy = up = load = cores
+    text = lambda cs: ",".join(map(str, cs))  # noqa: E731
+    return text(proxy), text(up), text(load), len(up), len(load)
+
+
+def oha_latency(port, path, seconds, connections, rate, cores):
+    """p50 and p99 (ms) at a fixed request rate, measured from when each request was due."""
+    out = subprocess.run(["taskset", "-c", cores, "oha", "--no-tui", "--output-format", "json",
+                          "-z", f"{seconds}s", "-c", str(connections), "-q", str(int(rate)),
+                          "--latency-correction", f"http://127.0.0.1:{port}{path}"],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    report = json.loads(out)
+    pct = report["latencyPercentiles"]
+    codes = report.get("statusCodeDistribution", {})
+    if any(not k.startswith("2") for k in codes):
+        sys.exit(f"{path} on {port}: not every answer was a 2xx: {codes}")
+    return pct["p50"] * 1000, pct["p99"] * 1000, report["summary"]["requestsPerSec"]
 
 
 def main():
@@ -115,12 +156,25 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="abcde", help="the targets to run, by letter (a and b are always run)")
+    ap.add_argument("--proxy-cores", type=int, default=1, help="P: cores of the proxy under test")
+    ap.add_argument("--upstream-cores", type=int, default=0, help="cores of the upstream (0: as many as fit)")
+    ap.add_argument("--wrk-cores", type=int, default=0, help="cores (and threads) of wrk (0: as many as fit)")
+    ap.add_argument("--modes", default="multi_thread,per_core",
+                    help="the gateway's runtime modes to compare when P > 1 (GWGEN_RUNTIME)")
+    ap.add_argument("--only", default="abcdefg", help="the targets to run, by letter (a and b are always run)")
+    ap.add_argument("--latency", action="store_true", help="p99 at half of the peak rate, with oha")
     args = ap.parse_args()
-    for tool in ["wrk", "nginx", "openssl", "taskset"]:
+    for tool in ["wrk", "nginx", "openssl", "taskset"] + (["oha"] if args.latency else []):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            sys.exit(f"{tool} is needed (apt-get install wrk nginx-light openssl util-linux)")
+            sys.exit(f"{tool} is needed (apt-get install wrk nginx-light openssl util-linux; cargo install oha)")
     os.environ["PATH"] += ":/usr/sbin"
+    n = os.cpu_count()
+    p = args.proxy_cores
+    free = max(n - p, 1)
+    u = args.upstream_cores or max(1, min(4, free // 2))
+    w = args.wrk_cores or max(1, min(4, free - u))
+    proxy_cores, up_cores, load_cores, u, w = layout(n, p, u, w)
+    modes = args.modes.split(",") if p > 1 else ["default"]
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
     gwgen = os.path.join(ROOT, "target", "release", "gwgen")
     spec = os.path.join(ROOT, "specs", "performance.yaml")
@@ -134,69 +188,124 @@ def main():
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
         f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
         f.write(f"wrk.body = {json.dumps(body)}\n")
+    checked = "/stores/42/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a10/full?limit=10&sort=asc"
 
-    up_port, proxy_port, gw_port, jwks_port = free_port(), free_port(), free_port(), free_port()
+    up_port, proxy_port, jwks_port = free_port(), free_port(), free_port()
     procs = []
+    results = {}
     try:
         jwks = subprocess.Popen([sys.executable, "-m", "http.server", str(jwks_port), "--bind", "127.0.0.1",
                                  "--directory", os.path.join(work, "jwks")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(jwks)
-        upstream = nginx("upstream.conf", work, "upstream", PORT=up_port)
+        upstream = nginx("upstream.conf", work, "upstream", up_cores, PORT=up_port, WORKERS=u)
         procs.append(upstream)
-        proxy = nginx("proxy.conf", work, "proxy", PORT=proxy_port, UPSTREAM=up_port)
+        proxy = nginx("proxy.conf", work, "proxy", proxy_cores, PORT=proxy_port, UPSTREAM=up_port, WORKERS=p)
         procs.append(proxy)
-        log = open(os.path.join(work, "gateway.log"), "w")
-        gateway = subprocess.Popen(
-            ["taskset", "-c", "0", binary, "--listen", f"127.0.0.1:{gw_port}"],
-            env={**os.environ, "UPSTREAM_PORT": str(up_port),
-                 "JWKS_URL": f"http://127.0.0.1:{jwks_port}/jwks.json"},
-            stdout=log, stderr=subprocess.STDOUT)
-        procs.append(gateway)
-        for port, p in [(jwks_port, jwks), (up_port, upstream), (proxy_port, proxy), (gw_port, gateway)]:
-            wait_port(port, p)
+        waits = [(jwks_port, jwks), (up_port, upstream), (proxy_port, proxy)]
+        gateways = {}
+        for mode in modes:
+            port = free_port()
+            env = {**os.environ, "UPSTREAM_PORT": str(up_port),
+                   "JWKS_URL": f"http://127.0.0.1:{jwks_port}/jwks.json"}
+            if mode != "default":
+                env["GWGEN_RUNTIME"] = mode
+            log = open(os.path.join(work, f"gateway-{mode}.log"), "w")
+            gw = subprocess.Popen(["taskset", "-c", proxy_cores, binary, "--listen", f"127.0.0.1:{port}"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+            procs.append(gw)
+            gateways[mode] = (port, gw)
+            waits.append((port, gw))
+        for port, proc in waits:
+            wait_port(port, proc)
         targets = [
             ("(a) upstream directly", up_port, "/plain", None, lambda: family(upstream.pid)),
             ("(b) nginx reverse proxy", proxy_port, "/plain", None, lambda: family(proxy.pid)),
-            ("(c) gateway, plain proxy route", gw_port, "/plain", None, lambda: [gateway.pid]),
-            ("(d) gateway, JWT + throttle + validation", gw_port, "/orders", post, lambda: [gateway.pid]),
-            ("(e) nginx reverse proxy, same POST", proxy_port, "/orders", post, lambda: family(proxy.pid)),
         ]
+        for mode, (port, gw) in gateways.items():
+            tag = "" if mode == "default" else f", {mode}"
+            pids = (lambda pid: lambda: [pid])(gw.pid)
+            targets += [
+                (f"(c) gateway, plain proxy route{tag}", port, "/plain", None, pids),
+                (f"(f) gateway, validated path + query GET{tag}", port, checked, None, pids),
+                (f"(d) gateway, JWT + throttle + validation{tag}", port, "/orders", post, pids),
+            ]
+        targets.append(("(e) nginx reverse proxy, same POST", proxy_port, "/orders", post,
+                        lambda: family(proxy.pid)))
+        targets.append(("(g) nginx reverse proxy, the URL of (f)", proxy_port, checked, None,
+                        lambda: family(proxy.pid)))
         targets = [t for t in targets if t[0][1] in args.only + "ab"]
+        run = lambda port, path, secs, script: wrk(port, path, secs, args.connections, script,  # noqa: E731
+                                                   cores=load_cores, threads=w)
         for name, port, path, script, _ in targets:  # warm-up: pools, JWKS, caches
-            wrk(port, path, 2, args.connections, script)
+            run(port, path, 2, script)
         results = {name: [] for name, *_ in targets}
         for _ in range(args.reps):
             for name, port, path, script, pids in targets:
                 ps = pids()
                 before = cpu_ticks(ps)
-                requests, rps, p50, p99 = wrk(port, path, args.seconds, args.connections, script)
+                requests, rps, p50, p99 = run(port, path, args.seconds, script)
                 cpu_us = (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)
                 results[name].append((rps, p50, p99, cpu_us))
+        rows = {}
+        for name, reps in results.items():
+            reps.sort(key=lambda r: r[0])
+            rows[name] = reps[len(reps) // 2]
+        latency = []
+        if args.latency:
+            first_gw = [t for t in targets if t[0].startswith("(c)")]
+            pairs = [t for t in targets if t[0].startswith("(b)")] + first_gw
+            rate = 0.5 * min(rows[t[0]][0] for t in pairs)
+            for name, port, path, script, _ in pairs:
+                latency.append((name, rate) + oha_latency(port, path, args.seconds, args.connections, rate,
+                                                          load_cores))
     finally:
-        for p in reversed(procs):
-            p.terminate()
+        for proc in reversed(procs):
+            proc.terminate()
             try:
-                p.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                p.kill()
-    rows = {}
-    for name, reps in results.items():
-        reps.sort(key=lambda r: r[0])
-        rows[name] = reps[len(reps) // 2]
+                proc.kill()
     a = rows["(a) upstream directly"][0]
     b = rows["(b) nginx reverse proxy"][0]
-    print(f"wrk -t1 -c{args.connections}, {args.seconds} s x {args.reps} interleaved reps (medians); "
-          f"servers on core 0, wrk on core 1; body of (d)/(e): {len(body)} bytes")
+    print(f"P = {p} proxy cores of {n}: proxy on cores {proxy_cores}, upstream nginx ({u} workers) on "
+          f"{up_cores}, wrk -t{w} -c{args.connections} on {load_cores}; {args.seconds} s x {args.reps} "
+          f"interleaved reps (medians); body of (d)/(e): {len(body)} bytes")
     print()
     print("| target | requests/s | p50 | p99 | CPU µs/request | vs. (a) upstream | vs. (b) nginx |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (rps, p50, p99, cpu) in rows.items():
         print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {rps / a:.2f} | {rps / b:.2f} |")
+    print()
+    e = rows.get("(e) nginx reverse proxy, same POST")
+    for mode in modes:
+        tag = "" if mode == "default" else f", {mode}"
+        c = rows.get(f"(c) gateway, plain proxy route{tag}")
+        f_ = rows.get(f"(f) gateway, validated path + query GET{tag}")
+        d = rows.get(f"(d) gateway, JWT + throttle + validation{tag}")
+        parts = []
+        if c:
+            parts.append(f"(c)/(b) {c[0] / b:.2f}")
+        if c and f_:
+            parts.append(f"(f)/(c) {f_[0] / c[0]:.2f}")
+        g = rows.get("(g) nginx reverse proxy, the URL of (f)")
+        if f_ and g:
+            parts.append(f"(f)/(g) {f_[0] / g[0]:.2f} (against (g)/(b) {g[0] / b:.2f})")
+        if d and e:
+            parts.append(f"(d)/(e) {d[0] / e[0]:.2f}")
+        print(f"goals{tag or ''}: " + "; ".join(parts))
     spread = {name: (min(r[0] for r in reps), max(r[0] for r in reps)) for name, reps in results.items()}
     print()
-    print("req/s range over the reps: " + "; ".join(f"{n.split(')')[0]}) {lo:,.0f}–{hi:,.0f}"
-                                                     for n, (lo, hi) in spread.items()))
+    print("req/s range over the reps: " + "; ".join(f"{n_.split(')')[0]}) {lo:,.0f}–{hi:,.0f}"
+                                                     for n_, (lo, hi) in spread.items()))
+    if latency:
+        print()
+        print(f"At a fixed rate (oha -q, -c{args.connections}, latency from when each request was due):")
+        print()
+        print("| target | rate asked | rate served | p50 | p99 |")
+        print("|---|---:|---:|---:|---:|")
+        for name, rate, p50, p99, served in latency:
+            print(f"| {name} | {rate:,.0f} | {served:,.0f} | {p50:.2f} ms | {p99:.2f} ms |")
 
 
 if __name__ == "__main__":

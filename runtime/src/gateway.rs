@@ -72,13 +72,28 @@ impl RouteDef {
     }
 
     /// Whether a request to this route goes straight to its integration: no authentication,
-    /// throttling, validation or cache.
-    pub(crate) fn is_plain(&self, gw: &Gateway, index: usize) -> bool {
+    /// throttling or cache, no body to read and hold, no answer to check. What such a route
+    /// checks (parameters, an opaque body's media type) is in the request's head, and is
+    /// checked in place, with nothing awaited.
+    pub(crate) fn is_direct(&self, gw: &Gateway, index: usize) -> bool {
         let cached = cfg!(feature = "cache") && self.cache.is_some();
         self.security.is_empty()
-            && self.validation.is_none_or(|v| v.checks_nothing())
             && !cached
             && !gw.throttle.as_ref().is_some_and(|t| t.applies(index, None))
+            && self
+                .validation
+                .is_none_or(|v| !v.reads_body() && !self.checks_responses(gw))
+    }
+
+    /// Whether answers are checked against the spec (`validate.responses` on, and schemas to
+    /// check them with).
+    pub(crate) fn checks_responses(&self, gw: &Gateway) -> bool {
+        self.validation.is_some_and(|v| {
+            !v.responses.is_empty()
+                && v.response_mode
+                    .or(gw.response_mode)
+                    .is_some_and(|m| m != crate::stage::ResponseMode::Off)
+        })
     }
 }
 

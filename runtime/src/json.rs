@@ -128,6 +128,42 @@ impl<'a> Doc<'a> {
         })
     }
 
+    /// A document that is one string, `value` as it is (nothing to unescape).
+    pub fn string(value: Cow<'a, str>) -> Doc<'a> {
+        let Ok(end) = u32::try_from(value.len()) else {
+            // Longer than a document can index: the empty string stands in (no request head
+            // or parameter comes near 4 GiB).
+            return Doc::string(Cow::Borrowed(""));
+        };
+        Doc {
+            src: value,
+            nodes: vec![Node {
+                kind: Kind::Str,
+                flag: false,
+                a: 0,
+                b: u64::from(end),
+            }],
+        }
+    }
+
+    /// A document that is one number, from JSON number text; `None` when `text` is not one
+    /// (or is too large for `f64`).
+    pub fn number(text: &str) -> Option<Doc<'static>> {
+        let float = text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+        Some(Doc {
+            src: Cow::Borrowed(""),
+            nodes: vec![number_node(text, float)?],
+        })
+    }
+
+    /// The same document, owning its text.
+    pub fn into_owned(self) -> Doc<'static> {
+        Doc {
+            src: Cow::Owned(self.src.into_owned()),
+            nodes: self.nodes,
+        }
+    }
+
     /// The kind of node `i`.
     #[inline]
     pub fn kind(&self, i: u32) -> Kind {
@@ -768,34 +804,8 @@ impl Parser<'_> {
         }
         // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
         let text = std::str::from_utf8(&s[start..self.i]).unwrap_or("0");
-        // Numbers are kept as `i64` or `f64`; one too large for `f64` is refused rather than
-        // turned into infinity (upstream parsers refuse it too).
-        if (float || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+        let Some(node) = number_node(text, float) else {
             return self.err("number out of range");
-        }
-        let node = if !float {
-            match text.parse::<i64>() {
-                Ok(v) => Node {
-                    kind: Kind::Int,
-                    flag: false,
-                    a: 0,
-                    b: v as u64,
-                },
-                Err(_) => Node {
-                    kind: Kind::Float,
-                    flag: false,
-                    a: 0,
-                    b: text.parse::<f64>().unwrap_or(f64::INFINITY).to_bits(),
-                },
-            }
-        } else {
-            let f = text.parse::<f64>().unwrap_or(f64::INFINITY);
-            Node {
-                kind: Kind::Float,
-                flag: false,
-                a: 0,
-                b: f.to_bits(),
-            }
         };
         self.nodes.push(node);
         Ok(())
@@ -864,26 +874,108 @@ impl<'s> DocView<'s> {
     }
 }
 
-/// Appends `s` to `out` as a JSON string literal.
-pub fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// The node of a number whose JSON text is `text` (`float` when it has a fraction or an
+/// exponent): an `i64` when it is a whole number that fits one, else an `f64`. Numbers too large
+/// for `f64` are `None`, refused rather than turned into infinity (upstream parsers refuse them
+/// too).
+fn number_node(text: &str, float: bool) -> Option<Node> {
+    if (float || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+        return None;
+    }
+    if !float {
+        if let Ok(v) = text.parse::<i64>() {
+            return Some(Node {
+                kind: Kind::Int,
+                flag: false,
+                a: 0,
+                b: v as u64,
+            });
         }
     }
+    Some(Node {
+        kind: Kind::Float,
+        flag: false,
+        a: 0,
+        b: text.parse::<f64>().ok()?.to_bits(),
+    })
+}
+
+/// Appends `s` to `out` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte that needs escaping is ASCII, so `i` is on a character boundary.
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_made_directly_or_as_text_read_back_the_same() {
+        for value in [
+            "",
+            "plain",
+            "é 日本",
+            "quote \" back \\ nl \n tab \t",
+            "\u{1}\u{1f}x\u{7f}",
+        ] {
+            let mut text = String::new();
+            push_json_string(&mut text, value);
+            let parsed = Doc::parse_owned(text.clone()).expect(&text);
+            assert_eq!(parsed.as_str(0).as_deref(), Some(value), "{text}");
+            let made = Doc::string(Cow::Borrowed(value));
+            assert_eq!(made.kind(0), Kind::Str);
+            assert_eq!(made.as_str(0).as_deref(), Some(value));
+            assert!(made.str_eq(0, value));
+            assert_eq!(made.str_chars(0), value.chars().count());
+            assert!(made.equal(0, &parsed, 0));
+            assert_eq!(made.hash(0), parsed.hash(0));
+        }
+    }
+
+    #[test]
+    fn numbers_made_directly_read_as_parsed_ones() {
+        for text in [
+            "0",
+            "-0",
+            "42",
+            "-7",
+            "1.5",
+            "1e3",
+            "12345678901234567890",
+            "2.5E-3",
+        ] {
+            let made = Doc::number(text).expect(text);
+            let parsed = Doc::parse_str(text).expect(text);
+            assert_eq!(made.kind(0), parsed.kind(0), "{text}");
+            assert!(made.equal(0, &parsed, 0), "{text}");
+            assert_eq!(made.as_f64(0), parsed.as_f64(0), "{text}");
+        }
+        assert!(Doc::number("1e400").is_none());
+        assert!(Doc::parse_str("1e400").is_err());
+    }
 
     #[test]
     fn parses_and_walks() {

@@ -164,7 +164,11 @@ fn append_log_line(line: &[u8]) {
         let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        (buf.len() > 256 << 10).then(|| std::mem::take(&mut *buf))
+        (buf.len() > 256 << 10).then(|| {
+            let data = buf.clone();
+            buf.clear();
+            data
+        })
     });
     if let Some(data) = full {
         write_out(&data);
@@ -181,15 +185,13 @@ pub fn flush_access_log() {
         all.retain(|b| Arc::strong_count(b) > 2);
         list
     };
+    // Copied out, so each thread's buffer keeps its capacity: a buffer taken away would grow
+    // again, copy by copy, after every flush.
     let mut data = Vec::new();
     for buf in buffers {
         let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
-        if data.is_empty() {
-            std::mem::swap(&mut data, &mut *buf);
-        } else {
-            data.extend_from_slice(&buf);
-            buf.clear();
-        }
+        data.extend_from_slice(&buf);
+        buf.clear();
     }
     if !data.is_empty() {
         write_out(&data);

@@ -61,18 +61,13 @@ pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
         return false;
     }
     out.clear();
-    let mut start = 0;
-    for i in 0..=bytes.len() {
-        if i == bytes.len() || bytes[i] == b'/' {
-            // `/` is ASCII, so both ends are character boundaries.
-            match &raw[start..i] {
-                "" | "." => {}
-                ".." => {
-                    out.pop();
-                }
-                seg => out.push(seg),
+    for seg in raw.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
             }
-            start = i + 1;
+            seg => out.push(seg),
         }
     }
     true

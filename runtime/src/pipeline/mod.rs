@@ -13,8 +13,8 @@
 //! | 8 | respond | [`respond`] | `RateLimit-*`, CORS headers, `gateway_responses`, `x-request-id` |
 //! | 9 | log | [`log`] | the access-log line and metrics, written when the body ends |
 //!
-//! A route with nothing to check (no security, throttle, validation or cache) goes from the
-//! route phase straight to its integration. Futures that nest are boxed at the phase boundaries:
+//! A route with no security, throttle or cache, no body to read and no answer to check goes
+//! from the route phase straight to its integration, its parameters checked in place. Futures that nest are boxed at the phase boundaries:
 //! an `async fn` that awaits another holds a copy of it, and the request's future is moved.
 
 mod auth;
@@ -100,9 +100,9 @@ async fn dispatch(
         params: &params,
         segs: &segs,
     };
-    let result = if route.is_plain(gw, index) {
+    let result = if route.is_direct(gw, index) {
         let mut req = req;
-        match validate::check_body(&x, &mut req) {
+        match validate::check_body(&x, &mut req).and_then(|()| validate::head(&x, &req)) {
             Ok(()) => integration::serve(&x, req, record).await,
             Err(p) => Err(p),
         }

@@ -69,7 +69,21 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
     let Some(v) = x.route.validation else {
         return Ok(());
     };
-    match check_request(x, v, req).await {
+    counted(x, check_request(x, v, req).await)
+}
+
+/// [`request`] for a route whose checks are all in the request's head (see
+/// [`crate::gateway::RouteDef::is_direct`]): nothing is awaited.
+pub(super) fn head(x: &Exchange<'_, '_>, req: &Request) -> Result<(), Problem> {
+    let Some(v) = x.route.validation else {
+        return Ok(());
+    };
+    counted(x, check_head(x, v, req))
+}
+
+/// Counts a refused request in the metrics.
+fn counted(x: &Exchange<'_, '_>, result: Result<(), Problem>) -> Result<(), Problem> {
+    match result {
         Err(p)
             if p.status == StatusCode::BAD_REQUEST
                 || p.status == StatusCode::UNSUPPORTED_MEDIA_TYPE =>
@@ -81,35 +95,49 @@ pub(super) async fn request(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(
     }
 }
 
-async fn check_request(
-    x: &Exchange<'_, '_>,
-    v: &crate::validate::input::RouteValidation,
-    req: &mut Request,
-) -> Result<(), Problem> {
-    use crate::validate::input::{Rejection, RequestParts};
-    let (limit, path) = (x.route.body_limit(x.gw), x.params.values());
-    let reject = |r: Rejection| match r {
+fn reject(r: crate::validate::input::Rejection) -> Problem {
+    use crate::validate::input::Rejection;
+    match r {
         Rejection::Invalid(errors) => Problem::invalid(errors),
         Rejection::Unsupported(detail) => Problem::unsupported_media_type(detail),
         Rejection::TooLarge(detail) => {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", detail)
         }
-    };
+    }
+}
+
+/// The parameters, and a body that is not read (an opaque media type) by its head.
+fn check_head(
+    x: &Exchange<'_, '_>,
+    v: &crate::validate::input::RouteValidation,
+    req: &Request,
+) -> Result<(), Problem> {
+    use crate::validate::input::RequestParts;
     v.check_params(&RequestParts {
-        path,
+        path: x.params.values(),
         query: req.uri().query(),
         headers: req.headers(),
     })
     .map_err(reject)?;
+    if !v.reads_body() && v.requests && v.body.is_some() {
+        let h = req.headers();
+        let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        v.check_opaque_body(content_type, has_body(h))
+            .map_err(reject)?;
+    }
+    Ok(())
+}
+
+async fn check_request(
+    x: &Exchange<'_, '_>,
+    v: &crate::validate::input::RouteValidation,
+    req: &mut Request,
+) -> Result<(), Problem> {
+    check_head(x, v, req)?;
     if !v.reads_body() {
-        if v.requests && v.body.is_some() {
-            let h = req.headers();
-            let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            v.check_opaque_body(content_type, has_body(h))
-                .map_err(reject)?;
-        }
         return Ok(());
     }
+    let limit = x.route.body_limit(x.gw);
     let body = std::mem::take(req.body_mut());
     let mut held = Held { gw: x.gw, bytes: 0 };
     let bytes = read_whole(body, limit, &mut held).await?;

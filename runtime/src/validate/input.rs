@@ -182,13 +182,6 @@ pub struct RequestParts<'r> {
 }
 
 impl RouteValidation {
-    /// Whether there is nothing to check, requests or responses: no parameters or body to
-    /// validate (or request validation off) and no response schemas.
-    pub fn checks_nothing(&self) -> bool {
-        (!self.requests || (self.params.is_empty() && self.body.is_none()))
-            && self.responses.is_empty()
-    }
-
     /// Whether the body must be read (and held) to validate it: a media type the operation
     /// accepts is parsed (JSON, forms, multipart). Bodies of opaque media types only stream.
     pub fn reads_body(&self) -> bool {
@@ -402,10 +395,10 @@ fn boundary_of(ct: &str) -> Option<String> {
     })
 }
 
-fn check_param(
+fn check_param<'r>(
     p: &ParamSpec,
-    req: &RequestParts<'_>,
-    query: &[(Cow<'_, str>, Cow<'_, str>)],
+    req: &RequestParts<'r>,
+    query: &'r [(Cow<'r, str>, Cow<'r, str>)],
     ctx: &mut Ctx,
 ) {
     let violation = |ctx: &mut Ctx, keyword: &'static str, message: String| {
@@ -491,19 +484,39 @@ pub(crate) fn fuzz_form(text: &str) {
     }
 }
 
-/// Splits a query string or form body into decoded pairs (`+` is a space).
+/// Splits a query string or form body into decoded pairs (`+` is a space). One pass over the
+/// bytes: a pair without `%` or `+` is borrowed as it is.
 pub fn parse_pairs(q: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (form_decode(k), form_decode(v))
-        })
-        .collect()
+    let bytes = q.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut eq, mut coded) = (0, None, false);
+    for i in 0..=bytes.len() {
+        match bytes.get(i) {
+            None | Some(b'&') => {
+                if i > start {
+                    // `&` and `=` are ASCII, so every cut is on a character boundary.
+                    let (k, v) = match eq {
+                        Some(e) => (&q[start..e], &q[e + 1..i]),
+                        None => (&q[start..i], ""),
+                    };
+                    out.push(if coded {
+                        (form_decode(k), form_decode(v))
+                    } else {
+                        (Cow::Borrowed(k), Cow::Borrowed(v))
+                    });
+                }
+                (start, eq, coded) = (i + 1, None, false);
+            }
+            Some(b'=') if eq.is_none() => eq = Some(i),
+            Some(b'%' | b'+') => coded = true,
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 fn form_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(s);
     }
     let spaced = s.replace('+', " ");
@@ -662,25 +675,21 @@ fn pairs_of_kv<'a>(items: impl Iterator<Item = &'a str>) -> Result<Fields, Param
 
 /// Builds the document of one value serialised in `style` (the prefix of `label`/`matrix`
 /// already removed) that is not `form`-exploded across the query.
-fn delimited_doc(
-    raw: &str,
+fn delimited_doc<'v>(
+    raw: &'v str,
     p: &ParamSpec,
     sep: char,
     kv_sep: Option<char>,
-) -> Result<String, ParamError> {
+) -> Result<Converted<'v>, ParamError> {
     match p.shape {
-        Shape::Scalar(m) => {
-            let mut out = String::new();
-            push_scalar(&mut out, &pct_decode(raw), m);
-            Ok(out)
-        }
+        Shape::Scalar(m) => Ok(Converted::Doc(scalar_doc(pct_decode(raw), m))),
         Shape::Array(m) => {
             let values: Vec<Cow<'_, str>> = if raw.is_empty() {
                 Vec::new()
             } else {
                 raw.split(sep).map(pct_decode).collect()
             };
-            Ok(array_json(&values, m))
+            Ok(array_json(&values, m).into())
         }
         Shape::Object(..) => {
             let pairs = if raw.is_empty() {
@@ -692,16 +701,57 @@ fn delimited_doc(
                 let list: Vec<Cow<'_, str>> = raw.split(sep).map(pct_decode).collect();
                 pairs_of_list(&list)?
             };
-            Ok(object_json(pairs, p.shape))
+            Ok(object_json(pairs, p.shape).into())
         }
     }
 }
 
-fn param_doc(
+/// A parameter's value made ready for its schema: JSON text to parse, or, for a scalar, the
+/// document itself, borrowing the value (no text made and read again).
+enum Converted<'r> {
+    Text(String),
+    Doc(Doc<'r>),
+}
+
+impl Converted<'_> {
+    fn into_owned(self) -> Converted<'static> {
+        match self {
+            Converted::Text(t) => Converted::Text(t),
+            Converted::Doc(d) => Converted::Doc(d.into_owned()),
+        }
+    }
+}
+
+impl From<String> for Converted<'_> {
+    fn from(text: String) -> Self {
+        Converted::Text(text)
+    }
+}
+
+/// The document of one scalar value: a number, boolean or null where the schema's types take
+/// one and the text is one, else a string.
+fn scalar_doc(s: Cow<'_, str>, mask: u8) -> Doc<'_> {
+    use super::ty;
+    if mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(&s) {
+        if let Some(doc) = Doc::number(&s) {
+            return doc;
+        }
+    }
+    let boolean = mask & ty::BOOLEAN != 0 && (s == "true" || s == "false");
+    let null = mask & ty::NULL != 0 && s == "null";
+    if boolean || null {
+        if let Ok(doc) = Doc::parse_owned(s.to_string()) {
+            return doc;
+        }
+    }
+    Doc::string(s)
+}
+
+fn param_doc<'r>(
     p: &ParamSpec,
-    req: &RequestParts<'_>,
-    query: &[(Cow<'_, str>, Cow<'_, str>)],
-) -> Result<Option<Doc<'static>>, ParamError> {
+    req: &RequestParts<'r>,
+    query: &'r [(Cow<'r, str>, Cow<'r, str>)],
+) -> Result<Option<Doc<'r>>, ParamError> {
     if p.style == Style::Json {
         let raw: Option<String> = match p.location {
             In::Path => req.path.get(p.index).map(|s| s.to_string()),
@@ -776,7 +826,7 @@ fn param_doc(
                                         })
                                 })
                                 .collect::<Result<_, _>>()?;
-                            array_json(&values, m)
+                            array_json(&values, m).into()
                         }
                         _ => {
                             let rest = raw.strip_prefix(&prefix).ok_or_else(|| {
@@ -816,7 +866,7 @@ fn param_doc(
             let kv = (p.explode && matches!(p.shape, Shape::Object(..))).then_some('=');
             // Header values are not percent-encoded; decode nothing.
             let escaped = raw.replace('%', "%25");
-            delimited_doc(&escaped, p, ',', kv)?
+            delimited_doc(&escaped, p, ',', kv)?.into_owned()
         }
         In::Cookie => {
             let mut found = None;
@@ -836,9 +886,16 @@ fn param_doc(
             if raw.is_empty() {
                 return Err(ParamError::Empty);
             }
-            delimited_doc(&raw, p, ',', None)?
+            delimited_doc(&raw, p, ',', None)?.into_owned()
         }
-        In::Query => query_doc(p, query)?.map_or(String::new(), |s| s),
+        In::Query => match query_doc(p, query)? {
+            Some(c) => c,
+            None => return Ok(None),
+        },
+    };
+    let text = match text {
+        Converted::Doc(doc) => return Ok(Some(doc)),
+        Converted::Text(text) => text,
     };
     if text.is_empty() {
         return Ok(None);
@@ -848,10 +905,10 @@ fn param_doc(
         .map_err(|e| ParamError::Malformed(format!("the value cannot be read: {e}")))
 }
 
-fn query_doc(
+fn query_doc<'r>(
     p: &ParamSpec,
-    query: &[(Cow<'_, str>, Cow<'_, str>)],
-) -> Result<Option<String>, ParamError> {
+    query: &'r [(Cow<'r, str>, Cow<'r, str>)],
+) -> Result<Option<Converted<'r>>, ParamError> {
     let named = || query.iter().filter(|(k, _)| k == p.name).map(|(_, v)| v);
     match (p.style, p.shape) {
         (Style::DeepObject, shape) => {
@@ -871,7 +928,7 @@ fn query_doc(
             if pairs.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(object_json(pairs, shape)))
+            Ok(Some(object_json(pairs, shape).into()))
         }
         (Style::Form, Shape::Object(props, _)) if p.explode => {
             // Each property is its own query parameter.
@@ -890,7 +947,7 @@ fn query_doc(
             if pairs.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(object_json(pairs, p.shape)))
+            Ok(Some(object_json(pairs, p.shape).into()))
         }
         (_, Shape::Array(m)) => {
             let values: Vec<&Cow<'_, str>> = named().collect();
@@ -914,9 +971,9 @@ fn query_doc(
             // empty item.
             let delimited = sep.is_some() && (!p.explode || p.style != Style::Form);
             if delimited && items.len() == 1 && items[0].is_empty() {
-                return Ok(Some("[]".into()));
+                return Ok(Some(Converted::Text("[]".into())));
             }
-            Ok(Some(array_json(&items, m)))
+            Ok(Some(array_json(&items, m).into()))
         }
         (_, shape) => {
             let Some(v) = named().next_back() else {
@@ -928,13 +985,12 @@ fn query_doc(
             match shape {
                 Shape::Object(..) => {
                     let list: Vec<Cow<'_, str>> = v.split(',').map(Cow::Borrowed).collect();
-                    Ok(Some(object_json(pairs_of_list(&list)?, shape)))
+                    Ok(Some(object_json(pairs_of_list(&list)?, shape).into()))
                 }
-                _ => {
-                    let mut out = String::new();
-                    push_scalar(&mut out, v, shape.scalar_mask());
-                    Ok(Some(out))
-                }
+                _ => Ok(Some(Converted::Doc(scalar_doc(
+                    Cow::Borrowed(v.as_ref()),
+                    shape.scalar_mask(),
+                )))),
             }
         }
     }
@@ -1048,6 +1104,39 @@ fn charset_of(content_type: &str) -> Option<&str> {
 mod tests {
     use super::super::ty;
     use super::*;
+
+    #[test]
+    fn query_pairs_split_and_decode_as_forms_do() {
+        let reference = |q: &str| -> Vec<(String, String)> {
+            q.split('&')
+                .filter(|s| !s.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (form_decode(k).into_owned(), form_decode(v).into_owned())
+                })
+                .collect()
+        };
+        for q in [
+            "",
+            "a=1",
+            "a=1&b=2",
+            "&&a=1&&",
+            "a",
+            "a=",
+            "=x",
+            "a=b=c",
+            "a+b=c+d",
+            "caf%C3%A9=%E2%9C%93&x=%zz",
+            "k=v%26w&l=%3D",
+            "é=ü&+=+",
+        ] {
+            let got: Vec<(String, String)> = parse_pairs(q)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(got, reference(q), "{q}");
+        }
+    }
 
     fn spec(location: In, style: Style, explode: bool, shape: Shape) -> ParamSpec {
         ParamSpec {
