@@ -174,10 +174,13 @@ enum RuntimeMode {
     /// One thread, tokio's single-threaded runtime: the default on one core (a container's CPU
     /// limit, or `taskset`), with none of a scheduler's cross-thread bookkeeping.
     CurrentThread,
-    /// tokio's work-stealing runtime, a worker a core, one listener.
+    /// tokio's work-stealing runtime, a worker a core, one listener: a slow request's
+    /// neighbours move to an idle core, at the price of cross-thread bookkeeping on every
+    /// request.
     MultiThread,
     /// A thread a core, each with a single-threaded runtime and its own `SO_REUSEPORT`
-    /// listener (Unix only).
+    /// listener (Unix only; the default there on more than one core): a connection and all its
+    /// requests stay on the core the kernel gave it to, as with nginx's workers.
     PerCore,
 }
 
@@ -197,7 +200,11 @@ impl RuntimeMode {
         }
     }
 
-    /// The mode on more than one core.
+    /// The mode on more than one core: a listener and a single-threaded runtime a core, which
+    /// costs less CPU a request than work stealing (docs/performance.md, "Many cores").
+    #[cfg(unix)]
+    const DEFAULT: RuntimeMode = RuntimeMode::PerCore;
+    #[cfg(not(unix))]
     const DEFAULT: RuntimeMode = RuntimeMode::MultiThread;
 }
 

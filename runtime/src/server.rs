@@ -106,13 +106,23 @@ impl Gateway {
 /// the same one.
 #[cfg(unix)]
 fn bind_reuseport(addr: SocketAddr, threads: usize) -> std::io::Result<Vec<tokio::net::TcpSocket>> {
+    let socket = |at: SocketAddr| match at {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    };
+    if addr.port() != 0 {
+        // `SO_REUSEPORT` would let these sockets share the port with another process of the
+        // same user that holds it the same way (a second gateway started by mistake): the
+        // kernel would split the connections between them. A plain bind first fails with
+        // "address in use" whenever anyone holds the port.
+        let probe = socket(addr)?;
+        probe.set_reuseaddr(true)?;
+        probe.bind(addr)?;
+    }
     let mut sockets = Vec::with_capacity(threads);
     let mut at = addr;
     for _ in 0..threads {
-        let socket = match at {
-            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
+        let socket = socket(at)?;
         socket.set_reuseaddr(true)?;
         socket.set_reuseport(true)?;
         socket.bind(at)?;

@@ -551,6 +551,26 @@ fn every_runtime_mode_serves_counts_and_drains() {
     }
 }
 
+/// A second gateway on a port the first holds fails to start, whatever the runtime mode: the
+/// per-core listeners' `SO_REUSEPORT` never lets two processes split one port's connections.
+#[test]
+fn a_port_in_use_is_refused_not_shared() {
+    let bin = build("specs/petstore.yaml");
+    for mode in ["per_core", "multi_thread"] {
+        let first = Running::start(&bin, &[], &[("GWGEN_RUNTIME", mode.to_string())]);
+        let out = Command::new(&bin)
+            .args(["--listen", &format!("127.0.0.1:{}", first.port)])
+            .env("GWGEN_RUNTIME", "per_core")
+            .output()
+            .expect("runs");
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {log}");
+        assert!(log.contains("in use"), "{mode}: {log}");
+        assert_eq!(get(first.port, "/pets", "").status, 200, "{mode}");
+    }
+}
+
 #[test]
 fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
     let bin = build("tests/fixtures/gateway/hostile.yaml");
