@@ -62,6 +62,9 @@ struct Conn {
     io: Io,
     read: BytesMut,
     write: Vec<u8>,
+    /// The thread that opened it ([`crate::percore::serial`]): with a runtime per thread, the
+    /// only one whose runtime drives its socket.
+    home: u64,
 }
 
 impl Conn {
@@ -190,6 +193,9 @@ impl Pool {
 
     fn take(&self, key: &Key) -> Option<Box<Conn>> {
         let own = crate::percore::slot();
+        if crate::percore::runtime_per_thread() {
+            return self.take_own(own, key);
+        }
         for n in 0..POOL_SHARDS {
             let shard = &self.idle[(own + n) % POOL_SHARDS];
             let mut idle = if n == 0 {
@@ -210,6 +216,23 @@ impl Pool {
                 if fresh && !i.conn.became_readable() {
                     return Some(i.conn);
                 }
+            }
+        }
+        None
+    }
+
+    /// [`Pool::take`] with a runtime per thread: a connection this thread opened, from its
+    /// own shard (a thread's socket is driven by its runtime, so it is never lent to another).
+    fn take_own(&self, own: usize, key: &Key) -> Option<Box<Conn>> {
+        let me = crate::percore::serial();
+        let mut idle = self.idle[own].lock().unwrap_or_else(|e| e.into_inner());
+        let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
+        let now = crate::deadline::coarse_ms();
+        while let Some(at) = list.iter().rposition(|i| i.conn.home == me) {
+            let i = list.remove(at);
+            let fresh = now.saturating_sub(i.since) < IDLE_FOR.as_millis() as u64;
+            if fresh && !i.conn.became_readable() {
+                return Some(i.conn);
             }
         }
         None
@@ -248,6 +271,7 @@ impl Pool {
             io: TokioIo::new(io),
             read: BytesMut::with_capacity(READ_CHUNK),
             write: Vec::with_capacity(1024),
+            home: crate::percore::serial(),
         }))
     }
 
