@@ -53,17 +53,20 @@ pub fn init_logs() {
 
 /// The request id: the client's `x-request-id` when it sent exactly one in a safe charset
 /// (ASCII letters, digits and `-_.:/+=@`, 1 to 128 of them: no quote, backslash, space or
-/// anything a log or a downstream parser could take for syntax), else a new UUID.
-pub fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
-    let mut sent = headers.get_all("x-request-id").iter();
+/// anything a log or a downstream parser could take for syntax), else a new UUID. The flag says
+/// which: `true` when the client's header is the id (and can stay on the request as it is).
+pub fn request_id(headers: &http::HeaderMap) -> (http::HeaderValue, bool) {
+    const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+    let mut sent = headers.get_all(X_REQUEST_ID).iter();
     if let (Some(v), None) = (sent.next(), sent.next()) {
         let b = v.as_bytes();
         let safe = |c: &u8| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c);
         if !b.is_empty() && b.len() <= 128 && b.iter().all(safe) {
-            return v.clone();
+            return (v.clone(), true);
         }
     }
-    http::HeaderValue::from_bytes(&fast_uuid()).expect("a UUID is a valid header value")
+    let made = http::HeaderValue::from_bytes(&fast_uuid()).expect("a UUID is a valid header value");
+    (made, false)
 }
 
 /// Appends `ip` as text: IPv4 without the formatting machinery, the hot case of every access
@@ -809,10 +812,14 @@ mod tests {
     fn request_ids() {
         let mut h = http::HeaderMap::new();
         h.insert("x-request-id", "abc-123".parse().unwrap());
-        assert_eq!(request_id(&h), "abc-123");
+        assert_eq!(
+            request_id(&h),
+            (http::HeaderValue::from_static("abc-123"), true)
+        );
         h.insert("x-request-id", "has space".parse().unwrap());
-        assert_eq!(request_id(&h).len(), 36);
-        let (a, b) = (request_id(&h), request_id(&h));
+        assert_eq!(request_id(&h).0.len(), 36);
+        assert!(!request_id(&h).1);
+        let (a, b) = (request_id(&h).0, request_id(&h).0);
         assert_ne!(a, b);
         let a = a.to_str().unwrap();
         assert!(crate::validate::format::uuid(a), "{a}");

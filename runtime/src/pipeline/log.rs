@@ -28,9 +28,7 @@ pub(crate) async fn handle_request(
     gw.metrics.start();
     let mut req = req;
     // The id travels upstream in the request's own header: made once, reused as is.
-    let id_value = request_id(req.headers());
-    let keep = req.headers().get(X_REQUEST_ID) == Some(&id_value)
-        && req.headers().get_all(X_REQUEST_ID).iter().nth(1).is_none();
+    let (id_value, keep) = request_id(req.headers());
     if !keep {
         req.headers_mut().insert(X_REQUEST_ID, id_value.clone());
     }
