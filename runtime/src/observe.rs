@@ -132,11 +132,21 @@ fn fast_uuid() -> [u8; 36] {
 }
 
 /// The access log's sink: each thread appends lines to a buffer of its own, which a background
-/// thread writes to stdout every 50 ms (a thread writes its own at once past 256 KiB), so a
-/// request costs no system call and takes no lock another core holds. [`flush_access_log`]
+/// thread writes to stdout every 50 ms, or at once when a buffer passes 256 KiB (the thread that
+/// filled it wakes the writer), so a request costs no system call and takes no lock another core
+/// holds. Only past 16 MiB, when stdout does not keep up, does a serving thread write its buffer
+/// itself, which holds its requests back rather than letting memory grow. [`flush_access_log`]
 /// writes what is left, at shutdown. Lines of one thread stay in order; lines of different
 /// threads interleave by flush.
 static BUFFERS: Mutex<Vec<Arc<Mutex<Vec<u8>>>>> = Mutex::new(Vec::new());
+
+/// The background writer, woken early by a thread whose buffer filled.
+static WRITER: std::sync::OnceLock<std::thread::Thread> = std::sync::OnceLock::new();
+
+/// A buffer this full wakes the writer.
+const WAKE_AT: usize = 256 << 10;
+/// A buffer this full is written by its own thread.
+const WRITE_AT: usize = 16 << 20;
 
 thread_local! {
     /// This thread's access-log buffer, registered in [`BUFFERS`] on first use.
@@ -145,6 +155,9 @@ thread_local! {
         BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).push(buf.clone());
         buf
     };
+    /// The flushing thread's empty buffer, swapped for a full one so that the full one is
+    /// written without holding its lock, and each buffer keeps a capacity that fits its load.
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn write_out(data: &[u8]) {
@@ -154,32 +167,36 @@ fn write_out(data: &[u8]) {
 }
 
 fn append_log_line(line: &[u8]) {
-    static FLUSHER: std::sync::Once = std::sync::Once::new();
-    FLUSHER.call_once(|| {
-        let _ = std::thread::Builder::new()
+    WRITER.get_or_init(|| {
+        std::thread::Builder::new()
             .name("gwgen-access-log".into())
             .spawn(|| loop {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::park_timeout(Duration::from_millis(50));
                 flush_access_log();
-            });
+            })
+            .map(|h| h.thread().clone())
+            .unwrap_or_else(|_| std::thread::current())
     });
-    let full = BUFFER.with(|buf| {
+    let len = BUFFER.with(|buf| {
         let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(line);
         buf.push(b'\n');
-        (buf.len() > 256 << 10).then(|| {
-            let data = buf.clone();
-            buf.clear();
-            data
-        })
+        buf.len()
     });
-    if let Some(data) = full {
-        write_out(&data);
+    if len > WRITE_AT {
+        flush_access_log();
+    } else if len > WAKE_AT {
+        if let Some(writer) = WRITER.get() {
+            writer.unpark();
+        }
     }
 }
 
 /// Writes the buffered access-log lines of every thread to stdout now.
 pub fn flush_access_log() {
+    // One flush at a time, so that a buffer taken by one is written before the next is taken.
+    static FLUSHING: Mutex<()> = Mutex::new(());
+    let _one = FLUSHING.lock().unwrap_or_else(|e| e.into_inner());
     let buffers: Vec<Arc<Mutex<Vec<u8>>>> = {
         let mut all = BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
         // A buffer only this list holds belongs to a thread that ended: flushed once more, then
@@ -188,17 +205,19 @@ pub fn flush_access_log() {
         all.retain(|b| Arc::strong_count(b) > 2);
         list
     };
-    // Copied out, so each thread's buffer keeps its capacity: a buffer taken away would grow
-    // again, copy by copy, after every flush.
-    let mut data = Vec::new();
-    for buf in buffers {
-        let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
-        data.extend_from_slice(&buf);
-        buf.clear();
-    }
-    if !data.is_empty() {
-        write_out(&data);
-    }
+    SPARE.with_borrow_mut(|spare| {
+        for buf in buffers {
+            {
+                let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
+                if buf.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut *buf, spare);
+            }
+            write_out(spare);
+            spare.clear();
+        }
+    });
 }
 
 const BUCKETS: [f64; 14] = [
