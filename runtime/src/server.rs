@@ -40,7 +40,8 @@ impl Gateway {
     pub async fn serve(self, config: &Config) -> std::io::Result<()> {
         let gw = Arc::new(self);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let control = Control::start(&gw, config, listener.local_addr()?).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let control = Control::start(&gw, config, listener.local_addr()?, stop_tx, stop_rx).await?;
         let admission = Admission::new(gw.connections);
         accept(gw, listener, admission, control.stop.clone()).await;
         control.finish().await;
@@ -62,42 +63,72 @@ impl Gateway {
             .enable_all()
             .build()?;
         control_runtime.block_on(async move {
-            let control = Control::start(&gw, config, local).await?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let admission = Admission::new(gw.connections);
+            let (listening_tx, listening_rx) = std::sync::mpsc::channel();
             let mut workers = Vec::with_capacity(sockets.len());
             for (n, socket) in sockets.into_iter().enumerate() {
-                let (gw, admission, stop) = (gw.clone(), admission.clone(), control.stop.clone());
+                let (gw, admission, stop) = (gw.clone(), admission.clone(), stop_rx.clone());
+                let listening = listening_tx.clone();
                 let worker = std::thread::Builder::new()
                     .name(format!("gwgen-worker-{n}"))
                     .stack_size(crate::binary::WORKER_STACK)
                     .spawn(move || -> std::io::Result<()> {
                         let runtime = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
-                            .build()?;
+                            .build()
+                            .inspect_err(|e| {
+                                let _ = listening.send(Err(e.kind()));
+                            })?;
                         runtime.block_on(async move {
-                            let listener = socket.listen(1024)?;
+                            let listener = socket.listen(1024);
+                            let _ =
+                                listening.send(listener.as_ref().map(|_| ()).map_err(|e| e.kind()));
+                            drop(listening);
+                            let listener = listener?;
                             accept(gw, listener, admission, stop).await;
                             Ok(())
                         })
                     })?;
                 workers.push(worker);
             }
-            // The workers run until the stop signal and their drain; the admin listener goes on
-            // answering (`/readyz` says 503) meanwhile.
-            let ended = tokio::task::spawn_blocking(move || {
-                workers
+            drop(listening_tx);
+            let threads = workers.len();
+            let join = move || {
+                // Every worker is waited for (each drains), then the first failure is told.
+                let ended: Vec<std::io::Result<()>> = workers
                     .into_iter()
                     .map(|w| {
                         w.join().unwrap_or_else(|_| {
                             Err(std::io::Error::other("a worker thread failed"))
                         })
                     })
-                    .collect::<Vec<_>>()
+                    .collect();
+                ended.into_iter().collect::<std::io::Result<()>>()
+            };
+            // Every worker listens, or none serves: ready only once they all do.
+            let listening = tokio::task::spawn_blocking(move || {
+                listening_rx
+                    .iter()
+                    .take(threads)
+                    .find(Result::is_err)
+                    .unwrap_or(Ok(()))
             })
             .await
             .map_err(std::io::Error::other)?;
+            if let Err(kind) = listening {
+                let _ = stop_tx.send(true);
+                let _ = tokio::task::spawn_blocking(join).await;
+                return Err(std::io::Error::new(kind, "a worker could not listen"));
+            }
+            let control = Control::start(&gw, config, local, stop_tx, stop_rx).await?;
+            // The workers run until the stop signal and their drain; the admin listener goes on
+            // answering (`/readyz` says 503) meanwhile.
+            let ended = tokio::task::spawn_blocking(join)
+                .await
+                .map_err(std::io::Error::other)?;
             control.finish().await;
-            ended.into_iter().collect::<std::io::Result<()>>()
+            ended
         })
     }
 }
@@ -146,8 +177,9 @@ impl Control {
         gw: &Arc<Gateway>,
         config: &Config,
         listen: SocketAddr,
+        stop_tx: tokio::sync::watch::Sender<bool>,
+        stop_rx: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<Control> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin = match config.admin_listen {
             Some(addr) => Some(crate::admin::spawn(gw, addr, stop_rx.clone()).await?),
             None => None,
