@@ -182,10 +182,10 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Removes hop-by-hop headers, including those named in `Connection` (an upstream's answer).
+/// Whether `name` is one of [`HOP_BY_HOP`].
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
-pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    strip_hop_by_hop_keeping(headers, |_| false);
+pub fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// Removes hop-by-hop headers and those named in `Connection`, except the named fields `keep`
@@ -304,7 +304,7 @@ mod tests {
         h.insert("x-secret", "1".parse().unwrap());
         h.insert("te", "trailers".parse().unwrap());
         h.insert("content-type", "text/plain".parse().unwrap());
-        strip_hop_by_hop(&mut h);
+        strip_hop_by_hop_keeping(&mut h, |_| false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("content-type"));
     }
@@ -340,7 +340,7 @@ mod tests {
         h.insert("x-secret", "1".parse().unwrap());
         h.insert("keep-alive", "5".parse().unwrap());
         h.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut h);
+        strip_hop_by_hop_keeping(&mut h, |_| false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
     }

@@ -166,7 +166,8 @@ fn write_out(data: &[u8]) {
     let _ = out.flush();
 }
 
-fn append_log_line(line: &[u8]) {
+/// Writes one line into this thread's buffer (`write` appends it, without the newline).
+fn append_log_line(write: impl FnOnce(&mut Vec<u8>)) {
     WRITER.get_or_init(|| {
         std::thread::Builder::new()
             .name("gwgen-access-log".into())
@@ -179,7 +180,7 @@ fn append_log_line(line: &[u8]) {
     });
     let len = BUFFER.with(|buf| {
         let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
-        buf.extend_from_slice(line);
+        write(&mut buf);
         buf.push(b'\n');
         buf.len()
     });
@@ -576,13 +577,9 @@ impl LoggedBody {
         if let Some((r, metrics)) = self.record.take() {
             let elapsed = r.start.elapsed();
             metrics.finish(&r.method, r.route, r.status, elapsed);
-            // Written field by field (strings escaped by serde_json), without building a value.
-            thread_local! {
-                // The line is built in a buffer kept per thread, not allocated per request.
-                static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
-            }
-            LINE.with_borrow_mut(|line| {
-                line.clear();
+            // Written field by field (strings escaped by serde_json), without building a value,
+            // straight into this thread's log buffer.
+            append_log_line(|line| {
                 let field = |line: &mut Vec<u8>, name: &str, first: bool| {
                     line.extend_from_slice(if first { b"{\"" } else { b",\"" });
                     line.extend_from_slice(name.as_bytes());
@@ -647,7 +644,6 @@ impl LoggedBody {
                     None => line.extend_from_slice(b"null"),
                 }
                 line.push(b'}');
-                append_log_line(line);
             });
             if let Some(t) = r.trace.filter(|t| t.exported) {
                 let matched = r.route_key != "-";

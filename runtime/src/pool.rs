@@ -276,7 +276,8 @@ impl Pool {
     }
 
     /// Sends `req` (with an absolute URI) and returns the answer, whose body gives the
-    /// connection back to the pool when it ends.
+    /// connection back to the pool when it ends. The answer's head comes without hop-by-hop
+    /// fields, nor those its `Connection` names.
     pub async fn request<B>(self: &Arc<Self>, req: Request<B>) -> Result<Response<Body>, Error>
     where
         B: http_body::Body<Data = Bytes> + Unpin,
@@ -588,6 +589,7 @@ fn parse_head(
         let base = buf.as_ptr() as usize;
         let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> =
             smallvec::SmallVec::new();
+        let mut hop_named: smallvec::SmallVec<[HeaderName; 2]> = smallvec::SmallVec::new();
         for f in parsed.headers.iter() {
             let name = HeaderName::from_bytes(f.name.as_bytes())
                 .map_err(|_| Error::Protocol("bad header name"))?;
@@ -609,10 +611,18 @@ fn parse_head(
                     let token = token.trim_ascii();
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
-                    } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
-                        close = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        if http10 {
+                            close = false;
+                        }
+                    } else if let Ok(named) = HeaderName::from_bytes(token) {
+                        hop_named.push(named);
                     }
                 }
+            }
+            // Hop-by-hop fields belong to this connection: the answer never carries them.
+            if crate::integration::is_hop_by_hop(&name) {
+                continue;
             }
             let start = f.value.as_ptr() as usize - base;
             spans.push((name, start, start + f.value.len()));
@@ -622,6 +632,10 @@ fn parse_head(
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| Error::Protocol("bad header value"))?;
             headers.append(name, value);
+        }
+        // And so do the fields its `Connection` names (RFC 9110 §7.6.1).
+        for named in hop_named {
+            headers.remove(named);
         }
         let bodiless =
             head_method || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
@@ -880,6 +894,19 @@ mod tests {
 
     fn parse(text: &str, head: bool) -> Result<Option<(http::response::Parts, Framing)>, Error> {
         parse_head(&mut BytesMut::from(text), head, &mut 0)
+    }
+
+    #[test]
+    fn answers_come_without_hop_by_hop_fields() {
+        let (parts, _) = parse(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\nUpgrade: h2c\r\nContent-Length: 0\r\nX-Kept: 1\r\n\r\n",
+            false,
+        )
+        .expect("parses")
+        .expect("whole");
+        let mut names: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
     }
 
     /// A whole head's status, framing and whether its connection may serve again.

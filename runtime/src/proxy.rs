@@ -10,7 +10,7 @@ use axum::response::Response;
 use http::{header, HeaderValue, Uri};
 
 use crate::integration::{
-    strip_client_forwarding, strip_hop_by_hop, strip_hop_by_hop_keeping, HttpIntegration, PROTECTED,
+    strip_client_forwarding, strip_hop_by_hop_keeping, HttpIntegration, PROTECTED,
 };
 use crate::pipeline::Exchange;
 
@@ -112,8 +112,8 @@ pub(crate) async fn forward(
         }
         Ok(Ok(r)) => r,
     };
+    // The pool's answers come without hop-by-hop fields (see `pool::parse_head`).
     let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
     // The client's connection has its own version; the upstream's is not the client's business.
     parts.version = http::Version::HTTP_11;
     Ok(Response::from_parts(parts, Body::new(body)))

@@ -313,7 +313,19 @@ fn bodies_stream_and_the_size_limit_is_413() {
 
 #[test]
 fn upstream_answers_are_read_in_every_framing_and_connections_are_reused() {
-    let (gw, up) = proxy_gateway();
+    // One serving thread, so that the requests below share its pooled upstream connections:
+    // with a thread a core, a client connection the kernel gives another thread would be
+    // served there, over that thread's own upstream connections.
+    let up = Upstream::start();
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", up.port.to_string()),
+            ("GWGEN_RUNTIME", "current_thread".to_string()),
+        ],
+    );
     let r = get(gw.port, "/echo/chunked", "");
     assert_eq!((r.status, r.body.as_slice()), (200, &b"hello world"[..]));
     let r = get(gw.port, "/echo/close", "");
