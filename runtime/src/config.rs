@@ -68,6 +68,10 @@ pub fn help(title: &str, stages: &[&str]) -> String {
          appended to FILE (`api_keys.source: file:…`), or in Redis (`api_keys.source: redis`).\n\n\
          `healthcheck` asks the admin listener (--admin-listen or GATEWAY_ADMIN_LISTEN) for /readyz\n\
          and exits 0 when the gateway is ready, 1 otherwise (a container's HEALTHCHECK).\n\n\
+         GWGEN_RUNTIME chooses how requests are spread over cores: per_core (a listener and\n\
+         single-threaded runtime a core; the default on Unix with more than one core),\n\
+         current_thread (one thread; the default on one core) or multi_thread (tokio's\n\
+         work-stealing runtime).\n\n\
          SIGTERM or Ctrl-C stops accepting connections, finishes the requests in flight, and exits 0.\n\
          SIGHUP re-reads the API key file.\n",
         stages.first().copied().unwrap_or("default"),
