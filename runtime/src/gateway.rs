@@ -82,18 +82,21 @@ impl RouteDef {
             && !gw.throttle.as_ref().is_some_and(|t| t.applies(index, None))
             && self
                 .validation
-                .is_none_or(|v| !v.reads_body() && !self.checks_responses(gw))
+                .is_none_or(|v| !v.reads_body() && self.response_check(gw).is_none())
     }
 
-    /// Whether answers are checked against the spec (`validate.responses` on, and schemas to
-    /// check them with).
-    pub(crate) fn checks_responses(&self, gw: &Gateway) -> bool {
-        self.validation.is_some_and(|v| {
-            !v.responses.is_empty()
-                && v.response_mode
-                    .or(gw.response_mode)
-                    .is_some_and(|m| m != crate::stage::ResponseMode::Off)
-        })
+    /// How answers are checked against the spec, when they are: `validate.responses` on (the
+    /// operation's, else the stage's) and schemas to check them with.
+    pub(crate) fn response_check(
+        &self,
+        gw: &Gateway,
+    ) -> Option<(
+        crate::stage::ResponseMode,
+        &'static crate::validate::input::RouteValidation,
+    )> {
+        let v = self.validation.filter(|v| !v.responses.is_empty())?;
+        let mode = v.response_mode.or(gw.response_mode)?;
+        (mode != crate::stage::ResponseMode::Off).then_some((mode, v))
     }
 }
 

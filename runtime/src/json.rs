@@ -418,13 +418,23 @@ impl<'a> Doc<'a> {
             Kind::Int => (n.b as i64).to_string().into(),
             Kind::Float => f64::from_bits(n.b).to_string().into(),
             Kind::Str => {
-                let s = &self.src[n.a as usize..n.b as usize];
-                if s.chars().count() > 40 {
-                    let cut: String = s.chars().take(40).collect();
-                    format!("\"{cut}…\"").into()
+                // Parsed text is shown as it was written; a string made from a value (a
+                // parameter) is written out as JSON, the same way.
+                let raw = &self.src[n.a as usize..n.b as usize];
+                let (s, cut) = match raw.char_indices().nth(40) {
+                    Some((at, _)) => (&raw[..at], "…"),
+                    None => (raw, ""),
+                };
+                let mut out = String::with_capacity(s.len() + 4);
+                if n.flag {
+                    out.push('"');
+                    out.push_str(s);
+                    out.push('"');
                 } else {
-                    format!("\"{s}\"").into()
+                    push_json_string(&mut out, s);
                 }
+                out.insert_str(out.len() - 1, cut);
+                out.into()
             }
             Kind::Array => "an array".into(),
             Kind::Object => "an object".into(),
@@ -952,7 +962,13 @@ mod tests {
             assert_eq!(made.str_chars(0), value.chars().count());
             assert!(made.equal(0, &parsed, 0));
             assert_eq!(made.hash(0), parsed.hash(0));
+            assert_eq!(made.text(0), parsed.text(0), "{text}");
         }
+        let long = "x".repeat(50);
+        assert_eq!(
+            Doc::string(Cow::Borrowed(&long)).text(0),
+            format!("\"{}…\"", "x".repeat(40))
+        );
     }
 
     #[test]

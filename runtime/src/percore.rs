@@ -6,35 +6,26 @@
 //! [`SLOTS`] parts, and a thread works in the part its [`slot`] names, reaching into the others
 //! only when its own cannot serve it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Parts a per-core table is split into: at least the cores of most machines, so that threads
 /// rarely share one.
 pub(crate) const SLOTS: usize = 16;
 
 thread_local! {
-    /// This thread's slot, given round-robin on first use.
-    static SLOT: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS
-    };
-}
-
-/// The calling thread's slot, below [`SLOTS`].
-pub(crate) fn slot() -> usize {
-    SLOT.with(|s| *s)
-}
-
-thread_local! {
-    /// This thread's number, unique in the process.
+    /// This thread's number, unique in the process, given in order on first use.
     static SERIAL: u64 = {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         NEXT.fetch_add(1, Ordering::Relaxed)
     };
 }
 
+/// The calling thread's slot, below [`SLOTS`]: its [`serial`] number, round-robin.
+pub(crate) fn slot() -> usize {
+    (serial() % SLOTS as u64) as usize
+}
+
 /// The calling thread's number, unique in the process (unlike its slot).
-#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) fn serial() -> u64 {
     SERIAL.with(|s| *s)
 }

@@ -144,6 +144,19 @@ fn proxy_gateway() -> (Running, Upstream) {
     (gw, upstream)
 }
 
+/// The proxy fixture in front of `upstream`, run in runtime mode `mode` (`GWGEN_RUNTIME`).
+fn proxy_gateway_in(mode: &str, upstream: &Upstream) -> Running {
+    let bin = build("tests/fixtures/gateway/proxy.yaml");
+    Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("GWGEN_RUNTIME", mode.to_string()),
+        ],
+    )
+}
+
 #[test]
 fn mock_routes_404_405_head_options() {
     let bin = build("specs/petstore.yaml");
@@ -317,15 +330,7 @@ fn upstream_answers_are_read_in_every_framing_and_connections_are_reused() {
     // with a thread a core, a client connection the kernel gives another thread would be
     // served there, over that thread's own upstream connections.
     let up = Upstream::start();
-    let bin = build("tests/fixtures/gateway/proxy.yaml");
-    let gw = Running::start(
-        &bin,
-        &[],
-        &[
-            ("UPSTREAM_PORT", up.port.to_string()),
-            ("GWGEN_RUNTIME", "current_thread".to_string()),
-        ],
-    );
+    let gw = proxy_gateway_in("current_thread", &up);
     let r = get(gw.port, "/echo/chunked", "");
     assert_eq!((r.status, r.body.as_slice()), (200, &b"hello world"[..]));
     let r = get(gw.port, "/echo/close", "");
@@ -503,16 +508,8 @@ fn sigterm_drains_in_flight_requests_then_exits_0() {
 #[test]
 fn every_runtime_mode_serves_counts_and_drains() {
     let upstream = Upstream::start();
-    let bin = build("tests/fixtures/gateway/proxy.yaml");
     for mode in ["current_thread", "multi_thread", "per_core"] {
-        let mut gw = Running::start(
-            &bin,
-            &[],
-            &[
-                ("UPSTREAM_PORT", upstream.port.to_string()),
-                ("GWGEN_RUNTIME", mode.to_string()),
-            ],
-        );
+        let mut gw = proxy_gateway_in(mode, &upstream);
         let port = gw.port;
         let clients: Vec<_> = (0..8)
             .map(|c| {
@@ -581,6 +578,16 @@ fn a_port_in_use_is_refused_not_shared() {
         assert!(log.contains("in use"), "{mode}: {log}");
         assert_eq!(get(first.port, "/pets", "").status, 200, "{mode}");
     }
+    // A mode the gateway does not know stops it at start, with the command-line exit code.
+    let out = Command::new(&bin)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("GWGEN_RUNTIME", "fastest")
+        .output()
+        .expect("runs");
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("GWGEN_RUNTIME"), "{log}");
 }
 
 #[test]

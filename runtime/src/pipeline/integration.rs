@@ -18,18 +18,11 @@ pub(super) async fn serve_checked(
     req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    let (gw, route) = (at.gw, at.route);
-    let response_mode = route
-        .validation
-        .and_then(|v| v.response_mode)
-        .or(gw.response_mode)
-        .filter(|m| *m != crate::stage::ResponseMode::Off);
+    let check = at.route.response_check(at.gw);
     let result = serve(at, req, record).await;
-    match (response_mode, route.validation, result) {
-        (Some(mode), Some(v), Ok(resp)) if !v.responses.is_empty() => {
-            super::validate::response(at, v, mode, resp).await
-        }
-        (_, _, result) => result,
+    match (check, result) {
+        (Some((mode, v)), Ok(resp)) => super::validate::response(at, v, mode, resp).await,
+        (_, result) => result,
     }
 }
 

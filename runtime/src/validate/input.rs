@@ -541,15 +541,20 @@ fn pct_decode(s: &str) -> Cow<'_, str> {
 /// Appends a scalar string as the JSON value the mask allows: a number, a boolean, `null`, or
 /// else a string (which the schema's `type` then refuses if it must).
 fn push_scalar(out: &mut String, s: &str, mask: u8) {
-    use super::ty;
-    let number = mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(s);
-    let boolean = mask & ty::BOOLEAN != 0 && (s == "true" || s == "false");
-    let null = mask & ty::NULL != 0 && s == "null";
-    if number || boolean || null {
+    if is_literal(s, mask) {
         out.push_str(s);
     } else {
         push_json_string(out, s);
     }
+}
+
+/// Whether a scalar value is read as the JSON literal it spells (a number, `true`, `false` or
+/// `null`, where the schema's types take one) rather than as a string.
+fn is_literal(s: &str, mask: u8) -> bool {
+    use super::ty;
+    (mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(s))
+        || (mask & ty::BOOLEAN != 0 && (s == "true" || s == "false"))
+        || (mask & ty::NULL != 0 && s == "null")
 }
 
 fn is_json_number(s: &str) -> bool {
@@ -731,16 +736,12 @@ impl From<String> for Converted<'_> {
 /// The document of one scalar value: a number, boolean or null where the schema's types take
 /// one and the text is one, else a string.
 fn scalar_doc(s: Cow<'_, str>, mask: u8) -> Doc<'_> {
-    use super::ty;
-    if mask & (ty::INTEGER | ty::NUMBER) != 0 && is_json_number(&s) {
-        if let Some(doc) = Doc::number(&s) {
-            return doc;
-        }
-    }
-    let boolean = mask & ty::BOOLEAN != 0 && (s == "true" || s == "false");
-    let null = mask & ty::NULL != 0 && s == "null";
-    if boolean || null {
-        if let Ok(doc) = Doc::parse_owned(s.to_string()) {
+    if is_literal(&s, mask) {
+        let literal = match Doc::number(&s) {
+            Some(doc) => Ok(doc),
+            None => Doc::parse_owned(s.to_string()),
+        };
+        if let Ok(doc) = literal {
             return doc;
         }
     }
