@@ -74,8 +74,9 @@ impl RouteDef {
     /// Whether a request to this route goes straight to its integration: no authentication,
     /// throttling or cache, no body to read and hold, no answer to check. What such a route
     /// checks (parameters, an opaque body's media type) is in the request's head, and is
-    /// checked in place, with nothing awaited.
-    pub(crate) fn is_direct(&self, gw: &Gateway, index: usize) -> bool {
+    /// checked in place, with nothing awaited. Decided once per route: see
+    /// [`Gateway::is_direct`].
+    fn is_direct(&self, gw: &Gateway, index: usize) -> bool {
         let cached = cfg!(feature = "cache") && self.cache.is_some();
         self.security.is_empty()
             && !cached
@@ -181,6 +182,9 @@ pub struct Gateway {
     pub(crate) stage_throttle: Option<crate::throttle::Rate>,
     #[cfg(feature = "proxy")]
     pub(crate) client: crate::proxy::Client,
+    /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
+    /// first request, when the gateway is built whole.
+    direct: std::sync::OnceLock<Box<[bool]>>,
 }
 
 impl Gateway {
@@ -207,7 +211,18 @@ impl Gateway {
             stage_throttle: stage.throttle,
             #[cfg(feature = "proxy")]
             client: crate::proxy::client(),
+            direct: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether a request to route `index` goes straight to its integration.
+    pub(crate) fn is_direct(&self, index: usize) -> bool {
+        let direct = self.direct.get_or_init(|| {
+            (self.routes.iter().enumerate())
+                .map(|(i, route)| route.is_direct(self, i))
+                .collect()
+        });
+        direct.get(index).copied().unwrap_or(false)
     }
 
     /// Sets the limits on client connections (the defaults: 30 s heads, 10,000 connections).

@@ -43,6 +43,26 @@ struct Node {
     b: u64,
 }
 
+impl Node {
+    fn int(v: i64) -> Node {
+        Node {
+            kind: Kind::Int,
+            flag: false,
+            a: 0,
+            b: v as u64,
+        }
+    }
+
+    fn float(v: f64) -> Node {
+        Node {
+            kind: Kind::Float,
+            flag: false,
+            a: 0,
+            b: v.to_bits(),
+        }
+    }
+}
+
 /// A parsed document. Node `0` is the root.
 #[derive(Debug, Clone)]
 pub struct Doc<'a> {
@@ -776,31 +796,47 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<(), SyntaxError> {
         let start = self.i;
         let s = self.s;
-        if s.get(self.i) == Some(&b'-') {
+        let negative = s.get(self.i) == Some(&b'-');
+        if negative {
             self.i += 1;
         }
+        // The digits are gathered as they are scanned: most numbers need no second pass.
+        let mut mantissa = 0u64;
+        let mut digits = 0u32;
+        let mut take = |b: u8, digits: &mut u32| {
+            if *digits < 19 {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+            }
+            *digits += u32::from(*digits > 0 || b != b'0');
+        };
         match s.get(self.i) {
             Some(b'0') => self.i += 1,
             Some(b'1'..=b'9') => {
-                while s.get(self.i).is_some_and(u8::is_ascii_digit) {
+                while let Some(&b) = s.get(self.i).filter(|b| b.is_ascii_digit()) {
+                    take(b, &mut digits);
                     self.i += 1;
                 }
             }
             _ => return self.err("invalid number"),
         }
         let mut float = false;
+        let mut fraction = 0i32;
         if s.get(self.i) == Some(&b'.') {
             float = true;
             self.i += 1;
             if !s.get(self.i).is_some_and(u8::is_ascii_digit) {
                 return self.err("invalid number");
             }
-            while s.get(self.i).is_some_and(u8::is_ascii_digit) {
+            while let Some(&b) = s.get(self.i).filter(|b| b.is_ascii_digit()) {
+                take(b, &mut digits);
+                fraction += 1;
                 self.i += 1;
             }
         }
+        let mut exact = true;
         if matches!(s.get(self.i), Some(b'e' | b'E')) {
             float = true;
+            exact = false;
             self.i += 1;
             if matches!(s.get(self.i), Some(b'+' | b'-')) {
                 self.i += 1;
@@ -812,10 +848,28 @@ impl Parser<'_> {
                 self.i += 1;
             }
         }
-        // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
-        let text = std::str::from_utf8(&s[start..self.i]).unwrap_or("0");
-        let Some(node) = number_node(text, float) else {
-            return self.err("number out of range");
+        // Exactly the value when every digit was kept and, for a fraction, both the digits and
+        // the power of ten are exact in an `f64` (one correctly rounded division: Clinger's fast
+        // path). Anything else goes to the standard library's parser.
+        let quick = if !exact || digits > 18 {
+            None
+        } else if !float {
+            let v = mantissa as i64;
+            Some(Node::int(if negative { -v } else { v }))
+        } else if mantissa < 1 << 53 && fraction <= 22 {
+            let v = mantissa as f64 / POWERS_OF_TEN[fraction as usize];
+            Some(Node::float(if negative { -v } else { v }))
+        } else {
+            None
+        };
+        let node = match quick {
+            Some(node) => node,
+            // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
+            None => match number_node(std::str::from_utf8(&s[start..self.i]).unwrap_or("0"), float)
+            {
+                Some(node) => node,
+                None => return self.err("number out of range"),
+            },
         };
         self.nodes.push(node);
         Ok(())
@@ -889,26 +943,20 @@ impl<'s> DocView<'s> {
 /// for `f64` are `None`, refused rather than turned into infinity (upstream parsers refuse them
 /// too).
 fn number_node(text: &str, float: bool) -> Option<Node> {
-    if (float || text.len() > 18) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
-        return None;
-    }
     if !float {
         if let Ok(v) = text.parse::<i64>() {
-            return Some(Node {
-                kind: Kind::Int,
-                flag: false,
-                a: 0,
-                b: v as u64,
-            });
+            return Some(Node::int(v));
         }
     }
-    Some(Node {
-        kind: Kind::Float,
-        flag: false,
-        a: 0,
-        b: text.parse::<f64>().ok()?.to_bits(),
-    })
+    let v = text.parse::<f64>().ok().filter(|v| v.is_finite())?;
+    Some(Node::float(v))
 }
+
+/// `10^n` for the powers an `f64` holds exactly.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// Appends `s` to `out` as a JSON string literal.
 pub fn push_json_string(out: &mut String, s: &str) {
@@ -994,6 +1042,61 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_while_scanning_equal_the_standard_librarys() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut texts: Vec<String> = [
+            "0.1",
+            "0.3",
+            "-0.0",
+            "0.000001",
+            "9007199254740993.5",
+            "123456789012345678",
+            "1234567890123456789",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "0.1234567890123456789",
+            "1.0000000000000000000001",
+            "4.35",
+            "1e22",
+            "17.99",
+        ]
+        .map(String::from)
+        .to_vec();
+        for _ in 0..50_000 {
+            let whole = next() % 10u64.pow((next() % 19) as u32);
+            let places = (next() % 24) as usize;
+            let fraction = next() % 10u64.pow(places.min(19) as u32);
+            let sign = if next() % 2 == 0 { "-" } else { "" };
+            texts.push(if places == 0 {
+                format!("{sign}{whole}")
+            } else {
+                format!("{sign}{whole}.{fraction:0places$}")
+            });
+        }
+        for text in &texts {
+            let d = Doc::parse_str(text).expect(text);
+            match text.parse::<i64>() {
+                Ok(v) => assert_eq!(d.as_i64(0), Some(v), "{text}"),
+                Err(_) => {
+                    let want = text.parse::<f64>().unwrap();
+                    assert_eq!(d.kind(0), Kind::Float, "{text}");
+                    assert_eq!(
+                        d.as_f64(0).map(f64::to_bits),
+                        Some(want.to_bits()),
+                        "{text}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn parses_and_walks() {
         let d = Doc::parse(br#"{"a": [1, 2.5, "x\n"], "b": {"c": null}, "d": true}"#).unwrap();
         assert_eq!(d.kind(0), Kind::Object);
@@ -1037,6 +1140,43 @@ mod tests {
         assert!(Doc::parse(deep.as_bytes()).is_err());
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(Doc::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn repeated_member_names_are_found_whatever_their_length_and_place() {
+        let names = [
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgX",
+            "abcdefgh_abcdefgh",
+            "abcdefgX_abcdefgh",
+            "abcdefgh_abcdefgX",
+            "\\u0061",
+        ];
+        for members in [3, 16, 17] {
+            for (i, name) in names.iter().enumerate() {
+                // Distinct names padded with others, then the same with `name` given twice.
+                let mut list: Vec<String> =
+                    (0..members - 1).map(|m| format!("filler-{m}")).collect();
+                list.insert(members / 2, name.to_string());
+                let text = |list: &[String]| {
+                    let body: Vec<String> = list.iter().map(|k| format!("\"{k}\": {i}")).collect();
+                    format!("{{{}}}", body.join(", "))
+                };
+                assert!(Doc::parse_str(&text(&list)).is_ok(), "{}", text(&list));
+                let last = list.len() - 1;
+                list[last] = if *name == "\\u0061" {
+                    "a".into()
+                } else {
+                    name.to_string()
+                };
+                let err = Doc::parse_str(&text(&list)).expect_err(&text(&list));
+                assert_eq!(err.message, "an object repeats a member name");
+            }
+        }
+        let distinct = r#"{"abcdefgh1": 1, "abcdefgh2": 2, "bcdefgh1": 3, "abcdefg": 4}"#;
+        assert!(Doc::parse_str(distinct).is_ok());
     }
 
     /// Renders a parsed node back to a `serde_json::Value`, for comparison.

@@ -30,23 +30,6 @@ pub(crate) fn serial() -> u64 {
     SERIAL.with(|s| *s)
 }
 
-/// Whether each serving thread runs an async runtime of its own (`GWGEN_RUNTIME=per_core`).
-static RUNTIME_PER_THREAD: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Says that each serving thread runs an async runtime of its own: a socket then stays with
-/// the thread that opened it, whose runtime drives it.
-#[cfg(unix)]
-pub(crate) fn set_runtime_per_thread() {
-    RUNTIME_PER_THREAD.store(true, Ordering::Relaxed);
-}
-
-/// Whether [`set_runtime_per_thread`] was called.
-#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
-pub(crate) fn runtime_per_thread() -> bool {
-    RUNTIME_PER_THREAD.load(Ordering::Relaxed)
-}
-
 /// A value on a cache line (two, for CPUs that fetch lines in pairs) of its own, so that
 /// writing it never slows a core that reads its neighbour.
 #[derive(Debug, Default)]

@@ -104,6 +104,10 @@ pub struct Pool {
     /// others are tried without waiting. A gateway talks to a handful of upstreams: a list
     /// scanned in order beats hashing the authority twice per request.
     idle: [Mutex<IdleLists>; POOL_SHARDS],
+    /// Each serving thread runs an async runtime of its own (`GWGEN_RUNTIME=per_core`): a
+    /// connection then stays with the thread that opened it, whose runtime drives its socket.
+    /// Set once before serving, read after.
+    per_thread: std::sync::atomic::AtomicBool,
 }
 
 /// One shard's idle connections, by upstream.
@@ -188,12 +192,21 @@ impl Pool {
         Arc::new(Pool {
             connector,
             idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            per_thread: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Says that each serving thread runs an async runtime of its own: from now on a
+    /// connection is only lent to the thread that opened it.
+    #[cfg(unix)]
+    pub(crate) fn keep_connections_per_thread(&self) {
+        self.per_thread
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn take(&self, key: &Key) -> Option<Box<Conn>> {
         let own = crate::percore::slot();
-        if crate::percore::runtime_per_thread() {
+        if self.per_thread.load(std::sync::atomic::Ordering::Relaxed) {
             return self.take_own(own, key);
         }
         for n in 0..POOL_SHARDS {

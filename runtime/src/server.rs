@@ -57,7 +57,8 @@ impl Gateway {
     pub(crate) fn serve_per_core(self, config: &Config, threads: usize) -> std::io::Result<()> {
         let gw = Arc::new(self);
         let sockets = bind_reuseport(config.listen, threads.max(1))?;
-        crate::percore::set_runtime_per_thread();
+        #[cfg(feature = "proxy")]
+        gw.client.keep_connections_per_thread();
         let local = sockets[0].local_addr()?;
         let control_runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -100,7 +100,7 @@ async fn dispatch(
         params: &params,
         segs: &segs,
     };
-    let result = if route.is_direct(gw, index) {
+    let result = if gw.is_direct(index) {
         let mut req = req;
         match validate::check_body(&x, &mut req).and_then(|()| validate::head(&x, &req)) {
             Ok(()) => integration::serve(&x, req, record).await,
