@@ -56,6 +56,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port, wait_port, wrk  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The URL of (f): three path parameters and two query parameters, all validated.
+CHECKED = "/stores/42/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a10/full?limit=10&sort=asc"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -190,7 +192,7 @@ def main():
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
         f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
         f.write(f"wrk.body = {json.dumps(body)}\n")
-    checked = "/stores/42/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a10/full?limit=10&sort=asc"
+    checked = CHECKED
 
     up_port, proxy_port, jwks_port = free_port(), free_port(), free_port()
     procs = []
