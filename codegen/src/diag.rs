@@ -126,9 +126,13 @@ catalogue! {
     IncompleteScheme = "GW0408", Warning, "security scheme cannot be enforced",
         "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme. Until it can, operations that require it are refused with 401: the gateway fails closed.";
     UnavailableIntegration = "GW0409", Error, "setting not built yet",
-        "The extension's schema accepts this key because the capability is planned, but this version of the gateway does not do it yet (the `lambda` integration and Lambda authorizers, `transform`, `websocket`, several or weighted `targets`, `retries`, `health_check`). Rather than ignore it, `gwgen check` refuses it; the hint says what to write instead.";
+        "The extension's schema accepts this key because the capability is planned, but this version of the gateway does not do it yet (the `lambda` integration and Lambda authorizers, body mappings in `transform`, `request.body` in templates, client certificates, `websocket`, several or weighted `targets`, `retries`, `health_check`). Rather than ignore it, `gwgen check` refuses it; the hint says what to write instead.";
     UnknownCacheKey = "GW0410", Error, "cache key part names nothing",
         "A `cache.key` part `path.NAME` must name a path parameter of the operation's template; otherwise every request would share one entry.";
+    TemplateError = "GW0411", Error, "invalid transform template",
+        "A `transform` template is literal text with `{{ name | filter }}` expressions. The name must be one the gateway knows (`request.path.NAME`, `request.query.NAME`, `request.header.NAME`, `context.*`, `stageVariables.NAME`; see docs/transforms.md), a path parameter of every operation the transform applies to, or a stage variable every stage declares; the filters are `default(\"x\")`, `json`, `base64`, `url-encode`, `lower` and `upper`.";
+    TransformEdit = "GW0412", Error, "transform edit not allowed",
+        "A transform may not touch the headers that frame a message or belong to one connection (`Content-Length`, `Transfer-Encoding`, `Connection`, `Host` and the other hop-by-hop fields): the gateway writes those itself. Header names must be HTTP field names, a path must start with `/` and be written with URL path characters, and a status mapping goes from a status (`404`) or class (`5XX`) to a status from 100 to 599.";
     InvalidPattern = "GW0501", Error, "pattern is not ECMA-262",
         "JSON Schema patterns are ECMA-262 regular expressions; this one does not parse as one.";
     UnsupportedPattern = "GW0502", Error, "pattern cannot be honoured",

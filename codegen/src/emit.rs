@@ -186,6 +186,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
     ),
     ("src/tls.rs", include_str!("../../runtime/src/tls.rs")),
     (
+        "src/transform.rs",
+        include_str!("../../runtime/src/transform.rs"),
+    ),
+    (
         "src/auth/mod.rs",
         include_str!("../../runtime/src/auth/mod.rs"),
     ),
@@ -545,6 +549,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         };
         quote! { #[doc = #text] }
     });
+    let (transform_statics, transforms) = transform_tokens(gw);
     let routes = gw.routes.iter().enumerate().map(|(n, r)| {
         route_def(
             gw,
@@ -554,6 +559,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
                 .get(n)
                 .and_then(Option::as_ref)
                 .map(|_| n),
+            transforms[n],
         )
     });
     let security = security_def(gw);
@@ -655,6 +661,8 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
 
         #validation_statics
 
+        #transform_statics
+
         #schema_code
     })
 }
@@ -673,7 +681,12 @@ fn route_limit<T>(
         .or_else(|| gw.defaults.limits.as_ref().and_then(&key))
 }
 
-fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream {
+fn route_def(
+    gw: &Gateway,
+    r: &Route,
+    validation: Option<usize>,
+    transform: Option<usize>,
+) -> TokenStream {
     let key = lit(&format!("{} {}", r.method, r.path));
     let template = lit(&r.path);
     let context = lit(&format!("the integration of {} {}", r.method, r.path));
@@ -866,7 +879,129 @@ fn route_def(gw: &Gateway, r: &Route, validation: Option<usize>) -> TokenStream 
             _ => quote! { rt::UndeclaredBody::Reject },
         }
     }));
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits, undeclared_body: #undeclared_body } }
+    let transform = option_tokens(transform.map(|t| {
+        let t = format_ident!("T{}", t);
+        quote! { &#t }
+    }));
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits, undeclared_body: #undeclared_body, transform: #transform } }
+}
+
+/// The routes' transforms as statics (`T0`, `T1`, …; routes with the same transform share one),
+/// and each route's index among them.
+fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
+    use crate::transform::{Filter, Part, Source, Transform};
+    let mut seen: Vec<&serde_json::Value> = Vec::new();
+    let mut statics = Vec::new();
+    let mut index = Vec::new();
+    for r in &gw.routes {
+        let Some(value) = &r.settings.transform else {
+            index.push(None);
+            continue;
+        };
+        if let Some(n) = seen.iter().position(|v| *v == value) {
+            index.push(Some(n));
+            continue;
+        }
+        // `gwgen check` refused a transform that does not parse; none reaches here.
+        let t = Transform::from_value(value).unwrap_or_default();
+        let template = |text: &str| {
+            let parts = crate::transform::parse(text).unwrap_or_default();
+            let parts = parts.iter().map(|p| match p {
+                Part::Lit(l) => {
+                    let l = lit(l);
+                    quote! { rt::t::Part::Lit(#l) }
+                }
+                Part::Value(source, filters) => {
+                    let named = |kind: TokenStream, name: &str| {
+                        let name = lit(name);
+                        quote! { rt::t::Source::#kind(#name) }
+                    };
+                    let source = match source {
+                        Source::Path(n) => named(quote! { Path }, n),
+                        Source::Query(n) => named(quote! { Query }, n),
+                        Source::Header(n) => named(quote! { Header }, n),
+                        Source::Claim(n) => named(quote! { Claim }, n),
+                        Source::AuthorizerContext(n) => named(quote! { AuthorizerContext }, n),
+                        Source::StageVariable(n) => named(quote! { StageVariable }, n),
+                        Source::RequestId => quote! { rt::t::Source::RequestId },
+                        Source::Stage => quote! { rt::t::Source::Stage },
+                        Source::HttpMethod => quote! { rt::t::Source::HttpMethod },
+                        Source::ResourcePath => quote! { rt::t::Source::ResourcePath },
+                        Source::RequestPath => quote! { rt::t::Source::RequestPath },
+                        Source::SourceIp => quote! { rt::t::Source::SourceIp },
+                        Source::ApiKeyId => quote! { rt::t::Source::ApiKeyId },
+                        Source::UsagePlan => quote! { rt::t::Source::UsagePlan },
+                        Source::Scopes => quote! { rt::t::Source::Scopes },
+                        Source::PrincipalId => quote! { rt::t::Source::PrincipalId },
+                    };
+                    let filters = filters.iter().map(|f| match f {
+                        Filter::Default(d) => {
+                            let d = lit(d);
+                            quote! { rt::t::Filter::Default(#d) }
+                        }
+                        Filter::Json => quote! { rt::t::Filter::Json },
+                        Filter::Base64 => quote! { rt::t::Filter::Base64 },
+                        Filter::UrlEncode => quote! { rt::t::Filter::UrlEncode },
+                        Filter::Lower => quote! { rt::t::Filter::Lower },
+                        Filter::Upper => quote! { rt::t::Filter::Upper },
+                    });
+                    quote! { rt::t::Part::Value(#source, &[#(#filters),*]) }
+                }
+            });
+            quote! { &[#(#parts),*] }
+        };
+        // Header names were checked to be field names; the gateway reads them lowercase.
+        let header = |name: &str| lit(&name.to_ascii_lowercase());
+        let header_edits = |e: &crate::transform::Edits| {
+            let set = e.set.iter().map(|(n, t)| {
+                let (n, t) = (header(n), template(t));
+                quote! { (#n, #t) }
+            });
+            let add = e.add.iter().map(|(n, t)| {
+                let (n, t) = (header(n), template(t));
+                quote! { (#n, #t) }
+            });
+            let remove = e.remove.iter().map(|n| header(n));
+            quote! { rt::t::Edits { set: &[#(#set),*], add: &[#(#add),*], remove: &[#(#remove),*] } }
+        };
+        let query = {
+            let e = &t.request.query;
+            let set = e.set.iter().map(|(n, t)| {
+                let (n, t) = (lit(n), template(t));
+                quote! { (#n, #t) }
+            });
+            let add = e.add.iter().map(|(n, t)| {
+                let (n, t) = (lit(n), template(t));
+                quote! { (#n, #t) }
+            });
+            let remove = e.remove.iter().map(|n| lit(n));
+            quote! { rt::t::Edits { set: &[#(#set),*], add: &[#(#add),*], remove: &[#(#remove),*] } }
+        };
+        let request_headers = header_edits(&t.request.headers);
+        let response_headers = header_edits(&t.response.headers);
+        let path = option_tokens(t.request.path.as_deref().map(template));
+        let identity = t.request.identity;
+        let status = t.response.status.iter().filter_map(|(from, to)| {
+            let (from, class) = crate::transform::status_key(from)?;
+            let from = Literal::u16_unsuffixed(from);
+            let to = Literal::u16_unsuffixed(*to);
+            Some(quote! { (#from, #class, #to) })
+        });
+        let name = format_ident!("T{}", seen.len());
+        statics.push(quote! {
+            static #name: rt::t::TransformDef = rt::t::TransformDef {
+                request_headers: #request_headers,
+                query: #query,
+                path: #path,
+                identity: #identity,
+                response_headers: #response_headers,
+                status: &[#(#status),*],
+            };
+        });
+        index.push(Some(seen.len()));
+        seen.push(value);
+    }
+    (quote! { #(#statics)* }, index)
 }
 
 /// `Some(tokens)` or `None`.

@@ -36,6 +36,7 @@ pub(crate) mod lower;
 pub(crate) mod naming;
 pub(crate) mod pattern;
 pub mod render;
+pub mod transform;
 pub mod validation;
 pub mod validator;
 pub mod xgw;

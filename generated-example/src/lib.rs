@@ -39,6 +39,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cache: None,
             limits: None,
             undeclared_body: Some(rt::UndeclaredBody::Reject),
+            transform: None,
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -53,6 +54,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cache: None,
             limits: None,
             undeclared_body: None,
+            transform: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -73,6 +75,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             cache: None,
             limits: None,
             undeclared_body: Some(rt::UndeclaredBody::Reject),
+            transform: None,
         },
     ]);
     let gw = rt::Gateway::new(

@@ -43,6 +43,8 @@ pub struct RouteDef {
     pub cache: Option<&'static crate::cache::CacheDef>,
     /// Its own `limits` (set on the operation or its path item), in place of the gateway's.
     pub limits: Option<Limits>,
+    /// Its `transform`.
+    pub transform: Option<&'static crate::transform::TransformDef>,
     /// What a request body gets when the operation declares no `requestBody` (`None`: it
     /// declares one).
     pub undeclared_body: Option<UndeclaredBody>,
@@ -160,6 +162,8 @@ impl Default for ConnectionLimits {
 /// A gateway ready to serve: the generated routes and tree, for one stage.
 pub struct Gateway {
     pub(crate) stage: Arc<str>,
+    /// The stage's variables, resolved (for transform templates).
+    pub(crate) stage_variables: std::collections::BTreeMap<String, String>,
     pub(crate) routes: Vec<RouteDef>,
     pub(crate) route: RouteFn,
     pub(crate) limits: Limits,
@@ -192,6 +196,7 @@ impl Gateway {
     pub fn new(stage: &Stage, routes: Vec<RouteDef>, route: RouteFn, limits: Limits) -> Self {
         Gateway {
             stage: Arc::from(stage.name.as_str()),
+            stage_variables: stage.variables().clone(),
             routes,
             route,
             limits,

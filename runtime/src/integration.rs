@@ -140,6 +140,32 @@ impl UrlTemplate {
         }
         out
     }
+
+    /// The URL with `path` (already encoded, from a transform) in place of its own path and of
+    /// the request path it would append; its scheme and authority stay.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) fn with_path(
+        &self,
+        params: &PathParams<'_>,
+        path: &str,
+        query: Option<&str>,
+    ) -> String {
+        let mut out = self.expand(params, &[], None);
+        let authority = out.find("://").map_or(0, |i| i + 3);
+        let end = out[authority..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| authority + i);
+        out.truncate(end);
+        if !path.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(path);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
 }
 
 /// A proxied upstream.
@@ -267,15 +293,19 @@ pub const PROTECTED: &[&str] = &[
     "forwarded",
 ];
 
-/// Removes the client's forwarding and method-override fields (unless `trusted`) and `Expect`,
-/// in one pass over the names.
+/// Removes the client's forwarding and method-override fields (unless `trusted`), `Expect`, and
+/// every `X-Gateway-*` field (the gateway's own account of the caller: nobody else may write
+/// it), in one pass over the names.
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub fn strip_client_forwarding(headers: &mut http::HeaderMap, trusted: bool) {
     let mut present = 0u16;
     let mut expect = false;
+    let mut gateway_own = false;
     for k in headers.keys() {
         if k == http::header::EXPECT {
             expect = true;
+        } else if k.as_str().starts_with(crate::transform::IDENTITY_PREFIX) {
+            gateway_own = true;
         } else if !trusted {
             if let Some(i) = CLIENT_FORWARDING.iter().position(|h| *h == k.as_str()) {
                 present |= 1 << i;
@@ -284,6 +314,16 @@ pub fn strip_client_forwarding(headers: &mut http::HeaderMap, trusted: bool) {
     }
     if expect {
         headers.remove(http::header::EXPECT);
+    }
+    if gateway_own {
+        let forged: Vec<http::HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with(crate::transform::IDENTITY_PREFIX))
+            .cloned()
+            .collect();
+        for k in forged {
+            headers.remove(k);
+        }
     }
     for (i, n) in CLIENT_FORWARDING.iter().enumerate() {
         if present & (1 << i) != 0 {

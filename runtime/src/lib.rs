@@ -56,6 +56,7 @@ pub(crate) mod throttle;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod trace;
+pub(crate) mod transform;
 pub(crate) mod validate;
 
 /// The global allocator of gateways built with the `mimalloc` feature.
@@ -83,6 +84,10 @@ pub mod __private_0_1 {
     pub use crate::stage::{resolve_stage, ResponseMode, Stage, StageDef, StartError};
     pub use crate::state::StateDef;
     pub use crate::throttle::{Period, PlanDef, QuotaDef, Rate, TrafficDef};
+    /// Transforms: what generated `transform` data is made of.
+    pub mod t {
+        pub use crate::transform::{Edits, Filter, Part, Source, TransformDef};
+    }
     pub use axum;
     pub use http::Method;
     /// Validation: what generated validators call.

@@ -38,6 +38,22 @@ pub(crate) async fn forward(
     let gw = x.gw;
     let params = x.params.named(x.route.params);
     let (mut parts, body) = req.into_parts();
+    // A transform reads the request as the client sent it, before anything below changes it.
+    let edits = x.route.transform.map(|t| {
+        let vars = crate::transform::Vars {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            params,
+            identity: parts.extensions.get::<crate::auth::Identity>(),
+            id: x.id,
+            client: x.client,
+            template: x.route.template,
+            gw,
+        };
+        crate::transform::request_edits(t, &vars)
+    });
     let query = match &gw.auth {
         Some(auth) if !x.route.security.is_empty() => {
             let matched = parts
@@ -53,7 +69,15 @@ pub(crate) async fn forward(
         }
         _ => parts.uri.query().map(std::borrow::Cow::Borrowed),
     };
-    let url = h.url.expand(&params, x.segs, query.as_deref());
+    let mut edits = edits;
+    let query = match edits.as_mut().and_then(|e| e.query.take()) {
+        Some(edited) => edited.map(std::borrow::Cow::Owned),
+        None => query,
+    };
+    let url = match edits.as_mut().and_then(|e| e.path.take()) {
+        Some(path) => h.url.with_path(&params, &path, query.as_deref()),
+        None => h.url.expand(&params, x.segs, query.as_deref()),
+    };
     let uri =
         Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
     let trusted = !gw.trusted.is_empty() && gw.trusts(x.peer.ip());
@@ -86,6 +110,9 @@ pub(crate) async fn forward(
         }
     }
     // `x-request-id` is already the request's id (set by `handle_request`).
+    if let Some(edits) = edits {
+        edits.apply_headers(&mut parts.headers);
+    }
     parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let body_limit = x.route.body_limit(gw);

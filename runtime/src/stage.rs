@@ -133,6 +133,11 @@ pub fn resolve_stage(stages: &[StageDef], wanted: Option<&str>) -> Result<Stage,
 }
 
 impl Stage {
+    /// Its variables, resolved.
+    pub(crate) fn variables(&self) -> &BTreeMap<String, String> {
+        &self.variables
+    }
+
     /// A stage with these variables (for tests and embedding).
     pub fn new(name: &str, variables: &[(&str, &str)]) -> Stage {
         Stage {

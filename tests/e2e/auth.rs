@@ -16,7 +16,7 @@ use crate::net::{get, send, Upstream};
 use crate::support::repo;
 
 /// A Python with PyJWT and cryptography: `GWGEN_PYTHON`, else a venv under `target/`.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
         if let Some(p) = std::env::var_os("GWGEN_PYTHON") {
@@ -45,13 +45,13 @@ fn python() -> PathBuf {
     .clone()
 }
 
-struct Material {
-    tokens: HashMap<String, String>,
-    jwks: String,
-    hs_secret: String,
+pub(crate) struct Material {
+    pub(crate) tokens: HashMap<String, String>,
+    pub(crate) jwks: String,
+    pub(crate) hs_secret: String,
 }
 
-fn material(dir: &Path) -> Material {
+pub(crate) fn material(dir: &Path) -> Material {
     let status = Command::new(python())
         .arg(repo().join("tests/tools/make_tokens.py"))
         .arg(dir)
@@ -67,14 +67,14 @@ fn material(dir: &Path) -> Material {
 }
 
 /// A JWKS endpoint: serves one document, counts fetches, and can be switched off (503).
-struct Jwks {
-    port: u16,
+pub(crate) struct Jwks {
+    pub(crate) port: u16,
     fetches: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
 }
 
 impl Jwks {
-    fn start(doc: String) -> Jwks {
+    pub(crate) fn start(doc: String) -> Jwks {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -146,14 +146,14 @@ fn serve_jwks(
 
 /// A custom authorizer: decides by the identity (`allow-…`, `policy-…`, `deny`, `crash`), counts
 /// its calls, and keeps the last event.
-struct Authz {
-    port: u16,
+pub(crate) struct Authz {
+    pub(crate) port: u16,
     calls: Arc<AtomicUsize>,
     last: Arc<std::sync::Mutex<serde_json::Value>>,
 }
 
 impl Authz {
-    fn start() -> Authz {
+    pub(crate) fn start() -> Authz {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let calls = Arc::new(AtomicUsize::new(0));
@@ -240,7 +240,7 @@ fn serve_authz(
     }
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
 }
 

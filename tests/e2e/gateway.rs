@@ -597,6 +597,9 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
     let r = get(gw.port, "/type/a/b", "");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["café"], "日本語");
+    // The hostile transform's text is data: its literal text and the value it reads.
+    let id = r.header("x-request-id").expect("request id");
+    assert_eq!(r.header("x-c"), Some(format!("*/ \"# }}}} {id}").as_str()));
     let r = send(gw.port, "POST /%C3%BCn%C3%AFc%C3%B8d%C3%A9/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".as_bytes());
     assert_eq!(r.status, 201);
     assert_eq!(

@@ -127,8 +127,9 @@ fn rows() -> Vec<Row> {
     let health = json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9",
                          "health_check": { "path": "/h", "interval": "5s", "unhealthy_after": 3 } } });
     let transform = json!({ "transform": {
-        "request": { "headers": { "set": { "a": "1" }, "add": { "b": "2" }, "remove": ["c"] }, "query": { "set": { "q": "1" } } },
-        "response": { "headers": { "remove": ["server"] } } } });
+        "request": { "headers": { "set": { "a": "{{ context.authorizer.claims.sub }}" }, "add": { "b": "2" }, "remove": ["c"] },
+                     "query": { "set": { "q": "1" } }, "path": "/v2/{{ request.path.id }}", "identity": true },
+        "response": { "headers": { "remove": ["server"] }, "status": { "404": 200 } } } });
     let websocket = json!({ "websocket": { "route_selection": "$request.body.action",
                             "routes": { "$default": { "integration": { "type": "mock" } } } } });
     let throttle = json!({ "throttle": { "rate": 5, "burst": 7, "per": "ip" } });
@@ -399,51 +400,94 @@ fn rows() -> Vec<Row> {
             "/cors/max_age",
             None,
         ),
-        // Transforms and WebSocket: not built yet.
-        refused(
+        // Transforms: built, but for body mappings.
+        honoured(
             "operationSettings.transform",
             vec![(Operation, transform.clone())],
             "/transform",
+            None,
         ),
-        refused(
+        honoured(
             "transform.request",
             vec![(PathItem, transform.clone())],
-            "/transform",
+            "/transform/request",
+            None,
         ),
-        refused(
+        honoured(
             "transform.response",
             vec![(Root, transform.clone())],
-            "/transform",
+            "/transform/response",
+            None,
         ),
-        refused(
+        honoured(
             "transform.request.headers",
             vec![(Operation, transform.clone())],
-            "/transform",
+            "/transform/request/headers",
+            None,
         ),
-        refused(
+        honoured(
             "transform.request.query",
             vec![(Operation, transform.clone())],
-            "/transform",
+            "/transform/request/query",
+            None,
+        ),
+        honoured(
+            "transform.request.path",
+            vec![(Operation, transform.clone())],
+            "/transform/request/path",
+            Some(json!("/v3/{{ request.path.id }}")),
+        ),
+        honoured(
+            "transform.request.identity",
+            vec![(Operation, transform.clone())],
+            "/transform/request/identity",
+            Some(json!(false)),
         ),
         refused(
+            "transform.request.body",
+            vec![(
+                Operation,
+                json!({ "transform": { "request": { "body": { "a": 1 } } } }),
+            )],
+            "/transform/request/body",
+        ),
+        honoured(
             "transform.response.headers",
             vec![(Operation, transform.clone())],
-            "/transform",
+            "/transform/response/headers",
+            None,
+        ),
+        honoured(
+            "transform.response.status",
+            vec![(Operation, transform.clone())],
+            "/transform/response/status",
+            Some(json!({ "5XX": 503 })),
         ),
         refused(
+            "transform.response.body",
+            vec![(
+                Operation,
+                json!({ "transform": { "response": { "body": { "a": 1 } } } }),
+            )],
+            "/transform/response/body",
+        ),
+        honoured(
             "headerEdits.set",
             vec![(Operation, transform.clone())],
-            "/transform",
+            "/transform/request/headers/set",
+            None,
         ),
-        refused(
+        honoured(
             "headerEdits.add",
             vec![(Operation, transform.clone())],
-            "/transform",
+            "/transform/request/headers/add",
+            None,
         ),
-        refused(
+        honoured(
             "headerEdits.remove",
             vec![(Operation, transform)],
-            "/transform",
+            "/transform/request/headers/remove",
+            None,
         ),
         refused(
             "pathItem.websocket",

@@ -22,4 +22,5 @@ mod snapshots;
 mod suite;
 mod support;
 mod traffic;
+mod transform;
 mod validation;

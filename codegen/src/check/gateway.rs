@@ -19,6 +19,7 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_plans(gw, root, root_file, diags);
     check_urls(gw, root, diags);
     check_cache_keys(gw, root, diags);
+    check_transforms(gw, root, root_file, diags);
     check_pitfalls(gw, root, root_file, diags);
 }
 
@@ -116,9 +117,9 @@ fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'s
             )),
             _ => None,
         },
-        (_, ["transform"]) => Some((
-            "request and response transforms (`transform`)",
-            "remove `transform`; headers and bodies pass through unchanged",
+        (_, ["transform", "request" | "response", "body"]) => Some((
+            "body mappings (`transform.*.body`)",
+            "remove `body`; bodies pass through unchanged",
         )),
         (_, ["integration", "type"]) if node.as_str() == Some("lambda") => {
             Some(("the `lambda` integration", LAMBDA))
@@ -615,5 +616,183 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
             ),
             Some("set `x-gateway.defaults.integration` to proxy them".into()),
         );
+    }
+}
+
+/// Every template of every route's `transform` (GW0411), and its edits (GW0412): names the gateway
+/// knows, path parameters the route has, stage variables every stage declares, header names it
+/// may write, a path it can send (the extension's schema checks status mappings). A transform
+/// set at the root or on a path item is checked against every operation it applies to.
+fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    use crate::transform::{parse, Part, Source, Transform, RESERVED_HEADERS};
+    let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
+    for r in &gw.routes {
+        let Some(value) = &r.settings.transform else {
+            continue;
+        };
+        let Some(t) = Transform::from_value(value) else {
+            continue; // the extension's schema check says what is wrong
+        };
+        // Where the route's transform is written: the nearest level that sets one.
+        let at = setting_location(r, root, "transform");
+        let block = root
+            .pointer(split_pointer(&at.pointer))
+            .filter(|_| at.pointer.ends_with("/transform"));
+        let block_ptr = at.pointer;
+        let params = template_params(&r.segments);
+        let mut report = |code: Code, rel: &[String], message: String, hint: Option<String>| {
+            let node = block.and_then(|b| b.pointer(rel));
+            let mut ptr = block_ptr.clone();
+            if node.is_some() {
+                for s in rel {
+                    push_segment(&mut ptr, s);
+                }
+            }
+            if reported.insert((ptr.clone(), message.clone())) {
+                let pos = node.or(block).map_or(at.pos, |n| n.pos);
+                diags.report(code, file, pos, &ptr, message, hint);
+            }
+        };
+        // Templates: (where, text, whether it is the upstream path).
+        let rel = |segs: &[&str]| -> Vec<String> { segs.iter().map(|s| s.to_string()).collect() };
+        let mut templates: Vec<(Vec<String>, &str, bool)> = Vec::new();
+        let mut names: Vec<(Vec<String>, &str, bool)> = Vec::new();
+        for (side, edits, headers) in [
+            ("request", &t.request.headers, true),
+            ("request", &t.request.query, false),
+            ("response", &t.response.headers, true),
+        ] {
+            let kind = if headers { "headers" } else { "query" };
+            for (op_name, map) in [("set", &edits.set), ("add", &edits.add)] {
+                for (name, text) in map {
+                    templates.push((rel(&[side, kind, op_name, name]), text, false));
+                    names.push((rel(&[side, kind, op_name, name]), name, headers));
+                }
+            }
+            for (i, name) in edits.remove.iter().enumerate() {
+                names.push((rel(&[side, kind, "remove", &i.to_string()]), name, headers));
+            }
+        }
+        if let Some(path) = &t.request.path {
+            templates.push((rel(&["request", "path"]), path, true));
+        }
+        for (rel, name, header) in names {
+            if header && !crate::transform::is_header_name(name) {
+                report(
+                    Code::TransformEdit,
+                    &rel,
+                    format!("`{name}` is not an HTTP field name"),
+                    None,
+                );
+            } else if header && RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                report(
+                    Code::TransformEdit,
+                    &rel,
+                    format!("`{name}` frames the message or belongs to one connection; the gateway writes it itself"),
+                    Some("remove this edit".into()),
+                );
+            } else if !header && name.is_empty() {
+                report(
+                    Code::TransformEdit,
+                    &rel,
+                    "a query parameter needs a name".into(),
+                    None,
+                );
+            }
+        }
+        for (rel, text, is_path) in templates {
+            let parts = match parse(text) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let at = text[..e.offset.min(text.len())].chars().count() + 1;
+                    let code = if e.unbuilt {
+                        Code::UnavailableIntegration
+                    } else {
+                        Code::TemplateError
+                    };
+                    report(
+                        code,
+                        &rel,
+                        format!("{} (at character {at} of the template)", e.message),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            if is_path {
+                let first_lit = matches!(parts.first(), Some(Part::Lit(l)) if l.starts_with('/'));
+                if !first_lit {
+                    report(
+                        Code::TransformEdit,
+                        &rel,
+                        "the upstream path must start with `/`".into(),
+                        None,
+                    );
+                }
+                for p in &parts {
+                    if let Part::Lit(l) = p {
+                        if let Some(bad) = l.chars().find(|c| {
+                            c.is_control()
+                                || c.is_whitespace()
+                                || matches!(
+                                    c,
+                                    '?' | '#'
+                                        | '"'
+                                        | '<'
+                                        | '>'
+                                        | '\\'
+                                        | '^'
+                                        | '`'
+                                        | '{'
+                                        | '|'
+                                        | '}'
+                                )
+                        }) {
+                            report(
+                                Code::TransformEdit,
+                                &rel,
+                                format!("the upstream path holds `{}`, which a URL path cannot", bad.escape_default()),
+                                Some("percent-encode it, or move the query into `transform.request.query`".into()),
+                            );
+                        }
+                    }
+                }
+            }
+            for p in &parts {
+                match p {
+                    Part::Value(Source::Path(name), _) if !params.contains(&name.as_str()) => {
+                        report(
+                            Code::TemplateError,
+                            &rel,
+                            format!(
+                                "`request.path.{name}` names no path parameter of `{} {}`",
+                                r.method, r.path
+                            ),
+                            did_you_mean(name, params.iter().copied()),
+                        );
+                    }
+                    Part::Value(Source::StageVariable(name), _) => {
+                        let missing: Vec<&str> = gw
+                            .stages
+                            .iter()
+                            .filter(|s| !s.settings.variables.contains_key(name))
+                            .map(|s| s.name.as_str())
+                            .collect();
+                        if !missing.is_empty() {
+                            report(
+                                Code::TemplateError,
+                                &rel,
+                                format!(
+                                    "`stageVariables.{name}` is not declared by the stage(s) {}",
+                                    missing.join(", ")
+                                ),
+                                None,
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }

@@ -26,8 +26,23 @@ pub(super) async fn serve_checked(
     }
 }
 
-/// Answers the request from the route's integration.
+/// Answers the request from the route's integration, through the route's response transform.
 pub(super) async fn serve(
+    x: &Exchange<'_, '_>,
+    req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    let Some(t) = x.route.transform.filter(|t| t.edits_response()) else {
+        return answer(x, req, record).await;
+    };
+    let copy = crate::transform::RequestCopy::of(t, &req);
+    let mut resp = answer(x, req, record).await?;
+    crate::transform::apply_response(t, copy.as_ref(), x, &mut resp);
+    Ok(resp)
+}
+
+/// The route's integration's answer.
+async fn answer(
     x: &Exchange<'_, '_>,
     req: Request,
     record: &mut AccessRecord,

@@ -1,0 +1,535 @@
+//! `transform`: request and response edits, and the templates they are written in.
+//!
+//! A template is literal text with `{{ name | filter | filter("argument") }}` expressions. It is
+//! parsed here, when the gateway is generated; the generated crate holds the parsed parts as
+//! data, so no template text is read at run time, and a template error is a `gwgen check`
+//! diagnostic at its place in the spec.
+//!
+//! Names (AWS's `$context`, `$stageVariables` and HTTP API `$request` spellings are aliases):
+//!
+//! | name | value |
+//! |---|---|
+//! | `request.path.NAME` | the path parameter, decoded |
+//! | `request.query.NAME` | the query parameter, decoded (the last, if sent more than once) |
+//! | `request.header.NAME` | the request header (copies joined with `, `) |
+//! | `context.requestId`, `context.stage`, `context.httpMethod`, `context.resourcePath`, `context.path` | the request's |
+//! | `context.identity.sourceIp`, `context.identity.apiKeyId`, `context.identity.usagePlan` | the caller's |
+//! | `context.authorizer.claims.NAME`, `context.authorizer.scopes`, `context.authorizer.principalId` | the verified JWT's |
+//! | `context.authorizer.context.NAME` (also `context.authorizer.NAME`) | a custom authorizer's `context` |
+//! | `stageVariables.NAME` | the stage's variable |
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Where a template's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `request.path.NAME`.
+    Path(String),
+    /// `request.query.NAME`.
+    Query(String),
+    /// `request.header.NAME` (lowercase).
+    Header(String),
+    /// `context.requestId`.
+    RequestId,
+    /// `context.stage`.
+    Stage,
+    /// `context.httpMethod`.
+    HttpMethod,
+    /// `context.resourcePath`: the route's path template.
+    ResourcePath,
+    /// `context.path`: the request's path.
+    RequestPath,
+    /// `context.identity.sourceIp`.
+    SourceIp,
+    /// `context.identity.apiKeyId`: the API key's name (never the key).
+    ApiKeyId,
+    /// `context.identity.usagePlan`.
+    UsagePlan,
+    /// `context.authorizer.claims.NAME`.
+    Claim(String),
+    /// `context.authorizer.scopes`: the token's scopes, space-separated.
+    Scopes,
+    /// `context.authorizer.principalId`: a custom authorizer's, else the token's `sub`.
+    PrincipalId,
+    /// `context.authorizer.context.NAME`.
+    AuthorizerContext(String),
+    /// `stageVariables.NAME`.
+    StageVariable(String),
+}
+
+/// What a value goes through, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Filter {
+    /// `default("x")`: `x` when the value is missing or empty.
+    Default(String),
+    /// `json`: the value as JSON text (a string gains quotes and escapes).
+    Json,
+    /// `base64`: standard Base64 of the value's text, padded.
+    Base64,
+    /// `url-encode` (or `urlencode`): every byte but unreserved characters percent-encoded.
+    UrlEncode,
+    /// `lower`.
+    Lower,
+    /// `upper`.
+    Upper,
+}
+
+/// A piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Text as written.
+    Lit(String),
+    /// A value, through its filters.
+    Value(Source, Vec<Filter>),
+}
+
+/// Why a template is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Byte offset in the template text.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+    /// A name this version knows but does not serve yet (`request.body`, client certificates).
+    pub unbuilt: bool,
+}
+
+fn error<T>(offset: usize, message: impl Into<String>) -> Result<T, TemplateError> {
+    Err(TemplateError {
+        offset,
+        message: message.into(),
+        unbuilt: false,
+    })
+}
+
+/// Every name a template may use (with `NAME` for the variable part), for messages.
+pub const NAMES: &[&str] = &[
+    "request.path.NAME",
+    "request.query.NAME",
+    "request.header.NAME",
+    "context.requestId",
+    "context.stage",
+    "context.httpMethod",
+    "context.resourcePath",
+    "context.path",
+    "context.identity.sourceIp",
+    "context.identity.apiKeyId",
+    "context.identity.usagePlan",
+    "context.authorizer.claims.NAME",
+    "context.authorizer.scopes",
+    "context.authorizer.principalId",
+    "context.authorizer.context.NAME",
+    "stageVariables.NAME",
+];
+
+/// Parses a template.
+pub fn parse(text: &str) -> Result<Vec<Part>, TemplateError> {
+    let mut parts = Vec::new();
+    let mut rest = 0;
+    while let Some(open) = text[rest..].find("{{").map(|o| rest + o) {
+        if open > rest {
+            parts.push(Part::Lit(text[rest..open].to_string()));
+        }
+        let Some(close) = find_close(text, open + 2) else {
+            return error(open, "`{{` is not closed by `}}`");
+        };
+        parts.push(expression(text, open + 2, close)?);
+        rest = close + 2;
+    }
+    if rest < text.len() {
+        parts.push(Part::Lit(text[rest..].to_string()));
+    }
+    Ok(parts)
+}
+
+/// The `}}` that closes an expression starting at `from`, skipping quoted arguments.
+fn find_close(text: &str, from: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = from;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        match (quote, b[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (None, c @ (b'"' | b'\'')) => quote = Some(c),
+            (None, b'}') if b.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn expression(text: &str, start: usize, end: usize) -> Result<Part, TemplateError> {
+    let b = text.as_bytes();
+    let mut i = start;
+    let skip_ws = |i: &mut usize| {
+        while *i < end && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    let name_start = i;
+    while i < end && !b[i].is_ascii_whitespace() && b[i] != b'|' {
+        i += 1;
+    }
+    if i == name_start {
+        return error(start, "the expression names no value");
+    }
+    let source = source(&text[name_start..i]).map_err(|mut e| {
+        e.offset = name_start;
+        e
+    })?;
+    let mut filters = Vec::new();
+    loop {
+        skip_ws(&mut i);
+        if i >= end {
+            break;
+        }
+        if b[i] != b'|' {
+            return error(i, "expected `|` and a filter, or `}}`");
+        }
+        i += 1;
+        skip_ws(&mut i);
+        let filter_start = i;
+        while i < end && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
+            i += 1;
+        }
+        let name = &text[filter_start..i];
+        skip_ws(&mut i);
+        let argument = if i < end && b[i] == b'(' {
+            i += 1;
+            skip_ws(&mut i);
+            let (value, after) = string_literal(text, i, end)?;
+            i = after;
+            skip_ws(&mut i);
+            if i >= end || b[i] != b')' {
+                return error(i, "expected `)` after the filter's argument");
+            }
+            i += 1;
+            Some(value)
+        } else {
+            None
+        };
+        filters.push(match (name, argument) {
+            ("default", Some(v)) => Filter::Default(v),
+            ("default", None) => return error(filter_start, "`default` takes a value: `default(\"x\")`"),
+            ("json", None) => Filter::Json,
+            ("base64", None) => Filter::Base64,
+            ("url-encode" | "urlencode", None) => Filter::UrlEncode,
+            ("lower", None) => Filter::Lower,
+            ("upper", None) => Filter::Upper,
+            ("json" | "base64" | "url-encode" | "urlencode" | "lower" | "upper", Some(_)) => {
+                return error(filter_start, format!("the filter `{name}` takes no argument"))
+            }
+            ("", _) => return error(filter_start, "expected a filter name after `|`"),
+            _ => {
+                return error(
+                    filter_start,
+                    format!("unknown filter `{name}` (known: default, json, base64, url-encode, lower, upper)"),
+                )
+            }
+        });
+    }
+    Ok(Part::Value(source, filters))
+}
+
+/// A quoted string (`"…"` or `'…'`, `\` escaping the next character) at `i`: its value and
+/// the offset after it.
+fn string_literal(text: &str, i: usize, end: usize) -> Result<(String, usize), TemplateError> {
+    let b = text.as_bytes();
+    let Some(&quote @ (b'"' | b'\'')) = b.get(i).filter(|_| i < end) else {
+        return error(i, "expected a quoted string");
+    };
+    let mut value = String::new();
+    let mut chars = text[i + 1..end].char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, c)) => value.push(c),
+                None => break,
+            },
+            c if c as u32 == u32::from(quote) => return Ok((value, i + 1 + at + 1)),
+            c => value.push(c),
+        }
+    }
+    error(i, "the quoted string is not closed")
+}
+
+/// The source a name reads.
+fn source(name: &str) -> Result<Source, TemplateError> {
+    // AWS spellings: `$context.…`, `$stageVariables.…`, and HTTP API mappings' `$request.…`.
+    let name = name.strip_prefix('$').unwrap_or(name);
+    let (head, rest) = name.split_once('.').unwrap_or((name, ""));
+    let named = |what: &str, value: &str| -> Result<String, TemplateError> {
+        if value.is_empty() {
+            error(0, format!("`{what}` needs a name after it: `{what}.NAME`"))
+        } else {
+            Ok(value.to_string())
+        }
+    };
+    let unknown = || {
+        // Each known name, its `NAME` filled from what was written, is a candidate.
+        let segments: Vec<&str> = name.split('.').collect();
+        let candidates: Vec<String> = NAMES
+            .iter()
+            .map(|n| match n.strip_suffix("NAME") {
+                Some(prefix) => {
+                    let fixed = prefix.matches('.').count();
+                    format!(
+                        "{prefix}{}",
+                        segments
+                            .get(fixed..)
+                            .map(|s| s.join("."))
+                            .unwrap_or_default()
+                    )
+                }
+                None => n.to_string(),
+            })
+            .collect();
+        match crate::diag::did_you_mean(name, candidates.iter().map(String::as_str)) {
+            Some(hint) => error(0, format!("unknown name `{name}`: {hint}")),
+            None => error(
+                0,
+                format!("unknown name `{name}` (known: {})", NAMES.join(", ")),
+            ),
+        }
+    };
+    match head {
+        "request" => {
+            let (kind, value) = rest.split_once('.').unwrap_or((rest, ""));
+            match kind {
+                "path" => Ok(Source::Path(named("request.path", value)?)),
+                "query" | "querystring" => Ok(Source::Query(named("request.query", value)?)),
+                "header" | "headers" => Ok(Source::Header(named("request.header", value)?.to_ascii_lowercase())),
+                "body" => Err(TemplateError {
+                    offset: 0,
+                    message: "`request.body` in templates is not built into this gateway yet".into(),
+                    unbuilt: true,
+                }),
+                _ => unknown(),
+            }
+        }
+        "context" => match rest {
+            "requestId" => Ok(Source::RequestId),
+            "stage" => Ok(Source::Stage),
+            "httpMethod" => Ok(Source::HttpMethod),
+            "resourcePath" => Ok(Source::ResourcePath),
+            "path" => Ok(Source::RequestPath),
+            "identity.sourceIp" => Ok(Source::SourceIp),
+            "identity.apiKeyId" => Ok(Source::ApiKeyId),
+            "identity.usagePlan" => Ok(Source::UsagePlan),
+            "authorizer.scopes" => Ok(Source::Scopes),
+            "authorizer.principalId" => Ok(Source::PrincipalId),
+            _ if rest.starts_with("identity.clientCert") => Err(TemplateError {
+                offset: 0,
+                message: "client certificates (`context.identity.clientCert.*`) are not built into this gateway yet".into(),
+                unbuilt: true,
+            }),
+            _ => {
+                if let Some(claim) = rest.strip_prefix("authorizer.claims.") {
+                    Ok(Source::Claim(named("context.authorizer.claims", claim)?))
+                } else if let Some(key) = rest.strip_prefix("authorizer.context.") {
+                    Ok(Source::AuthorizerContext(named("context.authorizer.context", key)?))
+                } else if let Some(key) = rest
+                    .strip_prefix("authorizer.")
+                    .filter(|k| !k.is_empty() && !k.contains('.') && *k != "claims" && *k != "context")
+                {
+                    // AWS puts a Lambda authorizer's context straight under `$context.authorizer`.
+                    Ok(Source::AuthorizerContext(key.to_string()))
+                } else {
+                    unknown()
+                }
+            }
+        },
+        "stageVariables" => Ok(Source::StageVariable(named("stageVariables", rest)?)),
+        _ => unknown(),
+    }
+}
+
+/// `transform`, as written.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Transform {
+    /// What the upstream gets.
+    #[serde(default)]
+    pub request: RequestTransform,
+    /// What the client gets.
+    #[serde(default)]
+    pub response: ResponseTransform,
+}
+
+/// `transform.request`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct RequestTransform {
+    /// Header edits.
+    #[serde(default)]
+    pub headers: Edits,
+    /// Query parameter edits.
+    #[serde(default)]
+    pub query: Edits,
+    /// The upstream request's path, in place of the integration URL's path.
+    pub path: Option<String>,
+    /// Forward the verified identity as `X-Gateway-*` headers.
+    #[serde(default)]
+    pub identity: bool,
+}
+
+/// `transform.response`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct ResponseTransform {
+    /// Header edits.
+    #[serde(default)]
+    pub headers: Edits,
+    /// Upstream status (`404`, or a class `4XX`) → the status the client gets.
+    #[serde(default)]
+    pub status: BTreeMap<String, u16>,
+}
+
+/// `set` (replace), `add` (append), `remove`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Edits {
+    /// Name → template: every copy the request had is replaced by this one.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Name → template: appended to what is there.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Names removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+impl Transform {
+    /// The typed form of a `transform` value; `None` when it does not have the documented shape
+    /// (the extension's schema check reports that).
+    pub fn from_value(value: &serde_json::Value) -> Option<Transform> {
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// A status-mapping key: `404` or a class such as `5XX`. `None` when it is neither.
+pub fn status_key(key: &str) -> Option<(u16, bool)> {
+    let b = key.as_bytes();
+    if b.len() != 3 || !(b'1'..=b'5').contains(&b[0]) {
+        return None;
+    }
+    if b[1..].eq_ignore_ascii_case(b"XX") {
+        return Some((u16::from(b[0] - b'0'), true));
+    }
+    key.parse::<u16>()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .map(|s| (s, false))
+}
+
+/// Header names the gateway writes itself (framing, the connection, the upstream's host) or
+/// that only the client's connection carries: a transform may not set, add or remove them.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "host",
+];
+
+/// Whether `name` is an HTTP field name (RFC 9110 §5.1: a token).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_text_names_and_filters() {
+        let parts =
+            parse("Bearer {{ context.authorizer.claims.sub | default(\"anon\") | upper }}!")
+                .unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                Part::Lit("Bearer ".into()),
+                Part::Value(
+                    Source::Claim("sub".into()),
+                    vec![Filter::Default("anon".into()), Filter::Upper]
+                ),
+                Part::Lit("!".into()),
+            ]
+        );
+        assert_eq!(
+            parse("{{$context.requestId}}{{ $request.querystring.q|url-encode }}").unwrap(),
+            vec![
+                Part::Value(Source::RequestId, vec![]),
+                Part::Value(Source::Query("q".into()), vec![Filter::UrlEncode]),
+            ]
+        );
+        assert_eq!(
+            parse("{{ context.authorizer.tenant }}").unwrap(),
+            vec![Part::Value(
+                Source::AuthorizerContext("tenant".into()),
+                vec![]
+            )]
+        );
+        assert_eq!(
+            parse("no template } here }}").unwrap(),
+            vec![Part::Lit("no template } here }}".into())]
+        );
+        // A quoted `}}` stays inside the argument.
+        assert_eq!(
+            parse("{{ request.header.X-A | default('}}') }}").unwrap(),
+            vec![Part::Value(
+                Source::Header("x-a".into()),
+                vec![Filter::Default("}}".into())]
+            )]
+        );
+    }
+
+    #[test]
+    fn refuses_with_the_offset_of_the_mistake() {
+        for (text, offset, needle) in [
+            ("a {{ request.path.id", 2, "not closed"),
+            ("{{ }}", 2, "names no value"),
+            ("xx{{ context.nope }}", 5, "unknown name"),
+            ("{{ request.path.id | shout }}", 21, "unknown filter"),
+            ("{{ request.path.id | default }}", 21, "takes a value"),
+            (
+                "{{ request.path.id | upper(\"x\") }}",
+                21,
+                "takes no argument",
+            ),
+            ("{{ request.path.id upper }}", 19, "expected `|`"),
+            ("{{ request.path. }}", 3, "needs a name"),
+            ("{{ request.body./a }}", 3, "not built"),
+            (
+                "{{ context.identity.clientCert.subjectDN }}",
+                3,
+                "not built",
+            ),
+            ("{{ request.path.id | default(\"x }}", 0, "not closed"),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.offset, offset, "{text}: {e:?}");
+            assert!(e.message.contains(needle), "{text}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn status_keys() {
+        assert_eq!(status_key("404"), Some((404, false)));
+        assert_eq!(status_key("5XX"), Some((5, true)));
+        assert_eq!(status_key("5xx"), Some((5, true)));
+        assert_eq!(status_key("600"), None);
+        assert_eq!(status_key("4X0"), None);
+        assert_eq!(status_key("099"), None);
+    }
+}

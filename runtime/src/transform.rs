@@ -1,0 +1,672 @@
+//! `transform`: what the upstream gets (headers, query, path, the caller's identity) and what
+//! the client gets back (status, headers), from templates parsed when the gateway was generated.
+//!
+//! A template is data here ([`Part`]s): literal text and values read from the request, the
+//! caller's verified identity and the stage. Each value is made safe for where it goes: a header
+//! value loses control characters (it never gains CR or LF), a query value and a path segment
+//! are percent-encoded, so a value can never end its field, add a parameter or leave its segment.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::auth::Identity;
+use crate::router::PathParams;
+
+/// A route's transform.
+#[derive(Debug)]
+pub struct TransformDef {
+    /// Header edits on the upstream request.
+    pub request_headers: Edits,
+    /// Query edits on the upstream request.
+    pub query: Edits,
+    /// The upstream request's path, in place of the integration URL's.
+    pub path: Option<Template>,
+    /// Whether the verified identity goes to the upstream as `X-Gateway-*` headers.
+    pub identity: bool,
+    /// Header edits on the answer.
+    pub response_headers: Edits,
+    /// Status mapping: (status, or class when the flag is set) → status.
+    pub status: &'static [(u16, bool, u16)],
+}
+
+impl TransformDef {
+    /// Whether it changes answers.
+    pub(crate) fn edits_response(&self) -> bool {
+        !self.status.is_empty() || !self.response_headers.is_empty()
+    }
+}
+
+/// `set` (every copy replaced), `add` (appended), `remove`, applied remove → set → add. Header
+/// names are lowercase field names (`gwgen check` made sure).
+#[derive(Debug)]
+pub struct Edits {
+    /// Replaced.
+    pub set: &'static [(&'static str, Template)],
+    /// Appended.
+    pub add: &'static [(&'static str, Template)],
+    /// Removed.
+    pub remove: &'static [&'static str],
+}
+
+/// A header name from a transform.
+fn name(n: &str) -> Option<HeaderName> {
+    HeaderName::from_bytes(n.as_bytes()).ok()
+}
+
+impl Edits {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// A template: its parts in order.
+pub type Template = &'static [Part];
+
+/// A piece of a template.
+#[derive(Debug)]
+pub enum Part {
+    /// Text as written in the spec.
+    Lit(&'static str),
+    /// A value, through filters in order.
+    Value(Source, &'static [Filter]),
+}
+
+/// Where a value comes from (see `gwgen`'s `transform` module for the names).
+#[derive(Debug)]
+pub enum Source {
+    /// A path parameter, decoded.
+    Path(&'static str),
+    /// A query parameter, decoded; the last when sent more than once.
+    Query(&'static str),
+    /// A request header (lowercase name); copies joined with `, `.
+    Header(&'static str),
+    /// The request id.
+    RequestId,
+    /// The stage's name.
+    Stage,
+    /// The request method.
+    HttpMethod,
+    /// The route's path template.
+    ResourcePath,
+    /// The request's path as sent.
+    RequestPath,
+    /// The client's address.
+    SourceIp,
+    /// The API key's name.
+    ApiKeyId,
+    /// The usage plan the caller counts against.
+    UsagePlan,
+    /// A claim of the verified JWT.
+    Claim(&'static str),
+    /// The token's scopes, space-separated.
+    Scopes,
+    /// A custom authorizer's `principalId`, else the token's `sub`.
+    PrincipalId,
+    /// A member of a custom authorizer's `context`.
+    AuthorizerContext(&'static str),
+    /// A stage variable.
+    StageVariable(&'static str),
+}
+
+/// A filter.
+#[derive(Debug)]
+pub enum Filter {
+    /// The argument when the value is missing or empty.
+    Default(&'static str),
+    /// JSON text.
+    Json,
+    /// Standard Base64, padded.
+    Base64,
+    /// Every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded.
+    UrlEncode,
+    /// Lowercase.
+    Lower,
+    /// Uppercase.
+    Upper,
+}
+
+/// What templates read: the request as the client sent it, and who is calling.
+pub(crate) struct Vars<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) params: PathParams<'a>,
+    pub(crate) identity: Option<&'a Identity>,
+    pub(crate) id: &'a str,
+    pub(crate) client: IpAddr,
+    pub(crate) template: &'static str,
+    pub(crate) gw: &'a crate::gateway::Gateway,
+}
+
+/// A value before it is written somewhere.
+enum Val<'a> {
+    Missing,
+    Text(Cow<'a, str>),
+    Json(&'a serde_json::Value),
+}
+
+impl<'a> Val<'a> {
+    fn from_json(v: Option<&'a serde_json::Value>) -> Val<'a> {
+        match v {
+            None | Some(serde_json::Value::Null) => Val::Missing,
+            Some(serde_json::Value::String(s)) => Val::Text(Cow::Borrowed(s)),
+            Some(v) => Val::Json(v),
+        }
+    }
+
+    fn text(self) -> Cow<'a, str> {
+        match self {
+            Val::Missing => Cow::Borrowed(""),
+            Val::Text(t) => t,
+            Val::Json(v) => Cow::Owned(v.to_string()),
+        }
+    }
+}
+
+impl Vars<'_> {
+    fn read(&self, source: &Source) -> Val<'_> {
+        let claims = || self.identity.and_then(|i| i.claims.as_deref());
+        let text =
+            |s: Option<&str>| s.map_or(Val::Missing, |s| Val::Text(Cow::Owned(s.to_string())));
+        match source {
+            Source::Path(name) => self
+                .params
+                .get(name)
+                .map_or(Val::Missing, |v| Val::Text(Cow::Borrowed(v))),
+            Source::Query(name) => self.query.map_or(Val::Missing, |q| {
+                crate::validate::input::parse_pairs(q)
+                    .into_iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map_or(Val::Missing, |(_, v)| Val::Text(Cow::Owned(v.into_owned())))
+            }),
+            Source::Header(name) => {
+                let mut copies = self.headers.get_all(*name).iter();
+                match copies.next() {
+                    None => Val::Missing,
+                    Some(first) => {
+                        let mut out = String::from_utf8_lossy(first.as_bytes()).into_owned();
+                        for more in copies {
+                            out.push_str(", ");
+                            out.push_str(&String::from_utf8_lossy(more.as_bytes()));
+                        }
+                        Val::Text(Cow::Owned(out))
+                    }
+                }
+            }
+            Source::RequestId => Val::Text(Cow::Borrowed(self.id)),
+            Source::Stage => Val::Text(Cow::Borrowed(&*self.gw.stage)),
+            Source::HttpMethod => Val::Text(Cow::Borrowed(self.method.as_str())),
+            Source::ResourcePath => Val::Text(Cow::Borrowed(self.template)),
+            Source::RequestPath => Val::Text(Cow::Borrowed(self.path)),
+            Source::SourceIp => Val::Text(Cow::Owned(self.client.to_string())),
+            Source::ApiKeyId => text(
+                self.identity
+                    .and_then(|i| i.key.as_ref())
+                    .map(|(_, name)| name.as_str()),
+            ),
+            Source::UsagePlan => text(
+                self.identity
+                    .and_then(|i| i.plan.as_ref())
+                    .map(|(plan, _)| plan.as_str()),
+            ),
+            Source::Claim(name) => Val::from_json(claims().and_then(|c| c.get(*name))),
+            Source::Scopes => scopes(claims()).map_or(Val::Missing, |s| Val::Text(Cow::Owned(s))),
+            Source::PrincipalId => {
+                match self
+                    .identity
+                    .and_then(|i| i.authorizer.as_ref())
+                    .and_then(|(_, p)| p.as_deref())
+                {
+                    Some(p) => Val::Text(Cow::Borrowed(p)),
+                    None => Val::from_json(claims().and_then(|c| c.get("sub"))),
+                }
+            }
+            Source::AuthorizerContext(name) => Val::from_json(
+                self.identity
+                    .and_then(|i| i.authorizer.as_ref())
+                    .and_then(|(context, _)| context.get(*name)),
+            ),
+            Source::StageVariable(name) => {
+                text(self.gw.stage_variables.get(*name).map(String::as_str))
+            }
+        }
+    }
+
+    /// The template's text with each value passed to `escape` on its way in; `None` when every
+    /// value in it is missing and nothing else was written (the edit is then skipped).
+    fn render(&self, template: Template, escape: impl Fn(&str, &mut String)) -> Option<String> {
+        let mut out = String::new();
+        let mut wrote = false;
+        for part in template {
+            match part {
+                Part::Lit(l) => {
+                    out.push_str(l);
+                    wrote |= !l.is_empty();
+                }
+                Part::Value(source, filters) => {
+                    let mut v = self.read(source);
+                    for f in *filters {
+                        v = apply(f, v);
+                    }
+                    if !matches!(v, Val::Missing) {
+                        let t = v.text();
+                        wrote |= !t.is_empty();
+                        escape(&t, &mut out);
+                    }
+                }
+            }
+        }
+        wrote.then_some(out)
+    }
+}
+
+fn apply<'a>(f: &Filter, v: Val<'a>) -> Val<'a> {
+    match f {
+        Filter::Default(d) => match &v {
+            Val::Missing => Val::Text(Cow::Borrowed(d)),
+            Val::Text(t) if t.is_empty() => Val::Text(Cow::Borrowed(d)),
+            _ => v,
+        },
+        Filter::Json => Val::Text(Cow::Owned(match v {
+            Val::Missing => "null".to_string(),
+            Val::Text(t) => serde_json::Value::String(t.into_owned()).to_string(),
+            Val::Json(j) => j.to_string(),
+        })),
+        Filter::Base64 | Filter::UrlEncode | Filter::Lower | Filter::Upper => {
+            if matches!(v, Val::Missing) {
+                return v;
+            }
+            let t = v.text();
+            Val::Text(Cow::Owned(match f {
+                Filter::Base64 => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(t.as_bytes())
+                }
+                Filter::UrlEncode => {
+                    percent_encoding::utf8_percent_encode(&t, UNRESERVED_ONLY).to_string()
+                }
+                Filter::Lower => t.to_lowercase(),
+                _ => t.to_uppercase(),
+            }))
+        }
+    }
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded.
+const UNRESERVED_ONLY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The token's scopes: `scope` (space-separated) or `scp` (a list or a string).
+fn scopes(claims: Option<&serde_json::Value>) -> Option<String> {
+    let claims = claims?;
+    match claims.get("scope").or_else(|| claims.get("scp"))? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => Some(
+            list.iter()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
+/// A value as a header value: control characters (CR and LF among them) dropped, tabs and
+/// spaces kept inside.
+fn header_text(value: &str, out: &mut String) {
+    out.extend(value.chars().filter(|c| !c.is_control() || *c == '\t'));
+}
+
+fn header_value(text: String) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(text.trim_matches([' ', '\t']).as_bytes()).ok()
+}
+
+/// The prefix of the headers the gateway gives upstreams about the caller. A client's own copies
+/// are always removed, whatever the route says, so an upstream can trust them.
+pub(crate) const IDENTITY_PREFIX: &str = "x-gateway-";
+
+/// What a request transform does to the upstream request, decided before the request is
+/// changed (templates read the request as the client sent it).
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub(crate) struct RequestEdits {
+    remove: &'static [&'static str],
+    set: Vec<(HeaderName, Option<HeaderValue>)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+    /// The new query string (`None`: unchanged).
+    pub(crate) query: Option<Option<String>>,
+    /// The new path (`None`: the integration's).
+    pub(crate) path: Option<String>,
+}
+
+/// Renders a request transform.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
+    let headers = &t.request_headers;
+    let mut set: Vec<(HeaderName, Option<HeaderValue>)> = headers
+        .set
+        .iter()
+        .filter_map(|(n, tpl)| {
+            Some((
+                name(n)?,
+                vars.render(tpl, header_text).and_then(header_value),
+            ))
+        })
+        .collect();
+    let mut add: Vec<(HeaderName, HeaderValue)> = headers
+        .add
+        .iter()
+        .filter_map(|(n, tpl)| {
+            Some((
+                name(n)?,
+                vars.render(tpl, header_text).and_then(header_value)?,
+            ))
+        })
+        .collect();
+    if t.identity {
+        identity_headers(vars.identity, &mut set, &mut add);
+    }
+    let query = (!t.query.is_empty()).then(|| edit_query(&t.query, vars));
+    let path = t.path.map(|tpl| {
+        vars.render(tpl, |v, out| crate::path::encode_value(out, v))
+            .unwrap_or_default()
+    });
+    RequestEdits {
+        remove: headers.remove,
+        set,
+        add,
+        query,
+        path,
+    }
+}
+
+impl RequestEdits {
+    /// Applies the header edits: remove, then set, then add.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) fn apply_headers(self, headers: &mut HeaderMap) {
+        for n in self.remove {
+            headers.remove(*n);
+        }
+        for (n, v) in self.set {
+            headers.remove(&n);
+            if let Some(v) = v {
+                headers.insert(n, v);
+            }
+        }
+        for (n, v) in self.add {
+            headers.append(n, v);
+        }
+    }
+}
+
+/// The identity headers (`identity: true`): who the caller is, as verified.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+fn identity_headers(
+    identity: Option<&Identity>,
+    set: &mut Vec<(HeaderName, Option<HeaderValue>)>,
+    add: &mut Vec<(HeaderName, HeaderValue)>,
+) {
+    let Some(id) = identity else {
+        return;
+    };
+    let mut put = |name: &'static str, value: Option<String>| {
+        let value = value.map(|v| {
+            let mut clean = String::new();
+            header_text(&v, &mut clean);
+            clean
+        });
+        if let Some(v) = value.and_then(header_value) {
+            set.push((HeaderName::from_static(name), Some(v)));
+        }
+    };
+    let claims = id.claims.as_deref();
+    let claim = |k: &str| {
+        claims
+            .and_then(|c| c.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let principal = id
+        .authorizer
+        .as_ref()
+        .and_then(|(_, p)| p.clone())
+        .or_else(|| claim("sub"));
+    put("x-gateway-sub", principal);
+    put("x-gateway-issuer", claim("iss"));
+    put("x-gateway-scopes", scopes(claims));
+    put(
+        "x-gateway-api-key",
+        id.key.as_ref().map(|(_, name)| name.clone()),
+    );
+    put(
+        "x-gateway-plan",
+        id.plan.as_ref().map(|(plan, _)| plan.clone()),
+    );
+    if let Some(c) = claims {
+        use base64::Engine;
+        put(
+            "x-gateway-claims",
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string())),
+        );
+    }
+    if let Some(serde_json::Value::Object(context)) = id.authorizer.as_ref().map(|(c, _)| c) {
+        for (key, value) in context {
+            let name: String = key
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let Ok(name) =
+                HeaderName::from_bytes(format!("{IDENTITY_PREFIX}context-{name}").as_bytes())
+            else {
+                continue;
+            };
+            let text = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            let mut clean = String::new();
+            header_text(&text, &mut clean);
+            if let Some(v) = header_value(clean) {
+                add.push((name, v));
+            }
+        }
+    }
+}
+
+/// The query string after `edits`: pairs named in `remove` or `set` dropped (as sent, by
+/// decoded name), the rest kept as the client wrote them, then `set` and `add` pairs appended,
+/// percent-encoded. `None`: no query.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+fn edit_query(edits: &Edits, vars: &Vars<'_>) -> Option<String> {
+    let mut out = String::new();
+    let dropped =
+        |name: &str| edits.remove.contains(&name) || edits.set.iter().any(|(n, _)| *n == name);
+    for raw in vars
+        .query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let name = raw.split_once('=').map_or(raw, |(k, _)| k);
+        let decoded = crate::validate::input::parse_pairs(name);
+        let decoded = decoded
+            .first()
+            .map_or(Cow::Borrowed(""), |(k, _)| k.clone());
+        if dropped(&decoded) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(raw);
+    }
+    for (name, tpl) in edits.set.iter().chain(edits.add) {
+        let Some(value) = vars.render(tpl, |v, out| {
+            out.extend(percent_encoding::utf8_percent_encode(v, UNRESERVED_ONLY))
+        }) else {
+            continue;
+        };
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.extend(percent_encoding::utf8_percent_encode(name, UNRESERVED_ONLY));
+        out.push('=');
+        out.push_str(&value);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// What a response transform reads of the request, kept while the integration runs.
+pub(crate) struct RequestCopy {
+    method: Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+    identity: Option<Identity>,
+}
+
+impl RequestCopy {
+    /// A copy of what `t`'s response edits may read, when it has any.
+    pub(crate) fn of<B>(t: &TransformDef, req: &http::Request<B>) -> Option<RequestCopy> {
+        (!t.response_headers.set.is_empty() || !t.response_headers.add.is_empty()).then(|| {
+            RequestCopy {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                headers: req.headers().clone(),
+                identity: req.extensions().get::<Identity>().cloned(),
+            }
+        })
+    }
+}
+
+/// The status an answer of `status` gets: an exact mapping first, then its class's.
+fn mapped_status(map: &[(u16, bool, u16)], status: u16) -> Option<StatusCode> {
+    let exact = map.iter().find(|(s, class, _)| !class && *s == status);
+    let class = || {
+        map.iter()
+            .find(|(s, class, _)| *class && *s == status / 100)
+    };
+    exact
+        .or_else(class)
+        .and_then(|(_, _, to)| StatusCode::from_u16(*to).ok())
+}
+
+/// Applies a response transform: the status mapping, then remove → set → add on the headers.
+pub(crate) fn apply_response(
+    t: &TransformDef,
+    copy: Option<&RequestCopy>,
+    x: &crate::pipeline::Exchange<'_, '_>,
+    resp: &mut http::Response<axum::body::Body>,
+) {
+    if let Some(to) = mapped_status(t.status, resp.status().as_u16()) {
+        *resp.status_mut() = to;
+    }
+    let edits = &t.response_headers;
+    let headers = resp.headers_mut();
+    for n in edits.remove {
+        headers.remove(*n);
+    }
+    let Some(copy) = copy else {
+        return;
+    };
+    let vars = Vars {
+        method: &copy.method,
+        path: copy.uri.path(),
+        query: copy.uri.query(),
+        headers: &copy.headers,
+        params: x.params.named(x.route.params),
+        identity: copy.identity.as_ref(),
+        id: x.id,
+        client: x.client,
+        template: x.route.template,
+        gw: x.gw,
+    };
+    for (n, tpl) in edits.set {
+        headers.remove(*n);
+        if let (Some(n), Some(v)) = (
+            name(n),
+            vars.render(tpl, header_text).and_then(header_value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    for (n, tpl) in edits.add {
+        if let (Some(n), Some(v)) = (
+            name(n),
+            vars.render(tpl, header_text).and_then(header_value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_never_gain_a_line_break() {
+        let mut out = String::new();
+        header_text("a\r\nX-Evil: 1\0\tb", &mut out);
+        assert_eq!(out, "aX-Evil: 1\tb");
+        assert!(header_value(out).is_some());
+    }
+
+    #[test]
+    fn filters() {
+        let t = |f: Filter, v: &str| {
+            apply(&f, Val::Text(Cow::Owned(v.into())))
+                .text()
+                .into_owned()
+        };
+        assert_eq!(t(Filter::Json, "a\"b"), "\"a\\\"b\"");
+        assert_eq!(t(Filter::Base64, "ab?"), "YWI/");
+        assert_eq!(t(Filter::UrlEncode, "a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(t(Filter::Lower, "ÀB"), "àb");
+        assert_eq!(t(Filter::Upper, "ab"), "AB");
+        assert_eq!(t(Filter::Default("x"), ""), "x");
+        assert_eq!(t(Filter::Default("x"), "y"), "y");
+        assert_eq!(apply(&Filter::Default("x"), Val::Missing).text(), "x");
+        assert_eq!(apply(&Filter::Json, Val::Missing).text(), "null");
+        assert!(matches!(apply(&Filter::Upper, Val::Missing), Val::Missing));
+        let list = serde_json::json!(["a", 1]);
+        assert_eq!(apply(&Filter::Json, Val::Json(&list)).text(), "[\"a\",1]");
+        assert_eq!(Val::Json(&list).text(), "[\"a\",1]");
+    }
+
+    #[test]
+    fn an_exact_status_wins_over_its_class() {
+        let map = [(5, true, 502), (503, false, 429), (404, false, 200)];
+        let to = |s| mapped_status(&map, s).map(|s| s.as_u16());
+        assert_eq!(to(503), Some(429));
+        assert_eq!(to(500), Some(502));
+        assert_eq!(to(404), Some(200));
+        assert_eq!(to(200), None);
+        assert_eq!(to(401), None);
+    }
+
+    #[test]
+    fn scopes_from_either_claim() {
+        assert_eq!(
+            scopes(Some(&serde_json::json!({"scope": "a b"}))),
+            Some("a b".into())
+        );
+        assert_eq!(
+            scopes(Some(&serde_json::json!({"scp": ["a", "b"]}))),
+            Some("a b".into())
+        );
+        assert_eq!(scopes(Some(&serde_json::json!({}))), None);
+    }
+}
