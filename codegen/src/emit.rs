@@ -889,7 +889,7 @@ fn route_def(
 /// The routes' transforms as statics (`T0`, `T1`, …; routes with the same transform share one),
 /// and each route's index among them.
 fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
-    use crate::transform::{Filter, Part, Source, Transform};
+    use crate::transform::{Edits, Source, Transform};
     let mut seen: Vec<&serde_json::Value> = Vec::new();
     let mut statics = Vec::new();
     let mut index = Vec::new();
@@ -904,82 +904,50 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
         }
         // `gwgen check` refused a transform that does not parse; none reaches here.
         let t = Transform::from_value(value).unwrap_or_default();
-        let template = |text: &str| {
-            let parts = crate::transform::parse(text).unwrap_or_default();
-            let parts = parts.iter().map(|p| match p {
-                Part::Lit(l) => {
-                    let l = lit(l);
-                    quote! { rt::t::Part::Lit(#l) }
-                }
-                Part::Value(source, filters) => {
-                    let named = |kind: TokenStream, name: &str| {
-                        let name = lit(name);
-                        quote! { rt::t::Source::#kind(#name) }
-                    };
-                    let source = match source {
-                        Source::Path(n) => named(quote! { Path }, n),
-                        Source::Query(n) => named(quote! { Query }, n),
-                        Source::Header(n) => named(quote! { Header }, n),
-                        Source::Claim(n) => named(quote! { Claim }, n),
-                        Source::AuthorizerContext(n) => named(quote! { AuthorizerContext }, n),
-                        Source::StageVariable(n) => named(quote! { StageVariable }, n),
-                        Source::RequestId => quote! { rt::t::Source::RequestId },
-                        Source::Stage => quote! { rt::t::Source::Stage },
-                        Source::HttpMethod => quote! { rt::t::Source::HttpMethod },
-                        Source::ResourcePath => quote! { rt::t::Source::ResourcePath },
-                        Source::RequestPath => quote! { rt::t::Source::RequestPath },
-                        Source::SourceIp => quote! { rt::t::Source::SourceIp },
-                        Source::ApiKeyId => quote! { rt::t::Source::ApiKeyId },
-                        Source::UsagePlan => quote! { rt::t::Source::UsagePlan },
-                        Source::Scopes => quote! { rt::t::Source::Scopes },
-                        Source::PrincipalId => quote! { rt::t::Source::PrincipalId },
-                    };
-                    let filters = filters.iter().map(|f| match f {
-                        Filter::Default(d) => {
-                            let d = lit(d);
-                            quote! { rt::t::Filter::Default(#d) }
-                        }
-                        Filter::Json => quote! { rt::t::Filter::Json },
-                        Filter::Base64 => quote! { rt::t::Filter::Base64 },
-                        Filter::UrlEncode => quote! { rt::t::Filter::UrlEncode },
-                        Filter::Lower => quote! { rt::t::Filter::Lower },
-                        Filter::Upper => quote! { rt::t::Filter::Upper },
-                    });
-                    quote! { rt::t::Part::Value(#source, &[#(#filters),*]) }
-                }
-            });
-            quote! { &[#(#parts),*] }
-        };
+        let mut sources = Vec::new();
         // Header names were checked to be field names; the gateway reads them lowercase.
-        let header = |name: &str| lit(&name.to_ascii_lowercase());
-        let header_edits = |e: &crate::transform::Edits| {
-            let set = e.set.iter().map(|(n, t)| {
-                let (n, t) = (header(n), template(t));
-                quote! { (#n, #t) }
-            });
-            let add = e.add.iter().map(|(n, t)| {
-                let (n, t) = (header(n), template(t));
-                quote! { (#n, #t) }
-            });
-            let remove = e.remove.iter().map(|n| header(n));
+        let edits = |e: &Edits, lower: bool, sources: &mut Vec<Source>| {
+            let name = |n: &String| {
+                lit(&if lower {
+                    n.to_ascii_lowercase()
+                } else {
+                    n.clone()
+                })
+            };
+            let mut pairs = |map: &std::collections::BTreeMap<String, String>| {
+                map.iter()
+                    .map(|(n, text)| {
+                        let (n, t) = (name(n), template_tokens(text, sources));
+                        quote! { (#n, #t) }
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (set, add) = (pairs(&e.set), pairs(&e.add));
+            let remove = e.remove.iter().map(name);
             quote! { rt::t::Edits { set: &[#(#set),*], add: &[#(#add),*], remove: &[#(#remove),*] } }
         };
-        let query = {
-            let e = &t.request.query;
-            let set = e.set.iter().map(|(n, t)| {
-                let (n, t) = (lit(n), template(t));
-                quote! { (#n, #t) }
-            });
-            let add = e.add.iter().map(|(n, t)| {
-                let (n, t) = (lit(n), template(t));
-                quote! { (#n, #t) }
-            });
-            let remove = e.remove.iter().map(|n| lit(n));
-            quote! { rt::t::Edits { set: &[#(#set),*], add: &[#(#add),*], remove: &[#(#remove),*] } }
-        };
-        let request_headers = header_edits(&t.request.headers);
-        let response_headers = header_edits(&t.response.headers);
-        let path = option_tokens(t.request.path.as_deref().map(template));
+        let request_headers = edits(&t.request.headers, true, &mut sources);
+        let query = edits(&t.request.query, false, &mut sources);
+        let response_headers = edits(&t.response.headers, true, &mut sources);
+        let path = option_tokens(
+            t.request
+                .path
+                .as_deref()
+                .map(|p| template_tokens(p, &mut sources)),
+        );
+        let request_body = option_tokens(
+            t.request
+                .body
+                .as_ref()
+                .map(|b| body_map_tokens(b, &mut sources)),
+        );
+        let response_body = option_tokens(
+            t.response
+                .body
+                .as_ref()
+                .map(|b| body_map_tokens(b, &mut sources)),
+        );
+        let reads_request_body = sources.iter().any(|s| matches!(s, Source::RequestBody(_)));
         let identity = t.request.identity;
         let status = t.response.status.iter().filter_map(|(from, to)| {
             let (from, class) = crate::transform::status_key(from)?;
@@ -996,12 +964,168 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
                 identity: #identity,
                 response_headers: #response_headers,
                 status: &[#(#status),*],
+                request_body: #request_body,
+                response_body: #response_body,
+                reads_request_body: #reads_request_body,
             };
         });
         index.push(Some(seen.len()));
         seen.push(value);
     }
     (quote! { #(#statics)* }, index)
+}
+
+/// A value's source, as runtime data.
+fn source_tokens(source: &crate::transform::Source) -> TokenStream {
+    use crate::transform::Source;
+    let named = |kind: TokenStream, name: &str| {
+        let name = lit(name);
+        quote! { rt::t::Source::#kind(#name) }
+    };
+    match source {
+        Source::Path(n) => named(quote! { Path }, n),
+        Source::Query(n) => named(quote! { Query }, n),
+        Source::Header(n) => named(quote! { Header }, n),
+        Source::Claim(n) => named(quote! { Claim }, n),
+        Source::AuthorizerContext(n) => named(quote! { AuthorizerContext }, n),
+        Source::StageVariable(n) => named(quote! { StageVariable }, n),
+        Source::RequestBody(p) => named(quote! { RequestBody }, p),
+        Source::ResponseBody(p) => named(quote! { ResponseBody }, p),
+        Source::RequestId => quote! { rt::t::Source::RequestId },
+        Source::Stage => quote! { rt::t::Source::Stage },
+        Source::HttpMethod => quote! { rt::t::Source::HttpMethod },
+        Source::ResourcePath => quote! { rt::t::Source::ResourcePath },
+        Source::RequestPath => quote! { rt::t::Source::RequestPath },
+        Source::SourceIp => quote! { rt::t::Source::SourceIp },
+        Source::ApiKeyId => quote! { rt::t::Source::ApiKeyId },
+        Source::UsagePlan => quote! { rt::t::Source::UsagePlan },
+        Source::Scopes => quote! { rt::t::Source::Scopes },
+        Source::PrincipalId => quote! { rt::t::Source::PrincipalId },
+    }
+}
+
+/// A value with its filters, as runtime data.
+fn value_tokens(
+    source: &crate::transform::Source,
+    filters: &[crate::transform::Filter],
+) -> (TokenStream, TokenStream) {
+    use crate::transform::Filter;
+    let filters = filters.iter().map(|f| match f {
+        Filter::Default(d) => {
+            let d = lit(d);
+            quote! { rt::t::Filter::Default(#d) }
+        }
+        Filter::Json => quote! { rt::t::Filter::Json },
+        Filter::Base64 => quote! { rt::t::Filter::Base64 },
+        Filter::UrlEncode => quote! { rt::t::Filter::UrlEncode },
+        Filter::Lower => quote! { rt::t::Filter::Lower },
+        Filter::Upper => quote! { rt::t::Filter::Upper },
+    });
+    (source_tokens(source), quote! { &[#(#filters),*] })
+}
+
+/// A parsed template, as runtime data; its sources are added to `sources`.
+fn parts_tokens(
+    parts: &[crate::transform::Part],
+    sources: &mut Vec<crate::transform::Source>,
+) -> TokenStream {
+    use crate::transform::Part;
+    let parts = parts.iter().map(|p| match p {
+        Part::Lit(l) => {
+            let l = lit(l);
+            quote! { rt::t::Part::Lit(#l) }
+        }
+        Part::Value(source, filters) => {
+            sources.push(source.clone());
+            let (source, filters) = value_tokens(source, filters);
+            quote! { rt::t::Part::Value(#source, #filters) }
+        }
+    });
+    let parts: Vec<TokenStream> = parts.collect();
+    quote! { &[#(#parts),*] }
+}
+
+/// A template's text, parsed (`gwgen check` refused those that do not parse).
+fn template_tokens(text: &str, sources: &mut Vec<crate::transform::Source>) -> TokenStream {
+    parts_tokens(&crate::transform::parse(text).unwrap_or_default(), sources)
+}
+
+/// A JSON template, as runtime data.
+fn json_template_tokens(
+    t: &crate::transform::JsonTemplate,
+    sources: &mut Vec<crate::transform::Source>,
+) -> TokenStream {
+    use crate::transform::JsonTemplate as J;
+    match t {
+        J::Null => quote! { rt::t::JsonTemplate::Null },
+        J::Bool(b) => quote! { rt::t::JsonTemplate::Bool(#b) },
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                let i = Literal::i64_unsuffixed(i);
+                quote! { rt::t::JsonTemplate::Int(#i) }
+            } else if let Some(u) = n.as_u64() {
+                let u = Literal::u64_unsuffixed(u);
+                quote! { rt::t::JsonTemplate::Uint(#u) }
+            } else {
+                let f = Literal::f64_suffixed(n.as_f64().unwrap_or(0.0));
+                quote! { rt::t::JsonTemplate::Float(#f) }
+            }
+        }
+        J::Text(parts) => {
+            let parts = parts_tokens(parts, sources);
+            quote! { rt::t::JsonTemplate::Text(#parts) }
+        }
+        J::Value(source, filters) => {
+            sources.push(source.clone());
+            let (source, filters) = value_tokens(source, filters);
+            quote! { rt::t::JsonTemplate::Value(#source, #filters) }
+        }
+        J::Array(items) => {
+            let items: Vec<TokenStream> = items
+                .iter()
+                .map(|i| json_template_tokens(i, sources))
+                .collect();
+            quote! { rt::t::JsonTemplate::Array(&[#(#items),*]) }
+        }
+        J::Object(members) => {
+            let members: Vec<TokenStream> = members
+                .iter()
+                .map(|(k, m)| {
+                    let (k, m) = (lit(k), json_template_tokens(m, sources));
+                    quote! { (#k, #m) }
+                })
+                .collect();
+            quote! { rt::t::JsonTemplate::Object(&[#(#members),*]) }
+        }
+    }
+}
+
+/// A body mapping, as runtime data (`gwgen check` refused templates that do not compile).
+fn body_map_tokens(
+    b: &crate::transform::BodyMapping,
+    sources: &mut Vec<crate::transform::Source>,
+) -> TokenStream {
+    let compiled = |v: &serde_json::Value| {
+        crate::transform::json_template(v).unwrap_or(crate::transform::JsonTemplate::Null)
+    };
+    match &b.template {
+        Some(t) => {
+            let t = json_template_tokens(&compiled(t), sources);
+            quote! { rt::t::BodyMap::Template(#t) }
+        }
+        None => {
+            let set: Vec<TokenStream> = b
+                .set
+                .iter()
+                .map(|(pointer, v)| {
+                    let (p, v) = (lit(pointer), json_template_tokens(&compiled(v), sources));
+                    quote! { (#p, #v) }
+                })
+                .collect();
+            let remove = b.remove.iter().map(|p| lit(p));
+            quote! { rt::t::BodyMap::Edits { set: &[#(#set),*], remove: &[#(#remove),*] } }
+        }
+    }
 }
 
 /// `Some(tokens)` or `None`.

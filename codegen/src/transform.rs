@@ -17,6 +17,8 @@
 //! | `context.authorizer.claims.NAME`, `context.authorizer.scopes`, `context.authorizer.principalId` | the verified JWT's |
 //! | `context.authorizer.context.NAME` (also `context.authorizer.NAME`) | a custom authorizer's `context` |
 //! | `stageVariables.NAME` | the stage's variable |
+//! | `request.body`, `request.body./json/pointer` | the request's JSON body, or a value in it |
+//! | `response.body`, `response.body./json/pointer` | the answer's JSON body (response body mappings) |
 
 use std::collections::BTreeMap;
 
@@ -57,6 +59,11 @@ pub enum Source {
     AuthorizerContext(String),
     /// `stageVariables.NAME`.
     StageVariable(String),
+    /// `request.body` (`""`) or `request.body./json/pointer`: the request's JSON body.
+    RequestBody(String),
+    /// `response.body` or `response.body./json/pointer`: the answer's JSON body (response body
+    /// mappings only).
+    ResponseBody(String),
 }
 
 /// What a value goes through, in order.
@@ -122,6 +129,10 @@ pub const NAMES: &[&str] = &[
     "context.authorizer.principalId",
     "context.authorizer.context.NAME",
     "stageVariables.NAME",
+    "request.body",
+    "request.body./json/pointer",
+    "response.body",
+    "response.body./json/pointer",
 ];
 
 /// Parses a template.
@@ -304,13 +315,12 @@ fn source(name: &str) -> Result<Source, TemplateError> {
                 "path" => Ok(Source::Path(named("request.path", value)?)),
                 "query" | "querystring" => Ok(Source::Query(named("request.query", value)?)),
                 "header" | "headers" => Ok(Source::Header(named("request.header", value)?.to_ascii_lowercase())),
-                "body" => Err(TemplateError {
-                    offset: 0,
-                    message: "`request.body` in templates is not built into this gateway yet".into(),
-                    unbuilt: true,
-                }),
+                _ if kind == "body" => Ok(Source::RequestBody(body_pointer("request", rest)?)),
                 _ => unknown(),
             }
+        }
+        "response" if rest.split('.').next() == Some("body") => {
+            Ok(Source::ResponseBody(body_pointer("response", rest)?))
         }
         "context" => match rest {
             "requestId" => Ok(Source::RequestId),
@@ -349,6 +359,126 @@ fn source(name: &str) -> Result<Source, TemplateError> {
     }
 }
 
+/// The JSON pointer of `body` or `body./a/b` (after `request.` or `response.`): `""` for the
+/// whole body.
+fn body_pointer(side: &str, rest: &str) -> Result<String, TemplateError> {
+    let pointer = rest.strip_prefix("body").unwrap_or(rest);
+    let pointer = pointer.strip_prefix('.').unwrap_or(pointer);
+    if !is_pointer(pointer) {
+        return error(
+            0,
+            format!("`{side}.{rest}`: after `{side}.body.` comes a JSON pointer (`/items/0/sku`)"),
+        );
+    }
+    Ok(pointer.to_string())
+}
+
+/// Whether `p` is a JSON pointer (RFC 6901): empty, or `/`-separated tokens whose `~` escapes
+/// are `~0` or `~1`.
+pub fn is_pointer(p: &str) -> bool {
+    (p.is_empty() || p.starts_with('/'))
+        && p.split('~')
+            .skip(1)
+            .all(|after| after.starts_with('0') || after.starts_with('1'))
+}
+
+/// A JSON body as a template: strings are templates; a string that is one expression and
+/// nothing else inserts its value as JSON (a number stays a number, an object an object).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonTemplate {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(serde_json::Number),
+    /// A string: the template's text.
+    Text(Vec<Part>),
+    /// `"{{ expr }}"`: the value itself.
+    Value(Source, Vec<Filter>),
+    /// An array.
+    Array(Vec<JsonTemplate>),
+    /// An object, members in order.
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+/// Compiles a JSON template; an error carries the JSON pointer of the string that has it.
+pub fn json_template(value: &serde_json::Value) -> Result<JsonTemplate, (String, TemplateError)> {
+    fn walk(
+        v: &serde_json::Value,
+        at: &mut String,
+    ) -> Result<JsonTemplate, (String, TemplateError)> {
+        use serde_json::Value as V;
+        Ok(match v {
+            V::Null => JsonTemplate::Null,
+            V::Bool(b) => JsonTemplate::Bool(*b),
+            V::Number(n) => JsonTemplate::Number(n.clone()),
+            V::String(text) => {
+                let parts = parse(text).map_err(|e| (at.clone(), e))?;
+                match <[Part; 1]>::try_from(parts) {
+                    Ok([Part::Value(source, filters)]) => JsonTemplate::Value(source, filters),
+                    Ok([lit]) => JsonTemplate::Text(vec![lit]),
+                    Err(parts) => JsonTemplate::Text(parts),
+                }
+            }
+            V::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("/{i}"));
+                    out.push(walk(item, at)?);
+                    at.truncate(len);
+                }
+                JsonTemplate::Array(out)
+            }
+            V::Object(members) => {
+                let mut out = Vec::with_capacity(members.len());
+                for (k, item) in members {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    out.push((k.clone(), walk(item, at)?));
+                    at.truncate(len);
+                }
+                JsonTemplate::Object(out)
+            }
+        })
+    }
+    walk(value, &mut String::new())
+}
+
+impl JsonTemplate {
+    /// Every value the template reads.
+    pub fn sources(&self, out: &mut Vec<Source>) {
+        match self {
+            JsonTemplate::Text(parts) => out.extend(parts.iter().filter_map(|p| match p {
+                Part::Value(s, _) => Some(s.clone()),
+                Part::Lit(_) => None,
+            })),
+            JsonTemplate::Value(s, _) => out.push(s.clone()),
+            JsonTemplate::Array(items) => items.iter().for_each(|i| i.sources(out)),
+            JsonTemplate::Object(members) => members.iter().for_each(|(_, m)| m.sources(out)),
+            _ => {}
+        }
+    }
+}
+
+/// `transform.request.body` or `transform.response.body`: a new body from a template, or edits
+/// of the JSON body by pointer.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyMapping {
+    /// The new body (a JSON template).
+    pub template: Option<serde_json::Value>,
+    /// Pointer → JSON template: set (members and array elements are created or replaced; `-`
+    /// appends to an array).
+    #[serde(default)]
+    pub set: BTreeMap<String, serde_json::Value>,
+    /// Pointers removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
 /// `transform`, as written.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct Transform {
@@ -374,6 +504,8 @@ pub struct RequestTransform {
     /// Forward the verified identity as `X-Gateway-*` headers.
     #[serde(default)]
     pub identity: bool,
+    /// The body mapping.
+    pub body: Option<BodyMapping>,
 }
 
 /// `transform.response`.
@@ -385,6 +517,8 @@ pub struct ResponseTransform {
     /// Upstream status (`404`, or a class `4XX`) → the status the client gets.
     #[serde(default)]
     pub status: BTreeMap<String, u16>,
+    /// The body mapping.
+    pub body: Option<BodyMapping>,
 }
 
 /// `set` (replace), `add` (append), `remove`.
@@ -481,6 +615,13 @@ mod tests {
             )]
         );
         assert_eq!(
+            parse("{{ request.body./items/0 }}{{ response.body }}").unwrap(),
+            vec![
+                Part::Value(Source::RequestBody("/items/0".into()), vec![]),
+                Part::Value(Source::ResponseBody(String::new()), vec![]),
+            ]
+        );
+        assert_eq!(
             parse("no template } here }}").unwrap(),
             vec![Part::Lit("no template } here }}".into())]
         );
@@ -509,7 +650,8 @@ mod tests {
             ),
             ("{{ request.path.id upper }}", 19, "expected `|`"),
             ("{{ request.path. }}", 3, "needs a name"),
-            ("{{ request.body./a }}", 3, "not built"),
+            ("{{ request.body.a }}", 3, "JSON pointer"),
+            ("{{ request.body./a~2 }}", 3, "JSON pointer"),
             (
                 "{{ context.identity.clientCert.subjectDN }}",
                 3,

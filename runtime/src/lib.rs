@@ -86,7 +86,9 @@ pub mod __private_0_1 {
     pub use crate::throttle::{Period, PlanDef, QuotaDef, Rate, TrafficDef};
     /// Transforms: what generated `transform` data is made of.
     pub mod t {
-        pub use crate::transform::{Edits, Filter, Part, Source, TransformDef};
+        pub use crate::transform::{
+            BodyMap, Edits, Filter, JsonTemplate, Part, Source, TransformDef,
+        };
     }
     pub use axum;
     pub use http::Method;

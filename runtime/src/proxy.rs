@@ -39,6 +39,10 @@ pub(crate) async fn forward(
     let params = x.params.named(x.route.params);
     let (mut parts, body) = req.into_parts();
     // A transform reads the request as the client sent it, before anything below changes it.
+    let json = parts
+        .extensions
+        .get::<crate::transform::RequestJson>()
+        .and_then(|j| j.0.clone());
     let edits = x.route.transform.map(|t| {
         let vars = crate::transform::Vars {
             method: &parts.method,
@@ -51,6 +55,8 @@ pub(crate) async fn forward(
             client: x.client,
             template: x.route.template,
             gw,
+            body: json.as_deref(),
+            answer: None,
         };
         crate::transform::request_edits(t, &vars)
     });
@@ -110,7 +116,22 @@ pub(crate) async fn forward(
         }
     }
     // `x-request-id` is already the request's id (set by `handle_request`).
-    if let Some(edits) = edits {
+    let mut body = body;
+    if let Some(mut edits) = edits {
+        match edits.body.take() {
+            Some(Some(mapped)) => {
+                body = Body::from(mapped);
+                parts.headers.remove(header::CONTENT_ENCODING);
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            Some(None) => return Err(Problem::bad_request(
+                "this operation's transform edits a JSON request body, and the request has none",
+            )),
+            None => {}
+        }
         edits.apply_headers(&mut parts.headers);
     }
     parts.uri = uri;

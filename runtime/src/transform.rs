@@ -29,14 +29,67 @@ pub struct TransformDef {
     pub response_headers: Edits,
     /// Status mapping: (status, or class when the flag is set) → status.
     pub status: &'static [(u16, bool, u16)],
+    /// The request body mapping.
+    pub request_body: Option<BodyMap>,
+    /// The answer's body mapping.
+    pub response_body: Option<BodyMap>,
+    /// Whether a template reads `request.body`: the body is then read and parsed first.
+    pub reads_request_body: bool,
+}
+
+/// A body mapping.
+#[derive(Debug)]
+pub enum BodyMap {
+    /// A new body.
+    Template(JsonTemplate),
+    /// Edits of the JSON body: pointers set, then pointers removed.
+    Edits {
+        /// Pointer → value.
+        set: &'static [(&'static str, JsonTemplate)],
+        /// Pointers removed.
+        remove: &'static [&'static str],
+    },
+}
+
+/// A JSON value as a template.
+#[derive(Debug)]
+pub enum JsonTemplate {
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// An integer above `i64::MAX`.
+    Uint(u64),
+    /// A number with a fraction or exponent.
+    Float(f64),
+    /// A string from a template.
+    Text(Template),
+    /// One value, inserted as the JSON it is.
+    Value(Source, &'static [Filter]),
+    /// An array.
+    Array(&'static [JsonTemplate]),
+    /// An object.
+    Object(&'static [(&'static str, JsonTemplate)]),
 }
 
 impl TransformDef {
     /// Whether it changes answers.
     pub(crate) fn edits_response(&self) -> bool {
-        !self.status.is_empty() || !self.response_headers.is_empty()
+        !self.status.is_empty() || !self.response_headers.is_empty() || self.response_body.is_some()
+    }
+
+    /// Whether the request body is read (and parsed) before the integration: a template reads
+    /// it, or the request body mapping edits it.
+    pub(crate) fn reads_request_body(&self) -> bool {
+        self.reads_request_body || matches!(self.request_body, Some(BodyMap::Edits { .. }))
     }
 }
+
+/// The request's JSON body, parsed for a transform (`None`: the request had no body).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestJson(pub(crate) Option<std::sync::Arc<serde_json::Value>>);
 
 /// `set` (every copy replaced), `add` (appended), `remove`, applied remove → set → add. Header
 /// names are lowercase field names (`gwgen check` made sure).
@@ -108,6 +161,10 @@ pub enum Source {
     AuthorizerContext(&'static str),
     /// A stage variable.
     StageVariable(&'static str),
+    /// The request's JSON body at a pointer (`""`: all of it).
+    RequestBody(&'static str),
+    /// The answer's JSON body at a pointer (response body mappings).
+    ResponseBody(&'static str),
 }
 
 /// A filter.
@@ -139,6 +196,10 @@ pub(crate) struct Vars<'a> {
     pub(crate) client: IpAddr,
     pub(crate) template: &'static str,
     pub(crate) gw: &'a crate::gateway::Gateway,
+    /// The request's JSON body, when a template reads it.
+    pub(crate) body: Option<&'a serde_json::Value>,
+    /// The answer's JSON body, in a response body mapping.
+    pub(crate) answer: Option<&'a serde_json::Value>,
 }
 
 /// A value before it is written somewhere.
@@ -233,6 +294,12 @@ impl Vars<'_> {
             Source::StageVariable(name) => {
                 text(self.gw.stage_variables.get(*name).map(String::as_str))
             }
+            Source::RequestBody(pointer) => {
+                Val::from_json(self.body.and_then(|b| b.pointer(pointer)))
+            }
+            Source::ResponseBody(pointer) => {
+                Val::from_json(self.answer.and_then(|b| b.pointer(pointer)))
+            }
         }
     }
 
@@ -261,6 +328,145 @@ impl Vars<'_> {
             }
         }
         wrote.then_some(out)
+    }
+}
+
+impl Vars<'_> {
+    /// A JSON template's value.
+    fn json(&self, t: &JsonTemplate) -> serde_json::Value {
+        use serde_json::Value as V;
+        match t {
+            JsonTemplate::Null => V::Null,
+            JsonTemplate::Bool(b) => V::Bool(*b),
+            JsonTemplate::Int(n) => V::from(*n),
+            JsonTemplate::Uint(n) => V::from(*n),
+            JsonTemplate::Float(f) => V::from(*f),
+            JsonTemplate::Text(parts) => V::String(
+                self.render(parts, |v, out| out.push_str(v))
+                    .unwrap_or_default(),
+            ),
+            JsonTemplate::Value(source, filters) => {
+                let mut v = self.read(source);
+                for f in *filters {
+                    v = apply(f, v);
+                }
+                match v {
+                    Val::Missing => V::Null,
+                    Val::Text(t) => V::String(t.into_owned()),
+                    Val::Json(j) => j.clone(),
+                }
+            }
+            JsonTemplate::Array(items) => V::Array(items.iter().map(|i| self.json(i)).collect()),
+            JsonTemplate::Object(members) => V::Object(
+                members
+                    .iter()
+                    .map(|(k, m)| ((*k).to_string(), self.json(m)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The body after `map`: the template's value, or `body` (which must be JSON) edited.
+    pub(crate) fn map_body(
+        &self,
+        map: &BodyMap,
+        body: Option<&serde_json::Value>,
+    ) -> Option<serde_json::Value> {
+        match map {
+            BodyMap::Template(t) => Some(self.json(t)),
+            BodyMap::Edits { set, remove } => {
+                let mut doc = body?.clone();
+                for (pointer, t) in *set {
+                    let value = self.json(t);
+                    set_pointer(&mut doc, pointer, value);
+                }
+                for pointer in *remove {
+                    remove_pointer(&mut doc, pointer);
+                }
+                Some(doc)
+            }
+        }
+    }
+}
+
+/// The tokens of a JSON pointer, unescaped.
+fn tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+}
+
+/// Sets the value at `pointer`, making the objects on the way; `-` appends to an array, an
+/// index past the end is skipped. `""` replaces the document.
+fn set_pointer(doc: &mut serde_json::Value, pointer: &str, value: serde_json::Value) {
+    use serde_json::Value as V;
+    let list: Vec<String> = tokens(pointer).collect();
+    let Some((last, path)) = list.split_last() else {
+        *doc = value;
+        return;
+    };
+    let mut at = doc;
+    for token in path {
+        at = match at {
+            V::Object(m) => m
+                .entry(token.clone())
+                .or_insert_with(|| V::Object(Default::default())),
+            V::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+        if at.is_null() {
+            *at = V::Object(Default::default());
+        }
+    }
+    match at {
+        V::Object(m) => {
+            m.insert(last.clone(), value);
+        }
+        V::Array(items) if last == "-" => items.push(value),
+        V::Array(items) => {
+            if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = value;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the value at `pointer`, if there is one.
+fn remove_pointer(doc: &mut serde_json::Value, pointer: &str) {
+    use serde_json::Value as V;
+    let list: Vec<String> = tokens(pointer).collect();
+    let Some((last, path)) = list.split_last() else {
+        return;
+    };
+    let mut at = doc;
+    for token in path {
+        at = match at {
+            V::Object(m) => match m.get_mut(token) {
+                Some(v) => v,
+                None => return,
+            },
+            V::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(v) => v,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match at {
+        V::Object(m) => {
+            m.remove(last);
+        }
+        V::Array(items) => {
+            if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                items.remove(i);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -343,6 +549,9 @@ pub(crate) struct RequestEdits {
     pub(crate) query: Option<Option<String>>,
     /// The new path (`None`: the integration's).
     pub(crate) path: Option<String>,
+    /// The new body (`None`: unchanged; `Some(None)`: the mapping edits a JSON body and the
+    /// request has none).
+    pub(crate) body: Option<Option<Vec<u8>>>,
 }
 
 /// Renders a request transform.
@@ -377,12 +586,17 @@ pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
         vars.render(tpl, |v, out| crate::path::encode_value(out, v))
             .unwrap_or_default()
     });
+    let body = t.request_body.as_ref().map(|map| {
+        vars.map_body(map, vars.body)
+            .map(|v| serde_json::to_vec(&v).unwrap_or_default())
+    });
     RequestEdits {
         remove: headers.remove,
         set,
         add,
         query,
         path,
+        body,
     }
 }
 
@@ -535,18 +749,24 @@ pub(crate) struct RequestCopy {
     uri: http::Uri,
     headers: HeaderMap,
     identity: Option<Identity>,
+    body: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 impl RequestCopy {
     /// A copy of what `t`'s response edits may read, when it has any.
     pub(crate) fn of<B>(t: &TransformDef, req: &http::Request<B>) -> Option<RequestCopy> {
-        (!t.response_headers.set.is_empty() || !t.response_headers.add.is_empty()).then(|| {
-            RequestCopy {
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                headers: req.headers().clone(),
-                identity: req.extensions().get::<Identity>().cloned(),
-            }
+        let templates = !t.response_headers.set.is_empty()
+            || !t.response_headers.add.is_empty()
+            || t.response_body.is_some();
+        templates.then(|| RequestCopy {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            identity: req.extensions().get::<Identity>().cloned(),
+            body: req
+                .extensions()
+                .get::<RequestJson>()
+                .and_then(|j| j.0.clone()),
         })
     }
 }
@@ -563,23 +783,41 @@ fn mapped_status(map: &[(u16, bool, u16)], status: u16) -> Option<StatusCode> {
         .and_then(|(_, _, to)| StatusCode::from_u16(*to).ok())
 }
 
-/// Applies a response transform: the status mapping, then remove → set → add on the headers.
-pub(crate) fn apply_response(
+/// The largest answer a response body mapping reads; a larger one is 502.
+const MAX_MAPPED: usize = 16 << 20;
+
+/// Applies a response transform: the status mapping, then remove → set → add on the headers,
+/// then the body mapping (which reads the answer whole; an answer that is not JSON passes
+/// unchanged).
+pub(crate) async fn apply_response(
     t: &TransformDef,
     copy: Option<&RequestCopy>,
     x: &crate::pipeline::Exchange<'_, '_>,
-    resp: &mut http::Response<axum::body::Body>,
-) {
+    mut resp: http::Response<axum::body::Body>,
+) -> Result<http::Response<axum::body::Body>, crate::problem::Problem> {
     if let Some(to) = mapped_status(t.status, resp.status().as_u16()) {
         *resp.status_mut() = to;
     }
     let edits = &t.response_headers;
-    let headers = resp.headers_mut();
     for n in edits.remove {
-        headers.remove(*n);
+        resp.headers_mut().remove(*n);
     }
     let Some(copy) = copy else {
-        return;
+        return Ok(resp);
+    };
+    let answer = match &t.response_body {
+        Some(_) => {
+            let (parts, body) = resp.into_parts();
+            let limited = http_body_util::Limited::new(body, MAX_MAPPED);
+            let bytes = match http_body_util::BodyExt::collect(limited).await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => return Err(crate::problem::Problem::bad_gateway()),
+            };
+            let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            resp = http::Response::from_parts(parts, axum::body::Body::from(bytes));
+            json
+        }
+        None => None,
     };
     let vars = Vars {
         method: &copy.method,
@@ -592,7 +830,10 @@ pub(crate) fn apply_response(
         client: x.client,
         template: x.route.template,
         gw: x.gw,
+        body: copy.body.as_deref(),
+        answer: answer.as_ref(),
     };
+    let headers = resp.headers_mut();
     for (n, tpl) in edits.set {
         headers.remove(*n);
         if let (Some(n), Some(v)) = (
@@ -610,6 +851,22 @@ pub(crate) fn apply_response(
             headers.append(n, v);
         }
     }
+    if let (Some(map), Some(json)) = (&t.response_body, &answer) {
+        if let Some(mapped) = vars.map_body(map, Some(json)) {
+            let bytes = serde_json::to_vec(&mapped).unwrap_or_default();
+            let headers = resp.headers_mut();
+            // The body changed: its length is the new one, and validators of the old one go.
+            headers.remove(http::header::CONTENT_LENGTH);
+            headers.remove(http::header::ETAG);
+            headers.remove(http::header::CONTENT_ENCODING);
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            *resp.body_mut() = axum::body::Body::from(bytes);
+        }
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -130,6 +130,9 @@ fn rows() -> Vec<Row> {
         "request": { "headers": { "set": { "a": "{{ context.authorizer.claims.sub }}" }, "add": { "b": "2" }, "remove": ["c"] },
                      "query": { "set": { "q": "1" } }, "path": "/v2/{{ request.path.id }}", "identity": true },
         "response": { "headers": { "remove": ["server"] }, "status": { "404": 200 } } } });
+    let body_map = json!({ "transform": {
+        "request": { "body": { "template": { "a": "{{ request.path.id }}" } } },
+        "response": { "body": { "set": { "/a": "{{ response.body./a }}" }, "remove": ["/b"] } } } });
     let websocket = json!({ "websocket": { "route_selection": "$request.body.action",
                             "routes": { "$default": { "integration": { "type": "mock" } } } } });
     let throttle = json!({ "throttle": { "rate": 5, "burst": 7, "per": "ip" } });
@@ -443,13 +446,29 @@ fn rows() -> Vec<Row> {
             "/transform/request/identity",
             Some(json!(false)),
         ),
-        refused(
+        honoured(
             "transform.request.body",
-            vec![(
-                Operation,
-                json!({ "transform": { "request": { "body": { "a": 1 } } } }),
-            )],
+            vec![(Operation, body_map.clone())],
             "/transform/request/body",
+            None,
+        ),
+        honoured(
+            "bodyMapping.template",
+            vec![(Operation, body_map.clone())],
+            "/transform/request/body/template",
+            Some(json!({ "b": 2 })),
+        ),
+        honoured(
+            "bodyMapping.set",
+            vec![(Operation, body_map.clone())],
+            "/transform/response/body/set",
+            Some(json!({ "/b": 2 })),
+        ),
+        honoured(
+            "bodyMapping.remove",
+            vec![(Operation, body_map.clone())],
+            "/transform/response/body/remove",
+            None,
         ),
         honoured(
             "transform.response.headers",
@@ -463,13 +482,11 @@ fn rows() -> Vec<Row> {
             "/transform/response/status",
             Some(json!({ "5XX": 503 })),
         ),
-        refused(
+        honoured(
             "transform.response.body",
-            vec![(
-                Operation,
-                json!({ "transform": { "response": { "body": { "a": 1 } } } }),
-            )],
+            vec![(Operation, body_map)],
             "/transform/response/body",
+            None,
         ),
         honoured(
             "headerEdits.set",

@@ -280,7 +280,9 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
             std::thread::sleep(Duration::from_millis(ms));
             serde_json::json!({ "slept": ms })
         } else {
-            serde_json::json!({ "method": method, "target": target, "headers": headers, "body_len": body.len() })
+            // A small body comes back as text too (the transform tests read it).
+            let text = (body.len() <= 1024).then(|| String::from_utf8_lossy(&body).into_owned());
+            serde_json::json!({ "method": method, "target": target, "headers": headers, "body_len": body.len(), "body": text })
         };
         let text = reply.to_string();
         // `/vary…` answers vary on the language; `/cookie…` answers set a cookie.

@@ -207,5 +207,63 @@ fn transforms_forward_identity_edit_requests_and_answers() {
     let big = "v".repeat(6000);
     let (_, echo) = seen(&format!("/rewrite/big?q={big}"), "");
     assert_eq!(header(&echo, "x-q").as_deref(), Some(big.as_str()));
+
+    // JSON bodies: edited by pointer on the way up, made from a template on the way down.
+    let post = |path: &str, extra: &str, body: &str| {
+        crate::net::send(
+            gw.port,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let sent = r#"{"items":[{"sku":"ABC-1","qty":3,"note":"n"}],"secret":"s","keep":true}"#;
+    let r = post("/mapped/42?extra=ZZZ-9999", "X-User: a\"}\r\n", sent);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let answer = r.json();
+    let upstream_got: serde_json::Value =
+        serde_json::from_str(answer["sent"].as_str().expect("the upstream's body")).expect("JSON");
+    assert_eq!(
+        upstream_got,
+        serde_json::json!({
+            "items": [{ "sku": "ABC-1", "qty": 3 }, { "sku": "ZZZ-9999", "qty": 1 }],
+            "keep": true,
+            "meta": { "id": "42", "user": "a\"}" },
+            "count": 3,
+            "quoted": "say \"a\"}\""
+        })
+    );
+    assert_eq!(answer["ok"], true);
+    assert_eq!(
+        answer["size"],
+        upstream_got.to_string().len(),
+        "a number stays a number"
+    );
+    assert_eq!(answer["method"], "post");
+    assert_eq!(
+        answer["first"],
+        serde_json::json!({ "sku": "ABC-1", "qty": 3, "note": "n" })
+    );
+    assert_eq!(answer["text"], "id 42 went to /mapped/42?extra=ZZZ-9999");
+    // A body the mapping cannot read is the client's mistake: 400, and nothing goes up.
+    let before = upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(post("/mapped/1", "", "{not json").status, 400);
+    assert_eq!(post("/mapped/1", "", "").status, 400);
+    assert_eq!(
+        upstream.hits.load(std::sync::atomic::Ordering::SeqCst),
+        before
+    );
+    // A new body from a template.
+    let r = post("/mapped-template?t=x%22y", "", r#"{"sku":"abc","other":1}"#);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let upstream_got: serde_json::Value =
+        serde_json::from_str(r.json()["body"].as_str().expect("body")).expect("JSON");
+    assert_eq!(
+        upstream_got,
+        serde_json::json!({ "order": { "sku": "ABC", "n": 2, "tags": ["a", "x\"y"] }, "stage": "dev" })
+    );
     drop(gw);
 }

@@ -117,10 +117,6 @@ fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'s
             )),
             _ => None,
         },
-        (_, ["transform", "request" | "response", "body"]) => Some((
-            "body mappings (`transform.*.body`)",
-            "remove `body`; bodies pass through unchanged",
-        )),
         (_, ["integration", "type"]) if node.as_str() == Some("lambda") => {
             Some(("the `lambda` integration", LAMBDA))
         }
@@ -653,9 +649,10 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 diags.report(code, file, pos, &ptr, message, hint);
             }
         };
-        // Templates: (where, text, whether it is the upstream path).
+        // Templates: (where, text, whether it is the upstream path, whether it may read the
+        // answer's body).
         let rel = |segs: &[&str]| -> Vec<String> { segs.iter().map(|s| s.to_string()).collect() };
-        let mut templates: Vec<(Vec<String>, &str, bool)> = Vec::new();
+        let mut templates: Vec<(Vec<String>, &str, bool, bool)> = Vec::new();
         let mut names: Vec<(Vec<String>, &str, bool)> = Vec::new();
         for (side, edits, headers) in [
             ("request", &t.request.headers, true),
@@ -665,7 +662,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             let kind = if headers { "headers" } else { "query" };
             for (op_name, map) in [("set", &edits.set), ("add", &edits.add)] {
                 for (name, text) in map {
-                    templates.push((rel(&[side, kind, op_name, name]), text, false));
+                    templates.push((rel(&[side, kind, op_name, name]), text, false, false));
                     names.push((rel(&[side, kind, op_name, name]), name, headers));
                 }
             }
@@ -674,7 +671,53 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             }
         }
         if let Some(path) = &t.request.path {
-            templates.push((rel(&["request", "path"]), path, true));
+            templates.push((rel(&["request", "path"]), path, true, false));
+        }
+        for (side, body) in [("request", &t.request.body), ("response", &t.response.body)] {
+            let Some(body) = body else {
+                continue;
+            };
+            let answer = side == "response";
+            if body.template.is_some() && (!body.set.is_empty() || !body.remove.is_empty()) {
+                report(
+                    Code::TransformEdit,
+                    &rel(&[side, "body"]),
+                    "a body mapping is a `template` or `set`/`remove` edits, not both".into(),
+                    None,
+                );
+            }
+            if let Some(t) = &body.template {
+                json_strings(t, rel(&[side, "body", "template"]), &mut |at, text| {
+                    templates.push((at, text, false, answer));
+                });
+            }
+            for (pointer, value) in &body.set {
+                if !crate::transform::is_pointer(pointer) {
+                    report(
+                        Code::TransformEdit,
+                        &rel(&[side, "body", "set", pointer]),
+                        format!("`{pointer}` is not a JSON pointer (`/items/0/sku`)"),
+                        None,
+                    );
+                }
+                json_strings(
+                    value,
+                    rel(&[side, "body", "set", pointer]),
+                    &mut |at, text| {
+                        templates.push((at, text, false, answer));
+                    },
+                );
+            }
+            for (i, pointer) in body.remove.iter().enumerate() {
+                if pointer.is_empty() || !crate::transform::is_pointer(pointer) {
+                    report(
+                        Code::TransformEdit,
+                        &rel(&[side, "body", "remove", &i.to_string()]),
+                        format!("`{pointer}` is not a JSON pointer to a member (`/items/0/sku`)"),
+                        None,
+                    );
+                }
+            }
         }
         for (rel, name, header) in names {
             if header && !crate::transform::is_header_name(name) {
@@ -700,7 +743,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 );
             }
         }
-        for (rel, text, is_path) in templates {
+        for (rel, text, is_path, answer) in templates {
             let parts = match parse(text) {
                 Ok(parts) => parts,
                 Err(e) => {
@@ -760,6 +803,14 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             }
             for p in &parts {
                 match p {
+                    Part::Value(Source::ResponseBody(_), _) if !answer => {
+                        report(
+                            Code::TemplateError,
+                            &rel,
+                            "`response.body` is read only in `transform.response.body`".into(),
+                            None,
+                        );
+                    }
                     Part::Value(Source::Path(name), _) if !params.contains(&name.as_str()) => {
                         report(
                             Code::TemplateError,
@@ -794,5 +845,31 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 }
             }
         }
+    }
+}
+
+/// Calls `visit(pointer segments, text)` for every string in a JSON value (a body template).
+fn json_strings<'v>(
+    value: &'v serde_json::Value,
+    at: Vec<String>,
+    visit: &mut impl FnMut(Vec<String>, &'v str),
+) {
+    match value {
+        serde_json::Value::String(s) => visit(at, s),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let mut next = at.clone();
+                next.push(i.to_string());
+                json_strings(item, next, visit);
+            }
+        }
+        serde_json::Value::Object(members) => {
+            for (k, item) in members {
+                let mut next = at.clone();
+                next.push(k.clone());
+                json_strings(item, next, visit);
+            }
+        }
+        _ => {}
     }
 }

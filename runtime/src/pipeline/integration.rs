@@ -32,13 +32,21 @@ pub(super) async fn serve(
     req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    let Some(t) = x.route.transform.filter(|t| t.edits_response()) else {
+    let Some(t) = x.route.transform else {
         return answer(x, req, record).await;
     };
+    let mut req = req;
+    if t.reads_request_body() {
+        let json = super::validate::json_body(x, &mut req).await?;
+        req.extensions_mut()
+            .insert(crate::transform::RequestJson(json.map(std::sync::Arc::new)));
+    }
+    if !t.edits_response() {
+        return answer(x, req, record).await;
+    }
     let copy = crate::transform::RequestCopy::of(t, &req);
-    let mut resp = answer(x, req, record).await?;
-    crate::transform::apply_response(t, copy.as_ref(), x, &mut resp);
-    Ok(resp)
+    let resp = answer(x, req, record).await?;
+    crate::transform::apply_response(t, copy.as_ref(), x, resp).await
 }
 
 /// The route's integration's answer.

@@ -151,6 +151,30 @@ async fn check_request(
     Ok(())
 }
 
+/// Reads the request body whole (within the route's body limit, counted against
+/// `limits.validation_memory` while it is read) for a transform that reads it, and parses it as
+/// JSON: `None` for an empty body, 400 for one that is not JSON. The request keeps its body.
+pub(super) async fn json_body(
+    x: &Exchange<'_, '_>,
+    req: &mut Request,
+) -> Result<Option<serde_json::Value>, Problem> {
+    let limit = x.route.body_limit(x.gw);
+    let body = std::mem::take(req.body_mut());
+    let mut held = Held { gw: x.gw, bytes: 0 };
+    let bytes = read_whole(body, limit, &mut held).await?;
+    let parsed = if bytes.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_slice(&bytes).map_err(|_| {
+            Problem::bad_request(
+                "the request body is not JSON, which this operation's transform reads",
+            )
+        })?)
+    };
+    *req.body_mut() = Body::from(bytes);
+    Ok(parsed)
+}
+
 /// Bytes of request bodies held for validation, counted against
 /// `limits.validation_memory` (gateway-wide) until dropped.
 struct Held<'g> {
