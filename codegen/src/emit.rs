@@ -190,6 +190,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/transform.rs"),
     ),
     (
+        "src/compress.rs",
+        include_str!("../../runtime/src/compress.rs"),
+    ),
+    (
         "src/auth/mod.rs",
         include_str!("../../runtime/src/auth/mod.rs"),
     ),
@@ -403,6 +407,9 @@ fn generate_crate(
     }
     if uses_proxy {
         features.push("\"proxy\"");
+    }
+    if gw.routes.iter().any(|r| r.settings.compression.is_some()) {
+        features.push("\"compression\"");
     }
     let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
@@ -883,7 +890,33 @@ fn route_def(
         let t = format_ident!("T{}", t);
         quote! { &#t }
     }));
-    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits, undeclared_body: #undeclared_body, transform: #transform } }
+    let compression = option_tokens(r.settings.compression.as_ref().map(|c| {
+        let encodings = |list: &[crate::xgw::Encoding]| {
+            let list = list.iter().map(|e| match e {
+                crate::xgw::Encoding::Br => quote! { rt::Encoding::Br },
+                crate::xgw::Encoding::Zstd => quote! { rt::Encoding::Zstd },
+                crate::xgw::Encoding::Gzip => quote! { rt::Encoding::Gzip },
+                crate::xgw::Encoding::Deflate => quote! { rt::Encoding::Deflate },
+            });
+            quote! { &[#(#list),*] }
+        };
+        let responses = option_tokens(c.responses.as_ref().map(|rc| {
+            let list = encodings(&rc.encodings);
+            let min = Literal::u64_unsuffixed(rc.min_size.map_or(0, |b| b.0));
+            let types = rc.types.iter().map(|t| lit(&t.to_ascii_lowercase()));
+            quote! { rt::ResponseCompression { encodings: #list, min_size: #min, types: &[#(#types),*] } }
+        }));
+        let requests = option_tokens(c.requests.as_ref().map(|rq| {
+            let list = encodings(&rq.encodings);
+            let max = Literal::u64_unsuffixed(rq.max_size.map_or_else(
+                || route_limit(gw, r, |l| l.body).map_or(10 << 20, |b| b.0),
+                |b| b.0,
+            ));
+            quote! { rt::RequestDecompression { encodings: #list, max_size: #max } }
+        }));
+        quote! { &rt::CompressionDef { responses: #responses, requests: #requests } }
+    }));
+    quote! { rt::RouteDef { key: #key, template: #template, params: &[#(#names),*], security: &[#(#requirements),*], plans: &[#(#plans),*], integration: #integration, validation: #validation, cors: #cors, throttle: #throttle, cache: #cache, limits: #limits, undeclared_body: #undeclared_body, transform: #transform, compression: #compression } }
 }
 
 /// The routes' transforms as statics (`T0`, `T1`, …; routes with the same transform share one),

@@ -442,6 +442,69 @@ pub struct Cors {
     pub max_age: Option<Millis>,
 }
 
+/// `compression`: answers compressed as clients accept, compressed request bodies inflated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Compression {
+    /// Answers.
+    pub responses: Option<ResponseCompression>,
+    /// Request bodies.
+    pub requests: Option<RequestDecompression>,
+}
+
+/// `compression.responses`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ResponseCompression {
+    /// Codings, in the gateway's order of preference.
+    #[serde(default = "default_encodings")]
+    pub encodings: Vec<Encoding>,
+    /// Smaller answers (by `Content-Length`) stay as they are.
+    pub min_size: Option<Bytes>,
+    /// Media ranges compressed.
+    #[serde(default = "default_compressed_types")]
+    pub types: Vec<String>,
+}
+
+/// `compression.requests`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RequestDecompression {
+    /// Codings accepted.
+    #[serde(default = "default_encodings")]
+    pub encodings: Vec<Encoding>,
+    /// The most a body may inflate to (default: the operation's `limits.body`).
+    pub max_size: Option<Bytes>,
+}
+
+/// A content coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// `br`.
+    Br,
+    /// `zstd`.
+    Zstd,
+    /// `gzip`.
+    Gzip,
+    /// `deflate`.
+    Deflate,
+}
+
+fn default_encodings() -> Vec<Encoding> {
+    vec![Encoding::Br, Encoding::Zstd, Encoding::Gzip]
+}
+
+fn default_compressed_types() -> Vec<String> {
+    [
+        "application/json",
+        "application/problem+json",
+        "application/xml",
+        "application/javascript",
+        "image/svg+xml",
+        "text/*",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Request limits.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Limits {
@@ -495,8 +558,10 @@ pub struct OperationSettings {
     pub timeout: Option<Millis>,
     /// CORS.
     pub cors: Option<Cors>,
-    /// Request and response transforms (refused by `gwgen check` until built).
+    /// Request and response transforms (typed in [`crate::transform`]).
     pub transform: Option<serde_json::Value>,
+    /// Compressed answers and request bodies.
+    pub compression: Option<Compression>,
     /// Request limits.
     pub limits: Option<Limits>,
     /// Only keys of these usage plans may call.
@@ -550,6 +615,7 @@ impl OperationSettings {
             timeout,
             cors,
             transform,
+            compression,
             limits,
             plans,
             validate

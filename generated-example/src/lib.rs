@@ -40,6 +40,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             limits: None,
             undeclared_body: Some(rt::UndeclaredBody::Reject),
             transform: None,
+            compression: None,
         },
         rt::RouteDef {
             key: "POST /pets",
@@ -55,6 +56,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             limits: None,
             undeclared_body: None,
             transform: None,
+            compression: None,
         },
         rt::RouteDef {
             key: "GET /pets/{petId}",
@@ -76,6 +78,7 @@ pub fn gateway(config: &rt::Config) -> Result<rt::Gateway, rt::StartError> {
             limits: None,
             undeclared_body: Some(rt::UndeclaredBody::Reject),
             transform: None,
+            compression: None,
         },
     ]);
     let gw = rt::Gateway::new(

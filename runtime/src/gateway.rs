@@ -45,6 +45,8 @@ pub struct RouteDef {
     pub limits: Option<Limits>,
     /// Its `transform`.
     pub transform: Option<&'static crate::transform::TransformDef>,
+    /// Its `compression`.
+    pub compression: Option<&'static crate::compress::CompressionDef>,
     /// What a request body gets when the operation declares no `requestBody` (`None`: it
     /// declares one).
     pub undeclared_body: Option<UndeclaredBody>,

@@ -30,6 +30,7 @@ mod admin;
 pub(crate) mod auth;
 mod binary;
 pub(crate) mod cache;
+pub(crate) mod compress;
 pub(crate) mod config;
 pub(crate) mod cors;
 pub(crate) mod deadline;
@@ -72,6 +73,9 @@ pub mod __private_0_1 {
     };
     pub use crate::binary::main_with;
     pub use crate::cache::{CacheDef, KeyPart, UndeclaredQuery};
+    pub use crate::compress::{
+        CompressionDef, Encoding, RequestDecompression, ResponseCompression,
+    };
     pub use crate::config::Config;
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;

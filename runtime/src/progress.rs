@@ -47,6 +47,19 @@ pub fn is_stalled(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether `e` (or an error it wraps) is a body over its length limit.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+pub fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Polls `timer` (armed on first use); `Ready` once `limit` has passed since it was armed.
 fn expired(timer: &mut Option<Pin<Box<Sleep>>>, limit: Duration, cx: &mut Context<'_>) -> bool {
     let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));

@@ -116,6 +116,13 @@ pub(crate) async fn forward(
         }
     }
     // `x-request-id` is already the request's id (set by `handle_request`).
+    // The gateway reads the answer (a body mapping) or codes it itself (`compression`): the
+    // upstream is asked for it plain.
+    let gateway_codes = x.route.compression.is_some_and(|c| c.responses.is_some())
+        || x.route.transform.is_some_and(|t| t.response_body.is_some());
+    if gateway_codes {
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
     let mut body = body;
     if let Some(mut edits) = edits {
         match edits.body.take() {
@@ -145,8 +152,11 @@ pub(crate) async fn forward(
     let resp = match result {
         Err(_) => return Err(Problem::gateway_timeout()),
         Ok(Err(e)) => {
-            if is_length_limit(&e) {
+            if crate::progress::is_length_limit(&e) {
                 return Err(Problem::too_large(body_limit));
+            }
+            if let Some(max) = crate::compress::inflated_too_large(&e) {
+                return Err(Problem::too_large(max));
             }
             if crate::progress::is_stalled(&e) {
                 return Err(Problem::request_timeout());
@@ -178,15 +188,4 @@ fn validated_header(
                 && name.as_str().eq_ignore_ascii_case(p.name)
         })
     })
-}
-
-fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }

@@ -130,6 +130,9 @@ fn rows() -> Vec<Row> {
         "request": { "headers": { "set": { "a": "{{ context.authorizer.claims.sub }}" }, "add": { "b": "2" }, "remove": ["c"] },
                      "query": { "set": { "q": "1" } }, "path": "/v2/{{ request.path.id }}", "identity": true },
         "response": { "headers": { "remove": ["server"] }, "status": { "404": 200 } } } });
+    let compression = json!({ "compression": {
+        "responses": { "encodings": ["gzip", "br"], "min_size": "1KiB", "types": ["application/json"] },
+        "requests": { "encodings": ["gzip"], "max_size": "2MiB" } } });
     let body_map = json!({ "transform": {
         "request": { "body": { "template": { "a": "{{ request.path.id }}" } } },
         "response": { "body": { "set": { "/a": "{{ response.body./a }}" }, "remove": ["/b"] } } } });
@@ -445,6 +448,54 @@ fn rows() -> Vec<Row> {
             vec![(Operation, transform.clone())],
             "/transform/request/identity",
             Some(json!(false)),
+        ),
+        honoured(
+            "operationSettings.compression",
+            vec![(Operation, compression.clone())],
+            "/compression",
+            None,
+        ),
+        honoured(
+            "compression.responses",
+            vec![(Operation, compression.clone())],
+            "/compression/responses",
+            None,
+        ),
+        honoured(
+            "compression.responses.encodings",
+            vec![(Operation, compression.clone())],
+            "/compression/responses/encodings",
+            Some(json!(["zstd"])),
+        ),
+        honoured(
+            "compression.responses.min_size",
+            vec![(Operation, compression.clone())],
+            "/compression/responses/min_size",
+            Some(json!("2KiB")),
+        ),
+        honoured(
+            "compression.responses.types",
+            vec![(Operation, compression.clone())],
+            "/compression/responses/types",
+            Some(json!(["text/*"])),
+        ),
+        honoured(
+            "compression.requests",
+            vec![(Operation, compression.clone())],
+            "/compression/requests",
+            None,
+        ),
+        honoured(
+            "compression.requests.encodings",
+            vec![(Operation, compression.clone())],
+            "/compression/requests/encodings",
+            Some(json!(["deflate"])),
+        ),
+        honoured(
+            "compression.requests.max_size",
+            vec![(Operation, compression)],
+            "/compression/requests/max_size",
+            None,
         ),
         honoured(
             "transform.request.body",

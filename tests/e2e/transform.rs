@@ -267,3 +267,214 @@ fn transforms_forward_identity_edit_requests_and_answers() {
     );
     drop(gw);
 }
+
+/// Runs curl (loopback only, bounded by `--max-time`): (status, headers, body).
+fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = std::env::temp_dir();
+    let head = dir.join(format!(
+        "gwgen-curl-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "60", "-D"])
+        .arg(&head)
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let headers = std::fs::read_to_string(&head).unwrap_or_default();
+    let _ = std::fs::remove_file(&head);
+    let status = headers
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, headers.to_ascii_lowercase(), out.stdout)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Bytes made by Python's zlib: `kind` is `gzip` or `deflate` (zlib), of `n` times the bytes
+/// the Python expression `chunk` makes.
+fn compressed(kind: &str, chunk: &str, n: usize, file: &std::path::Path) {
+    let wbits = if kind == "gzip" { 31 } else { 15 };
+    let script = format!(
+        "import zlib,sys\nc=zlib.compressobj(9, zlib.DEFLATED, {wbits})\nf=open(sys.argv[1],'wb')\nb={chunk}\nfor _ in range({n}): f.write(c.compress(b))\nf.write(c.flush())\n"
+    );
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(file)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 makes the compressed body");
+}
+
+#[test]
+fn answers_are_compressed_and_compressed_bodies_inflated_within_a_cap() {
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/auth.yaml");
+    let dir = std::env::temp_dir().join(format!("gwgen-compress-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "").expect("keys");
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("JWKS_PORT", "9".to_string()),
+            ("API_KEYS_FILE", keys.display().to_string()),
+            ("HS_SECRET", "s".repeat(32)),
+            ("AUTHZ_PORT", "9".to_string()),
+            ("JWKS_TLS_PORT", "9".to_string()),
+        ],
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", gw.port);
+
+    // Each coding, decoded by curl; the answer is what the upstream sent.
+    for coding in ["gzip", "br", "zstd"] {
+        let accept = format!("Accept-Encoding: {coding}");
+        let (status, head, body) = curl(&["--compressed", "-H", &accept, &url("/compressed")]);
+        assert_eq!(status, 200, "{coding}: {head}");
+        assert!(
+            head.contains(&format!("content-encoding: {coding}\r\n")),
+            "{coding}: {head}"
+        );
+        assert!(head.contains("vary: accept-encoding"), "{head}");
+        assert!(
+            !head.contains("content-length"),
+            "the length of the coded body is not known: {head}"
+        );
+        let echo: serde_json::Value = serde_json::from_slice(&body).expect("decoded JSON");
+        assert_eq!(echo["target"], "/compressed");
+        assert_eq!(
+            echo["headers"]["accept-encoding"],
+            serde_json::Value::Null,
+            "the upstream answers plain"
+        );
+    }
+    // The client's preference, then ours (br first).
+    let (_, head, _) = curl(&[
+        "--compressed",
+        "-H",
+        "Accept-Encoding: gzip;q=0.5, zstd",
+        &url("/compressed"),
+    ]);
+    assert!(head.contains("content-encoding: zstd"), "{head}");
+    let (_, head, _) = curl(&[
+        "--compressed",
+        "-H",
+        "Accept-Encoding: *",
+        &url("/compressed"),
+    ]);
+    assert!(head.contains("content-encoding: br"), "{head}");
+    // None accepted, or too small: as it came.
+    let (status, head, body) = curl(&["-H", "Accept-Encoding: identity", &url("/compressed")]);
+    assert_eq!(status, 200);
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+    let (_, head, _) = curl(&[
+        "--compressed",
+        "-H",
+        "Accept-Encoding: gzip",
+        &url("/compressed-small"),
+    ]);
+    assert!(!head.contains("content-encoding"), "{head}");
+
+    // Request bodies: gzip and deflate inflated, then validated; the upstream gets them plain.
+    for kind in ["gzip", "deflate"] {
+        let file = dir.join(format!("body.{kind}"));
+        compressed(kind, "b'{\"a\": 1}'", 1, &file);
+        let coding = format!("Content-Encoding: {kind}");
+        let data = format!("@{}", file.display());
+        let (status, head, body) = curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &coding,
+            "--data-binary",
+            &data,
+            &url("/inflate"),
+        ]);
+        assert_eq!(
+            status,
+            200,
+            "{kind}: {head} {}",
+            String::from_utf8_lossy(&body)
+        );
+        let echo: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(echo["body"], "{\"a\": 1}");
+        assert_eq!(echo["headers"]["content-encoding"], serde_json::Value::Null);
+    }
+    // Inflated, the body is validated: a schema violation is still a 400.
+    let file = dir.join("bad.gzip");
+    compressed("gzip", "b'{\"a\": \"x\"}'", 1, &file);
+    let data = format!("@{}", file.display());
+    let (status, _, _) = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Content-Encoding: gzip",
+        "--data-binary",
+        &data,
+        &url("/inflate"),
+    ]);
+    assert_eq!(status, 400);
+    // A coding the operation does not take: 415, naming those it does.
+    let (status, head, _) = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Content-Encoding: br",
+        "--data-binary",
+        "xx",
+        &url("/inflate"),
+    ]);
+    assert_eq!(status, 415);
+    assert!(head.contains("accept-encoding: gzip, deflate"), "{head}");
+    // Not gzip at all: 400.
+    let (status, _, _) = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Content-Encoding: gzip",
+        "--data-binary",
+        "not gzip",
+        &url("/inflate"),
+    ]);
+    assert_eq!(status, 400);
+    // A bomb: about 1 MiB that inflates to 1 GiB. Refused at the 1 MiB cap, validated route or
+    // proxied, and nothing of it reaches the upstream.
+    let bomb = dir.join("bomb.gz");
+    compressed("gzip", "bytes(1 << 20)", 1024, &bomb);
+    let size = std::fs::metadata(&bomb).map(|m| m.len()).unwrap_or(0);
+    assert!(size < 2 << 20, "the bomb is small: {size}");
+    let data = format!("@{}", bomb.display());
+    let before = upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    for path in ["/inflate", "/inflate-proxy"] {
+        let started = std::time::Instant::now();
+        let (status, _, body) = curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Content-Encoding: gzip",
+            "--data-binary",
+            &data,
+            &url(path),
+        ]);
+        assert_eq!(status, 413, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{path}"
+        );
+    }
+    // The proxied one may have sent the upstream its head before the cap was reached, never
+    // a whole body: the upstream answers nothing that reached the client.
+    assert!(upstream.hits.load(std::sync::atomic::Ordering::SeqCst) <= before + 1);
+    drop(gw);
+}

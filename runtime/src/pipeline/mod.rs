@@ -90,6 +90,17 @@ async fn dispatch(
         return Err(Problem::headers_too_large(route.header_limit(gw)));
     }
     let origin = respond::origin(route, &req);
+    #[cfg(feature = "compression")]
+    let compressing = route
+        .compression
+        .and_then(|c| c.responses.as_ref())
+        .map(|def| {
+            (
+                def,
+                req.method().clone(),
+                req.headers().get(http::header::ACCEPT_ENCODING).cloned(),
+            )
+        });
     let x = Exchange {
         gw,
         route,
@@ -108,6 +119,13 @@ async fn dispatch(
         }
     } else {
         Box::pin(serve_route(&x, req, record)).await
+    };
+    #[cfg(feature = "compression")]
+    let result = match compressing {
+        Some((def, method, accept)) => {
+            result.map(|resp| crate::compress::compress(def, &method, accept.as_ref(), resp))
+        }
+        None => result,
     };
     respond::cors(&x, origin.as_ref(), result)
 }

@@ -14,7 +14,13 @@ use crate::problem::Problem;
 /// declare, and a declared `Content-Length` over the limit.
 pub(super) fn check_body(x: &Exchange<'_, '_>, req: &mut Request) -> Result<(), Problem> {
     undeclared_body(x, req)?;
-    check_length(x.route.body_limit(x.gw), req)
+    check_length(x.route.body_limit(x.gw), req)?;
+    // A compressed body the route takes is inflated here, before anything reads it.
+    #[cfg(feature = "compression")]
+    if let Some(def) = x.route.compression.and_then(|c| c.requests.as_ref()) {
+        crate::compress::inflate(Some(def), req)?;
+    }
+    Ok(())
 }
 
 /// Whether a request has a body: it says so by `Content-Length` other than 0 or by
@@ -210,7 +216,9 @@ async fn read_whole(body: Body, limit: u64, held: &mut Held<'_>) -> Result<bytes
     let mut len = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            if crate::progress::is_stalled(&e) {
+            if let Some(max) = crate::compress::inflated_too_large(&e) {
+                Problem::too_large(max)
+            } else if crate::progress::is_stalled(&e) {
                 Problem::request_timeout()
             } else {
                 Problem::bad_request("the request body could not be read")
