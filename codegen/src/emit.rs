@@ -1363,11 +1363,16 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         let timeout = Literal::u64_unsuffixed(a.timeout.map_or(10_000, |m| m.0));
         let calls = Literal::f64_unsuffixed(a.calls_per_client.unwrap_or(10.0));
         let plan = opt(&x.plan);
+        let caller = opt(&a
+            .caller
+            .as_deref()
+            .and_then(|c| c.strip_prefix("context."))
+            .map(str::to_string));
         return (
             quote! {
                 rt::SchemeDef::Authorizer(rt::AuthorizerDef {
                     url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout,
-                    calls_per_client: #calls, plan: #plan,
+                    calls_per_client: #calls, plan: #plan, caller: #caller,
                 })
             },
             SchemeKind::Authorizer,

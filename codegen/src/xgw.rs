@@ -793,6 +793,9 @@ pub struct Authorizer {
     pub timeout: Option<Millis>,
     /// Calls per second on behalf of one client address (burst: twice that).
     pub calls_per_client: Option<f64>,
+    /// What names the caller for the scheme's `plan`: `principalId` (the default) or
+    /// `context.NAME`, a member of the authorizer's `context`.
+    pub caller: Option<String>,
 }
 
 /// Settings of a security scheme.

@@ -166,8 +166,7 @@ mod work {
             && h.get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| media_matches(ct, def.types))
-            && h
-                .get(header::CONTENT_LENGTH)
+            && h.get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                 .is_none_or(|len| len >= def.min_size);
         if !compressible {

@@ -982,6 +982,18 @@ fn rows() -> Vec<Row> {
             Some(json!(6)),
         ),
         honoured(
+            "securityScheme.authorizer.caller",
+            vec![
+                (
+                    Scheme,
+                    json!({ "plan": "p", "authorizer": { "type": "http", "url": "http://127.0.0.1:9/a", "caller": "context.tenant" } }),
+                ),
+                (Root, plans.clone()),
+            ],
+            "/authorizer/caller",
+            Some(json!("context.org")),
+        ),
+        honoured(
             "securityScheme.forward_credentials",
             vec![(KeyScheme, json!({ "forward_credentials": false }))],
             "/forward_credentials",

@@ -121,6 +121,21 @@ fn transforms_forward_identity_edit_requests_and_answers() {
     let (_, echo) = seen("/id-authz", "Authorization: policy-7\r\n");
     assert_eq!(header(&echo, "x-principal").as_deref(), Some("p1"));
     assert_eq!(header(&echo, "x-gateway-sub").as_deref(), Some("p1"));
+    // The authorizer's context names the plan's callers (`caller: context.user`): each its own
+    // bucket (the plan's burst is 2).
+    for (who, status) in [
+        ("allow-t1", 200),
+        ("allow-t1", 200),
+        ("allow-t1", 429),
+        ("allow-t2", 200),
+    ] {
+        let r = get(
+            gw.port,
+            "/authz-tenant",
+            &format!("Authorization: {who}\r\n"),
+        );
+        assert_eq!(r.status, status, "{who}");
+    }
 
     // An API key: its plan and name, not the key.
     let (_, echo) = seen("/id-key", &format!("X-Api-Key: {key}\r\n{forged}"));

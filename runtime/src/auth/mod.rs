@@ -77,9 +77,12 @@ pub struct AuthorizerDef {
     /// Calls per second on behalf of one client address (twice that in a burst); past it,
     /// 429 without a call. 0: unlimited.
     pub calls_per_client: f64,
-    /// The usage plan its callers belong to (one caller per `principalId`), for throttles and
-    /// quotas.
+    /// The usage plan its callers belong to (one caller per `principalId`, or per value of
+    /// `caller`), for throttles and quotas.
     pub plan: Option<&'static str>,
+    /// The member of the answer's `context` that names the caller for `plan` (`None`: the
+    /// `principalId`).
+    pub caller: Option<&'static str>,
 }
 
 /// A security scheme.
@@ -541,8 +544,16 @@ impl Auth {
                             "the authorizer denied the request".into(),
                         ));
                     }
-                    if let (Some(plan), Some(p), None) = (def.plan, &verdict.principal, &id.plan) {
-                        id.plan = Some((plan.to_string(), p.clone()));
+                    let who = match def.caller {
+                        Some(member) => match verdict.context.get(member) {
+                            Some(serde_json::Value::String(s)) => Some(s.clone()),
+                            Some(v) if !v.is_null() => Some(v.to_string()),
+                            _ => None,
+                        },
+                        None => verdict.principal.clone(),
+                    };
+                    if let (Some(plan), Some(who), None) = (def.plan, who, &id.plan) {
+                        id.plan = Some((plan.to_string(), who));
                     }
                     id.authorizer = Some((verdict.context, verdict.principal));
                 }
