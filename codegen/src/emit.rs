@@ -742,7 +742,19 @@ fn route_def(
                 None => quote! { None },
             };
             let body = lit(&body);
-            quote! { rt::Integration::Mock(rt::MockResponse::new(#status, #ct, #body)) }
+            let mut sources = Vec::new();
+            let status_from = other
+                .as_ref()
+                .and_then(|i| i.status_from.as_deref())
+                .map(|t| template_tokens(t, &mut sources));
+            match status_from {
+                Some(t) => quote! {
+                    rt::Integration::Mock(rt::MockResponse::new(#status, #ct, #body).with_status_from(#t))
+                },
+                None => {
+                    quote! { rt::Integration::Mock(rt::MockResponse::new(#status, #ct, #body)) }
+                }
+            }
         }
     };
     let names = crate::lower::template_params(&r.segments)

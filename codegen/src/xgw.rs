@@ -373,6 +373,8 @@ pub struct Integration {
     pub retries: Option<u32>,
     /// Mock status.
     pub status: Option<u16>,
+    /// Mock status from the request: a template (see [`crate::transform`]).
+    pub status_from: Option<String>,
     /// Mock body.
     pub body: Option<serde_json::Value>,
     /// Mock content type.

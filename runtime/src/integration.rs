@@ -31,6 +31,8 @@ pub struct MockResponse {
     pub content_type: Option<&'static str>,
     /// The body.
     pub body: Bytes,
+    /// `status_from`: a template whose value, when it is a status, is answered with.
+    pub status_from: Option<crate::transform::Template>,
 }
 
 impl MockResponse {
@@ -40,7 +42,15 @@ impl MockResponse {
             status,
             content_type,
             body: Bytes::from_static(body.as_bytes()),
+            status_from: None,
         }
+    }
+
+    /// The status comes from the request, through this template, when it renders one (from
+    /// 100 to 599); else `status` stands.
+    pub fn with_status_from(mut self, template: crate::transform::Template) -> Self {
+        self.status_from = Some(template);
+        self
     }
 }
 

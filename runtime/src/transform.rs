@@ -783,6 +783,34 @@ fn mapped_status(map: &[(u16, bool, u16)], status: u16) -> Option<StatusCode> {
         .and_then(|(_, _, to)| StatusCode::from_u16(*to).ok())
 }
 
+/// A mock's `status_from`: the status the template renders for this request, if it renders one
+/// from 100 to 599.
+pub(crate) fn status_from<B>(
+    template: Template,
+    x: &crate::pipeline::Exchange<'_, '_>,
+    req: &http::Request<B>,
+) -> Option<u16> {
+    let vars = Vars {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+        params: x.params.named(x.route.params),
+        identity: req.extensions().get::<Identity>(),
+        id: x.id,
+        client: x.client,
+        template: x.route.template,
+        gw: x.gw,
+        body: None,
+        answer: None,
+    };
+    let text = vars.render(template, |v, out| out.push_str(v))?;
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+}
+
 /// The largest answer a response body mapping reads; a larger one is 502.
 const MAX_MAPPED: usize = 16 << 20;
 

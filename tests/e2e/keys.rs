@@ -276,6 +276,15 @@ fn rows() -> Vec<Row> {
             Some(json!(201)),
         ),
         honoured(
+            "integration.status_from",
+            vec![(
+                Operation,
+                json!({ "integration": { "type": "mock", "status_from": "{{ request.query.code }}" } }),
+            )],
+            "/integration/status_from",
+            Some(json!("{{ request.header.x-code }}")),
+        ),
+        honoured(
             "integration.body",
             vec![(Operation, mock.clone())],
             "/integration/body",

@@ -218,6 +218,18 @@ fn transforms_forward_identity_edit_requests_and_answers() {
         "/v2/items/%C3%A9t%C3%A9%20%25?lang=de&tier=gold"
     );
     assert_eq!(r.header("x-asked"), Some("-"));
+    // A mock's status and headers from the request.
+    for (query, status, asked) in [
+        ("?code=404", 404, "404"),
+        ("?code=abc", 200, "abc"),
+        ("?code=99", 200, "99"),
+        ("", 200, "none"),
+    ] {
+        let r = get(gw.port, &format!("/mock-status{query}"), "");
+        assert_eq!(r.status, status, "{query}");
+        assert_eq!(r.header("x-asked"), Some(asked), "{query}");
+        assert_eq!(r.json()["mocked"], true);
+    }
     // Large values pass through whole.
     let big = "v".repeat(6000);
     let (_, echo) = seen(&format!("/rewrite/big?q={big}"), "");

@@ -20,6 +20,7 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_urls(gw, root, diags);
     check_cache_keys(gw, root, diags);
     check_transforms(gw, root, root_file, diags);
+    check_status_from(gw, root, diags);
     check_pitfalls(gw, root, root_file, diags);
 }
 
@@ -620,7 +621,7 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
 /// may write, a path it can send (the extension's schema checks status mappings). A transform
 /// set at the root or on a path item is checked against every operation it applies to.
 fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
-    use crate::transform::{parse, Part, Source, Transform, RESERVED_HEADERS};
+    use crate::transform::{Part, Transform, RESERVED_HEADERS};
     let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
     for r in &gw.routes {
         let Some(value) = &r.settings.transform else {
@@ -635,7 +636,6 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             .pointer(split_pointer(&at.pointer))
             .filter(|_| at.pointer.ends_with("/transform"));
         let block_ptr = at.pointer;
-        let params = template_params(&r.segments);
         let mut report = |code: Code, rel: &[String], message: String, hint: Option<String>| {
             let node = block.and_then(|b| b.pointer(rel));
             let mut ptr = block_ptr.clone();
@@ -744,21 +744,17 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             }
         }
         for (rel, text, is_path, answer) in templates {
-            let parts = match parse(text) {
+            let reads = if answer {
+                Reads::Answer
+            } else {
+                Reads::Request
+            };
+            let parts = match template_problems(gw, r, text, reads) {
                 Ok(parts) => parts,
-                Err(e) => {
-                    let at = text[..e.offset.min(text.len())].chars().count() + 1;
-                    let code = if e.unbuilt {
-                        Code::UnavailableIntegration
-                    } else {
-                        Code::TemplateError
-                    };
-                    report(
-                        code,
-                        &rel,
-                        format!("{} (at character {at} of the template)", e.message),
-                        None,
-                    );
+                Err(problems) => {
+                    for (code, message, hint) in problems {
+                        report(code, &rel, message, hint);
+                    }
                     continue;
                 }
             };
@@ -801,48 +797,122 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                     }
                 }
             }
-            for p in &parts {
-                match p {
-                    Part::Value(Source::ResponseBody(_), _) if !answer => {
-                        report(
-                            Code::TemplateError,
-                            &rel,
-                            "`response.body` is read only in `transform.response.body`".into(),
-                            None,
-                        );
-                    }
-                    Part::Value(Source::Path(name), _) if !params.contains(&name.as_str()) => {
-                        report(
-                            Code::TemplateError,
-                            &rel,
-                            format!(
-                                "`request.path.{name}` names no path parameter of `{} {}`",
-                                r.method, r.path
-                            ),
-                            did_you_mean(name, params.iter().copied()),
-                        );
-                    }
-                    Part::Value(Source::StageVariable(name), _) => {
-                        let missing: Vec<&str> = gw
-                            .stages
-                            .iter()
-                            .filter(|s| !s.settings.variables.contains_key(name))
-                            .map(|s| s.name.as_str())
-                            .collect();
-                        if !missing.is_empty() {
-                            report(
-                                Code::TemplateError,
-                                &rel,
-                                format!(
-                                    "`stageVariables.{name}` is not declared by the stage(s) {}",
-                                    missing.join(", ")
-                                ),
-                                None,
-                            );
-                        }
-                    }
-                    _ => {}
+        }
+    }
+}
+
+/// What a template may read besides the request's head and the caller.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The request's JSON body too.
+    Request,
+    /// The request's and the answer's JSON bodies (`transform.response.body`).
+    Answer,
+    /// Nothing more (a mock's `status_from`).
+    Head,
+}
+
+type Problem = (Code, String, Option<String>);
+
+/// A template of route `r`, parsed; or what is wrong with it: a parse error, or names the route
+/// cannot give (a path parameter it lacks, a stage variable a stage lacks, a body it cannot read).
+fn template_problems(
+    gw: &Gateway,
+    r: &crate::ir::Route,
+    text: &str,
+    reads: Reads,
+) -> Result<Vec<crate::transform::Part>, Vec<Problem>> {
+    use crate::transform::{parse, Part, Source};
+    let parts = parse(text).map_err(|e| {
+        let at = text[..e.offset.min(text.len())].chars().count() + 1;
+        let code = if e.unbuilt {
+            Code::UnavailableIntegration
+        } else {
+            Code::TemplateError
+        };
+        vec![(
+            code,
+            format!("{} (at character {at} of the template)", e.message),
+            None,
+        )]
+    })?;
+    let params = template_params(&r.segments);
+    let mut problems = Vec::new();
+    for p in &parts {
+        match p {
+            Part::Value(Source::ResponseBody(_), _) if reads != Reads::Answer => problems.push((
+                Code::TemplateError,
+                "`response.body` is read only in `transform.response.body`".into(),
+                None,
+            )),
+            Part::Value(Source::RequestBody(_), _) if reads == Reads::Head => problems.push((
+                Code::TemplateError,
+                "`request.body` cannot be read here: only a transform reads the request body"
+                    .into(),
+                None,
+            )),
+            Part::Value(Source::Path(name), _) if !params.contains(&name.as_str()) => problems
+                .push((
+                    Code::TemplateError,
+                    format!(
+                        "`request.path.{name}` names no path parameter of `{} {}`",
+                        r.method, r.path
+                    ),
+                    did_you_mean(name, params.iter().copied()),
+                )),
+            Part::Value(Source::StageVariable(name), _) => {
+                let missing: Vec<&str> = gw
+                    .stages
+                    .iter()
+                    .filter(|s| !s.settings.variables.contains_key(name))
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !missing.is_empty() {
+                    problems.push((
+                        Code::TemplateError,
+                        format!(
+                            "`stageVariables.{name}` is not declared by the stage(s) {}",
+                            missing.join(", ")
+                        ),
+                        None,
+                    ));
                 }
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(parts)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A mock's `status_from` (GW0411 where it does not compile; GW0402 on another integration).
+fn check_status_from(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
+    let mut reported = BTreeSet::new();
+    for r in &gw.routes {
+        let Some(i) = &r.settings.integration else {
+            continue;
+        };
+        let Some(text) = &i.status_from else {
+            continue;
+        };
+        let at = setting_location(r, root, "integration/status_from");
+        let problems = if i.kind != IntegrationKind::Mock {
+            vec![(
+                Code::XGatewayInvalid,
+                "`status_from` chooses a mock's status; this integration is not a mock".to_string(),
+                None,
+            )]
+        } else {
+            template_problems(gw, r, text, Reads::Head)
+                .err()
+                .unwrap_or_default()
+        };
+        for (code, message, hint) in problems {
+            if reported.insert((at.pointer.clone(), message.clone())) {
+                report_at(diags, code, &at, message, hint);
             }
         }
     }

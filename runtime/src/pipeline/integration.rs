@@ -62,8 +62,12 @@ async fn answer(
             } else {
                 Body::from(m.body.clone())
             };
+            let status = m
+                .status_from
+                .and_then(|t| crate::transform::status_from(t, x, &req))
+                .unwrap_or(m.status);
             let mut r = Response::new(body);
-            *r.status_mut() = StatusCode::from_u16(m.status).unwrap_or(StatusCode::OK);
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             if let Some(ct) = m.content_type {
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
