@@ -23,7 +23,10 @@ What it does:
        ~900-byte JSON body;
    (e) nginx proxying the same POST (no checks);
    (g) nginx proxying the URL of (f) (no checks): what its longer URL costs a proxy that checks
-       nothing.
+       nothing;
+   (h) the gateway's plain route with request and response header transforms (templates);
+   (i) the gateway proxying the POST of (d) unchecked, and (j) the same with its JSON body mapped
+       (two members set from templates, one removed): what transforms cost (`--only chij`).
    With more than one proxy core, (c), (f) and (d) are run for each runtime mode of `--modes`
    (`GWGEN_RUNTIME`): the work-stealing runtime and a SO_REUSEPORT listener a core.
 5. Places: the proxy under test (nginx with P workers, or the gateway) on P cores; the upstream
@@ -233,6 +236,9 @@ def main():
                 (f"(c) gateway, plain proxy route{tag}", port, "/plain", None, pids),
                 (f"(f) gateway, validated path + query GET{tag}", port, checked, None, pids),
                 (f"(d) gateway, JWT + throttle + validation{tag}", port, "/orders", post, pids),
+                (f"(h) gateway, plain route with header transforms{tag}", port, "/plain-transformed", None, pids),
+                (f"(i) gateway, the POST of (d) unchecked{tag}", port, "/orders-plain", post, pids),
+                (f"(j) gateway, the POST of (i) with its JSON body mapped{tag}", port, "/orders-mapped", post, pids),
             ]
         targets.append(("(e) nginx reverse proxy, same POST", proxy_port, "/orders", post,
                         lambda: family(proxy.pid)))
@@ -302,6 +308,13 @@ def main():
             parts.append(f"(f)/(g) {f_[0] / g[0]:.2f} (against (g)/(b) {g[0] / b:.2f})")
         if d and e:
             parts.append(f"(d)/(e) {d[0] / e[0]:.2f}")
+        h = rows.get(f"(h) gateway, plain route with header transforms{tag}")
+        if c and h:
+            parts.append(f"(h)/(c) {h[0] / c[0]:.2f} ({h[3] - c[3]:+.1f} µs of CPU)")
+        i = rows.get(f"(i) gateway, the POST of (d) unchecked{tag}")
+        j = rows.get(f"(j) gateway, the POST of (i) with its JSON body mapped{tag}")
+        if i and j:
+            parts.append(f"(j)/(i) {j[0] / i[0]:.2f} ({j[3] - i[3]:+.1f} µs of CPU)")
         print(f"goals{tag or ''}: " + "; ".join(parts))
     spread = {name: (min(r[0] for r in reps), max(r[0] for r in reps)) for name, reps in results.items()}
     print()

@@ -973,7 +973,8 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
         };
         let request_headers = edits(&t.request.headers, true, &mut sources);
         let query = edits(&t.request.query, false, &mut sources);
-        let response_headers = edits(&t.response.headers, true, &mut sources);
+        let mut response_sources = Vec::new();
+        let response_headers = edits(&t.response.headers, true, &mut response_sources);
         let path = option_tokens(
             t.request
                 .path
@@ -990,8 +991,12 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
             t.response
                 .body
                 .as_ref()
-                .map(|b| body_map_tokens(b, &mut sources)),
+                .map(|b| body_map_tokens(b, &mut response_sources)),
         );
+        let response_reads_headers = response_sources
+            .iter()
+            .any(|s| matches!(s, Source::Header(_)));
+        sources.extend(response_sources);
         let reads_request_body = sources.iter().any(|s| matches!(s, Source::RequestBody(_)));
         let identity = t.request.identity;
         let status = t.response.status.iter().filter_map(|(from, to)| {
@@ -1012,6 +1017,7 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
                 request_body: #request_body,
                 response_body: #response_body,
                 reads_request_body: #reads_request_body,
+                response_reads_headers: #response_reads_headers,
             };
         });
         index.push(Some(seen.len()));

@@ -35,6 +35,9 @@ pub struct TransformDef {
     pub response_body: Option<BodyMap>,
     /// Whether a template reads `request.body`: the body is then read and parsed first.
     pub reads_request_body: bool,
+    /// Whether a response template reads request headers: they are then kept while the
+    /// integration runs.
+    pub response_reads_headers: bool,
 }
 
 /// A body mapping.
@@ -366,26 +369,49 @@ impl Vars<'_> {
         }
     }
 
-    /// The body after `map`: the template's value, or `body` (which must be JSON) edited.
-    pub(crate) fn map_body(
-        &self,
-        map: &BodyMap,
-        body: Option<&serde_json::Value>,
-    ) -> Option<serde_json::Value> {
+    /// What `map` does, its values read now (from the body as it came): the edit is applied
+    /// after, to the body itself, with nothing copied.
+    pub(crate) fn body_edit(&self, map: &BodyMap) -> BodyEdit {
         match map {
-            BodyMap::Template(t) => Some(self.json(t)),
-            BodyMap::Edits { set, remove } => {
-                let mut doc = body?.clone();
-                for (pointer, t) in *set {
-                    let value = self.json(t);
+            BodyMap::Template(t) => BodyEdit::Replace(self.json(t)),
+            BodyMap::Edits { set, remove } => BodyEdit::Edit {
+                set: set.iter().map(|(p, t)| (*p, self.json(t))).collect(),
+                remove,
+            },
+        }
+    }
+}
+
+/// A body mapping with its values rendered.
+pub(crate) enum BodyEdit {
+    /// The new body.
+    Replace(serde_json::Value),
+    /// Pointers set, then pointers removed.
+    Edit {
+        set: Vec<(&'static str, serde_json::Value)>,
+        remove: &'static [&'static str],
+    },
+}
+
+impl BodyEdit {
+    /// The new body's bytes; `None` when the edit needs a JSON body and there is none.
+    pub(crate) fn apply(self, body: Option<std::sync::Arc<serde_json::Value>>) -> Option<Vec<u8>> {
+        let doc = match self {
+            BodyEdit::Replace(v) => v,
+            BodyEdit::Edit { set, remove } => {
+                // The gateway's only copy, normally: taken, not cloned.
+                let mut doc =
+                    std::sync::Arc::try_unwrap(body?).unwrap_or_else(|shared| (*shared).clone());
+                for (pointer, value) in set {
                     set_pointer(&mut doc, pointer, value);
                 }
-                for pointer in *remove {
+                for pointer in remove {
                     remove_pointer(&mut doc, pointer);
                 }
-                Some(doc)
+                doc
             }
-        }
+        };
+        serde_json::to_vec(&doc).ok()
     }
 }
 
@@ -527,7 +553,14 @@ fn scopes(claims: Option<&serde_json::Value>) -> Option<String> {
 /// A value as a header value: control characters (CR and LF among them) dropped, tabs and
 /// spaces kept inside.
 fn header_text(value: &str, out: &mut String) {
-    out.extend(value.chars().filter(|c| !c.is_control() || *c == '\t'));
+    let plain = value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t');
+    if plain {
+        out.push_str(value);
+    } else {
+        out.extend(value.chars().filter(|c| !c.is_control() || *c == '\t'));
+    }
 }
 
 fn header_value(text: String) -> Option<HeaderValue> {
@@ -549,9 +582,8 @@ pub(crate) struct RequestEdits {
     pub(crate) query: Option<Option<String>>,
     /// The new path (`None`: the integration's).
     pub(crate) path: Option<String>,
-    /// The new body (`None`: unchanged; `Some(None)`: the mapping edits a JSON body and the
-    /// request has none).
-    pub(crate) body: Option<Option<Vec<u8>>>,
+    /// The body mapping, rendered (`None`: the body is unchanged).
+    pub(crate) body: Option<BodyEdit>,
 }
 
 /// Renders a request transform.
@@ -586,10 +618,7 @@ pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
         vars.render(tpl, |v, out| crate::path::encode_value(out, v))
             .unwrap_or_default()
     });
-    let body = t.request_body.as_ref().map(|map| {
-        vars.map_body(map, vars.body)
-            .map(|v| serde_json::to_vec(&v).unwrap_or_default())
-    });
+    let body = t.request_body.as_ref().map(|map| vars.body_edit(map));
     RequestEdits {
         remove: headers.remove,
         set,
@@ -608,9 +637,14 @@ impl RequestEdits {
             headers.remove(*n);
         }
         for (n, v) in self.set {
-            headers.remove(&n);
-            if let Some(v) = v {
-                headers.insert(n, v);
+            // `insert` replaces every copy the request had.
+            match v {
+                Some(v) => {
+                    headers.insert(n, v);
+                }
+                None => {
+                    headers.remove(n);
+                }
             }
         }
         for (n, v) in self.add {
@@ -761,7 +795,11 @@ impl RequestCopy {
         templates.then(|| RequestCopy {
             method: req.method().clone(),
             uri: req.uri().clone(),
-            headers: req.headers().clone(),
+            headers: if t.response_reads_headers {
+                req.headers().clone()
+            } else {
+                HeaderMap::new()
+            },
             identity: req.extensions().get::<Identity>().cloned(),
             body: req
                 .extensions()
@@ -843,7 +881,7 @@ pub(crate) async fn apply_response(
             };
             let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
             resp = http::Response::from_parts(parts, axum::body::Body::from(bytes));
-            json
+            json.map(std::sync::Arc::new)
         }
         None => None,
     };
@@ -859,16 +897,21 @@ pub(crate) async fn apply_response(
         template: x.route.template,
         gw: x.gw,
         body: copy.body.as_deref(),
-        answer: answer.as_ref(),
+        answer: answer.as_deref(),
     };
     let headers = resp.headers_mut();
     for (n, tpl) in edits.set {
-        headers.remove(*n);
-        if let (Some(n), Some(v)) = (
+        // `insert` replaces every copy the answer had.
+        match (
             name(n),
             vars.render(tpl, header_text).and_then(header_value),
         ) {
-            headers.insert(n, v);
+            (Some(n), Some(v)) => {
+                headers.insert(n, v);
+            }
+            _ => {
+                headers.remove(*n);
+            }
         }
     }
     for (n, tpl) in edits.add {
@@ -879,9 +922,12 @@ pub(crate) async fn apply_response(
             headers.append(n, v);
         }
     }
-    if let (Some(map), Some(json)) = (&t.response_body, &answer) {
-        if let Some(mapped) = vars.map_body(map, Some(json)) {
-            let bytes = serde_json::to_vec(&mapped).unwrap_or_default();
+    let edit = match (&t.response_body, &answer) {
+        (Some(map), Some(_)) => Some(vars.body_edit(map)),
+        _ => None,
+    };
+    if let Some(edit) = edit {
+        if let Some(bytes) = edit.apply(answer) {
             let headers = resp.headers_mut();
             // The body changed: its length is the new one, and validators of the old one go.
             headers.remove(http::header::CONTENT_LENGTH);
@@ -907,6 +953,12 @@ mod tests {
         header_text("a\r\nX-Evil: 1\0\tb", &mut out);
         assert_eq!(out, "aX-Evil: 1\tb");
         assert!(header_value(out).is_some());
+        let mut out = String::new();
+        header_text("café\u{85}\u{7f}!", &mut out);
+        assert_eq!(out, "café!");
+        let mut out = String::new();
+        header_text("plain value", &mut out);
+        assert_eq!(out, "plain value");
     }
 
     #[test]
