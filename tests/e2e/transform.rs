@@ -94,6 +94,10 @@ fn transforms_forward_identity_edit_requests_and_answers() {
         header(&echo, "x-gateway-scopes").as_deref(),
         Some("orders:read profile")
     );
+    assert_eq!(
+        header(&echo, "x-scopes").as_deref(),
+        Some("orders:read profile")
+    );
     let (_, echo) = seen("/id-scoped", &bearer(&token("scp_list")));
     assert_eq!(
         header(&echo, "x-gateway-scopes").as_deref(),
@@ -121,6 +125,19 @@ fn transforms_forward_identity_edit_requests_and_answers() {
     let (_, echo) = seen("/id-authz", "Authorization: policy-7\r\n");
     assert_eq!(header(&echo, "x-principal").as_deref(), Some("p1"));
     assert_eq!(header(&echo, "x-gateway-sub").as_deref(), Some("p1"));
+    // The authorizer's context keys a shared cache: the same user hits, another misses.
+    for (who, cache) in [
+        ("allow-u1", "Miss"),
+        ("allow-u1", "Hit"),
+        ("allow-u2", "Miss"),
+    ] {
+        let r = get(
+            gw.port,
+            "/authz-cached",
+            &format!("Authorization: {who}\r\n"),
+        );
+        assert_eq!((r.status, r.header("x-cache")), (200, Some(cache)), "{who}");
+    }
     // The authorizer's context names the plan's callers (`caller: context.user`): each its own
     // bucket (the plan's burst is 2).
     for (who, status) in [
