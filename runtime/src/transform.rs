@@ -464,30 +464,15 @@ fn set_pointer(doc: &mut serde_json::Value, pointer: &str, value: serde_json::Va
 
 /// Removes the value at `pointer`, if there is one.
 fn remove_pointer(doc: &mut serde_json::Value, pointer: &str) {
-    use serde_json::Value as V;
-    let list: Vec<String> = tokens(pointer).collect();
-    let Some((last, path)) = list.split_last() else {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
         return;
     };
-    let mut at = doc;
-    for token in path {
-        at = match at {
-            V::Object(m) => match m.get_mut(token) {
-                Some(v) => v,
-                None => return,
-            },
-            V::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
-                Some(v) => v,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    match at {
-        V::Object(m) => {
-            m.remove(last);
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match doc.pointer_mut(parent) {
+        Some(serde_json::Value::Object(m)) => {
+            m.remove(&last);
         }
-        V::Array(items) => {
+        Some(serde_json::Value::Array(items)) => {
             if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
                 items.remove(i);
             }
@@ -981,6 +966,24 @@ mod tests {
         let list = serde_json::json!(["a", 1]);
         assert_eq!(apply(&Filter::Json, Val::Json(&list)).text(), "[\"a\",1]");
         assert_eq!(Val::Json(&list).text(), "[\"a\",1]");
+    }
+
+    #[test]
+    fn pointers_set_and_remove() {
+        let mut doc = serde_json::json!({"a": {"b~c/d": 1}, "l": [1, 2, 3]});
+        set_pointer(&mut doc, "/x/y", serde_json::json!(true));
+        set_pointer(&mut doc, "/l/-", serde_json::json!(4));
+        set_pointer(&mut doc, "/l/0", serde_json::json!(0));
+        set_pointer(&mut doc, "/l/9", serde_json::json!(9));
+        remove_pointer(&mut doc, "/a/b~0c~1d");
+        remove_pointer(&mut doc, "/l/1");
+        remove_pointer(&mut doc, "/nothing/here");
+        assert_eq!(
+            doc,
+            serde_json::json!({"a": {}, "l": [0, 3, 4], "x": {"y": true}})
+        );
+        set_pointer(&mut doc, "", serde_json::json!([]));
+        assert_eq!(doc, serde_json::json!([]));
     }
 
     #[test]
