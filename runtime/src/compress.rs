@@ -245,20 +245,30 @@ mod work {
         def: Option<&RequestDecompression>,
         req: &mut http::Request<Body>,
     ) -> Result<(), Problem> {
-        let Some(coding) = req.headers().get(header::CONTENT_ENCODING) else {
+        let mut codings = req.headers().get_all(header::CONTENT_ENCODING).iter();
+        let Some(coding) = codings.next() else {
             return Ok(());
         };
+        // Codings applied one over another (two fields, or a list in one) are not taken: the
+        // gateway would inflate one and pass the rest on as if plain.
+        let several = codings.next().is_some();
         let coding = coding.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        if coding == "identity" {
+        if coding == "identity" && !several {
             req.headers_mut().remove(header::CONTENT_ENCODING);
             return Ok(());
         }
         let accepted = def.map_or(&[][..], |d| d.encodings);
-        let Some(encoding) = accepted.iter().copied().find(|e| e.name() == coding) else {
+        let found = accepted.iter().copied().find(|e| e.name() == coding);
+        let Some(encoding) = found.filter(|_| !several) else {
+            let detail = if several {
+                "this operation takes a request body in one coding at most".to_string()
+            } else {
+                format!("this operation takes no request body in the coding `{coding}`")
+            };
             let mut p = Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported Media Type",
-                format!("this operation takes no request body in the `{coding}` coding"),
+                detail,
             );
             let list: Vec<&str> = accepted.iter().map(|e| e.name()).collect();
             let value = if list.is_empty() {

@@ -481,6 +481,24 @@ fn answers_are_compressed_and_compressed_bodies_inflated_within_a_cap() {
     ]);
     assert_eq!(status, 415);
     assert!(head.contains("accept-encoding: gzip, deflate"), "{head}");
+    // Two codings, one over the other: 415, whichever they are.
+    let file = dir.join("body.gzip");
+    let data = format!("@{}", file.display());
+    for codings in [vec!["gzip, gzip"], vec!["gzip", "gzip"]] {
+        let mut args = vec!["-H", "Content-Type: application/json"];
+        let lines: Vec<String> = codings
+            .iter()
+            .map(|c| format!("Content-Encoding: {c}"))
+            .collect();
+        for l in &lines {
+            args.extend(["-H", l.as_str()]);
+        }
+        args.extend(["--data-binary", &data]);
+        let target = url("/inflate");
+        args.push(&target);
+        let (status, _, _) = curl(&args);
+        assert_eq!(status, 415, "{codings:?}");
+    }
     // Not gzip at all: 400.
     let (status, _, _) = curl(&[
         "-H",
