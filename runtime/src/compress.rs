@@ -131,11 +131,112 @@ fn qvalue(v: &str) -> Option<u32> {
     }
 }
 
+/// What to do with an answer.
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Not a kind of answer the route compresses: untouched.
+    AsItIs,
+    /// One it compresses, but the client accepts none of the codings: sent plain, with
+    /// `Vary: Accept-Encoding` (another client could get it coded).
+    Vary,
+    /// Coded.
+    Code(Encoding),
+}
+
+/// Whether and how an answer is compressed: not for `HEAD`, 1xx, 204, 304 or 206, an answer
+/// already coded or holding a range, `Cache-Control: no-transform`, a media type outside
+/// `def.types`, or a `Content-Length` under `def.min_size`; else in the coding the client
+/// prefers, if it accepts one.
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+pub(crate) fn plan(
+    def: &ResponseCompression,
+    method: &http::Method,
+    status: http::StatusCode,
+    h: &http::HeaderMap,
+    accept: Option<&http::HeaderValue>,
+) -> Plan {
+    use http::{header, StatusCode};
+    let compressible = method != http::Method::HEAD
+        && !status.is_informational()
+        && !matches!(
+            status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED | StatusCode::PARTIAL_CONTENT
+        )
+        && !h.contains_key(header::CONTENT_ENCODING)
+        && !h.contains_key(header::CONTENT_RANGE)
+        && !h.get_all(header::CACHE_CONTROL).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("no-transform")
+        })
+        && h.get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| media_matches(ct, def.types))
+        && h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_none_or(|len| len >= def.min_size);
+    if !compressible {
+        return Plan::AsItIs;
+    }
+    match accept
+        .and_then(|a| a.to_str().ok())
+        .and_then(|a| negotiate(a, def.encodings))
+    {
+        Some(encoding) => Plan::Code(encoding),
+        None => Plan::Vary,
+    }
+}
+
+/// Adds `Vary: Accept-Encoding` unless the answer varies on it (or on everything) already.
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+pub(crate) fn vary_on_accept_encoding(h: &mut http::HeaderMap) {
+    let already = h.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.eq_ignore_ascii_case("accept-encoding")
+        })
+    });
+    if !already {
+        h.append(
+            http::header::VARY,
+            http::HeaderValue::from_static("accept-encoding"),
+        );
+    }
+}
+
+/// A strong `ETag` names the plain bytes; the coded ones get it weak (`W/"…"`), as nginx does.
+/// `None` when it is weak already.
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+pub(crate) fn weak_etag(tag: &http::HeaderValue) -> Option<http::HeaderValue> {
+    if tag.as_bytes().starts_with(b"W/") {
+        return None;
+    }
+    let mut weak = b"W/".to_vec();
+    weak.extend_from_slice(tag.as_bytes());
+    http::HeaderValue::from_bytes(&weak).ok()
+}
+
+/// Whether a `Content-Type` is one of the media ranges (`text/*`, `*/*`, or exact).
+fn media_matches(content_type: &str, ranges: &[&str]) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    ranges.iter().any(|r| match r.strip_suffix("/*") {
+        _ if *r == "*/*" => true,
+        Some(top) => essence
+            .split_once('/')
+            .is_some_and(|(t, _)| t.eq_ignore_ascii_case(top)),
+        None => essence.eq_ignore_ascii_case(r),
+    })
+}
+
 #[cfg(feature = "compression")]
 mod work {
     use super::*;
     use axum::body::Body;
     use http::{header, HeaderValue, Method, StatusCode};
+
+    use super::{plan, vary_on_accept_encoding, weak_etag, Plan};
     use tokio_util::io::{ReaderStream, StreamReader};
 
     use crate::problem::Problem;
@@ -147,95 +248,36 @@ mod work {
         accept: Option<&HeaderValue>,
         mut resp: http::Response<Body>,
     ) -> http::Response<Body> {
-        let h = resp.headers();
-        let status = resp.status();
-        let compressible = method != Method::HEAD
-            && !status.is_informational()
-            && !matches!(
-                status,
-                StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED | StatusCode::PARTIAL_CONTENT
-            )
-            && !h.contains_key(header::CONTENT_ENCODING)
-            && !h.contains_key(header::CONTENT_RANGE)
-            && !h.get_all(header::CACHE_CONTROL).iter().any(|v| {
-                v.to_str()
-                    .unwrap_or("")
-                    .to_ascii_lowercase()
-                    .contains("no-transform")
-            })
-            && h.get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| media_matches(ct, def.types))
-            && h.get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                .is_none_or(|len| len >= def.min_size);
-        if !compressible {
-            return resp;
-        }
-        // Whether this answer goes compressed or not, another request for it could get the
-        // other: caches must keep them apart.
-        vary_on_accept_encoding(resp.headers_mut());
-        let Some(encoding) = accept
-            .and_then(|a| a.to_str().ok())
-            .and_then(|a| negotiate(a, def.encodings))
-        else {
-            return resp;
+        let encoding = match plan(def, method, resp.status(), resp.headers(), accept) {
+            Plan::AsItIs => return resp,
+            Plan::Vary => {
+                vary_on_accept_encoding(resp.headers_mut());
+                return resp;
+            }
+            Plan::Code(encoding) => encoding,
         };
         let (mut parts, body) = resp.into_parts();
+        vary_on_accept_encoding(&mut parts.headers);
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.insert(
             header::CONTENT_ENCODING,
             HeaderValue::from_static(encoding.name()),
         );
-        // A strong validator names these exact bytes; the compressed ones are others (as nginx
-        // does, the tag becomes weak).
-        if let Some(tag) = parts.headers.get(header::ETAG).cloned() {
-            if !tag.as_bytes().starts_with(b"W/") {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(tag.as_bytes());
-                if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    parts.headers.insert(header::ETAG, v);
-                }
-            }
+        if let Some(weak) = parts.headers.get(header::ETAG).and_then(weak_etag) {
+            parts.headers.insert(header::ETAG, weak);
         }
         let reader = tokio::io::BufReader::new(StreamReader::new(io_stream(body)));
         use async_compression::tokio::bufread as enc;
-        let body = match encoding {
-            Encoding::Gzip => Body::from_stream(ReaderStream::new(enc::GzipEncoder::new(reader))),
-            Encoding::Br => Body::from_stream(ReaderStream::new(enc::BrotliEncoder::with_quality(
+        let encoder: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match encoding {
+            Encoding::Gzip => Box::new(enc::GzipEncoder::new(reader)),
+            Encoding::Br => Box::new(enc::BrotliEncoder::with_quality(
                 reader,
                 async_compression::Level::Precise(4),
-            ))),
-            Encoding::Zstd => Body::from_stream(ReaderStream::new(enc::ZstdEncoder::new(reader))),
-            Encoding::Deflate => {
-                Body::from_stream(ReaderStream::new(enc::ZlibEncoder::new(reader)))
-            }
+            )),
+            Encoding::Zstd => Box::new(enc::ZstdEncoder::new(reader)),
+            Encoding::Deflate => Box::new(enc::ZlibEncoder::new(reader)),
         };
-        http::Response::from_parts(parts, body)
-    }
-
-    fn vary_on_accept_encoding(h: &mut http::HeaderMap) {
-        let already = h.get_all(header::VARY).iter().any(|v| {
-            v.to_str().unwrap_or("").split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.eq_ignore_ascii_case("accept-encoding")
-            })
-        });
-        if !already {
-            h.append(header::VARY, HeaderValue::from_static("accept-encoding"));
-        }
-    }
-
-    /// Whether a `Content-Type` is one of the media ranges.
-    fn media_matches(content_type: &str, ranges: &[&str]) -> bool {
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        ranges.iter().any(|r| match r.strip_suffix("/*") {
-            _ if *r == "*/*" => true,
-            Some(top) => essence
-                .split_once('/')
-                .is_some_and(|(t, _)| t.eq_ignore_ascii_case(top)),
-            None => essence.eq_ignore_ascii_case(r),
-        })
+        http::Response::from_parts(parts, Body::from_stream(ReaderStream::new(encoder)))
     }
 
     /// A request body in a content coding: inflated (its `Content-Encoding` and length gone),
@@ -323,6 +365,106 @@ pub(crate) use work::{compress, inflate};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_answers_are_coded() {
+        use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+        let def = ResponseCompression {
+            encodings: &[Encoding::Br, Encoding::Gzip],
+            min_size: 100,
+            types: &["application/json", "text/*"],
+        };
+        let gzip = HeaderValue::from_static("gzip");
+        let typed = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            h
+        };
+        let json = || typed("application/json; charset=utf-8");
+        let plan_of =
+            |method: &Method, status: u16, h: &HeaderMap, accept: Option<&HeaderValue>| {
+                plan(
+                    &def,
+                    method,
+                    StatusCode::from_u16(status).unwrap(),
+                    h,
+                    accept,
+                )
+            };
+        assert_eq!(
+            plan_of(&Method::GET, 200, &json(), Some(&gzip)),
+            Plan::Code(Encoding::Gzip)
+        );
+        assert_eq!(plan_of(&Method::GET, 200, &json(), None), Plan::Vary);
+        assert_eq!(
+            plan_of(&Method::GET, 200, &typed("text/csv"), Some(&gzip)),
+            Plan::Code(Encoding::Gzip)
+        );
+        assert_eq!(
+            plan_of(&Method::GET, 200, &typed("image/png"), Some(&gzip)),
+            Plan::AsItIs
+        );
+        assert_eq!(
+            plan_of(&Method::GET, 200, &HeaderMap::new(), Some(&gzip)),
+            Plan::AsItIs
+        );
+        // (method, status, a header added): none of these is coded.
+        type Case = (Method, u16, Option<(header::HeaderName, &'static str)>);
+        let cases: [Case; 8] = [
+            (Method::HEAD, 200, None),
+            (Method::GET, 204, None),
+            (Method::GET, 304, None),
+            (Method::GET, 206, None),
+            (Method::GET, 200, Some((header::CONTENT_ENCODING, "br"))),
+            (
+                Method::GET,
+                200,
+                Some((header::CONTENT_RANGE, "bytes 0-1/2")),
+            ),
+            (
+                Method::GET,
+                200,
+                Some((header::CACHE_CONTROL, "public, No-Transform")),
+            ),
+            (Method::GET, 200, Some((header::CONTENT_LENGTH, "99"))),
+        ];
+        for (method, status, extra) in cases {
+            let mut h = json();
+            if let Some((n, v)) = extra.clone() {
+                h.insert(n, HeaderValue::from_static(v));
+            }
+            assert_eq!(
+                plan_of(&method, status, &h, Some(&gzip)),
+                Plan::AsItIs,
+                "{method} {status} {extra:?}"
+            );
+        }
+        let mut h = json();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("100"));
+        assert_eq!(
+            plan_of(&Method::GET, 200, &h, Some(&gzip)),
+            Plan::Code(Encoding::Gzip)
+        );
+    }
+
+    #[test]
+    fn vary_once_and_weak_etags() {
+        use http::{header, HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        vary_on_accept_encoding(&mut h);
+        vary_on_accept_encoding(&mut h);
+        assert_eq!(h.get_all(header::VARY).iter().count(), 1);
+        let mut h = HeaderMap::new();
+        h.insert(header::VARY, HeaderValue::from_static("*"));
+        vary_on_accept_encoding(&mut h);
+        assert_eq!(h.get_all(header::VARY).iter().count(), 1);
+        let strong = HeaderValue::from_static("\"a\"");
+        assert_eq!(
+            weak_etag(&strong),
+            Some(HeaderValue::from_static("W/\"a\""))
+        );
+        assert_eq!(weak_etag(&HeaderValue::from_static("W/\"a\"")), None);
+    }
 
     #[test]
     fn the_clients_q_decides_then_our_order() {

@@ -45,20 +45,10 @@ pub(crate) async fn forward(
         .remove::<crate::transform::RequestJson>()
         .and_then(|j| j.0);
     let edits = x.route.transform.map(|t| {
-        let vars = crate::transform::Vars {
-            method: &parts.method,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            headers: &parts.headers,
-            params,
-            identity: parts.extensions.get::<crate::auth::Identity>(),
-            id: x.id,
-            client: x.client,
-            template: x.route.template,
-            gw,
-            body: json.as_deref(),
-            answer: None,
-        };
+        let identity = parts.extensions.get::<crate::auth::Identity>();
+        let vars =
+            crate::transform::Vars::new(x, &parts.method, &parts.uri, &parts.headers, identity)
+                .with_bodies(json.as_deref(), None);
         crate::transform::request_edits(t, &vars)
     });
     let query = match &gw.auth {

@@ -230,6 +230,46 @@ impl<'a> Val<'a> {
     }
 }
 
+impl<'a> Vars<'a> {
+    /// What templates read of the request (`method`, `uri`, `headers`, the caller) and of the
+    /// exchange; no body yet (see [`Vars::with_bodies`]).
+    pub(crate) fn new(
+        x: &crate::pipeline::Exchange<'a, '_>,
+        method: &'a Method,
+        uri: &'a http::Uri,
+        headers: &'a HeaderMap,
+        identity: Option<&'a Identity>,
+    ) -> Vars<'a> {
+        Vars {
+            method,
+            path: uri.path(),
+            query: uri.query(),
+            headers,
+            params: x.params.named(x.route.params),
+            identity,
+            id: x.id,
+            client: x.client,
+            template: x.route.template,
+            gw: x.gw,
+            body: None,
+            answer: None,
+        }
+    }
+
+    /// The same, reading the request's and the answer's JSON bodies too.
+    pub(crate) fn with_bodies(
+        self,
+        body: Option<&'a serde_json::Value>,
+        answer: Option<&'a serde_json::Value>,
+    ) -> Vars<'a> {
+        Vars {
+            body,
+            answer,
+            ..self
+        }
+    }
+}
+
 impl Vars<'_> {
     fn read(&self, source: &Source) -> Val<'_> {
         let claims = || self.identity.and_then(|i| i.claims.as_deref());
@@ -560,9 +600,7 @@ pub(crate) const IDENTITY_PREFIX: &str = "x-gateway-";
 /// changed (templates read the request as the client sent it).
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) struct RequestEdits {
-    remove: &'static [&'static str],
-    set: Vec<(HeaderName, Option<HeaderValue>)>,
-    add: Vec<(HeaderName, HeaderValue)>,
+    headers: HeaderEdits,
     /// The new query string (`None`: unchanged).
     pub(crate) query: Option<Option<String>>,
     /// The new path (`None`: the integration's).
@@ -574,29 +612,9 @@ pub(crate) struct RequestEdits {
 /// Renders a request transform.
 #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
-    let headers = &t.request_headers;
-    let mut set: Vec<(HeaderName, Option<HeaderValue>)> = headers
-        .set
-        .iter()
-        .filter_map(|(n, tpl)| {
-            Some((
-                name(n)?,
-                vars.render(tpl, header_text).and_then(header_value),
-            ))
-        })
-        .collect();
-    let mut add: Vec<(HeaderName, HeaderValue)> = headers
-        .add
-        .iter()
-        .filter_map(|(n, tpl)| {
-            Some((
-                name(n)?,
-                vars.render(tpl, header_text).and_then(header_value)?,
-            ))
-        })
-        .collect();
+    let mut headers = HeaderEdits::render(&t.request_headers, vars);
     if t.identity {
-        identity_headers(vars.identity, &mut set, &mut add);
+        identity_headers(vars.identity, &mut headers.set, &mut headers.add);
     }
     let query = (!t.query.is_empty()).then(|| edit_query(&t.query, vars));
     let path = t.path.map(|tpl| {
@@ -605,9 +623,7 @@ pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
     });
     let body = t.request_body.as_ref().map(|map| vars.body_edit(map));
     RequestEdits {
-        remove: headers.remove,
-        set,
-        add,
+        headers,
         query,
         path,
         body,
@@ -618,6 +634,35 @@ impl RequestEdits {
     /// Applies the header edits: remove, then set, then add.
     #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
     pub(crate) fn apply_headers(self, headers: &mut HeaderMap) {
+        self.headers.apply(headers);
+    }
+}
+
+/// Header edits with their values rendered: removed, set (`None`: the template gave nothing, so
+/// only the old copies go), added.
+pub(crate) struct HeaderEdits {
+    remove: &'static [&'static str],
+    set: Vec<(HeaderName, Option<HeaderValue>)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl HeaderEdits {
+    /// Renders `edits`' templates with `vars`, each value made a safe header value.
+    fn render(edits: &Edits, vars: &Vars<'_>) -> HeaderEdits {
+        let value = |tpl: Template| vars.render(tpl, header_text).and_then(header_value);
+        HeaderEdits {
+            remove: edits.remove,
+            set: (edits.set.iter())
+                .filter_map(|(n, tpl)| Some((name(n)?, value(tpl))))
+                .collect(),
+            add: (edits.add.iter())
+                .filter_map(|(n, tpl)| Some((name(n)?, value(tpl)?)))
+                .collect(),
+        }
+    }
+
+    /// Applies them: remove, then set, then add.
+    fn apply(self, headers: &mut HeaderMap) {
         for n in self.remove {
             headers.remove(*n);
         }
@@ -813,20 +858,8 @@ pub(crate) fn status_from<B>(
     x: &crate::pipeline::Exchange<'_, '_>,
     req: &http::Request<B>,
 ) -> Option<u16> {
-    let vars = Vars {
-        method: req.method(),
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers(),
-        params: x.params.named(x.route.params),
-        identity: req.extensions().get::<Identity>(),
-        id: x.id,
-        client: x.client,
-        template: x.route.template,
-        gw: x.gw,
-        body: None,
-        answer: None,
-    };
+    let identity = req.extensions().get::<Identity>();
+    let vars = Vars::new(x, req.method(), req.uri(), req.headers(), identity);
     let text = vars.render(template, |v, out| out.push_str(v))?;
     text.trim()
         .parse::<u16>()
@@ -849,11 +882,12 @@ pub(crate) async fn apply_response(
     if let Some(to) = mapped_status(t.status, resp.status().as_u16()) {
         *resp.status_mut() = to;
     }
-    let edits = &t.response_headers;
-    for n in edits.remove {
-        resp.headers_mut().remove(*n);
-    }
+    // Without a copy of the request there is no template to render (see `RequestCopy::of`):
+    // only removals.
     let Some(copy) = copy else {
+        for n in t.response_headers.remove {
+            resp.headers_mut().remove(*n);
+        }
         return Ok(resp);
     };
     let answer = match &t.response_body {
@@ -870,43 +904,15 @@ pub(crate) async fn apply_response(
         }
         None => None,
     };
-    let vars = Vars {
-        method: &copy.method,
-        path: copy.uri.path(),
-        query: copy.uri.query(),
-        headers: &copy.headers,
-        params: x.params.named(x.route.params),
-        identity: copy.identity.as_ref(),
-        id: x.id,
-        client: x.client,
-        template: x.route.template,
-        gw: x.gw,
-        body: copy.body.as_deref(),
-        answer: answer.as_deref(),
-    };
-    let headers = resp.headers_mut();
-    for (n, tpl) in edits.set {
-        // `insert` replaces every copy the answer had.
-        match (
-            name(n),
-            vars.render(tpl, header_text).and_then(header_value),
-        ) {
-            (Some(n), Some(v)) => {
-                headers.insert(n, v);
-            }
-            _ => {
-                headers.remove(*n);
-            }
-        }
-    }
-    for (n, tpl) in edits.add {
-        if let (Some(n), Some(v)) = (
-            name(n),
-            vars.render(tpl, header_text).and_then(header_value),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    let vars = Vars::new(
+        x,
+        &copy.method,
+        &copy.uri,
+        &copy.headers,
+        copy.identity.as_ref(),
+    )
+    .with_bodies(copy.body.as_deref(), answer.as_deref());
+    HeaderEdits::render(&t.response_headers, &vars).apply(resp.headers_mut());
     let edit = match (&t.response_body, &answer) {
         (Some(map), Some(_)) => Some(vars.body_edit(map)),
         _ => None,
