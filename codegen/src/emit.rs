@@ -194,6 +194,22 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/compress.rs"),
     ),
     (
+        "src/lambda/mod.rs",
+        include_str!("../../runtime/src/lambda/mod.rs"),
+    ),
+    (
+        "src/lambda/event.rs",
+        include_str!("../../runtime/src/lambda/event.rs"),
+    ),
+    (
+        "src/lambda/local.rs",
+        include_str!("../../runtime/src/lambda/local.rs"),
+    ),
+    (
+        "src/lambda/aws.rs",
+        include_str!("../../runtime/src/lambda/aws.rs"),
+    ),
+    (
         "src/auth/mod.rs",
         include_str!("../../runtime/src/auth/mod.rs"),
     ),
@@ -410,6 +426,14 @@ fn generate_crate(
     }
     if gw.routes.iter().any(|r| r.settings.compression.is_some()) {
         features.push("\"compression\"");
+    }
+    if gw.routes.iter().any(|r| {
+        r.settings
+            .integration
+            .as_ref()
+            .is_some_and(|i| i.kind == IntegrationKind::Lambda)
+    }) {
+        features.push("\"lambda\"");
     }
     let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
@@ -719,17 +743,15 @@ fn route_def(
             quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? }
         }
         Some(i) if i.kind == IntegrationKind::Lambda => {
-            // An integration this version cannot serve yet (`lambda`): an honest 501, never a mock.
-            let body = lit(
-                &serde_json::json!({
-                    "type": "about:blank",
-                    "title": "Not Implemented",
-                    "status": 501,
-                    "detail": format!("the `{}` integration is not available in this gateway yet", i.kind.as_str()),
-                })
-                .to_string(),
+            let timeout = Literal::u64_unsuffixed(
+                i.timeout
+                    .or(r.settings.timeout)
+                    .map(|t| t.0)
+                    .unwrap_or(29_000),
             );
-            quote! { rt::Integration::Mock(rt::MockResponse::new(501, Some("application/problem+json"), #body)) }
+            let def = lambda_def(i);
+            let binary = gw.root.binary_media_types.iter().map(|t| lit(t));
+            quote! { rt::Integration::lambda(&stage, &#def, #timeout, &[#(#binary),*], #context)? }
         }
         other => {
             let (status, content_type, body) = mock_answer(r, other.as_ref());
@@ -1312,6 +1334,32 @@ fn traffic_def(gw: &Gateway) -> TokenStream {
             },
             trusted_proxies: &[#(#trusted),*],
         };
+    }
+}
+
+/// A Lambda function's settings as the runtime's `LambdaDef`.
+fn lambda_def(i: &crate::xgw::Integration) -> TokenStream {
+    let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
+    let function = text(&i.function);
+    let format = match i.payload_format.as_deref() {
+        Some("1.0") => quote! { rt::PayloadFormat::V1 },
+        _ => quote! { rt::PayloadFormat::V2 },
+    };
+    let (region, endpoint, handler, workdir) =
+        (text(&i.region), text(&i.endpoint), text(&i.handler), text(&i.workdir));
+    let command = i.command.iter().flatten().map(|c| lit(c));
+    let env = i.env.iter().map(|(k, v)| {
+        let (k, v) = (lit(k), lit(v));
+        quote! { (#k, #v) }
+    });
+    let concurrency = Literal::u32_unsuffixed(i.concurrency.unwrap_or(4));
+    let memory = Literal::u32_unsuffixed(i.memory_mb.unwrap_or(0));
+    quote! {
+        rt::LambdaDef {
+            function: #function, payload_format: #format, region: #region, endpoint: #endpoint,
+            command: &[#(#command),*], env: &[#(#env),*], handler: #handler, workdir: #workdir,
+            concurrency: #concurrency, memory_mb: #memory,
+        }
     }
 }
 

@@ -389,6 +389,19 @@ pub struct Integration {
     pub endpoint: Option<String>,
     /// Local Lambda command.
     pub command: Option<Vec<String>>,
+    /// Lambda region.
+    pub region: Option<String>,
+    /// Local Lambda: environment of the processes.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Local Lambda: `_HANDLER`.
+    pub handler: Option<String>,
+    /// Local Lambda: working directory.
+    pub workdir: Option<String>,
+    /// Local Lambda: most processes.
+    pub concurrency: Option<u32>,
+    /// Local Lambda: memory limit.
+    pub memory_mb: Option<u32>,
 }
 
 /// Response caching.
@@ -698,6 +711,9 @@ pub struct RootSettings {
     /// Defaults for every operation.
     #[serde(default)]
     pub defaults: OperationSettings,
+    /// Media types sent to Lambda functions base64-encoded (payload 1.0).
+    #[serde(default)]
+    pub binary_media_types: Vec<String>,
     /// Usage plans by name.
     #[serde(default)]
     pub usage_plans: BTreeMap<String, UsagePlan>,

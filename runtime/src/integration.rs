@@ -20,6 +20,9 @@ pub enum Integration {
     Mock(MockResponse),
     /// A proxied upstream.
     Http(HttpIntegration),
+    /// A Lambda function.
+    #[cfg(feature = "lambda")]
+    Lambda(crate::lambda::LambdaIntegration),
 }
 
 /// A mock answer.
@@ -200,6 +203,22 @@ impl Integration {
             url: UrlTemplate::new(stage, url, append_path, context)?,
             timeout: Duration::from_millis(timeout_ms),
         }))
+    }
+}
+
+#[cfg(feature = "lambda")]
+impl Integration {
+    /// A `lambda` integration: `def`'s function, its events in `def`'s payload format, with
+    /// bodies of the `binary` media types base64-encoded (payload 1.0).
+    pub fn lambda(
+        stage: &Stage,
+        def: &crate::lambda::LambdaDef,
+        timeout_ms: u64,
+        binary: &'static [&'static str],
+        context: &str,
+    ) -> Result<Self, StartError> {
+        crate::lambda::LambdaIntegration::new(stage, def, timeout_ms, binary, context)
+            .map(Integration::Lambda)
     }
 }
 

@@ -101,7 +101,6 @@ fn visit_blocks<'a>(
 /// Every key the extension's schema accepts is either honoured by the lowering or named here;
 /// `tests/e2e/keys.rs` walks the schema to prove it.
 fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'static str)> {
-    const LAMBDA: &str = "use an `http` integration in front of the function for now";
     match (level, rel) {
         (Level::PathItem, ["websocket"]) => Some((
             "WebSocket APIs (`websocket`)",
@@ -118,12 +117,6 @@ fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'s
             )),
             _ => None,
         },
-        (_, ["integration", "type"]) if node.as_str() == Some("lambda") => {
-            Some(("the `lambda` integration", LAMBDA))
-        }
-        (_, ["integration", "function" | "payload_format" | "endpoint" | "region" | "command"]) => {
-            Some(("the `lambda` integration", LAMBDA))
-        }
         (_, ["integration", "retries"]) => Some((
             "upstream retries (`retries`)",
             "remove `retries`; a failed upstream call answers 502",

@@ -78,6 +78,8 @@ async fn answer(
             }
             Ok(r)
         }
+        #[cfg(feature = "lambda")]
+        Integration::Lambda(l) => Box::pin(lambda(x, l, req, record)).await,
         #[cfg(feature = "proxy")]
         Integration::Http(h) => Box::pin(crate::proxy::forward(x, h, req, record)).await,
         #[cfg(not(feature = "proxy"))]
@@ -90,4 +92,77 @@ async fn answer(
             ))
         }
     }
+}
+
+/// A Lambda function's answer: the request as API Gateway's proxy event, the function's answer
+/// as API Gateway reads it ([`crate::lambda`]).
+#[cfg(feature = "lambda")]
+async fn lambda(
+    x: &Exchange<'_, '_>,
+    l: &crate::lambda::LambdaIntegration,
+    req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    use crate::lambda::{event, Failure, PayloadFormat};
+    let (parts, body) = req.into_parts();
+    let limit = x.route.body_limit(x.gw).min(crate::lambda::local::MAX_PAYLOAD as u64);
+    let body = super::validate::whole_body(x, body, limit).await?;
+    let mut path = String::with_capacity(64);
+    crate::path::encode_path(&mut path, x.segs);
+    let request = event::Request {
+        method: parts.method.as_str(),
+        path: &path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        resource: x.route.template,
+        params: x.params.named(x.route.params).iter().collect(),
+        stage: &x.gw.stage,
+        stage_variables: &x.gw.stage_variables,
+        request_id: x.id,
+        source_ip: x.client.to_string(),
+        identity: parts.extensions.get::<crate::auth::Identity>(),
+        body: &body,
+        binary: event::is_binary(
+            l.format,
+            l.binary,
+            parts.headers.get(header::CONTENT_TYPE),
+        ),
+        time: std::time::SystemTime::now(),
+    };
+    let payload = match l.format {
+        PayloadFormat::V1 => request.v1(),
+        PayloadFormat::V2 => request.v2(x.route.key),
+    };
+    let started = std::time::Instant::now();
+    let result = l
+        .function
+        .invoke(bytes::Bytes::from(payload.to_string()), l.timeout)
+        .await;
+    record.integration_latency = Some(started.elapsed());
+    let failed = |why: &str| {
+        tracing::warn!(route = x.route.key, request_id = x.id, error = why, "the Lambda function failed");
+        Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", "Internal server error")
+    };
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(Failure::Function(e)) => return Err(failed(&String::from_utf8_lossy(&e))),
+        Err(Failure::Unavailable(e)) => return Err(failed(&e)),
+        Err(Failure::Timeout) => {
+            return Err(Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gateway Timeout",
+                "Endpoint request timed out",
+            ))
+        }
+    };
+    let answer = event::answer(l.format, &answer)
+        .map_err(|m| failed(&format!("Malformed Lambda proxy response: {}", m.0)))?;
+    let mut resp = if parts.method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(answer.body))
+    };
+    *resp.status_mut() = answer.status;
+    *resp.headers_mut() = answer.headers;
+    Ok(resp)
 }

@@ -181,6 +181,18 @@ pub(super) async fn json_body(
     Ok(parsed)
 }
 
+/// Reads a request body whole, within `limit` (and the route's), counted against
+/// `limits.validation_memory` while it is read.
+#[cfg(feature = "lambda")]
+pub(super) async fn whole_body(
+    x: &Exchange<'_, '_>,
+    body: Body,
+    limit: u64,
+) -> Result<bytes::Bytes, Problem> {
+    let mut held = Held { gw: x.gw, bytes: 0 };
+    read_whole(body, limit, &mut held).await
+}
+
 /// Bytes of request bodies held for validation, counted against
 /// `limits.validation_memory` (gateway-wide) until dropped.
 struct Held<'g> {

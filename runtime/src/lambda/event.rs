@@ -1,0 +1,505 @@
+//! The proxy events API Gateway sends Lambda functions (payload formats 1.0 and 2.0), and how it
+//! reads their answers. Pure functions over [`Request`]: the golden tests compare what they
+//! build with AWS's own samples, field by field.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::auth::Identity;
+
+/// The payload format of the events (`payload_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// REST APIs' format.
+    V1,
+    /// HTTP APIs' format.
+    V2,
+}
+
+/// What an event is made of: the request as the gateway matched it.
+pub(crate) struct Request<'a> {
+    /// The method.
+    pub(crate) method: &'a str,
+    /// The normalised path the router matched.
+    pub(crate) path: &'a str,
+    /// The query string, as sent.
+    pub(crate) query: Option<&'a str>,
+    /// The headers.
+    pub(crate) headers: &'a HeaderMap,
+    /// The route's template (`/orders/{id}`).
+    pub(crate) resource: &'a str,
+    /// Path parameters in template order.
+    pub(crate) params: Vec<(&'a str, &'a str)>,
+    /// The stage.
+    pub(crate) stage: &'a str,
+    /// The stage's variables.
+    pub(crate) stage_variables: &'a BTreeMap<String, String>,
+    /// The request id.
+    pub(crate) request_id: &'a str,
+    /// The client's address.
+    pub(crate) source_ip: String,
+    /// Who the caller is, when the route authenticated them.
+    pub(crate) identity: Option<&'a Identity>,
+    /// The body.
+    pub(crate) body: &'a [u8],
+    /// Whether the body goes base64-encoded.
+    pub(crate) binary: bool,
+    /// When the request came.
+    pub(crate) time: SystemTime,
+}
+
+/// AWS's account and API ids stand for this gateway in events.
+const ACCOUNT: &str = "000000000000";
+const API_ID: &str = "gwgen";
+
+impl Request<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn domain(&self) -> &str {
+        self.header("host").unwrap_or("localhost")
+    }
+
+    fn body(&self) -> Value {
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        match (self.binary, std::str::from_utf8(self.body)) {
+            (false, Ok(text)) => Value::String(text.to_string()),
+            _ => Value::String(base64::engine::general_purpose::STANDARD.encode(self.body)),
+        }
+    }
+
+    /// Whether [`Request::body`] is base64: the route says so, or the body is not UTF-8.
+    fn base64(&self) -> bool {
+        !self.body.is_empty() && (self.binary || std::str::from_utf8(self.body).is_err())
+    }
+
+    fn query_pairs(&self) -> Vec<(String, String)> {
+        match self.query {
+            Some(q) => crate::validate::input::parse_pairs(q)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn params(&self) -> Value {
+        if self.params.is_empty() {
+            return Value::Null;
+        }
+        Value::Object(
+            self.params
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        )
+    }
+
+    fn stage_variables(&self) -> Value {
+        if self.stage_variables.is_empty() {
+            return Value::Null;
+        }
+        Value::Object(
+            self.stage_variables
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    }
+
+    fn epoch_ms(&self) -> u64 {
+        self.time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// `15/May/2020:06:01:09 +0000`, with `sep` before the zone (2.0 has none).
+    fn clf_time(&self, sep: &str) -> String {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = (self.epoch_ms() / 1000) as i64;
+        let (y, m, d) = crate::throttle::civil_from_days(secs.div_euclid(86_400));
+        let s = secs.rem_euclid(86_400);
+        format!(
+            "{d:02}/{}/{y:04}:{:02}:{:02}:{:02}{sep}+0000",
+            MONTHS[(m as usize).saturating_sub(1) % 12],
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+
+    /// The headers' text values, each name once, its values in order.
+    fn header_values(&self, skip: Option<&str>) -> Vec<(&str, Vec<&str>)> {
+        let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+        for name in self.headers.keys() {
+            if Some(name.as_str()) == skip {
+                continue;
+            }
+            let values: Vec<&str> = self
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if !values.is_empty() {
+                out.push((name.as_str(), values));
+            }
+        }
+        out
+    }
+
+    /// The authorizer part of `requestContext`: JWT claims, or a custom authorizer's context.
+    fn authorizer(&self, format: PayloadFormat) -> Option<Value> {
+        let identity = self.identity?;
+        if let Some((context, principal)) = &identity.authorizer {
+            let mut ctx = match context {
+                Value::Object(m) => m.clone(),
+                _ => Map::new(),
+            };
+            if let Some(p) = principal {
+                ctx.insert("principalId".into(), Value::String(p.clone()));
+            }
+            return Some(match format {
+                PayloadFormat::V1 => Value::Object(ctx),
+                PayloadFormat::V2 => json!({ "lambda": ctx }),
+            });
+        }
+        let claims = identity.claims.as_deref()?;
+        let scopes: Vec<Value> = match claims.get("scope").or_else(|| claims.get("scp")) {
+            Some(Value::String(s)) => s.split(' ').map(|s| Value::String(s.into())).collect(),
+            Some(Value::Array(a)) => a.clone(),
+            _ => Vec::new(),
+        };
+        // AWS gives claims as strings (numbers and arrays in their JSON text).
+        let text: Map<String, Value> = match claims {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), Value::String(s))
+                })
+                .collect(),
+            _ => Map::new(),
+        };
+        Some(match format {
+            PayloadFormat::V1 => json!({ "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } }),
+            PayloadFormat::V2 => json!({ "jwt": { "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } } }),
+        })
+    }
+
+    /// The payload format 1.0 event (REST APIs).
+    pub(crate) fn v1(&self) -> Value {
+        let mut headers = Map::new();
+        let mut multi = Map::new();
+        for (name, values) in self.header_values(None) {
+            headers.insert(name.into(), Value::String(values[values.len() - 1].into()));
+            multi.insert(
+                name.into(),
+                Value::Array(values.iter().map(|v| Value::String((*v).into())).collect()),
+            );
+        }
+        let pairs = self.query_pairs();
+        let (mut query, mut multi_query) = (Map::new(), Map::new());
+        for (k, v) in &pairs {
+            query.insert(k.clone(), Value::String(v.clone()));
+            match multi_query
+                .entry(k.clone())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                Value::Array(a) => a.push(Value::String(v.clone())),
+                _ => unreachable!("only arrays are inserted"),
+            }
+        }
+        let none_if_empty = |m: Map<String, Value>| {
+            if m.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(m)
+            }
+        };
+        let key = self.identity.and_then(|i| i.key.as_ref());
+        let mut context = json!({
+            "accountId": ACCOUNT,
+            "apiId": API_ID,
+            "domainName": self.domain(),
+            "domainPrefix": self.domain().split('.').next().unwrap_or(""),
+            "extendedRequestId": self.request_id,
+            "httpMethod": self.method,
+            "identity": {
+                "accessKey": null,
+                "accountId": null,
+                "apiKey": key.map(|_| "****"),
+                "apiKeyId": key.map(|(_, name)| name.as_str()),
+                "caller": null,
+                "cognitoAuthenticationProvider": null,
+                "cognitoAuthenticationType": null,
+                "cognitoIdentityId": null,
+                "cognitoIdentityPoolId": null,
+                "principalOrgId": null,
+                "sourceIp": self.source_ip,
+                "user": null,
+                "userAgent": self.header("user-agent"),
+                "userArn": null,
+            },
+            "path": format!("/{}{}", self.stage, self.path),
+            "protocol": "HTTP/1.1",
+            "requestId": self.request_id,
+            "requestTime": self.clf_time(" "),
+            "requestTimeEpoch": self.epoch_ms(),
+            "resourceId": API_ID,
+            "resourcePath": self.resource,
+            "stage": self.stage,
+        });
+        if let (Some(a), Value::Object(c)) = (self.authorizer(PayloadFormat::V1), &mut context) {
+            c.insert("authorizer".into(), a);
+        }
+        json!({
+            "resource": self.resource,
+            "path": self.path,
+            "httpMethod": self.method,
+            "headers": none_if_empty(headers),
+            "multiValueHeaders": none_if_empty(multi),
+            "queryStringParameters": none_if_empty(query),
+            "multiValueQueryStringParameters": none_if_empty(multi_query),
+            "pathParameters": self.params(),
+            "stageVariables": self.stage_variables(),
+            "requestContext": context,
+            "body": self.body(),
+            "isBase64Encoded": self.base64(),
+        })
+    }
+
+    /// The payload format 2.0 event (HTTP APIs).
+    pub(crate) fn v2(&self, route_key: &str) -> Value {
+        let mut headers = Map::new();
+        for (name, values) in self.header_values(Some("cookie")) {
+            headers.insert(name.into(), Value::String(values.join(",")));
+        }
+        let cookies: Vec<Value> = self
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| Value::String(c.into()))
+            .collect();
+        let mut query: Map<String, Value> = Map::new();
+        for (k, v) in self.query_pairs() {
+            match query.get_mut(&k) {
+                Some(Value::String(s)) => {
+                    s.push(',');
+                    s.push_str(&v);
+                }
+                _ => {
+                    query.insert(k, Value::String(v));
+                }
+            }
+        }
+        let mut context = json!({
+            "accountId": ACCOUNT,
+            "apiId": API_ID,
+            "domainName": self.domain(),
+            "domainPrefix": self.domain().split('.').next().unwrap_or(""),
+            "http": {
+                "method": self.method,
+                "path": self.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": self.source_ip,
+                "userAgent": self.header("user-agent").unwrap_or(""),
+            },
+            "requestId": self.request_id,
+            "routeKey": route_key,
+            "stage": self.stage,
+            "time": self.clf_time(""),
+            "timeEpoch": self.epoch_ms(),
+        });
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": self.path,
+            "rawQueryString": self.query.unwrap_or(""),
+            "headers": headers,
+            "isBase64Encoded": self.base64(),
+        });
+        let (Value::Object(c), Value::Object(e)) = (&mut context, &mut event) else {
+            unreachable!("objects were built");
+        };
+        if let Some(a) = self.authorizer(PayloadFormat::V2) {
+            c.insert("authorizer".into(), a);
+        }
+        if !cookies.is_empty() {
+            e.insert("cookies".into(), Value::Array(cookies));
+        }
+        if !query.is_empty() {
+            e.insert("queryStringParameters".into(), Value::Object(query));
+        }
+        if !self.params.is_empty() {
+            e.insert("pathParameters".into(), self.params());
+        }
+        if !self.stage_variables.is_empty() {
+            e.insert("stageVariables".into(), self.stage_variables());
+        }
+        e.insert("requestContext".into(), context);
+        if !self.body.is_empty() {
+            e.insert("body".into(), self.body());
+        }
+        event
+    }
+}
+
+/// Whether a body of this `Content-Type` goes to the function base64-encoded. In 1.0, where a
+/// media type of `binary` matches (`image/png`, `image/*`, `*/*`); in 2.0, unless it is text
+/// (`text/*`, JSON, XML, JavaScript, forms), as HTTP APIs do.
+pub(crate) fn is_binary(
+    format: PayloadFormat,
+    binary: &[&str],
+    content_type: Option<&HeaderValue>,
+) -> bool {
+    let essence = content_type
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match format {
+        PayloadFormat::V1 => binary.iter().any(|pattern| {
+            let (pt, ps) = pattern.split_once('/').unwrap_or((pattern, "*"));
+            let (t, s) = essence.split_once('/').unwrap_or((&essence, ""));
+            (pt == "*" || pt.eq_ignore_ascii_case(t)) && (ps == "*" || ps.eq_ignore_ascii_case(s))
+        }),
+        PayloadFormat::V2 => {
+            !(essence.is_empty()
+                || essence.starts_with("text/")
+                || essence.ends_with("json")
+                || essence.ends_with("xml")
+                || essence.ends_with("javascript")
+                || essence == "application/x-www-form-urlencoded")
+        }
+    }
+}
+
+/// The answer a function gave, as the client gets it.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: bytes::Bytes,
+}
+
+/// Why an answer cannot be used (API Gateway's "Malformed Lambda proxy response").
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Malformed(pub(crate) String);
+
+/// Reads a function's answer as API Gateway does: `statusCode`, `headers`,
+/// `multiValueHeaders`, `cookies` (2.0), `body`, `isBase64Encoded`. In 2.0, an answer without
+/// `statusCode` (bare JSON) is a 200 whose body is the answer itself.
+pub(crate) fn answer(format: PayloadFormat, payload: &[u8]) -> Result<Answer, Malformed> {
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| Malformed(format!("the answer is not JSON: {e}")))?;
+    let proxy_shape = value.as_object().is_some_and(|o| o.contains_key("statusCode"));
+    if format == PayloadFormat::V2 && !proxy_shape {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(Answer {
+            status: StatusCode::OK,
+            headers,
+            body: bytes::Bytes::copy_from_slice(payload),
+        });
+    }
+    let Value::Object(o) = value else {
+        return Err(Malformed("the answer is not a JSON object".into()));
+    };
+    let status = match o.get("statusCode") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .and_then(|s| u16::try_from(s).ok())
+    .and_then(|s| StatusCode::from_u16(s).ok())
+    .filter(|s| s.as_u16() >= 100)
+    .ok_or_else(|| Malformed("`statusCode` is not a status".into()))?;
+    let mut headers = HeaderMap::new();
+    let multi = o.get("multiValueHeaders").and_then(Value::as_object);
+    if let Some(h) = o.get("headers").filter(|v| !v.is_null()) {
+        let h = h
+            .as_object()
+            .ok_or_else(|| Malformed("`headers` is not an object".into()))?;
+        for (name, value) in h {
+            if multi.is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name))) {
+                continue;
+            }
+            add_header(&mut headers, name, value)?;
+        }
+    }
+    if let Some(m) = multi {
+        for (name, values) in m {
+            match values {
+                Value::Array(a) => {
+                    for v in a {
+                        add_header(&mut headers, name, v)?;
+                    }
+                }
+                Value::Null => {}
+                _ => return Err(Malformed(format!("`multiValueHeaders.{name}` is not a list"))),
+            }
+        }
+    }
+    if format == PayloadFormat::V2 {
+        if let Some(Value::Array(cookies)) = o.get("cookies") {
+            for c in cookies {
+                add_header(&mut headers, "set-cookie", c)?;
+            }
+        }
+    }
+    let base64 = o.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+    let body = match o.get("body") {
+        None | Some(Value::Null) => bytes::Bytes::new(),
+        Some(Value::String(s)) if base64 => base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map(bytes::Bytes::from)
+            .map_err(|_| Malformed("`body` is not base64".into()))?,
+        Some(Value::String(s)) => bytes::Bytes::from(s.clone()),
+        Some(other) if format == PayloadFormat::V2 => bytes::Bytes::from(other.to_string()),
+        Some(_) => return Err(Malformed("`body` is not a string".into())),
+    };
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Adds one header of an answer; framing and hop-by-hop headers are the gateway's to set.
+fn add_header(headers: &mut HeaderMap, name: &str, value: &Value) -> Result<(), Malformed> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return Err(Malformed(format!("the header `{name}` is not text"))),
+    };
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Malformed(format!("`{name}` is not a header name")))?;
+    if crate::integration::is_hop_by_hop(&name) || name == http::header::CONTENT_LENGTH {
+        return Ok(());
+    }
+    let value = HeaderValue::from_str(&text)
+        .map_err(|_| Malformed(format!("the header `{name}` has a value that cannot be sent")))?;
+    headers.append(name, value);
+    Ok(())
+}
