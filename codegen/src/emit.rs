@@ -1345,8 +1345,12 @@ fn lambda_def(i: &crate::xgw::Integration) -> TokenStream {
         Some("1.0") => quote! { rt::PayloadFormat::V1 },
         _ => quote! { rt::PayloadFormat::V2 },
     };
-    let (region, endpoint, handler, workdir) =
-        (text(&i.region), text(&i.endpoint), text(&i.handler), text(&i.workdir));
+    let (region, endpoint, handler, workdir) = (
+        text(&i.region),
+        text(&i.endpoint),
+        text(&i.handler),
+        text(&i.workdir),
+    );
     let command = i.command.iter().flatten().map(|c| lit(c));
     let env = i.env.iter().map(|(k, v)| {
         let (k, v) = (lit(k), lit(v));

@@ -51,21 +51,7 @@ pub(crate) async fn forward(
                 .with_bodies(json.as_deref(), None);
         crate::transform::request_edits(t, &vars)
     });
-    let query = match &gw.auth {
-        Some(auth) if !x.route.security.is_empty() => {
-            let matched = parts
-                .extensions
-                .get::<crate::auth::Identity>()
-                .and_then(|id| id.matched);
-            auth.strip_credentials(
-                x.route.security,
-                matched,
-                &mut parts.headers,
-                parts.uri.query(),
-            )
-        }
-        _ => parts.uri.query().map(std::borrow::Cow::Borrowed),
-    };
+    let query = x.strip_credentials(&parts.extensions, &mut parts.headers, parts.uri.query());
     let mut edits = edits;
     let query = match edits.as_mut().and_then(|e| e.query.take()) {
         Some(edited) => edited.map(std::borrow::Cow::Owned),

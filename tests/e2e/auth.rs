@@ -25,7 +25,7 @@ pub(crate) fn python() -> PathBuf {
         let venv = repo().join("target").join("py-venv");
         let py = venv.join("bin").join("python");
         let ready = Command::new(&py)
-            .args(["-c", "import jwt, cryptography"])
+            .args(["-c", "import jwt, cryptography, awslambdaric, botocore"])
             .status()
             .is_ok_and(|s| s.success());
         if !ready {
@@ -35,10 +35,21 @@ pub(crate) fn python() -> PathBuf {
                 .status()
                 .is_ok_and(|s| s.success())
                 && Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "-q", "pyjwt==2.15.1", "cryptography==50.0.2"])
+                    .args([
+                        "install",
+                        "-q",
+                        "pyjwt==2.15.1",
+                        "cryptography==50.0.2",
+                        "awslambdaric==4.2.2",
+                        "botocore==1.44.8",
+                    ])
                     .status()
                     .is_ok_and(|s| s.success());
-            assert!(ok, "cannot install PyJWT into {}", venv.display());
+            assert!(
+                ok,
+                "cannot install PyJWT, awslambdaric and botocore into {}",
+                venv.display()
+            );
         }
         py
     })

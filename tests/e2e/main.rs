@@ -17,6 +17,7 @@ mod gateway;
 mod generate;
 mod hostile;
 mod keys;
+mod lambda;
 mod net;
 mod snapshots;
 mod suite;

@@ -56,7 +56,11 @@ impl std::fmt::Debug for AwsFunction {
 
 /// The region of a function: `region`, else the ARN's, else `AWS_REGION` or
 /// `AWS_DEFAULT_REGION`.
-pub(crate) fn region_of(function: &str, region: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn region_of(
+    function: &str,
+    region: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
     region
         .filter(|r| !r.is_empty())
         .map(str::to_string)
@@ -125,9 +129,11 @@ impl AwsFunction {
     /// One synchronous invocation.
     pub(crate) async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
         let creds = self.credentials().await?;
-        let name: String =
-            percent_encoding::utf8_percent_encode(&self.function, percent_encoding::NON_ALPHANUMERIC)
-                .to_string();
+        let name: String = percent_encoding::utf8_percent_encode(
+            &self.function,
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
         let req = sign(&creds, &self.region, &url, payload, SystemTime::now())
             .map_err(Failure::Unavailable)?;
@@ -203,8 +209,13 @@ pub(crate) fn sign(
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(&payload))
-        .map_err(|e| e.to_string())?;
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.into_iter(),
+        SignableBody::Bytes(&payload),
+    )
+    .map_err(|e| e.to_string())?;
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| e.to_string())?
         .into_parts();
@@ -229,12 +240,17 @@ async fn find_credentials(client: &Client) -> Result<Credentials, String> {
     let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
     let files = [
         (
-            env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| format!("{home}/.aws/credentials")),
+            env("AWS_SHARED_CREDENTIALS_FILE")
+                .unwrap_or_else(|| format!("{home}/.aws/credentials")),
             profile.clone(),
         ),
         (
             env("AWS_CONFIG_FILE").unwrap_or_else(|| format!("{home}/.aws/config")),
-            if profile == "default" { profile.clone() } else { format!("profile {profile}") },
+            if profile == "default" {
+                profile.clone()
+            } else {
+                format!("profile {profile}")
+            },
         ),
     ];
     for (file, section) in &files {
@@ -249,14 +265,20 @@ async fn find_credentials(client: &Client) -> Result<Credentials, String> {
         .or_else(|| env("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
     {
         let token = match env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
-            Some(f) => std::fs::read_to_string(f).ok().map(|t| t.trim().to_string()),
+            Some(f) => std::fs::read_to_string(f)
+                .ok()
+                .map(|t| t.trim().to_string()),
             None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
         };
         let mut req = http::Request::get(&uri);
         if let Some(t) = token {
             req = req.header(http::header::AUTHORIZATION, t);
         }
-        let body = fetch(client, req.body(Full::default()).map_err(|e| e.to_string())?).await?;
+        let body = fetch(
+            client,
+            req.body(Full::default()).map_err(|e| e.to_string())?,
+        )
+        .await?;
         return from_json(&body);
     }
     if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -281,7 +303,11 @@ async fn find_credentials(client: &Client) -> Result<Credentials, String> {
             .body(Full::default())
             .map_err(|e| e.to_string())
     };
-    let roles = fetch(client, get("/latest/meta-data/iam/security-credentials/".into())?).await?;
+    let roles = fetch(
+        client,
+        get("/latest/meta-data/iam/security-credentials/".into())?,
+    )
+    .await?;
     let role = String::from_utf8_lossy(&roles)
         .lines()
         .next()
@@ -291,7 +317,11 @@ async fn find_credentials(client: &Client) -> Result<Credentials, String> {
     if role.is_empty() {
         return Err("the instance has no role".into());
     }
-    let body = fetch(client, get(format!("/latest/meta-data/iam/security-credentials/{role}"))?).await?;
+    let body = fetch(
+        client,
+        get(format!("/latest/meta-data/iam/security-credentials/{role}"))?,
+    )
+    .await?;
     from_json(&body)
 }
 
@@ -352,12 +382,10 @@ pub(crate) fn from_json(body: &[u8]) -> Result<Credentials, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("credentials are not JSON: {e}"))?;
     let text = |k: &str| v.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let refresh_at = text("Expiration")
-        .and_then(|e| parse_time(&e))
-        .map(|at| {
-            at.checked_sub(Duration::from_secs(300))
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        });
+    let refresh_at = text("Expiration").and_then(|e| parse_time(&e)).map(|at| {
+        at.checked_sub(Duration::from_secs(300))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    });
     Ok(Credentials {
         access_key: text("AccessKeyId").ok_or("credentials without `AccessKeyId`")?,
         secret_key: text("SecretAccessKey").ok_or("credentials without `SecretAccessKey`")?,
@@ -375,7 +403,8 @@ fn parse_time(s: &str) -> Option<SystemTime> {
     let time = time.split(['+', '.']).next()?;
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    let days = crate::throttle::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(day).ok()?);
+    let days =
+        crate::throttle::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(day).ok()?);
     let secs = days * 86_400 + h * 3600 + min * 60 + sec;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
@@ -393,10 +422,21 @@ mod tests {
         let doc = br#"{"AccessKeyId":"K","SecretAccessKey":"S","Token":"T","Expiration":"2030-01-02T03:04:05Z"}"#;
         let c = from_json(doc).unwrap();
         assert_eq!(c.session_token.as_deref(), Some("T"));
-        let at = c.refresh_at.unwrap().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let at = c
+            .refresh_at
+            .unwrap()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert_eq!(at, 1_893_553_445 - 300);
-        assert_eq!(region_of("arn:aws:lambda:eu-west-1:1:function:f", None, |_| None).as_deref(), Some("eu-west-1"));
-        assert_eq!(region_of("f", Some("us-east-2"), |_| None).as_deref(), Some("us-east-2"));
+        assert_eq!(
+            region_of("arn:aws:lambda:eu-west-1:1:function:f", None, |_| None).as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_of("f", Some("us-east-2"), |_| None).as_deref(),
+            Some("us-east-2")
+        );
         assert_eq!(region_of("f", None, |_| None), None);
     }
 }

@@ -195,8 +195,12 @@ impl Request<'_> {
             _ => Map::new(),
         };
         Some(match format {
-            PayloadFormat::V1 => json!({ "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } }),
-            PayloadFormat::V2 => json!({ "jwt": { "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } } }),
+            PayloadFormat::V1 => {
+                json!({ "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } })
+            }
+            PayloadFormat::V2 => {
+                json!({ "jwt": { "claims": text, "scopes": if scopes.is_empty() { Value::Null } else { Value::Array(scopes) } } })
+            }
         })
     }
 
@@ -241,7 +245,8 @@ impl Request<'_> {
             "identity": {
                 "accessKey": null,
                 "accountId": null,
-                "apiKey": key.map(|_| "****"),
+                // The key itself is a secret the gateway keeps only hashed: its name stands for it.
+                "apiKey": null,
                 "apiKeyId": key.map(|(_, name)| name.as_str()),
                 "caller": null,
                 "cognitoAuthenticationProvider": null,
@@ -254,7 +259,7 @@ impl Request<'_> {
                 "userAgent": self.header("user-agent"),
                 "userArn": null,
             },
-            "path": format!("/{}{}", self.stage, self.path),
+            "path": self.path,
             "protocol": "HTTP/1.1",
             "requestId": self.request_id,
             "requestTime": self.clf_time(" "),
@@ -372,7 +377,13 @@ pub(crate) fn is_binary(
 ) -> bool {
     let essence = content_type
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match format {
         PayloadFormat::V1 => binary.iter().any(|pattern| {
@@ -409,7 +420,9 @@ pub(crate) struct Malformed(pub(crate) String);
 pub(crate) fn answer(format: PayloadFormat, payload: &[u8]) -> Result<Answer, Malformed> {
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| Malformed(format!("the answer is not JSON: {e}")))?;
-    let proxy_shape = value.as_object().is_some_and(|o| o.contains_key("statusCode"));
+    let proxy_shape = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("statusCode"));
     if format == PayloadFormat::V2 && !proxy_shape {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -456,7 +469,11 @@ pub(crate) fn answer(format: PayloadFormat, payload: &[u8]) -> Result<Answer, Ma
                     }
                 }
                 Value::Null => {}
-                _ => return Err(Malformed(format!("`multiValueHeaders.{name}` is not a list"))),
+                _ => {
+                    return Err(Malformed(format!(
+                        "`multiValueHeaders.{name}` is not a list"
+                    )))
+                }
             }
         }
     }
@@ -498,8 +515,11 @@ fn add_header(headers: &mut HeaderMap, name: &str, value: &Value) -> Result<(), 
     if crate::integration::is_hop_by_hop(&name) || name == http::header::CONTENT_LENGTH {
         return Ok(());
     }
-    let value = HeaderValue::from_str(&text)
-        .map_err(|_| Malformed(format!("the header `{name}` has a value that cannot be sent")))?;
+    let value = HeaderValue::from_str(&text).map_err(|_| {
+        Malformed(format!(
+            "the header `{name}` has a value that cannot be sent"
+        ))
+    })?;
     headers.append(name, value);
     Ok(())
 }

@@ -114,14 +114,13 @@ impl LocalFunction {
     /// [`Failure::Timeout`] at `deadline` (waiting for a free process counts).
     pub(crate) async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
         let Some(handle) = background() else {
-            return Err(Failure::Unavailable("the local Lambda runtime is not running".into()));
+            return Err(Failure::Unavailable(
+                "the local Lambda runtime is not running".into(),
+            ));
         };
         let (tx, rx) = oneshot::channel();
-        let (config, permits, idle) = (
-            self.config.clone(),
-            self.permits.clone(),
-            self.idle.clone(),
-        );
+        let (config, permits, idle) =
+            (self.config.clone(), self.permits.clone(), self.idle.clone());
         let deadline = Instant::now() + timeout;
         handle.spawn(async move {
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, permits.acquire_owned()).await
@@ -256,8 +255,14 @@ impl Slot {
             .env("AWS_LAMBDA_FUNCTION_NAME", &c.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string())
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", c.name))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("gwgen/{}", self.number))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", c.name),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("gwgen/{}", self.number),
+            )
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_REGION", &c.region)
             .env("AWS_DEFAULT_REGION", &c.region)
@@ -276,9 +281,9 @@ impl Slot {
         if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
             cmd.stderr(fd);
         }
-        let child = cmd.spawn().map_err(|e| {
-            Failure::Unavailable(format!("cannot start `{program}`: {e}"))
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Failure::Unavailable(format!("cannot start `{program}`: {e}")))?;
         tracing::info!(function = %c.name, pid = child.id().unwrap_or(0), "started a function process");
         self.child = Some(child);
         Ok(())
@@ -414,10 +419,16 @@ async fn handle(api: &Api, req: http::Request<hyper::body::Incoming>) -> ApiResp
         (&Method::GET, ["invocation", "next"]) => {
             let (tx, rx) = oneshot::channel();
             if api.nexts.send(tx).await.is_err() {
-                return reply(StatusCode::INTERNAL_SERVER_ERROR, r#"{"errorMessage":"stopping"}"#);
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"errorMessage":"stopping"}"#,
+                );
             }
             let Ok(inv) = rx.await else {
-                return reply(StatusCode::INTERNAL_SERVER_ERROR, r#"{"errorMessage":"stopping"}"#);
+                return reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"errorMessage":"stopping"}"#,
+                );
             };
             let deadline_ms = inv
                 .deadline

@@ -94,7 +94,11 @@ pub struct LambdaIntegration {
 type Registry = Mutex<Vec<(String, std::sync::Weak<Function>)>>;
 
 /// The function `def` names on `stage`, shared with every route that names the same one.
-pub(crate) fn function(def: &LambdaDef, stage: &Stage, what: &str) -> Result<Arc<Function>, StartError> {
+pub(crate) fn function(
+    def: &LambdaDef,
+    stage: &Stage,
+    what: &str,
+) -> Result<Arc<Function>, StartError> {
     static REGISTRY: Registry = Mutex::new(Vec::new());
     let text = |s: &str, part: &str| stage.interpolate(s, &format!("the {part} of {what}"));
     let name = text(def.function, "function")?;
@@ -118,7 +122,11 @@ pub(crate) fn function(def: &LambdaDef, stage: &Stage, what: &str) -> Result<Arc
     );
     let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     registry.retain(|(_, f)| f.strong_count() > 0);
-    if let Some(f) = registry.iter().find(|(k, _)| *k == key).and_then(|(_, f)| f.upgrade()) {
+    if let Some(f) = registry
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, f)| f.upgrade())
+    {
         return Ok(f);
     }
     let env_var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -128,11 +136,20 @@ pub(crate) fn function(def: &LambdaDef, stage: &Stage, what: &str) -> Result<Arc
                 "{what}: the function `{name}` has no region: set `region`, use its ARN, or set AWS_REGION"
             ))
         })?;
-        Function::Aws(Box::new(aws::AwsFunction::new(name, region, Some(endpoint))))
+        Function::Aws(Box::new(aws::AwsFunction::new(
+            name,
+            region,
+            Some(endpoint),
+        )))
     } else {
-        let region = aws::region_of("", Some(&region), env_var).unwrap_or_else(|| "us-east-1".into());
+        let region =
+            aws::region_of("", Some(&region), env_var).unwrap_or_else(|| "us-east-1".into());
         Function::Local(local::LocalFunction::new(local::LocalConfig {
-            name: if name.is_empty() { "function".into() } else { name },
+            name: if name.is_empty() {
+                "function".into()
+            } else {
+                name
+            },
             command,
             env,
             handler,

@@ -104,15 +104,25 @@ async fn lambda(
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
     use crate::lambda::{event, Failure, PayloadFormat};
-    let (parts, body) = req.into_parts();
-    let limit = x.route.body_limit(x.gw).min(crate::lambda::local::MAX_PAYLOAD as u64);
+    let (mut parts, body) = req.into_parts();
+    // The function gets what an upstream would: no hop-by-hop headers, no credential that was
+    // not verified, no client copy of the gateway's own `X-Gateway-*` fields.
+    let query = x.strip_credentials(&parts.extensions, &mut parts.headers, parts.uri.query());
+    crate::integration::strip_hop_by_hop_keeping(&mut parts.headers, |n| {
+        crate::integration::PROTECTED.contains(&n.as_str()) || x.gw.key_headers.contains(n)
+    });
+    crate::integration::strip_client_forwarding(&mut parts.headers, false);
+    let limit = x
+        .route
+        .body_limit(x.gw)
+        .min(crate::lambda::local::MAX_PAYLOAD as u64);
     let body = super::validate::whole_body(x, body, limit).await?;
     let mut path = String::with_capacity(64);
     crate::path::encode_path(&mut path, x.segs);
     let request = event::Request {
         method: parts.method.as_str(),
         path: &path,
-        query: parts.uri.query(),
+        query: query.as_deref(),
         headers: &parts.headers,
         resource: x.route.template,
         params: x.params.named(x.route.params).iter().collect(),
@@ -122,11 +132,7 @@ async fn lambda(
         source_ip: x.client.to_string(),
         identity: parts.extensions.get::<crate::auth::Identity>(),
         body: &body,
-        binary: event::is_binary(
-            l.format,
-            l.binary,
-            parts.headers.get(header::CONTENT_TYPE),
-        ),
+        binary: event::is_binary(l.format, l.binary, parts.headers.get(header::CONTENT_TYPE)),
         time: std::time::SystemTime::now(),
     };
     let payload = match l.format {
@@ -140,8 +146,17 @@ async fn lambda(
         .await;
     record.integration_latency = Some(started.elapsed());
     let failed = |why: &str| {
-        tracing::warn!(route = x.route.key, request_id = x.id, error = why, "the Lambda function failed");
-        Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", "Internal server error")
+        tracing::warn!(
+            route = x.route.key,
+            request_id = x.id,
+            error = why,
+            "the Lambda function failed"
+        );
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "Bad Gateway",
+            "Internal server error",
+        )
     };
     let answer = match result {
         Ok(answer) => answer,

@@ -63,6 +63,30 @@ pub(crate) struct Exchange<'a, 'p> {
     pub(crate) segs: &'a [&'p str],
 }
 
+impl Exchange<'_, '_> {
+    /// Removes what an integration must not get from a request it is about to be given: the
+    /// credentials of the route's schemes that did not let this caller in, and verified ones
+    /// whose scheme hides them (see [`crate::auth::Auth::strip_credentials`]). Returns the
+    /// query string to pass on.
+    #[cfg_attr(not(any(feature = "proxy", feature = "lambda")), allow(dead_code))]
+    pub(crate) fn strip_credentials<'q>(
+        &self,
+        extensions: &http::Extensions,
+        headers: &mut http::HeaderMap,
+        query: Option<&'q str>,
+    ) -> Option<std::borrow::Cow<'q, str>> {
+        match &self.gw.auth {
+            Some(auth) if !self.route.security.is_empty() => {
+                let matched = extensions
+                    .get::<crate::auth::Identity>()
+                    .and_then(|id| id.matched);
+                auth.strip_credentials(self.route.security, matched, headers, query)
+            }
+            _ => query.map(std::borrow::Cow::Borrowed),
+        }
+    }
+}
+
 /// Routes the request, then runs the route's phases. Errors are problems; [`log`] turns them
 /// into answers.
 async fn dispatch(

@@ -1,0 +1,257 @@
+//! Lambda end to end (`tests/fixtures/gateway/lambda.yaml`): functions in
+//! `tests/fixtures/lambda/functions.py` run unchanged under AWS's Python runtime interface client
+//! (`awslambdaric`, from PyPI) behind the gateway's own Lambda Runtime API, in payload formats 1.0
+//! and 2.0. Events carry what API Gateway's do; answers, binary bodies and cookies come back as
+//! API Gateway gives them; a function that throws, hangs or exits ends as on AWS and its
+//! process is replaced.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::gateway::{build, Running};
+use crate::net::{get, send, Reply};
+
+/// The gateway of `lambda.yaml` with its functions ready.
+pub(crate) struct Lambda {
+    pub(crate) gw: Running,
+    pub(crate) key: String,
+    _dir: PathBuf,
+}
+
+pub(crate) fn start(extra_env: &[(&str, String)]) -> Lambda {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("gwgen-lambda-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let python = crate::auth::python();
+    let bin = build("tests/fixtures/gateway/lambda.yaml");
+    let keys = dir.join("keys.txt");
+    let key = crate::auth::add_key(&bin, "pro", &keys);
+    let functions = crate::support::repo().join("tests/fixtures/lambda");
+    let mut env = vec![
+        ("PYTHON", python.display().to_string()),
+        ("FUNCTIONS_DIR", functions.display().to_string()),
+        ("API_KEYS_FILE", keys.display().to_string()),
+        // Never visible to a function: the gateway's own secrets.
+        ("AWS_SECRET_ACCESS_KEY", "gateway-secret".to_string()),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let gw = Running::start(&bin, &[], &env);
+    Lambda { gw, key, _dir: dir }
+}
+
+fn post(port: u16, path: &str, content_type: &str, body: &[u8], extra: &str) -> Reply {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: api.gw.test\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    send(port, &raw)
+}
+
+fn text(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+#[test]
+fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
+    let l = start(&[]);
+    let port = l.gw.port;
+
+    // Payload 2.0: the event as an HTTP API builds it.
+    let r = get(
+        port,
+        "/echo/one/t%C3%A9?x=1&x=2&y=%20z",
+        "User-Agent: curl/8\r\nCookie: a=1; b=2\r\nX-Multi: p\r\nX-Multi: q\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let echo = r.json();
+    let e = &echo["event"];
+    assert_eq!(e["version"], "2.0");
+    assert_eq!(e["routeKey"], "GET /echo/{a}/{b}");
+    assert_eq!(e["rawPath"], "/echo/one/t%C3%A9");
+    assert_eq!(e["rawQueryString"], "x=1&x=2&y=%20z");
+    assert_eq!(e["cookies"], serde_json::json!(["a=1", "b=2"]));
+    assert!(e["headers"].get("cookie").is_none(), "{e}");
+    assert_eq!(e["headers"]["x-multi"], "p,q");
+    assert_eq!(e["headers"]["user-agent"], "curl/8");
+    assert_eq!(
+        e["queryStringParameters"],
+        serde_json::json!({"x": "1,2", "y": " z"})
+    );
+    assert_eq!(
+        e["pathParameters"],
+        serde_json::json!({"a": "one", "b": "té"})
+    );
+    assert_eq!(
+        e["stageVariables"],
+        serde_json::json!({"flavour": "vanilla", "colour": "blue"})
+    );
+    assert_eq!(e["requestContext"]["http"]["method"], "GET");
+    assert_eq!(e["requestContext"]["http"]["sourceIp"], "127.0.0.1");
+    assert_eq!(e["requestContext"]["stage"], "dev");
+    assert_eq!(e["requestContext"]["domainName"], "gw.test");
+    assert_eq!(
+        e["requestContext"]["requestId"].as_str(),
+        r.header("x-request-id")
+    );
+    assert_eq!(e["isBase64Encoded"], false);
+    assert!(e.get("body").is_none(), "no body, no `body`: {e}");
+    // The process sees what a runtime client needs and the spec's `env`, and none of the
+    // gateway's own environment.
+    assert_eq!(echo["env"]["AWS_LAMBDA_FUNCTION_NAME"], "tests-v2");
+    assert_eq!(echo["env"]["_HANDLER"], "functions.handle");
+    assert_eq!(echo["env"]["GREETING"], "hello from vanilla");
+    assert!(echo["env"]["AWS_SECRET_ACCESS_KEY"].is_null(), "{echo}");
+    let remaining = echo["remaining_ms"].as_u64().expect("remaining time");
+    assert!(
+        remaining > 1000 && remaining <= 3000,
+        "the deadline is the integration's timeout: {remaining}"
+    );
+
+    // Payload 1.0: the event as a REST API builds it; a text body stays text.
+    let r = post(
+        port,
+        "/v1/echo/abc?q=1&q=2",
+        "application/json",
+        br#"{"a": 1}"#,
+        "X-Multi: p\r\nX-Multi: q\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let e = r.json()["event"].clone();
+    assert_eq!(e["resource"], "/v1/echo/{a}");
+    assert_eq!(e["path"], "/v1/echo/abc");
+    assert_eq!(e["httpMethod"], "POST");
+    assert_eq!(
+        e["headers"]["x-multi"], "q",
+        "the last value, as API Gateway"
+    );
+    assert_eq!(
+        e["multiValueHeaders"]["x-multi"],
+        serde_json::json!(["p", "q"])
+    );
+    assert_eq!(e["queryStringParameters"], serde_json::json!({"q": "2"}));
+    assert_eq!(
+        e["multiValueQueryStringParameters"],
+        serde_json::json!({"q": ["1", "2"]})
+    );
+    assert_eq!(e["pathParameters"], serde_json::json!({"a": "abc"}));
+    assert_eq!(e["body"], r#"{"a": 1}"#);
+    assert_eq!(e["isBase64Encoded"], false);
+    assert_eq!(e["requestContext"]["resourcePath"], "/v1/echo/{a}");
+    assert_eq!(e["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
+    assert!(e["requestContext"]["requestTime"]
+        .as_str()
+        .is_some_and(|t| t.ends_with(" +0000")));
+
+    // A route behind an API key: no key, no invocation.
+    let r = get(port, "/echo-key", &format!("X-Api-Key: {}\r\n", l.key));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(get(port, "/echo-key", "").status, 401);
+    // A client's forged `X-Gateway-*` identity never reaches a function.
+    let r = get(port, "/echo/a/b", "X-Gateway-Sub: admin\r\n");
+    assert!(r.json()["event"]["headers"].get("x-gateway-sub").is_none());
+
+    // Binary bodies: base64 both ways, by media type in 1.0 and by not being text in 2.0.
+    let bytes: Vec<u8> = (0u8..=255).collect();
+    for path in ["/v1/binary", "/binary"] {
+        let r = post(port, path, "application/octet-stream", &bytes, "");
+        assert_eq!(r.status, 200, "{path}: {}", text(&r));
+        let mut reversed = bytes.clone();
+        reversed.reverse();
+        assert_eq!(r.body, reversed, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    }
+
+    // Cookies (2.0) become Set-Cookie headers; multi-value headers (1.0) win over single ones.
+    let r = get(port, "/cookies", "");
+    assert_eq!(r.header("set-cookie"), Some("a=1; Path=/, b=2; HttpOnly"));
+    assert_eq!(r.header("x-one"), Some("1"));
+    let r = get(port, "/v1/multi", "");
+    assert_eq!(r.header("x-multi"), Some("a, b"));
+    assert_eq!(r.header("x-both"), Some("m1, m2"));
+    assert_eq!(r.header("x-single"), Some("s"));
+
+    // Bare JSON (2.0) is a 200 with the JSON; the function's own status passes through.
+    let r = get(port, "/bare", "");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/json"))
+    );
+    assert_eq!(r.json(), serde_json::json!({"hello": "world", "n": 1}));
+    let r = get(port, "/teapot", "");
+    assert_eq!((r.status, text(&r).as_str()), (418, "short and stout"));
+
+    // What API Gateway cannot read, and a function that throws, are 502.
+    for path in ["/v1/malformed", "/throw"] {
+        let r = get(port, path, "");
+        assert_eq!(r.status, 502, "{path}: {}", text(&r));
+        assert!(text(&r).contains("Internal server error"), "{}", text(&r));
+    }
+    // A body that is not UTF-8 goes base64 even where its media type says text.
+    let bad = [b'{', 0xff, 0xfe, b'}'];
+    for path in ["/echo/a/b", "/v1/echo/x"] {
+        let r = post(port, path, "text/plain", &bad, "");
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let e = r.json()["event"].clone();
+        assert_eq!(e["isBase64Encoded"], true, "{path}");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(e["body"].as_str().expect("body"))
+            .expect("base64");
+        assert_eq!(decoded, bad, "{path}");
+    }
+
+    let pid = |r: &Reply| text(r).parse::<u32>().expect("a pid");
+    let starts = |gw: &Running| gw.log_text().matches("started a function process").count();
+    let started = starts(&l.gw);
+
+    // A function that hangs: 504 at the integration's timeout, its process replaced.
+    let t = Instant::now();
+    let r = get(port, "/hang", "");
+    assert_eq!(r.status, 504, "{}", text(&r));
+    assert!(text(&r).contains("Endpoint request timed out"));
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    // A process that exits: 502; the next invocation gets a new process.
+    let r = get(port, "/exit", "");
+    assert_eq!(r.status, 502, "{}", text(&r));
+    for _ in 0..3 {
+        let r = get(port, "/pid", "");
+        assert_eq!(r.status, 200, "{}", text(&r));
+    }
+    assert!(
+        starts(&l.gw) >= started + 2,
+        "the hung and the exited process were both replaced"
+    );
+    let log = l.gw.log_text();
+    assert!(log.contains("Runtime.ExitError"), "{log}");
+    assert!(log.contains("Task timed out"), "{log}");
+
+    // `concurrency: 2`: two slow invocations at once take one second, not two.
+    let t = Instant::now();
+    let pids: Vec<u32> = std::thread::scope(|s| {
+        let a = s.spawn(|| pid(&get(port, "/slow", "")));
+        let b = s.spawn(|| pid(&get(port, "/slow", "")));
+        vec![a.join().expect("a"), b.join().expect("b")]
+    });
+    assert!(
+        t.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_ne!(pids[0], pids[1], "two processes");
+    // A third at once waits for one of them: at most two processes.
+    let pids: Vec<u32> = std::thread::scope(|s| {
+        let all: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| pid(&get(port, "/slow", ""))))
+            .collect();
+        all.into_iter().map(|h| h.join().expect("slow")).collect()
+    });
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() <= 2, "{pids:?}");
+}
