@@ -37,6 +37,7 @@ pub(crate) fn start(extra_env: &[(&str, String)]) -> Lambda {
         ("API_KEYS_FILE", keys.display().to_string()),
         // Never visible to a function: the gateway's own secrets.
         ("AWS_SECRET_ACCESS_KEY", "gateway-secret".to_string()),
+        ("FAKE_LAMBDA_PORT", "9".to_string()),
     ];
     env.extend(extra_env.iter().cloned());
     let gw = Running::start(&bin, &[], &env);
@@ -254,4 +255,168 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
     distinct.sort_unstable();
     distinct.dedup();
     assert!(distinct.len() <= 2, "{pids:?}");
+}
+
+/// The stand-in Lambda service (`tests/tools/fake_lambda.py`), which checks SigV4 signatures with
+/// botocore; stopped by PID when dropped.
+struct FakeLambda {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FakeLambda {
+    fn start(keys: (&str, &str, Option<&str>), container_token: &str) -> FakeLambda {
+        let file = std::env::temp_dir().join(format!(
+            "gwgen-fake-lambda-{}-{}",
+            std::process::id(),
+            crate::net::free_port()
+        ));
+        let mut cmd = std::process::Command::new(crate::auth::python());
+        cmd.arg(crate::support::repo().join("tests/tools/fake_lambda.py"))
+            .arg(&file)
+            .env("ACCESS_KEY", keys.0)
+            .env("SECRET_KEY", keys.1)
+            .env("CONTAINER_TOKEN", container_token);
+        if let Some(t) = keys.2 {
+            cmd.env("SESSION_TOKEN", t);
+        }
+        let child = cmd.spawn().expect("start fake_lambda.py");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|p| p.parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "fake_lambda.py did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = std::fs::remove_file(&file);
+        FakeLambda { child, port }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        get(self.port, "/state", "").json()
+    }
+}
+
+impl Drop for FakeLambda {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn functions_on_aws_are_invoked_with_sigv4_that_botocore_accepts() {
+    let dir = std::env::temp_dir().join(format!("gwgen-sigv4-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let nowhere = dir.join("none").display().to_string();
+
+    // 1. Keys from the environment, with a session token.
+    let fake = FakeLambda::start(("AKIDENV", "env-secret", Some("env-token")), "t");
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_ACCESS_KEY_ID", "AKIDENV".into()),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret".into()),
+        ("AWS_SESSION_TOKEN", "env-token".into()),
+    ]);
+    let r = get(l.gw.port, "/aws/echo?q=1", "");
+    assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    let echo = r.json();
+    // The ARN's region signs the call; the function is named by its whole ARN.
+    assert_eq!(echo["region"], "eu-west-1");
+    assert_eq!(
+        echo["function"],
+        "arn:aws:lambda:eu-west-1:123456789012:function:echo"
+    );
+    assert_eq!(echo["event"]["version"], "2.0");
+    assert_eq!(echo["event"]["rawQueryString"], "q=1");
+    let r = post(l.gw.port, "/aws/v1", "application/json", br#"{"x":1}"#, "");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.json()["region"], "us-east-2");
+    assert_eq!(r.json()["event"]["body"], r#"{"x":1}"#);
+    // A function error is 502, as API Gateway answers it.
+    let r = get(l.gw.port, "/aws/fails", "");
+    assert_eq!(r.status, 502, "{}", text(&r));
+    assert_eq!(fake.state()["rejected"], 0);
+    assert_eq!(fake.state()["invocations"], 3);
+    drop(l);
+
+    // Wrong keys: the service refuses the signature; the client gets 502, never the function.
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_ACCESS_KEY_ID", "AKIDENV".into()),
+        ("AWS_SECRET_ACCESS_KEY", "wrong-secret".into()),
+        ("AWS_SESSION_TOKEN", "env-token".into()),
+    ]);
+    assert_eq!(get(l.gw.port, "/aws/echo", "").status, 502);
+    assert_eq!(fake.state()["rejected"], 1);
+    drop(l);
+    drop(fake);
+
+    // 2. Keys from a profile of the shared credentials file.
+    let fake = FakeLambda::start(("AKIDPROFILE", "profile-secret", None), "t");
+    let creds = dir.join("credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other\n\n[gw]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = profile-secret\n",
+    )
+    .expect("credentials file");
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.display().to_string()),
+        ("AWS_CONFIG_FILE", nowhere.clone()),
+        ("AWS_PROFILE", "gw".into()),
+    ]);
+    let r = get(l.gw.port, "/aws/echo", "");
+    assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    drop(l);
+    drop(fake);
+
+    // 3. Container credentials, which expire: fetched again before they do.
+    let fake = FakeLambda::start(("AKIDNONE", "none", None), "container-token");
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", nowhere.clone()),
+        ("AWS_CONFIG_FILE", nowhere.clone()),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("http://127.0.0.1:{}/creds", fake.port),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "container-token".into(),
+        ),
+    ]);
+    for _ in 0..2 {
+        let r = get(l.gw.port, "/aws/echo", "");
+        assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    }
+    assert_eq!(fake.state()["fetches"], 1, "kept while fresh");
+    // They expire in 301 s: refreshed 300 s early, so after a second they are fetched again.
+    std::thread::sleep(Duration::from_millis(1200));
+    let r = get(l.gw.port, "/aws/echo", "");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(fake.state()["fetches"], 2);
+    assert_eq!(fake.state()["rejected"], 0);
+    drop(l);
+
+    // No credentials anywhere: 502 and a log line that says so, never an unsigned call.
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", nowhere.clone()),
+        ("AWS_CONFIG_FILE", nowhere),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]);
+    let before = fake.state()["invocations"].clone();
+    assert_eq!(get(l.gw.port, "/aws/echo", "").status, 502);
+    assert_eq!(fake.state()["invocations"], before);
+    assert!(
+        l.gw.log_text().contains("no AWS credentials"),
+        "{}",
+        l.gw.log_text()
+    );
 }

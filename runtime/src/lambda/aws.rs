@@ -129,11 +129,14 @@ impl AwsFunction {
     /// One synchronous invocation.
     pub(crate) async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
         let creds = self.credentials().await?;
-        let name: String = percent_encoding::utf8_percent_encode(
-            &self.function,
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string();
+        // The name is one path segment: all but RFC 3986's unreserved characters encoded, as
+        // the SDKs encode it (an ARN's colons too).
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let name = percent_encoding::utf8_percent_encode(&self.function, SEGMENT).to_string();
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
         let req = sign(&creds, &self.region, &url, payload, SystemTime::now())
             .map_err(Failure::Unavailable)?;
