@@ -427,12 +427,20 @@ fn generate_crate(
     if gw.routes.iter().any(|r| r.settings.compression.is_some()) {
         features.push("\"compression\"");
     }
-    if gw.routes.iter().any(|r| {
-        r.settings
-            .integration
+    let lambda_authorizer = gw.security_schemes.values().any(|s| {
+        s.settings
+            .authorizer
             .as_ref()
-            .is_some_and(|i| i.kind == IntegrationKind::Lambda)
-    }) {
+            .is_some_and(|a| a.kind == AuthorizerKind::Lambda)
+    });
+    if lambda_authorizer
+        || gw.routes.iter().any(|r| {
+            r.settings
+                .integration
+                .as_ref()
+                .is_some_and(|i| i.kind == IntegrationKind::Lambda)
+        })
+    {
         features.push("\"lambda\"");
     }
     let runtime_features = &features.join(", ");
@@ -749,7 +757,7 @@ fn route_def(
                     .map(|t| t.0)
                     .unwrap_or(29_000),
             );
-            let def = lambda_def(i);
+            let def = lambda_def(&i.lambda);
             let binary = gw.root.binary_media_types.iter().map(|t| lit(t));
             quote! { rt::Integration::lambda(&stage, &#def, #timeout, &[#(#binary),*], #context)? }
         }
@@ -1338,7 +1346,7 @@ fn traffic_def(gw: &Gateway) -> TokenStream {
 }
 
 /// A Lambda function's settings as the runtime's `LambdaDef`.
-fn lambda_def(i: &crate::xgw::Integration) -> TokenStream {
+fn lambda_def(i: &crate::xgw::LambdaFunction) -> TokenStream {
     let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
     let function = text(&i.function);
     let format = match i.payload_format.as_deref() {
@@ -1412,16 +1420,21 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         None => quote! { None },
     };
     if let Some(a) = &x.authorizer {
-        let url = match (a.kind, &a.url) {
-            (AuthorizerKind::Http, Some(url)) => lit(url),
-            // Refused by `gwgen check` (GW0409); fail closed should a caller skip the check.
-            (AuthorizerKind::Lambda, _) | (AuthorizerKind::Http, None) => {
+        let (url, lambda) = match (a.kind, &a.url) {
+            (AuthorizerKind::Http, Some(url)) => (lit(url), quote! { None }),
+            (AuthorizerKind::Lambda, _) => {
+                let def = lambda_def(&a.lambda);
+                (lit(""), quote! { Some(&#def) })
+            }
+            // Refused by the schema; fail closed should a caller skip the check.
+            (AuthorizerKind::Http, None) => {
                 return (
                     quote! { rt::SchemeDef::Unverifiable },
                     SchemeKind::Unverifiable,
                 )
             }
         };
+        let token_event = a.event.as_deref() == Some("token");
         let default_identity = ["header.authorization".to_string()];
         let identity = if a.identity.is_empty() {
             &default_identity[..]
@@ -1443,6 +1456,7 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
                 rt::SchemeDef::Authorizer(rt::AuthorizerDef {
                     url: #url, identity: &[#(#identity),*], ttl: #ttl, timeout: #timeout,
                     calls_per_client: #calls, plan: #plan, caller: #caller,
+                    lambda: #lambda, token_event: #token_event,
                 })
             },
             SchemeKind::Authorizer,

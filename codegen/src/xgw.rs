@@ -381,26 +381,35 @@ pub struct Integration {
     pub content_type: Option<String>,
     /// Mock: the name of the response's `examples` entry to answer with.
     pub example: Option<String>,
-    /// Lambda function name or ARN.
+    /// For `lambda`: the function.
+    #[serde(flatten)]
+    pub lambda: LambdaFunction,
+}
+
+/// A Lambda function: on AWS (`function`, `region`, `endpoint`) or run locally (`command` and
+/// the keys after it). Shared by `lambda` integrations and Lambda authorizers.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct LambdaFunction {
+    /// Function name or ARN.
     pub function: Option<String>,
-    /// Lambda payload format.
+    /// Payload format (`1.0`, `2.0`).
     pub payload_format: Option<String>,
-    /// Lambda endpoint override.
+    /// Endpoint override.
     pub endpoint: Option<String>,
-    /// Local Lambda command.
-    pub command: Option<Vec<String>>,
-    /// Lambda region.
+    /// Region.
     pub region: Option<String>,
-    /// Local Lambda: environment of the processes.
+    /// Local mode: the program and its arguments.
+    pub command: Option<Vec<String>>,
+    /// Local mode: environment of the processes.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Local Lambda: `_HANDLER`.
+    /// Local mode: `_HANDLER`.
     pub handler: Option<String>,
-    /// Local Lambda: working directory.
+    /// Local mode: working directory.
     pub workdir: Option<String>,
-    /// Local Lambda: most processes.
+    /// Local mode: most processes.
     pub concurrency: Option<u32>,
-    /// Local Lambda: memory limit.
+    /// Local mode: memory limit.
     pub memory_mb: Option<u32>,
 }
 
@@ -801,7 +810,10 @@ pub struct Authorizer {
     /// For `http`: where to POST.
     pub url: Option<String>,
     /// For `lambda`: the function.
-    pub function: Option<String>,
+    #[serde(flatten)]
+    pub lambda: LambdaFunction,
+    /// For `lambda` with payload format 1.0: `token` (TOKEN authorizers) or `request`.
+    pub event: Option<String>,
     /// Where the caller's identity is read (`header.X`, `query.X`, `cookie.X`, `context.X`).
     #[serde(default)]
     pub identity: Vec<String>,

@@ -39,7 +39,6 @@ pub mod fuzzing;
 pub(crate) mod gateway;
 pub(crate) mod integration;
 pub(crate) mod json;
-#[cfg(feature = "lambda")]
 pub(crate) mod lambda;
 pub(crate) mod observe;
 pub(crate) mod path;
@@ -83,7 +82,6 @@ pub mod __private_0_1 {
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{ConnectionLimits, Gateway, Limits, RouteDef, UndeclaredBody};
     pub use crate::integration::{Integration, MockResponse, UrlTemplate};
-    #[cfg(feature = "lambda")]
     pub use crate::lambda::{LambdaDef, PayloadFormat};
     /// Path normalisation, as the gateway applies it before routing (for the routing benchmark).
     pub use crate::path::{normalize, plain_segments_into, Segments};

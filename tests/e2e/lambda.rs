@@ -420,3 +420,87 @@ fn functions_on_aws_are_invoked_with_sigv4_that_botocore_accepts() {
         l.gw.log_text()
     );
 }
+
+/// The events the authorizer function logged, in order.
+fn authorizer_events(gw: &Running) -> Vec<serde_json::Value> {
+    gw.log_text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("authorizer called: "))
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect()
+}
+
+#[test]
+fn lambda_authorizers_decide_in_both_payload_formats_and_are_cached() {
+    let l = start(&[]);
+    let port = l.gw.port;
+    let auth = |v: &str| format!("Authorization: {v}\r\n");
+
+    // Payload 2.0, a simple answer: its context reaches the integration; cached for `ttl`.
+    let r = get(port, "/authz/v2", &auth("allow-ann"));
+    assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    assert_eq!(
+        r.json()["event"]["requestContext"]["authorizer"]["lambda"],
+        serde_json::json!({"user": "ann", "kind": "simple"})
+    );
+    assert_eq!(get(port, "/authz/v2", &auth("allow-ann")).status, 200);
+    let events = authorizer_events(&l.gw);
+    assert_eq!(events.len(), 1, "the second answer came from the cache");
+    assert_eq!(events[0]["version"], "2.0");
+    assert_eq!(
+        events[0]["identitySource"],
+        serde_json::json!(["allow-ann"])
+    );
+    assert_eq!(events[0]["routeKey"], "GET /authz/v2");
+    assert_eq!(get(port, "/authz/v2", &auth("deny-bob")).status, 403);
+    assert_eq!(
+        get(port, "/authz/v2", "").status,
+        401,
+        "no identity, no call"
+    );
+    // A failing authorizer is 503, never a pass.
+    assert_eq!(get(port, "/authz/v2", &auth("throw")).status, 503);
+    assert_eq!(authorizer_events(&l.gw).len(), 3);
+
+    // Payload 1.0, TOKEN: the token and the method ARN; a policy that allows this route.
+    let r = get(port, "/authz/token", &auth("Bearer allow-bob"));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let ctx = &r.json()["event"]["requestContext"]["authorizer"]["lambda"];
+    assert_eq!(ctx["principalId"], "bob");
+    assert_eq!(ctx["kind"], "TOKEN");
+    let event = authorizer_events(&l.gw).pop().expect("a TOKEN event");
+    assert_eq!(event["type"], "TOKEN");
+    assert_eq!(event["authorizationToken"], "Bearer allow-bob");
+    assert!(
+        event["methodArn"].as_str().is_some_and(
+            |a| a.starts_with("arn:aws:execute-api:") && a.ends_with("/dev/GET/authz/token")
+        ),
+        "{event}"
+    );
+    assert_eq!(get(port, "/authz/token", &auth("deny-bob")).status, 403);
+
+    // Payload 1.0, REQUEST: the request's headers, query and path parameters; every identity
+    // source is needed.
+    let r = get(port, "/authz/request/42?tenant=t1", &auth("allow-cy"));
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let event = authorizer_events(&l.gw).pop().expect("a REQUEST event");
+    assert_eq!(event["type"], "REQUEST");
+    assert_eq!(event["resource"], "/authz/request/{id}");
+    assert_eq!(event["pathParameters"], serde_json::json!({"id": "42"}));
+    assert_eq!(
+        event["queryStringParameters"],
+        serde_json::json!({"tenant": "t1"})
+    );
+    assert_eq!(event["headers"]["authorization"], "allow-cy");
+    assert!(event.get("body").is_none());
+    let calls = authorizer_events(&l.gw).len();
+    assert_eq!(
+        get(port, "/authz/request/42", &auth("allow-cy")).status,
+        401
+    );
+    assert_eq!(
+        authorizer_events(&l.gw).len(),
+        calls,
+        "a missing source is 401 without a call"
+    );
+}

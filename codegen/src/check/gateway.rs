@@ -96,27 +96,16 @@ fn visit_blocks<'a>(
 
 /// What a key of an `x-gateway` block would ask for that this gateway does not do yet: its
 /// capability, and what to write instead. `level` is where the block stands; `rel` the key's
-/// path inside the block (the root's `defaults/` already removed), `node` its value.
+/// path inside the block (the root's `defaults/` already removed).
 ///
 /// Every key the extension's schema accepts is either honoured by the lowering or named here;
 /// `tests/e2e/keys.rs` walks the schema to prove it.
-fn unbuilt(level: Level, rel: &[&str], node: &Node) -> Option<(&'static str, &'static str)> {
+fn unbuilt(level: Level, rel: &[&str]) -> Option<(&'static str, &'static str)> {
     match (level, rel) {
         (Level::PathItem, ["websocket"]) => Some((
             "WebSocket APIs (`websocket`)",
             "remove `websocket`; WebSocket routes are not served yet",
         )),
-        (Level::SecurityScheme, _) => match rel {
-            ["authorizer", "function"] => Some((
-                "Lambda authorizers",
-                "use `authorizer: { type: http, url }`",
-            )),
-            ["authorizer", "type"] if node.as_str() == Some("lambda") => Some((
-                "Lambda authorizers",
-                "use `authorizer: { type: http, url }`",
-            )),
-            _ => None,
-        },
         (_, ["integration", "retries"]) => Some((
             "upstream retries (`retries`)",
             "remove `retries`; a failed upstream call answers 502",
@@ -169,7 +158,7 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                         format!("`limits.{key}` governs connections, which exist before any route is known"),
                         "set it at the root or in `defaults`",
                     )),
-                    _ => unbuilt(level, inner, node).map(|(what, instead)| {
+                    _ => unbuilt(level, inner).map(|(what, instead)| {
                         (
                             Code::UnavailableIntegration,
                             format!(

@@ -1,6 +1,7 @@
-//! Custom authorizers (`authorizer.type: http`): the gateway POSTs AWS's HTTP-API authorizer
-//! event (payload format 2.0) to a URL and reads either the simple response
-//! (`{"isAuthorized": bool, "context": {…}}`) or a REST policy document (`principalId`,
+//! Custom authorizers: the gateway POSTs AWS's HTTP-API authorizer event (payload format 2.0)
+//! to a URL (`type: http`), or invokes a Lambda function (`type: lambda`) with that event or, in
+//! payload format 1.0, a REST API's TOKEN or REQUEST authorizer event; it reads either the simple
+//! response (`{"isAuthorized": bool, "context": {…}}`) or a policy document (`principalId`,
 //! `policyDocument`, `context`).
 //!
 //! - Every identity source must be present; otherwise the request is 401 and nothing is called.
@@ -40,12 +41,20 @@ pub struct Verdict {
     pub principal: Option<String>,
 }
 
+/// Where an authorizer is.
+enum Transport {
+    /// POST the event to a URL.
+    Http { url: http::Uri, client: Client },
+    /// Invoke a Lambda function.
+    #[cfg(feature = "lambda")]
+    Lambda(std::sync::Arc<crate::lambda::Function>),
+}
+
 /// One authorizer.
 pub struct Authorizer {
     name: String,
-    url: http::Uri,
+    transport: Transport,
     def: AuthorizerDef,
-    client: Client,
     cache: Mutex<HashMap<String, (Instant, Answer)>>,
     callers: Mutex<HashMap<std::net::IpAddr, (f64, Instant)>>,
 }
@@ -71,24 +80,41 @@ impl std::fmt::Debug for Authorizer {
 impl Authorizer {
     /// Prepares an authorizer for `stage`.
     pub fn new(def: &AuthorizerDef, stage: &Stage, name: &str) -> Result<Authorizer, StartError> {
-        let url = stage.interpolate(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(StartError::Invalid(format!(
-                "the authorizer URL `{url}` of scheme `{name}` is not an http:// or https:// URL"
-            )));
-        }
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
-        let connector = crate::tls::connector();
+        let transport = match def.lambda {
+            #[cfg(feature = "lambda")]
+            Some(lambda) => Transport::Lambda(crate::lambda::function(
+                lambda,
+                stage,
+                &format!("the authorizer of scheme `{name}`"),
+            )?),
+            #[cfg(not(feature = "lambda"))]
+            Some(_) => {
+                return Err(StartError::Invalid(format!(
+                    "the authorizer of scheme `{name}` is a Lambda function, and this gateway was built without Lambda"
+                )))
+            }
+            None => {
+                let url = stage
+                    .interpolate(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(StartError::Invalid(format!(
+                        "the authorizer URL `{url}` of scheme `{name}` is not an http:// or https:// URL"
+                    )));
+                }
+                let url: http::Uri = url
+                    .parse()
+                    .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build(crate::tls::connector());
+                Transport::Http { url, client }
+            }
+        };
         Ok(Authorizer {
             name: name.to_string(),
-            url: uri,
+            transport,
             def: *def,
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
             cache: Mutex::new(HashMap::new()),
             callers: Mutex::new(HashMap::new()),
         })
@@ -198,88 +224,53 @@ impl Authorizer {
             tracing::warn!(scheme = %self.name, error = %why, "the authorizer failed");
             Denial::Unavailable("the authorizer is not available".into())
         };
-        let mut headers = serde_json::Map::new();
-        for (k, v) in creds.headers.iter() {
-            if let Ok(v) = v.to_str() {
-                let entry = headers
-                    .entry(k.as_str().to_string())
-                    .or_insert_with(|| serde_json::Value::String(String::new()));
-                if let serde_json::Value::String(s) = entry {
-                    if !s.is_empty() {
-                        s.push(',');
+        let timeout = Duration::from_millis(self.def.timeout);
+        let bytes = match &self.transport {
+            Transport::Http { url, client } => {
+                let event = http_api_event(creds, identity, route_arn);
+                let req = http::Request::post(url.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                        event.to_string(),
+                    )))
+                    .map_err(|e| unavailable(e.to_string()))?;
+                let resp = tokio::time::timeout(timeout, client.request(req))
+                    .await
+                    .map_err(|_| unavailable("timed out".into()))?
+                    .map_err(|e| unavailable(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(unavailable(format!("answered {}", resp.status())));
+                }
+                let body = http_body_util::Limited::new(resp.into_body(), 1 << 20);
+                http_body_util::BodyExt::collect(body)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?
+                    .to_bytes()
+            }
+            #[cfg(feature = "lambda")]
+            Transport::Lambda(function) => {
+                use crate::lambda::{Failure, PayloadFormat};
+                let format = self.def.lambda.map(|l| l.payload_format);
+                let event = match format {
+                    Some(PayloadFormat::V1) if self.def.token_event => serde_json::json!({
+                        "type": "TOKEN",
+                        "authorizationToken": identity.first(),
+                        "methodArn": route_arn,
+                    }),
+                    Some(PayloadFormat::V1) => rest_request_event(creds, route_arn),
+                    _ => http_api_event(creds, identity, route_arn),
+                };
+                let payload = bytes::Bytes::from(event.to_string());
+                match function.invoke(payload, timeout).await {
+                    Ok(answer) => answer,
+                    Err(Failure::Function(e)) => {
+                        return Err(unavailable(String::from_utf8_lossy(&e).into_owned()))
                     }
-                    s.push_str(v);
+                    Err(Failure::Timeout) => return Err(unavailable("timed out".into())),
+                    Err(Failure::Unavailable(e)) => return Err(unavailable(e)),
                 }
             }
-        }
-        let query: serde_json::Map<String, serde_json::Value> = creds
-            .query
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let d = |s: &str| {
-                    percent_encoding::percent_decode_str(&s.replace('+', " "))
-                        .decode_utf8_lossy()
-                        .into_owned()
-                };
-                (d(k), serde_json::Value::String(d(v)))
-            })
-            .collect();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut path = String::with_capacity(64);
-        crate::path::encode_path(&mut path, creds.segs);
-        let event = serde_json::json!({
-            "version": "2.0",
-            "type": "REQUEST",
-            "routeArn": route_arn,
-            "identitySource": identity,
-            "routeKey": creds.route_key,
-            "rawPath": path,
-            "rawQueryString": creds.query.unwrap_or(""),
-            "headers": headers,
-            "queryStringParameters": query,
-            "requestContext": {
-                "accountId": "gwgen",
-                "apiId": "gateway",
-                "http": {
-                    "method": creds.method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": creds.source_ip.to_string(),
-                    "userAgent": creds.header("user-agent").unwrap_or(""),
-                },
-                "requestId": creds.request_id,
-                "routeKey": creds.route_key,
-                "stage": creds.stage,
-                "timeEpoch": now,
-            },
-        });
-        let req = http::Request::post(self.url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                event.to_string(),
-            )))
-            .map_err(|e| unavailable(e.to_string()))?;
-        let resp = tokio::time::timeout(
-            Duration::from_millis(self.def.timeout),
-            self.client.request(req),
-        )
-        .await
-        .map_err(|_| unavailable("timed out".into()))?
-        .map_err(|e| unavailable(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(unavailable(format!("answered {}", resp.status())));
-        }
-        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20);
-        let bytes = http_body_util::BodyExt::collect(body)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .to_bytes();
+        };
         let answer: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("not JSON: {e}")))?;
         if answer.get("isAuthorized").is_some_and(|v| v.is_boolean()) {
@@ -292,6 +283,107 @@ impl Authorizer {
             None => Err(unavailable("an answer of neither shape".into())),
         }
     }
+}
+
+/// AWS's HTTP-API authorizer event (payload format 2.0).
+fn http_api_event(
+    creds: &Credentials<'_>,
+    identity: &[String],
+    route_arn: &str,
+) -> serde_json::Value {
+    let mut headers = serde_json::Map::new();
+    for (k, v) in creds.headers.iter() {
+        if let Ok(v) = v.to_str() {
+            let entry = headers
+                .entry(k.as_str().to_string())
+                .or_insert_with(|| serde_json::Value::String(String::new()));
+            if let serde_json::Value::String(s) = entry {
+                if !s.is_empty() {
+                    s.push(',');
+                }
+                s.push_str(v);
+            }
+        }
+    }
+    let query: serde_json::Map<String, serde_json::Value> = creds
+        .query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let d = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), serde_json::Value::String(d(v)))
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut path = String::with_capacity(64);
+    crate::path::encode_path(&mut path, creds.segs);
+    serde_json::json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": route_arn,
+        "identitySource": identity,
+        "routeKey": creds.route_key,
+        "rawPath": path,
+        "rawQueryString": creds.query.unwrap_or(""),
+        "headers": headers,
+        "queryStringParameters": query,
+        "requestContext": {
+            "accountId": "gwgen",
+            "apiId": "gateway",
+            "http": {
+                "method": creds.method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": creds.source_ip.to_string(),
+                "userAgent": creds.header("user-agent").unwrap_or(""),
+            },
+            "requestId": creds.request_id,
+            "routeKey": creds.route_key,
+            "stage": creds.stage,
+            "timeEpoch": now,
+        },
+    })
+}
+
+/// A REST API REQUEST authorizer's event (payload format 1.0): the proxy event of the request,
+/// without its body, with `type` and `methodArn`.
+#[cfg(feature = "lambda")]
+fn rest_request_event(creds: &Credentials<'_>, route_arn: &str) -> serde_json::Value {
+    let mut path = String::with_capacity(64);
+    crate::path::encode_path(&mut path, creds.segs);
+    let request = crate::lambda::event::Request {
+        method: creds.method,
+        path: &path,
+        query: creds.query,
+        headers: creds.headers,
+        resource: creds.resource,
+        params: creds.params.iter().collect(),
+        stage: creds.stage,
+        stage_variables: creds.stage_variables,
+        request_id: creds.request_id,
+        source_ip: creds.source_ip.to_string(),
+        identity: None,
+        body: b"",
+        binary: false,
+        time: std::time::SystemTime::now(),
+    };
+    let mut event = request.v1();
+    if let serde_json::Value::Object(e) = &mut event {
+        e.remove("body");
+        e.remove("isBase64Encoded");
+        e.insert("type".into(), "REQUEST".into());
+        e.insert("methodArn".into(), route_arn.into());
+    }
+    event
 }
 
 /// The `routeArn` of a request, over the normalised path the router matched.

@@ -83,6 +83,10 @@ pub struct AuthorizerDef {
     /// The member of the answer's `context` that names the caller for `plan` (`None`: the
     /// `principalId`).
     pub caller: Option<&'static str>,
+    /// `type: lambda`: the function to invoke instead of POSTing to `url`.
+    pub lambda: Option<&'static crate::lambda::LambdaDef>,
+    /// For a Lambda authorizer of payload 1.0: the TOKEN event (else REQUEST).
+    pub token_event: bool,
 }
 
 /// A security scheme.
@@ -219,6 +223,12 @@ pub struct Credentials<'r> {
     pub source_ip: std::net::IpAddr,
     /// The request id.
     pub request_id: &'r str,
+    /// The route's template (`/orders/{orderId}`).
+    pub resource: &'static str,
+    /// The path parameters.
+    pub params: crate::router::PathParams<'r>,
+    /// The stage's variables.
+    pub stage_variables: &'r std::collections::BTreeMap<String, String>,
 }
 
 /// Where an authorizer's identity source (`header.X`, `query.X`, `cookie.X`) is read.

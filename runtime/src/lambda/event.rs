@@ -11,14 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::Identity;
 
-/// The payload format of the events (`payload_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadFormat {
-    /// REST APIs' format.
-    V1,
-    /// HTTP APIs' format.
-    V2,
-}
+pub use super::PayloadFormat;
 
 /// What an event is made of: the request as the gateway matched it.
 pub(crate) struct Request<'a> {
@@ -52,9 +45,9 @@ pub(crate) struct Request<'a> {
     pub(crate) time: SystemTime,
 }
 
-/// AWS's account and API ids stand for this gateway in events.
-const ACCOUNT: &str = "000000000000";
-const API_ID: &str = "gwgen";
+/// The account and API ids of this gateway in events, as in its `routeArn`s.
+const ACCOUNT: &str = "gwgen";
+const API_ID: &str = "gateway";
 
 impl Request<'_> {
     fn header(&self, name: &str) -> Option<&str> {

@@ -11,19 +11,34 @@
 //! error"); no answer within the integration's `timeout` is 504 ("Endpoint request timed out").
 //! The function's own statuses (4xx, 5xx) pass through.
 
+#[cfg(feature = "lambda")]
 pub(crate) mod aws;
+#[cfg(feature = "lambda")]
 pub(crate) mod event;
+#[cfg(feature = "lambda")]
 pub(crate) mod local;
 
+#[cfg(feature = "lambda")]
 use std::sync::{Arc, Mutex};
+#[cfg(feature = "lambda")]
 use std::time::Duration;
 
+#[cfg(feature = "lambda")]
 use bytes::Bytes;
 
-pub use event::PayloadFormat;
-
+#[cfg(feature = "lambda")]
 use crate::stage::{Stage, StartError};
 
+/// The payload format of the events (`payload_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// REST APIs' format.
+    V1,
+    /// HTTP APIs' format.
+    V2,
+}
+
+#[cfg(feature = "lambda")]
 /// How an invocation failed.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -35,6 +50,7 @@ pub(crate) enum Failure {
     Unavailable(String),
 }
 
+#[cfg(feature = "lambda")]
 /// A function, where it runs.
 #[derive(Debug)]
 pub(crate) enum Function {
@@ -44,6 +60,7 @@ pub(crate) enum Function {
     Local(local::LocalFunction),
 }
 
+#[cfg(feature = "lambda")]
 impl Function {
     /// One invocation: the function's answer, or why there is none.
     pub(crate) async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
@@ -80,6 +97,7 @@ pub struct LambdaDef {
     pub memory_mb: u32,
 }
 
+#[cfg(feature = "lambda")]
 /// A route's Lambda integration.
 #[derive(Debug, Clone)]
 pub struct LambdaIntegration {
@@ -90,9 +108,11 @@ pub struct LambdaIntegration {
     pub(crate) binary: &'static [&'static str],
 }
 
+#[cfg(feature = "lambda")]
 /// Functions already made, by what makes them the same function.
 type Registry = Mutex<Vec<(String, std::sync::Weak<Function>)>>;
 
+#[cfg(feature = "lambda")]
 /// The function `def` names on `stage`, shared with every route that names the same one.
 pub(crate) fn function(
     def: &LambdaDef,
@@ -164,6 +184,7 @@ pub(crate) fn function(
     Ok(f)
 }
 
+#[cfg(feature = "lambda")]
 impl LambdaIntegration {
     /// A route's integration with the function `def` names, its events in `def`'s payload format.
     pub fn new(

@@ -22,6 +22,9 @@ pub(super) async fn authenticate(x: &Exchange<'_, '_>, req: &mut Request) -> Res
         stage: &gw.stage,
         source_ip: x.client,
         request_id: x.id,
+        resource: route.template,
+        params: x.params.named(route.params),
+        stage_variables: &gw.stage_variables,
     };
     let verdict = match &gw.auth {
         Some(auth) => Box::pin(auth.authorize(route.security, route.plans, &creds)).await,
