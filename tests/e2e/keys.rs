@@ -123,7 +123,8 @@ fn rows() -> Vec<Row> {
     let mock = json!({ "integration": { "type": "mock", "status": 200, "body": { "a": 1 }, "content_type": "application/json" } });
     let lambda = json!({ "integration": { "type": "lambda", "function": "f", "payload_format": "2.0",
                          "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
-    let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"] } });
+    let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
+                               "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
     let health = json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9",
                          "health_check": { "path": "/h", "interval": "5s", "unhealthy_after": 3 } } });
     let transform = json!({ "transform": {
@@ -198,11 +199,12 @@ fn rows() -> Vec<Row> {
             None,
         ),
         // Integrations.
+        // The type decides which other keys apply (GW0413), so the whole integration changes.
         honoured(
             "integration.type",
             vec![(Operation, json!({ "integration": http }))],
-            "/integration/type",
-            Some(json!("mock")),
+            "/integration",
+            Some(json!({ "type": "mock" })),
         ),
         honoured(
             "integration.url",
@@ -305,35 +307,74 @@ fn rows() -> Vec<Row> {
             "/integration/example",
             Some(json!("b")),
         ),
-        refused(
-            "integration.type",
-            vec![(Operation, lambda.clone())],
-            "/integration/type",
-        ),
-        refused(
+        honoured(
             "integration.function",
             vec![(Operation, lambda.clone())],
             "/integration/function",
+            Some(json!("g")),
         ),
-        refused(
+        honoured(
             "integration.payload_format",
             vec![(Operation, lambda.clone())],
             "/integration/payload_format",
+            Some(json!("1.0")),
         ),
-        refused(
+        honoured(
             "integration.endpoint",
             vec![(Operation, lambda.clone())],
             "/integration/endpoint",
+            Some(json!("http://127.0.0.1:8")),
         ),
-        refused(
+        honoured(
             "integration.region",
-            vec![(Operation, lambda)],
+            vec![(Operation, lambda.clone())],
             "/integration/region",
+            Some(json!("us-east-2")),
         ),
-        refused(
+        honoured(
             "integration.command",
-            vec![(Operation, local_lambda)],
+            vec![(Operation, local_lambda.clone())],
             "/integration/command",
+            Some(json!(["./g"])),
+        ),
+        honoured(
+            "integration.env",
+            vec![(Operation, local_lambda.clone())],
+            "/integration/env",
+            Some(json!({ "A": "2" })),
+        ),
+        honoured(
+            "integration.handler",
+            vec![(Operation, local_lambda.clone())],
+            "/integration/handler",
+            Some(json!("app.other")),
+        ),
+        honoured(
+            "integration.workdir",
+            vec![(Operation, local_lambda.clone())],
+            "/integration/workdir",
+            Some(json!("other")),
+        ),
+        honoured(
+            "integration.concurrency",
+            vec![(Operation, local_lambda.clone())],
+            "/integration/concurrency",
+            Some(json!(3)),
+        ),
+        honoured(
+            "integration.memory_mb",
+            vec![(Operation, local_lambda.clone())],
+            "/integration/memory_mb",
+            Some(json!(256)),
+        ),
+        honoured(
+            "root.binary_media_types",
+            vec![(
+                Root,
+                json!({ "binary_media_types": ["image/*"], "defaults": local_lambda.clone() }),
+            )],
+            "/binary_media_types",
+            Some(json!(["*/*"])),
         ),
         // The response cache.
         honoured(
@@ -1020,21 +1061,104 @@ fn rows() -> Vec<Row> {
             "/authorizer/timeout",
             Some(json!("3s")),
         ),
-        refused(
-            "securityScheme.authorizer.type",
-            vec![(
-                Scheme,
-                json!({ "authorizer": { "type": "lambda", "function": "f" } }),
-            )],
-            "/authorizer/type",
-        ),
-        refused(
+        honoured(
             "securityScheme.authorizer.function",
             vec![(
                 Scheme,
-                json!({ "authorizer": { "type": "lambda", "function": "f" } }),
+                json!({ "authorizer": { "type": "lambda", "function": "f", "payload_format": "1.0", "event": "token", "region": "eu-west-1", "endpoint": "http://127.0.0.1:9" } }),
             )],
             "/authorizer/function",
+            Some(json!("g")),
+        ),
+        honoured(
+            "securityScheme.authorizer.payload_format",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f", "payload_format": "1.0" } }),
+            )],
+            "/authorizer/payload_format",
+            Some(json!("2.0")),
+        ),
+        honoured(
+            "securityScheme.authorizer.event",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f", "payload_format": "1.0", "event": "token", "region": "eu-west-1", "endpoint": "http://127.0.0.1:9" } }),
+            )],
+            "/authorizer/event",
+            Some(json!("request")),
+        ),
+        honoured(
+            "securityScheme.authorizer.region",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f", "payload_format": "1.0", "event": "token", "region": "eu-west-1", "endpoint": "http://127.0.0.1:9" } }),
+            )],
+            "/authorizer/region",
+            Some(json!("us-east-2")),
+        ),
+        honoured(
+            "securityScheme.authorizer.endpoint",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "function": "f", "payload_format": "1.0", "event": "token", "region": "eu-west-1", "endpoint": "http://127.0.0.1:9" } }),
+            )],
+            "/authorizer/endpoint",
+            Some(json!("http://127.0.0.1:8")),
+        ),
+        honoured(
+            "securityScheme.authorizer.command",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/command",
+            Some(json!(["./b"])),
+        ),
+        honoured(
+            "securityScheme.authorizer.env",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/env",
+            Some(json!({ "A": "2" })),
+        ),
+        honoured(
+            "securityScheme.authorizer.handler",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/handler",
+            Some(json!("a.other")),
+        ),
+        honoured(
+            "securityScheme.authorizer.workdir",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/workdir",
+            Some(json!("other")),
+        ),
+        honoured(
+            "securityScheme.authorizer.concurrency",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/concurrency",
+            Some(json!(3)),
+        ),
+        honoured(
+            "securityScheme.authorizer.memory_mb",
+            vec![(
+                Scheme,
+                json!({ "authorizer": { "type": "lambda", "command": ["./a"], "env": { "A": "1" }, "handler": "a.h", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } }),
+            )],
+            "/authorizer/memory_mb",
+            Some(json!(256)),
         ),
     ]
 }

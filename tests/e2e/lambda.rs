@@ -504,3 +504,70 @@ fn lambda_authorizers_decide_in_both_payload_formats_and_are_cached() {
         "a missing source is 401 without a call"
     );
 }
+
+#[test]
+fn check_locates_lambda_mistakes() {
+    let spec = |integration: &str| {
+        format!(
+            "openapi: 3.1.0\ninfo: {{ title: T, version: \"1\" }}\nx-gateway: {{ defaults: {{ throttle: {{ rate: 1 }} }} }}\npaths:\n  /a:\n    get:\n      x-gateway: {{ integration: {integration} }}\n      responses: {{ \"200\": {{ description: ok }} }}\n"
+        )
+    };
+    let errors = |integration: &str| {
+        let checked = gwgen::check_text("spec.yaml", spec(integration));
+        crate::support::errors(&checked)
+    };
+    let cases = [
+        (
+            r#"{ type: lambda, function: f, payload_format: "3.0" }"#,
+            "spec.yaml:7:",
+            "GW0402",
+            "not one of \"1.0\" or \"2.0\"",
+        ),
+        (
+            r#"{ type: lambda, payload_format: "2.0" }"#,
+            "spec.yaml:7:",
+            "GW0402",
+            "has neither",
+        ),
+        (
+            r#"{ type: lambda, command: "python3 -m awslambdaric app.handler" }"#,
+            "spec.yaml:7:",
+            "GW0402",
+            "expected array",
+        ),
+        (
+            r#"{ type: lambda, function: "my function" }"#,
+            "spec.yaml:7:",
+            "GW0402",
+            "not a Lambda function name",
+        ),
+        (
+            r#"{ type: lambda, function: f, memory_mb: 256 }"#,
+            "spec.yaml:7:",
+            "GW0413",
+            "`memory_mb` applies to functions run locally",
+        ),
+    ];
+    for (integration, at, code, says) in cases {
+        let found = errors(integration);
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with(at) && e.contains(code) && e.contains(says)),
+            "{integration}: {found:#?}"
+        );
+    }
+    // Every form PRODUCT.md shows checks clean.
+    for ok in [
+        r#"{ type: lambda, function: "arn:aws:lambda:eu-west-1:123456789012:function:orders:live" }"#,
+        r#"{ type: lambda, function: "123456789012:function:orders", payload_format: "1.0" }"#,
+        r#"{ type: lambda, function: "${stageVariables.fn}" }"#,
+        r#"{ type: lambda, command: [./bootstrap], concurrency: 2, memory_mb: 256 }"#,
+    ] {
+        let found: Vec<String> = errors(ok)
+            .into_iter()
+            .filter(|e| !e.contains("GW0403"))
+            .collect();
+        assert!(found.is_empty(), "{ok}: {found:#?}");
+    }
+}

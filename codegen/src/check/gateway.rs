@@ -14,6 +14,7 @@ use crate::xgw::{interpolations, IntegrationKind, KeySource, Level, StateBackend
 /// Every check that needs the whole lowered gateway.
 pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: &mut Diagnostics) {
     check_unbuilt(root, root_file, diags);
+    check_integration_settings(root, root_file, diags);
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
@@ -197,6 +198,157 @@ fn check_unbuilt(root: &Node, file: &Path, diags: &mut Diagnostics) {
                 _ => {}
             }
         }
+    }
+}
+
+/// The keys an integration or authorizer of each type reads. A key of another type would be
+/// silently ignored, so it is refused (GW0413) where it stands.
+fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
+    const LOCAL: &[&str] = &["env", "handler", "workdir", "concurrency", "memory_mb"];
+    const LAMBDA: &[&str] = &[
+        "function",
+        "payload_format",
+        "endpoint",
+        "region",
+        "command",
+    ];
+    match (kind, key) {
+        ("http", "url" | "targets" | "retries" | "health_check")
+        | ("mock", "status" | "status_from" | "body" | "content_type" | "example") => Ok(()),
+        ("lambda", k) if LAMBDA.contains(&k) => Ok(()),
+        ("lambda", k) if LOCAL.contains(&k) => {
+            if local {
+                Ok(())
+            } else {
+                Err("applies to functions run locally (`command`) only")
+            }
+        }
+        (_, "url" | "targets" | "retries" | "health_check") => Err("applies to `type: http` only"),
+        (_, "status" | "status_from" | "body" | "content_type" | "example") => {
+            Err("applies to `type: mock` only")
+        }
+        (_, k) if LAMBDA.contains(&k) || LOCAL.contains(&k) => {
+            Err("applies to `type: lambda` only")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Keys of an integration or authorizer that its type does not read (GW0413), and Lambda
+/// function names AWS would refuse (GW0402).
+fn check_integration_settings(root: &Node, file: &Path, diags: &mut Diagnostics) {
+    for (block, ptr) in blocks(root) {
+        let mut places = vec![
+            ("integration", block.get("integration")),
+            ("authorizer", block.get("authorizer")),
+        ];
+        places.push((
+            "defaults/integration",
+            block.get("defaults").and_then(|d| d.get("integration")),
+        ));
+        for (rel, node) in places {
+            let Some(node) = node else { continue };
+            let kind = node.get("type").and_then(|t| t.as_str()).unwrap_or("");
+            let local = node.get("command").is_some();
+            let mut at = ptr.clone();
+            for s in rel.split('/') {
+                push_segment(&mut at, s);
+            }
+            for e in node.entries() {
+                let mut p = at.clone();
+                push_segment(&mut p, &e.key);
+                let refusal = match (rel, e.key.as_str()) {
+                    ("authorizer", "url") if kind == "lambda" => Some("applies to `type: http` only"),
+                    ("authorizer", "event")
+                        if node.get("payload_format").and_then(|f| f.as_str()) != Some("1.0") =>
+                    {
+                        Some("applies to payload format 1.0 only (REST APIs' TOKEN and REQUEST authorizers)")
+                    }
+                    ("authorizer", k) if kind == "http" && applies("lambda", true, k).is_ok() && applies("http", false, k).is_err() => {
+                        Some("applies to `type: lambda` only")
+                    }
+                    ("authorizer", _) => None,
+                    (_, "endpoint") if local => Some("names where AWS's Lambda service is: a function run locally (`command`) has none"),
+                    (_, k) => applies(kind, local, k).err(),
+                };
+                if let Some(why) = refusal {
+                    diags.report(
+                        Code::InapplicableSetting,
+                        file,
+                        e.key_pos,
+                        &p,
+                        format!("`{}` {why}; here it would be ignored", e.key),
+                        Some(format!("remove `{}`, or change `type`", e.key)),
+                    );
+                }
+            }
+            if kind == "lambda" && !local && node.get("function").is_none() {
+                diags.report(
+                    Code::XGatewayInvalid,
+                    file,
+                    node.pos,
+                    &at,
+                    "a `lambda` function is named by `function` (on AWS) or run by `command` (on this machine); this one has neither".to_string(),
+                    Some("add `function: NAME` or `command: [PROGRAM, ARG, …]`".into()),
+                );
+            }
+            if kind == "lambda" && !local {
+                if let Some(f) = node.get("function").and_then(|f| f.as_str()) {
+                    if !f.contains("${") && !is_lambda_function_name(f) {
+                        let mut p = at.clone();
+                        push_segment(&mut p, "function");
+                        let pos = node.get("function").map_or(node.pos, |n| n.pos);
+                        diags.report(
+                            Code::XGatewayInvalid,
+                            file,
+                            pos,
+                            &p,
+                            format!("`{f}` is not a Lambda function name, partial ARN or ARN"),
+                            Some("write `NAME`, `ACCOUNT:function:NAME` or `arn:aws:lambda:REGION:ACCOUNT:function:NAME`, with an optional `:ALIAS` or `:VERSION`".into()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A function name, partial ARN or ARN as Lambda's `Invoke` accepts it: letters, digits, `-`
+/// and `_` (64 at most), an optional `:VERSION` or `:ALIAS`.
+fn is_lambda_function_name(f: &str) -> bool {
+    let word = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let qualifier = |s: &str| s == "$LATEST" || word(s, 128);
+    let parts: Vec<&str> = f.split(':').collect();
+    match parts.as_slice() {
+        [name] => word(name, 64),
+        [name, q] => word(name, 64) && qualifier(q),
+        [account, "function", name] => {
+            account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && word(name, 64)
+        }
+        [account, "function", name, q] => {
+            account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && word(name, 64)
+                && qualifier(q)
+        }
+        ["arn", partition, "lambda", region, account, "function", name, rest @ ..] => {
+            partition.starts_with("aws")
+                && word(region, 32)
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && word(name, 64)
+                && match rest {
+                    [] => true,
+                    [q] => qualifier(q),
+                    _ => false,
+                }
+        }
+        _ => false,
     }
 }
 

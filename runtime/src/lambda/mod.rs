@@ -149,6 +149,11 @@ pub(crate) fn function(
     {
         return Ok(f);
     }
+    if name.is_empty() && command.is_empty() {
+        return Err(StartError::Invalid(format!(
+            "{what} names no function: set `function` or `command`"
+        )));
+    }
     let env_var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let f = if command.is_empty() {
         let region = aws::region_of(&name, Some(&region), env_var).ok_or_else(|| {
