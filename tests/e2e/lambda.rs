@@ -38,6 +38,7 @@ pub(crate) fn start(extra_env: &[(&str, String)]) -> Lambda {
         // Never visible to a function: the gateway's own secrets.
         ("AWS_SECRET_ACCESS_KEY", "gateway-secret".to_string()),
         ("FAKE_LAMBDA_PORT", "9".to_string()),
+        ("RUST_FUNCTION", "/nonexistent/rust-function".to_string()),
     ];
     env.extend(extra_env.iter().cloned());
     let gw = Running::start(&bin, &[], &env);
@@ -230,6 +231,13 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
     let log = l.gw.log_text();
     assert!(log.contains("Runtime.ExitError"), "{log}");
     assert!(log.contains("Task timed out"), "{log}");
+
+    // A process past `memory_mb` is killed, as Lambda kills it: 502, long before its timeout.
+    let t = Instant::now();
+    let r = get(port, "/oom", "");
+    assert_eq!(r.status, 502, "{}", text(&r));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(l.gw.log_text().contains("Runtime.OutOfMemory"));
 
     // `concurrency: 2`: two slow invocations at once take one second, not two.
     let t = Instant::now();
@@ -570,4 +578,57 @@ fn check_locates_lambda_mistakes() {
             .collect();
         assert!(found.is_empty(), "{ok}: {found:#?}");
     }
+}
+
+/// The Rust function of `tests/lambda-rust`, built as its user would build it.
+fn rust_function() -> PathBuf {
+    let repo = crate::support::repo();
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--locked", "-q", "--manifest-path"])
+        .arg(repo.join("tests/lambda-rust/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", repo.join("target"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    repo.join("target/debug/gwgen-test-rust-function")
+}
+
+#[test]
+fn a_rust_lambda_runtime_function_runs_unchanged() {
+    let bin = rust_function();
+    let l = start(&[("RUST_FUNCTION", bin.display().to_string())]);
+    let r = get(l.gw.port, "/rust/ferris", "");
+    assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    let body = r.json();
+    assert_eq!(body["runtime"], "rust");
+    assert_eq!(body["name"], "ferris");
+    assert!(
+        body["requestId"].as_str().is_some_and(|id| id.len() == 36),
+        "{body}"
+    );
+    // Its deadline is the integration's: 5 s from now.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let deadline = body["deadline"].as_u64().expect("deadline");
+    assert!(
+        deadline > now_ms && deadline <= now_ms + 5_000,
+        "{deadline} vs {now_ms}"
+    );
+    // Its error is 502; the process lives on and serves the next one.
+    let r = get(l.gw.port, "/rust-fail", "");
+    assert_eq!(r.status, 502, "{}", text(&r));
+    assert_eq!(get(l.gw.port, "/rust/again", "").status, 200);
+    assert_eq!(
+        l.gw.log_text()
+            .matches("started a function process")
+            .count(),
+        1,
+        "one warm process served all three"
+    );
 }
