@@ -13,12 +13,13 @@
 //! - Processes see only `PATH`, `LANG`, the variables an official runtime client reads
 //!   (`AWS_LAMBDA_RUNTIME_API`, `_HANDLER`, `AWS_LAMBDA_FUNCTION_*`, …) and the spec's `env`: never
 //!   the gateway's own secrets or AWS credentials.
-//! - Everything runs on one background thread of its own, so processes, their listeners and
-//!   timers never sit on a request thread.
+//! - An invocation runs as a task of its own on the runtime of the request that made it, so a
+//!   client that goes away never cuts an invocation short (nor kills a warm process). A slot's
+//!   listener runs on the runtime that opened it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -71,34 +72,6 @@ impl std::fmt::Debug for LocalFunction {
     }
 }
 
-/// The background runtime every local function runs on.
-fn background() -> Option<&'static tokio::runtime::Handle> {
-    static HANDLE: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("gwgen-lambda".into())
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => {
-                            let _ = tx.send(Some(rt.handle().clone()));
-                            rt.block_on(std::future::pending::<()>());
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start the local Lambda runtime");
-                            let _ = tx.send(None);
-                        }
-                    }
-                });
-            spawned.ok().and_then(|_| rx.recv().ok().flatten())
-        })
-        .as_ref()
-}
-
 impl LocalFunction {
     /// A function; no process starts before its first invocation.
     pub(crate) fn new(config: LocalConfig) -> LocalFunction {
@@ -113,16 +86,11 @@ impl LocalFunction {
     /// Runs one invocation to its end, whatever becomes of the caller: an answer, an error, or
     /// [`Failure::Timeout`] at `deadline` (waiting for a free process counts).
     pub(crate) async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Bytes, Failure> {
-        let Some(handle) = background() else {
-            return Err(Failure::Unavailable(
-                "the local Lambda runtime is not running".into(),
-            ));
-        };
         let (tx, rx) = oneshot::channel();
         let (config, permits, idle) =
             (self.config.clone(), self.permits.clone(), self.idle.clone());
         let deadline = Instant::now() + timeout;
-        handle.spawn(async move {
+        tokio::spawn(async move {
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, permits.acquire_owned()).await
             else {
                 let _ = tx.send(Err(Failure::Timeout));
