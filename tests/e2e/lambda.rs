@@ -232,6 +232,15 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
     assert!(log.contains("Runtime.ExitError"), "{log}");
     assert!(log.contains("Task timed out"), "{log}");
 
+    // A function that cannot load: its init error is 502, again at the next call, never a hang.
+    for _ in 0..2 {
+        let t = Instant::now();
+        let r = get(port, "/init-fails", "");
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+    assert!(l.gw.log_text().contains("a dependency of this function is missing"));
+
     // A process past `memory_mb` is killed, as Lambda kills it: 502, long before its timeout.
     let t = Instant::now();
     let r = get(port, "/oom", "");
@@ -410,6 +419,21 @@ fn functions_on_aws_are_invoked_with_sigv4_that_botocore_accepts() {
     assert_eq!(r.status, 200, "{}", text(&r));
     assert_eq!(fake.state()["fetches"], 2);
     assert_eq!(fake.state()["rejected"], 0);
+    drop(l);
+
+    // 4. The instance's role, through IMDSv2 (a session token, then the role's credentials).
+    let l = start(&[
+        ("FAKE_LAMBDA_PORT", fake.port.to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", nowhere.clone()),
+        ("AWS_CONFIG_FILE", nowhere.clone()),
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://127.0.0.1:{}", fake.port),
+        ),
+    ]);
+    let r = get(l.gw.port, "/aws/echo", "");
+    assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
+    assert_eq!(fake.state()["fetches"], 3);
     drop(l);
 
     // No credentials anywhere: 502 and a log line that says so, never an unsigned call.

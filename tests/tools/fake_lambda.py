@@ -3,7 +3,8 @@
 It answers the Invoke call (POST /2015-03-31/functions/NAME/invocations) only when the request's
 SigV4 signature is the one botocore, AWS's own Python signer, computes for the same request with
 the expected credentials; otherwise 403, as AWS does. It also serves container credentials
-(GET /creds) that rotate on every fetch and expire soon, so refreshing can be tested.
+(GET /creds) that rotate on every fetch and expire soon, so refreshing can be tested, and the same
+as an EC2 instance's role through IMDSv2 (PUT /latest/api/token, then /latest/meta-data/...).
 
 Usage: fake_lambda.py PORT_FILE; expected keys in ACCESS_KEY, SECRET_KEY (and SESSION_TOKEN).
 Functions: `fails` reports an unhandled error; any other echoes the event and the function name.
@@ -76,22 +77,49 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_PUT(self):
+        # IMDSv2: a session token first.
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            data = b"imds-session-token"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.answer(403, {"message": "no"})
+
     def do_GET(self):
+        if self.path.startswith("/latest/meta-data/"):
+            if self.headers.get("X-aws-ec2-metadata-token") != "imds-session-token":
+                return self.answer(401, {"message": "IMDSv2 token missing"})
+            if self.path == "/latest/meta-data/iam/security-credentials/":
+                data = b"gateway-role"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            if self.path == "/latest/meta-data/iam/security-credentials/gateway-role":
+                return self.credentials()
         if self.path == "/state":
             with LOCK:
                 return self.answer(200, {k: v for k, v in STATE.items() if k != "keys"})
         if self.path == "/creds":
             if self.headers.get("Authorization") != os.environ.get("CONTAINER_TOKEN"):
                 return self.answer(401, {"message": "bad container token"})
-            with LOCK:
-                STATE["fetches"] += 1
-                n = STATE["fetches"]
-                key = ("ASIAROTATED%d" % n, "rotated-secret-%d" % n, "token-%d" % n)
-                STATE["keys"].append(key)
-            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=301)
-            return self.answer(200, {"AccessKeyId": key[0], "SecretAccessKey": key[1], "Token": key[2],
-                                     "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
+            return self.credentials()
         self.answer(404, {"message": "not found"})
+
+    def credentials(self):
+        """New keys on every fetch, expiring in 301 s."""
+        with LOCK:
+            STATE["fetches"] += 1
+            n = STATE["fetches"]
+            key = ("ASIAROTATED%d" % n, "rotated-secret-%d" % n, "token-%d" % n)
+            STATE["keys"].append(key)
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=301)
+        self.answer(200, {"AccessKeyId": key[0], "SecretAccessKey": key[1], "Token": key[2],
+                          "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
