@@ -109,6 +109,28 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
     assert_eq!(echo["env"]["_HANDLER"], "functions.handle");
     assert_eq!(echo["env"]["GREETING"], "hello from vanilla");
     assert!(echo["env"]["AWS_SECRET_ACCESS_KEY"].is_null(), "{echo}");
+    // The Runtime API is on loopback, where any local process could reach it: only the
+    // function's own process is served, so no other can take its invocations.
+    let api = echo["env"]["AWS_LAMBDA_RUNTIME_API"]
+        .as_str()
+        .expect("the API's address")
+        .to_string();
+    let api_port: u16 = api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", api_port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = std::io::Write::write_all(
+        &mut s,
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert!(l.gw.log_text().contains("refused a Runtime API connection"));
     let remaining = echo["remaining_ms"].as_u64().expect("remaining time");
     assert!(
         remaining > 1000 && remaining <= 3000,
@@ -239,7 +261,10 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
         assert_eq!(r.status, 502, "{}", text(&r));
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
-    assert!(l.gw.log_text().contains("a dependency of this function is missing"));
+    assert!(l
+        .gw
+        .log_text()
+        .contains("a dependency of this function is missing"));
 
     // A process past `memory_mb` is killed, as Lambda kills it: 502, long before its timeout.
     let t = Instant::now();

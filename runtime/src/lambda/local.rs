@@ -142,6 +142,8 @@ struct Slot {
     nexts: mpsc::Receiver<oneshot::Sender<Invocation>>,
     posted: mpsc::Receiver<Posted>,
     child: Option<tokio::process::Child>,
+    /// The process's id, as the listener checks connections against it.
+    pid: Arc<std::sync::atomic::AtomicU32>,
     server: tokio::task::JoinHandle<()>,
     number: usize,
 }
@@ -157,6 +159,8 @@ struct Api {
     nexts: mpsc::Sender<oneshot::Sender<Invocation>>,
     posted: mpsc::Sender<Posted>,
     arn: String,
+    /// The slot's process (0: none), whose connections alone are served.
+    pid: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Slot {
@@ -170,9 +174,11 @@ impl Slot {
             .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?;
         let (next_tx, nexts) = mpsc::channel(4);
         let (posted_tx, posted) = mpsc::channel(4);
+        let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let api = Arc::new(Api {
             nexts: next_tx,
             posted: posted_tx,
+            pid: pid.clone(),
             arn: format!(
                 "arn:aws:lambda:{}:000000000000:function:{}",
                 config.region, config.name
@@ -185,6 +191,7 @@ impl Slot {
             nexts,
             posted,
             child: None,
+            pid,
             server,
             number: NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
@@ -253,6 +260,10 @@ impl Slot {
             .spawn()
             .map_err(|e| Failure::Unavailable(format!("cannot start `{program}`: {e}")))?;
         tracing::info!(function = %c.name, pid = child.id().unwrap_or(0), "started a function process");
+        self.pid.store(
+            child.id().unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.child = Some(child);
         Ok(())
     }
@@ -347,10 +358,16 @@ fn error_body(message: &str, kind: &str) -> Bytes {
 
 /// Serves one slot's Runtime API until the slot goes.
 async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        let pid = api.pid.load(std::sync::atomic::Ordering::Relaxed);
+        if !connected_from(pid, peer.port(), port) {
+            tracing::warn!(peer = %peer, "refused a Runtime API connection from another process");
+            continue;
+        }
         let api = api.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
@@ -362,6 +379,59 @@ async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) {
                 .await;
         });
     }
+}
+
+/// Whether the loopback connection from `peer_port` to `port` belongs to the process `pid` or
+/// one of its descendants (Linux: the socket's inode in `/proc/net/tcp`, then the processes'
+/// open files). Any local user can reach a loopback port; only the function may take its
+/// invocations. Elsewhere there is no `/proc` and every loopback connection is served.
+fn connected_from(pid: u32, peer_port: u16, port: u16) -> bool {
+    if !std::path::Path::new("/proc/net/tcp").exists() {
+        return true;
+    }
+    if pid == 0 {
+        return false;
+    }
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inode = table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let ends =
+            |col: Option<&&str>, p: u16| col.is_some_and(|c| c.ends_with(&format!(":{p:04X}")));
+        (ends(cols.get(1), peer_port) && ends(cols.get(2), port))
+            .then(|| cols.get(9).map(|i| i.to_string()))?
+    });
+    let Some(inode) = inode else { return false };
+    let wanted = format!("socket:[{inode}]");
+    // The process and its descendants, breadth first (a bootstrap script may start the runtime).
+    let mut queue = vec![pid];
+    let mut seen = 0;
+    while let Some(p) = queue.pop() {
+        seen += 1;
+        if seen > 256 {
+            break;
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) {
+            for fd in fds.flatten() {
+                if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str()) {
+                    return true;
+                }
+            }
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
+                    queue.extend(
+                        children
+                            .split_whitespace()
+                            .filter_map(|c| c.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+    }
+    false
 }
 
 type ApiResponse = http::Response<Full<Bytes>>;
