@@ -44,7 +44,7 @@ pub struct Verdict {
 /// Where an authorizer is.
 enum Transport {
     /// POST the event to a URL.
-    Http { url: http::Uri, client: Client },
+    Http(Box<(http::Uri, Client)>),
     /// Invoke a Lambda function.
     #[cfg(feature = "lambda")]
     Lambda(std::sync::Arc<crate::lambda::Function>),
@@ -108,7 +108,7 @@ impl Authorizer {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(crate::tls::connector());
-                Transport::Http { url, client }
+                Transport::Http(Box::new((url, client)))
             }
         };
         Ok(Authorizer {
@@ -226,7 +226,8 @@ impl Authorizer {
         };
         let timeout = Duration::from_millis(self.def.timeout);
         let bytes = match &self.transport {
-            Transport::Http { url, client } => {
+            Transport::Http(http) => {
+                let (url, client) = &**http;
                 let event = http_api_event(creds, identity, route_arn);
                 let req = http::Request::post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/json")
