@@ -348,7 +348,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// The JWKS over HTTPS (Python's `ssl`), stopped by PID when dropped.
 struct HttpsJwks {
-    child: std::process::Child,
+    _child: crate::support::Killed,
     port: u16,
 }
 
@@ -373,14 +373,10 @@ impl HttpsJwks {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        HttpsJwks { child, port }
-    }
-}
-
-impl Drop for HttpsJwks {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        HttpsJwks {
+            _child: crate::support::Killed(child),
+            port,
+        }
     }
 }
 

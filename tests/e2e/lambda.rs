@@ -23,9 +23,7 @@ pub(crate) struct Lambda {
 pub(crate) fn start(extra_env: &[(&str, String)]) -> Lambda {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("gwgen-lambda-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = crate::support::scratch(&format!("lambda-{n}"));
     let python = crate::auth::python();
     let bin = build("tests/fixtures/gateway/lambda.yaml");
     let keys = dir.join("keys.txt");
@@ -302,7 +300,7 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
 /// The stand-in Lambda service (`tests/tools/fake_lambda.py`), which checks SigV4 signatures with
 /// botocore; stopped by PID when dropped.
 struct FakeLambda {
-    child: std::process::Child,
+    _child: crate::support::Killed,
     port: u16,
 }
 
@@ -335,7 +333,10 @@ impl FakeLambda {
             std::thread::sleep(Duration::from_millis(20));
         };
         let _ = std::fs::remove_file(&file);
-        FakeLambda { child, port }
+        FakeLambda {
+            _child: crate::support::Killed(child),
+            port,
+        }
     }
 
     fn state(&self) -> serde_json::Value {
@@ -343,18 +344,9 @@ impl FakeLambda {
     }
 }
 
-impl Drop for FakeLambda {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn functions_on_aws_are_invoked_with_sigv4_that_botocore_accepts() {
-    let dir = std::env::temp_dir().join(format!("gwgen-sigv4-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = crate::support::scratch("sigv4");
     let nowhere = dir.join("none").display().to_string();
 
     // 1. Keys from the environment, with a session token.

@@ -79,3 +79,21 @@ pub fn errors(c: &gwgen::Checked) -> Vec<String> {
 pub fn codes(c: &gwgen::Checked) -> Vec<&'static str> {
     c.diagnostics.iter().map(|d| d.code.as_str()).collect()
 }
+
+/// A helper process (a stand-in server), killed and reaped when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An empty scratch folder for one test, named after it and the test process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gwgen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}

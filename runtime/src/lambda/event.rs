@@ -84,26 +84,14 @@ impl Request<'_> {
     }
 
     fn params(&self) -> Value {
-        if self.params.is_empty() {
-            return Value::Null;
-        }
-        Value::Object(
-            self.params
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        )
+        text_object(self.params.iter().copied())
     }
 
     fn stage_variables(&self) -> Value {
-        if self.stage_variables.is_empty() {
-            return Value::Null;
-        }
-        Value::Object(
+        text_object(
             self.stage_variables
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
+                .map(|(k, v)| (k.as_str(), v.as_str())),
         )
     }
 
@@ -220,13 +208,6 @@ impl Request<'_> {
                 _ => unreachable!("only arrays are inserted"),
             }
         }
-        let none_if_empty = |m: Map<String, Value>| {
-            if m.is_empty() {
-                Value::Null
-            } else {
-                Value::Object(m)
-            }
-        };
         let key = self.identity.and_then(|i| i.key.as_ref());
         let mut context = json!({
             "accountId": ACCOUNT,
@@ -268,10 +249,10 @@ impl Request<'_> {
             "resource": self.resource,
             "path": self.path,
             "httpMethod": self.method,
-            "headers": none_if_empty(headers),
-            "multiValueHeaders": none_if_empty(multi),
-            "queryStringParameters": none_if_empty(query),
-            "multiValueQueryStringParameters": none_if_empty(multi_query),
+            "headers": object_or_null(headers),
+            "multiValueHeaders": object_or_null(multi),
+            "queryStringParameters": object_or_null(query),
+            "multiValueQueryStringParameters": object_or_null(multi_query),
             "pathParameters": self.params(),
             "stageVariables": self.stage_variables(),
             "requestContext": context,
@@ -357,6 +338,24 @@ impl Request<'_> {
             e.insert("body".into(), self.body());
         }
         event
+    }
+}
+
+/// An object of text members, or `null` when there are none.
+fn text_object<'x>(pairs: impl Iterator<Item = (&'x str, &'x str)>) -> Value {
+    object_or_null(
+        pairs
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
+}
+
+/// An object, or `null` when it is empty (as payload 1.0 sends empty maps).
+fn object_or_null(m: Map<String, Value>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(m)
     }
 }
 
@@ -561,17 +560,67 @@ mod tests {
         }
     }
 
-    struct Parts {
+    /// What a sample says of its request, in the form a request's event is built from.
+    struct Parts<'s> {
+        method: &'s str,
+        path: &'s str,
+        resource: &'s str,
         headers: HeaderMap,
         query: String,
         params: Vec<(String, String)>,
         vars: BTreeMap<String, String>,
         identity: Option<Identity>,
+        source_ip: &'s str,
+        epoch_ms: &'s Value,
     }
 
-    fn parts(s: &Value, multi_headers: Option<&Value>, query: String) -> Parts {
+    impl Parts<'_> {
+        fn request<'a>(&'a self, s: &'a Value) -> Request<'a> {
+            Request {
+                method: self.method,
+                path: self.path,
+                query: Some(self.query.as_str()).filter(|q| !q.is_empty()),
+                headers: &self.headers,
+                resource: self.resource,
+                params: self
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                stage: text(&s["requestContext"]["stage"]),
+                stage_variables: &self.vars,
+                request_id: text(&s["requestContext"]["requestId"]),
+                source_ip: self.source_ip.to_string(),
+                identity: self.identity.as_ref(),
+                body: text(&s["body"]).as_bytes(),
+                binary: false,
+                time: at_ms(self.epoch_ms),
+            }
+        }
+    }
+
+    /// The parts of a 1.0 sample (REST) or of a 2.0 one (HTTP API).
+    fn parts(s: &Value, rest: bool) -> Parts<'_> {
+        let ctx = &s["requestContext"];
+        let mut query = String::new();
+        if rest {
+            for (k, vs) in s["multiValueQueryStringParameters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                for v in vs.as_array().expect("a list") {
+                    if !query.is_empty() {
+                        query.push('&');
+                    }
+                    query.push_str(&format!("{k}={}", text(v)));
+                }
+            }
+        } else {
+            query = text(&s["rawQueryString"]).to_string();
+        }
         let mut headers = HeaderMap::new();
-        match multi_headers {
+        match rest.then(|| &s["multiValueHeaders"]) {
             Some(Value::Object(m)) => {
                 for (k, vs) in m {
                     for v in vs.as_array().expect("a list") {
@@ -634,11 +683,28 @@ mod tests {
                 None
             };
         Parts {
+            method: text(if rest {
+                &s["httpMethod"]
+            } else {
+                &ctx["http"]["method"]
+            }),
+            path: text(if rest { &s["path"] } else { &s["rawPath"] }),
+            resource: text(&s["resource"]),
             headers,
             query,
             params,
             vars,
             identity,
+            source_ip: text(if rest {
+                &ctx["identity"]["sourceIp"]
+            } else {
+                &ctx["http"]["sourceIp"]
+            }),
+            epoch_ms: if rest {
+                &ctx["requestTimeEpoch"]
+            } else {
+                &ctx["timeEpoch"]
+            },
         }
     }
 
@@ -649,41 +715,8 @@ mod tests {
     fn golden_v1(name: &str) {
         let s = sample(name);
         let ctx = &s["requestContext"];
-        let mut query = String::new();
-        for (k, vs) in s["multiValueQueryStringParameters"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            for v in vs.as_array().expect("a list") {
-                if !query.is_empty() {
-                    query.push('&');
-                }
-                query.push_str(&format!("{k}={}", text(v)));
-            }
-        }
-        let p = parts(&s, Some(&s["multiValueHeaders"]), query);
-        let req = Request {
-            method: text(&s["httpMethod"]),
-            path: text(&s["path"]),
-            query: Some(p.query.as_str()).filter(|q| !q.is_empty()),
-            headers: &p.headers,
-            resource: text(&s["resource"]),
-            params: p
-                .params
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            stage: text(&ctx["stage"]),
-            stage_variables: &p.vars,
-            request_id: text(&ctx["requestId"]),
-            source_ip: text(&ctx["identity"]["sourceIp"]).to_string(),
-            identity: p.identity.as_ref(),
-            body: text(&s["body"]).as_bytes(),
-            binary: false,
-            time: at_ms(&ctx["requestTimeEpoch"]),
-        };
-        let e = req.v1();
+        let p = parts(&s, true);
+        let e = p.request(&s).v1();
         keys_cover(&e, &s, &[], name);
         for k in [
             "resource",
@@ -739,28 +772,8 @@ mod tests {
     fn golden_v2(name: &str) {
         let s = sample(name);
         let ctx = &s["requestContext"];
-        let p = parts(&s, None, text(&s["rawQueryString"]).to_string());
-        let req = Request {
-            method: text(&ctx["http"]["method"]),
-            path: text(&s["rawPath"]),
-            query: Some(p.query.as_str()).filter(|q| !q.is_empty()),
-            headers: &p.headers,
-            resource: "",
-            params: p
-                .params
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            stage: text(&ctx["stage"]),
-            stage_variables: &p.vars,
-            request_id: text(&ctx["requestId"]),
-            source_ip: text(&ctx["http"]["sourceIp"]).to_string(),
-            identity: p.identity.as_ref(),
-            body: text(&s["body"]).as_bytes(),
-            binary: false,
-            time: at_ms(&ctx["timeEpoch"]),
-        };
-        let e = req.v2(text(&s["routeKey"]));
+        let p = parts(&s, false);
+        let e = p.request(&s).v2(text(&s["routeKey"]));
         keys_cover(&e, &s, &[], name);
         for k in [
             "version",
