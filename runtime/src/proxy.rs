@@ -39,18 +39,7 @@ pub(crate) async fn forward(
     let params = x.params.named(x.route.params);
     let (mut parts, body) = req.into_parts();
     // A transform reads the request as the client sent it, before anything below changes it.
-    // Taken out of the request: a body mapping then edits the gateway's only copy.
-    let json = parts
-        .extensions
-        .remove::<crate::transform::RequestJson>()
-        .and_then(|j| j.0);
-    let edits = x.route.transform.map(|t| {
-        let identity = parts.extensions.get::<crate::auth::Identity>();
-        let vars =
-            crate::transform::Vars::new(x, &parts.method, &parts.uri, &parts.headers, identity)
-                .with_bodies(json.as_deref(), None);
-        crate::transform::request_edits(t, &vars)
-    });
+    let (edits, json) = crate::transform::render_request(x, &mut parts);
     let query = x.strip_credentials(&parts.extensions, &mut parts.headers, parts.uri.query());
     let mut edits = edits;
     let query = match edits.as_mut().and_then(|e| e.query.take()) {
@@ -102,19 +91,8 @@ pub(crate) async fn forward(
     }
     let mut body = body;
     if let Some(mut edits) = edits {
-        match edits.body.take().map(|edit| edit.apply(json)) {
-            Some(Some(mapped)) => {
-                body = Body::from(mapped);
-                parts.headers.remove(header::CONTENT_ENCODING);
-                parts.headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-            }
-            Some(None) => return Err(Problem::bad_request(
-                "this operation's transform edits a JSON request body, and the request has none",
-            )),
-            None => {}
+        if let Some(mapped) = edits.mapped_body(json, &mut parts.headers)? {
+            body = Body::from(mapped);
         }
         edits.apply_headers(&mut parts.headers);
     }

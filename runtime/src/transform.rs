@@ -630,11 +630,57 @@ pub(crate) fn request_edits(t: &TransformDef, vars: &Vars<'_>) -> RequestEdits {
     }
 }
 
+/// The route's request transform rendered against the request as the client sent it (before the
+/// integration changes anything), and the JSON body it read, taken out of the request: a body
+/// mapping then edits the gateway's only copy.
+#[cfg_attr(not(any(feature = "proxy", feature = "lambda")), allow(dead_code))]
+pub(crate) fn render_request(
+    x: &crate::pipeline::Exchange<'_, '_>,
+    parts: &mut http::request::Parts,
+) -> (
+    Option<RequestEdits>,
+    Option<std::sync::Arc<serde_json::Value>>,
+) {
+    let json = parts.extensions.remove::<RequestJson>().and_then(|j| j.0);
+    let edits = x.route.transform.map(|t| {
+        let identity = parts.extensions.get::<Identity>();
+        let vars = Vars::new(x, &parts.method, &parts.uri, &parts.headers, identity)
+            .with_bodies(json.as_deref(), None);
+        request_edits(t, &vars)
+    });
+    (edits, json)
+}
+
 impl RequestEdits {
     /// Applies the header edits: remove, then set, then add.
-    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "proxy", feature = "lambda")), allow(dead_code))]
     pub(crate) fn apply_headers(self, headers: &mut HeaderMap) {
         self.headers.apply(headers);
+    }
+
+    /// The body mapping applied to `json`, the request's body: the new body, whose
+    /// `Content-Type` is then JSON (`None`: the body is unchanged); 400 when the request has no
+    /// JSON body to map.
+    #[cfg_attr(not(any(feature = "proxy", feature = "lambda")), allow(dead_code))]
+    pub(crate) fn mapped_body(
+        &mut self,
+        json: Option<std::sync::Arc<serde_json::Value>>,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Vec<u8>>, crate::problem::Problem> {
+        match self.body.take().map(|edit| edit.apply(json)) {
+            Some(Some(mapped)) => {
+                headers.remove(http::header::CONTENT_ENCODING);
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Ok(Some(mapped))
+            }
+            Some(None) => Err(crate::problem::Problem::bad_request(
+                "this operation's transform edits a JSON request body, and the request has none",
+            )),
+            None => Ok(None),
+        }
     }
 }
 

@@ -178,6 +178,25 @@ fn local_functions_get_api_gateway_events_and_answer_as_on_aws() {
     let r = get(port, "/echo/a/b", "X-Gateway-Sub: admin\r\n");
     assert!(r.json()["event"]["headers"].get("x-gateway-sub").is_none());
 
+    // A transform edits the event as it would an upstream request, and the answer after.
+    let r = post(
+        port,
+        "/transformed/7?q=1",
+        "application/json",
+        br#"{"keep": true, "drop": 1}"#,
+        "X-Secret: s\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.header("x-transformed"), Some("yes"));
+    let e = r.json()["event"].clone();
+    assert_eq!(e["rawPath"], "/echo/rewritten/7");
+    assert_eq!(e["rawQueryString"], "q=1&lang=en");
+    assert_eq!(e["headers"]["x-route"], "/transformed/{id}");
+    assert!(e["headers"].get("x-secret").is_none());
+    let body: serde_json::Value =
+        serde_json::from_str(e["body"].as_str().expect("a body")).expect("JSON");
+    assert_eq!(body, serde_json::json!({"keep": true, "id": "7"}));
+
     // Binary bodies: base64 both ways, by media type in 1.0 and by not being text in 2.0.
     let bytes: Vec<u8> = (0u8..=255).collect();
     for path in ["/v1/binary", "/binary"] {

@@ -105,9 +105,18 @@ async fn lambda(
 ) -> Result<Response, Problem> {
     use crate::lambda::{event, Failure, PayloadFormat};
     let (mut parts, body) = req.into_parts();
+    // A transform reads the request as the client sent it; its edits apply to the event as they
+    // would to an upstream request (headers, query, path, body).
+    let (edits, json) = crate::transform::render_request(x, &mut parts);
+    let mut edits = edits;
     // The function gets what an upstream would: no hop-by-hop headers, no credential that was
     // not verified, no client copy of the gateway's own `X-Gateway-*` fields.
     let query = x.strip_credentials(&parts.extensions, &mut parts.headers, parts.uri.query());
+    let query = match edits.as_mut().and_then(|e| e.query.take()) {
+        Some(edited) => edited.map(std::borrow::Cow::Owned),
+        None => query,
+    };
+    let rewritten = edits.as_mut().and_then(|e| e.path.take());
     crate::integration::strip_hop_by_hop_keeping(&mut parts.headers, |n| {
         crate::integration::PROTECTED.contains(&n.as_str()) || x.gw.key_headers.contains(n)
     });
@@ -116,9 +125,18 @@ async fn lambda(
         .route
         .body_limit(x.gw)
         .min(crate::lambda::local::MAX_PAYLOAD as u64);
-    let body = super::validate::whole_body(x, body, limit).await?;
-    let mut path = String::with_capacity(64);
-    crate::path::encode_path(&mut path, x.segs);
+    let mut body = super::validate::whole_body(x, body, limit).await?;
+    if let Some(mut edits) = edits {
+        if let Some(mapped) = edits.mapped_body(json, &mut parts.headers)? {
+            body = bytes::Bytes::from(mapped);
+        }
+        edits.apply_headers(&mut parts.headers);
+    }
+    let path = rewritten.unwrap_or_else(|| {
+        let mut path = String::with_capacity(64);
+        crate::path::encode_path(&mut path, x.segs);
+        path
+    });
     let request = event::Request {
         method: parts.method.as_str(),
         path: &path,
