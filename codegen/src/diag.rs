@@ -153,6 +153,8 @@ catalogue! {
         "A wildcard origin with credentials lets any site act as the user. List the exact origins.";
     MockOperations = "GW0904", Warning, "operations served as mocks",
         "Some operations have no integration (none on them, their path, or `x-gateway.defaults`), so they are answered from the spec's examples.";
+    RetriesNeverApply = "GW0905", Warning, "retries never apply to this operation",
+        "The gateway tries a request again on another target only when running it twice does no harm: an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) with no body. A POST or PATCH is never sent twice, so its `retries` do nothing.";
 }
 
 impl Code {

@@ -194,6 +194,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/compress.rs"),
     ),
     (
+        "src/balance.rs",
+        include_str!("../../runtime/src/balance.rs"),
+    ),
+    (
         "src/lambda/mod.rs",
         include_str!("../../runtime/src/lambda/mod.rs"),
     ),
@@ -748,7 +752,15 @@ fn route_def(
                     .map(|t| t.0)
                     .unwrap_or(29_000),
             );
-            quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? }
+            match upstreams_def(i) {
+                Some(def) => quote! {
+                    rt::Integration::http(&stage, #url, #append, #timeout, #context)?
+                        .with_upstreams(&stage, &#def, #append, #context)?
+                },
+                None => {
+                    quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? }
+                }
+            }
         }
         Some(i) if i.kind == IntegrationKind::Lambda => {
             let timeout = Literal::u64_unsuffixed(
@@ -1343,6 +1355,62 @@ fn traffic_def(gw: &Gateway) -> TokenStream {
             trusted_proxies: &[#(#trusted),*],
         };
     }
+}
+
+/// An `http` integration's several targets, balancing, retries, cap and health checks as the
+/// runtime's `UpstreamsDef`; `None` for one target and none of these.
+fn upstreams_def(i: &crate::xgw::Integration) -> Option<TokenStream> {
+    let targets = i.targets.as_deref().unwrap_or_default();
+    let several = targets.len() > 1;
+    if !several
+        && i.retries.is_none()
+        && i.health_check.is_none()
+        && i.balance.is_none()
+        && i.max_requests.is_none()
+    {
+        return None;
+    }
+    let list: Vec<(String, u32)> = if targets.is_empty() {
+        vec![(i.url.clone().unwrap_or_default(), 1)]
+    } else {
+        targets
+            .iter()
+            .map(|t| (t.url.clone(), t.weight.unwrap_or(1)))
+            .collect()
+    };
+    let list = list.iter().map(|(url, weight)| {
+        let (url, weight) = (lit(url), Literal::u32_unsuffixed(*weight));
+        quote! { (#url, #weight) }
+    });
+    let balance = match i.balance.as_deref() {
+        Some("least_request") => quote! { rt::Balance::LeastRequest },
+        _ => quote! { rt::Balance::RoundRobin },
+    };
+    // With several targets, one retry on another by default, as nginx's `proxy_next_upstream`.
+    let retries = Literal::u32_unsuffixed(i.retries.unwrap_or(u32::from(several)));
+    let max_requests = Literal::u32_unsuffixed(i.max_requests.unwrap_or(0));
+    let health = match &i.health_check {
+        Some(h) => {
+            let path = lit(&h.path);
+            let interval = Literal::u64_unsuffixed(h.interval.map_or(10_000, |m| m.0));
+            let timeout = Literal::u64_unsuffixed(h.timeout.map_or(2_000, |m| m.0));
+            let unhealthy = Literal::u32_unsuffixed(h.unhealthy_after.unwrap_or(3));
+            let healthy = Literal::u32_unsuffixed(h.healthy_after.unwrap_or(2));
+            quote! {
+                Some(rt::HealthDef {
+                    path: #path, interval_ms: #interval, timeout_ms: #timeout,
+                    unhealthy_after: #unhealthy, healthy_after: #healthy,
+                })
+            }
+        }
+        None => quote! { None },
+    };
+    Some(quote! {
+        rt::UpstreamsDef {
+            targets: &[#(#list),*], balance: #balance, retries: #retries,
+            max_requests: #max_requests, health: #health,
+        }
+    })
 }
 
 /// A Lambda function's settings as the runtime's `LambdaDef`.

@@ -333,6 +333,21 @@ pub struct Target {
     pub weight: Option<u32>,
 }
 
+/// Active health checks of an integration's targets (`health_check`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HealthCheck {
+    /// The path to `GET`.
+    pub path: String,
+    /// Between rounds.
+    pub interval: Option<Millis>,
+    /// For one check.
+    pub timeout: Option<Millis>,
+    /// Failures in a row that take a target out.
+    pub unhealthy_after: Option<u32>,
+    /// Passes in a row that bring it back.
+    pub healthy_after: Option<u32>,
+}
+
 /// The kind of an integration (`integration.type`). Adding one makes the compiler list every
 /// place that must handle it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -369,8 +384,14 @@ pub struct Integration {
     pub targets: Option<Vec<Target>>,
     /// Upstream timeout.
     pub timeout: Option<Millis>,
-    /// Retries on connection failure.
+    /// Retries of idempotent requests on another target.
     pub retries: Option<u32>,
+    /// How a target is chosen.
+    pub balance: Option<String>,
+    /// Most requests in flight per target.
+    pub max_requests: Option<u32>,
+    /// Active health checks.
+    pub health_check: Option<HealthCheck>,
     /// Mock status.
     pub status: Option<u16>,
     /// Mock status from the request: a template (see [`crate::transform`]).

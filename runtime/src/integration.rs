@@ -188,6 +188,9 @@ pub struct HttpIntegration {
     pub url: UrlTemplate,
     /// How long to wait for the upstream's answer head.
     pub timeout: Duration,
+    /// Several targets, health and retries ([`crate::balance`]); `None`: `url` alone.
+    #[cfg(feature = "proxy")]
+    pub(crate) upstreams: Option<std::sync::Arc<crate::balance::Balancer>>,
 }
 
 impl Integration {
@@ -202,7 +205,33 @@ impl Integration {
         Ok(Integration::Http(HttpIntegration {
             url: UrlTemplate::new(stage, url, append_path, context)?,
             timeout: Duration::from_millis(timeout_ms),
+            #[cfg(feature = "proxy")]
+            upstreams: None,
         }))
+    }
+
+    /// The same `http` integration over several targets, with health checks and retries
+    /// (`append_path` as for [`Integration::http`]).
+    #[cfg(feature = "proxy")]
+    pub fn with_upstreams(
+        self,
+        stage: &Stage,
+        def: &crate::balance::UpstreamsDef,
+        append_path: bool,
+        context: &str,
+    ) -> Result<Self, StartError> {
+        match self {
+            Integration::Http(mut h) => {
+                h.upstreams = Some(std::sync::Arc::new(crate::balance::Balancer::new(
+                    stage,
+                    def,
+                    append_path,
+                    context,
+                )?));
+                Ok(Integration::Http(h))
+            }
+            other => Ok(other),
+        }
     }
 }
 

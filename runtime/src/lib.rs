@@ -28,6 +28,8 @@
 
 mod admin;
 pub(crate) mod auth;
+#[cfg(feature = "proxy")]
+pub(crate) mod balance;
 mod binary;
 pub(crate) mod cache;
 pub(crate) mod compress;
@@ -72,6 +74,8 @@ pub mod __private_0_1 {
     pub use crate::auth::{
         Auth, AuthorizerDef, JwtDef, KeyIn, KeySource, Requirement, SchemeDef, SecurityDef,
     };
+    #[cfg(feature = "proxy")]
+    pub use crate::balance::{Balance, HealthDef, UpstreamsDef};
     pub use crate::binary::main_with;
     pub use crate::cache::{CacheDef, KeyPart, UndeclaredQuery};
     pub use crate::compress::{

@@ -163,7 +163,7 @@ impl std::error::Error for Error {
 }
 
 /// Whether a request of this method may be sent again after a failure (RFC 9110 §9.2.2).
-fn idempotent(method: &Method) -> bool {
+pub(crate) fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE

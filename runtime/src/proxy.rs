@@ -40,18 +40,22 @@ pub(crate) async fn forward(
     let (mut parts, body) = req.into_parts();
     // A transform reads the request as the client sent it, before anything below changes it.
     let (edits, json) = crate::transform::render_request(x, &mut parts);
-    let query = x.strip_credentials(&parts.extensions, &mut parts.headers, parts.uri.query());
+    // The client's URI is taken out: the upstream's replaces it.
+    let client_uri = std::mem::take(&mut parts.uri);
+    let query = x.strip_credentials(&parts.extensions, &mut parts.headers, client_uri.query());
     let mut edits = edits;
     let query = match edits.as_mut().and_then(|e| e.query.take()) {
         Some(edited) => edited.map(std::borrow::Cow::Owned),
         None => query,
     };
-    let url = match edits.as_mut().and_then(|e| e.path.take()) {
-        Some(path) => h.url.with_path(&params, &path, query.as_deref()),
-        None => h.url.expand(&params, x.segs, query.as_deref()),
+    let path = edits.as_mut().and_then(|e| e.path.take());
+    let url_of = |target: &crate::integration::UrlTemplate| {
+        let url = match &path {
+            Some(path) => target.with_path(&params, path, query.as_deref()),
+            None => target.expand(&params, x.segs, query.as_deref()),
+        };
+        Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())
     };
-    let uri =
-        Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())?;
     let trusted = !gw.trusted.is_empty() && gw.trusts(x.peer.ip());
     strip_hop_by_hop_keeping(&mut parts.headers, |n| {
         PROTECTED.contains(&n.as_str())
@@ -96,40 +100,141 @@ pub(crate) async fn forward(
         }
         edits.apply_headers(&mut parts.headers);
     }
-    parts.uri = uri;
     parts.version = http::Version::HTTP_11;
     let body_limit = x.route.body_limit(gw);
+    if let Some(b) = &h.upstreams {
+        let req = http::Request::from_parts(parts, body);
+        return Box::pin(balanced(x, h, b, req, url_of, record)).await;
+    }
+    parts.uri = url_of(&h.url)?;
     let limited = http_body_util::Limited::new(body, body_limit as usize);
     let upstream_req = http::Request::from_parts(parts, limited);
     let started = Instant::now();
     let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
     record.integration_latency = Some(started.elapsed());
-    let resp = match result {
-        Err(_) => return Err(Problem::gateway_timeout()),
-        Ok(Err(e)) => {
-            if crate::progress::is_length_limit(&e) {
-                return Err(Problem::too_large(body_limit));
-            }
-            if let Some(max) = crate::compress::inflated_too_large(&e) {
-                return Err(Problem::too_large(max));
-            }
-            if crate::progress::is_stalled(&e) {
-                return Err(Problem::request_timeout());
-            }
-            if matches!(e, crate::pool::Error::Body(_)) {
-                // The client's own body failed: malformed chunks, or a client that went away.
-                return Err(Problem::bad_request("the request body could not be read"));
-            }
-            tracing::warn!(request_id = x.id, error = ?e, "upstream error");
-            return Err(Problem::bad_gateway());
-        }
-        Ok(Ok(r)) => r,
-    };
+    match result {
+        Err(_) => Err(Problem::gateway_timeout()),
+        Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
+        Ok(Ok(r)) => Ok(answer(r)),
+    }
+}
+
+/// The client's answer from the upstream's.
+fn answer(resp: http::Response<Body>) -> Response {
     // The pool's answers come without hop-by-hop fields (see `pool::parse_head`).
     let (mut parts, body) = resp.into_parts();
     // The client's connection has its own version; the upstream's is not the client's business.
     parts.version = http::Version::HTTP_11;
-    Ok(Response::from_parts(parts, Body::new(body)))
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// What a failed exchange with the upstream is to the client.
+fn upstream_error(x: &Exchange<'_, '_>, e: crate::pool::Error, body_limit: u64) -> Problem {
+    if crate::progress::is_length_limit(&e) {
+        return Problem::too_large(body_limit);
+    }
+    if let Some(max) = crate::compress::inflated_too_large(&e) {
+        return Problem::too_large(max);
+    }
+    if crate::progress::is_stalled(&e) {
+        return Problem::request_timeout();
+    }
+    if matches!(e, crate::pool::Error::Body(_)) {
+        // The client's own body failed: malformed chunks, or a client that went away.
+        return Problem::bad_request("the request body could not be read");
+    }
+    tracing::warn!(request_id = x.id, error = ?e, "upstream error");
+    Problem::bad_gateway()
+}
+
+/// The request on one of several targets ([`crate::balance`]): chosen, retried on another when
+/// that is safe, and each outcome counted towards ejecting a target.
+async fn balanced(
+    x: &Exchange<'_, '_>,
+    h: &HttpIntegration,
+    b: &std::sync::Arc<crate::balance::Balancer>,
+    req: Request,
+    url_of: impl Fn(&crate::integration::UrlTemplate) -> Result<Uri, Problem>,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
+    use crate::balance::NoTarget;
+    let (parts, body) = req.into_parts();
+    b.start_checks(&x.gw.client);
+    b.earn();
+    let body_limit = x.route.body_limit(x.gw);
+    // Only a request that can run twice without harm, and whose body is not lost with the first
+    // try, is tried again.
+    let retryable = crate::pool::idempotent(&parts.method) && http_body::Body::is_end_stream(&body);
+    let mut body = Some(body);
+    let mut tried = smallvec::SmallVec::<[usize; 4]>::new();
+    let mut wait = std::time::Duration::from_millis(25);
+    loop {
+        let flight = match b.pick(&tried) {
+            Ok(f) => f,
+            Err(NoTarget::Down) => {
+                return Err(Problem::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "no healthy upstream",
+                ))
+            }
+            Err(NoTarget::Saturated) => {
+                let mut p = Problem::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "upstream overloaded",
+                );
+                p.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                return Err(p);
+            }
+        };
+        let i = flight.index;
+        tried.push(i);
+        let mut req = http::Request::new(http_body_util::Limited::new(
+            body.take().unwrap_or_default(),
+            body_limit as usize,
+        ));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = url_of(&b.targets[i].url)?;
+        *req.version_mut() = http::Version::HTTP_11;
+        *req.headers_mut() = parts.headers.clone();
+        let started = Instant::now();
+        let result = crate::deadline::timeout(h.timeout, x.gw.client.request(req)).await;
+        record.integration_latency = Some(started.elapsed());
+        drop(flight);
+        let failed = match &result {
+            Err(_) | Ok(Err(crate::pool::Error::Connect(_) | crate::pool::Error::Io(_))) => true,
+            Ok(Err(crate::pool::Error::Closed | crate::pool::Error::Protocol(_))) => true,
+            Ok(Err(_)) => false,
+            Ok(Ok(r)) => matches!(r.status().as_u16(), 502..=504),
+        };
+        b.outcome(i, !failed);
+        // A timeout is not tried again: the client has waited long enough.
+        let again = failed
+            && retryable
+            && result.is_ok()
+            && tried.len() <= b.retries() as usize
+            && tried.len() < b.targets.len()
+            && b.spend();
+        if again {
+            if let Ok(Ok(_)) = &result {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            tracing::info!(
+                request_id = x.id,
+                attempt = tried.len() + 1,
+                "retrying on another upstream target"
+            );
+            continue;
+        }
+        return match result {
+            Err(_) => Err(Problem::gateway_timeout()),
+            Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
+            Ok(Ok(r)) => Ok(answer(r)),
+        };
+    }
 }
 
 /// Whether the route validates a header of this name (the gateway checked it, so it stays).

@@ -72,6 +72,14 @@ pub struct PathParams<'a> {
 }
 
 impl<'a> PathParams<'a> {
+    /// No parameters.
+    pub fn empty() -> PathParams<'a> {
+        PathParams {
+            names: &[],
+            values: &[],
+        }
+    }
+
     /// The value of a parameter.
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.names

@@ -125,8 +125,11 @@ fn rows() -> Vec<Row> {
                          "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
     let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
-    let health = json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9",
-                         "health_check": { "path": "/h", "interval": "5s", "unhealthy_after": 3 } } });
+    let health = json!({ "integration": { "type": "http",
+                         "targets": [{ "url": "http://127.0.0.1:9" }, { "url": "http://127.0.0.1:8" }],
+                         "retries": 2, "balance": "least_request", "max_requests": 10,
+                         "health_check": { "path": "/h", "interval": "5s", "timeout": "2s",
+                                           "unhealthy_after": 3, "healthy_after": 2 } } });
     let transform = json!({ "transform": {
         "request": { "headers": { "set": { "a": "{{ context.authorizer.claims.sub }}" }, "add": { "b": "2" }, "remove": ["c"] },
                      "query": { "set": { "q": "1" } }, "path": "/v2/{{ request.path.id }}", "identity": true },
@@ -145,7 +148,7 @@ fn rows() -> Vec<Row> {
     let limits = json!({ "limits": { "body": "1KiB", "headers": "8KiB", "json_depth": 10 } });
     let one_target =
         json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9" }] } });
-    let weighted = json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9", "weight": 2 }] } });
+    let weighted = json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9", "weight": 2 }, { "url": "http://127.0.0.1:8" }] } });
     let two_targets = json!({ "integration": { "type": "http", "targets": [{ "url": "http://127.0.0.1:9" }, { "url": "http://127.0.0.1:8" }] } });
     let scheme_plans = json!({ "plans": ["p"] });
     vec![
@@ -224,15 +227,17 @@ fn rows() -> Vec<Row> {
             "/integration/targets/0/url",
             Some(json!("http://127.0.0.1:8")),
         ),
-        refused(
+        honoured(
             "integration.targets",
             vec![(Operation, two_targets)],
-            "/integration/targets/1",
+            "/integration/targets/1/url",
+            Some(json!("http://127.0.0.1:7")),
         ),
-        refused(
+        honoured(
             "target.weight",
             vec![(Operation, weighted)],
             "/integration/targets/0/weight",
+            Some(json!(5)),
         ),
         honoured(
             "integration.timeout",
@@ -243,33 +248,59 @@ fn rows() -> Vec<Row> {
             "/integration/timeout",
             Some(json!("4s")),
         ),
-        refused(
+        honoured(
             "integration.retries",
-            vec![(
-                Operation,
-                json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9", "retries": 2 } }),
-            )],
+            vec![(Operation, health.clone())],
             "/integration/retries",
+            Some(json!(0)),
         ),
-        refused(
+        honoured(
+            "integration.balance",
+            vec![(Operation, health.clone())],
+            "/integration/balance",
+            Some(json!("round_robin")),
+        ),
+        honoured(
+            "integration.max_requests",
+            vec![(Operation, health.clone())],
+            "/integration/max_requests",
+            Some(json!(11)),
+        ),
+        honoured(
             "integration.health_check",
             vec![(Operation, health.clone())],
             "/integration/health_check",
+            None,
         ),
-        refused(
+        honoured(
             "integration.health_check.path",
             vec![(Operation, health.clone())],
-            "/integration/health_check",
+            "/integration/health_check/path",
+            Some(json!("/other")),
         ),
-        refused(
+        honoured(
             "integration.health_check.interval",
             vec![(Operation, health.clone())],
-            "/integration/health_check",
+            "/integration/health_check/interval",
+            Some(json!("6s")),
         ),
-        refused(
+        honoured(
+            "integration.health_check.timeout",
+            vec![(Operation, health.clone())],
+            "/integration/health_check/timeout",
+            Some(json!("3s")),
+        ),
+        honoured(
             "integration.health_check.unhealthy_after",
-            vec![(Operation, health)],
-            "/integration/health_check",
+            vec![(Operation, health.clone())],
+            "/integration/health_check/unhealthy_after",
+            Some(json!(4)),
+        ),
+        honoured(
+            "integration.health_check.healthy_after",
+            vec![(Operation, health.clone())],
+            "/integration/health_check/healthy_after",
+            Some(json!(5)),
         ),
         honoured(
             "integration.status",

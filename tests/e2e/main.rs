@@ -24,4 +24,5 @@ mod suite;
 mod support;
 mod traffic;
 mod transform;
+mod upstreams;
 mod validation;

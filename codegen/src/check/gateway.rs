@@ -107,21 +107,6 @@ fn unbuilt(level: Level, rel: &[&str]) -> Option<(&'static str, &'static str)> {
             "WebSocket APIs (`websocket`)",
             "remove `websocket`; WebSocket routes are not served yet",
         )),
-        (_, ["integration", "retries"]) => Some((
-            "upstream retries (`retries`)",
-            "remove `retries`; a failed upstream call answers 502",
-        )),
-        (_, ["integration", "health_check"]) => Some((
-            "active health checks (`health_check`)",
-            "remove `health_check`",
-        )),
-        (_, ["integration", "targets", i]) if *i != "0" => {
-            Some(("several upstream targets", "list one target, or use `url`"))
-        }
-        (_, ["integration", "targets", _, "weight"]) => Some((
-            "weighted targets (`weight`)",
-            "remove `weight`; the one target takes every request",
-        )),
         _ => None,
     }
 }
@@ -213,7 +198,7 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
         "command",
     ];
     match (kind, key) {
-        ("http", "url" | "targets" | "retries" | "health_check")
+        ("http", "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests")
         | ("mock", "status" | "status_from" | "body" | "content_type" | "example") => Ok(()),
         ("lambda", k) if LAMBDA.contains(&k) => Ok(()),
         ("lambda", k) if LOCAL.contains(&k) => {
@@ -223,7 +208,9 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
                 Err("applies to functions run locally (`command`) only")
             }
         }
-        (_, "url" | "targets" | "retries" | "health_check") => Err("applies to `type: http` only"),
+        (_, "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests") => {
+            Err("applies to `type: http` only")
+        }
         (_, "status" | "status_from" | "body" | "content_type" | "example") => {
             Err("applies to `type: mock` only")
         }
@@ -281,6 +268,16 @@ fn check_integration_settings(root: &Node, file: &Path, diags: &mut Diagnostics)
                         Some(format!("remove `{}`, or change `type`", e.key)),
                     );
                 }
+            }
+            if node.get("url").is_some() && node.get("targets").is_some() {
+                diags.report(
+                    Code::XGatewayInvalid,
+                    file,
+                    node.pos,
+                    &at,
+                    "an `http` integration sends to `url` or to `targets`, not both".to_string(),
+                    Some("list `url` as one of `targets`".into()),
+                );
             }
             if kind == "lambda" && !local && node.get("function").is_none() {
                 diags.report(
@@ -693,6 +690,30 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
         );
     }
     for r in &gw.routes {
+        let retries = r
+            .settings
+            .integration
+            .as_ref()
+            .and_then(|i| i.retries)
+            .unwrap_or(0);
+        if retries > 0
+            && !r.integration_inherited
+            && matches!(r.method, crate::ir::Method::Post | crate::ir::Method::Patch)
+        {
+            report_at(
+                diags,
+                Code::RetriesNeverApply,
+                &setting_location(r, root, "integration/retries"),
+                format!(
+                    "{} {}: a {} is never sent twice, so `retries` does nothing here",
+                    r.method, r.path, r.method
+                ),
+                Some(
+                    "set `retries: 0` on this operation, or leave it for its idempotent siblings"
+                        .into(),
+                ),
+            );
+        }
         let mutating = r.method.is_mutating();
         if mutating && r.security.is_empty() && !r.security_explicit {
             report_at(diags, Code::UnprotectedMutation, &r.location, format!("{} {} changes data but requires no authentication", r.method, r.path), Some("add a `security` requirement, or `security: []` on the operation if it is public on purpose".into()));
