@@ -26,7 +26,9 @@ What it does:
        nothing;
    (h) the gateway's plain route with request and response header transforms (templates);
    (i) the gateway proxying the POST of (d) unchecked, and (j) the same with its JSON body mapped
-       (two members set from templates, one removed): what transforms cost (`--only chij`).
+       (two members set from templates, one removed): what transforms cost (`--only chij`);
+   (k) the gateway's plain route over three targets (round robin; the same upstream three times),
+   and (l) nginx with an `upstream` block of the same three (`--only ckl`).
    With more than one proxy core, (c), (f) and (d) are run for each runtime mode of `--modes`
    (`GWGEN_RUNTIME`): the work-stealing runtime and a SO_REUSEPORT listener a core.
 5. Places: the proxy under test (nginx with P workers, or the gateway) on P cores; the upstream
@@ -239,10 +241,13 @@ def main():
                 (f"(h) gateway, plain route with header transforms{tag}", port, "/plain-transformed", None, pids),
                 (f"(i) gateway, the POST of (d) unchecked{tag}", port, "/orders-plain", post, pids),
                 (f"(j) gateway, the POST of (i) with its JSON body mapped{tag}", port, "/orders-mapped", post, pids),
+                (f"(k) gateway, plain route over three targets{tag}", port, "/three", None, pids),
             ]
         targets.append(("(e) nginx reverse proxy, same POST", proxy_port, "/orders", post,
                         lambda: family(proxy.pid)))
         targets.append(("(g) nginx reverse proxy, the URL of (f)", proxy_port, checked, None,
+                        lambda: family(proxy.pid)))
+        targets.append(("(l) nginx reverse proxy, an upstream block of three", proxy_port, "/three", None,
                         lambda: family(proxy.pid)))
         targets = [t for t in targets if t[0][1] in args.only + "ab"]
         run = lambda port, path, secs, script: wrk(port, path, secs, args.connections, script,  # noqa: E731

@@ -149,6 +149,32 @@ fn smooth_order(weights: &[u32]) -> Vec<usize> {
 }
 
 impl Balancer {
+    /// The targets of `def` for `stage`, shared with every route that names the same ones with
+    /// the same settings (routes that inherit them from `defaults`): one health check each, and
+    /// one account of each target's failures, as an Envoy cluster.
+    pub(crate) fn shared(
+        stage: &Stage,
+        def: &UpstreamsDef,
+        append_path: bool,
+        context: &str,
+    ) -> Result<Arc<Balancer>, StartError> {
+        type Registry = std::sync::Mutex<Vec<(String, std::sync::Weak<Balancer>)>>;
+        static REGISTRY: Registry = std::sync::Mutex::new(Vec::new());
+        let key = format!("{}\0{def:?}\0{append_path}", stage.name);
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        registry.retain(|(_, b)| b.strong_count() > 0);
+        if let Some(b) = registry
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, b)| b.upgrade())
+        {
+            return Ok(b);
+        }
+        let b = Arc::new(Balancer::new(stage, def, append_path, context)?);
+        registry.push((key, Arc::downgrade(&b)));
+        Ok(b)
+    }
+
     /// The targets of `def` for `stage`; `append_path` for URLs inherited from `defaults`.
     pub(crate) fn new(
         stage: &Stage,

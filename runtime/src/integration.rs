@@ -222,12 +222,12 @@ impl Integration {
     ) -> Result<Self, StartError> {
         match self {
             Integration::Http(mut h) => {
-                h.upstreams = Some(std::sync::Arc::new(crate::balance::Balancer::new(
+                h.upstreams = Some(crate::balance::Balancer::shared(
                     stage,
                     def,
                     append_path,
                     context,
-                )?));
+                )?);
                 Ok(Integration::Http(h))
             }
             other => Ok(other),
