@@ -92,6 +92,13 @@ pub(crate) struct Target {
     /// Milliseconds after the balancer's epoch until which it is ejected.
     ejected_until: AtomicU64,
     healthy: AtomicBool,
+    /// For `/metrics`: requests sent, failures, ejections, retries after a failure here, and
+    /// the microseconds waited for answers.
+    requests: AtomicU64,
+    failed: AtomicU64,
+    ejected: AtomicU64,
+    retried: AtomicU64,
+    waited_us: AtomicU64,
 }
 
 /// A route's targets.
@@ -158,8 +165,6 @@ impl Balancer {
         append_path: bool,
         context: &str,
     ) -> Result<Arc<Balancer>, StartError> {
-        type Registry = std::sync::Mutex<Vec<(String, std::sync::Weak<Balancer>)>>;
-        static REGISTRY: Registry = std::sync::Mutex::new(Vec::new());
         let key = format!("{}\0{def:?}\0{append_path}", stage.name);
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         registry.retain(|(_, b)| b.strong_count() > 0);
@@ -203,6 +208,11 @@ impl Balancer {
                 ejections: AtomicU32::new(0),
                 ejected_until: AtomicU64::new(0),
                 healthy: AtomicBool::new(true),
+                requests: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                ejected: AtomicU64::new(0),
+                retried: AtomicU64::new(0),
+                waited_us: AtomicU64::new(0),
             });
         }
         // Weights scaled down to keep one cycle short.
@@ -286,10 +296,13 @@ impl Balancer {
         Ok(flight)
     }
 
-    /// What came of a request on target `i`: an answer (`true`), or a failure that counts
-    /// towards ejecting it.
-    pub(crate) fn outcome(&self, i: usize, answered: bool) {
+    /// What came of a request on target `i` after `waited`: an answer (`true`), or a failure
+    /// that counts towards ejecting it.
+    pub(crate) fn outcome(&self, i: usize, answered: bool, waited: Duration) {
         let t = &self.targets[i];
+        t.requests.fetch_add(1, Ordering::Relaxed);
+        t.waited_us
+            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
         if answered {
             if t.failures.load(Ordering::Relaxed) != 0 {
                 t.failures.store(0, Ordering::Relaxed);
@@ -299,8 +312,10 @@ impl Balancer {
             }
             return;
         }
+        t.failed.fetch_add(1, Ordering::Relaxed);
         if t.failures.fetch_add(1, Ordering::Relaxed) + 1 >= EJECT_AFTER {
             t.failures.store(0, Ordering::Relaxed);
+            t.ejected.fetch_add(1, Ordering::Relaxed);
             let n = t.ejections.fetch_add(1, Ordering::Relaxed).min(5);
             let time = (EJECT_BASE * 2u32.pow(n)).min(EJECT_MAX);
             t.ejected_until
@@ -316,9 +331,10 @@ impl Balancer {
         }
     }
 
-    /// Takes a retry from the budget.
-    pub(crate) fn spend(&self) -> bool {
+    /// Takes a retry from the budget, for a request that failed on target `i`.
+    pub(crate) fn spend(&self, i: usize) -> bool {
         if self.budget.fetch_sub(1000, Ordering::Relaxed) >= 1000 {
+            self.targets[i].retried.fetch_add(1, Ordering::Relaxed);
             true
         } else {
             self.budget.fetch_add(1000, Ordering::Relaxed);
@@ -365,6 +381,92 @@ impl Balancer {
                 }
             }
         });
+    }
+}
+
+/// Every route's targets, by what makes them the same (see [`Balancer::shared`]).
+type Registry = std::sync::Mutex<Vec<(String, std::sync::Weak<Balancer>)>>;
+static REGISTRY: Registry = std::sync::Mutex::new(Vec::new());
+
+/// The targets' metrics, summed by target (`scheme://host:port`), in Prometheus' text format.
+pub(crate) fn render_metrics(out: &mut String) {
+    use std::fmt::Write as _;
+    let mut by_target: std::collections::BTreeMap<String, [u64; 6]> = Default::default();
+    let live: Vec<Arc<Balancer>> = REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(|(_, b)| b.upgrade())
+        .collect();
+    for b in &live {
+        let now = b.now_ms();
+        for (i, t) in b.targets.iter().enumerate() {
+            let m = by_target.entry(t.label.clone()).or_default();
+            m[0] += t.requests.load(Ordering::Relaxed);
+            m[1] += t.failed.load(Ordering::Relaxed);
+            m[2] += t.ejected.load(Ordering::Relaxed);
+            m[3] += t.retried.load(Ordering::Relaxed);
+            m[4] += t.waited_us.load(Ordering::Relaxed);
+            m[5] = m[5].max(u64::from(b.up(i, now)));
+        }
+    }
+    if by_target.is_empty() {
+        return;
+    }
+    let series: [(&str, &str, &str, usize); 5] = [
+        (
+            "gwgen_upstream_requests_total",
+            "counter",
+            "Requests sent to an upstream target.",
+            0,
+        ),
+        (
+            "gwgen_upstream_failures_total",
+            "counter",
+            "Requests to an upstream target that got no answer, a 502, 503 or 504, or timed out.",
+            1,
+        ),
+        (
+            "gwgen_upstream_ejections_total",
+            "counter",
+            "Times an upstream target was ejected after failures in a row.",
+            2,
+        ),
+        (
+            "gwgen_upstream_retries_total",
+            "counter",
+            "Requests tried again on another target after failing on this one.",
+            3,
+        ),
+        (
+            "gwgen_upstream_up",
+            "gauge",
+            "1 while an upstream target takes requests (healthy and not ejected).",
+            5,
+        ),
+    ];
+    for (name, kind, help, k) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (target, m) in &by_target {
+            let _ = writeln!(
+                out,
+                "{name}{{target=\"{}\"}} {}",
+                target.replace('"', "%22"),
+                m[k]
+            );
+        }
+    }
+    let name = "gwgen_upstream_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time waited for upstream targets' answers (sum and count)."
+    );
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for (target, m) in &by_target {
+        let t = target.replace('"', "%22");
+        let _ = writeln!(out, "{name}_sum{{target=\"{t}\"}} {}", m[4] as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{target=\"{t}\"}} {}", m[0]);
     }
 }
 

@@ -494,6 +494,8 @@ impl Metrics {
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");
         let _ = writeln!(out, "http_server_active_requests {}", total.active);
+        #[cfg(feature = "proxy")]
+        crate::balance::render_metrics(&mut out);
         out
     }
 }

@@ -209,14 +209,14 @@ async fn balanced(
             Ok(Err(_)) => false,
             Ok(Ok(r)) => matches!(r.status().as_u16(), 502..=504),
         };
-        b.outcome(i, !failed);
+        b.outcome(i, !failed, started.elapsed());
         // A timeout is not tried again: the client has waited long enough.
         let again = failed
             && retryable
             && result.is_ok()
             && tried.len() <= b.retries() as usize
             && tried.len() < b.targets.len()
-            && b.spend();
+            && b.spend(i);
         if again {
             if let Ok(Ok(_)) = &result {
                 tokio::time::sleep(wait).await;

@@ -234,4 +234,25 @@ fn several_targets_balance_eject_retry_and_come_back() {
     let statuses: Vec<u16> = (0..4).map(|_| get(port, "/noretry", "").status).collect();
     assert!(statuses.contains(&502), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
+
+    // Per-target metrics.
+    let metrics = String::from_utf8_lossy(&get(gw.admin, "/metrics", "").body).into_owned();
+    let value = |name: &str, port: u16| -> u64 {
+        let series = format!("{name}{{target=\"http://127.0.0.1:{port}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    assert!(value("gwgen_upstream_requests_total", a.port) > 30);
+    assert!(value("gwgen_upstream_ejections_total", sick.port) >= 1);
+    assert!(value("gwgen_upstream_failures_total", sick.port) >= 3);
+    assert!(
+        value("gwgen_upstream_retries_total", c_port) >= 1,
+        "C's failures were retried"
+    );
+    assert_eq!(value("gwgen_upstream_up", dead2), 0);
+    assert_eq!(value("gwgen_upstream_up", b.port), 1);
+    assert!(metrics.contains("gwgen_upstream_request_duration_seconds_count{target="));
 }
