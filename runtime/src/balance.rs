@@ -507,4 +507,56 @@ mod tests {
             "spread, not bunched, as nginx's"
         );
     }
+
+    fn balancer(balance: Balance, max_requests: u32) -> Balancer {
+        static TARGETS: [(&str, u32); 2] = [("http://127.0.0.1:1", 1), ("http://127.0.0.1:2", 3)];
+        let stage = Stage::new("test", &[]);
+        let def = UpstreamsDef {
+            targets: &TARGETS,
+            balance,
+            retries: 1,
+            max_requests,
+            health: None,
+        };
+        Balancer::new(&stage, &def, false, "test").expect("a balancer")
+    }
+
+    #[test]
+    fn least_request_weighs_requests_in_flight() {
+        let b = balancer(Balance::LeastRequest, 0);
+        // Weight 3 takes three for each one of weight 1.
+        let held: Vec<InFlight<'_>> = (0..8).map(|_| b.pick(&[]).expect("a target")).collect();
+        let on = |i: usize| held.iter().filter(|f| f.index == i).count();
+        assert_eq!((on(0), on(1)), (2, 6));
+    }
+
+    #[test]
+    fn a_full_or_ejected_target_is_passed_over() {
+        let b = balancer(Balance::RoundRobin, 1);
+        let first = b.pick(&[]).expect("one");
+        let second = b.pick(&[]).expect("the other");
+        assert_ne!(first.index, second.index);
+        assert_eq!(b.pick(&[]).err(), Some(NoTarget::Saturated));
+        let freed = first.index;
+        drop(first);
+        assert_eq!(b.pick(&[]).expect("a place freed").index, freed);
+        // Three failures in a row eject; an answer before the third starts the count again.
+        for _ in 0..2 {
+            b.outcome(0, false, Duration::ZERO);
+        }
+        b.outcome(0, true, Duration::ZERO);
+        b.outcome(0, false, Duration::ZERO);
+        assert!(b.up(0, b.now_ms()));
+        for _ in 0..2 {
+            b.outcome(0, false, Duration::ZERO);
+        }
+        assert!(!b.up(0, b.now_ms()), "ejected");
+        drop(second);
+        assert_eq!(b.pick(&[]).expect("the other target").index, 1);
+        assert_eq!(
+            b.pick(&[1]).err(),
+            Some(NoTarget::Down),
+            "the other is tried already"
+        );
+    }
 }

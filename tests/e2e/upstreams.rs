@@ -256,3 +256,60 @@ fn several_targets_balance_eject_retry_and_come_back() {
     assert_eq!(value("gwgen_upstream_up", b.port), 1);
     assert!(metrics.contains("gwgen_upstream_request_duration_seconds_count{target="));
 }
+
+#[test]
+fn server_sent_events_pass_through_as_they_arrive() {
+    use std::io::{Read, Write};
+    let dir = crate::support::scratch("sse");
+    let a = Upstream::start(&dir, "a", 0, "ok");
+    let dead = crate::net::free_port().to_string();
+    let bin = build("tests/fixtures/gateway/upstreams.yaml");
+    let env: Vec<(&str, String)> = [
+        "B_PORT",
+        "C_PORT",
+        "SICK_PORT",
+        "SLOW_PORT",
+        "DEAD_PORT",
+        "DEAD2_PORT",
+    ]
+    .into_iter()
+    .map(|k| (k, dead.clone()))
+    .chain([("A_PORT", a.port.to_string())])
+    .collect();
+    let gw = Running::start(&bin, &[], &env);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: gw.test\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let start = Instant::now();
+    let mut seen = String::new();
+    let mut arrivals = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        let before = seen.matches("data: ").count();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        for _ in before..seen.matches("data: ").count() {
+            arrivals.push(start.elapsed());
+        }
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen
+        .to_ascii_lowercase()
+        .contains("content-type: text/event-stream"));
+    assert_eq!(arrivals.len(), 6, "{seen}");
+    // One at a time, as the upstream sent them: not held back until the end.
+    assert!(arrivals[0] < Duration::from_millis(250), "{arrivals:?}");
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] > Duration::from_millis(150),
+            "{arrivals:?}"
+        );
+    }
+    // The stream outlives the integration's 1 s timeout, which bounds only the wait for the head.
+    assert!(arrivals[5] > Duration::from_millis(1400), "{arrivals:?}");
+}
