@@ -752,14 +752,20 @@ fn route_def(
                     .map(|t| t.0)
                     .unwrap_or(29_000),
             );
-            match upstreams_def(i) {
-                Some(def) => quote! {
-                    rt::Integration::http(&stage, #url, #append, #timeout, #context)?
-                        .with_upstreams(&stage, &#def, #append, #context)?
-                },
-                None => {
-                    quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? }
+            let base = quote! { rt::Integration::http(&stage, #url, #append, #timeout, #context)? };
+            let base = match upstreams_def(i) {
+                Some(def) => quote! { #base.with_upstreams(&stage, &#def, #append, #context)? },
+                None => base,
+            };
+            match &i.tls {
+                Some(t) => {
+                    let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
+                    let (ca, cert, key) = (text(&t.ca), text(&t.cert), text(&t.key));
+                    quote! {
+                        #base.with_tls(&stage, &rt::UpstreamTlsDef { ca: #ca, cert: #cert, key: #key }, #context)?
+                    }
                 }
+                None => base,
             }
         }
         Some(i) if i.kind == IntegrationKind::Lambda => {

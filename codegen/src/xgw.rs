@@ -333,6 +333,17 @@ pub struct Target {
     pub weight: Option<u32>,
 }
 
+/// HTTPS settings of an integration (`tls`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UpstreamTls {
+    /// CA certificates to trust (PEM file).
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM file).
+    pub cert: Option<String>,
+    /// Its key (PEM file).
+    pub key: Option<String>,
+}
+
 /// Active health checks of an integration's targets (`health_check`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct HealthCheck {
@@ -392,6 +403,8 @@ pub struct Integration {
     pub max_requests: Option<u32>,
     /// Active health checks.
     pub health_check: Option<HealthCheck>,
+    /// HTTPS to the upstreams: CA, client certificate and key (PEM file paths).
+    pub tls: Option<UpstreamTls>,
     /// Mock status.
     pub status: Option<u16>,
     /// Mock status from the request: a template (see [`crate::transform`]).

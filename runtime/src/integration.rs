@@ -191,6 +191,22 @@ pub struct HttpIntegration {
     /// Several targets, health and retries ([`crate::balance`]); `None`: `url` alone.
     #[cfg(feature = "proxy")]
     pub(crate) upstreams: Option<std::sync::Arc<crate::balance::Balancer>>,
+    /// Its own connections, for a custom CA or a client certificate (`tls`); `None`: the
+    /// gateway's.
+    #[cfg(feature = "proxy")]
+    pub(crate) client: Option<crate::proxy::Client>,
+}
+
+/// An `http` integration's TLS settings (`tls`): paths of PEM files ("": not set), which may
+/// interpolate stage and environment variables.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTlsDef {
+    /// The CA certificates to trust instead of the system's.
+    pub ca: &'static str,
+    /// The client certificate chain to present.
+    pub cert: &'static str,
+    /// Its private key.
+    pub key: &'static str,
 }
 
 impl Integration {
@@ -207,7 +223,45 @@ impl Integration {
             timeout: Duration::from_millis(timeout_ms),
             #[cfg(feature = "proxy")]
             upstreams: None,
+            #[cfg(feature = "proxy")]
+            client: None,
         }))
+    }
+
+    /// The same `http` integration over connections of its own: trusting `def.ca`, presenting
+    /// `def.cert` and `def.key`. The files are read now: a missing or unreadable one is a
+    /// start-up error that names it.
+    #[cfg(feature = "proxy")]
+    pub fn with_tls(
+        self,
+        stage: &Stage,
+        def: &UpstreamTlsDef,
+        context: &str,
+    ) -> Result<Self, StartError> {
+        let path = |p: &str, what: &str| -> Result<Option<String>, StartError> {
+            if p.is_empty() {
+                return Ok(None);
+            }
+            stage
+                .interpolate(p, &format!("the {what} of {context}"))
+                .map(Some)
+        };
+        let ca = path(def.ca, "`tls.ca`")?;
+        let cert = path(def.cert, "`tls.cert`")?;
+        let key = path(def.key, "`tls.key`")?;
+        let identity = match (&cert, &key) {
+            (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
+            _ => None,
+        };
+        let connector = crate::tls::connector_with(ca.as_deref(), identity)
+            .map_err(|e| StartError::Invalid(format!("{context}: `tls`: {e}")))?;
+        match self {
+            Integration::Http(mut h) => {
+                h.client = Some(crate::pool::Pool::new(connector));
+                Ok(Integration::Http(h))
+            }
+            other => Ok(other),
+        }
     }
 
     /// The same `http` integration over several targets, with health checks and retries

@@ -85,7 +85,7 @@ pub mod __private_0_1 {
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{ConnectionLimits, Gateway, Limits, RouteDef, UndeclaredBody};
-    pub use crate::integration::{Integration, MockResponse, UrlTemplate};
+    pub use crate::integration::{Integration, MockResponse, UpstreamTlsDef, UrlTemplate};
     pub use crate::lambda::{LambdaDef, PayloadFormat};
     /// Path normalisation, as the gateway applies it before routing (for the routing benchmark).
     pub use crate::path::{normalize, plain_segments_into, Segments};

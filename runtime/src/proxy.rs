@@ -110,7 +110,8 @@ pub(crate) async fn forward(
     let limited = http_body_util::Limited::new(body, body_limit as usize);
     let upstream_req = http::Request::from_parts(parts, limited);
     let started = Instant::now();
-    let result = crate::deadline::timeout(h.timeout, gw.client.request(upstream_req)).await;
+    let client = h.client.as_ref().unwrap_or(&gw.client);
+    let result = crate::deadline::timeout(h.timeout, client.request(upstream_req)).await;
     record.integration_latency = Some(started.elapsed());
     match result {
         Err(_) => Err(Problem::gateway_timeout()),
@@ -159,7 +160,8 @@ async fn balanced(
 ) -> Result<Response, Problem> {
     use crate::balance::NoTarget;
     let (parts, body) = req.into_parts();
-    b.start_checks(&x.gw.client);
+    let client = h.client.as_ref().unwrap_or(&x.gw.client);
+    b.start_checks(client);
     b.earn();
     let body_limit = x.route.body_limit(x.gw);
     // Only a request that can run twice without harm, and whose body is not lost with the first
@@ -200,7 +202,7 @@ async fn balanced(
         *req.version_mut() = http::Version::HTTP_11;
         *req.headers_mut() = parts.headers.clone();
         let started = Instant::now();
-        let result = crate::deadline::timeout(h.timeout, x.gw.client.request(req)).await;
+        let result = crate::deadline::timeout(h.timeout, client.request(req)).await;
         record.integration_latency = Some(started.elapsed());
         drop(flight);
         let failed = match &result {

@@ -18,6 +18,64 @@ use hyper_util::client::legacy::connect::HttpConnector;
 /// A connector for `http://` and `https://` URLs.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// A connector for one integration's upstreams: trusting only the certificates of the PEM file
+/// `ca` (else what [`connector`] trusts), and presenting the client certificate chain and key of
+/// `identity` (PEM files) to servers that ask for one (mutual TLS).
+#[cfg(feature = "proxy")]
+pub fn connector_with(
+    ca: Option<&str>,
+    identity: Option<(&str, &str)>,
+) -> Result<Connector, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("`{ca}`: {e}"))? {
+                let cert = cert.map_err(|e| format!("`{ca}`: {e}"))?;
+                roots.add(cert).map_err(|e| format!("`{ca}`: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("`{ca}` holds no certificate"));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let builder = builder.with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("`{cert}`: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("`{cert}`: {e}"))?;
+            if chain.is_empty() {
+                return Err(format!("`{cert}` holds no certificate"));
+            }
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("`{key}`: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate `{cert}`: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_nodelay(true);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 /// Builds the connector.
 pub fn connector() -> Connector {
     let mut http = HttpConnector::new();

@@ -271,9 +271,10 @@ pub(crate) fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
     key
 }
 
-/// A private CA and a certificate for 127.0.0.1 it signed, made with the openssl CLI:
+/// A private CA and a certificate for 127.0.0.1 it signed (for servers and clients), made with
+/// the openssl CLI:
 /// `(ca.pem, leaf.pem, leaf.key)`.
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -319,7 +320,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     std::fs::write(
         dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
     )
     .expect("ext");
     run(&[

@@ -125,6 +125,8 @@ fn rows() -> Vec<Row> {
                          "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
     let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
+    let tls = json!({ "integration": { "type": "http", "url": "https://127.0.0.1:9",
+                      "tls": { "ca": "ca.pem", "cert": "client.pem", "key": "client.key" } } });
     let health = json!({ "integration": { "type": "http",
                          "targets": [{ "url": "http://127.0.0.1:9" }, { "url": "http://127.0.0.1:8" }],
                          "retries": 2, "balance": "least_request", "max_requests": 10,
@@ -253,6 +255,30 @@ fn rows() -> Vec<Row> {
             vec![(Operation, health.clone())],
             "/integration/retries",
             Some(json!(0)),
+        ),
+        honoured(
+            "integration.tls",
+            vec![(Operation, tls.clone())],
+            "/integration/tls",
+            None,
+        ),
+        honoured(
+            "integration.tls.ca",
+            vec![(Operation, tls.clone())],
+            "/integration/tls/ca",
+            Some(json!("other-ca.pem")),
+        ),
+        honoured(
+            "integration.tls.cert",
+            vec![(Operation, tls.clone())],
+            "/integration/tls/cert",
+            Some(json!("other.pem")),
+        ),
+        honoured(
+            "integration.tls.key",
+            vec![(Operation, tls.clone())],
+            "/integration/tls/key",
+            Some(json!("other.key")),
         ),
         honoured(
             "integration.balance",

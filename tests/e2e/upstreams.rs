@@ -313,3 +313,52 @@ fn server_sent_events_pass_through_as_they_arrive() {
     // The stream outlives the integration's 1 s timeout, which bounds only the wait for the head.
     assert!(arrivals[5] > Duration::from_millis(1400), "{arrivals:?}");
 }
+
+#[test]
+fn client_certificates_and_a_custom_ca_per_integration() {
+    let dir = crate::support::scratch("upstream-tls");
+    let (ca, cert, key) = crate::auth::certificates(&dir);
+    let port_file = dir.join("mtls.port");
+    let child = std::process::Command::new("python3")
+        .arg(crate::support::repo().join("tests/tools/mtls_upstream.py"))
+        .arg(&port_file)
+        .args([&cert, &key, &ca])
+        .spawn()
+        .expect("python3 runs");
+    let _upstream = Killed(child);
+    assert!(eventually(Duration::from_secs(20), || port_file.exists()));
+    let mtls_port = std::fs::read_to_string(&port_file).expect("port");
+    let bin = build("tests/fixtures/gateway/upstream-tls.yaml");
+    let env = [
+        ("MTLS_PORT", mtls_port.trim().to_string()),
+        ("TLS_CA", ca.display().to_string()),
+        ("TLS_CERT", cert.display().to_string()),
+        ("TLS_KEY", key.display().to_string()),
+        // The system's roots, with no test CA among them.
+        ("SSL_CERT_FILE", "/nonexistent".to_string()),
+    ];
+    let gw = Running::start(&bin, &[], &env);
+    let r = get(gw.port, "/mtls", "");
+    assert_eq!(r.status, 200, "{}", gw.log_text());
+    assert_eq!(
+        r.json()["client"],
+        "127.0.0.1",
+        "the gateway presented its certificate"
+    );
+    assert_eq!(get(gw.port, "/no-client-cert", "").status, 502);
+    assert_eq!(get(gw.port, "/untrusted", "").status, 502);
+    drop(gw);
+    // A certificate file that is not there is a start-up error that names it.
+    let mut env = env.to_vec();
+    env[2].1 = dir.join("missing.pem").display().to_string();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the gateway runs");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("missing.pem"), "{text}");
+}

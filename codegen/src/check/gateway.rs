@@ -198,7 +198,10 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
         "command",
     ];
     match (kind, key) {
-        ("http", "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests")
+        (
+            "http",
+            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls",
+        )
         | ("mock", "status" | "status_from" | "body" | "content_type" | "example") => Ok(()),
         ("lambda", k) if LAMBDA.contains(&k) => Ok(()),
         ("lambda", k) if LOCAL.contains(&k) => {
@@ -208,9 +211,10 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
                 Err("applies to functions run locally (`command`) only")
             }
         }
-        (_, "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests") => {
-            Err("applies to `type: http` only")
-        }
+        (
+            _,
+            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls",
+        ) => Err("applies to `type: http` only"),
         (_, "status" | "status_from" | "body" | "content_type" | "example") => {
             Err("applies to `type: mock` only")
         }
@@ -266,6 +270,20 @@ fn check_integration_settings(root: &Node, file: &Path, diags: &mut Diagnostics)
                         &p,
                         format!("`{}` {why}; here it would be ignored", e.key),
                         Some(format!("remove `{}`, or change `type`", e.key)),
+                    );
+                }
+            }
+            if let Some(tls) = node.get("tls") {
+                if tls.get("cert").is_some() != tls.get("key").is_some() {
+                    let mut p = at.clone();
+                    push_segment(&mut p, "tls");
+                    diags.report(
+                        Code::XGatewayInvalid,
+                        file,
+                        tls.pos,
+                        &p,
+                        "a client certificate needs both `cert` and `key`".to_string(),
+                        Some("name both PEM files, or neither".into()),
                     );
                 }
             }
