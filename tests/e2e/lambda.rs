@@ -340,17 +340,7 @@ impl FakeLambda {
             cmd.env("SESSION_TOKEN", t);
         }
         let child = cmd.spawn().expect("start fake_lambda.py");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|p| p.parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "fake_lambda.py did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let port = crate::support::port_from_file(&file, "fake_lambda.py");
         let _ = std::fs::remove_file(&file);
         FakeLambda {
             _child: crate::support::Killed(child),

@@ -90,6 +90,21 @@ impl Drop for Killed {
     }
 }
 
+/// The port a helper server writes to `file` once it listens (within 20 s).
+pub fn port_from_file(file: &Path, what: &str) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(p) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// An empty scratch folder for one test, named after it and the test process.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gwgen-{name}-{}", std::process::id()));

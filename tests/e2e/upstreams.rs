@@ -30,17 +30,7 @@ impl Upstream {
             .arg(mode)
             .spawn()
             .expect("python3 runs");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|p| p.parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "{name} did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let port = crate::support::port_from_file(&file, name);
         Upstream {
             _child: Killed(child),
             port,
@@ -326,11 +316,10 @@ fn client_certificates_and_a_custom_ca_per_integration() {
         .spawn()
         .expect("python3 runs");
     let _upstream = Killed(child);
-    assert!(eventually(Duration::from_secs(20), || port_file.exists()));
-    let mtls_port = std::fs::read_to_string(&port_file).expect("port");
+    let mtls_port = crate::support::port_from_file(&port_file, "mtls_upstream.py").to_string();
     let bin = build("tests/fixtures/gateway/upstream-tls.yaml");
     let env = [
-        ("MTLS_PORT", mtls_port.trim().to_string()),
+        ("MTLS_PORT", mtls_port),
         ("TLS_CA", ca.display().to_string()),
         ("TLS_CERT", cert.display().to_string()),
         ("TLS_KEY", key.display().to_string()),
