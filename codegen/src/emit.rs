@@ -193,6 +193,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         "src/compress.rs",
         include_str!("../../runtime/src/compress.rs"),
     ),
+    ("src/shared.rs", include_str!("../../runtime/src/shared.rs")),
     (
         "src/balance.rs",
         include_str!("../../runtime/src/balance.rs"),

@@ -166,18 +166,7 @@ impl Balancer {
         context: &str,
     ) -> Result<Arc<Balancer>, StartError> {
         let key = format!("{}\0{def:?}\0{append_path}", stage.name);
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        registry.retain(|(_, b)| b.strong_count() > 0);
-        if let Some(b) = registry
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, b)| b.upgrade())
-        {
-            return Ok(b);
-        }
-        let b = Arc::new(Balancer::new(stage, def, append_path, context)?);
-        registry.push((key, Arc::downgrade(&b)));
-        Ok(b)
+        REGISTRY.get_or_make(key, || Balancer::new(stage, def, append_path, context))
     }
 
     /// The targets of `def` for `stage`; `append_path` for URLs inherited from `defaults`.
@@ -385,20 +374,13 @@ impl Balancer {
 }
 
 /// Every route's targets, by what makes them the same (see [`Balancer::shared`]).
-type Registry = std::sync::Mutex<Vec<(String, std::sync::Weak<Balancer>)>>;
-static REGISTRY: Registry = std::sync::Mutex::new(Vec::new());
+static REGISTRY: crate::shared::Registry<Balancer> = crate::shared::Registry::new();
 
 /// The targets' metrics, summed by target (`scheme://host:port`), in Prometheus' text format.
 pub(crate) fn render_metrics(out: &mut String) {
     use std::fmt::Write as _;
     let mut by_target: std::collections::BTreeMap<String, [u64; 6]> = Default::default();
-    let live: Vec<Arc<Balancer>> = REGISTRY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter_map(|(_, b)| b.upgrade())
-        .collect();
-    for b in &live {
+    for b in &REGISTRY.live() {
         let now = b.now_ms();
         for (i, t) in b.targets.iter().enumerate() {
             let m = by_target.entry(t.label.clone()).or_default();

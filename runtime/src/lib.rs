@@ -54,6 +54,7 @@ mod progress;
 mod proxy;
 pub(crate) mod router;
 mod server;
+mod shared;
 pub(crate) mod stage;
 pub(crate) mod state;
 pub(crate) mod throttle;

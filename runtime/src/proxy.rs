@@ -9,9 +9,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::{header, HeaderValue, Uri};
 
-use crate::integration::{
-    strip_client_forwarding, strip_hop_by_hop_keeping, HttpIntegration, PROTECTED,
-};
+use crate::integration::HttpIntegration;
 use crate::pipeline::Exchange;
 
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
@@ -56,13 +54,7 @@ pub(crate) async fn forward(
         };
         Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())
     };
-    let trusted = !gw.trusted.is_empty() && gw.trusts(x.peer.ip());
-    strip_hop_by_hop_keeping(&mut parts.headers, |n| {
-        PROTECTED.contains(&n.as_str())
-            || gw.key_headers.contains(n)
-            || validated_header(x.route.validation, n)
-    });
-    strip_client_forwarding(&mut parts.headers, trusted);
+    let trusted = x.strip_connection_headers(&mut parts.headers);
     let host = parts.headers.remove(header::HOST);
     // Every `X-Forwarded-For` line the client sent, in order, then the peer.
     let mut xff = Vec::with_capacity(64);
@@ -159,7 +151,7 @@ async fn balanced(
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
     use crate::balance::NoTarget;
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let client = h.client.as_ref().unwrap_or(&x.gw.client);
     b.start_checks(client);
     b.earn();
@@ -200,7 +192,12 @@ async fn balanced(
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = url_of(&b.targets[i].url)?;
         *req.version_mut() = http::Version::HTTP_11;
-        *req.headers_mut() = parts.headers.clone();
+        // A request tried once only keeps its headers; one that may be tried again copies them.
+        *req.headers_mut() = if retryable && b.retries() > 0 {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         let started = Instant::now();
         let result = crate::deadline::timeout(h.timeout, client.request(req)).await;
         record.integration_latency = Some(started.elapsed());
@@ -237,17 +234,4 @@ async fn balanced(
             Ok(Ok(r)) => Ok(answer(r)),
         };
     }
-}
-
-/// Whether the route validates a header of this name (the gateway checked it, so it stays).
-fn validated_header(
-    v: Option<&'static crate::validate::input::RouteValidation>,
-    name: &http::HeaderName,
-) -> bool {
-    v.is_some_and(|v| {
-        v.params.iter().any(|p| {
-            p.location == crate::validate::input::In::Header
-                && name.as_str().eq_ignore_ascii_case(p.name)
-        })
-    })
 }

@@ -19,7 +19,7 @@ pub(crate) mod event;
 pub(crate) mod local;
 
 #[cfg(feature = "lambda")]
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 #[cfg(feature = "lambda")]
 use std::time::Duration;
 
@@ -109,9 +109,6 @@ pub struct LambdaIntegration {
 }
 
 #[cfg(feature = "lambda")]
-/// Functions already made, by what makes them the same function.
-type Registry = Mutex<Vec<(String, std::sync::Weak<Function>)>>;
-
 #[cfg(feature = "lambda")]
 /// The function `def` names on `stage`, shared with every route that names the same one.
 pub(crate) fn function(
@@ -119,7 +116,7 @@ pub(crate) fn function(
     stage: &Stage,
     what: &str,
 ) -> Result<Arc<Function>, StartError> {
-    static REGISTRY: Registry = Mutex::new(Vec::new());
+    static REGISTRY: crate::shared::Registry<Function> = crate::shared::Registry::new();
     let text = |s: &str, part: &str| stage.interpolate(s, &format!("the {part} of {what}"));
     let name = text(def.function, "function")?;
     let command = def
@@ -140,15 +137,7 @@ pub(crate) fn function(
         "{name}\0{command:?}\0{env:?}\0{region}\0{endpoint}\0{handler}\0{workdir}\0{}\0{}",
         def.concurrency, def.memory_mb
     );
-    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    registry.retain(|(_, f)| f.strong_count() > 0);
-    if let Some(f) = registry
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, f)| f.upgrade())
-    {
-        return Ok(f);
-    }
+    REGISTRY.get_or_make(key, || {
     if name.is_empty() && command.is_empty() {
         return Err(StartError::Invalid(format!(
             "{what} names no function: set `function` or `command`"
@@ -184,9 +173,8 @@ pub(crate) fn function(
             region,
         }))
     };
-    let f = Arc::new(f);
-    registry.push((key, Arc::downgrade(&f)));
     Ok(f)
+    })
 }
 
 #[cfg(feature = "lambda")]

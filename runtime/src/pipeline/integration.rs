@@ -117,10 +117,7 @@ async fn lambda(
         None => query,
     };
     let rewritten = edits.as_mut().and_then(|e| e.path.take());
-    crate::integration::strip_hop_by_hop_keeping(&mut parts.headers, |n| {
-        crate::integration::PROTECTED.contains(&n.as_str()) || x.gw.key_headers.contains(n)
-    });
-    crate::integration::strip_client_forwarding(&mut parts.headers, false);
+    x.strip_connection_headers(&mut parts.headers);
     let limit = x
         .route
         .body_limit(x.gw)

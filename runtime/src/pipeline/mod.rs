@@ -85,6 +85,31 @@ impl Exchange<'_, '_> {
             _ => query.map(std::borrow::Cow::Borrowed),
         }
     }
+
+    /// Removes the headers of the client's connection (hop-by-hop ones, and those its
+    /// `Connection` names, but for what the gateway checked or set) and the client's own account
+    /// of forwarding and identity (`Forwarded`, `X-Gateway-*`, …; kept from trusted proxies).
+    /// Returns whether the peer is a trusted proxy.
+    #[cfg_attr(not(any(feature = "proxy", feature = "lambda")), allow(dead_code))]
+    pub(crate) fn strip_connection_headers(&self, headers: &mut http::HeaderMap) -> bool {
+        let gw = self.gw;
+        let trusted = !gw.trusted.is_empty() && gw.trusts(self.peer.ip());
+        let validated = |name: &http::HeaderName| {
+            self.route.validation.is_some_and(|v| {
+                v.params.iter().any(|p| {
+                    p.location == crate::validate::input::In::Header
+                        && name.as_str().eq_ignore_ascii_case(p.name)
+                })
+            })
+        };
+        crate::integration::strip_hop_by_hop_keeping(headers, |n| {
+            crate::integration::PROTECTED.contains(&n.as_str())
+                || gw.key_headers.contains(n)
+                || validated(n)
+        });
+        crate::integration::strip_client_forwarding(headers, trusted);
+        trusted
+    }
 }
 
 /// Routes the request, then runs the route's phases. Errors are problems; [`log`] turns them
