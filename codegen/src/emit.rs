@@ -448,6 +448,14 @@ fn generate_crate(
     {
         features.push("\"lambda\"");
     }
+    let http2_upstream = gw.routes.iter().any(|r| {
+        r.settings.integration.as_ref().is_some_and(|i| {
+            i.kind == IntegrationKind::Http && i.protocol == Some(crate::xgw::Protocol::Http2)
+        })
+    });
+    if gw.root.http2 || http2_upstream {
+        features.push("\"http2\"");
+    }
     let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
     let stage_names: Vec<&str> = gw.stages.iter().map(|s| s.name.as_str()).collect();
@@ -663,6 +671,11 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         crate::xgw::EscapedSlashes::Reject => quote! {},
         crate::xgw::EscapedSlashes::Keep => quote! { let gw = gw.keep_escaped_slashes(); },
     };
+    let http2 = if gw.root.http2 {
+        quote! { let gw = gw.with_http2(); }
+    } else {
+        quote! {}
+    };
     let tree = route_tree(gw);
     Ok(quote! {
         use gwgen_runtime::__private_0_1 as rt;
@@ -683,6 +696,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
                 .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout, validation_memory: #validation_memory });
             #slashes
+            #http2
             #with_auth
             #with_traffic
             #with_responses
@@ -758,15 +772,18 @@ fn route_def(
                 Some(def) => quote! { #base.with_upstreams(&stage, &#def, #append, #context)? },
                 None => base,
             };
-            match &i.tls {
-                Some(t) => {
-                    let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
-                    let (ca, cert, key) = (text(&t.ca), text(&t.cert), text(&t.key));
-                    quote! {
-                        #base.with_tls(&stage, &rt::UpstreamTlsDef { ca: #ca, cert: #cert, key: #key }, #context)?
-                    }
+            let tls = i.tls.as_ref().map(|t| {
+                let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
+                let (ca, cert, key) = (text(&t.ca), text(&t.cert), text(&t.key));
+                quote! { rt::UpstreamTlsDef { ca: #ca, cert: #cert, key: #key } }
+            });
+            match (i.protocol, tls) {
+                (Some(crate::xgw::Protocol::Http2), tls) => {
+                    let tls = option_tokens(tls.map(|t| quote! { &#t }));
+                    quote! { #base.over_http2(&stage, #tls, #context)? }
                 }
-                None => base,
+                (_, Some(tls)) => quote! { #base.with_tls(&stage, &#tls, #context)? },
+                (_, None) => base,
             }
         }
         Some(i) if i.kind == IntegrationKind::Lambda => {

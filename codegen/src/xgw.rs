@@ -344,6 +344,16 @@ pub struct UpstreamTls {
     pub key: Option<String>,
 }
 
+/// The HTTP version an `http` integration speaks to its upstreams (`protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 (the default).
+    Http1,
+    /// HTTP/2: h2 by ALPN over TLS, h2c with prior knowledge over TCP.
+    Http2,
+}
+
 /// Active health checks of an integration's targets (`health_check`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct HealthCheck {
@@ -405,6 +415,8 @@ pub struct Integration {
     pub health_check: Option<HealthCheck>,
     /// HTTPS to the upstreams: CA, client certificate and key (PEM file paths).
     pub tls: Option<UpstreamTls>,
+    /// The HTTP version spoken to the upstreams.
+    pub protocol: Option<Protocol>,
     /// Mock status.
     pub status: Option<u16>,
     /// Mock status from the request: a template (see [`crate::transform`]).
@@ -773,6 +785,9 @@ pub struct RootSettings {
     /// What a path segment holding `%2F` or `%5C` gets.
     #[serde(default)]
     pub escaped_slashes: EscapedSlashes,
+    /// The listener speaks HTTP/2 as well (h2c beside HTTP/1.1).
+    #[serde(default)]
+    pub http2: bool,
 }
 
 /// `escaped_slashes`: what a path segment holding an encoded `/` or `\\` gets.

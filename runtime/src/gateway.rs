@@ -188,6 +188,9 @@ pub struct Gateway {
     pub(crate) stage_throttle: Option<crate::throttle::Rate>,
     #[cfg(feature = "proxy")]
     pub(crate) client: crate::proxy::Client,
+    /// `http2: true`: the listener speaks HTTP/2 as well (h2c, prior knowledge).
+    #[cfg(feature = "http2")]
+    pub(crate) http2: bool,
     /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
     /// first request, when the gateway is built whole.
     direct: std::sync::OnceLock<Box<[bool]>>,
@@ -218,6 +221,8 @@ impl Gateway {
             stage_throttle: stage.throttle,
             #[cfg(feature = "proxy")]
             client: crate::proxy::client(),
+            #[cfg(feature = "http2")]
+            http2: false,
             direct: std::sync::OnceLock::new(),
         }
     }
@@ -236,6 +241,14 @@ impl Gateway {
     pub fn with_connections(mut self, connections: ConnectionLimits) -> Self {
         self.connections = connections;
         self.validating = crate::percore::Budget::new(connections.validation_memory);
+        self
+    }
+
+    /// `http2: true`: the listener takes HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) beside
+    /// HTTP/1.1 on the same port, told apart by the connection preface.
+    #[cfg(feature = "http2")]
+    pub fn with_http2(mut self) -> Self {
+        self.http2 = true;
         self
     }
 

@@ -238,29 +238,32 @@ impl Integration {
         def: &UpstreamTlsDef,
         context: &str,
     ) -> Result<Self, StartError> {
-        let path = |p: &str, what: &str| -> Result<Option<String>, StartError> {
-            if p.is_empty() {
-                return Ok(None);
-            }
-            stage
-                .interpolate(p, &format!("the {what} of {context}"))
-                .map(Some)
-        };
-        let ca = path(def.ca, "`tls.ca`")?;
-        let cert = path(def.cert, "`tls.cert`")?;
-        let key = path(def.key, "`tls.key`")?;
-        let identity = match (&cert, &key) {
-            (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
-            _ => None,
-        };
-        let connector = crate::tls::connector_with(ca.as_deref(), identity)
-            .map_err(|e| StartError::Invalid(format!("{context}: `tls`: {e}")))?;
+        let connector = upstream_connector(stage, Some(def), false, context)?;
+        Ok(self.with_client(crate::pool::Pool::new(connector)))
+    }
+
+    /// The same `http` integration over HTTP/2 (`protocol: http2`): h2 by ALPN to `https://`
+    /// upstreams, h2c with prior knowledge to `http://` ones; with `tls` as [`Integration::with_tls`]
+    /// has it.
+    #[cfg(all(feature = "proxy", feature = "http2"))]
+    pub fn over_http2(
+        self,
+        stage: &Stage,
+        tls: Option<&UpstreamTlsDef>,
+        context: &str,
+    ) -> Result<Self, StartError> {
+        let connector = upstream_connector(stage, tls, true, context)?;
+        Ok(self.with_client(crate::pool::Pool::http2(connector)))
+    }
+
+    #[cfg(feature = "proxy")]
+    fn with_client(self, client: crate::proxy::Client) -> Self {
         match self {
             Integration::Http(mut h) => {
-                h.client = Some(crate::pool::Pool::new(connector));
-                Ok(Integration::Http(h))
+                h.client = Some(client);
+                Integration::Http(h)
             }
-            other => Ok(other),
+            other => other,
         }
     }
 
@@ -287,6 +290,40 @@ impl Integration {
             other => Ok(other),
         }
     }
+}
+
+/// The connector of an integration's own connections: `tls`'s files read now (interpolated
+/// for the stage), `h2` alone offered by ALPN with `http2`.
+#[cfg(feature = "proxy")]
+fn upstream_connector(
+    stage: &Stage,
+    tls: Option<&UpstreamTlsDef>,
+    http2: bool,
+    context: &str,
+) -> Result<crate::tls::Connector, StartError> {
+    let path = |p: &str, what: &str| -> Result<Option<String>, StartError> {
+        if p.is_empty() {
+            return Ok(None);
+        }
+        stage
+            .interpolate(p, &format!("the {what} of {context}"))
+            .map(Some)
+    };
+    let empty = UpstreamTlsDef {
+        ca: "",
+        cert: "",
+        key: "",
+    };
+    let def = tls.unwrap_or(&empty);
+    let ca = path(def.ca, "`tls.ca`")?;
+    let cert = path(def.cert, "`tls.cert`")?;
+    let key = path(def.key, "`tls.key`")?;
+    let identity = match (&cert, &key) {
+        (Some(c), Some(k)) => Some((c.as_str(), k.as_str())),
+        _ => None,
+    };
+    crate::tls::connector_with(ca.as_deref(), identity, http2)
+        .map_err(|e| StartError::Invalid(format!("{context}: `tls`: {e}")))
 }
 
 #[cfg(feature = "lambda")]

@@ -108,7 +108,14 @@ pub struct Pool {
     /// connection then stays with the thread that opened it, whose runtime drives its socket.
     /// Set once before serving, read after.
     per_thread: std::sync::atomic::AtomicBool,
+    /// `protocol: http2`: requests go through hyper's HTTP/2 client instead (one multiplexed
+    /// connection per upstream; h2 by ALPN over TLS, h2c with prior knowledge over TCP).
+    #[cfg(feature = "http2")]
+    h2: Option<H2Client>,
 }
+
+#[cfg(feature = "http2")]
+type H2Client = hyper_util::client::legacy::Client<Connector, Body>;
 
 /// One shard's idle connections, by upstream.
 type IdleLists = Vec<(Key, Vec<Idle>)>;
@@ -193,7 +200,38 @@ impl Pool {
             connector,
             idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
             per_thread: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "http2")]
+            h2: None,
         })
+    }
+
+    /// A pool that speaks HTTP/2 only, over connections `connector` makes (which offers
+    /// only `h2` by ALPN on TLS; plain TCP is h2c with prior knowledge, RFC 9113 §3.3).
+    #[cfg(feature = "http2")]
+    pub fn http2(connector: Connector) -> Arc<Pool> {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(IDLE_FOR)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .http2_keep_alive_timeout(Duration::from_secs(20))
+                .build(connector.clone());
+        Arc::new(Pool {
+            connector,
+            idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            per_thread: std::sync::atomic::AtomicBool::new(false),
+            h2: Some(client),
+        })
+    }
+
+    /// Whether requests go over HTTP/2.
+    pub(crate) fn is_http2(&self) -> bool {
+        #[cfg(feature = "http2")]
+        return self.h2.is_some();
+        #[cfg(not(feature = "http2"))]
+        false
     }
 
     /// Says that each serving thread runs an async runtime of its own: from now on a
@@ -293,9 +331,16 @@ impl Pool {
     /// fields, nor those its `Connection` names.
     pub async fn request<B>(self: &Arc<Self>, req: Request<B>) -> Result<Response<Body>, Error>
     where
-        B: http_body::Body<Data = Bytes> + Unpin,
+        B: http_body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        #[cfg(feature = "http2")]
+        if let Some(h2) = &self.h2 {
+            return match h2.request(req.map(Body::new)).await {
+                Ok(resp) => Ok(resp.map(Body::new)),
+                Err(e) => Err(h2_error(e)),
+            };
+        }
         let (parts, mut body) = req.into_parts();
         let (Some(scheme), Some(authority)) =
             (parts.uri.scheme().cloned(), parts.uri.authority().cloned())
@@ -351,6 +396,26 @@ impl Pool {
             self.put(key, conn);
         }
     }
+}
+
+/// What a failed HTTP/2 exchange is, in the terms of the HTTP/1.1 client's errors.
+#[cfg(feature = "http2")]
+fn h2_error(e: hyper_util::client::legacy::Error) -> Error {
+    if e.is_connect() {
+        return Error::Connect(Box::new(e));
+    }
+    // The request body's own failure (a size limit, a client that stalled or went away) is
+    // hyper's "user" error; anything else is the upstream's.
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_user() || h.is_body_write_aborted() {
+                return Error::Body(Box::new(e));
+            }
+        }
+        source = s.source();
+    }
+    Error::Io(io::Error::other(e))
 }
 
 /// How an answer's body is delimited, and whether its connection may serve again.

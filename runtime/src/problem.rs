@@ -240,6 +240,47 @@ impl Problem {
     }
 
     /// The response, with the request id in the body (see also [`Problem::into_custom_response`]).
+    /// The problem as a gRPC client reads it (a "Trailers-Only" answer, as Envoy answers gRPC
+    /// calls itself): status 200, a `grpc-status` for what went wrong (invalid request:
+    /// INVALID_ARGUMENT; 401: UNAUTHENTICATED; 403: PERMISSION_DENIED; no route or method:
+    /// UNIMPLEMENTED; 408 and 504: DEADLINE_EXCEEDED; too large and 429: RESOURCE_EXHAUSTED;
+    /// 502 and 503: UNAVAILABLE; else UNKNOWN), and the detail in `grpc-message`
+    /// (percent-encoded, as the protocol has it). Its extra headers stay.
+    pub fn into_grpc_response(self) -> Response {
+        let code: &'static str = match self.status.as_u16() {
+            400 | 415 => "3",       // INVALID_ARGUMENT
+            401 => "16",            // UNAUTHENTICATED
+            403 => "7",             // PERMISSION_DENIED
+            404 | 405 => "12",      // UNIMPLEMENTED
+            408 | 504 => "4",       // DEADLINE_EXCEEDED
+            413 | 429 | 431 => "8", // RESOURCE_EXHAUSTED
+            502 | 503 => "14",      // UNAVAILABLE
+            _ => "2",               // UNKNOWN
+        };
+        let mut message = String::with_capacity(self.detail.len());
+        for b in self.detail.bytes() {
+            if (0x20..=0x7e).contains(&b) && b != b'%' {
+                message.push(b as char);
+            } else {
+                message.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let mut resp = Response::new(Body::empty());
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.insert("grpc-status", HeaderValue::from_static(code));
+        if let Ok(v) = HeaderValue::from_str(&message) {
+            h.insert("grpc-message", v);
+        }
+        for (k, v) in self.headers {
+            h.insert(k, v);
+        }
+        resp
+    }
+
     pub fn into_response(self, request_id: &str) -> Response {
         let mut body = serde_json::json!({
             "type": "about:blank",

@@ -119,6 +119,82 @@ pub struct SendWatch<S> {
     inner: S,
     limit: Duration,
     timer: Option<Pin<Box<Sleep>>>,
+    #[cfg(feature = "http2")]
+    idle: Option<Box<Idle>>,
+}
+
+/// How long a connection may be idle: the client sends nothing while it has no request in
+/// flight.
+#[cfg(feature = "http2")]
+struct Idle {
+    limit: Duration,
+    streams: Streams,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The requests in flight on one connection, from the moment the gateway takes one until its
+/// answer's body has been sent or dropped.
+#[cfg(feature = "http2")]
+#[derive(Clone, Default)]
+pub(crate) struct Streams(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(feature = "http2")]
+impl Streams {
+    /// Counts one more request until the returned guard is dropped.
+    pub(crate) fn open(&self) -> Open {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open(self.0.clone())
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+}
+
+/// One request counted in [`Streams`].
+#[cfg(feature = "http2")]
+pub(crate) struct Open(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[cfg(feature = "http2")]
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// An answer's body that keeps its request counted in [`Streams`] until it is dropped.
+#[cfg(feature = "http2")]
+pub(crate) struct Tracked<B> {
+    inner: B,
+    _open: Open,
+}
+
+#[cfg(feature = "http2")]
+impl<B> Tracked<B> {
+    pub(crate) fn new(inner: B, open: Open) -> Self {
+        Tracked { inner, _open: open }
+    }
+}
+
+#[cfg(feature = "http2")]
+impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl<S> SendWatch<S> {
@@ -128,7 +204,21 @@ impl<S> SendWatch<S> {
             inner,
             limit,
             timer: None,
+            #[cfg(feature = "http2")]
+            idle: None,
         }
+    }
+
+    /// Also fails reads once the client has sent nothing for `limit` while `streams` counts
+    /// no request in flight (an idle connection, or one that never sends its first request).
+    #[cfg(feature = "http2")]
+    pub(crate) fn idle_after(mut self, limit: Duration, streams: Streams) -> Self {
+        self.idle = Some(Box::new(Idle {
+            limit,
+            streams,
+            timer: None,
+        }));
+        self
     }
 
     /// `poll` made on the connection's write side, with the timer armed while it waits.
@@ -162,7 +252,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for SendWatch<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        #[cfg(feature = "http2")]
+        if let Some(idle) = &mut this.idle {
+            match polled {
+                Poll::Pending if !idle.streams.any() => {
+                    if expired(&mut idle.timer, idle.limit, cx) {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the connection was idle for the head timeout",
+                        )));
+                    }
+                }
+                _ => idle.timer = None,
+            }
+        }
+        polled
     }
 }
 

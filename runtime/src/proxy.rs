@@ -54,7 +54,16 @@ pub(crate) async fn forward(
         };
         Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())
     };
+    let client = h.client.as_ref().unwrap_or(&gw.client);
+    // `TE: trailers` is the one connection field HTTP/2 carries (RFC 9113 §8.2.2): a gRPC
+    // client says with it that it reads trailers, and gRPC servers ask for it.
+    let trailers = client.is_http2() && accepts_trailers(&parts.headers);
     let trusted = x.strip_connection_headers(&mut parts.headers);
+    if trailers {
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let host = parts.headers.remove(header::HOST);
     // Every `X-Forwarded-For` line the client sent, in order, then the peer.
     let mut xff = Vec::with_capacity(64);
@@ -102,7 +111,6 @@ pub(crate) async fn forward(
     let limited = http_body_util::Limited::new(body, body_limit as usize);
     let upstream_req = http::Request::from_parts(parts, limited);
     let started = Instant::now();
-    let client = h.client.as_ref().unwrap_or(&gw.client);
     let result = crate::deadline::timeout(h.timeout, client.request(upstream_req)).await;
     record.integration_latency = Some(started.elapsed());
     match result {
@@ -110,6 +118,16 @@ pub(crate) async fn forward(
         Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
         Ok(Ok(r)) => Ok(answer(r)),
     }
+}
+
+/// Whether a `TE` field of the client's names `trailers`.
+fn accepts_trailers(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|t| {
+            let name = t.split(|&b| b == b';').next().unwrap_or_default();
+            name.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
 }
 
 /// The client's answer from the upstream's.

@@ -251,9 +251,12 @@ async fn accept(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // hyper's head timeout needs a timer, or it is silently off: a client that sends half a
     // head (or nothing, on an idle keep-alive connection) would hold its socket forever.
+    let head_timeout = Duration::from_millis(gw.connections.head_timeout_ms);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
+        .header_read_timeout(head_timeout);
+    #[cfg(feature = "http2")]
+    let auto = gw.http2.then(|| http2_builder(&gw));
     let stopped = stop.wait_for(|s| *s);
     tokio::pin!(stopped);
     loop {
@@ -289,6 +292,29 @@ async fn accept(
                     guarded(gw.clone(), peer, req)
                 });
                 let stream = crate::progress::SendWatch::new(stream, send_timeout);
+                #[cfg(feature = "http2")]
+                if let Some(auto) = &auto {
+                    // Either protocol, told apart by the preface; the connection is closed
+                    // when the client sends nothing for the head timeout with no request in
+                    // flight (hyper's HTTP/2 server has no idle timer of its own).
+                    let streams = crate::progress::Streams::default();
+                    let stream = stream.idle_after(head_timeout, streams.clone());
+                    let service = hyper::service::service_fn(move |req| {
+                        let open = streams.open();
+                        let answer = hyper::service::Service::call(&service, req);
+                        async move {
+                            let resp = answer.await?;
+                            Ok::<_, std::convert::Infallible>(resp.map(|b| crate::progress::Tracked::new(b, open)))
+                        }
+                    });
+                    let conn = auto.serve_connection(hyper_util::rt::TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                        drop(ticket);
+                    });
+                    continue;
+                }
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -310,6 +336,31 @@ async fn accept(
             "requests still in flight at the drain deadline; their connections are closed"
         );
     }
+}
+
+/// The listener's builder with `http2: true`: HTTP/1.1 as without it, and HTTP/2 with the
+/// limits a public server needs (RFC 9113; hyper's defaults where they are already these):
+/// 128 concurrent streams a connection (nginx's default), a header list no larger than the
+/// gateway's header limit, at most 20 streams reset by the client before the gateway accepted
+/// them and 1,024 reset for its errors (the rapid-reset defences, CVE-2023-44487), and a ping
+/// after 30 s of silence that must be answered within 20 s.
+#[cfg(feature = "http2")]
+fn http2_builder(
+    gw: &Gateway,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
+    b.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(u32::try_from(gw.limits.headers).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
 }
 
 async fn shutdown_signal() {

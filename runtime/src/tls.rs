@@ -20,11 +20,13 @@ pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A connector for one integration's upstreams: trusting only the certificates of the PEM file
 /// `ca` (else what [`connector`] trusts), and presenting the client certificate chain and key of
-/// `identity` (PEM files) to servers that ask for one (mutual TLS).
+/// `identity` (PEM files) to servers that ask for one (mutual TLS). With `http2`, TLS offers
+/// only `h2` by ALPN.
 #[cfg(feature = "proxy")]
 pub fn connector_with(
     ca: Option<&str>,
     identity: Option<(&str, &str)>,
+    http2: bool,
 ) -> Result<Connector, String> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -69,11 +71,15 @@ pub fn connector_with(
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     http.set_nodelay(true);
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
+        .https_or_http();
+    #[cfg(feature = "http2")]
+    if http2 {
+        return Ok(builder.enable_http2().wrap_connector(http));
+    }
+    debug_assert!(!http2, "HTTP/2 is built with the `http2` feature");
+    Ok(builder.enable_http1().wrap_connector(http))
 }
 
 /// Builds the connector.

@@ -25,7 +25,10 @@ pub(crate) fn python() -> PathBuf {
         let venv = repo().join("target").join("py-venv");
         let py = venv.join("bin").join("python");
         let ready = Command::new(&py)
-            .args(["-c", "import jwt, cryptography, awslambdaric, botocore"])
+            .args([
+                "-c",
+                "import jwt, cryptography, awslambdaric, botocore, grpc",
+            ])
             .status()
             .is_ok_and(|s| s.success());
         if !ready {
@@ -42,12 +45,13 @@ pub(crate) fn python() -> PathBuf {
                         "cryptography==50.0.2",
                         "awslambdaric==4.2.2",
                         "botocore==1.44.8",
+                        "grpcio==1.85.1",
                     ])
                     .status()
                     .is_ok_and(|s| s.success());
             assert!(
                 ok,
-                "cannot install PyJWT, awslambdaric and botocore into {}",
+                "cannot install PyJWT, awslambdaric, botocore and grpcio into {}",
                 venv.display()
             );
         }

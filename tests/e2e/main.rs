@@ -16,6 +16,7 @@ mod fuzz;
 mod gateway;
 mod generate;
 mod hostile;
+mod http2;
 mod keys;
 mod lambda;
 mod net;

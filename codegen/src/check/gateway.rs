@@ -200,7 +200,8 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
     match (kind, key) {
         (
             "http",
-            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls",
+            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls"
+            | "protocol",
         )
         | ("mock", "status" | "status_from" | "body" | "content_type" | "example") => Ok(()),
         ("lambda", k) if LAMBDA.contains(&k) => Ok(()),
@@ -213,7 +214,8 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
         }
         (
             _,
-            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls",
+            "url" | "targets" | "retries" | "health_check" | "balance" | "max_requests" | "tls"
+            | "protocol",
         ) => Err("applies to `type: http` only"),
         (_, "status" | "status_from" | "body" | "content_type" | "example") => {
             Err("applies to `type: mock` only")

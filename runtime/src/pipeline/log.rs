@@ -55,14 +55,28 @@ pub(crate) async fn handle_request(
     };
     // `request_id` admits printable ASCII only, so the id is always text.
     let id = id_value.to_str().unwrap_or("-");
+    // A gRPC call (HTTP/2 only) gets the gateway's own refusals as gRPC statuses.
+    let grpc = req.version() == http::Version::HTTP_2 && is_grpc(req.headers());
     let mut resp = match super::dispatch(&gw, req, peer, client, id, &mut record).await {
         Ok(r) => r,
+        Err(p) if grpc => p.into_grpc_response(),
         Err(p) => p.into_custom_response(id, gw.responses),
     };
     resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
     record.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, LoggedBody::new(body, record, gw.metrics.clone()))
+}
+
+/// Whether the request is a gRPC call: `Content-Type: application/grpc`, alone or with a
+/// `+format` or parameters.
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 16
+            && v[..16].eq_ignore_ascii_case(b"application/grpc")
+            && matches!(v.get(16), None | Some(b'+' | b';'))
+    })
 }
 
 /// The request's place in a trace (see [`crate::trace`]). Without an exporter: the client's

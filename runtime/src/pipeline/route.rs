@@ -66,6 +66,33 @@ pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<u64, Problem>
     Ok(bytes)
 }
 
+/// An HTTP/2 request names its host in `:authority` (here the URI's authority), where every
+/// phase and the upstream read `Host`: the field is made from it (RFC 9113 §8.3.1), and a `Host`
+/// that names another host is refused (a reader taking the other one would be misled).
+#[cfg(feature = "http2")]
+pub(super) fn authority_as_host(mut req: Request) -> Result<Request, Problem> {
+    if req.version() != http::Version::HTTP_2 {
+        return Ok(req);
+    }
+    let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
+        return Ok(req);
+    };
+    match req.headers().get(header::HOST) {
+        Some(host) if host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) => {}
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "`Host` and `:authority` name different hosts",
+            ))
+        }
+        None => {
+            if let Ok(v) = HeaderValue::from_str(&authority) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+    }
+    Ok(req)
+}
+
 /// The normalised segments of `raw`. Most paths need no decoding: their segments are borrowed
 /// from `raw`; the others are decoded into `decoded` and borrowed from there.
 pub(super) fn segments<'a>(

@@ -1,0 +1,134 @@
+"""A raw HTTP/2 client (the `h2` package, from PyPI) that does what ordinary clients do not, and
+prints what the server did as one JSON object.
+
+    python h2_probe.py PORT MODE
+
+MODE:
+- `mismatch`: one GET whose `host` field names another host than its `:authority`.
+- `rapid-reset`: 1,000 GETs, each cancelled (RST_STREAM) right after its HEADERS
+  (CVE-2023-44487); says whether and how the server ended the connection.
+- `continuation`: one HEADERS frame without END_HEADERS, then CONTINUATION frames of junk
+  fields for as long as the server reads them (up to 16 MiB); says how much it took.
+- `idle`: sends the preface and settings, then nothing; says how long until the server closed.
+"""
+
+import json
+import socket
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8", validate_outbound_headers=False)
+    conn = h2.connection.H2Connection(config)
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+
+def read_events(s, conn, until, limit=10.0):
+    """Reads and feeds frames until `until(events)` holds, the server closes, or `limit` passes."""
+    seen = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            seen.append("reset")
+            break
+        if not data:
+            seen.append("closed")
+            break
+        try:
+            seen.extend(conn.receive_data(data))
+        except h2.exceptions.ProtocolError as e:
+            seen.append(f"protocol-error: {e}")
+            break
+        out = conn.data_to_send()
+        if out:
+            try:
+                s.sendall(out)
+            except OSError:
+                pass
+        if until(seen):
+            break
+    return seen
+
+
+def headers(port, authority="gw.test", extra=()):
+    return [(":method", "GET"), (":scheme", "http"), (":authority", authority), (":path", "/plain/7")] + list(extra)
+
+
+def mismatch(port):
+    s, conn = connect(port)
+    conn.send_headers(1, headers(port, extra=[("host", "elsewhere.test")]), end_stream=True)
+    s.sendall(conn.data_to_send())
+    events = read_events(s, conn, lambda ev: any(isinstance(e, h2.events.StreamEnded) for e in ev))
+    status = next((dict(e.headers).get(":status") for e in events if isinstance(e, h2.events.ResponseReceived)), None)
+    return {"status": status}
+
+
+def rapid_reset(port):
+    s, conn = connect(port)
+    sent = 0
+    goaway = None
+    try:
+        for i in range(1000):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, headers(port), end_stream=True)
+            conn.reset_stream(sid, error_code=8)  # CANCEL
+            s.sendall(conn.data_to_send())
+            sent += 1
+    except (OSError, h2.exceptions.ProtocolError):
+        pass
+    for e in read_events(s, conn, lambda ev: any(isinstance(x, h2.events.ConnectionTerminated) for x in ev), 5.0):
+        if isinstance(e, h2.events.ConnectionTerminated):
+            goaway = getattr(e.error_code, "name", str(e.error_code))
+    return {"sent": sent, "goaway": goaway}
+
+
+def continuation(port):
+    s, conn = connect(port)
+    sid = conn.get_next_available_stream_id()
+    first = HeadersFrame(sid)
+    first.data = conn.encoder.encode(headers(port))
+    first.flags = set()  # no END_HEADERS: CONTINUATION frames must follow
+    sent = 0
+    try:
+        s.sendall(first.serialize())
+        junk = conn.encoder.encode([(f"x-junk-{i}", "j" * 100) for i in range(100)])
+        while sent < 16 << 20:
+            frame = ContinuationFrame(sid)
+            frame.data = junk
+            s.sendall(frame.serialize())
+            sent += len(junk)
+    except OSError:
+        pass
+    return {"accepted_bytes_at_most": sent}
+
+
+def idle(port):
+    s, conn = connect(port)
+    started = time.monotonic()
+    events = read_events(s, conn, lambda ev: False, 60.0)
+    ended = [e if isinstance(e, str) else type(e).__name__ for e in events]
+    return {"closed_after_s": round(time.monotonic() - started, 1), "events": ended}
+
+
+def main():
+    port, mode = int(sys.argv[1]), sys.argv[2]
+    result = {"mismatch": mismatch, "rapid-reset": rapid_reset, "continuation": continuation, "idle": idle}[mode](port)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
