@@ -344,6 +344,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn grpc_answers_carry_the_status_and_an_encoded_message() {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "50% used\névé",
+        );
+        p.headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("3")));
+        let r = p.into_grpc_response();
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers();
+        assert_eq!(h["content-type"], "application/grpc");
+        assert_eq!(h["grpc-status"], "8");
+        assert_eq!(h["grpc-message"], "50%25 used%0A%C3%A9v%C3%A9");
+        assert_eq!(h["retry-after"], "3");
+        for (status, code) in [
+            (400, "3"),
+            (401, "16"),
+            (403, "7"),
+            (404, "12"),
+            (502, "14"),
+            (504, "4"),
+            (500, "2"),
+        ] {
+            let p = Problem::new(StatusCode::from_u16(status).unwrap(), "t", "d");
+            assert_eq!(
+                p.into_grpc_response().headers()["grpc-status"],
+                code,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
     fn custom_responses_reshape_by_type_then_by_class() {
         const CUSTOM: &[CustomResponse] = &[
             CustomResponse {

@@ -253,3 +253,23 @@ async fn balanced(
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        let accepts = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append(http::header::TE, v.parse().unwrap());
+            }
+            super::accepts_trailers(&h)
+        };
+        assert!(accepts(&["trailers"]));
+        assert!(accepts(&["gzip;q=0.5, Trailers"]));
+        assert!(accepts(&["gzip", "trailers;q=1"]));
+        assert!(!accepts(&["gzip"]));
+        assert!(!accepts(&["trailersx"]));
+        assert!(!accepts(&[]));
+    }
+}

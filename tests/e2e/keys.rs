@@ -281,6 +281,15 @@ fn rows() -> Vec<Row> {
             Some(json!("other.key")),
         ),
         honoured(
+            "integration.protocol",
+            vec![(
+                Operation,
+                json!({ "integration": { "type": "http", "url": "http://127.0.0.1:9", "protocol": "http2" } }),
+            )],
+            "/integration/protocol",
+            Some(json!("http1")),
+        ),
+        honoured(
             "integration.balance",
             vec![(Operation, health.clone())],
             "/integration/balance",
@@ -987,6 +996,12 @@ fn rows() -> Vec<Row> {
             vec![(Root, json!({ "escaped_slashes": "keep" }))],
             "/escaped_slashes",
             None,
+        ),
+        honoured(
+            "root.http2",
+            vec![(Root, json!({ "http2": true }))],
+            "/http2",
+            Some(json!(false)),
         ),
         // Security schemes.
         honoured(

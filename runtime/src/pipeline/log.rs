@@ -110,3 +110,22 @@ fn trace_context(req: &mut Request) -> Option<Trace> {
         exported: ctx.sampled,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_calls_are_told_by_their_media_type() {
+        let is = |ct: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            super::is_grpc(&h)
+        };
+        assert!(is("application/grpc"));
+        assert!(is("application/grpc+proto"));
+        assert!(is("Application/GRPC;charset=utf-8"));
+        assert!(!is("application/grpc-web"));
+        assert!(!is("application/grpcx"));
+        assert!(!is("application/json"));
+        assert!(!super::is_grpc(&http::HeaderMap::new()));
+    }
+}
