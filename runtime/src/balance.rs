@@ -136,6 +136,33 @@ impl Drop for InFlight<'_> {
     }
 }
 
+impl InFlight<'_> {
+    /// The same count, held by something that outlives the request's borrow of `balancer` (an
+    /// answer's body that is still streaming).
+    pub(crate) fn owned(self, balancer: &Arc<Balancer>) -> OwnedFlight {
+        let index = self.index;
+        std::mem::forget(self);
+        OwnedFlight {
+            balancer: balancer.clone(),
+            index,
+        }
+    }
+}
+
+/// An [`InFlight`] that owns its balancer.
+pub(crate) struct OwnedFlight {
+    balancer: Arc<Balancer>,
+    index: usize,
+}
+
+impl Drop for OwnedFlight {
+    fn drop(&mut self) {
+        self.balancer.targets[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Smooth weighted round robin (nginx's): the order in which one cycle visits the targets.
 fn smooth_order(weights: &[u32]) -> Vec<usize> {
     let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();

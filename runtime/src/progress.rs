@@ -130,6 +130,8 @@ struct Idle {
     limit: Duration,
     streams: Streams,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `timer` runs for the present idle spell.
+    armed: bool,
 }
 
 /// The requests in flight on one connection, from the moment the gateway takes one until its
@@ -162,22 +164,21 @@ impl Drop for Open {
     }
 }
 
-/// An answer's body that keeps its request counted in [`Streams`] until it is dropped.
-#[cfg(feature = "http2")]
-pub(crate) struct Tracked<B> {
+/// An answer's body that holds `G` (a count of requests in flight, say) until it is dropped.
+#[cfg_attr(not(any(feature = "proxy", feature = "http2")), allow(dead_code))]
+pub(crate) struct Holding<B, G> {
     inner: B,
-    _open: Open,
+    _held: G,
 }
 
-#[cfg(feature = "http2")]
-impl<B> Tracked<B> {
-    pub(crate) fn new(inner: B, open: Open) -> Self {
-        Tracked { inner, _open: open }
+#[cfg_attr(not(any(feature = "proxy", feature = "http2")), allow(dead_code))]
+impl<B, G> Holding<B, G> {
+    pub(crate) fn new(inner: B, held: G) -> Self {
+        Holding { inner, _held: held }
     }
 }
 
-#[cfg(feature = "http2")]
-impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
+impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Holding<B, G> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -217,6 +218,7 @@ impl<S> SendWatch<S> {
             limit,
             streams,
             timer: None,
+            armed: false,
         }));
         self
     }
@@ -258,14 +260,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for SendWatch<S> {
         if let Some(idle) = &mut this.idle {
             match polled {
                 Poll::Pending if !idle.streams.any() => {
-                    if expired(&mut idle.timer, idle.limit, cx) {
+                    let limit = idle.limit;
+                    let timer = idle
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    if !idle.armed {
+                        // The timer is made once and moved on each time the connection goes idle.
+                        timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                        idle.armed = true;
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the connection was idle for the head timeout",
                         )));
                     }
                 }
-                _ => idle.timer = None,
+                _ => idle.armed = false,
             }
         }
         polled

@@ -219,7 +219,6 @@ async fn balanced(
         let started = Instant::now();
         let result = crate::deadline::timeout(h.timeout, client.request(req)).await;
         record.integration_latency = Some(started.elapsed());
-        drop(flight);
         let failed = match &result {
             Err(_) | Ok(Err(crate::pool::Error::Connect(_) | crate::pool::Error::Io(_))) => true,
             Ok(Err(crate::pool::Error::Closed | crate::pool::Error::Protocol(_))) => true,
@@ -235,6 +234,7 @@ async fn balanced(
             && tried.len() < b.targets.len()
             && b.spend(i);
         if again {
+            drop(flight);
             if let Ok(Ok(_)) = &result {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -249,7 +249,14 @@ async fn balanced(
         return match result {
             Err(_) => Err(Problem::gateway_timeout()),
             Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
-            Ok(Ok(r)) => Ok(answer(r)),
+            // The request counts against its target (`max_requests`, `least_request`) until
+            // the answer's body has been sent or dropped: a stream is a request in flight.
+            Ok(Ok(r)) => {
+                let flight = flight.owned(b);
+                Ok(answer(r.map(|body| {
+                    Body::new(crate::progress::Holding::new(body, flight))
+                })))
+            }
         };
     }
 }

@@ -256,7 +256,9 @@ async fn accept(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout);
     #[cfg(feature = "http2")]
-    let auto = gw.http2.then(|| http2_builder(&gw));
+    let h2 = gw
+        .http2
+        .then(|| std::sync::Arc::new((http.clone(), http2_builder(&gw))));
     let stopped = stop.wait_for(|s| *s);
     tokio::pin!(stopped);
     loop {
@@ -291,30 +293,43 @@ async fn accept(
                     };
                     guarded(gw.clone(), peer, req)
                 });
-                let stream = crate::progress::SendWatch::new(stream, send_timeout);
                 #[cfg(feature = "http2")]
-                if let Some(auto) = &auto {
-                    // Either protocol, told apart by the preface; the connection is closed
-                    // when the client sends nothing for the head timeout with no request in
-                    // flight (hyper's HTTP/2 server has no idle timer of its own).
-                    let streams = crate::progress::Streams::default();
-                    let stream = stream.idle_after(head_timeout, streams.clone());
-                    let service = hyper::service::service_fn(move |req| {
-                        let open = streams.open();
-                        let answer = hyper::service::Service::call(&service, req);
-                        async move {
-                            let resp = answer.await?;
-                            Ok::<_, std::convert::Infallible>(resp.map(|b| crate::progress::Tracked::new(b, open)))
-                        }
-                    });
-                    let conn = auto.serve_connection(hyper_util::rt::TokioIo::new(stream), service).into_owned();
-                    let conn = graceful.watch(conn);
+                if let Some(builders) = &h2 {
+                    // HTTP/1.1 or HTTP/2 with prior knowledge, told apart by the first bytes
+                    // (looked at, not taken): HTTP/1.1 connections are then served exactly as
+                    // without `http2`.
+                    let (builders, watcher) = (builders.clone(), graceful.watcher());
                     tokio::spawn(async move {
-                        let _ = conn.await;
+                        match sniff(&stream, head_timeout).await {
+                            Some(false) => {
+                                let stream = crate::progress::SendWatch::new(stream, send_timeout);
+                                let conn = builders.0.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                                let _ = watcher.watch(conn).await;
+                            }
+                            Some(true) => {
+                                // hyper's HTTP/2 server has no idle timer: the connection is
+                                // closed when the client sends nothing for the head timeout
+                                // with no request in flight.
+                                let streams = crate::progress::Streams::default();
+                                let stream = crate::progress::SendWatch::new(stream, send_timeout)
+                                    .idle_after(head_timeout, streams.clone());
+                                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                                    use futures_util::FutureExt;
+                                    let open = streams.open();
+                                    hyper::service::Service::call(&service, req).map(move |answer| {
+                                        answer.map(|resp| resp.map(|b| crate::progress::Holding::new(b, open)))
+                                    })
+                                });
+                                let conn = builders.1.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                                let _ = watcher.watch(conn).await;
+                            }
+                            None => {}
+                        }
                         drop(ticket);
                     });
                     continue;
                 }
+                let stream = crate::progress::SendWatch::new(stream, send_timeout);
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -338,22 +353,18 @@ async fn accept(
     }
 }
 
-/// The listener's builder with `http2: true`: HTTP/1.1 as without it, and HTTP/2 with the
-/// limits a public server needs (RFC 9113; hyper's defaults where they are already these):
-/// 128 concurrent streams a connection (nginx's default), a header list no larger than the
-/// gateway's header limit, at most 20 streams reset by the client before the gateway accepted
-/// them and 1,024 reset for its errors (the rapid-reset defences, CVE-2023-44487), and a ping
-/// after 30 s of silence that must be answered within 20 s.
+/// The HTTP/2 server of a listener with `http2: true`, with the limits a public server needs
+/// (RFC 9113; hyper's defaults where they are already these): 128 concurrent streams a
+/// connection (nginx's default), a header list no larger than the gateway's header limit, at
+/// most 20 streams reset by the client before the gateway accepted them and 1,024 reset for its
+/// errors (the rapid-reset defences, CVE-2023-44487), and a ping after 30 s of silence that must
+/// be answered within 20 s.
 #[cfg(feature = "http2")]
 fn http2_builder(
     gw: &Gateway,
-) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
-    let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    b.http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms));
-    b.http2()
-        .timer(hyper_util::rt::TokioTimer::new())
+) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    b.timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(128)
         .max_header_list_size(u32::try_from(gw.limits.headers).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(20)
@@ -361,6 +372,38 @@ fn http2_builder(
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     b
+}
+
+/// Whether a new connection opens with the HTTP/2 preface (RFC 9113 §3.4), from its first bytes
+/// left in the socket for the server that takes it; `None` when the client closes, or sends no
+/// decisive byte within `limit`. An HTTP/1.1 request differs from the preface at its first
+/// bytes, so HTTP/1.1 clients are told at once.
+#[cfg(feature = "http2")]
+async fn sniff(stream: &tokio::net::TcpStream, limit: Duration) -> Option<bool> {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != PREFACE[..n] {
+            return Some(false);
+        }
+        if n == PREFACE.len() {
+            return Some(true);
+        }
+        // A part of the preface: the rest is on its way (peeking again at once would only see
+        // the same bytes).
+        if tokio::time::Instant::now() + Duration::from_millis(5) >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -302,6 +302,25 @@ fn server_sent_events_pass_through_as_they_arrive() {
     }
     // The stream outlives the integration's 1 s timeout, which bounds only the wait for the head.
     assert!(arrivals[5] > Duration::from_millis(1400), "{arrivals:?}");
+
+    // A stream is a request in flight until it ends: with `max_requests: 1`, a second request
+    // while the first stream runs is 503; once it has ended, one goes through.
+    let port = gw.port;
+    let (streamed, during) = std::thread::scope(|s| {
+        let first = s.spawn(|| get(port, "/events-capped", ""));
+        std::thread::sleep(Duration::from_millis(700));
+        let during = get(port, "/events-capped", "");
+        (first.join().expect("the stream"), during)
+    });
+    assert_eq!(streamed.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&streamed.body)
+            .matches("data: ")
+            .count(),
+        6
+    );
+    assert_eq!(during.status, 503, "the running stream did not count");
+    assert_eq!(get(port, "/events-capped", "").status, 200);
 }
 
 #[test]
