@@ -48,3 +48,13 @@ def wrk(port, path, seconds, connections, script=None, cores="1", threads=1):
     if bad or errors:
         sys.exit(f"{path} on {port}: not every answer was a 2xx:\n{out}")
     return requests, rps, pct(50), pct(99)
+
+
+def stop(procs):
+    """Stops the processes a benchmark started, last first (SIGTERM, then SIGKILL after 10 s)."""
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

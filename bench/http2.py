@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, wait_port, wrk  # noqa: E402
+from benchlib import free_port, stop, wait_port, wrk  # noqa: E402
 from proxy_vs_nginx import ROOT, TICK, cpu_ticks, family, layout, nginx  # noqa: E402
 
 
@@ -124,12 +124,7 @@ def main():
                 requests, rps = run(args.seconds)
                 results[name].append((rps, (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)))
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
     rows = {}
     for name, reps in results.items():
         reps.sort()

@@ -58,7 +58,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, wait_port, wrk  # noqa: E402
+from benchlib import free_port, stop, wait_port, wrk  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The URL of (f): three path parameters and two query parameters, all validated.
@@ -280,12 +280,7 @@ def main():
                 p50, p99, served = reps[len(reps) // 2]
                 latency.append((name, rate, p50, p99, served, [r[1] for r in reps]))
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
     a = rows["(a) upstream directly"][0]
     b = rows["(b) nginx reverse proxy"][0]
     print(f"P = {p} proxy cores of {n}: proxy on cores {proxy_cores}, upstream nginx ({u} workers) on "

@@ -46,6 +46,18 @@ fn tool(script: &str, args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// The status of a GET of `url` over h2c (curl, prior knowledge).
+fn h2_status(url: &str) -> String {
+    curl(&[
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+    ])
+}
+
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "10"])
@@ -190,14 +202,7 @@ fn grpc_and_http2_through_the_gateway() {
         "{echoed}"
     );
     assert_eq!(header("x-probe").as_deref(), Some("1"), "{echoed}");
-    let bad = curl(&[
-        "--http2-prior-knowledge",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("http://127.0.0.1:{}/plain/x", gw.port),
-    ]);
+    let bad = h2_status(&format!("http://127.0.0.1:{}/plain/x", gw.port));
     assert_eq!(bad, "400");
     // HTTP/1.1 on the same port, as before.
     let h1 = curl(&[
@@ -224,14 +229,7 @@ fn grpc_and_http2_through_the_gateway() {
         )
     });
     for _ in 0..20 {
-        let served = curl(&[
-            "--http2-prior-knowledge",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url,
-        ]);
+        let served = h2_status(&url);
         assert_eq!(served, "200", "a client was not served during the floods");
     }
     let (reset, continuation) = flood.join().expect("the floods ran");
@@ -243,15 +241,7 @@ fn grpc_and_http2_through_the_gateway() {
         took < 16 << 20,
         "the CONTINUATION flood was read to its end: {continuation}"
     );
-    let after = curl(&[
-        "--http2-prior-knowledge",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-    ]);
-    assert_eq!(after, "200");
+    assert_eq!(h2_status(&url), "200");
 
     // A connection that sends its preface and then nothing is closed after the head timeout
     // (2 s in the spec), as an idle HTTP/1.1 one is.
