@@ -357,8 +357,10 @@ async fn accept(
 /// (RFC 9113; hyper's defaults where they are already these): 128 concurrent streams a
 /// connection (nginx's default), a header list no larger than the gateway's header limit, at
 /// most 20 streams reset by the client before the gateway accepted them and 1,024 reset for its
-/// errors (the rapid-reset defences, CVE-2023-44487), and a ping after 30 s of silence that must
-/// be answered within 20 s.
+/// errors (the rapid-reset defences, CVE-2023-44487), and a ping after the head timeout and 5 s
+/// of silence that must be answered within 20 s (later than the idle watch closes a connection
+/// with nothing in flight, so that a client's answers to pings never keep an idle connection
+/// open).
 #[cfg(feature = "http2")]
 fn http2_builder(
     gw: &Gateway,
@@ -369,7 +371,9 @@ fn http2_builder(
         .max_header_list_size(u32::try_from(gw.limits.headers).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024)
-        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_interval(
+            Duration::from_millis(gw.connections.head_timeout_ms) + Duration::from_secs(5),
+        )
         .keep_alive_timeout(Duration::from_secs(20));
     b
 }
