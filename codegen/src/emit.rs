@@ -194,6 +194,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/compress.rs"),
     ),
     ("src/shared.rs", include_str!("../../runtime/src/shared.rs")),
+    ("src/https.rs", include_str!("../../runtime/src/https.rs")),
     (
         "src/balance.rs",
         include_str!("../../runtime/src/balance.rs"),
@@ -453,8 +454,11 @@ fn generate_crate(
             i.kind == IntegrationKind::Http && i.protocol == Some(crate::xgw::Protocol::Http2)
         })
     });
-    if gw.root.http2 || http2_upstream {
+    if gw.root.speaks_http2() || http2_upstream {
         features.push("\"http2\"");
+    }
+    if gw.root.tls.is_some() {
+        features.push("\"https\"");
     }
     let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
@@ -671,10 +675,26 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         crate::xgw::EscapedSlashes::Reject => quote! {},
         crate::xgw::EscapedSlashes::Keep => quote! { let gw = gw.keep_escaped_slashes(); },
     };
-    let http2 = if gw.root.http2 {
+    let http2 = if gw.root.speaks_http2() {
         quote! { let gw = gw.with_http2(); }
     } else {
         quote! {}
+    };
+    let tls = match &gw.root.tls {
+        Some(t) => {
+            let certificates = t.certificates.iter().map(|c| {
+                let (cert, key) = (lit(&c.cert), lit(&c.key));
+                quote! { (#cert, #key) }
+            });
+            let client_ca = lit(t.client_ca.as_deref().unwrap_or_default());
+            let min_version = lit(t.min_version.as_deref().unwrap_or("1.2"));
+            quote! {
+                let gw = gw.with_tls_listener(&stage, &rt::TlsListenerDef {
+                    certificates: &[#(#certificates),*], client_ca: #client_ca, min_version: #min_version,
+                })?;
+            }
+        }
+        None => quote! {},
     };
     let tree = route_tree(gw);
     Ok(quote! {
@@ -697,6 +717,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
                 .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout, validation_memory: #validation_memory });
             #slashes
             #http2
+            #tls
             #with_auth
             #with_traffic
             #with_responses
@@ -1498,6 +1519,7 @@ enum SchemeKind {
     ApiKey,
     Jwt,
     Authorizer,
+    MutualTls,
     Unverifiable,
 }
 
@@ -1555,6 +1577,9 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
         );
     }
     match (s.kind, s.scheme.as_deref()) {
+        (Some(SchemeType::MutualTls), _) => {
+            (quote! { rt::SchemeDef::MutualTls }, SchemeKind::MutualTls)
+        }
         (Some(SchemeType::ApiKey), _) => {
             let location = match s.key_in {
                 KeyIn::Query => quote! { rt::KeyIn::Query },

@@ -785,9 +785,38 @@ pub struct RootSettings {
     /// What a path segment holding `%2F` or `%5C` gets.
     #[serde(default)]
     pub escaped_slashes: EscapedSlashes,
-    /// The listener speaks HTTP/2 as well (h2c beside HTTP/1.1).
-    #[serde(default)]
-    pub http2: bool,
+    /// The listener speaks HTTP/2 as well (h2c beside HTTP/1.1; with `tls`, by ALPN). Unset:
+    /// on with `tls`, off without.
+    pub http2: Option<bool>,
+    /// TLS on the listener.
+    pub tls: Option<ListenerTls>,
+}
+
+impl RootSettings {
+    /// Whether the listener speaks HTTP/2.
+    pub fn speaks_http2(&self) -> bool {
+        self.http2.unwrap_or(self.tls.is_some())
+    }
+}
+
+/// TLS on the listener (`tls` at the root).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListenerTls {
+    /// Certificate chains and keys (PEM files); SNI picks among them, the first by default.
+    pub certificates: Vec<CertificateFiles>,
+    /// The CA client certificates are verified against (PEM file).
+    pub client_ca: Option<String>,
+    /// `"1.2"` or `"1.3"`.
+    pub min_version: Option<String>,
+}
+
+/// One certificate chain and its key (PEM files).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CertificateFiles {
+    /// The chain, leaf first.
+    pub cert: String,
+    /// Its private key.
+    pub key: String,
 }
 
 /// `escaped_slashes`: what a path segment holding an encoded `/` or `\\` gets.

@@ -188,9 +188,13 @@ pub struct Gateway {
     pub(crate) stage_throttle: Option<crate::throttle::Rate>,
     #[cfg(feature = "proxy")]
     pub(crate) client: crate::proxy::Client,
-    /// `http2: true`: the listener speaks HTTP/2 as well (h2c, prior knowledge).
+    /// `http2: true`: the listener speaks HTTP/2 as well (h2c, prior knowledge; with TLS, by
+    /// ALPN).
     #[cfg(feature = "http2")]
     pub(crate) http2: bool,
+    /// `tls`: the listener's TLS.
+    #[cfg(feature = "https")]
+    pub(crate) tls: Option<Arc<crate::https::Listener>>,
     /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
     /// first request, when the gateway is built whole.
     direct: std::sync::OnceLock<Box<[bool]>>,
@@ -223,8 +227,20 @@ impl Gateway {
             client: crate::proxy::client(),
             #[cfg(feature = "http2")]
             http2: false,
+            #[cfg(feature = "https")]
+            tls: None,
             direct: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The scheme clients reach the gateway with: `https` when the listener takes TLS.
+    #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+    pub(crate) fn scheme(&self) -> &'static str {
+        #[cfg(feature = "https")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
     }
 
     /// Whether a request to route `index` goes straight to its integration.
@@ -250,6 +266,23 @@ impl Gateway {
     pub fn with_http2(mut self) -> Self {
         self.http2 = true;
         self
+    }
+
+    /// `tls`: the listener takes TLS, with the certificates and settings of `def` (read now: a
+    /// missing or broken file is a start-up error that names it). Call it after
+    /// [`Gateway::with_http2`]: ALPN offers `h2` when the gateway speaks HTTP/2.
+    #[cfg(feature = "https")]
+    pub fn with_tls_listener(
+        mut self,
+        stage: &Stage,
+        def: &crate::https::TlsListenerDef,
+    ) -> Result<Self, crate::stage::StartError> {
+        #[cfg(feature = "http2")]
+        let http2 = self.http2;
+        #[cfg(not(feature = "http2"))]
+        let http2 = false;
+        self.tls = Some(Arc::new(crate::https::Listener::new(stage, def, http2)?));
+        Ok(self)
     }
 
     /// `escaped_slashes: keep`: a path segment may hold an encoded `/` or `\\` (`%2F`, `%5C`),

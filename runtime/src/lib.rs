@@ -39,6 +39,8 @@ pub(crate) mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod gateway;
+#[cfg(feature = "https")]
+pub(crate) mod https;
 pub(crate) mod integration;
 pub(crate) mod json;
 pub(crate) mod lambda;
@@ -86,6 +88,8 @@ pub mod __private_0_1 {
     pub use crate::cors::CorsDef;
     pub use crate::gateway::RouteFn;
     pub use crate::gateway::{ConnectionLimits, Gateway, Limits, RouteDef, UndeclaredBody};
+    #[cfg(feature = "https")]
+    pub use crate::https::TlsListenerDef;
     pub use crate::integration::{Integration, MockResponse, UpstreamTlsDef, UrlTemplate};
     pub use crate::lambda::{LambdaDef, PayloadFormat};
     /// Path normalisation, as the gateway applies it before routing (for the routing benchmark).

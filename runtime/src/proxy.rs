@@ -79,7 +79,7 @@ pub(crate) async fn forward(
     if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
         parts
             .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static(gw.scheme()));
     }
     if let Some(host) = host {
         if !(trusted && parts.headers.contains_key(X_FORWARDED_HOST)) {

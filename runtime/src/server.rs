@@ -196,20 +196,39 @@ impl Control {
         );
         gw.ready.store(true, Ordering::Relaxed);
         let ready = gw.ready.clone();
+        #[cfg(feature = "https")]
+        if let Some(tls) = &gw.tls {
+            tls.watch();
+        }
         #[cfg(unix)]
-        if let Some(keys) = gw.auth.as_ref().map(|a| a.keys().clone()) {
-            // SIGHUP re-reads the API key file; a broken file keeps the keys already loaded.
-            if let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            {
+        {
+            let keys = gw.auth.as_ref().map(|a| a.keys().clone());
+            #[cfg(feature = "https")]
+            let tls = gw.tls.clone();
+            #[cfg(not(feature = "https"))]
+            let tls: Option<()> = None;
+            // SIGHUP re-reads the API key file and the TLS certificates; a broken file keeps
+            // what is loaded.
+            let hup = (keys.is_some() || tls.is_some())
+                .then(|| {
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+                })
+                .flatten();
+            if let Some(mut hup) = hup {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        match keys.reload() {
-                            Ok(n) => tracing::info!(keys = n, "API keys reloaded"),
-                            Err(e) => tracing::warn!(
-                                error = %e,
-                                "API keys not reloaded; the loaded keys stay"
-                            ),
+                        if let Some(keys) = &keys {
+                            match keys.reload() {
+                                Ok(n) => tracing::info!(keys = n, "API keys reloaded"),
+                                Err(e) => tracing::warn!(
+                                    error = %e,
+                                    "API keys not reloaded; the loaded keys stay"
+                                ),
+                            }
+                        }
+                        #[cfg(feature = "https")]
+                        if let Some(tls) = &tls {
+                            tls.reloaded("SIGHUP");
                         }
                     }
                 });
@@ -255,10 +274,12 @@ async fn accept(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout);
-    #[cfg(feature = "http2")]
-    let h2 = gw
-        .http2
-        .then(|| std::sync::Arc::new((http.clone(), http2_builder(&gw))));
+    #[cfg(any(feature = "http2", feature = "https"))]
+    let builders = std::sync::Arc::new(Builders {
+        http1: http.clone(),
+        #[cfg(feature = "http2")]
+        http2: http2_builder(&gw),
+    });
     let stopped = stop.wait_for(|s| *s);
     tokio::pin!(stopped);
     loop {
@@ -282,8 +303,41 @@ async fn accept(
                 };
                 let _ = stream.set_nodelay(true);
                 let send_timeout = Duration::from_millis(gw.connections.send_timeout_ms);
-                let gw = gw.clone();
                 let body_timeout = Duration::from_millis(gw.connections.body_timeout_ms);
+                #[cfg(feature = "https")]
+                if let Some(tls) = &gw.tls {
+                    // TLS first (within the head timeout), then the protocol ALPN chose.
+                    let acceptor = tls.acceptor();
+                    let on = Connection { gw: gw.clone(), peer, head_timeout, body_timeout, send_timeout, builders: builders.clone() };
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let accepted = tokio::time::timeout(head_timeout, acceptor.accept(stream)).await;
+                        if let Ok(Ok(stream)) = accepted {
+                            let (_, session) = stream.get_ref();
+                            let h2 = session.alpn_protocol() == Some(b"h2");
+                            let cert = session.peer_certificates().and_then(|c| c.first()).map(|c| std::sync::Arc::new(crate::https::ClientCert::new(c)));
+                            on.serve(stream, h2, cert, watcher).await;
+                        }
+                        drop(ticket);
+                    });
+                    continue;
+                }
+                #[cfg(feature = "http2")]
+                if gw.http2 {
+                    // HTTP/1.1 or HTTP/2 with prior knowledge, told apart by the first bytes
+                    // (looked at, not taken): HTTP/1.1 connections are then served exactly as
+                    // without `http2`.
+                    let on = Connection { gw: gw.clone(), peer, head_timeout, body_timeout, send_timeout, builders: builders.clone() };
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        if let Some(h2) = sniff(&stream, head_timeout).await {
+                            on.serve(stream, h2, None, watcher).await;
+                        }
+                        drop(ticket);
+                    });
+                    continue;
+                }
+                let gw = gw.clone();
                 let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     // A body is watched for progress; a request without one costs nothing.
                     let req = if http_body::Body::is_end_stream(req.body()) {
@@ -293,42 +347,6 @@ async fn accept(
                     };
                     guarded(gw.clone(), peer, req)
                 });
-                #[cfg(feature = "http2")]
-                if let Some(builders) = &h2 {
-                    // HTTP/1.1 or HTTP/2 with prior knowledge, told apart by the first bytes
-                    // (looked at, not taken): HTTP/1.1 connections are then served exactly as
-                    // without `http2`.
-                    let (builders, watcher) = (builders.clone(), graceful.watcher());
-                    tokio::spawn(async move {
-                        match sniff(&stream, head_timeout).await {
-                            Some(false) => {
-                                let stream = crate::progress::SendWatch::new(stream, send_timeout);
-                                let conn = builders.0.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                                let _ = watcher.watch(conn).await;
-                            }
-                            Some(true) => {
-                                // hyper's HTTP/2 server has no idle timer: the connection is
-                                // closed when the client sends nothing for the head timeout
-                                // with no request in flight.
-                                let streams = crate::progress::Streams::default();
-                                let stream = crate::progress::SendWatch::new(stream, send_timeout)
-                                    .idle_after(head_timeout, streams.clone());
-                                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                                    use futures_util::FutureExt;
-                                    let open = streams.open();
-                                    hyper::service::Service::call(&service, req).map(move |answer| {
-                                        answer.map(|resp| resp.map(|b| crate::progress::Holding::new(b, open)))
-                                    })
-                                });
-                                let conn = builders.1.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                                let _ = watcher.watch(conn).await;
-                            }
-                            None => {}
-                        }
-                        drop(ticket);
-                    });
-                    continue;
-                }
                 let stream = crate::progress::SendWatch::new(stream, send_timeout);
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -352,6 +370,102 @@ async fn accept(
         );
     }
 }
+
+/// The servers of a listener that takes TLS or HTTP/2.
+#[cfg(any(feature = "http2", feature = "https"))]
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    #[cfg(feature = "http2")]
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+}
+
+/// One connection of a listener that takes TLS or HTTP/2, once TLS (if any) is done and its
+/// protocol known.
+#[cfg(any(feature = "http2", feature = "https"))]
+struct Connection {
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    head_timeout: Duration,
+    body_timeout: Duration,
+    send_timeout: Duration,
+    builders: std::sync::Arc<Builders>,
+}
+
+#[cfg(any(feature = "http2", feature = "https"))]
+impl Connection {
+    /// Serves the connection over HTTP/2 (`h2`) or HTTP/1.1; `cert` is the client's verified
+    /// certificate, given to every request.
+    async fn serve<S>(
+        self,
+        stream: S,
+        h2: bool,
+        #[cfg_attr(not(feature = "https"), allow(unused_variables))] cert: Option<
+            std::sync::Arc<ClientCert>,
+        >,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            gw,
+            peer,
+            head_timeout,
+            body_timeout,
+            send_timeout,
+            builders,
+        } = self;
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let mut req = if http_body::Body::is_end_stream(req.body()) {
+                    req.map(Body::new)
+                } else {
+                    req.map(|b| {
+                        Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout))
+                    })
+                };
+                #[cfg(feature = "https")]
+                if let Some(cert) = &cert {
+                    req.extensions_mut().insert(cert.clone());
+                }
+                #[cfg(not(feature = "https"))]
+                let _ = &mut req;
+                guarded(gw.clone(), peer, req)
+            });
+        let stream = crate::progress::SendWatch::new(stream, send_timeout);
+        #[cfg(feature = "http2")]
+        if h2 {
+            // hyper's HTTP/2 server has no idle timer: the connection is closed when the client
+            // sends nothing for the head timeout with no request in flight.
+            let streams = crate::progress::Streams::default();
+            let stream = stream.idle_after(head_timeout, streams.clone());
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    use futures_util::FutureExt;
+                    let open = streams.open();
+                    hyper::service::Service::call(&service, req).map(move |answer| {
+                        answer.map(|resp| resp.map(|b| crate::progress::Holding::new(b, open)))
+                    })
+                });
+            let conn = builders
+                .http2
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = watcher.watch(conn).await;
+            return;
+        }
+        let _ = (h2, head_timeout);
+        let conn = builders
+            .http1
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let _ = watcher.watch(conn).await;
+    }
+}
+
+/// A verified client certificate.
+#[cfg(feature = "https")]
+type ClientCert = crate::https::ClientCert;
+/// Without TLS there are none.
+#[cfg(all(feature = "http2", not(feature = "https")))]
+type ClientCert = ();
 
 /// The HTTP/2 server of a listener with `http2: true`, with the limits a public server needs
 /// (RFC 9113; hyper's defaults where they are already these): 128 concurrent streams a

@@ -125,6 +125,8 @@ fn rows() -> Vec<Row> {
                          "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
     let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
+    let listener_tls = json!({ "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key" }],
+                               "client_ca": "clients.pem", "min_version": "1.3" } });
     let tls = json!({ "integration": { "type": "http", "url": "https://127.0.0.1:9",
                       "tls": { "ca": "ca.pem", "cert": "client.pem", "key": "client.key" } } });
     let health = json!({ "integration": { "type": "http",
@@ -996,6 +998,42 @@ fn rows() -> Vec<Row> {
             vec![(Root, json!({ "escaped_slashes": "keep" }))],
             "/escaped_slashes",
             None,
+        ),
+        honoured(
+            "root.tls",
+            vec![(Root, listener_tls.clone())],
+            "/tls",
+            None,
+        ),
+        honoured(
+            "root.tls.certificates",
+            vec![(Root, listener_tls.clone())],
+            "/tls/certificates",
+            Some(json!([{ "cert": "other.pem", "key": "other.key" }])),
+        ),
+        honoured(
+            "root.tls.certificates.cert",
+            vec![(Root, listener_tls.clone())],
+            "/tls/certificates/0/cert",
+            Some(json!("other.pem")),
+        ),
+        honoured(
+            "root.tls.certificates.key",
+            vec![(Root, listener_tls.clone())],
+            "/tls/certificates/0/key",
+            Some(json!("other.key")),
+        ),
+        honoured(
+            "root.tls.client_ca",
+            vec![(Root, listener_tls.clone())],
+            "/tls/client_ca",
+            None,
+        ),
+        honoured(
+            "root.tls.min_version",
+            vec![(Root, listener_tls.clone())],
+            "/tls/min_version",
+            Some(json!("1.2")),
         ),
         honoured(
             "root.http2",

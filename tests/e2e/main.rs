@@ -23,6 +23,7 @@ mod net;
 mod snapshots;
 mod suite;
 mod support;
+mod tls;
 mod traffic;
 mod transform;
 mod upstreams;

@@ -522,9 +522,15 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
             (Some(SchemeType::Http), Some(other)) if other != "bearer" => Some(format!(
                 "HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`"
             )),
-            (Some(SchemeType::MutualTls), _) => {
-                Some("mutual TLS is not enforced by the gateway".to_string())
+            (Some(SchemeType::MutualTls), _)
+                if gw.root.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) =>
+            {
+                None
             }
+            (Some(SchemeType::MutualTls), _) => Some(
+                "mutual TLS needs `x-gateway.tls` with a `client_ca` to verify client certificates against"
+                    .to_string(),
+            ),
             _ => None,
         };
         if let Some(problem) = problem {

@@ -105,6 +105,8 @@ pub enum SchemeDef {
     Jwt(JwtDef),
     /// A custom authorizer over HTTP.
     Authorizer(AuthorizerDef),
+    /// `mutualTLS`: a client certificate verified against `tls.client_ca` during the handshake.
+    MutualTls,
     /// A scheme this gateway cannot verify (`gwgen check` said so): never passes.
     Unverifiable,
 }
@@ -229,6 +231,9 @@ pub struct Credentials<'r> {
     pub params: crate::router::PathParams<'r>,
     /// The stage's variables.
     pub stage_variables: &'r std::collections::BTreeMap<String, String>,
+    /// Whether the client presented a certificate that the TLS handshake verified against
+    /// `tls.client_ca`.
+    pub client_cert: bool,
 }
 
 /// Where an authorizer's identity source (`header.X`, `query.X`, `cookie.X`) is read.
@@ -566,6 +571,14 @@ impl Auth {
                         id.plan = Some((plan.to_string(), who));
                     }
                     id.authorizer = Some((verdict.context, verdict.principal));
+                }
+                Some(SchemeDef::MutualTls) => {
+                    if !creds.client_cert {
+                        return Err(Denial::Unauthenticated(
+                            "ClientCertificate",
+                            format!("a client certificate is required (`{name}`)"),
+                        ));
+                    }
                 }
                 _ => {
                     return Err(Denial::Unauthenticated(

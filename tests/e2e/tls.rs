@@ -1,0 +1,366 @@
+//! TLS on the listener (`tests/fixtures/gateway/tls.yaml`, `tls13.yaml`), with curl as the
+//! client: TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN, the certificate chosen by SNI, client
+//! certificates (accepted, missing, untrusted) and the `mutualTLS` scheme, and certificates
+//! replaced on disk while clients keep connecting.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::gateway::{build, Running};
+use crate::net::Upstream;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `name` (`name.pem`, `name.key`) in `dir`.
+fn ca(dir: &Path, name: &str) -> PathBuf {
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    dir.join(pem)
+}
+
+/// A certificate `name` issued by the CA `issuer` of `dir`, for `san` (`DNS:api.test,IP:…`) and
+/// `usage` (`serverAuth` or `clientAuth`): its PEM and key files.
+fn leaf(dir: &Path, issuer: &str, name: &str, san: &str, usage: &str) -> (PathBuf, PathBuf) {
+    let (pem, key, csr, ext) = (
+        format!("{name}.pem"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.cnf"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    let mut text = format!("basicConstraints=critical,CA:FALSE\nextendedKeyUsage={usage}\n");
+    if !san.is_empty() {
+        text.push_str(&format!("subjectAltName={san}\n"));
+    }
+    std::fs::write(dir.join(&ext), text).expect("extensions");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{issuer}.pem"),
+            "-CAkey",
+            &format!("{issuer}.key"),
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+    (dir.join(pem), dir.join(key))
+}
+
+/// curl over TLS with `args`; (exit code, stdout).
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
+    let dir = crate::support::scratch("tls");
+    let server_ca = ca(&dir, "server-ca");
+    let client_ca = ca(&dir, "client-ca");
+    let _other_ca = ca(&dir, "other-ca");
+    let (api_cert, api_key) = leaf(
+        &dir,
+        "server-ca",
+        "api",
+        "DNS:api.test,IP:127.0.0.1",
+        "serverAuth",
+    );
+    let (admin_cert, admin_key) = leaf(&dir, "server-ca", "admin", "DNS:admin.test", "serverAuth");
+    let (client_cert, client_key) = leaf(&dir, "client-ca", "client", "", "clientAuth");
+    let (stranger_cert, stranger_key) = leaf(&dir, "other-ca", "stranger", "", "clientAuth");
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/tls.yaml");
+    let path = |p: &Path| p.display().to_string();
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("API_CERT", path(&api_cert)),
+            ("API_KEY", path(&api_key)),
+            ("ADMIN_CERT", path(&admin_cert)),
+            ("ADMIN_KEY", path(&admin_key)),
+            ("CLIENT_CA", path(&client_ca)),
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+        ],
+    );
+    let port = gw.port;
+    let url = |host: &str, p: &str| format!("https://{host}:{port}{p}");
+    let resolve = |host: &str| format!("{host}:{port}:127.0.0.1");
+    let cacert = path(&server_ca);
+    let version = ["-o", "/dev/null", "-w", "%{http_version} %{http_code}"];
+
+    // HTTP/2 by ALPN, and HTTP/1.1 for clients that offer only that; TLS 1.2 and 1.3.
+    let mut args = vec!["--cacert", &cacert];
+    args.extend(version);
+    let open = url("127.0.0.1", "/open/1");
+    let run = |extra: &[&str]| {
+        let mut a = args.clone();
+        a.extend_from_slice(extra);
+        curl(&a)
+    };
+    assert_eq!(run(&[&open]), (0, "2 200".into()));
+    assert_eq!(run(&["--http1.1", &open]), (0, "1.1 200".into()));
+    assert_eq!(
+        run(&["--tlsv1.2", "--tls-max", "1.2", &open]),
+        (0, "2 200".into())
+    );
+    assert_eq!(run(&["--tlsv1.3", &open]), (0, "2 200".into()));
+    // Plain HTTP on the TLS port gets nothing served.
+    let (_, plain) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{port}/open/1"),
+    ]);
+    assert_ne!(plain, "200");
+
+    // SNI picks the certificate: admin.test's verifies for admin.test, api.test's for api.test
+    // (a wrong pick fails curl's name check, exit 60).
+    let admin_resolve = resolve("admin.test");
+    let api_resolve = resolve("api.test");
+    assert_eq!(
+        run(&["--resolve", &admin_resolve, &url("admin.test", "/open/2")]),
+        (0, "2 200".into())
+    );
+    assert_eq!(
+        run(&["--resolve", &api_resolve, &url("api.test", "/open/3")]),
+        (0, "2 200".into())
+    );
+    // A name no certificate has: the first one is served, and curl refuses it.
+    let other_resolve = resolve("other.test");
+    assert_eq!(
+        run(&["--resolve", &other_resolve, &url("other.test", "/open/4")]).0,
+        60
+    );
+
+    // What the upstream gets: the scheme the client used.
+    let (_, body) = curl(&["--cacert", &cacert, &url("127.0.0.1", "/open/5")]);
+    let echoed: serde_json::Value = serde_json::from_str(&body).expect("the upstream's JSON");
+    let proto = &echoed["headers"]["x-forwarded-proto"];
+    assert!(proto == "https" || proto[0] == "https", "{echoed}");
+
+    // `mutualTLS`: no certificate is 401; a certificate from the client CA passes; one from
+    // another CA fails the handshake (nothing is served).
+    let mtls = url("127.0.0.1", "/mtls");
+    assert_eq!(run(&[&mtls]), (0, "2 401".into()));
+    let (cc, ck) = (path(&client_cert), path(&client_key));
+    assert_eq!(
+        run(&["--cert", &cc, "--key", &ck, &mtls]),
+        (0, "2 200".into())
+    );
+    let (sc, sk) = (path(&stranger_cert), path(&stranger_key));
+    let (code, out) = run(&["--cert", &sc, "--key", &sk, &mtls]);
+    assert_ne!(code, 0, "an untrusted client certificate was taken: {out}");
+    // An open route takes callers with or without a certificate.
+    assert_eq!(
+        run(&["--cert", &cc, "--key", &ck, &open]),
+        (0, "2 200".into())
+    );
+
+    // Rotation: admin.test's certificate is replaced by one from another CA while a client keeps
+    // connecting (trusting both CAs): no request fails, and new connections get the new one.
+    let both = dir.join("both-cas.pem");
+    let mut bundle = std::fs::read(&server_ca).expect("ca");
+    bundle.extend(std::fs::read(dir.join("other-ca.pem")).expect("other ca"));
+    std::fs::write(&both, bundle).expect("bundle");
+    let both = path(&both);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (rotated, failures) = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            let mut failures = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
+                n += 1;
+                let r = curl(&[
+                    "--cacert",
+                    &both,
+                    "--resolve",
+                    &admin_resolve,
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &url("admin.test", "/open/6"),
+                ]);
+                if r != (0, "200".to_string()) {
+                    failures.push(r);
+                }
+            }
+            (n, failures)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let (new_cert, new_key) = leaf(
+            &dir,
+            "other-ca",
+            "admin-new",
+            "DNS:admin.test",
+            "serverAuth",
+        );
+        // Key first, then the certificate, each replaced whole (as a deployment tool does).
+        std::fs::copy(&new_key, dir.join("admin.key.tmp")).expect("copy");
+        std::fs::copy(&new_cert, dir.join("admin.pem.tmp")).expect("copy");
+        std::fs::rename(dir.join("admin.key.tmp"), &admin_key).expect("rename");
+        std::fs::rename(dir.join("admin.pem.tmp"), &admin_cert).expect("rename");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rotated = false;
+        while Instant::now() < deadline {
+            // Only the new CA: passes once the new certificate is served.
+            let other = path(&dir.join("other-ca.pem"));
+            if curl(&[
+                "--cacert",
+                &other,
+                "--resolve",
+                &admin_resolve,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url("admin.test", "/open/7"),
+            ]) == (0, "200".into())
+            {
+                rotated = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (n, failures) = load.join().expect("the load ran");
+        assert!(n > 5, "too few requests during the rotation: {n}");
+        (rotated, failures)
+    });
+    assert!(
+        rotated,
+        "the new certificate was not served: {}",
+        gw.log_text()
+    );
+    assert!(
+        failures.is_empty(),
+        "requests failed during the rotation: {failures:?}"
+    );
+    assert!(gw.log_text().contains("TLS certificates reloaded"));
+
+    // A broken file keeps the loaded certificates; SIGHUP reloads too.
+    std::fs::write(&admin_cert, "not a certificate").expect("break");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        curl(&[
+            "--cacert",
+            &both,
+            "--resolve",
+            &admin_resolve,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url("admin.test", "/open/8")
+        ]),
+        (0, "200".into())
+    );
+    assert!(gw.log_text().contains("TLS certificates not reloaded"));
+    let _ = Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        gw.log_text().contains("\"reason\":\"SIGHUP\""),
+        "{}",
+        gw.log_text()
+    );
+}
+
+#[test]
+fn tls_1_3_only_and_http1_only() {
+    let dir = crate::support::scratch("tls13");
+    let server_ca = ca(&dir, "server-ca");
+    let (cert, key) = leaf(&dir, "server-ca", "api", "IP:127.0.0.1", "serverAuth");
+    let bin = build("tests/fixtures/gateway/tls13.yaml");
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("API_CERT", cert.display().to_string()),
+            ("API_KEY", key.display().to_string()),
+        ],
+    );
+    let cacert = server_ca.display().to_string();
+    let hello = format!("https://127.0.0.1:{}/hello", gw.port);
+    let w = ["-o", "/dev/null", "-w", "%{http_version} %{http_code}"];
+    let mut a = vec!["--cacert", cacert.as_str()];
+    a.extend(w);
+    let run = |extra: &[&str]| {
+        let mut a = a.clone();
+        a.extend_from_slice(extra);
+        curl(&a)
+    };
+    // HTTP/1.1 even for a client that offers h2 (`http2: false`).
+    assert_eq!(run(&[&hello]), (0, "1.1 200".into()));
+    assert_eq!(run(&["--tlsv1.3", &hello]), (0, "1.1 200".into()));
+    // TLS 1.2 is refused at the handshake (curl: 35).
+    assert_eq!(run(&["--tlsv1.2", "--tls-max", "1.2", &hello]).0, 35);
+}
