@@ -999,12 +999,7 @@ fn rows() -> Vec<Row> {
             "/escaped_slashes",
             None,
         ),
-        honoured(
-            "root.tls",
-            vec![(Root, listener_tls.clone())],
-            "/tls",
-            None,
-        ),
+        honoured("root.tls", vec![(Root, listener_tls.clone())], "/tls", None),
         honoured(
             "root.tls.certificates",
             vec![(Root, listener_tls.clone())],

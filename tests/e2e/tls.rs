@@ -208,6 +208,16 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     // another CA fails the handshake (nothing is served).
     let mtls = url("127.0.0.1", "/mtls");
     assert_eq!(run(&[&mtls]), (0, "2 401".into()));
+    let challenge = curl(&[
+        "--cacert",
+        &cacert,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%header{www-authenticate}",
+        &mtls,
+    ]);
+    assert_eq!(challenge, (0, "ClientCertificate".into()));
     let (cc, ck) = (path(&client_cert), path(&client_key));
     assert_eq!(
         run(&["--cert", &cc, "--key", &ck, &mtls]),
