@@ -687,10 +687,13 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
                 quote! { (#cert, #key) }
             });
             let client_ca = lit(t.client_ca.as_deref().unwrap_or_default());
+            let client_crl = lit(t.client_crl.as_deref().unwrap_or_default());
             let min_version = lit(t.min_version.as_deref().unwrap_or("1.2"));
+            let hsts = lit(&t.hsts.as_ref().map(|h| h.value()).unwrap_or_default());
             quote! {
                 let gw = gw.with_tls_listener(&stage, &rt::TlsListenerDef {
-                    certificates: &[#(#certificates),*], client_ca: #client_ca, min_version: #min_version,
+                    certificates: &[#(#certificates),*], client_ca: #client_ca,
+                    client_crl: #client_crl, min_version: #min_version, hsts: #hsts,
                 })?;
             }
         }

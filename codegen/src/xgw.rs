@@ -806,8 +806,39 @@ pub struct ListenerTls {
     pub certificates: Vec<CertificateFiles>,
     /// The CA client certificates are verified against (PEM file).
     pub client_ca: Option<String>,
+    /// Revoked client certificates (PEM CRL file).
+    pub client_crl: Option<String>,
     /// `"1.2"` or `"1.3"`.
     pub min_version: Option<String>,
+    /// `Strict-Transport-Security` on every answer.
+    pub hsts: Option<Hsts>,
+}
+
+/// `tls.hsts`: the `Strict-Transport-Security` header (RFC 6797).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Hsts {
+    /// `max-age`.
+    pub max_age: Millis,
+    /// `includeSubDomains`.
+    #[serde(default)]
+    pub include_subdomains: bool,
+    /// `preload`.
+    #[serde(default)]
+    pub preload: bool,
+}
+
+impl Hsts {
+    /// The header's value.
+    pub fn value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age.0 / 1000);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
 }
 
 /// One certificate chain and its key (PEM files).

@@ -12,6 +12,9 @@ pub struct Config {
     /// Where to serve `/metrics`, `/healthz` and `/readyz` (`--admin-listen`,
     /// `GATEWAY_ADMIN_LISTEN`; off by default).
     pub admin_listen: Option<SocketAddr>,
+    /// Where to answer plain HTTP with a redirect to HTTPS (`--redirect-listen`,
+    /// `GATEWAY_REDIRECT_LISTEN`; off by default; gateways with `tls` only).
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -20,6 +23,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             stage: None,
             admin_listen: None,
+            redirect_listen: None,
         }
     }
 }
@@ -62,6 +66,7 @@ pub fn help(title: &str, stages: &[&str]) -> String {
            --listen ADDR        serve the API on ADDR [env: GATEWAY_LISTEN] [default: 127.0.0.1:8080]\n  \
            --stage NAME         the stage to run [env: GATEWAY_STAGE] [default: {}] (stages: {})\n  \
            --admin-listen ADDR  serve /metrics, /healthz and /readyz on ADDR [env: GATEWAY_ADMIN_LISTEN] [default: off]\n  \
+           --redirect-listen ADDR  answer plain HTTP on ADDR with a redirect to HTTPS (gateways with `tls`)\n                        [env: GATEWAY_REDIRECT_LISTEN] [default: off]\n  \
            -h, --help           print this help\n  \
            -V, --version        print the version\n\n\
          `keys add` prints a new random API key of usage plan PLAN and stores its SHA-256 only:\n\
@@ -73,7 +78,7 @@ pub fn help(title: &str, stages: &[&str]) -> String {
          current_thread (one thread; the default on one core) or multi_thread (tokio's\n\
          work-stealing runtime).\n\n\
          SIGTERM or Ctrl-C stops accepting connections, finishes the requests in flight, and exits 0.\n\
-         SIGHUP re-reads the API key file.\n",
+         SIGHUP re-reads the API key file and the TLS certificates.\n",
         stages.first().copied().unwrap_or("default"),
         stages.join(", ")
     )
@@ -97,6 +102,9 @@ pub fn parse(
     config.stage = env("GATEWAY_STAGE").filter(|s| !s.is_empty());
     if let Some(v) = env("GATEWAY_ADMIN_LISTEN").filter(|s| !s.is_empty()) {
         config.admin_listen = Some(addr("GATEWAY_ADMIN_LISTEN", &v)?);
+    }
+    if let Some(v) = env("GATEWAY_REDIRECT_LISTEN").filter(|s| !s.is_empty()) {
+        config.redirect_listen = Some(addr("GATEWAY_REDIRECT_LISTEN", &v)?);
     }
     let mut args = args.into_iter().peekable();
     if args.peek().map(String::as_str) == Some("healthcheck") {
@@ -181,6 +189,10 @@ pub fn parse(
             "--stage" => config.stage = Some(value("--stage")?),
             "--admin-listen" => {
                 config.admin_listen = Some(addr("--admin-listen", &value("--admin-listen")?)?)
+            }
+            "--redirect-listen" => {
+                config.redirect_listen =
+                    Some(addr("--redirect-listen", &value("--redirect-listen")?)?)
             }
             other => return Err(format!("unknown argument `{other}`; see --help")),
         }

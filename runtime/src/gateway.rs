@@ -195,6 +195,8 @@ pub struct Gateway {
     /// `tls`: the listener's TLS.
     #[cfg(feature = "https")]
     pub(crate) tls: Option<Arc<crate::https::Listener>>,
+    /// `tls.hsts`: `Strict-Transport-Security` for every answer.
+    pub(crate) hsts: Option<http::HeaderValue>,
     /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
     /// first request, when the gateway is built whole.
     direct: std::sync::OnceLock<Box<[bool]>>,
@@ -229,6 +231,7 @@ impl Gateway {
             http2: false,
             #[cfg(feature = "https")]
             tls: None,
+            hsts: None,
             direct: std::sync::OnceLock::new(),
         }
     }
@@ -282,6 +285,9 @@ impl Gateway {
         #[cfg(not(feature = "http2"))]
         let http2 = false;
         self.tls = Some(Arc::new(crate::https::Listener::new(stage, def, http2)?));
+        if !def.hsts.is_empty() {
+            self.hsts = http::HeaderValue::from_str(def.hsts).ok();
+        }
         Ok(self)
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
@@ -27,8 +27,12 @@ pub struct TlsListenerDef {
     pub certificates: &'static [(&'static str, &'static str)],
     /// CA certificates client certificates are verified against (""): none asked for).
     pub client_ca: &'static str,
+    /// Certificate revocation lists (PEM) for client certificates ("": none).
+    pub client_crl: &'static str,
     /// `"1.2"` (the default) or `"1.3"`: the oldest TLS version taken.
     pub min_version: &'static str,
+    /// The `Strict-Transport-Security` value put on every answer ("": none).
+    pub hsts: &'static str,
 }
 
 /// The listener's TLS, reloadable.
@@ -44,6 +48,7 @@ pub(crate) struct Listener {
 struct Files {
     certificates: Vec<(String, String)>,
     client_ca: Option<String>,
+    client_crl: Option<String>,
     tls13_only: bool,
     http2: bool,
 }
@@ -73,9 +78,14 @@ impl Listener {
             "" => None,
             ca => Some(path(ca, "client_ca")?),
         };
+        let client_crl = match def.client_crl {
+            "" => None,
+            crl => Some(path(crl, "client_crl")?),
+        };
         let files = Files {
             certificates,
             client_ca,
+            client_crl,
             tls13_only: def.min_version == "1.3",
             http2,
         };
@@ -141,6 +151,7 @@ impl Files {
             .iter()
             .flat_map(|(c, k)| [c.as_str(), k.as_str()])
             .chain(self.client_ca.as_deref())
+            .chain(self.client_crl.as_deref())
     }
 
     fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
@@ -193,10 +204,18 @@ impl Files {
                 if roots.is_empty() {
                     return Err(format!("`{ca}` holds no certificate"));
                 }
+                let crls = match &self.client_crl {
+                    Some(crl) => CertificateRevocationListDer::pem_file_iter(crl)
+                        .map_err(|e| format!("`{crl}`: {e}"))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("`{crl}`: {e}"))?,
+                    None => Vec::new(),
+                };
                 // A client may come without a certificate (operations that require one refuse
-                // it); one it presents must verify, or the handshake fails.
+                // it); one it presents must verify (and not be revoked), or the handshake fails.
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .with_crls(crls)
                         .allow_unauthenticated()
                         .build()
                         .map_err(|e| format!("`{ca}`: {e}"))?;
@@ -240,26 +259,13 @@ impl ResolvesServerCert for BySni {
     }
 }
 
-/// A client certificate the handshake verified against `client_ca`.
+/// A client certificate the handshake verified against `client_ca` (what it says of the client
+/// is not read yet: its presence is what `mutualTLS` asks for).
 #[derive(Debug)]
-pub(crate) struct ClientCert {
-    /// Its DER bytes.
-    pub(crate) der: Vec<u8>,
-    /// The SHA-256 of the DER bytes, in lower-case hex.
-    pub(crate) fingerprint: String,
-}
+pub(crate) struct ClientCert;
 
 impl ClientCert {
-    pub(crate) fn new(der: &CertificateDer<'_>) -> Self {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(der.as_ref());
-        let mut fingerprint = String::with_capacity(64);
-        for b in digest {
-            fingerprint.push_str(&format!("{b:02x}"));
-        }
-        ClientCert {
-            der: der.as_ref().to_vec(),
-            fingerprint,
-        }
+    pub(crate) fn new(_der: &CertificateDer<'_>) -> Self {
+        ClientCert
     }
 }

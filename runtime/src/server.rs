@@ -170,6 +170,7 @@ fn bind_reuseport(addr: SocketAddr, threads: usize) -> std::io::Result<Vec<tokio
 struct Control {
     stop: tokio::sync::watch::Receiver<bool>,
     admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    redirect: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Control {
@@ -183,6 +184,10 @@ impl Control {
     ) -> std::io::Result<Control> {
         let admin = match config.admin_listen {
             Some(addr) => Some(crate::admin::spawn(gw, addr, stop_rx.clone()).await?),
+            None => None,
+        };
+        let redirect = match config.redirect_listen {
+            Some(addr) => Some(redirect_to_https(gw, addr, listen.port(), stop_rx.clone()).await?),
             None => None,
         };
         tracing::info!(
@@ -243,13 +248,14 @@ impl Control {
         Ok(Control {
             stop: stop_rx,
             admin,
+            redirect,
         })
     }
 
     /// After the accept loops have drained: stops the admin listener and flushes the logs.
     async fn finish(self) {
-        if let Some(a) = self.admin {
-            let _ = a.await;
+        for task in [self.admin, self.redirect].into_iter().flatten() {
+            let _ = task.await;
         }
         crate::observe::flush_access_log();
         crate::trace::flush(std::time::Duration::from_secs(2));
@@ -522,6 +528,61 @@ async fn sniff(stream: &tokio::net::TcpStream, limit: Duration) -> Option<bool> 
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Serves plain HTTP on `addr` with a permanent redirect (308, which keeps the method and body)
+/// of every request to the same host and target over HTTPS, on `https_port` (left out when it is
+/// 443), as nginx's `return 308 https://$host$request_uri`. For gateways whose listener takes
+/// TLS only.
+async fn redirect_to_https(
+    gw: &Arc<Gateway>,
+    addr: SocketAddr,
+    https_port: u16,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    #[cfg(feature = "https")]
+    let tls = gw.tls.is_some();
+    #[cfg(not(feature = "https"))]
+    let tls = {
+        let _ = gw;
+        false
+    };
+    if !tls {
+        return Err(std::io::Error::other(
+            "--redirect-listen redirects to HTTPS: the spec's `x-gateway` has no `tls`",
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let redirect = move |req: Request| async move {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok());
+        let Some(host) = host else {
+            return Problem::bad_request("a request to be redirected names its host in `Host`")
+                .into_response("-");
+        };
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = match https_port {
+            443 => format!("https://{}{target}", host.host()),
+            port => format!("https://{}:{port}{target}", host.host()),
+        };
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+        if let Ok(v) = http::HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(http::header::LOCATION, v);
+        }
+        resp
+    };
+    let app = axum::Router::new().fallback(redirect);
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    }))
 }
 
 async fn shutdown_signal() {

@@ -126,7 +126,8 @@ fn rows() -> Vec<Row> {
     let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
     let listener_tls = json!({ "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key" }],
-                               "client_ca": "clients.pem", "min_version": "1.3" } });
+                               "client_ca": "clients.pem", "client_crl": "revoked.pem", "min_version": "1.3",
+                               "hsts": { "max_age": "8760h", "include_subdomains": true, "preload": true } } });
     let tls = json!({ "integration": { "type": "http", "url": "https://127.0.0.1:9",
                       "tls": { "ca": "ca.pem", "cert": "client.pem", "key": "client.key" } } });
     let health = json!({ "integration": { "type": "http",
@@ -1022,7 +1023,37 @@ fn rows() -> Vec<Row> {
             "root.tls.client_ca",
             vec![(Root, listener_tls.clone())],
             "/tls/client_ca",
+            Some(json!("other-clients.pem")),
+        ),
+        honoured(
+            "root.tls.client_crl",
+            vec![(Root, listener_tls.clone())],
+            "/tls/client_crl",
             None,
+        ),
+        honoured(
+            "root.tls.hsts",
+            vec![(Root, listener_tls.clone())],
+            "/tls/hsts",
+            None,
+        ),
+        honoured(
+            "root.tls.hsts.max_age",
+            vec![(Root, listener_tls.clone())],
+            "/tls/hsts/max_age",
+            Some(json!("1h")),
+        ),
+        honoured(
+            "root.tls.hsts.include_subdomains",
+            vec![(Root, listener_tls.clone())],
+            "/tls/hsts/include_subdomains",
+            Some(json!(false)),
+        ),
+        honoured(
+            "root.tls.hsts.preload",
+            vec![(Root, listener_tls.clone())],
+            "/tls/hsts/preload",
+            Some(json!(false)),
         ),
         honoured(
             "root.tls.min_version",

@@ -103,6 +103,34 @@ fn leaf(dir: &Path, issuer: &str, name: &str, san: &str, usage: &str) -> (PathBu
     (dir.join(pem), dir.join(key))
 }
 
+/// Revokes the certificate `pem` of the CA `issuer` of `dir`, and writes the CA's revocation
+/// list to `crl.pem`.
+fn revoke(dir: &Path, issuer: &str, pem: &Path) -> PathBuf {
+    std::fs::write(dir.join("index.txt"), "").expect("index");
+    std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .expect("ca.cnf");
+    let (cert, key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
+    let pem = pem.display().to_string();
+    openssl(
+        dir,
+        &[
+            "ca", "-config", "ca.cnf", "-keyfile", &key, "-cert", &cert, "-revoke", &pem,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ca", "-config", "ca.cnf", "-keyfile", &key, "-cert", &cert, "-gencrl", "-out",
+            "crl.pem",
+        ],
+    );
+    dir.join("crl.pem")
+}
+
 /// curl over TLS with `args`; (exit code, stdout).
 fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
@@ -132,18 +160,23 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     let (admin_cert, admin_key) = leaf(&dir, "server-ca", "admin", "DNS:admin.test", "serverAuth");
     let (client_cert, client_key) = leaf(&dir, "client-ca", "client", "", "clientAuth");
     let (stranger_cert, stranger_key) = leaf(&dir, "other-ca", "stranger", "", "clientAuth");
+    let (revoked_cert, revoked_key) = leaf(&dir, "client-ca", "revoked", "", "clientAuth");
+    let crl = revoke(&dir, "client-ca", &revoked_cert);
     let upstream = Upstream::start();
     let bin = build("tests/fixtures/gateway/tls.yaml");
     let path = |p: &Path| p.display().to_string();
+    let redirect_port = crate::net::free_port();
+    let redirect_listen = format!("127.0.0.1:{redirect_port}");
     let gw = Running::start(
         &bin,
-        &[],
+        &["--redirect-listen", &redirect_listen],
         &[
             ("API_CERT", path(&api_cert)),
             ("API_KEY", path(&api_key)),
             ("ADMIN_CERT", path(&admin_cert)),
             ("ADMIN_KEY", path(&admin_key)),
             ("CLIENT_CA", path(&client_ca)),
+            ("CLIENT_CRL", path(&crl)),
             ("UPSTREAM_PORT", upstream.port.to_string()),
         ],
     );
@@ -198,6 +231,32 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
         60
     );
 
+    // HSTS on every answer; plain HTTP on the redirect listener goes to HTTPS, method, path
+    // and query kept (308).
+    let hsts = curl(&[
+        "--cacert",
+        &cacert,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%header{strict-transport-security}",
+        &open,
+    ]);
+    assert_eq!(hsts, (0, "max-age=31536000; includeSubDomains".into()));
+    let plain_url = format!("http://127.0.0.1:{redirect_port}/open/9?x=1");
+    let redirected = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &plain_url,
+    ]);
+    assert_eq!(
+        redirected,
+        (0, format!("308 https://127.0.0.1:{port}/open/9?x=1"))
+    );
+    assert_eq!(run(&["-L", &plain_url]), (0, "2 200".into()));
+
     // What the upstream gets: the scheme the client used.
     let (_, body) = curl(&["--cacert", &cacert, &url("127.0.0.1", "/open/5")]);
     let echoed: serde_json::Value = serde_json::from_str(&body).expect("the upstream's JSON");
@@ -226,6 +285,10 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     let (sc, sk) = (path(&stranger_cert), path(&stranger_key));
     let (code, out) = run(&["--cert", &sc, "--key", &sk, &mtls]);
     assert_ne!(code, 0, "an untrusted client certificate was taken: {out}");
+    // A certificate of the client CA that its revocation list names is refused as well.
+    let (rc, rk) = (path(&revoked_cert), path(&revoked_key));
+    let (code, out) = run(&["--cert", &rc, "--key", &rk, &mtls]);
+    assert_ne!(code, 0, "a revoked client certificate was taken: {out}");
     // An open route takes callers with or without a certificate.
     assert_eq!(
         run(&["--cert", &cc, "--key", &ck, &open]),

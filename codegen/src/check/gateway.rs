@@ -15,6 +15,7 @@ use crate::xgw::{interpolations, IntegrationKind, KeySource, Level, StateBackend
 pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: &mut Diagnostics) {
     check_unbuilt(root, root_file, diags);
     check_integration_settings(root, root_file, diags);
+    check_listener_tls(root, root_file, diags);
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
@@ -224,6 +225,24 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
             Err("applies to `type: lambda` only")
         }
         _ => Ok(()),
+    }
+}
+
+/// The listener's `tls`: revocation lists without a CA to check client certificates against.
+fn check_listener_tls(root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let Some(tls) = root.get("x-gateway").and_then(|x| x.get("tls")) else {
+        return;
+    };
+    if let (Some(crl), None) = (tls.get("client_crl"), tls.get("client_ca")) {
+        diags.report(
+            Code::XGatewayInvalid,
+            file,
+            crl.pos,
+            "/x-gateway/tls/client_crl",
+            "`client_crl` revokes client certificates, which are only asked for with `client_ca`"
+                .to_string(),
+            Some("add `client_ca`, or remove `client_crl`".into()),
+        );
     }
 }
 

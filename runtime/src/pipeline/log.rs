@@ -63,6 +63,10 @@ pub(crate) async fn handle_request(
         Err(p) => p.into_custom_response(id, gw.responses),
     };
     resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+    if let Some(hsts) = &gw.hsts {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     record.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, LoggedBody::new(body, record, gw.metrics.clone()))
