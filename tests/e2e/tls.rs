@@ -295,6 +295,32 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
         (0, "2 200".into())
     );
 
+    // HTTP/2 over TLS has the h2c listener's defences: a rapid-reset flood ends with GOAWAY
+    // while another client is served.
+    let probe = |mode: &str| {
+        let out = Command::new(crate::auth::python())
+            .arg(crate::support::repo().join("tests/tools/h2_probe.py"))
+            .args([&port.to_string(), mode, &cacert])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+    };
+    let (reset, served) = std::thread::scope(|s| {
+        let flood = s.spawn(|| probe("rapid-reset"));
+        let served: Vec<(i32, String)> = (0..5).map(|_| run(&[&open])).collect();
+        (flood.join().expect("flood"), served)
+    });
+    assert_eq!(reset["goaway"], "ENHANCE_YOUR_CALM", "{reset}");
+    assert!(
+        served.iter().all(|r| r == &(0, "2 200".to_string())),
+        "{served:?}"
+    );
+
     // Rotation: admin.test's certificate is replaced by one from another CA while a client keeps
     // connecting (trusting both CAs): no request fails, and new connections get the new one.
     let both = dir.join("both-cas.pem");

@@ -1,7 +1,10 @@
 """A raw HTTP/2 client (the `h2` package, from PyPI) that does what ordinary clients do not, and
 prints what the server did as one JSON object.
 
-    python h2_probe.py PORT MODE
+    python h2_probe.py PORT MODE [CA_FILE]
+
+With CA_FILE, the connection is TLS (ALPN `h2`, the server's certificate checked against
+CA_FILE for 127.0.0.1); without, h2c with prior knowledge.
 
 MODE:
 - `mismatch`: one GET whose `host` field names another host than its `:authority`.
@@ -14,6 +17,7 @@ MODE:
 
 import json
 import socket
+import ssl
 import sys
 import time
 
@@ -23,8 +27,18 @@ import h2.events
 from hyperframe.frame import ContinuationFrame, HeadersFrame
 
 
+CA_FILE = None
+PATH = "/plain/7"
+
+
 def connect(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if CA_FILE:
+        context = ssl.create_default_context(cafile=CA_FILE)
+        context.set_alpn_protocols(["h2"])
+        s = context.wrap_socket(s, server_hostname="127.0.0.1")
+        if s.selected_alpn_protocol() != "h2":
+            sys.exit(f"the server chose {s.selected_alpn_protocol()!r}, not h2")
     config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8", validate_outbound_headers=False)
     conn = h2.connection.H2Connection(config)
     conn.initiate_connection()
@@ -42,7 +56,7 @@ def read_events(s, conn, until, limit=10.0):
             data = s.recv(65536)
         except socket.timeout:
             break
-        except ConnectionResetError:
+        except OSError:
             seen.append("reset")
             break
         if not data:
@@ -65,7 +79,8 @@ def read_events(s, conn, until, limit=10.0):
 
 
 def headers(port, authority="gw.test", extra=()):
-    return [(":method", "GET"), (":scheme", "http"), (":authority", authority), (":path", "/plain/7")] + list(extra)
+    scheme = "https" if CA_FILE else "http"
+    return [(":method", "GET"), (":scheme", scheme), (":authority", authority), (":path", PATH)] + list(extra)
 
 
 def mismatch(port):
@@ -81,6 +96,14 @@ def rapid_reset(port):
     s, conn = connect(port)
     sent = 0
     goaway = None
+
+    def terminated(events):
+        nonlocal goaway
+        for e in events:
+            if isinstance(e, h2.events.ConnectionTerminated):
+                goaway = getattr(e.error_code, "name", str(e.error_code))
+        return goaway is not None
+
     try:
         for i in range(1000):
             sid = conn.get_next_available_stream_id()
@@ -88,11 +111,14 @@ def rapid_reset(port):
             conn.reset_stream(sid, error_code=8)  # CANCEL
             s.sendall(conn.data_to_send())
             sent += 1
+            # What the server said so far is read as the flood goes (over TLS, a connection the
+            # server closed may lose it to a reset otherwise).
+            if i % 25 == 24 and terminated(read_events(s, conn, lambda ev: False, 0.01)):
+                break
     except (OSError, h2.exceptions.ProtocolError):
         pass
-    for e in read_events(s, conn, lambda ev: any(isinstance(x, h2.events.ConnectionTerminated) for x in ev), 5.0):
-        if isinstance(e, h2.events.ConnectionTerminated):
-            goaway = getattr(e.error_code, "name", str(e.error_code))
+    if goaway is None:
+        terminated(read_events(s, conn, terminated, 5.0))
     return {"sent": sent, "goaway": goaway}
 
 
@@ -125,7 +151,12 @@ def idle(port):
 
 
 def main():
+    global CA_FILE
     port, mode = int(sys.argv[1]), sys.argv[2]
+    global PATH
+    CA_FILE = sys.argv[3] if len(sys.argv) > 3 else None
+    if CA_FILE:
+        PATH = "/open/7"
     result = {"mismatch": mismatch, "rapid-reset": rapid_reset, "continuation": continuation, "idle": idle}[mode](port)
     print(json.dumps(result))
 
