@@ -27,14 +27,14 @@ def wait_port(port, proc=None):
     sys.exit(f"nothing listens on {port}")
 
 
-def wrk(port, path, seconds, connections, script=None, cores="1", threads=1):
+def wrk(port, path, seconds, connections, script=None, cores="1", threads=1, scheme="http"):
     """One wrk run (`threads` threads, pinned to `cores`): (requests, requests/s, p50 ms, p99 ms).
     Exits when any answer was not a 2xx or a socket failed."""
     cmd = ["taskset", "-c", cores, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
            "--latency"]
     if script:
         cmd += ["-s", script]
-    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], check=True, stdout=subprocess.PIPE,
+    out = subprocess.run(cmd + [f"{scheme}://127.0.0.1:{port}{path}"], check=True, stdout=subprocess.PIPE,
                          text=True).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

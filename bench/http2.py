@@ -38,10 +38,11 @@ from benchlib import free_port, stop, wait_port, wrk  # noqa: E402
 from proxy_vs_nginx import ROOT, TICK, cpu_ticks, family, layout, nginx  # noqa: E402
 
 
-def h2load(port, path, seconds, connections, streams, cores):
-    """One h2load run over h2c: (requests, requests/s). Exits when any answer was not a 2xx."""
+def h2load(port, path, seconds, connections, streams, cores, scheme="http"):
+    """One h2load run (h2c, or h2 over TLS with `https`): (requests, requests/s). Exits when any
+    answer was not a 2xx."""
     out = subprocess.run(["taskset", "-c", cores, "h2load", "-c", str(connections), "-m", str(streams),
-                          "-D", str(seconds), "-t", "1", f"http://127.0.0.1:{port}{path}"],
+                          "-D", str(seconds), "-t", "1", f"{scheme}://127.0.0.1:{port}{path}"],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
                      out)

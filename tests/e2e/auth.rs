@@ -27,7 +27,7 @@ pub(crate) fn python() -> PathBuf {
         let ready = Command::new(&py)
             .args([
                 "-c",
-                "import jwt, cryptography, awslambdaric, botocore, grpc",
+                "import jwt, cryptography, awslambdaric, botocore, grpc, h2",
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -46,12 +46,13 @@ pub(crate) fn python() -> PathBuf {
                         "awslambdaric==4.2.2",
                         "botocore==1.44.8",
                         "grpcio==1.85.1",
+                        "h2==4.4.1",
                     ])
                     .status()
                     .is_ok_and(|s| s.success());
             assert!(
                 ok,
-                "cannot install PyJWT, awslambdaric, botocore and grpcio into {}",
+                "cannot install PyJWT, awslambdaric, botocore, grpcio and h2 into {}",
                 venv.display()
             );
         }
