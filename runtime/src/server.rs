@@ -41,8 +41,16 @@ impl Gateway {
         let gw = Arc::new(self);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let control = Control::start(&gw, config, listener.local_addr()?, stop_tx, stop_rx).await?;
         let admission = Admission::new(gw.connections);
+        let control = Control::start(
+            &gw,
+            config,
+            listener.local_addr()?,
+            &admission,
+            stop_tx,
+            stop_rx,
+        )
+        .await?;
         accept(gw, listener, admission, control.stop.clone()).await;
         control.finish().await;
         Ok(())
@@ -122,7 +130,7 @@ impl Gateway {
                 let _ = tokio::task::spawn_blocking(join).await;
                 return Err(std::io::Error::new(kind, "a worker could not listen"));
             }
-            let control = Control::start(&gw, config, local, stop_tx, stop_rx).await?;
+            let control = Control::start(&gw, config, local, &admission, stop_tx, stop_rx).await?;
             // The workers run until the stop signal and their drain; the admin listener goes on
             // answering (`/readyz` says 503) meanwhile.
             let ended = tokio::task::spawn_blocking(join)
@@ -179,6 +187,7 @@ impl Control {
         gw: &Arc<Gateway>,
         config: &Config,
         listen: SocketAddr,
+        admission: &Admission,
         stop_tx: tokio::sync::watch::Sender<bool>,
         stop_rx: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<Control> {
@@ -187,7 +196,10 @@ impl Control {
             None => None,
         };
         let redirect = match config.redirect_listen {
-            Some(addr) => Some(redirect_to_https(gw, addr, listen.port(), stop_rx.clone()).await?),
+            Some(addr) => Some(
+                redirect_to_https(gw, addr, listen.port(), admission.clone(), stop_rx.clone())
+                    .await?,
+            ),
             None => None,
         };
         tracing::info!(
@@ -533,56 +545,92 @@ async fn sniff(stream: &tokio::net::TcpStream, limit: Duration) -> Option<bool> 
 /// Serves plain HTTP on `addr` with a permanent redirect (308, which keeps the method and body)
 /// of every request to the same host and target over HTTPS, on `https_port` (left out when it is
 /// 443), as nginx's `return 308 https://$host$request_uri`. For gateways whose listener takes
-/// TLS only.
+/// TLS only. Its connections count against the gateway's connection limits, answer one request
+/// each, and have the API listener's head timeout.
 async fn redirect_to_https(
     gw: &Arc<Gateway>,
     addr: SocketAddr,
     https_port: u16,
+    admission: Admission,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     #[cfg(feature = "https")]
     let tls = gw.tls.is_some();
     #[cfg(not(feature = "https"))]
-    let tls = {
-        let _ = gw;
-        false
-    };
+    let tls = false;
     if !tls {
         return Err(std::io::Error::other(
             "--redirect-listen redirects to HTTPS: the spec's `x-gateway` has no `tls`",
         ));
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let redirect = move |req: Request| async move {
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.parse::<http::uri::Authority>().ok());
-        let Some(host) = host else {
-            return Problem::bad_request("a request to be redirected names its host in `Host`")
-                .into_response("-");
-        };
-        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let location = match https_port {
-            443 => format!("https://{}{target}", host.host()),
-            port => format!("https://{}:{port}{target}", host.host()),
-        };
-        let mut resp = Response::new(Body::empty());
-        *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
-        if let Ok(v) = http::HeaderValue::from_str(&location) {
-            resp.headers_mut().insert(http::header::LOCATION, v);
-        }
-        resp
-    };
-    let app = axum::Router::new().fallback(redirect);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(gw.connections.head_timeout_ms))
+        .keep_alive(false);
     Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let stopped = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let ticket = match admission.admit(peer.ip()) {
+                        Ok(ticket) => ticket,
+                        Err(refusal) => {
+                            tokio::spawn(refuse(stream, refusal));
+                            continue;
+                        }
+                    };
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        std::future::ready(Ok::<_, std::convert::Infallible>(redirect(&req, https_port)))
+                    });
+                    let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                        drop(ticket);
+                    });
+                }
+                _ = &mut stopped => break,
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+        Ok(())
     }))
+}
+
+/// The redirect to HTTPS of a request that came in plain HTTP.
+fn redirect<B>(req: &http::Request<B>, https_port: u16) -> Response {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok());
+    let Some(host) = host else {
+        return Problem::bad_request("a request to be redirected names its host in `Host`")
+            .into_response("-");
+    };
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = match https_port {
+        443 => format!("https://{}{target}", host.host()),
+        port => format!("https://{}:{port}{target}", host.host()),
+    };
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = http::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp
 }
 
 async fn shutdown_signal() {
