@@ -699,6 +699,18 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         }
         None => quote! {},
     };
+    let mut entry = quote! {};
+    if !gw.root.domains.is_empty() {
+        let domains = gw.root.domains.iter().map(|d| {
+            let (name, base) = (lit(&d.name), lit(d.base_path.as_deref().unwrap_or("/")));
+            quote! { (#name, #base) }
+        });
+        let reject = gw.root.unknown_hosts != Some(crate::xgw::UnknownHosts::Serve);
+        entry.extend(quote! { let gw = gw.with_domains(&[#(#domains),*], #reject); });
+    }
+    if gw.root.stage_prefix {
+        entry.extend(quote! { let gw = gw.with_stage_prefix(); });
+    }
     let tree = route_tree(gw);
     Ok(quote! {
         use gwgen_runtime::__private_0_1 as rt;
@@ -719,6 +731,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             let gw = rt::Gateway::new(&stage, routes, route, rt::Limits { body: #body_limit, headers: #header_limit })
                 .with_connections(rt::ConnectionLimits { head_timeout_ms: #head_timeout, drain_timeout_ms: #drain_timeout, max_connections: #max_connections, max_per_client: #max_per_client, body_timeout_ms: #body_timeout, send_timeout_ms: #send_timeout, validation_memory: #validation_memory });
             #slashes
+            #entry
             #http2
             #tls
             #with_auth

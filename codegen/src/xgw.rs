@@ -790,6 +790,33 @@ pub struct RootSettings {
     pub http2: Option<bool>,
     /// TLS on the listener.
     pub tls: Option<ListenerTls>,
+    /// Host names and base paths the API is served at.
+    #[serde(default)]
+    pub domains: Vec<Domain>,
+    /// What a host not in `domains` gets.
+    pub unknown_hosts: Option<UnknownHosts>,
+    /// Paths start with `/{stage}`.
+    #[serde(default)]
+    pub stage_prefix: bool,
+}
+
+/// A host name the API is served at, and its base path (`domains`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Domain {
+    /// `api.example.com` or `*.example.com`.
+    pub name: String,
+    /// The path prefix taken off before routing (`/` for none).
+    pub base_path: Option<String>,
+}
+
+/// `unknown_hosts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownHosts {
+    /// 421.
+    Reject,
+    /// Served as if no domains were listed.
+    Serve,
 }
 
 impl RootSettings {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::integration::Integration;
 use crate::observe::Metrics;
+use crate::problem::Problem;
 use crate::router::{Lookup, Params};
 use crate::stage::{Stage, StartError};
 
@@ -161,6 +162,80 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Where requests enter the API: the hosts it is served at, the base path each takes off, and
+/// the stage prefix.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    /// Host names (lower case; `*.` for one label more) and their base paths' segments.
+    domains: Vec<(String, Vec<&'static str>)>,
+    /// A host not in `domains` is refused.
+    reject_unknown: bool,
+    /// `stage_prefix`: the stage whose name leads every path.
+    stage: Option<String>,
+}
+
+impl Entry {
+    /// How many leading segments of `segs` (the normalised `path`) a request to `host` drops
+    /// before routing, or why it is refused.
+    pub(crate) fn strip(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        segs: &[&str],
+    ) -> Result<usize, Problem> {
+        let mut skip = 0;
+        if !self.domains.is_empty() {
+            let host = host.map(|h| {
+                // The port is not part of the name; an IPv6 literal keeps its brackets.
+                let name = match h.rfind(':') {
+                    Some(i) if !h[i..].contains(']') => &h[..i],
+                    _ => h,
+                };
+                name.trim_end_matches('.').to_ascii_lowercase()
+            });
+            let matches = |pattern: &str, name: &str| match pattern.strip_prefix("*.") {
+                Some(parent) => name
+                    .strip_suffix(parent)
+                    .and_then(|label| label.strip_suffix('.'))
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+                None => pattern == name,
+            };
+            let mut known = false;
+            let mut mapped = None;
+            if let Some(name) = &host {
+                for (pattern, base) in &self.domains {
+                    if matches(pattern, name) {
+                        known = true;
+                        if segs.len() >= base.len() && segs[..base.len()] == base[..] {
+                            mapped = Some(base.len());
+                            break;
+                        }
+                    }
+                }
+            }
+            match (known, mapped) {
+                (_, Some(n)) => skip = n,
+                (true, None) => return Err(Problem::not_found(path)),
+                (false, None) if self.reject_unknown => {
+                    return Err(Problem::new(
+                        http::StatusCode::MISDIRECTED_REQUEST,
+                        "Misdirected Request",
+                        "this API is not served at this host",
+                    ));
+                }
+                (false, None) => {}
+            }
+        }
+        if let Some(stage) = &self.stage {
+            if segs.get(skip) != Some(&stage.as_str()) {
+                return Err(Problem::not_found(path));
+            }
+            skip += 1;
+        }
+        Ok(skip)
+    }
+}
+
 /// A gateway ready to serve: the generated routes and tree, for one stage.
 pub struct Gateway {
     pub(crate) stage: Arc<str>,
@@ -181,6 +256,8 @@ pub struct Gateway {
     pub(crate) validating: crate::percore::Budget,
     /// `escaped_slashes: keep`: `%2F` and `%5C` stay inside a segment instead of a 400.
     pub(crate) keep_escaped_slashes: bool,
+    /// `domains`, `unknown_hosts` and `stage_prefix`: which hosts and path prefixes reach the API.
+    pub(crate) entry: Option<Box<Entry>>,
     /// The headers API keys come in: at most one of each per request.
     pub(crate) key_headers: Vec<http::HeaderName>,
     #[cfg(feature = "cache")]
@@ -221,6 +298,7 @@ impl Gateway {
             trusted: Vec::new(),
             validating: crate::percore::Budget::new(ConnectionLimits::default().validation_memory),
             keep_escaped_slashes: false,
+            entry: None,
             key_headers: Vec::new(),
             #[cfg(feature = "cache")]
             cache: None,
@@ -289,6 +367,35 @@ impl Gateway {
             self.hsts = http::HeaderValue::from_str(def.hsts).ok();
         }
         Ok(self)
+    }
+
+    /// `domains`: the host names (`api.example.com`, or `*.example.com` for one label more) the
+    /// API is served at, each with the base path its requests start with (`/` for none), which
+    /// is taken off before routing, as API Gateway's base-path mappings do. With
+    /// `reject_unknown`, a request for another host is 421.
+    pub fn with_domains(
+        mut self,
+        domains: &'static [(&'static str, &'static str)],
+        reject_unknown: bool,
+    ) -> Self {
+        let entry = self.entry.get_or_insert_with(Default::default);
+        entry.domains = domains
+            .iter()
+            .map(|(name, base)| {
+                let base = base.split('/').filter(|s| !s.is_empty()).collect();
+                (name.to_ascii_lowercase(), base)
+            })
+            .collect();
+        entry.reject_unknown = reject_unknown;
+        self
+    }
+
+    /// `stage_prefix: true`: paths start with `/{stage}` (the stage this gateway runs), as on
+    /// API Gateway's default endpoint; it is taken off before routing, and other paths are 404.
+    pub fn with_stage_prefix(mut self) -> Self {
+        let stage = self.stage.to_string();
+        self.entry.get_or_insert_with(Default::default).stage = Some(stage);
+        self
     }
 
     /// `escaped_slashes: keep`: a path segment may hold an encoded `/` or `\\` (`%2F`, `%5C`),

@@ -125,6 +125,8 @@ fn rows() -> Vec<Row> {
                          "endpoint": "http://127.0.0.1:9", "region": "eu-west-1" } });
     let local_lambda = json!({ "integration": { "type": "lambda", "command": ["./f"], "env": { "A": "1" },
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
+    let domains = json!({ "domains": [{ "name": "api.example.com", "base_path": "/v1" }, { "name": "*.example.org" }],
+                          "unknown_hosts": "serve" });
     let listener_tls = json!({ "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key" }],
                                "client_ca": "clients.pem", "client_crl": "revoked.pem", "min_version": "1.3",
                                "hsts": { "max_age": "8760h", "include_subdomains": true, "preload": true } } });
@@ -1060,6 +1062,36 @@ fn rows() -> Vec<Row> {
             vec![(Root, listener_tls.clone())],
             "/tls/min_version",
             Some(json!("1.2")),
+        ),
+        honoured(
+            "root.domains",
+            vec![(Root, domains.clone())],
+            "/domains",
+            Some(json!([{ "name": "api.example.com" }])),
+        ),
+        honoured(
+            "root.domains.name",
+            vec![(Root, domains.clone())],
+            "/domains/0/name",
+            Some(json!("other.example.com")),
+        ),
+        honoured(
+            "root.domains.base_path",
+            vec![(Root, domains.clone())],
+            "/domains/0/base_path",
+            Some(json!("/v2")),
+        ),
+        honoured(
+            "root.unknown_hosts",
+            vec![(Root, domains.clone())],
+            "/unknown_hosts",
+            None,
+        ),
+        honoured(
+            "root.stage_prefix",
+            vec![(Root, json!({ "stage_prefix": true }))],
+            "/stage_prefix",
+            None,
         ),
         honoured(
             "root.http2",

@@ -11,6 +11,7 @@ mod compiled;
 mod corpus;
 mod differential;
 mod docs;
+mod domains;
 mod edge;
 mod fuzz;
 mod gateway;

@@ -15,7 +15,7 @@ use crate::xgw::{interpolations, IntegrationKind, KeySource, Level, StateBackend
 pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: &mut Diagnostics) {
     check_unbuilt(root, root_file, diags);
     check_integration_settings(root, root_file, diags);
-    check_listener_tls(root, root_file, diags);
+    check_listener(root, root_file, diags);
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
@@ -228,9 +228,24 @@ fn applies(kind: &str, local: bool, key: &str) -> Result<(), &'static str> {
     }
 }
 
-/// The listener's `tls`: revocation lists without a CA to check client certificates against.
-fn check_listener_tls(root: &Node, file: &Path, diags: &mut Diagnostics) {
-    let Some(tls) = root.get("x-gateway").and_then(|x| x.get("tls")) else {
+/// Settings of the listener that need another to mean anything: revocation lists without a CA
+/// to check client certificates against, `unknown_hosts` without `domains`.
+fn check_listener(root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let Some(x) = root.get("x-gateway") else {
+        return;
+    };
+    if let (Some(unknown), None) = (x.get("unknown_hosts"), x.get("domains")) {
+        diags.report(
+            Code::XGatewayInvalid,
+            file,
+            unknown.pos,
+            "/x-gateway/unknown_hosts",
+            "`unknown_hosts` says what hosts not in `domains` get, and there are no `domains`"
+                .to_string(),
+            Some("list the API's host names in `domains`, or remove `unknown_hosts`".into()),
+        );
+    }
+    let Some(tls) = x.get("tls") else {
         return;
     };
     if let (Some(crl), None) = (tls.get("client_crl"), tls.get("client_ca")) {

@@ -128,7 +128,17 @@ async fn dispatch(
     // The request is moved into the integration later, so the path is copied out of it.
     let raw_path = req.uri().path().to_owned();
     let mut decoded = Vec::new();
-    let segs = route::segments(gw, &raw_path, &mut decoded)?;
+    let mut segs = route::segments(gw, &raw_path, &mut decoded)?;
+    if let Some(entry) = &gw.entry {
+        // The host's base path and the stage prefix are taken off the normalised path, so no
+        // spelling of the path can slip past them.
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let skip = entry.strip(host, &raw_path, &segs)?;
+        segs.drain(..skip);
+    }
     let mut params = Params::default();
     let index = match route::find(gw, &req, &segs, &mut params, record)? {
         route::Found::Route(index) => index,
