@@ -53,6 +53,39 @@ def h2load(port, path, seconds, connections, streams, cores, scheme="http"):
     return int(codes.group(1)), rps
 
 
+def setup(tools, n, p):
+    """Checks the tools are there, builds gwgen, and places P proxy cores of `n`: the cores of the
+    proxy, the upstream and the load generators, and the upstream's and load's core counts."""
+    os.environ["PATH"] += ":/usr/sbin"
+    for tool in tools:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed (apt-get install wrk nghttp2-client nginx-light openssl util-linux)")
+    free = max(n - p, 1)
+    u = max(1, min(4, free // 2))
+    w = max(1, min(4, free - u))
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
+    return layout(n, p, u, w)
+
+
+def interleaved(targets, reps, seconds):
+    """Runs `(name, run, pids)` targets after a 2 s warm-up each, `reps` times in turn, for
+    `seconds`; the median (requests/s, the proxy's CPU µs per request) of each, by name."""
+    for _, run, _ in targets:
+        run(2)
+    results = {name: [] for name, *_ in targets}
+    for _ in range(reps):
+        for name, run, pids in targets:
+            ps = pids()
+            before = cpu_ticks(ps)
+            requests, rps = run(seconds)
+            results[name].append((rps, (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)))
+    rows = {}
+    for name, runs in results.items():
+        runs.sort()
+        rows[name] = runs[len(runs) // 2]
+    return rows
+
+
 def build(spec):
     gwgen = os.path.join(ROOT, "target", "release", "gwgen")
     return subprocess.run([gwgen, "build", "--release", spec], check=True,
@@ -67,16 +100,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--proxy-cores", type=int, default=1)
     args = ap.parse_args()
-    os.environ["PATH"] += ":/usr/sbin"
-    for tool in ["wrk", "h2load", "nginx", "taskset"]:
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed (apt-get install wrk nghttp2-client nginx-light util-linux)")
     n, p = os.cpu_count(), args.proxy_cores
-    free = max(n - p, 1)
-    u = max(1, min(4, free // 2))
-    w = max(1, min(4, free - u))
-    proxy_cores, up_cores, load_cores, u, w = layout(n, p, u, w)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
+    proxy_cores, up_cores, load_cores, u, w = setup(["wrk", "h2load", "nginx", "taskset"], n, p)
     work = tempfile.mkdtemp(prefix="gwgen-h2-bench-")
     spec = os.path.join(ROOT, "bench", "http2.yaml")
     with open(spec) as f:
@@ -115,21 +140,9 @@ def main():
             ("(o) gateway, h2c client, HTTP/1.1 upstream", h2(h2_port, "/plain"), lambda: [gws[1].pid]),
             ("(p) gateway, h2c client, h2c upstream", h2(h2_port, "/h2"), lambda: [gws[1].pid]),
         ]
-        for _, run, _ in targets:  # warm-up: pools
-            run(2)
-        results = {name: [] for name, *_ in targets}
-        for _ in range(args.reps):
-            for name, run, pids in targets:
-                ps = pids()
-                before = cpu_ticks(ps)
-                requests, rps = run(args.seconds)
-                results[name].append((rps, (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)))
+        rows = interleaved(targets, args.reps, args.seconds)
     finally:
         stop(procs)
-    rows = {}
-    for name, reps in results.items():
-        reps.sort()
-        rows[name] = reps[len(reps) // 2]
     print(f"P = {p} proxy cores of {n}: proxies on cores {proxy_cores}, upstream nginx ({u} workers) on "
           f"{up_cores}, load on {load_cores} (wrk -t{w} -c{args.connections}; h2load -t1 -c{args.connections} "
           f"-m{args.streams}); {args.seconds} s x {args.reps} interleaved reps (medians)")

@@ -20,15 +20,14 @@ and the load generators on the others. Targets run interleaved, `--reps` times; 
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port, stop, wait_port, wrk  # noqa: E402
-from http2 import build, h2load  # noqa: E402
-from proxy_vs_nginx import ROOT, TICK, cpu_ticks, family, layout, nginx  # noqa: E402
+from http2 import build, h2load, interleaved, setup  # noqa: E402
+from proxy_vs_nginx import ROOT, family, nginx  # noqa: E402
 
 
 def certificate(work, kind):
@@ -50,16 +49,8 @@ def main():
     ap.add_argument("--proxy-cores", type=int, default=1)
     ap.add_argument("--key", choices=["ec", "rsa"], default="ec")
     args = ap.parse_args()
-    os.environ["PATH"] += ":/usr/sbin"
-    for tool in ["wrk", "h2load", "nginx", "openssl", "taskset"]:
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed (apt-get install wrk nghttp2-client nginx-light openssl util-linux)")
     n, p = os.cpu_count(), args.proxy_cores
-    free = max(n - p, 1)
-    u = max(1, min(4, free // 2))
-    w = max(1, min(4, free - u))
-    proxy_cores, up_cores, load_cores, u, w = layout(n, p, u, w)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
+    proxy_cores, up_cores, load_cores, u, w = setup(["wrk", "h2load", "nginx", "openssl", "taskset"], n, p)
     binary = build(os.path.join(ROOT, "bench", "tls.yaml"))
     work = tempfile.mkdtemp(prefix="gwgen-tls-bench-")
     cert, key = certificate(work, args.key)
@@ -98,21 +89,9 @@ def main():
             ("(2) nginx, HTTP/2 over TLS", h2(nginx_port), nginx_pids),
             ("(2) gateway, HTTP/2 over TLS", h2(gw_port), gw_pids),
         ]
-        for _, run, _ in targets:  # warm-up
-            run(2)
-        results = {name: [] for name, *_ in targets}
-        for _ in range(args.reps):
-            for name, run, pids in targets:
-                ps = pids()
-                before = cpu_ticks(ps)
-                requests, rps = run(args.seconds)
-                results[name].append((rps, (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)))
+        rows = interleaved(targets, args.reps, args.seconds)
     finally:
         stop(procs)
-    rows = {}
-    for name, reps in results.items():
-        reps.sort()
-        rows[name] = reps[len(reps) // 2]
     print(f"P = {p} proxy cores of {n}: proxies on cores {proxy_cores}, upstream nginx ({u} workers) on "
           f"{up_cores}, load on {load_cores} (wrk -t{w} -c{args.connections}; h2load -t1 -c{args.connections} "
           f"-m{args.streams}); {args.key.upper()} certificate; {args.seconds} s x {args.reps} interleaved reps "

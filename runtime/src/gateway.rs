@@ -468,3 +468,61 @@ impl Gateway {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Entry;
+
+    fn entry(domains: &[(&str, &[&'static str])], reject: bool, stage: Option<&str>) -> Entry {
+        Entry {
+            domains: domains
+                .iter()
+                .map(|(n, b)| (n.to_string(), b.to_vec()))
+                .collect(),
+            reject_unknown: reject,
+            stage: stage.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn hosts_match_without_port_case_or_trailing_dot() {
+        let e = entry(
+            &[("api.example.com", &["v1"]), ("*.t.example", &[])],
+            true,
+            None,
+        );
+        let ok = |host: &str, segs: &[&str]| e.strip(Some(host), "/", segs).ok();
+        assert_eq!(ok("api.example.com", &["v1", "a"]), Some(1));
+        assert_eq!(ok("API.example.COM:8443", &["v1"]), Some(1));
+        assert_eq!(ok("api.example.com.", &["v1", "a"]), Some(1));
+        assert_eq!(ok("x.t.example", &["a"]), Some(0));
+        // Known host, outside its base path: 404; unknown hosts: 421.
+        let status = |host: Option<&str>, segs: &[&str]| {
+            e.strip(host, "/", segs).err().map(|p| p.status.as_u16())
+        };
+        assert_eq!(status(Some("api.example.com"), &["v2"]), Some(404));
+        assert_eq!(status(Some("api.example.com"), &[]), Some(404));
+        assert_eq!(status(Some("t.example"), &["a"]), Some(421));
+        assert_eq!(status(Some("a.b.t.example"), &["a"]), Some(421));
+        assert_eq!(status(Some("[::1]:8080"), &["a"]), Some(421));
+        assert_eq!(status(None, &["a"]), Some(421));
+        let serve = entry(&[("api.example.com", &[])], false, None);
+        assert_eq!(serve.strip(Some("other"), "/", &["a"]).ok(), Some(0));
+    }
+
+    #[test]
+    fn the_stage_prefix_follows_the_base_path() {
+        let e = entry(&[("api.example.com", &["v1"])], true, Some("prod"));
+        assert_eq!(
+            e.strip(Some("api.example.com"), "/", &["v1", "prod", "a"])
+                .ok(),
+            Some(2)
+        );
+        assert!(e
+            .strip(Some("api.example.com"), "/", &["v1", "dev", "a"])
+            .is_err());
+        let only = entry(&[], true, Some("prod"));
+        assert_eq!(only.strip(None, "/", &["prod"]).ok(), Some(1));
+        assert!(only.strip(None, "/", &["a"]).is_err());
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
@@ -167,14 +167,8 @@ impl Files {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut keys = Vec::with_capacity(self.certificates.len());
         for (cert, key) in &self.certificates {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| format!("`{cert}`: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("`{cert}`: {e}"))?;
-            if chain.is_empty() {
-                return Err(format!("`{cert}` holds no certificate"));
-            }
-            let der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("`{key}`: {e}"))?;
+            let chain = crate::tls::read_chain(cert)?;
+            let der = crate::tls::read_key(key)?;
             let signing = provider
                 .key_provider
                 .load_private_key(der)

@@ -303,21 +303,8 @@ async fn accept(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, then go on accepting.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let ticket = match admission.admit(peer.ip()) {
-                    Ok(ticket) => ticket,
-                    Err(refusal) => {
-                        tokio::spawn(refuse(stream, refusal));
-                        continue;
-                    }
+                let Some((stream, peer, ticket)) = admission.admitted(accepted).await else {
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let send_timeout = Duration::from_millis(gw.connections.send_timeout_ms);
@@ -581,16 +568,8 @@ async fn redirect_to_https(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    let Some((stream, _, ticket)) = admission.admitted(accepted).await else {
                         continue;
-                    };
-                    let ticket = match admission.admit(peer.ip()) {
-                        Ok(ticket) => ticket,
-                        Err(refusal) => {
-                            tokio::spawn(refuse(stream, refusal));
-                            continue;
-                        }
                     };
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         std::future::ready(Ok::<_, std::convert::Infallible>(redirect(&req, https_port)))
@@ -736,6 +715,30 @@ impl Admission {
             limits,
             open: Arc::new(AtomicU64::new(0)),
             per_client: limits.max_per_client.map(|_| Arc::default()),
+        }
+    }
+
+    /// A connection `accept` gave, with its ticket; `None` when accepting failed (after a pause:
+    /// out of file descriptors and the like) or the connection is refused (answered and closed
+    /// in a task of its own).
+    async fn admitted(
+        &self,
+        accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+    ) -> Option<(tokio::net::TcpStream, SocketAddr, Ticket)> {
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return None;
+            }
+        };
+        match self.admit(peer.ip()) {
+            Ok(ticket) => Some((stream, peer, ticket)),
+            Err(refusal) => {
+                tokio::spawn(refuse(stream, refusal));
+                None
+            }
         }
     }
 

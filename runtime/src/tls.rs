@@ -29,7 +29,7 @@ pub fn connector_with(
     http2: bool,
 ) -> Result<Connector, String> {
     use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -53,14 +53,7 @@ pub fn connector_with(
     let builder = builder.with_root_certificates(roots);
     let config = match identity {
         Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| format!("`{cert}`: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("`{cert}`: {e}"))?;
-            if chain.is_empty() {
-                return Err(format!("`{cert}` holds no certificate"));
-            }
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("`{key}`: {e}"))?;
+            let (chain, key) = (read_chain(cert)?, read_key(key)?);
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("the client certificate `{cert}`: {e}"))?
@@ -80,6 +73,29 @@ pub fn connector_with(
     }
     debug_assert!(!http2, "HTTP/2 is built with the `http2` feature");
     Ok(builder.enable_http1().wrap_connector(http))
+}
+
+/// The certificate chain of the PEM file `path` (one certificate at least).
+#[cfg(any(feature = "proxy", feature = "https"))]
+pub(crate) fn read_chain(
+    path: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("`{path}`: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{path}`: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("`{path}` holds no certificate"));
+    }
+    Ok(chain)
+}
+
+/// The private key of the PEM file `path` (PKCS#8, PKCS#1 or SEC1).
+#[cfg(any(feature = "proxy", feature = "https"))]
+pub(crate) fn read_key(path: &str) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| format!("`{path}`: {e}"))
 }
 
 /// Builds the connector.

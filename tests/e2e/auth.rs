@@ -278,78 +278,17 @@ pub(crate) fn add_key(bin: &Path, plan: &str, file: &Path) -> String {
 
 /// A private CA and a certificate for 127.0.0.1 it signed (for servers and clients), made with
 /// the openssl CLI:
-/// `(ca.pem, leaf.pem, leaf.key)`.
+/// `(ca.pem, 127.0.0.1.pem, 127.0.0.1.key)`.
 pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=gwgen test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    )
+    let ca = crate::tls::ca(dir, "ca");
+    let (leaf, key) = crate::tls::leaf(
+        dir,
+        "ca",
+        "127.0.0.1",
+        "IP:127.0.0.1",
+        "serverAuth,clientAuth",
+    );
+    (ca, leaf, key)
 }
 
 /// The JWKS over HTTPS (Python's `ssl`), stopped by PID when dropped.

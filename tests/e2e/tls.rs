@@ -24,7 +24,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA `name` (`name.pem`, `name.key`) in `dir`.
-fn ca(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn ca(dir: &Path, name: &str) -> PathBuf {
     let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
     openssl(
         dir,
@@ -53,7 +53,13 @@ fn ca(dir: &Path, name: &str) -> PathBuf {
 
 /// A certificate `name` issued by the CA `issuer` of `dir`, for `san` (`DNS:api.test,IP:…`) and
 /// `usage` (`serverAuth` or `clientAuth`): its PEM and key files.
-fn leaf(dir: &Path, issuer: &str, name: &str, san: &str, usage: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn leaf(
+    dir: &Path,
+    issuer: &str,
+    name: &str,
+    san: &str,
+    usage: &str,
+) -> (PathBuf, PathBuf) {
     let (pem, key, csr, ext) = (
         format!("{name}.pem"),
         format!("{name}.key"),
@@ -131,6 +137,20 @@ fn revoke(dir: &Path, issuer: &str, pem: &Path) -> PathBuf {
     dir.join("crl.pem")
 }
 
+/// `curl --cacert CA -o /dev/null -w "%{http_version} %{http_code}" EXTRA…`.
+fn version_and_status(ca: &str, extra: &[&str]) -> (i32, String) {
+    let mut a = vec![
+        "--cacert",
+        ca,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+    ];
+    a.extend_from_slice(extra);
+    curl(&a)
+}
+
 /// curl over TLS with `args`; (exit code, stdout).
 fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
@@ -184,17 +204,10 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     let url = |host: &str, p: &str| format!("https://{host}:{port}{p}");
     let resolve = |host: &str| format!("{host}:{port}:127.0.0.1");
     let cacert = path(&server_ca);
-    let version = ["-o", "/dev/null", "-w", "%{http_version} %{http_code}"];
 
     // HTTP/2 by ALPN, and HTTP/1.1 for clients that offer only that; TLS 1.2 and 1.3.
-    let mut args = vec!["--cacert", &cacert];
-    args.extend(version);
     let open = url("127.0.0.1", "/open/1");
-    let run = |extra: &[&str]| {
-        let mut a = args.clone();
-        a.extend_from_slice(extra);
-        curl(&a)
-    };
+    let run = |extra: &[&str]| version_and_status(&cacert, extra);
     assert_eq!(run(&[&open]), (0, "2 200".into()));
     assert_eq!(run(&["--http1.1", &open]), (0, "1.1 200".into()));
     assert_eq!(
@@ -328,6 +341,21 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     bundle.extend(std::fs::read(dir.join("other-ca.pem")).expect("other ca"));
     std::fs::write(&both, bundle).expect("bundle");
     let both = path(&both);
+    // The status of a GET of admin.test's `path`, trusting the CAs of `ca`.
+    let admin_status = |ca: &str, path: &str| {
+        let u = url("admin.test", path);
+        curl(&[
+            "--cacert",
+            ca,
+            "--resolve",
+            &admin_resolve,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &u,
+        ])
+    };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (rotated, failures) = std::thread::scope(|s| {
         let load = s.spawn(|| {
@@ -335,17 +363,7 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
                 n += 1;
-                let r = curl(&[
-                    "--cacert",
-                    &both,
-                    "--resolve",
-                    &admin_resolve,
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    &url("admin.test", "/open/6"),
-                ]);
+                let r = admin_status(&both, "/open/6");
                 if r != (0, "200".to_string()) {
                     failures.push(r);
                 }
@@ -370,18 +388,7 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
         while Instant::now() < deadline {
             // Only the new CA: passes once the new certificate is served.
             let other = path(&dir.join("other-ca.pem"));
-            if curl(&[
-                "--cacert",
-                &other,
-                "--resolve",
-                &admin_resolve,
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &url("admin.test", "/open/7"),
-            ]) == (0, "200".into())
-            {
+            if admin_status(&other, "/open/7") == (0, "200".into()) {
                 rotated = true;
                 break;
             }
@@ -407,20 +414,7 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     // A broken file keeps the loaded certificates; SIGHUP reloads too.
     std::fs::write(&admin_cert, "not a certificate").expect("break");
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(
-        curl(&[
-            "--cacert",
-            &both,
-            "--resolve",
-            &admin_resolve,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url("admin.test", "/open/8")
-        ]),
-        (0, "200".into())
-    );
+    assert_eq!(admin_status(&both, "/open/8"), (0, "200".into()));
     assert!(gw.log_text().contains("TLS certificates not reloaded"));
     let _ = Command::new("kill")
         .args(["-HUP", &gw.child.id().to_string()])
@@ -449,14 +443,7 @@ fn tls_1_3_only_and_http1_only() {
     );
     let cacert = server_ca.display().to_string();
     let hello = format!("https://127.0.0.1:{}/hello", gw.port);
-    let w = ["-o", "/dev/null", "-w", "%{http_version} %{http_code}"];
-    let mut a = vec!["--cacert", cacert.as_str()];
-    a.extend(w);
-    let run = |extra: &[&str]| {
-        let mut a = a.clone();
-        a.extend_from_slice(extra);
-        curl(&a)
-    };
+    let run = |extra: &[&str]| version_and_status(&cacert, extra);
     // HTTP/1.1 even for a client that offers h2 (`http2: false`).
     assert_eq!(run(&[&hello]), (0, "1.1 200".into()));
     assert_eq!(run(&["--tlsv1.3", &hello]), (0, "1.1 200".into()));
