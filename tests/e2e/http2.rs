@@ -27,7 +27,7 @@ fn grpc_upstream(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> (Killed
 }
 
 /// Runs a Python tool from `tests/tools` and parses the JSON object it prints.
-fn tool(script: &str, args: &[&str]) -> serde_json::Value {
+pub(crate) fn tool(script: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(crate::auth::python())
         .arg(repo().join("tests/tools").join(script))
         .args(args)

@@ -310,19 +310,7 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
 
     // HTTP/2 over TLS has the h2c listener's defences: a rapid-reset flood ends with GOAWAY
     // while another client is served.
-    let probe = |mode: &str| {
-        let out = Command::new(crate::auth::python())
-            .arg(crate::support::repo().join("tests/tools/h2_probe.py"))
-            .args([&port.to_string(), mode, &cacert])
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
-    };
+    let probe = |mode: &str| crate::http2::tool("h2_probe.py", &[&port.to_string(), mode, &cacert]);
     let (reset, served) = std::thread::scope(|s| {
         let flood = s.spawn(|| probe("rapid-reset"));
         let served: Vec<(i32, String)> = (0..5).map(|_| run(&[&open])).collect();
