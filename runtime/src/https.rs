@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName};
+use rustls::pki_types::{CertificateRevocationListDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
@@ -189,15 +189,7 @@ impl Files {
             .map_err(|e| e.to_string())?;
         let builder = match &self.client_ca {
             Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("`{ca}`: {e}"))? {
-                    roots
-                        .add(c.map_err(|e| format!("`{ca}`: {e}"))?)
-                        .map_err(|e| format!("`{ca}`: {e}"))?;
-                }
-                if roots.is_empty() {
-                    return Err(format!("`{ca}` holds no certificate"));
-                }
+                let roots = crate::tls::read_roots(ca)?;
                 let crls = match &self.client_crl {
                     Some(crl) => CertificateRevocationListDer::pem_file_iter(crl)
                         .map_err(|e| format!("`{crl}`: {e}"))?
@@ -253,13 +245,8 @@ impl ResolvesServerCert for BySni {
     }
 }
 
-/// A client certificate the handshake verified against `client_ca` (what it says of the client
-/// is not read yet: its presence is what `mutualTLS` asks for).
-#[derive(Debug)]
+/// Marks a request whose connection presented a client certificate that the handshake verified
+/// against `client_ca` (what the certificate says of the client is not read yet: its presence
+/// is what `mutualTLS` asks for).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientCert;
-
-impl ClientCert {
-    pub(crate) fn new(_der: &CertificateDer<'_>) -> Self {
-        ClientCert
-    }
-}

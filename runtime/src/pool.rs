@@ -336,9 +336,24 @@ impl Pool {
     {
         #[cfg(feature = "http2")]
         if let Some(h2) = &self.h2 {
-            return match h2.request(req.map(Body::new)).await {
+            // hyper's HTTP/2 client answers a failed request body with a stream reset and keeps
+            // the body's own error to itself: the body notes it here.
+            let failure = Arc::new(Mutex::new(None));
+            let req = req.map(|inner| {
+                Body::new(Noting {
+                    inner,
+                    failure: failure.clone(),
+                })
+            });
+            return match h2.request(req).await {
                 Ok(resp) => Ok(resp.map(Body::new)),
-                Err(e) => Err(h2_error(e)),
+                Err(e) => {
+                    let noted = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    Err(match noted {
+                        Some(body) => Error::Body(body),
+                        None => h2_error(e),
+                    })
+                }
             };
         }
         let (parts, mut body) = req.into_parts();
@@ -398,24 +413,55 @@ impl Pool {
     }
 }
 
-/// What a failed HTTP/2 exchange is, in the terms of the HTTP/1.1 client's errors.
+/// What a failed HTTP/2 exchange is, in the terms of the HTTP/1.1 client's errors (a failure
+/// of the request body itself is noted by [`Noting`]).
 #[cfg(feature = "http2")]
 fn h2_error(e: hyper_util::client::legacy::Error) -> Error {
     if e.is_connect() {
         return Error::Connect(Box::new(e));
     }
-    // The request body's own failure (a size limit, a client that stalled or went away) is
-    // hyper's "user" error; anything else is the upstream's.
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_user() || h.is_body_write_aborted() {
-                return Error::Body(Box::new(e));
-            }
-        }
-        source = s.source();
-    }
     Error::Io(io::Error::other(e))
+}
+
+/// A request body that keeps its own error (a size limit, a client that stalled or went away)
+/// for the exchange to report, and gives the HTTP/2 client a stand-in.
+#[cfg(feature = "http2")]
+struct Noting<B> {
+    inner: B,
+    failure: Arc<Mutex<Option<Box<dyn std::error::Error + Send + Sync>>>>,
+}
+
+#[cfg(feature = "http2")]
+impl<B> http_body::Body for Noting<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
+                Poll::Ready(Some(Err(io::Error::other("the request body failed"))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// How an answer's body is delimited, and whether its connection may serve again.

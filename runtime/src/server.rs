@@ -320,7 +320,8 @@ async fn accept(
                         if let Ok(Ok(stream)) = accepted {
                             let (_, session) = stream.get_ref();
                             let h2 = session.alpn_protocol() == Some(b"h2");
-                            let cert = session.peer_certificates().and_then(|c| c.first()).map(|c| std::sync::Arc::new(crate::https::ClientCert::new(c)));
+                            // The handshake verified any certificate the client presented.
+                            let cert = session.peer_certificates().is_some_and(|c| !c.is_empty());
                             on.serve(stream, h2, cert, watcher).await;
                         }
                         drop(ticket);
@@ -336,7 +337,7 @@ async fn accept(
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
                         if let Some(h2) = sniff(&stream, head_timeout).await {
-                            on.serve(stream, h2, None, watcher).await;
+                            on.serve(stream, h2, false, watcher).await;
                         }
                         drop(ticket);
                     });
@@ -344,13 +345,7 @@ async fn accept(
                 }
                 let gw = gw.clone();
                 let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    // A body is watched for progress; a request without one costs nothing.
-                    let req = if http_body::Body::is_end_stream(req.body()) {
-                        req.map(Body::new)
-                    } else {
-                        req.map(|b| Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout)))
-                    };
-                    guarded(gw.clone(), peer, req)
+                    guarded(gw.clone(), peer, watched(req, body_timeout))
                 });
                 let stream = crate::progress::SendWatch::new(stream, send_timeout);
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
@@ -398,15 +393,13 @@ struct Connection {
 
 #[cfg(any(feature = "http2", feature = "https"))]
 impl Connection {
-    /// Serves the connection over HTTP/2 (`h2`) or HTTP/1.1; `cert` is the client's verified
-    /// certificate, given to every request.
+    /// Serves the connection over HTTP/2 (`h2`) or HTTP/1.1; with `cert`, the client presented
+    /// a certificate the handshake verified, which every request is marked with.
     async fn serve<S>(
         self,
         stream: S,
         h2: bool,
-        #[cfg_attr(not(feature = "https"), allow(unused_variables))] cert: Option<
-            std::sync::Arc<ClientCert>,
-        >,
+        #[cfg_attr(not(feature = "https"), allow(unused_variables))] cert: bool,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -421,19 +414,12 @@ impl Connection {
         } = self;
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let mut req = if http_body::Body::is_end_stream(req.body()) {
-                    req.map(Body::new)
-                } else {
-                    req.map(|b| {
-                        Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout))
-                    })
-                };
+                #[cfg_attr(not(feature = "https"), allow(unused_mut))]
+                let mut req = watched(req, body_timeout);
                 #[cfg(feature = "https")]
-                if let Some(cert) = &cert {
-                    req.extensions_mut().insert(cert.clone());
+                if cert {
+                    req.extensions_mut().insert(crate::https::ClientCert);
                 }
-                #[cfg(not(feature = "https"))]
-                let _ = &mut req;
                 guarded(gw.clone(), peer, req)
             });
         let stream = crate::progress::SendWatch::new(stream, send_timeout);
@@ -464,13 +450,6 @@ impl Connection {
         let _ = watcher.watch(conn).await;
     }
 }
-
-/// A verified client certificate.
-#[cfg(feature = "https")]
-type ClientCert = crate::https::ClientCert;
-/// Without TLS there are none.
-#[cfg(all(feature = "http2", not(feature = "https")))]
-type ClientCert = ();
 
 /// The HTTP/2 server of a listener with `http2: true`, with the limits a public server needs
 /// (RFC 9113; hyper's defaults where they are already these): 128 concurrent streams a
@@ -640,6 +619,16 @@ async fn handle(
     req: Request,
 ) -> Response {
     handle_request(gw, peer, req).await.map(Body::new)
+}
+
+/// The request as the pipeline takes it: a body is watched for progress (`body_timeout`); a
+/// request without one costs nothing.
+fn watched(req: http::Request<hyper::body::Incoming>, body_timeout: Duration) -> Request {
+    if http_body::Body::is_end_stream(req.body()) {
+        req.map(Body::new)
+    } else {
+        req.map(|b| Body::new(crate::progress::BodyWatch::new(Body::new(b), body_timeout)))
+    }
 }
 
 /// [`handle_request`] with a panic turned into a 500 rather than a dropped connection.

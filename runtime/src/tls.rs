@@ -28,28 +28,18 @@ pub fn connector_with(
     identity: Option<(&str, &str)>,
     http2: bool,
 ) -> Result<Connector, String> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(ca) => {
-            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("`{ca}`: {e}"))? {
-                let cert = cert.map_err(|e| format!("`{ca}`: {e}"))?;
-                roots.add(cert).map_err(|e| format!("`{ca}`: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err(format!("`{ca}` holds no certificate"));
-            }
-        }
+    let roots = match ca {
+        Some(ca) => read_roots(ca)?,
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            roots
         }
-    }
+    };
     let builder = builder.with_root_certificates(roots);
     let config = match identity {
         Some((cert, key)) => {
@@ -89,6 +79,16 @@ pub(crate) fn read_chain(
         return Err(format!("`{path}` holds no certificate"));
     }
     Ok(chain)
+}
+
+/// The CA certificates of the PEM file `path` (one at least), to verify peers against.
+#[cfg(any(feature = "proxy", feature = "https"))]
+pub(crate) fn read_roots(path: &str) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_chain(path)? {
+        roots.add(cert).map_err(|e| format!("`{path}`: {e}"))?;
+    }
+    Ok(roots)
 }
 
 /// The private key of the PEM file `path` (PKCS#8, PKCS#1 or SEC1).

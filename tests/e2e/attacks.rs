@@ -528,6 +528,12 @@ fn paths() -> Vec<Row> {
             200,
             Up::Saw(x),
         ),
+        row(
+            "an absolute-form target naming another host than Host",
+            "GET http://elsewhere.test/echo/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n",
+            400,
+            Up::Nothing,
+        ),
     ];
     for (name, target) in [
         ("an encoded slash", "/echo/a%2Fb"),

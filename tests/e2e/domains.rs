@@ -71,5 +71,17 @@ fn domains_base_paths_and_the_stage_prefix() {
             String::from_utf8_lossy(&r.body)
         );
     }
-    assert_eq!(upstream.hits.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // The host named in an absolute-form target must agree with `Host`: no reader can be
+    // steered by the other one.
+    let r = send(
+        port,
+        b"GET http://other.test/orders/prod/items/5 HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    let r = send(
+        port,
+        b"GET http://api.example.test/orders/prod/items/5 HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.hits.load(std::sync::atomic::Ordering::SeqCst), 5);
 }

@@ -154,25 +154,26 @@ fn grpc_and_http2_through_the_gateway() {
     }
 
     // The gateway's own refusals reach gRPC clients as gRPC statuses with the reason: a method
-    // name the spec's pattern refuses, an upstream that does not speak HTTP/2.
-    let invalid = tool("grpc_client.py", &[&target, "echo.Echo", "Bad1"]);
-    assert_eq!(invalid["code"], "INVALID_ARGUMENT", "{invalid}");
-    assert!(
-        invalid["details"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("schema"),
-        "{invalid}"
+    // name the spec's pattern refuses, an upstream that does not speak HTTP/2, a call over the
+    // route's body limit (cut off while it streams to the HTTP/2 upstream).
+    let refused = |service: &str, args: &[&str], code: &str, reason: &str| {
+        let mut a = vec![target.as_str(), service];
+        a.extend_from_slice(args);
+        let got = tool("grpc_client.py", &a);
+        assert_eq!(got["code"], code, "{service}: {got}");
+        let details = got["details"].as_str().unwrap_or_default();
+        assert!(details.contains(reason), "{service}: {got}");
+    };
+    refused("echo.Echo", &["Bad1"], "INVALID_ARGUMENT", "schema");
+    refused("h1only.Echo", &["Unary"], "UNAVAILABLE", "upstream");
+    refused(
+        "small.Echo",
+        &["Unary", "4096"],
+        "RESOURCE_EXHAUSTED",
+        "1024",
     );
-    let unavailable = tool("grpc_client.py", &[&target, "h1only.Echo", "Unary"]);
-    assert_eq!(unavailable["code"], "UNAVAILABLE", "{unavailable}");
-    assert!(
-        unavailable["details"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("upstream"),
-        "{unavailable}"
-    );
+    let fits = tool("grpc_client.py", &[&target, "small.Echo", "Unary", "100"]);
+    assert_eq!(fits["code"], "OK", "{fits}");
 
     // Plain HTTP over h2c (curl, prior knowledge) to an HTTP/1.1 upstream: `:authority` becomes
     // `Host` and `X-Forwarded-Host`; the path parameter is validated as over HTTP/1.1.

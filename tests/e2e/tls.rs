@@ -23,25 +23,28 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` making the RSA key `name.key` in `dir`, for a subject `CN=name`, then `rest`.
+fn request(dir: &Path, name: &str, rest: &[&str]) {
+    let (key, subject) = (format!("{name}.key"), format!("/CN={name}"));
+    let mut args = vec![
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", &subject,
+    ];
+    args.extend_from_slice(rest);
+    openssl(dir, &args);
+}
+
 /// A CA `name` (`name.pem`, `name.key`) in `dir`.
 pub(crate) fn ca(dir: &Path, name: &str) -> PathBuf {
-    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-    openssl(
+    let pem = format!("{name}.pem");
+    request(
         dir,
+        name,
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
             "-out",
             &pem,
             "-days",
             "2",
-            "-subj",
-            &format!("/CN={name}"),
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -66,21 +69,7 @@ pub(crate) fn leaf(
         format!("{name}.csr"),
         format!("{name}.cnf"),
     );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
+    request(dir, name, &["-out", &csr]);
     let mut text = format!("basicConstraints=critical,CA:FALSE\nextendedKeyUsage={usage}\n");
     if !san.is_empty() {
         text.push_str(&format!("subjectAltName={san}\n"));
@@ -215,6 +204,16 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
         (0, "2 200".into())
     );
     assert_eq!(run(&["--tlsv1.3", &open]), (0, "2 200".into()));
+    // Only AEAD suites: a client offering nothing but a CBC suite is refused (curl: 35).
+    let cbc = [
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-RSA-AES128-SHA",
+        &open,
+    ];
+    assert_eq!(run(&cbc).0, 35);
     // Plain HTTP on the TLS port gets nothing served.
     let (_, plain) = curl(&[
         "-o",

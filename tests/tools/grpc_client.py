@@ -1,10 +1,11 @@
 """A gRPC client (grpcio, from PyPI) for the HTTP/2 tests: makes every kind of call to TARGET
 over h2c and prints what it got as one JSON object.
 
-    python grpc_client.py HOST:PORT SERVICE [METHOD]
+    python grpc_client.py HOST:PORT SERVICE [METHOD [SIZE]]
 
 SERVICE is `echo.Echo` or `secure.Echo` (see grpc_upstream.py). Messages are raw bytes. With
-METHOD, makes that one unary call and prints its status code and details.
+METHOD, makes that one unary call (with a message of SIZE bytes, default 3) and prints its status
+code and details.
 """
 
 import json
@@ -25,7 +26,8 @@ def main():
         grpc.channel_ready_future(channel).result(timeout=10)
         if len(sys.argv) > 3:
             try:
-                answer = channel.unary_unary(f"/{service}/{sys.argv[3]}")(b"one", timeout=10)
+                message = b"x" * int(sys.argv[4]) if len(sys.argv) > 4 else b"one"
+                answer = channel.unary_unary(f"/{service}/{sys.argv[3]}")(message, timeout=10)
                 print(json.dumps({"code": "OK", "answer": text(answer)}))
             except grpc.RpcError as e:
                 print(json.dumps({"code": e.code().name, "details": e.details()}))

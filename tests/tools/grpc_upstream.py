@@ -3,7 +3,7 @@
     python grpc_upstream.py PORT_FILE [CERT KEY]
 
 Listens on 127.0.0.1 on a free port (h2c, or TLS with ALPN h2 when CERT and KEY are given) and
-writes the port to PORT_FILE. It serves the services `echo.Echo` and `secure.Echo`, with raw
+writes the port to PORT_FILE. It serves the services `echo.Echo`, `secure.Echo` and `small.Echo`, with raw
 bytes for messages (no protobuf), so that what travels is exactly what the test sent:
 
 - `Unary`: answers `echo:` + the message, with initial metadata `x-initial: i1` and trailing
@@ -73,6 +73,7 @@ def main():
         (
             grpc.method_handlers_generic_handler("echo.Echo", handlers()),
             grpc.method_handlers_generic_handler("secure.Echo", handlers()),
+            grpc.method_handlers_generic_handler("small.Echo", handlers()),
         )
     )
     if len(sys.argv) > 3:

@@ -234,30 +234,37 @@ fn check_listener(root: &Node, file: &Path, diags: &mut Diagnostics) {
     let Some(x) = root.get("x-gateway") else {
         return;
     };
-    if let (Some(unknown), None) = (x.get("unknown_hosts"), x.get("domains")) {
-        diags.report(
-            Code::XGatewayInvalid,
-            file,
-            unknown.pos,
+    let tls = x.get("tls");
+    let rules = [
+        (
+            Some(x),
+            "unknown_hosts",
+            "domains",
             "/x-gateway/unknown_hosts",
-            "`unknown_hosts` says what hosts not in `domains` get, and there are no `domains`"
-                .to_string(),
-            Some("list the API's host names in `domains`, or remove `unknown_hosts`".into()),
-        );
-    }
-    let Some(tls) = x.get("tls") else {
-        return;
-    };
-    if let (Some(crl), None) = (tls.get("client_crl"), tls.get("client_ca")) {
-        diags.report(
-            Code::XGatewayInvalid,
-            file,
-            crl.pos,
+            "`unknown_hosts` says what hosts not in `domains` get, and there are no `domains`",
+            "list the API's host names in `domains`, or remove `unknown_hosts`",
+        ),
+        (
+            tls,
+            "client_crl",
+            "client_ca",
             "/x-gateway/tls/client_crl",
-            "`client_crl` revokes client certificates, which are only asked for with `client_ca`"
-                .to_string(),
-            Some("add `client_ca`, or remove `client_crl`".into()),
-        );
+            "`client_crl` revokes client certificates, which are only asked for with `client_ca`",
+            "add `client_ca`, or remove `client_crl`",
+        ),
+    ];
+    for (block, key, needs, ptr, message, help) in rules {
+        let Some(block) = block else { continue };
+        if let (Some(node), None) = (block.get(key), block.get(needs)) {
+            diags.report(
+                Code::XGatewayInvalid,
+                file,
+                node.pos,
+                ptr,
+                message.to_string(),
+                Some(help.into()),
+            );
+        }
     }
 }
 

@@ -26,10 +26,7 @@ pub(super) async fn authenticate(x: &Exchange<'_, '_>, req: &mut Request) -> Res
         params: x.params.named(route.params),
         stage_variables: &gw.stage_variables,
         #[cfg(feature = "https")]
-        client_cert: req
-            .extensions()
-            .get::<std::sync::Arc<crate::https::ClientCert>>()
-            .is_some(),
+        client_cert: req.extensions().get::<crate::https::ClientCert>().is_some(),
         #[cfg(not(feature = "https"))]
         client_cert: false,
     };

@@ -122,7 +122,6 @@ async fn dispatch(
     id: &str,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    #[cfg(feature = "http2")]
     let req = route::authority_as_host(req)?;
     let header_bytes = route::check_headers(gw, &req)?;
     // The request is moved into the integration later, so the path is copied out of it.

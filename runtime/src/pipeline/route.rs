@@ -66,25 +66,25 @@ pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<u64, Problem>
     Ok(bytes)
 }
 
-/// An HTTP/2 request names its host in `:authority` (here the URI's authority), where every
-/// phase and the upstream read `Host`: the field is made from it (RFC 9113 §8.3.1), and a `Host`
-/// that names another host is refused (a reader taking the other one would be misled).
-#[cfg(feature = "http2")]
+/// A request that names its host in its target (HTTP/2's `:authority`, or an HTTP/1.1
+/// absolute-form target, `GET http://host/path`) as well as in `Host`, where every phase and the
+/// upstream read it: a `Host` naming another host is refused, so that no reader can take the
+/// other one (RFC 9113 §8.3.1, RFC 9112 §3.2.2); one that is missing is made from the target.
 pub(super) fn authority_as_host(mut req: Request) -> Result<Request, Problem> {
-    if req.version() != http::Version::HTTP_2 {
-        return Ok(req);
-    }
     let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
         return Ok(req);
     };
-    match req.headers().get(header::HOST) {
-        Some(host) if host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) => {}
-        Some(_) => {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) => {}
+        // Several copies: `check_headers` refuses them.
+        (Some(_), Some(_)) => {}
+        (Some(_), None) => {
             return Err(Problem::bad_request(
-                "`Host` and `:authority` name different hosts",
+                "`Host` and the request target name different hosts",
             ))
         }
-        None => {
+        (None, _) => {
             if let Ok(v) = HeaderValue::from_str(&authority) {
                 req.headers_mut().insert(header::HOST, v);
             }
