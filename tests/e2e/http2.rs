@@ -219,6 +219,9 @@ fn grpc_and_http2_through_the_gateway() {
     // A `host` that names another host than `:authority`: 400, never routed on either.
     let mismatch = tool("h2_probe.py", &[&gw.port.to_string(), "mismatch"]);
     assert_eq!(mismatch["status"], "400", "{mismatch}");
+    // A header list over the gateway's header limit (64 KiB): 431, as over HTTP/1.1.
+    let big = tool("h2_probe.py", &[&gw.port.to_string(), "big-header"]);
+    assert_eq!(big["status"], "431", "{big}");
 
     // A rapid-reset flood ends with GOAWAY (ENHANCE_YOUR_CALM), and a CONTINUATION flood is cut
     // off; other clients are served meanwhile and after.

@@ -8,6 +8,7 @@ CA_FILE for 127.0.0.1); without, h2c with prior knowledge.
 
 MODE:
 - `mismatch`: one GET whose `host` field names another host than its `:authority`.
+- `big-header`: one GET with 80 KB of header fields.
 - `rapid-reset`: 1,000 GETs, each cancelled (RST_STREAM) right after its HEADERS
   (CVE-2023-44487); says whether and how the server ended the connection.
 - `continuation`: one HEADERS frame without END_HEADERS, then CONTINUATION frames of junk
@@ -92,6 +93,19 @@ def mismatch(port):
     return {"status": status}
 
 
+def big_header(port):
+    """One GET with 80 KB of header fields, more than the gateway's 64 KiB header limit."""
+    s, conn = connect(port)
+    conn.send_headers(1, headers(port, extra=[(f"x-big-{i}", "b" * 1000) for i in range(80)]), end_stream=True)
+    s.sendall(conn.data_to_send())
+    events = read_events(s, conn, lambda ev: any(isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset,
+                                                                    h2.events.ConnectionTerminated)) for e in ev))
+    status = next((dict(e.headers).get(":status") for e in events if isinstance(e, h2.events.ResponseReceived)), None)
+    reset = next((getattr(e.error_code, "name", str(e.error_code)) for e in events
+                  if isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))), None)
+    return {"status": status, "reset": reset}
+
+
 def rapid_reset(port):
     s, conn = connect(port)
     sent = 0
@@ -157,7 +171,9 @@ def main():
     CA_FILE = sys.argv[3] if len(sys.argv) > 3 else None
     if CA_FILE:
         PATH = "/open/7"
-    result = {"mismatch": mismatch, "rapid-reset": rapid_reset, "continuation": continuation, "idle": idle}[mode](port)
+    modes = {"mismatch": mismatch, "big-header": big_header, "rapid-reset": rapid_reset,
+             "continuation": continuation, "idle": idle}
+    result = modes[mode](port)
     print(json.dumps(result))
 
 
