@@ -769,12 +769,15 @@ fn operational_log_is_json_that_clients_cannot_forge_and_rust_log_filters() {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v.get("level").is_some())
             .collect();
-        if events.iter().any(|e| e["message"] == "upstream error") {
+        // With a runtime a core, the workers take requests before the main thread logs
+        // "listening": wait for both lines.
+        let logged = |m: &str| events.iter().any(|e| e["message"] == m);
+        if logged("upstream error") && logged("listening") {
             break events;
         }
         assert!(
             Instant::now() < deadline,
-            "no upstream error logged: {text}"
+            "no upstream error or listening event logged: {text}"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
