@@ -194,6 +194,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/compress.rs"),
     ),
     ("src/shared.rs", include_str!("../../runtime/src/shared.rs")),
+    (
+        "src/client_cert.rs",
+        include_str!("../../runtime/src/client_cert.rs"),
+    ),
     ("src/https.rs", include_str!("../../runtime/src/https.rs")),
     (
         "src/balance.rs",
@@ -457,8 +461,10 @@ fn generate_crate(
     if gw.root.speaks_http2() || http2_upstream {
         features.push("\"http2\"");
     }
-    if gw.root.tls.is_some() {
-        features.push("\"https\"");
+    if let Some(tls) = &gw.root.tls {
+        let client_ca =
+            tls.client_ca.is_some() || gw.root.domains.iter().any(|d| d.client_ca.is_some());
+        features.push(if client_ca { "\"mtls\"" } else { "\"https\"" });
     }
     let runtime_features = &features.join(", ");
     let mut files = BTreeMap::new();
@@ -684,8 +690,20 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
         Some(t) => {
             let certificates = t.certificates.iter().map(|c| {
                 let (cert, key) = (lit(&c.cert), lit(&c.key));
-                quote! { (#cert, #key) }
+                let ocsp = lit(c.ocsp.as_deref().unwrap_or_default());
+                quote! { (#cert, #key, #ocsp) }
             });
+            let domain_cas = gw
+                .root
+                .domains
+                .iter()
+                .filter(|d| d.client_ca.is_some())
+                .map(|d| {
+                    let name = lit(&d.name);
+                    let ca = lit(d.client_ca.as_deref().unwrap_or_default());
+                    let crl = lit(d.client_crl.as_deref().unwrap_or_default());
+                    quote! { (#name, #ca, #crl) }
+                });
             let client_ca = lit(t.client_ca.as_deref().unwrap_or_default());
             let client_crl = lit(t.client_crl.as_deref().unwrap_or_default());
             let min_version = lit(t.min_version.as_deref().unwrap_or("1.2"));
@@ -694,6 +712,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
                 let gw = gw.with_tls_listener(&stage, &rt::TlsListenerDef {
                     certificates: &[#(#certificates),*], client_ca: #client_ca,
                     client_crl: #client_crl, min_version: #min_version, hsts: #hsts,
+                    domain_cas: &[#(#domain_cas),*],
                 })?;
             }
         }
@@ -942,6 +961,10 @@ fn route_def(
                     let n = lit(name);
                     quote! { rt::KeyPart::Context(#n) }
                 }
+                "client_cert" => {
+                    let n = lit(name);
+                    quote! { rt::KeyPart::ClientCert(#n) }
+                }
                 _ => return None,
             })
         });
@@ -1142,6 +1165,7 @@ fn source_tokens(source: &crate::transform::Source) -> TokenStream {
         Source::Header(n) => named(quote! { Header }, n),
         Source::Claim(n) => named(quote! { Claim }, n),
         Source::AuthorizerContext(n) => named(quote! { AuthorizerContext }, n),
+        Source::ClientCert(n) => named(quote! { ClientCert }, n),
         Source::StageVariable(n) => named(quote! { StageVariable }, n),
         Source::RequestBody(p) => named(quote! { RequestBody }, p),
         Source::ResponseBody(p) => named(quote! { ResponseBody }, p),
@@ -1300,8 +1324,12 @@ fn rate_tokens(t: &crate::xgw::Throttle) -> TokenStream {
     };
     let rate = Literal::f64_unsuffixed(rate);
     let burst = Literal::u32_unsuffixed(u32::try_from(t.burst_or_default()).unwrap_or(u32::MAX));
-    let per_ip = t.per == ThrottlePer::Ip;
-    quote! { rt::Rate { per_second: #rate, burst: #burst, per_ip: #per_ip } }
+    let per = match t.per {
+        ThrottlePer::Route => quote! { rt::Per::Route },
+        ThrottlePer::Ip => quote! { rt::Per::Ip },
+        ThrottlePer::ClientCert => quote! { rt::Per::ClientCert },
+    };
+    quote! { rt::Rate { per_second: #rate, burst: #burst, per: #per } }
 }
 
 /// A response-validation mode as the runtime's `ResponseMode`.

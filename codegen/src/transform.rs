@@ -57,6 +57,9 @@ pub enum Source {
     PrincipalId,
     /// `context.authorizer.context.NAME`.
     AuthorizerContext(String),
+    /// `context.identity.clientCert.FIELD` (or `context.authentication.clientCert.FIELD`): a
+    /// field of the verified client certificate.
+    ClientCert(String),
     /// `stageVariables.NAME`.
     StageVariable(String),
     /// `request.body` (`""`) or `request.body./json/pointer`: the request's JSON body.
@@ -99,17 +102,26 @@ pub struct TemplateError {
     pub offset: usize,
     /// What is wrong.
     pub message: String,
-    /// A name this version knows but does not serve yet (`request.body`, client certificates).
-    pub unbuilt: bool,
 }
 
 fn error<T>(offset: usize, message: impl Into<String>) -> Result<T, TemplateError> {
     Err(TemplateError {
         offset,
         message: message.into(),
-        unbuilt: false,
     })
 }
+
+/// What `context.identity.clientCert.` (and a cache key's `client_cert.`) is followed by.
+pub const CLIENT_CERT_FIELDS: &[&str] = &[
+    "clientCertPem",
+    "subjectDN",
+    "issuerDN",
+    "serialNumber",
+    "validity.notBefore",
+    "validity.notAfter",
+    "subjectAlternativeNames",
+    "fingerprint",
+];
 
 /// Every name a template may use (with `NAME` for the variable part), for messages.
 pub const NAMES: &[&str] = &[
@@ -128,6 +140,7 @@ pub const NAMES: &[&str] = &[
     "context.authorizer.scopes",
     "context.authorizer.principalId",
     "context.authorizer.context.NAME",
+    "context.identity.clientCert.FIELD",
     "stageVariables.NAME",
     "request.body",
     "request.body./json/pointer",
@@ -314,7 +327,9 @@ fn source(name: &str) -> Result<Source, TemplateError> {
             match kind {
                 "path" => Ok(Source::Path(named("request.path", value)?)),
                 "query" | "querystring" => Ok(Source::Query(named("request.query", value)?)),
-                "header" | "headers" => Ok(Source::Header(named("request.header", value)?.to_ascii_lowercase())),
+                "header" | "headers" => Ok(Source::Header(
+                    named("request.header", value)?.to_ascii_lowercase(),
+                )),
                 _ if kind == "body" => Ok(Source::RequestBody(body_pointer("request", rest)?)),
                 _ => unknown(),
             }
@@ -333,20 +348,33 @@ fn source(name: &str) -> Result<Source, TemplateError> {
             "identity.usagePlan" => Ok(Source::UsagePlan),
             "authorizer.scopes" => Ok(Source::Scopes),
             "authorizer.principalId" => Ok(Source::PrincipalId),
-            _ if rest.starts_with("identity.clientCert") => Err(TemplateError {
-                offset: 0,
-                message: "client certificates (`context.identity.clientCert.*`) are not built into this gateway yet".into(),
-                unbuilt: true,
-            }),
+            _ if rest.starts_with("identity.clientCert")
+                || rest.starts_with("authentication.clientCert") =>
+            {
+                let field = rest.split_once("clientCert.").map_or("", |(_, f)| f);
+                if CLIENT_CERT_FIELDS.contains(&field) {
+                    Ok(Source::ClientCert(field.to_string()))
+                } else {
+                    error(
+                        0,
+                        format!(
+                            "`context.{rest}` is not a field of the client certificate (known: {})",
+                            CLIENT_CERT_FIELDS.join(", ")
+                        ),
+                    )
+                }
+            }
             _ => {
                 if let Some(claim) = rest.strip_prefix("authorizer.claims.") {
                     Ok(Source::Claim(named("context.authorizer.claims", claim)?))
                 } else if let Some(key) = rest.strip_prefix("authorizer.context.") {
-                    Ok(Source::AuthorizerContext(named("context.authorizer.context", key)?))
-                } else if let Some(key) = rest
-                    .strip_prefix("authorizer.")
-                    .filter(|k| !k.is_empty() && !k.contains('.') && *k != "claims" && *k != "context")
-                {
+                    Ok(Source::AuthorizerContext(named(
+                        "context.authorizer.context",
+                        key,
+                    )?))
+                } else if let Some(key) = rest.strip_prefix("authorizer.").filter(|k| {
+                    !k.is_empty() && !k.contains('.') && *k != "claims" && *k != "context"
+                }) {
                     // AWS puts a Lambda authorizer's context straight under `$context.authorizer`.
                     Ok(Source::AuthorizerContext(key.to_string()))
                 } else {
@@ -653,9 +681,9 @@ mod tests {
             ("{{ request.body.a }}", 3, "JSON pointer"),
             ("{{ request.body./a~2 }}", 3, "JSON pointer"),
             (
-                "{{ context.identity.clientCert.subjectDN }}",
+                "{{ context.identity.clientCert.subject }}",
                 3,
-                "not built",
+                "not a field of the client certificate",
             ),
             ("{{ request.path.id | default(\"x }}", 0, "not closed"),
         ] {

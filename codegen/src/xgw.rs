@@ -292,6 +292,9 @@ pub enum ThrottlePer {
     Route,
     /// One bucket per client address.
     Ip,
+    /// One bucket per verified client certificate.
+    #[serde(rename = "client_cert")]
+    ClientCert,
 }
 
 /// The calendar period a quota counts over (`quota.period`, UTC).
@@ -807,6 +810,10 @@ pub struct Domain {
     pub name: String,
     /// The path prefix taken off before routing (`/` for none).
     pub base_path: Option<String>,
+    /// The CA client certificates of connections naming this host are verified against.
+    pub client_ca: Option<String>,
+    /// Revocation lists for `client_ca`.
+    pub client_crl: Option<String>,
 }
 
 /// `unknown_hosts`.
@@ -875,6 +882,8 @@ pub struct CertificateFiles {
     pub cert: String,
     /// Its private key.
     pub key: String,
+    /// An OCSP response to staple (DER).
+    pub ocsp: Option<String>,
 }
 
 /// `escaped_slashes`: what a path segment holding an encoded `/` or `\\` gets.

@@ -68,6 +68,7 @@ pub fn query(data: &[u8]) {
             headers: &headers,
             caller: None,
             identity: None,
+            cert: None,
         };
         let key = crate::cache::key(&DEF, &src(Some(text)));
         // The same pairs in another order make the same key.

@@ -162,6 +162,28 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The name of a `Host` value: lower case, without the port or a trailing dot (an IPv6 literal
+/// keeps its brackets).
+pub(crate) fn host_name(host: &str) -> String {
+    let name = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether a host name (lower case) is `pattern`'s: the same, or for `*.parent`, one label
+/// more than `parent`.
+pub(crate) fn host_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => name
+            .strip_suffix(parent)
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        None => pattern == name,
+    }
+}
+
 /// Where requests enter the API: the hosts it is served at, the base path each takes off, and
 /// the stage prefix.
 #[derive(Debug, Default)]
@@ -185,26 +207,12 @@ impl Entry {
     ) -> Result<usize, Problem> {
         let mut skip = 0;
         if !self.domains.is_empty() {
-            let host = host.map(|h| {
-                // The port is not part of the name; an IPv6 literal keeps its brackets.
-                let name = match h.rfind(':') {
-                    Some(i) if !h[i..].contains(']') => &h[..i],
-                    _ => h,
-                };
-                name.trim_end_matches('.').to_ascii_lowercase()
-            });
-            let matches = |pattern: &str, name: &str| match pattern.strip_prefix("*.") {
-                Some(parent) => name
-                    .strip_suffix(parent)
-                    .and_then(|label| label.strip_suffix('.'))
-                    .is_some_and(|label| !label.is_empty() && !label.contains('.')),
-                None => pattern == name,
-            };
+            let host = host.map(host_name);
             let mut known = false;
             let mut mapped = None;
             if let Some(name) = &host {
                 for (pattern, base) in &self.domains {
-                    if matches(pattern, name) {
+                    if host_matches(pattern, name) {
                         known = true;
                         if segs.len() >= base.len() && segs[..base.len()] == base[..] {
                             mapped = Some(base.len());

@@ -22,9 +22,9 @@ use crate::stage::{Stage, StartError};
 /// interpolate stage and environment variables.
 #[derive(Debug, Clone, Copy)]
 pub struct TlsListenerDef {
-    /// Certificate chains and their keys; the first also serves clients that name no host, or
-    /// one no certificate is for.
-    pub certificates: &'static [(&'static str, &'static str)],
+    /// Certificate chains, their keys and OCSP responses to staple ("": none); the first also
+    /// serves clients that name no host, or one no certificate is for.
+    pub certificates: &'static [(&'static str, &'static str, &'static str)],
     /// CA certificates client certificates are verified against (""): none asked for).
     pub client_ca: &'static str,
     /// Certificate revocation lists (PEM) for client certificates ("": none).
@@ -33,12 +33,16 @@ pub struct TlsListenerDef {
     pub min_version: &'static str,
     /// The `Strict-Transport-Security` value put on every answer ("": none).
     pub hsts: &'static str,
+    /// Domains with client CAs of their own: host name (or `*.` pattern), CA, CRL (""): none).
+    /// A client naming such a host (SNI) is verified against its CA rather than `client_ca`.
+    pub domain_cas: &'static [(&'static str, &'static str, &'static str)],
 }
 
 /// The listener's TLS, reloadable.
 pub(crate) struct Listener {
     files: Files,
-    config: arc_swap::ArcSwap<rustls::ServerConfig>,
+    /// One configuration per trust: 0 for `client_ca`, then one per domain CA.
+    configs: arc_swap::ArcSwap<Vec<Arc<rustls::ServerConfig>>>,
     /// The files' modification times and sizes when last read.
     stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
 }
@@ -46,11 +50,21 @@ pub(crate) struct Listener {
 /// Where the listener's TLS comes from.
 #[derive(Debug)]
 struct Files {
-    certificates: Vec<(String, String)>,
-    client_ca: Option<String>,
-    client_crl: Option<String>,
+    /// Certificate, key and OCSP response files.
+    certificates: Vec<(String, String, Option<String>)>,
+    /// Client CAs: the listener's first, then the domains'.
+    trusts: Vec<Trust>,
     tls13_only: bool,
     http2: bool,
+}
+
+/// Whom client certificates are verified against, for connections naming which hosts.
+#[derive(Debug)]
+struct Trust {
+    /// Host names (lower case, or `*.` patterns); empty for the listener's own.
+    names: Vec<String>,
+    client_ca: Option<String>,
+    client_crl: Option<String>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -69,47 +83,109 @@ impl Listener {
         http2: bool,
     ) -> Result<Self, StartError> {
         let path = |p: &str, what: &str| stage.interpolate(p, &format!("`tls.{what}`"));
+        let optional = |p: &str, what: &str| match p {
+            "" => Ok(None),
+            p => path(p, what).map(Some),
+        };
         let certificates = def
             .certificates
             .iter()
-            .map(|(c, k)| Ok((path(c, "certificates")?, path(k, "certificates")?)))
+            .map(|(c, k, o)| {
+                Ok((
+                    path(c, "certificates")?,
+                    path(k, "certificates")?,
+                    optional(o, "certificates")?,
+                ))
+            })
             .collect::<Result<Vec<_>, StartError>>()?;
-        let client_ca = match def.client_ca {
-            "" => None,
-            ca => Some(path(ca, "client_ca")?),
-        };
-        let client_crl = match def.client_crl {
-            "" => None,
-            crl => Some(path(crl, "client_crl")?),
-        };
+        let mut trusts = vec![Trust {
+            names: Vec::new(),
+            client_ca: optional(def.client_ca, "client_ca")?,
+            client_crl: optional(def.client_crl, "client_crl")?,
+        }];
+        for (name, ca, crl) in def.domain_cas {
+            let what = format!("domains` `{name}");
+            let ca = optional(ca, &what)?;
+            let crl = optional(crl, &what)?;
+            match trusts[1..]
+                .iter_mut()
+                .find(|t| t.client_ca == ca && t.client_crl == crl)
+            {
+                Some(t) => t.names.push(name.to_ascii_lowercase()),
+                None => trusts.push(Trust {
+                    names: vec![name.to_ascii_lowercase()],
+                    client_ca: ca,
+                    client_crl: crl,
+                }),
+            }
+        }
         let files = Files {
             certificates,
-            client_ca,
-            client_crl,
+            trusts,
             tls13_only: def.min_version == "1.3",
             http2,
         };
         let stamps = files.stamps();
-        let config = files
+        let configs = files
             .load()
             .map_err(|e| StartError::Invalid(format!("`tls`: {e}")))?;
         Ok(Listener {
             files,
-            config: arc_swap::ArcSwap::from_pointee(config),
+            configs: arc_swap::ArcSwap::from_pointee(configs),
             stamps: Mutex::new(stamps),
         })
     }
 
-    /// The configuration for a new connection.
-    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+    /// The trust (index in [`Listener::configs`]) a host (SNI or `Host`) belongs to: its
+    /// domain's client CA, else the listener's.
+    pub(crate) fn trust_of(&self, host: &str) -> u8 {
+        let host = crate::gateway::host_name(host);
+        self.files
+            .trusts
+            .iter()
+            .position(|t| {
+                t.names
+                    .iter()
+                    .any(|p| crate::gateway::host_matches(p, &host))
+            })
+            .unwrap_or(0) as u8
+    }
+
+    /// Whether some domains have client CAs of their own.
+    pub(crate) fn has_domain_trusts(&self) -> bool {
+        self.files.trusts.len() > 1
+    }
+
+    /// The TLS handshake of a new connection, with the configuration of the host it names
+    /// (SNI); the trust that verifies its client certificate comes with it.
+    pub(crate) async fn accept<S>(
+        &self,
+        stream: S,
+    ) -> std::io::Result<(tokio_rustls::server::TlsStream<S>, u8)>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let configs = self.configs.load_full();
+        if configs.len() == 1 {
+            let acceptor = tokio_rustls::TlsAcceptor::from(configs[0].clone());
+            return Ok((acceptor.accept(stream).await?, 0));
+        }
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let trust = start
+            .client_hello()
+            .server_name()
+            .map_or(0, |n| self.trust_of(n));
+        let config = configs[usize::from(trust)].clone();
+        Ok((start.into_stream(config).await?, trust))
     }
 
     /// Reads the files again; on success, new connections use them.
     pub(crate) fn reload(&self) -> Result<usize, String> {
         let stamps = self.files.stamps();
-        let config = self.files.load()?;
-        self.config.store(Arc::new(config));
+        let configs = self.files.load()?;
+        self.configs.store(Arc::new(configs));
         *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) = stamps;
         Ok(self.files.certificates.len())
     }
@@ -149,9 +225,13 @@ impl Files {
     fn paths(&self) -> impl Iterator<Item = &str> {
         self.certificates
             .iter()
-            .flat_map(|(c, k)| [c.as_str(), k.as_str()])
-            .chain(self.client_ca.as_deref())
-            .chain(self.client_crl.as_deref())
+            .flat_map(|(c, k, o)| [Some(c.as_str()), Some(k.as_str()), o.as_deref()])
+            .chain(
+                self.trusts
+                    .iter()
+                    .flat_map(|t| [t.client_ca.as_deref(), t.client_crl.as_deref()]),
+            )
+            .flatten()
     }
 
     fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
@@ -163,60 +243,92 @@ impl Files {
             .collect()
     }
 
-    fn load(&self) -> Result<rustls::ServerConfig, String> {
+    /// One configuration per trust, sharing the certificates.
+    fn load(&self) -> Result<Vec<Arc<rustls::ServerConfig>>, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut keys = Vec::with_capacity(self.certificates.len());
-        for (cert, key) in &self.certificates {
+        for (cert, key, ocsp) in &self.certificates {
             let chain = crate::tls::read_chain(cert)?;
             let der = crate::tls::read_key(key)?;
             let signing = provider
                 .key_provider
                 .load_private_key(der)
                 .map_err(|e| format!("`{key}`: {e}"))?;
-            let certified = CertifiedKey::new(chain, signing);
+            let mut certified = CertifiedKey::new(chain, signing);
             certified
                 .keys_match()
                 .map_err(|e| format!("`{key}` is not the key of `{cert}`: {e}"))?;
+            if let Some(ocsp) = ocsp {
+                certified.ocsp = Some(read_ocsp(ocsp)?);
+            }
             keys.push(Arc::new(certified));
         }
+        let resolver = Arc::new(BySni(keys));
         let versions: &[&'static rustls::SupportedProtocolVersion] = if self.tls13_only {
             &[&rustls::version::TLS13]
         } else {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
         };
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
-            .map_err(|e| e.to_string())?;
-        let builder = match &self.client_ca {
-            Some(ca) => {
-                let roots = crate::tls::read_roots(ca)?;
-                let crls = match &self.client_crl {
-                    Some(crl) => CertificateRevocationListDer::pem_file_iter(crl)
-                        .map_err(|e| format!("`{crl}`: {e}"))?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("`{crl}`: {e}"))?,
-                    None => Vec::new(),
-                };
-                // A client may come without a certificate (operations that require one refuse
-                // it); one it presents must verify (and not be revoked), or the handshake fails.
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .with_crls(crls)
-                        .allow_unauthenticated()
-                        .build()
-                        .map_err(|e| format!("`{ca}`: {e}"))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder.with_cert_resolver(Arc::new(BySni(keys)));
-        config.alpn_protocols = if self.http2 {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-        } else {
-            vec![b"http/1.1".to_vec()]
-        };
-        Ok(config)
+        let mut configs = Vec::with_capacity(self.trusts.len());
+        for trust in &self.trusts {
+            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions)
+                .map_err(|e| e.to_string())?;
+            let builder = match &trust.client_ca {
+                Some(ca) => {
+                    let roots = crate::tls::read_roots(ca)?;
+                    let crls = match &trust.client_crl {
+                        Some(crl) => CertificateRevocationListDer::pem_file_iter(crl)
+                            .map_err(|e| format!("`{crl}`: {e}"))?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| format!("`{crl}`: {e}"))?,
+                        None => Vec::new(),
+                    };
+                    // A client may come without a certificate (operations that require one
+                    // refuse it); one it presents must verify (and not be revoked), or the
+                    // handshake fails.
+                    let verifier = WebPkiClientVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider.clone(),
+                    )
+                    .with_crls(crls)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| format!("`{ca}`: {e}"))?;
+                    builder.with_client_cert_verifier(verifier)
+                }
+                None => builder.with_no_client_auth(),
+            };
+            let mut config = builder.with_cert_resolver(resolver.clone());
+            config.alpn_protocols = if self.http2 {
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            } else {
+                vec![b"http/1.1".to_vec()]
+            };
+            configs.push(Arc::new(config));
+        }
+        Ok(configs)
     }
+}
+
+/// An OCSP response to staple (DER, as `openssl ocsp -respout` writes it), checked to be one.
+fn read_ocsp(path: &str) -> Result<Vec<u8>, String> {
+    let der = std::fs::read(path).map_err(|e| format!("`{path}`: {e}"))?;
+    // OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, … }: 0x30, a length, 0x0a 0x01.
+    let body = match der.get(1) {
+        Some(n) if n & 0x80 == 0 => 2,
+        Some(n) => 2 + usize::from(n & 0x7f),
+        None => 0,
+    };
+    if der.first() != Some(&0x30) || der.get(body..body + 2) != Some(&[0x0a, 0x01][..]) {
+        return Err(format!("`{path}` is not an OCSP response (DER)"));
+    }
+    if der.get(body + 2) != Some(&0) {
+        return Err(format!(
+            "`{path}` is an OCSP response whose status is not `successful`"
+        ));
+    }
+    Ok(der)
 }
 
 /// Picks the first certificate valid for the name the client asks for (SNI), else the first.
@@ -244,9 +356,3 @@ impl ResolvesServerCert for BySni {
             .cloned()
     }
 }
-
-/// Marks a request whose connection presented a client certificate that the handshake verified
-/// against `client_ca` (what the certificate says of the client is not read yet: its presence
-/// is what `mutualTLS` asks for).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientCert;

@@ -32,6 +32,7 @@ pub(crate) mod auth;
 pub(crate) mod balance;
 mod binary;
 pub(crate) mod cache;
+pub(crate) mod client_cert;
 pub(crate) mod compress;
 pub(crate) mod config;
 pub(crate) mod cors;
@@ -98,7 +99,7 @@ pub mod __private_0_1 {
     pub use crate::router::{match_mixed, Lookup, Params, Part};
     pub use crate::stage::{resolve_stage, ResponseMode, Stage, StageDef, StartError};
     pub use crate::state::StateDef;
-    pub use crate::throttle::{Period, PlanDef, QuotaDef, Rate, TrafficDef};
+    pub use crate::throttle::{Per, Period, PlanDef, QuotaDef, Rate, TrafficDef};
     /// Transforms: what generated `transform` data is made of.
     pub mod t {
         pub use crate::transform::{

@@ -312,16 +312,23 @@ async fn accept(
                 #[cfg(feature = "https")]
                 if let Some(tls) = &gw.tls {
                     // TLS first (within the head timeout), then the protocol ALPN chose.
-                    let acceptor = tls.acceptor();
+                    let tls = tls.clone();
                     let on = Connection { gw: gw.clone(), peer, head_timeout, body_timeout, send_timeout, builders: builders.clone() };
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let accepted = tokio::time::timeout(head_timeout, acceptor.accept(stream)).await;
-                        if let Ok(Ok(stream)) = accepted {
+                        let accepted = tokio::time::timeout(head_timeout, tls.accept(stream)).await;
+                        drop(tls);
+                        if let Ok(Ok((stream, trust))) = accepted {
                             let (_, session) = stream.get_ref();
                             let h2 = session.alpn_protocol() == Some(b"h2");
                             // The handshake verified any certificate the client presented.
-                            let cert = session.peer_certificates().is_some_and(|c| !c.is_empty());
+                            #[cfg(feature = "mtls")]
+                            let cert = session
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| Arc::new(crate::client_cert::ClientCert::read(c, trust)));
+                            #[cfg(not(feature = "mtls"))]
+                            let cert = { let _ = trust; None };
                             on.serve(stream, h2, cert, watcher).await;
                         }
                         drop(ticket);
@@ -337,7 +344,7 @@ async fn accept(
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
                         if let Some(h2) = sniff(&stream, head_timeout).await {
-                            on.serve(stream, h2, false, watcher).await;
+                            on.serve(stream, h2, None, watcher).await;
                         }
                         drop(ticket);
                     });
@@ -393,13 +400,13 @@ struct Connection {
 
 #[cfg(any(feature = "http2", feature = "https"))]
 impl Connection {
-    /// Serves the connection over HTTP/2 (`h2`) or HTTP/1.1; with `cert`, the client presented
-    /// a certificate the handshake verified, which every request is marked with.
+    /// Serves the connection over HTTP/2 (`h2`) or HTTP/1.1; `cert` is the client certificate
+    /// the handshake verified, which every request carries.
     async fn serve<S>(
         self,
         stream: S,
         h2: bool,
-        #[cfg_attr(not(feature = "https"), allow(unused_variables))] cert: bool,
+        cert: Option<Arc<crate::client_cert::ClientCert>>,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -414,11 +421,9 @@ impl Connection {
         } = self;
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                #[cfg_attr(not(feature = "https"), allow(unused_mut))]
                 let mut req = watched(req, body_timeout);
-                #[cfg(feature = "https")]
-                if cert {
-                    req.extensions_mut().insert(crate::https::ClientCert);
+                if let Some(cert) = &cert {
+                    req.extensions_mut().insert(cert.clone());
                 }
                 guarded(gw.clone(), peer, req)
             });

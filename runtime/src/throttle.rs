@@ -32,8 +32,40 @@ pub struct Rate {
     pub per_second: f64,
     /// Most tokens held at once.
     pub burst: u32,
-    /// One bucket per client address (`per: ip`) rather than one for all callers.
-    pub per_ip: bool,
+    /// Whose requests share a bucket.
+    pub per: Per,
+}
+
+/// Whose requests share a route or stage bucket (`throttle.per`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// All callers.
+    Route,
+    /// Each client address.
+    Ip,
+    /// Each verified client certificate (by fingerprint); a request without one counts
+    /// against its address.
+    ClientCert,
+}
+
+/// What a request's per-client buckets are keyed by.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The fingerprint of the client certificate the handshake verified.
+    pub cert: Option<&'a str>,
+}
+
+impl Client<'_> {
+    /// The bucket key's client part for `per`, or `None` when all callers share it.
+    fn part(&self, per: Per) -> Option<String> {
+        match (per, self.cert) {
+            (Per::Route, _) => None,
+            (Per::ClientCert, Some(fingerprint)) => Some(format!("cert:{fingerprint}")),
+            (Per::Ip | Per::ClientCert, _) => Some(self.ip.to_string()),
+        }
+    }
 }
 
 impl Rate {
@@ -383,7 +415,7 @@ impl Local {
             base: Instant::now(),
             fixed: fixed
                 .iter()
-                .map(|r| Fixed::new(r.filter(|r| !r.per_ip)))
+                .map(|r| Fixed::new(r.filter(|r| r.per == Per::Route)))
                 .collect(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
@@ -584,7 +616,7 @@ impl Throttler {
         route: usize,
         route_name: &'static str,
         caller: Caller<'_>,
-        client: IpAddr,
+        client: Client<'_>,
     ) -> Result<Option<Allowance>, Problem> {
         let mut tightest: Option<Allowance> = None;
         if let Some((plan_name, who)) = caller {
@@ -601,20 +633,20 @@ impl Throttler {
         }
         if let Some(rate) = self.routes.get(route).copied().flatten() {
             let tag = &self.route_tags[route];
-            let (key, slot) = match rate.per_ip {
-                true => (
-                    std::borrow::Cow::Owned(format!("{}:{client}}}", &tag[..tag.len() - 1])),
+            let (key, slot) = match client.part(rate.per) {
+                Some(who) => (
+                    std::borrow::Cow::Owned(format!("{}:{who}}}", &tag[..tag.len() - 1])),
                     None,
                 ),
-                false => (std::borrow::Cow::Borrowed(tag.as_str()), Some(route)),
+                None => (std::borrow::Cow::Borrowed(tag.as_str()), Some(route)),
             };
             let verdict = self.decide(&key, slot, Some(&rate), None).await?;
             tightest = self.settle(verdict, Level::Route, route_name, tightest)?;
         }
         if let Some(rate) = self.stage {
-            let (key, slot) = match rate.per_ip {
-                true => (std::borrow::Cow::Owned(format!("{{s:{client}}}")), None),
-                false => (std::borrow::Cow::Borrowed("{s}"), Some(self.routes.len())),
+            let (key, slot) = match client.part(rate.per) {
+                Some(who) => (std::borrow::Cow::Owned(format!("{{s:{who}}}")), None),
+                None => (std::borrow::Cow::Borrowed("{s}"), Some(self.routes.len())),
             };
             let verdict = self.decide(&key, slot, Some(&rate), None).await?;
             tightest = self.settle(verdict, Level::Stage, route_name, tightest)?;
@@ -890,7 +922,7 @@ mod tests {
         let rate = Rate {
             per_second: 1e-300,
             burst: 2,
-            per_ip: false,
+            per: Per::Route,
         };
         let local = Local::new(&[Some(rate)]);
         assert!(matches!(local.fixed(0), Verdict::Allowed(_)));
@@ -904,7 +936,7 @@ mod tests {
         let rate = Rate {
             per_second: 1600.0,
             burst: 512,
-            per_ip: false,
+            per: Per::Route,
         };
         let bucket = Fixed::new(Some(rate));
         assert_eq!(bucket.batch, 2, "batched");
@@ -1024,7 +1056,7 @@ mod tests {
         let rate = Rate {
             per_second: 0.001,
             burst: 2,
-            per_ip: false,
+            per: Per::Route,
         };
         let quota = QuotaDef {
             limit: 3,

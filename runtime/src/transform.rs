@@ -160,6 +160,8 @@ pub enum Source {
     Scopes,
     /// A custom authorizer's `principalId`, else the token's `sub`.
     PrincipalId,
+    /// A field of the verified client certificate (`subjectDN`, `fingerprint`, …).
+    ClientCert(&'static str),
     /// A member of a custom authorizer's `context`.
     AuthorizerContext(&'static str),
     /// A stage variable.
@@ -195,6 +197,7 @@ pub(crate) struct Vars<'a> {
     pub(crate) headers: &'a HeaderMap,
     pub(crate) params: PathParams<'a>,
     pub(crate) identity: Option<&'a Identity>,
+    pub(crate) cert: Option<&'a crate::client_cert::ClientCert>,
     pub(crate) id: &'a str,
     pub(crate) client: IpAddr,
     pub(crate) template: &'static str,
@@ -247,6 +250,7 @@ impl<'a> Vars<'a> {
             headers,
             params: x.params.named(x.route.params),
             identity,
+            cert: x.cert,
             id: x.id,
             client: x.client,
             template: x.route.template,
@@ -307,6 +311,10 @@ impl Vars<'_> {
             Source::ResourcePath => Val::Text(Cow::Borrowed(self.template)),
             Source::RequestPath => Val::Text(Cow::Borrowed(self.path)),
             Source::SourceIp => Val::Text(Cow::Owned(self.client.to_string())),
+            Source::ClientCert(name) => self
+                .cert
+                .and_then(|c| c.field(name))
+                .map_or(Val::Missing, Val::Text),
             Source::ApiKeyId => text(
                 self.identity
                     .and_then(|i| i.key.as_ref())

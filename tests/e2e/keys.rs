@@ -127,6 +127,10 @@ fn rows() -> Vec<Row> {
                                "handler": "app.handle", "workdir": "fn", "concurrency": 2, "memory_mb": 128 } });
     let domains = json!({ "domains": [{ "name": "api.example.com", "base_path": "/v1" }, { "name": "*.example.org" }],
                           "unknown_hosts": "serve" });
+    let domain_ca = json!({ "domains": [{ "name": "api.example.com", "client_ca": "api-clients.pem",
+                                          "client_crl": "api-revoked.pem" }],
+                            "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key" }] } });
+    let ocsp = json!({ "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key", "ocsp": "api.ocsp" }] } });
     let listener_tls = json!({ "tls": { "certificates": [{ "cert": "api.pem", "key": "api.key" }],
                                "client_ca": "clients.pem", "client_crl": "revoked.pem", "min_version": "1.3",
                                "hsts": { "max_age": "8760h", "include_subdomains": true, "preload": true } } });
@@ -1080,6 +1084,24 @@ fn rows() -> Vec<Row> {
             vec![(Root, domains.clone())],
             "/domains/0/base_path",
             Some(json!("/v2")),
+        ),
+        honoured(
+            "root.domains.client_ca",
+            vec![(Root, domain_ca.clone())],
+            "/domains/0/client_ca",
+            Some(json!("other-clients.pem")),
+        ),
+        honoured(
+            "root.domains.client_crl",
+            vec![(Root, domain_ca.clone())],
+            "/domains/0/client_crl",
+            None,
+        ),
+        honoured(
+            "root.tls.certificates.ocsp",
+            vec![(Root, ocsp.clone())],
+            "/tls/certificates/0/ocsp",
+            None,
         ),
         honoured(
             "root.unknown_hosts",

@@ -23,11 +23,11 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// `openssl req` making the RSA key `name.key` in `dir`, for a subject `CN=name`, then `rest`.
-fn request(dir: &Path, name: &str, rest: &[&str]) {
-    let (key, subject) = (format!("{name}.key"), format!("/CN={name}"));
+/// `openssl req` making the RSA key `name.key` in `dir`, for `subject`, then `rest`.
+fn request(dir: &Path, name: &str, subject: &str, rest: &[&str]) {
+    let key = format!("{name}.key");
     let mut args = vec![
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", &subject,
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", subject,
     ];
     args.extend_from_slice(rest);
     openssl(dir, &args);
@@ -39,6 +39,7 @@ pub(crate) fn ca(dir: &Path, name: &str) -> PathBuf {
     request(
         dir,
         name,
+        &format!("/CN={name}"),
         &[
             "-x509",
             "-out",
@@ -63,13 +64,25 @@ pub(crate) fn leaf(
     san: &str,
     usage: &str,
 ) -> (PathBuf, PathBuf) {
+    leaf_for(dir, issuer, name, &format!("/CN={name}"), &[san, usage])
+}
+
+/// [`leaf`] with a subject of its own (`/C=US/O=…/CN=…`); `san_usage` is `[san, usage]`.
+fn leaf_for(
+    dir: &Path,
+    issuer: &str,
+    name: &str,
+    subject: &str,
+    san_usage: &[&str; 2],
+) -> (PathBuf, PathBuf) {
+    let [san, usage] = *san_usage;
     let (pem, key, csr, ext) = (
         format!("{name}.pem"),
         format!("{name}.key"),
         format!("{name}.csr"),
         format!("{name}.cnf"),
     );
-    request(dir, name, &["-out", &csr]);
+    request(dir, name, subject, &["-out", &csr]);
     let mut text = format!("basicConstraints=critical,CA:FALSE\nextendedKeyUsage={usage}\n");
     if !san.is_empty() {
         text.push_str(&format!("subjectAltName={san}\n"));
@@ -198,6 +211,8 @@ fn tls_on_the_listener_with_sni_alpn_client_certificates_and_reload() {
     let open = url("127.0.0.1", "/open/1");
     let run = |extra: &[&str]| version_and_status(&cacert, extra);
     assert_eq!(run(&[&open]), (0, "2 200".into()));
+    // No OCSP response configured: none is stapled.
+    assert_eq!(ocsp_stapled(port), "no response sent");
     assert_eq!(run(&["--http1.1", &open]), (0, "1.1 200".into()));
     assert_eq!(
         run(&["--tlsv1.2", "--tls-max", "1.2", &open]),
@@ -436,4 +451,326 @@ fn tls_1_3_only_and_http1_only() {
     assert_eq!(run(&["--tlsv1.3", &hello]), (0, "1.1 200".into()));
     // TLS 1.2 is refused at the handshake (curl: 35).
     assert_eq!(run(&["--tlsv1.2", "--tls-max", "1.2", &hello]).0, 35);
+}
+
+/// The output of `openssl x509 -noout -<what>` of `pem` (`what`: `serial`, `fingerprint sha256`,
+/// each word an option), after its `=`.
+fn x509_field(pem: &Path, what: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout"])
+        .args(what.split(' ').map(|w| format!("-{w}")))
+        .arg("-in")
+        .arg(pem)
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, value) = text.trim().split_once('=').expect("name=value");
+    value.to_string()
+}
+
+/// What `openssl s_client -status` says of the OCSP response the listener at `port` staples:
+/// `no response sent`, or the response's status (`successful (0x0)`).
+fn ocsp_stapled(port: u16) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-status",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("OCSP Response Status:"))
+        .or_else(|| text.lines().find(|l| l.starts_with("OCSP response:")))
+        .unwrap_or_else(|| panic!("no OCSP line: {text}"));
+    line.split_once(':')
+        .map_or("", |(_, v)| v.trim())
+        .to_string()
+}
+
+/// An OCSP response of the CA `issuer` of `dir` saying the certificate `pem` is good, for a
+/// day (`openssl ocsp`, as a responder would answer), written to `out`.
+fn ocsp_good(dir: &Path, issuer: &str, pem: &Path, out: &str) -> PathBuf {
+    let serial = x509_field(pem, "serial");
+    let subject = x509_field(pem, "subject");
+    std::fs::write(
+        dir.join("ocsp-index.txt"),
+        format!("V\t301231235959Z\t\t{serial}\tunknown\t/{subject}\n"),
+    )
+    .expect("index");
+    let (ca, key, pem) = (
+        format!("{issuer}.pem"),
+        format!("{issuer}.key"),
+        pem.display().to_string(),
+    );
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            &ca,
+            "-cert",
+            &pem,
+            "-no_nonce",
+            "-reqout",
+            "ocsp-req.der",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-index",
+            "ocsp-index.txt",
+            "-rsigner",
+            &ca,
+            "-rkey",
+            &key,
+            "-CA",
+            &ca,
+            "-reqin",
+            "ocsp-req.der",
+            "-respout",
+            out,
+            "-ndays",
+            "1",
+        ],
+    );
+    dir.join(out)
+}
+
+/// What a verified client certificate says reaches the phases that read it
+/// (`tests/fixtures/gateway/mtls.yaml`): transforms, the cache key and the caller's cache
+/// entries, a per-certificate throttle, a Lambda authorizer's event and cache, Lambda events in
+/// both payload formats; a domain with its own client CA, and no certificate carried from one
+/// trust to another on one connection; an OCSP response stapled.
+#[test]
+fn client_certificates_reach_every_phase() {
+    let dir = crate::support::scratch("mtls");
+    let server_ca = ca(&dir, "server-ca");
+    let _client_ca = ca(&dir, "client-ca");
+    let partner_ca = ca(&dir, "partner-ca");
+    let (api_cert, api_key) = leaf(
+        &dir,
+        "server-ca",
+        "api",
+        "DNS:api.test,DNS:partner.test,IP:127.0.0.1",
+        "serverAuth",
+    );
+    let ocsp = ocsp_good(&dir, "server-ca", &api_cert, "api.ocsp");
+    // The chain served holds the issuer, which clients need to check a stapled response by.
+    let chain = dir.join("api-chain.pem");
+    let mut pems = std::fs::read(&api_cert).expect("pem");
+    pems.extend(std::fs::read(&server_ca).expect("ca"));
+    std::fs::write(&chain, pems).expect("chain");
+    let sans = "DNS:client.example.test,email:client@example.test,URI:spiffe://example.test/client,IP:127.0.0.2";
+    let (a_cert, a_key) = leaf_for(
+        &dir,
+        "client-ca",
+        "client",
+        "/C=US/O=Example, Inc./CN=client",
+        &[sans, "clientAuth"],
+    );
+    let (b_cert, b_key) = leaf(&dir, "client-ca", "client2", "", "clientAuth");
+    let (p_cert, p_key) = leaf(&dir, "partner-ca", "partner", "", "clientAuth");
+    let upstream = Upstream::start();
+    let bin = build("tests/fixtures/gateway/mtls.yaml");
+    let path = |p: &Path| p.display().to_string();
+    let functions = crate::support::repo().join("tests/fixtures/lambda");
+    let gw = Running::start(
+        &bin,
+        &[],
+        &[
+            ("API_CERT", path(&chain)),
+            ("API_KEY", path(&api_key)),
+            ("API_OCSP", path(&ocsp)),
+            ("CLIENT_CA", path(&dir.join("client-ca.pem"))),
+            ("PARTNER_CA", path(&partner_ca)),
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("PYTHON", path(&crate::auth::python())),
+            ("FUNCTIONS_DIR", path(&functions)),
+        ],
+    );
+    let port = gw.port;
+    let cacert = path(&server_ca);
+    let (a, ak, b, bk) = (path(&a_cert), path(&a_key), path(&b_cert), path(&b_key));
+    let with_a = ["--cert", a.as_str(), "--key", ak.as_str()];
+    let with_b = ["--cert", b.as_str(), "--key", bk.as_str()];
+    // (status, x-cache, body) of a GET of `target` at 127.0.0.1 with `extra` curl arguments.
+    let get = |extra: &[&str], target: &str| {
+        let url = format!("https://127.0.0.1:{port}{target}");
+        let mut args = vec![
+            "--cacert",
+            cacert.as_str(),
+            "-w",
+            "\n%{http_code} %header{x-cache}",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let (code, out) = curl(&args);
+        assert_eq!(code, 0, "curl {args:?}: {out}");
+        let (body, tail) = out.rsplit_once('\n').expect("the status line");
+        let (status, cache) = tail.split_once(' ').unwrap_or((tail, ""));
+        (status.to_string(), cache.to_string(), body.to_string())
+    };
+    let json = |body: &str| -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+
+    // Transforms: every field, as API Gateway writes it; OpenSSL reads the same certificate.
+    let (status, _, body) = get(&with_a, "/whoami");
+    assert_eq!(status, "200", "{body}");
+    let seen = json(&body)["headers"].clone();
+    let h = |name: &str| seen[name].as_str().unwrap_or_default().to_string();
+    assert_eq!(h("x-client-subject"), "C=US,O=Example\\, Inc.,CN=client");
+    assert_eq!(h("x-client-issuer"), "CN=client-ca");
+    assert_eq!(h("x-client-sans"), sans);
+    let fingerprint = x509_field(&a_cert, "fingerprint sha256")
+        .replace(':', "")
+        .to_ascii_lowercase();
+    assert_eq!(h("x-client-fingerprint"), fingerprint);
+    assert_eq!(h("x-client-not-after"), x509_field(&a_cert, "enddate"));
+    let serial = x509_field(&a_cert, "serial").to_ascii_lowercase();
+    assert_eq!(
+        h("x-client-serial")
+            .replace(':', "")
+            .trim_start_matches('0'),
+        serial.trim_start_matches('0')
+    );
+    assert!(h("x-client-serial").contains(':'), "{seen}");
+    assert_eq!(get(&[], "/whoami").0, "401");
+
+    // The cache: entries of a `mutualTLS` route are the caller's (certificate B never gets A's);
+    // a `client_cert.issuerDN` key part tells callers without a certificate apart.
+    let hits = || upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let cache = |extra: &[&str], target: &str| {
+        let before = hits();
+        let (status, cache, _) = get(extra, target);
+        (status, cache, hits() - before)
+    };
+    let miss = |n| ("200".to_string(), "Miss".to_string(), n);
+    let hit = ("200".to_string(), "Hit".to_string(), 0);
+    assert_eq!(cache(&with_a, "/cached"), miss(1));
+    assert_eq!(cache(&with_a, "/cached"), hit);
+    assert_eq!(cache(&with_b, "/cached"), miss(1));
+    assert_eq!(cache(&[], "/by-issuer"), miss(1));
+    assert_eq!(cache(&[], "/by-issuer"), hit);
+    assert_eq!(cache(&with_a, "/by-issuer"), miss(1));
+    assert_eq!(cache(&with_b, "/by-issuer"), hit);
+
+    // `per: client_cert`: a bucket per certificate, and per address without one.
+    let status_of = |extra: &[&str], target: &str| get(extra, target).0;
+    assert_eq!(status_of(&with_a, "/limited"), "200");
+    assert_eq!(status_of(&with_a, "/limited"), "429");
+    assert_eq!(status_of(&with_b, "/limited"), "200");
+    assert_eq!(status_of(&[], "/limited"), "200");
+    assert_eq!(status_of(&[], "/limited"), "429");
+    assert_eq!(status_of(&with_b, "/limited"), "429");
+
+    // A Lambda authorizer reads the certificate from its event (payload 2.0), and so does the
+    // function: `requestContext.authentication.clientCert`.
+    let (code, _, body) = get(&with_a, "/echo-cert/v2");
+    assert_eq!(code, "200", "{body}");
+    let event = json(&body)["event"].clone();
+    let cert = &event["requestContext"]["authentication"]["clientCert"];
+    assert_eq!(cert["subjectDN"], "C=US,O=Example\\, Inc.,CN=client");
+    assert_eq!(cert["issuerDN"], "CN=client-ca");
+    assert_eq!(cert["fingerprint"], fingerprint.as_str());
+    assert_eq!(cert["validity"]["notAfter"], x509_field(&a_cert, "enddate"));
+    let pem = std::fs::read_to_string(&a_cert).expect("pem");
+    assert_eq!(
+        cert["clientCertPem"].as_str().map(str::trim),
+        Some(pem.trim())
+    );
+    let seen_by_authorizer = &event["requestContext"]["authorizer"]["lambda"];
+    assert_eq!(seen_by_authorizer["subject"], cert["subjectDN"], "{event}");
+    // The authorizer refuses certificate B; its answer for A is not reused for B.
+    assert_eq!(status_of(&with_b, "/echo-cert/v2"), "403");
+    assert_eq!(status_of(&with_a, "/echo-cert/v2"), "200");
+    // Without a certificate, the identity source is missing: 401, and no call.
+    assert_eq!(status_of(&[], "/echo-cert/v2"), "401");
+    let calls = gw
+        .log_text()
+        .matches("certificate authorizer called")
+        .count();
+    assert_eq!(calls, 2, "{}", gw.log_text());
+    // Payload 1.0: `requestContext.identity.clientCert`.
+    let (code, _, body) = get(&with_a, "/echo-cert/v1");
+    assert_eq!(code, "200", "{body}");
+    let event = json(&body)["event"].clone();
+    let cert = &event["requestContext"]["identity"]["clientCert"];
+    assert_eq!(
+        cert["subjectDN"], "C=US,O=Example\\, Inc.,CN=client",
+        "{event}"
+    );
+    assert_eq!(cert["serialNumber"], h("x-client-serial").as_str());
+    assert_eq!(
+        cert["validity"]["notBefore"],
+        x509_field(&a_cert, "startdate")
+    );
+
+    // A domain with its own client CA: its clients pass there, and not at the API's other hosts;
+    // the API's clients do not pass there.
+    let (pc, pk) = (path(&p_cert), path(&p_key));
+    let with_p = ["--cert", pc.as_str(), "--key", pk.as_str()];
+    let at = |host: &str, extra: &[&str], host_header: Option<&str>| {
+        let resolve = format!("{host}:{port}:127.0.0.1");
+        let url = format!("https://{host}:{port}/whoami");
+        let header = host_header.map(|h| format!("Host: {h}:{port}"));
+        let mut args = vec![
+            "--cacert",
+            cacert.as_str(),
+            "--http1.1",
+            "--resolve",
+            resolve.as_str(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ];
+        args.extend_from_slice(extra);
+        if let Some(h) = &header {
+            args.extend_from_slice(&["-H", h.as_str()]);
+        }
+        args.push(&url);
+        curl(&args)
+    };
+    assert_eq!(at("partner.test", &with_p, None), (0, "200".into()));
+    assert_eq!(at("api.test", &with_a, None), (0, "200".into()));
+    let (code, out) = at("partner.test", &with_a, None);
+    assert_ne!(
+        code, 0,
+        "partner.test took the API's client certificate: {out}"
+    );
+    let (code, out) = at("api.test", &with_p, None);
+    assert_ne!(
+        code, 0,
+        "api.test took partner.test's client certificate: {out}"
+    );
+    // One trust's certificate is not carried to a host of another on the same connection.
+    assert_eq!(
+        at("partner.test", &with_p, Some("api.test")),
+        (0, "421".into())
+    );
+    assert_eq!(
+        at("api.test", &with_a, Some("partner.test")),
+        (0, "421".into())
+    );
+
+    // OCSP stapling: the response is stapled, and curl, asking for the certificate's status,
+    // checks it against the CA (exit 0), over TLS 1.2 and 1.3.
+    assert_eq!(ocsp_stapled(port), "successful (0x0)");
+    let url = format!("https://127.0.0.1:{port}/by-issuer");
+    let stapled = |extra: &[&str]| {
+        let mut args = vec!["--cert-status"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        version_and_status(&cacert, &args)
+    };
+    assert_eq!(stapled(&["--tlsv1.2", "--tls-max", "1.2"]).0, 0);
+    assert_eq!(stapled(&["--tlsv1.3"]).0, 0);
 }

@@ -16,6 +16,7 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_unbuilt(root, root_file, diags);
     check_integration_settings(root, root_file, diags);
     check_listener(root, root_file, diags);
+    check_client_certs(gw, root, root_file, diags);
     check_interpolations(gw, root, root_file, diags);
     check_security(gw, root, root_file, diags);
     check_plans(gw, root, root_file, diags);
@@ -266,6 +267,105 @@ fn check_listener(root: &Node, file: &Path, diags: &mut Diagnostics) {
             );
         }
     }
+}
+
+/// Whether client certificates are asked for: `tls` with a `client_ca`, at the listener or on a
+/// domain.
+fn asks_client_certs(gw: &Gateway) -> bool {
+    gw.root.tls.as_ref().is_some_and(|t| t.client_ca.is_some())
+        || (gw.root.tls.is_some() && gw.root.domains.iter().any(|d| d.client_ca.is_some()))
+}
+
+/// Domains' client CAs, and what reads a client certificate where none is asked for (GW0402):
+/// such a setting would never see one.
+fn check_client_certs(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let Some(x) = root.get("x-gateway") else {
+        return;
+    };
+    let mut report = |node: &Node, ptr: &str, message: String, help: &str| {
+        diags.report(
+            Code::XGatewayInvalid,
+            file,
+            node.pos,
+            ptr,
+            message,
+            Some(help.into()),
+        )
+    };
+    let mut cas: Vec<(String, Option<&str>)> = Vec::new();
+    for (i, d) in x
+        .get("domains")
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let ca = d.get("client_ca");
+        if let Some(node) = ca.filter(|_| x.get("tls").is_none()) {
+            report(
+                node,
+                &format!("/x-gateway/domains/{i}/client_ca"),
+                "a domain's `client_ca` verifies client certificates in the TLS handshake, and there is no `tls`".into(),
+                "add `tls` with the domain's certificate, or remove `client_ca`",
+            );
+        }
+        if let (Some(node), None) = (d.get("client_crl"), ca) {
+            report(
+                node,
+                &format!("/x-gateway/domains/{i}/client_crl"),
+                "`client_crl` revokes client certificates, which this domain only asks for with `client_ca`".into(),
+                "add `client_ca` to the domain, or remove `client_crl`",
+            );
+        }
+        let name = d
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let this = ca.and_then(|c| c.as_str());
+        match cas.iter().find(|(n, _)| *n == name) {
+            Some((_, other)) if *other != this => report(
+                ca.unwrap_or(d),
+                &format!("/x-gateway/domains/{i}"),
+                format!("domain `{name}` is listed again with another `client_ca`: the TLS handshake, which picks it, comes before any base path is known"),
+                "give every entry of the same name the same `client_ca`",
+            ),
+            Some(_) => {}
+            None => cas.push((name, this)),
+        }
+    }
+    if asks_client_certs(gw) {
+        return;
+    }
+    let help = "add `client_ca` to `x-gateway.tls` (or to a domain)";
+    visit_blocks(root, |node, ptr, _| {
+        let Value::String(text) = &node.value else {
+            return;
+        };
+        let what = if ptr.ends_with("/throttle/per") && text == "client_cert" {
+            "`per: client_cert`"
+        } else if ptr.contains("/cache/key/") && text.starts_with("client_cert.") {
+            "this cache key part"
+        } else if ptr.contains("/authorizer/identity/")
+            && text.starts_with("context.identity.clientCert.")
+        {
+            "this identity source"
+        } else if text.contains("context.identity.clientCert.")
+            || text.contains("context.authentication.clientCert.")
+        {
+            "this template"
+        } else {
+            return;
+        };
+        report(
+            node,
+            ptr,
+            format!(
+                "{what} reads the client certificate, which is only asked for with a `client_ca`"
+            ),
+            help,
+        );
+    });
 }
 
 /// Keys of an integration or authorizer that its type does not read (GW0413), and Lambda
@@ -563,11 +663,7 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
             (Some(SchemeType::Http), Some(other)) if other != "bearer" => Some(format!(
                 "HTTP `{other}` authentication is not enforced by the gateway; use an `authorizer`"
             )),
-            (Some(SchemeType::MutualTls), _)
-                if gw.root.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) =>
-            {
-                None
-            }
+            (Some(SchemeType::MutualTls), _) if asks_client_certs(gw) => None,
             (Some(SchemeType::MutualTls), _) => Some(
                 "mutual TLS needs `x-gateway.tls` with a `client_ca` to verify client certificates against"
                     .to_string(),
@@ -1047,13 +1143,8 @@ fn template_problems(
     use crate::transform::{parse, Part, Source};
     let parts = parse(text).map_err(|e| {
         let at = text[..e.offset.min(text.len())].chars().count() + 1;
-        let code = if e.unbuilt {
-            Code::UnavailableIntegration
-        } else {
-            Code::TemplateError
-        };
         vec![(
-            code,
+            Code::TemplateError,
             format!("{} (at character {at} of the template)", e.message),
             None,
         )]

@@ -4,7 +4,12 @@
 //! response (`{"isAuthorized": bool, "context": {…}}`) or a policy document (`principalId`,
 //! `policyDocument`, `context`).
 //!
-//! - Every identity source must be present; otherwise the request is 401 and nothing is called.
+//! - Every identity source (a header, query parameter or cookie, or a field of the verified
+//!   client certificate, `context.identity.clientCert.subjectDN`) must be present; otherwise the
+//!   request is 401 and nothing is called.
+//! - With mutual TLS, the events carry the client certificate as API Gateway's do
+//!   (`requestContext.identity.clientCert` in 1.0, `requestContext.authentication.clientCert`
+//!   in 2.0), and cached answers are kept per certificate as well as per identity.
 //! - The event carries the normalised path the router matched (`//a/./b/` is `/a/b`), never the
 //!   raw one, in `rawPath`, `requestContext.http.path` and `routeArn`.
 //! - Answers (allow and deny alike) are cached for `ttl`; the cache is bounded. A policy
@@ -124,7 +129,13 @@ impl Authorizer {
     pub async fn authorize(&self, creds: &Credentials<'_>) -> Result<Verdict, Denial> {
         let mut identity = Vec::new();
         for src in self.def.identity {
-            let value = super::identity_place(src).and_then(|(at, n)| creds.read(at, n));
+            let value = match src.strip_prefix("context.identity.clientCert.") {
+                Some(field) => creds
+                    .client_cert
+                    .and_then(|c| c.field(field))
+                    .map(std::borrow::Cow::into_owned),
+                None => super::identity_place(src).and_then(|(at, n)| creds.read(at, n)),
+            };
             match value.filter(|v| !v.is_empty()) {
                 Some(v) => identity.push(v),
                 None => {
@@ -135,7 +146,13 @@ impl Authorizer {
                 }
             }
         }
-        let key = identity.join("\u{0}");
+        let mut key = identity.join("\u{0}");
+        // The event carries the client certificate, so an answer may depend on it: it is only
+        // reused for the same certificate.
+        if let Some(cert) = creds.client_cert {
+            key.push_str("\u{0}cert:");
+            key.push_str(&cert.fingerprint);
+        }
         let route_arn = route_arn(creds);
         // A policy is kept under the identity; a simple answer under the identity and route.
         let route_key = format!("{key}\u{0}{}", creds.route_key);
@@ -327,7 +344,7 @@ fn http_api_event(
         .unwrap_or(0);
     let mut path = String::with_capacity(64);
     crate::path::encode_path(&mut path, creds.segs);
-    serde_json::json!({
+    let mut event = serde_json::json!({
         "version": "2.0",
         "type": "REQUEST",
         "routeArn": route_arn,
@@ -352,7 +369,12 @@ fn http_api_event(
             "stage": creds.stage,
             "timeEpoch": now,
         },
-    })
+    });
+    if let Some(cert) = creds.client_cert {
+        event["requestContext"]["authentication"] =
+            serde_json::json!({ "clientCert": cert.event() });
+    }
+    event
 }
 
 /// A REST API REQUEST authorizer's event (payload format 1.0): the proxy event of the request,
@@ -373,6 +395,7 @@ fn rest_request_event(creds: &Credentials<'_>, route_arn: &str) -> serde_json::V
         request_id: creds.request_id,
         source_ip: creds.source_ip.to_string(),
         identity: None,
+        client_cert: creds.client_cert,
         body: b"",
         binary: false,
         time: std::time::SystemTime::now(),

@@ -146,6 +146,8 @@ pub struct Identity {
     pub plan: Option<(String, String)>,
     /// Which alternative of the route's `security` let the caller in.
     pub matched: Option<usize>,
+    /// The SHA-256 fingerprint of the client certificate a `mutualTLS` scheme accepted.
+    pub client_cert: Option<String>,
 }
 
 /// Why a request is refused.
@@ -231,9 +233,8 @@ pub struct Credentials<'r> {
     pub params: crate::router::PathParams<'r>,
     /// The stage's variables.
     pub stage_variables: &'r std::collections::BTreeMap<String, String>,
-    /// Whether the client presented a certificate that the TLS handshake verified against
-    /// `tls.client_ca`.
-    pub client_cert: bool,
+    /// The client certificate the TLS handshake verified against `tls.client_ca`.
+    pub client_cert: Option<&'r crate::client_cert::ClientCert>,
 }
 
 /// Where an authorizer's identity source (`header.X`, `query.X`, `cookie.X`) is read.
@@ -572,14 +573,15 @@ impl Auth {
                     }
                     id.authorizer = Some((verdict.context, verdict.principal));
                 }
-                Some(SchemeDef::MutualTls) => {
-                    if !creds.client_cert {
+                Some(SchemeDef::MutualTls) => match creds.client_cert {
+                    Some(cert) => id.client_cert = Some(cert.fingerprint.clone()),
+                    None => {
                         return Err(Denial::Unauthenticated(
                             "ClientCertificate",
                             format!("a client certificate is required (`{name}`)"),
-                        ));
+                        ))
                     }
-                }
+                },
                 _ => {
                     return Err(Denial::Unauthenticated(
                         "Bearer",

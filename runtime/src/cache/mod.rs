@@ -51,6 +51,8 @@ pub enum KeyPart {
     Claim(&'static str),
     /// A value of the authorizer's context.
     Context(&'static str),
+    /// A field of the verified client certificate (`fingerprint`, `subjectDN`, …).
+    ClientCert(&'static str),
 }
 
 /// What query parameters the operation does not declare get (`cache.undeclared_query`).
@@ -98,6 +100,9 @@ pub fn identity_key(id: Option<&Identity>) -> String {
     if let Some(claims) = &id.claims {
         let s = |k: &str| claims.get(k).map(|v| v.to_string()).unwrap_or_default();
         out.push_str(&format!("j:{}|{};", s("iss"), s("sub")));
+    }
+    if let Some(fingerprint) = &id.client_cert {
+        out.push_str(&format!("c:{fingerprint};"));
     }
     if let Some((context, principal)) = &id.authorizer {
         match principal {
@@ -198,6 +203,8 @@ pub struct KeySource<'a> {
     pub caller: Option<&'a str>,
     /// The verified identity, for `claims.*` and `context.*` parts.
     pub identity: Option<&'a Identity>,
+    /// The verified client certificate, for `client_cert.*` parts.
+    pub cert: Option<&'a crate::client_cert::ClientCert>,
 }
 
 /// The key's bytes: the route, the method, each part (absent and empty differ), and the
@@ -211,6 +218,7 @@ pub fn key(def: &CacheDef, src: &KeySource<'_>) -> Vec<u8> {
         headers,
         caller: identity,
         identity: id,
+        cert,
     } = *src;
     let mut k = Vec::with_capacity(128);
     k.extend_from_slice(route.as_bytes());
@@ -276,6 +284,10 @@ pub fn key(def: &CacheDef, src: &KeySource<'_>) -> Vec<u8> {
                     .map(|v| v.to_string());
                 part(v.as_deref().map(str::as_bytes));
             }
+            KeyPart::ClientCert(name) => {
+                let v = cert.and_then(|c| c.field(name));
+                part(v.as_deref().map(str::as_bytes));
+            }
             KeyPart::Context(name) => {
                 let v = id
                     .and_then(|i| i.authorizer.as_ref())
@@ -337,6 +349,7 @@ mod tests {
                     headers: &h,
                     caller: None,
                     identity: None,
+                    cert: None,
                 },
             )
         };

@@ -37,6 +37,8 @@ pub(crate) struct Request<'a> {
     pub(crate) source_ip: String,
     /// Who the caller is, when the route authenticated them.
     pub(crate) identity: Option<&'a Identity>,
+    /// The client certificate the TLS handshake verified.
+    pub(crate) client_cert: Option<&'a crate::client_cert::ClientCert>,
     /// The body.
     pub(crate) body: &'a [u8],
     /// Whether the body goes base64-encoded.
@@ -245,6 +247,11 @@ impl Request<'_> {
         if let (Some(a), Value::Object(c)) = (self.authorizer(PayloadFormat::V1), &mut context) {
             c.insert("authorizer".into(), a);
         }
+        if let (Some(cert), Some(Value::Object(i))) =
+            (self.client_cert, context.get_mut("identity"))
+        {
+            i.insert("clientCert".into(), cert.event());
+        }
         json!({
             "resource": self.resource,
             "path": self.path,
@@ -320,6 +327,12 @@ impl Request<'_> {
         };
         if let Some(a) = self.authorizer(PayloadFormat::V2) {
             c.insert("authorizer".into(), a);
+        }
+        if let Some(cert) = self.client_cert {
+            c.insert(
+                "authentication".into(),
+                json!({ "clientCert": cert.event() }),
+            );
         }
         if !cookies.is_empty() {
             e.insert("cookies".into(), Value::Array(cookies));
@@ -570,6 +583,7 @@ mod tests {
         params: Vec<(String, String)>,
         vars: BTreeMap<String, String>,
         identity: Option<Identity>,
+        client_cert: Option<crate::client_cert::ClientCert>,
         source_ip: &'s str,
         epoch_ms: &'s Value,
     }
@@ -592,6 +606,7 @@ mod tests {
                 request_id: text(&s["requestContext"]["requestId"]),
                 source_ip: self.source_ip.to_string(),
                 identity: self.identity.as_ref(),
+                client_cert: self.client_cert.as_ref(),
                 body: text(&s["body"]).as_bytes(),
                 binary: false,
                 time: at_ms(self.epoch_ms),
@@ -695,6 +710,19 @@ mod tests {
             params,
             vars,
             identity,
+            client_cert: ctx
+                .pointer("/identity/clientCert")
+                .or_else(|| ctx.pointer("/authentication/clientCert"))
+                .filter(|c| c.is_object())
+                .map(|c| crate::client_cert::ClientCert {
+                    pem: text(&c["clientCertPem"]).into(),
+                    subject: text(&c["subjectDN"]).into(),
+                    issuer: text(&c["issuerDN"]).into(),
+                    serial: text(&c["serialNumber"]).into(),
+                    not_before: text(&c["validity"]["notBefore"]).into(),
+                    not_after: text(&c["validity"]["notAfter"]).into(),
+                    ..Default::default()
+                }),
             source_ip: text(if rest {
                 &ctx["identity"]["sourceIp"]
             } else {
@@ -791,8 +819,12 @@ mod tests {
         }
         assert_eq!(e["headers"], lower_keys(&s["headers"]), "{name}: `headers`");
         let c = &e["requestContext"];
-        // `authentication` carries a client certificate, which needs TLS on the listener.
-        keys_cover(c, ctx, &["authentication"], name);
+        keys_cover(c, ctx, &[], name);
+        if let Some(cert) = ctx.pointer("/authentication/clientCert") {
+            for (k, v) in cert.as_object().expect("an object") {
+                assert_eq!(&c["authentication"]["clientCert"][k], v, "{name}: `{k}`");
+            }
+        }
         for k in ["routeKey", "stage", "requestId", "timeEpoch"] {
             assert_eq!(c[k], ctx[k], "{name}: `requestContext.{k}`");
         }
@@ -838,6 +870,7 @@ mod tests {
             request_id: "x",
             source_ip: "1.2.3.4".into(),
             identity: None,
+            client_cert: None,
             body: b"",
             binary: false,
             time: at_ms(&s["requestContext"]["timeEpoch"]),

@@ -25,10 +25,7 @@ pub(super) async fn authenticate(x: &Exchange<'_, '_>, req: &mut Request) -> Res
         resource: route.template,
         params: x.params.named(route.params),
         stage_variables: &gw.stage_variables,
-        #[cfg(feature = "https")]
-        client_cert: req.extensions().get::<crate::https::ClientCert>().is_some(),
-        #[cfg(not(feature = "https"))]
-        client_cert: false,
+        client_cert: x.cert,
     };
     let verdict = match &gw.auth {
         Some(auth) => Box::pin(auth.authorize(route.security, route.plans, &creds)).await,

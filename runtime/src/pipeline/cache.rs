@@ -79,6 +79,7 @@ pub(super) async fn serve(
             headers: req.headers(),
             caller: who.as_deref(),
             identity,
+            cert: at.cert,
         },
     );
     let refresh =

@@ -146,6 +146,7 @@ async fn lambda(
         request_id: x.id,
         source_ip: x.client.to_string(),
         identity: parts.extensions.get::<crate::auth::Identity>(),
+        client_cert: x.cert,
         body: &body,
         binary: event::is_binary(l.format, l.binary, parts.headers.get(header::CONTENT_TYPE)),
         time: std::time::SystemTime::now(),

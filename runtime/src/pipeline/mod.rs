@@ -61,6 +61,8 @@ pub(crate) struct Exchange<'a, 'p> {
     /// The normalised path segments.
     #[cfg_attr(not(feature = "proxy"), allow(dead_code))]
     pub(crate) segs: &'a [&'p str],
+    /// The client certificate the TLS handshake verified.
+    pub(crate) cert: Option<&'a crate::client_cert::ClientCert>,
 }
 
 impl Exchange<'_, '_> {
@@ -138,6 +140,14 @@ async fn dispatch(
         let skip = entry.strip(host, &raw_path, &segs)?;
         segs.drain(..skip);
     }
+    let cert = req
+        .extensions()
+        .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
+        .cloned();
+    #[cfg(feature = "mtls")]
+    if let (Some(cert), Some(tls)) = (&cert, &gw.tls) {
+        route::same_trust(tls, cert, &req)?;
+    }
     let mut params = Params::default();
     let index = match route::find(gw, &req, &segs, &mut params, record)? {
         route::Found::Route(index) => index,
@@ -170,6 +180,7 @@ async fn dispatch(
         id,
         params: &params,
         segs: &segs,
+        cert: cert.as_deref(),
     };
     let result = if gw.is_direct(index) {
         let mut req = req;

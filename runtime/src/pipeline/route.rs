@@ -66,6 +66,34 @@ pub(super) fn check_headers(gw: &Gateway, req: &Request) -> Result<u64, Problem>
     Ok(bytes)
 }
 
+/// A client certificate verified by one domain's client CA (chosen by SNI) serves only requests
+/// for hosts of the same trust: otherwise a client could present a certificate one domain
+/// trusts to another domain that trusts other CAs, on one connection (421, so that the client
+/// opens a connection for that host, RFC 9110 §15.5.20).
+#[cfg(feature = "mtls")]
+pub(super) fn same_trust(
+    tls: &crate::https::Listener,
+    cert: &crate::client_cert::ClientCert,
+    req: &Request,
+) -> Result<(), Problem> {
+    if !tls.has_domain_trusts() {
+        return Ok(());
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if tls.trust_of(host) == cert.trust {
+        return Ok(());
+    }
+    Err(Problem::new(
+        http::StatusCode::MISDIRECTED_REQUEST,
+        "Misdirected Request",
+        "this connection's client certificate was verified for another host",
+    ))
+}
+
 /// A request that names its host in its target (HTTP/2's `:authority`, or an HTTP/1.1
 /// absolute-form target, `GET http://host/path`) as well as in `Host`, where every phase and the
 /// upstream read it: a `Host` naming another host is refused, so that no reader can take the

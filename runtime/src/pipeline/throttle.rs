@@ -22,5 +22,9 @@ pub(super) async fn admit(
     if !t.applies(x.index, caller) {
         return Ok(None);
     }
-    Box::pin(t.admit(x.index, x.route.template, caller, x.client)).await
+    let client = crate::throttle::Client {
+        ip: x.client,
+        cert: x.cert.map(|c| c.fingerprint.as_str()),
+    };
+    Box::pin(t.admit(x.index, x.route.template, caller, client)).await
 }
