@@ -356,3 +356,30 @@ impl ResolvesServerCert for BySni {
             .cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_successful_ocsp_responses_are_stapled() {
+        let dir = std::env::temp_dir().join(format!("gwgen-ocsp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write");
+            p.display().to_string()
+        };
+        // SEQUENCE { ENUMERATED 0 (successful), … }, short and long length forms.
+        assert!(read_ocsp(&file("ok", &[0x30, 0x03, 0x0a, 0x01, 0x00])).is_ok());
+        assert!(read_ocsp(&file("long", &[0x30, 0x81, 0x03, 0x0a, 0x01, 0x00])).is_ok());
+        let e = read_ocsp(&file("unauthorized", &[0x30, 0x03, 0x0a, 0x01, 0x06])).unwrap_err();
+        assert!(e.contains("not `successful`"), "{e}");
+        for junk in [&b"-----BEGIN OCSP"[..], b"", b"\x30"] {
+            let e = read_ocsp(&file("junk", junk)).unwrap_err();
+            assert!(e.contains("is not an OCSP response"), "{e}");
+        }
+        assert!(read_ocsp(&dir.join("missing").display().to_string()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -774,3 +774,85 @@ fn client_certificates_reach_every_phase() {
     assert_eq!(stapled(&["--tlsv1.2", "--tls-max", "1.2"]).0, 0);
     assert_eq!(stapled(&["--tlsv1.3"]).0, 0);
 }
+
+/// `gwgen check` on the listener's settings: each problem at its place, with its code.
+#[test]
+fn listener_settings_are_checked() {
+    let dir = crate::support::scratch("tls-check");
+    let check = |name: &str, x_gateway: &str, extra_paths: &str| -> Vec<(String, String)> {
+        let spec = dir.join(name);
+        std::fs::write(
+            &spec,
+            format!(
+                "openapi: 3.1.0\ninfo: {{ title: T, version: \"1\" }}\nx-gateway:\n  defaults: {{ integration: {{ type: mock }}, throttle: {{ rate: 1, burst: 1 }} }}\n{x_gateway}\npaths:\n  /a:\n    get:\n      security: [{{ mtls: [] }}]\n      responses: {{ \"200\": {{ description: ok }} }}\n{extra_paths}components:\n  securitySchemes:\n    mtls: {{ type: mutualTLS }}\n"
+            ),
+        )
+        .expect("spec");
+        let out = crate::support::gwgen(
+            &["check", "--format", "json", &spec.display().to_string()],
+            &dir,
+        );
+        let diags: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        diags
+            .iter()
+            .map(|d| {
+                (
+                    d["code"].as_str().unwrap_or_default().to_string(),
+                    d["pointer"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |code: &str, ptr: &str| (code.to_string(), ptr.to_string());
+    let tls = "  tls: { certificates: [{ cert: \"${env.CERT}\", key: \"${env.KEY}\" }] }";
+
+    // No client CA anywhere: `mutualTLS` cannot be enforced (a warning), and what reads a client
+    // certificate would never see one.
+    let readers = "  /b:\n    get:\n      security: []\n      x-gateway:\n        throttle: { rate: 1, per: client_cert }\n        cache: { ttl: 1s, key: [client_cert.subjectDN] }\n        transform: { request: { headers: { set: { x-s: \"{{ context.identity.clientCert.subjectDN }}\" } } } }\n      responses: { \"200\": { description: ok } }\n";
+    let found = check("no-ca.yaml", tls, readers);
+    assert!(found.contains(&pair("GW0408", "/components/securitySchemes/mtls")), "{found:?}");
+    for ptr in [
+        "/paths/~1b/get/x-gateway/throttle/per",
+        "/paths/~1b/get/x-gateway/cache/key/0",
+        "/paths/~1b/get/x-gateway/transform/request/headers/set/x-s",
+    ] {
+        assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
+    }
+
+    // Paths named by variables: each interpolation is checked where it stands.
+    let found = check(
+        "variables.yaml",
+        "  stages: { prod: { variables: { dir: /etc/gw } }, dev: {} }\n  tls: { certificates: [{ cert: \"${stageVariables.dir}/api.pem\", key: \"${env.KEY\" }], client_ca: \"${secret.CA}\" }",
+        "",
+    );
+    for (code, ptr) in [
+        ("GW0403", "/x-gateway/tls/certificates/0/cert"),
+        ("GW0407", "/x-gateway/tls/certificates/0/key"),
+        ("GW0407", "/x-gateway/tls/client_ca"),
+    ] {
+        assert!(found.contains(&pair(code, ptr)), "{ptr}: {found:?}");
+    }
+
+    // A client CA on a domain is enough for both.
+    let domain_ca = format!("{tls}\n  domains: [{{ name: api.test, client_ca: \"${{env.CA}}\" }}]");
+    assert_eq!(check("domain-ca.yaml", &domain_ca, readers), vec![]);
+
+    // Revocation lists without the CA they belong to; a domain's CA without `tls`; one name with
+    // two CAs; an unknown TLS version; `unknown_hosts` without `domains`.
+    let found = check(
+        "wrong.yaml",
+        "  tls: { certificates: [{ cert: a.pem, key: a.key }], client_crl: r.pem, min_version: \"1.1\" }\n  unknown_hosts: serve",
+        "",
+    );
+    for ptr in ["/x-gateway/tls/client_crl", "/x-gateway/tls/min_version", "/x-gateway/unknown_hosts"] {
+        assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
+    }
+    let found = check(
+        "domains.yaml",
+        "  domains:\n    - { name: api.test, client_ca: a.pem }\n    - { name: API.test, base_path: /v2, client_ca: b.pem }\n    - { name: b.test, client_crl: r.pem }",
+        "",
+    );
+    for ptr in ["/x-gateway/domains/0/client_ca", "/x-gateway/domains/1", "/x-gateway/domains/2/client_crl"] {
+        assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
+    }
+}
