@@ -471,6 +471,12 @@ fn http2_builder(
     let mut b = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
     b.timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(128)
+        // Flow control as Envoy advises for an edge proxy: a client may send 64 KiB of one
+        // stream's body, and 1 MiB over all its streams, before the gateway has taken them; the
+        // gateway holds at most 64 KiB of an answer the client does not read, per stream.
+        .initial_stream_window_size(64 << 10)
+        .initial_connection_window_size(1 << 20)
+        .max_send_buf_size(64 << 10)
         .max_header_list_size(u32::try_from(gw.limits.headers).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024)

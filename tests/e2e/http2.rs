@@ -216,6 +216,18 @@ fn grpc_and_http2_through_the_gateway() {
     ]);
     assert_eq!(h1, "1.1 200");
 
+    // The limits the gateway announces, and holds: 128 streams at once (the rest of 200 calls
+    // opened at once are refused), 64 KiB a stream and 1 MiB a connection of flow-control
+    // window, the header limit as the header list size.
+    let limits = tool("h2_probe.py", &[&gw.port.to_string(), "limits"]);
+    let settings = &limits["settings"];
+    assert_eq!(settings["MAX_CONCURRENT_STREAMS"], 128, "{limits}");
+    assert_eq!(settings["INITIAL_WINDOW_SIZE"], 65536, "{limits}");
+    assert_eq!(settings["MAX_HEADER_LIST_SIZE"], 65536, "{limits}");
+    assert_eq!(limits["connection_window"], 1 << 20, "{limits}");
+    assert_eq!(limits["refused"], 72, "{limits}");
+    assert_eq!(limits["first_refused"], 128, "{limits}");
+
     // A `host` that names another host than `:authority`: 400, never routed on either.
     let mismatch = tool("h2_probe.py", &[&gw.port.to_string(), "mismatch"]);
     assert_eq!(mismatch["status"], "400", "{mismatch}");

@@ -14,6 +14,10 @@ MODE:
 - `continuation`: one HEADERS frame without END_HEADERS, then CONTINUATION frames of junk
   fields for as long as the server reads them (up to 16 MiB); says how much it took.
 - `idle`: sends the preface and settings, then nothing; says how long until the server closed.
+- `limits`: reads the server's SETTINGS and its connection window, then opens 200 gRPC calls
+  (POST /echo.Echo/Say) at once whose bodies never end, in raw frames (an ordinary client holds
+  itself to the server's stream limit); says which the server refused (RST_STREAM
+  REFUSED_STREAM).
 """
 
 import json
@@ -25,7 +29,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
-from hyperframe.frame import ContinuationFrame, HeadersFrame
+from hyperframe.frame import ContinuationFrame, Frame, HeadersFrame, RstStreamFrame
 
 
 CA_FILE = None
@@ -164,6 +168,53 @@ def idle(port):
     return {"closed_after_s": round(time.monotonic() - started, 1), "events": ended}
 
 
+def limits(port):
+    s, conn = connect(port)
+    # The server's SETTINGS and the window updates that follow them.
+    events = read_events(s, conn, lambda ev: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in ev), 5.0)
+    events += read_events(s, conn, lambda ev: False, 0.3)
+    settings = {}
+    for e in events:
+        if isinstance(e, h2.events.RemoteSettingsChanged):
+            for k, v in e.changed_settings.items():
+                settings[getattr(k, "name", str(k))] = v.new_value
+    window = conn.outbound_flow_control_window
+    # 200 calls at once, in raw HEADERS frames (no END_STREAM: each call's body stays open).
+    scheme = "https" if CA_FILE else "http"
+    fields = [(":method", "POST"), (":scheme", scheme), (":authority", "gw.test"),
+              (":path", "/echo.Echo/Say"), ("content-type", "application/grpc"), ("te", "trailers")]
+    out = b""
+    first = conn.get_next_available_stream_id()
+    for i in range(200):
+        frame = HeadersFrame(first + 2 * i)
+        frame.data = conn.encoder.encode(fields)
+        frame.flags = {"END_HEADERS"}
+        out += frame.serialize()
+    s.sendall(out)
+    refused, buf = [], b""
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except (socket.timeout, OSError):
+            break
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            frame.parse_body(memoryview(buf[9:9 + length]))
+            buf = buf[9 + length:]
+            if isinstance(frame, RstStreamFrame) and frame.error_code == 7:
+                refused.append(frame.stream_id)
+    index = sorted((sid - first) // 2 for sid in refused)
+    return {"settings": settings, "connection_window": window, "refused": len(refused),
+            "first_refused": index[0] if index else None}
+
+
 def main():
     global CA_FILE
     port, mode = int(sys.argv[1]), sys.argv[2]
@@ -172,7 +223,7 @@ def main():
     if CA_FILE:
         PATH = "/open/7"
     modes = {"mismatch": mismatch, "big-header": big_header, "rapid-reset": rapid_reset,
-             "continuation": continuation, "idle": idle}
+             "continuation": continuation, "idle": idle, "limits": limits}
     result = modes[mode](port)
     print(json.dumps(result))
 
