@@ -451,6 +451,23 @@ fn tls_1_3_only_and_http1_only() {
     assert_eq!(run(&["--tlsv1.3", &hello]), (0, "1.1 200".into()));
     // TLS 1.2 is refused at the handshake (curl: 35).
     assert_eq!(run(&["--tlsv1.2", "--tls-max", "1.2", &hello]).0, 35);
+    // A client that starts a handshake and goes quiet (here: half a ClientHello) is dropped
+    // after the head timeout (2 s), as one that sends nothing.
+    use std::io::{Read, Write};
+    for sent in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc][..]] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+        s.write_all(sent).expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let after = started.elapsed();
+        assert_eq!(n, 0, "the quiet client got an answer");
+        assert!(
+            (Duration::from_millis(1500)..Duration::from_secs(10)).contains(&after),
+            "closed after {after:?}"
+        );
+    }
 }
 
 /// The output of `openssl x509 -noout -<what>` of `pem` (`what`: `serial`, `fingerprint sha256`,
