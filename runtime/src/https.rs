@@ -152,6 +152,7 @@ impl Listener {
     }
 
     /// Whether some domains have client CAs of their own.
+    #[cfg(feature = "mtls")]
     pub(crate) fn has_domain_trusts(&self) -> bool {
         self.files.trusts.len() > 1
     }

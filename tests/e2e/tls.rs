@@ -435,9 +435,11 @@ fn tls_1_3_only_and_http1_only() {
     let server_ca = ca(&dir, "server-ca");
     let (cert, key) = leaf(&dir, "server-ca", "api", "IP:127.0.0.1", "serverAuth");
     let bin = build("tests/fixtures/gateway/tls13.yaml");
+    let redirect_port = crate::net::free_port();
+    let redirect_listen = format!("127.0.0.1:{redirect_port}");
     let gw = Running::start(
         &bin,
-        &[],
+        &["--redirect-listen", &redirect_listen],
         &[
             ("API_CERT", cert.display().to_string()),
             ("API_KEY", key.display().to_string()),
@@ -454,20 +456,43 @@ fn tls_1_3_only_and_http1_only() {
     // A client that starts a handshake and goes quiet (here: half a ClientHello) is dropped
     // after the head timeout (2 s), as one that sends nothing.
     use std::io::{Read, Write};
-    for sent in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc][..]] {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    // The redirect listener has the same head timeout, and gives one answer per connection.
+    let quiet = [
+        (gw.port, &b""[..]),
+        (
+            gw.port,
+            &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc][..],
+        ),
+        (redirect_port, &b"GET /hello HTTP/1.1\r\nHo"[..]),
+    ];
+    for (port, sent) in quiet {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.write_all(sent).expect("write");
-        s.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
         let started = Instant::now();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap_or(0);
         let after = started.elapsed();
-        assert_eq!(n, 0, "the quiet client got an answer");
+        assert!(
+            n == 0 || buf.starts_with(b"HTTP/1.1 408"),
+            "the quiet client got an answer: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
         assert!(
             (Duration::from_millis(1500)..Duration::from_secs(10)).contains(&after),
             "closed after {after:?}"
         );
     }
+    let two = b"GET /a HTTP/1.1\r\nHost: api.test\r\n\r\nGET /b HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", redirect_port)).expect("connect");
+    s.write_all(two).expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut answers = String::new();
+    let _ = s.read_to_string(&mut answers);
+    assert_eq!(answers.matches("HTTP/1.1 308").count(), 1, "{answers}");
+    assert!(answers.contains("location: https://api.test:"), "{answers}");
 }
 
 /// The output of `openssl x509 -noout -<what>` of `pem` (`what`: `serial`, `fingerprint sha256`,
@@ -827,7 +852,10 @@ fn listener_settings_are_checked() {
     // certificate would never see one.
     let readers = "  /b:\n    get:\n      security: []\n      x-gateway:\n        throttle: { rate: 1, per: client_cert }\n        cache: { ttl: 1s, key: [client_cert.subjectDN] }\n        transform: { request: { headers: { set: { x-s: \"{{ context.identity.clientCert.subjectDN }}\" } } } }\n      responses: { \"200\": { description: ok } }\n";
     let found = check("no-ca.yaml", tls, readers);
-    assert!(found.contains(&pair("GW0408", "/components/securitySchemes/mtls")), "{found:?}");
+    assert!(
+        found.contains(&pair("GW0408", "/components/securitySchemes/mtls")),
+        "{found:?}"
+    );
     for ptr in [
         "/paths/~1b/get/x-gateway/throttle/per",
         "/paths/~1b/get/x-gateway/cache/key/0",
@@ -861,7 +889,11 @@ fn listener_settings_are_checked() {
         "  tls: { certificates: [{ cert: a.pem, key: a.key }], client_crl: r.pem, min_version: \"1.1\" }\n  unknown_hosts: serve",
         "",
     );
-    for ptr in ["/x-gateway/tls/client_crl", "/x-gateway/tls/min_version", "/x-gateway/unknown_hosts"] {
+    for ptr in [
+        "/x-gateway/tls/client_crl",
+        "/x-gateway/tls/min_version",
+        "/x-gateway/unknown_hosts",
+    ] {
         assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
     }
     let found = check(
@@ -869,7 +901,11 @@ fn listener_settings_are_checked() {
         "  domains:\n    - { name: api.test, client_ca: a.pem }\n    - { name: API.test, base_path: /v2, client_ca: b.pem }\n    - { name: b.test, client_crl: r.pem }",
         "",
     );
-    for ptr in ["/x-gateway/domains/0/client_ca", "/x-gateway/domains/1", "/x-gateway/domains/2/client_crl"] {
+    for ptr in [
+        "/x-gateway/domains/0/client_ca",
+        "/x-gateway/domains/1",
+        "/x-gateway/domains/2/client_crl",
+    ] {
         assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
     }
 }
