@@ -576,6 +576,18 @@ impl LoggedBody {
     }
 
     fn finish(&mut self) {
+        /// The bytes serde_json writes in a string as they are: all but `"`, `\` and controls.
+        static JSON_PLAIN: [bool; 256] = {
+            let mut t = [true; 256];
+            let mut b = 0;
+            while b < 0x20 {
+                t[b] = false;
+                b += 1;
+            }
+            t[b'"' as usize] = false;
+            t[b'\\' as usize] = false;
+            t
+        };
         if let Some((r, metrics)) = self.record.take() {
             let elapsed = r.start.elapsed();
             metrics.finish(&r.method, r.route, r.status, elapsed);
@@ -590,7 +602,7 @@ impl LoggedBody {
                 let text = |line: &mut Vec<u8>, s: &str| {
                     // Most values need no escaping (serde_json escapes `"`, `\\` and control
                     // characters only): those are copied as they are.
-                    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                    if s.bytes().all(|b| JSON_PLAIN[usize::from(b)]) {
                         line.push(b'"');
                         line.extend_from_slice(s.as_bytes());
                         line.push(b'"');

@@ -56,19 +56,22 @@ pub fn plain_segments(raw: &str) -> Option<Segments<'_>> {
 
 /// `plain_segments` into a caller's buffer; `false` when the path has escapes.
 pub fn plain_segments_into<'a>(raw: &'a str, out: &mut Segments<'a>) -> bool {
+    out.clear();
     let bytes = raw.as_bytes();
-    if bytes.iter().any(|&b| b == b'%' || b == b'\\') {
+    if memchr::memchr2(b'%', b'\\', bytes).is_some() {
         return false;
     }
-    out.clear();
-    for seg in raw.split('/') {
-        match seg {
+    // `/` is ASCII, so every cut is on a character boundary.
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'/', bytes).chain(std::iter::once(bytes.len())) {
+        match &raw[start..end] {
             "" | "." => {}
             ".." => {
                 out.pop();
             }
             seg => out.push(seg),
         }
+        start = end + 1;
     }
     true
 }
@@ -150,6 +153,23 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// The bytes [`SEGMENT`] leaves as they are (printable ASCII but the ones it names).
+static SEGMENT_SAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = true;
+        b += 1;
+    }
+    let encoded = b"\"#%/;<>?[\\]^`{|}";
+    let mut i = 0;
+    while i < encoded.len() {
+        t[encoded[i] as usize] = false;
+        i += 1;
+    }
+    t
+};
+
 /// Characters encoded in a value placed into one segment of an upstream URL template: all but
 /// the unreserved ones, so a value can never add a segment, a query or another host.
 const VALUE: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -162,7 +182,13 @@ const VALUE: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 pub fn encode_path<S: AsRef<str>>(out: &mut String, segments: &[S]) {
     for s in segments {
         out.push('/');
-        out.extend(utf8_percent_encode(s.as_ref(), SEGMENT));
+        let s = s.as_ref();
+        // Most segments need no escape: those are copied whole.
+        if s.bytes().all(|b| SEGMENT_SAFE[usize::from(b)]) {
+            out.push_str(s);
+        } else {
+            out.extend(utf8_percent_encode(s, SEGMENT));
+        }
     }
     if segments.is_empty() {
         out.push('/');
@@ -238,6 +264,17 @@ mod tests {
             assert_eq!(plain, full, "{p}");
         }
         assert!(plain_segments("/a%20b").is_none());
+    }
+
+    #[test]
+    fn the_fast_path_leaves_what_the_encoder_leaves() {
+        for b in 0..=255u8 {
+            let s = [b];
+            let kept = percent_encoding::percent_encode(&s, SEGMENT).to_string()
+                == (b as char).to_string()
+                && b.is_ascii();
+            assert_eq!(SEGMENT_SAFE[usize::from(b)], kept, "byte {b:#04x}");
+        }
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub(crate) async fn forward(
     };
     let path = edits.as_mut().and_then(|e| e.path.take());
     let url_of = |target: &crate::integration::UrlTemplate| {
+        if path.is_none() {
+            let client = client_uri.path_and_query();
+            if let Some(uri) = target.origin_uri(x.segs, query.as_deref(), client) {
+                return Ok(uri);
+            }
+        }
         let url = match &path {
             Some(path) => target.with_path(&params, path, query.as_deref()),
             None => target.expand(&params, x.segs, query.as_deref()),

@@ -122,10 +122,10 @@ pub fn email(s: &str) -> bool {
 pub fn uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+        && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
+        && [&b[..8], &b[9..13], &b[14..18], &b[19..23], &b[24..]]
+            .iter()
+            .all(|part| part.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// `ipv4`: four decimal octets, no leading zeros.
@@ -259,6 +259,16 @@ mod tests {
         assert!(date("2020-02-29") && !date("2021-02-29") && !date("2020-1-01"));
         assert!(email("joe.bloggs@example.com") && !email("2962") && !email("a..b@x.com"));
         assert!(uuid("2eb8aa08-aa98-11ea-b4aa-73b441d16380") && !uuid("2eb8aa08-aa98-11ea"));
+        assert!(uuid("2EB8AA08-AA98-11EA-B4AA-73B441D16380"));
+        for bad in [
+            "2eb8aa08aaa98-11ea-b4aa-73b441d16380",
+            "2eb8aa08-aa98-11ea-b4aa-73b441d1638g",
+            "2eb8aa0--aa98-11ea-b4aa-73b441d16380",
+            "2eb8aa08-aa98-11ea-b4aa-73b441d16380-",
+            "2eb8aa08-aa98-11ea-b4aa-73b441d1638\u{e9}",
+        ] {
+            assert!(!uuid(bad), "{bad}");
+        }
         assert!(ipv4("192.168.0.1") && !ipv4("256.0.0.1") && !ipv4("087.10.0.1"));
         assert!(ipv6("::1") && !ipv6("12345::"));
         assert!(hostname("www.example.com") && !hostname("-a.com") && !hostname(""));

@@ -528,7 +528,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
 }
 
 fn pct_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
+    if !s.as_bytes().contains(&b'%') {
         return Cow::Borrowed(s);
     }
     Cow::Owned(
