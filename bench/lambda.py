@@ -28,6 +28,7 @@ Prints a Markdown table: requests per second, the time one request takes (1/rate
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,8 @@ def main():
     finally:
         gw.terminate()
         gw.wait(timeout=30)
+        # The access logs of the runs reach gigabytes.
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{args.reps} interleaved runs of {args.seconds} s, medians; one invocation at a time; "
           f"the gateway or the direct loop (and the function) on core 0, wrk on core 1.\n")
     print("| function | direct (runtime-api-loop) req/s | through the gateway req/s | gateway / direct "

@@ -281,6 +281,8 @@ def main():
                 latency.append((name, rate, p50, p99, served, [r[1] for r in reps]))
     finally:
         stop(procs)
+        # The access logs of the runs reach gigabytes.
+        shutil.rmtree(work, ignore_errors=True)
     a = rows["(a) upstream directly"][0]
     b = rows["(b) nginx reverse proxy"][0]
     print(f"P = {p} proxy cores of {n}: proxy on cores {proxy_cores}, upstream nginx ({u} workers) on "

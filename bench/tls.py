@@ -20,6 +20,7 @@ and the load generators on the others. Targets run interleaved, `--reps` times; 
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,8 @@ def main():
         rows = interleaved(targets, args.reps, args.seconds)
     finally:
         stop(procs)
+        # The access logs of the runs reach gigabytes.
+        shutil.rmtree(work, ignore_errors=True)
     print(f"P = {p} proxy cores of {n}: proxies on cores {proxy_cores}, upstream nginx ({u} workers) on "
           f"{up_cores}, load on {load_cores} (wrk -t{w} -c{args.connections}; h2load -t1 -c{args.connections} "
           f"-m{args.streams}); {args.key.upper()} certificate; {args.seconds} s x {args.reps} interleaved reps "

@@ -127,6 +127,8 @@ def main():
     finally:
         for p in procs:
             stop(p)
+        # The access logs of the runs reach gigabytes.
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{args.connections} connections, {args.seconds} s per row; servers on core 0, wrk (and Redis) on core 1")
     for group, base_name, label in [("throttle", "unthrottled", "vs. unthrottled"),
                                     ("cache", "upstream directly", "vs. upstream directly")]:
