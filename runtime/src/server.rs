@@ -317,7 +317,6 @@ async fn accept(
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
                         let accepted = tokio::time::timeout(head_timeout, tls.accept(stream)).await;
-                        drop(tls);
                         if let Ok(Ok((stream, trust))) = accepted {
                             let (_, session) = stream.get_ref();
                             let h2 = session.alpn_protocol() == Some(b"h2");

@@ -89,14 +89,17 @@ impl Running {
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = running.child.try_wait() {
-                return Err(format!("exited with {status}: {}", running.log_text()));
+        // The API listeners come first, then the admin listener: both are waited for.
+        for at in [port, admin] {
+            while std::net::TcpStream::connect(("127.0.0.1", at)).is_err() {
+                if let Ok(Some(status)) = running.child.try_wait() {
+                    return Err(format!("exited with {status}: {}", running.log_text()));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("not listening after 20 s: {}", running.log_text()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            if Instant::now() > deadline {
-                return Err(format!("not listening after 20 s: {}", running.log_text()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
         Ok(running)
     }
