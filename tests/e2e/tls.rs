@@ -821,12 +821,17 @@ fn client_certificates_reach_every_phase() {
 #[test]
 fn listener_settings_are_checked() {
     let dir = crate::support::scratch("tls-check");
-    let check = |name: &str, x_gateway: &str, extra_paths: &str| -> Vec<(String, String)> {
+    // (file name, the root's `x-gateway` lines, more path items, more security schemes)
+    let check = |name: &str,
+                 x_gateway: &str,
+                 extra_paths: &str,
+                 schemes: &str|
+     -> Vec<(String, String)> {
         let spec = dir.join(name);
         std::fs::write(
             &spec,
             format!(
-                "openapi: 3.1.0\ninfo: {{ title: T, version: \"1\" }}\nx-gateway:\n  defaults: {{ integration: {{ type: mock }}, throttle: {{ rate: 1, burst: 1 }} }}\n{x_gateway}\npaths:\n  /a:\n    get:\n      security: [{{ mtls: [] }}]\n      responses: {{ \"200\": {{ description: ok }} }}\n{extra_paths}components:\n  securitySchemes:\n    mtls: {{ type: mutualTLS }}\n"
+                "openapi: 3.1.0\ninfo: {{ title: T, version: \"1\" }}\nx-gateway:\n  defaults: {{ integration: {{ type: mock }}, throttle: {{ rate: 1, burst: 1 }} }}\n{x_gateway}\npaths:\n  /a:\n    get:\n      security: [{{ mtls: [] }}]\n      responses: {{ \"200\": {{ description: ok }} }}\n{extra_paths}components:\n  securitySchemes:\n    mtls: {{ type: mutualTLS }}\n{schemes}"
             ),
         )
         .expect("spec");
@@ -851,7 +856,11 @@ fn listener_settings_are_checked() {
     // No client CA anywhere: `mutualTLS` cannot be enforced (a warning), and what reads a client
     // certificate would never see one.
     let readers = "  /b:\n    get:\n      security: []\n      x-gateway:\n        throttle: { rate: 1, per: client_cert }\n        cache: { ttl: 1s, key: [client_cert.subjectDN] }\n        transform: { request: { headers: { set: { x-s: \"{{ context.identity.clientCert.subjectDN }}\" } } } }\n      responses: { \"200\": { description: ok } }\n";
-    let found = check("no-ca.yaml", tls, readers);
+    // An authorizer whose identity is the certificate's fingerprint, on a route of its own.
+    let authorizer = "    certs:\n      type: apiKey\n      in: header\n      name: x-unused\n      x-gateway: { authorizer: { type: http, url: \"http://127.0.0.1:9\", identity: [context.identity.clientCert.fingerprint] } }\n";
+    let readers = format!("{readers}  /c:\n    get:\n      security: [{{ certs: [] }}]\n      responses: {{ \"200\": {{ description: ok }} }}\n");
+    let readers = readers.as_str();
+    let found = check("no-ca.yaml", tls, readers, authorizer);
     assert!(
         found.contains(&pair("GW0408", "/components/securitySchemes/mtls")),
         "{found:?}"
@@ -860,6 +869,7 @@ fn listener_settings_are_checked() {
         "/paths/~1b/get/x-gateway/throttle/per",
         "/paths/~1b/get/x-gateway/cache/key/0",
         "/paths/~1b/get/x-gateway/transform/request/headers/set/x-s",
+        "/components/securitySchemes/certs/x-gateway/authorizer/identity/0",
     ] {
         assert!(found.contains(&pair("GW0402", ptr)), "{ptr}: {found:?}");
     }
@@ -868,6 +878,7 @@ fn listener_settings_are_checked() {
     let found = check(
         "variables.yaml",
         "  stages: { prod: { variables: { dir: /etc/gw } }, dev: {} }\n  tls: { certificates: [{ cert: \"${stageVariables.dir}/api.pem\", key: \"${env.KEY\" }], client_ca: \"${secret.CA}\" }",
+        "",
         "",
     );
     for (code, ptr) in [
@@ -880,13 +891,17 @@ fn listener_settings_are_checked() {
 
     // A client CA on a domain is enough for both.
     let domain_ca = format!("{tls}\n  domains: [{{ name: api.test, client_ca: \"${{env.CA}}\" }}]");
-    assert_eq!(check("domain-ca.yaml", &domain_ca, readers), vec![]);
+    assert_eq!(
+        check("domain-ca.yaml", &domain_ca, readers, authorizer),
+        vec![]
+    );
 
     // Revocation lists without the CA they belong to; a domain's CA without `tls`; one name with
     // two CAs; an unknown TLS version; `unknown_hosts` without `domains`.
     let found = check(
         "wrong.yaml",
         "  tls: { certificates: [{ cert: a.pem, key: a.key }], client_crl: r.pem, min_version: \"1.1\" }\n  unknown_hosts: serve",
+        "",
         "",
     );
     for ptr in [
@@ -899,6 +914,7 @@ fn listener_settings_are_checked() {
     let found = check(
         "domains.yaml",
         "  domains:\n    - { name: api.test, client_ca: a.pem }\n    - { name: API.test, base_path: /v2, client_ca: b.pem }\n    - { name: b.test, client_crl: r.pem }",
+        "",
         "",
     );
     for ptr in [
