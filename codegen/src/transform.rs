@@ -628,6 +628,20 @@ mod tests {
                 Part::Lit("!".into()),
             ]
         );
+        // The certificate's fields, in REST's and HTTP API's spellings.
+        for text in [
+            "{{ context.identity.clientCert.validity.notAfter }}",
+            "{{ $context.authentication.clientCert.validity.notAfter }}",
+        ] {
+            assert_eq!(
+                parse(text).unwrap(),
+                vec![Part::Value(
+                    Source::ClientCert("validity.notAfter".into()),
+                    vec![]
+                )],
+                "{text}"
+            );
+        }
         assert_eq!(
             parse("{{$context.requestId}}{{ $request.querystring.q|url-encode }}").unwrap(),
             vec![

@@ -31,7 +31,7 @@ pub struct ClientCert {
     pub fingerprint: String,
     /// Which client CA verified it: 0 for `tls.client_ca`, `n` for the `n`th domain with a
     /// `client_ca` of its own (a request must be for a host of the same trust).
-    pub trust: u8,
+    pub trust: usize,
 }
 
 impl ClientCert {
@@ -70,7 +70,7 @@ impl ClientCert {
     /// Reads a certificate the handshake verified (DER). The fingerprint and PEM are always
     /// there; the rest is empty for what X.509 parsing cannot read.
     #[cfg(feature = "mtls")]
-    pub(crate) fn read(der: &[u8], trust: u8) -> ClientCert {
+    pub(crate) fn read(der: &[u8], trust: usize) -> ClientCert {
         use base64::Engine as _;
         use sha2::Digest as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -81,10 +81,9 @@ impl ClientCert {
             pem.push('\n');
         }
         pem.push_str("-----END CERTIFICATE-----\n");
-        let mut fingerprint = String::with_capacity(64);
-        for b in sha2::Sha256::digest(der) {
-            fingerprint.push_str(&format!("{b:02x}"));
-        }
+        let mut fingerprint = Vec::with_capacity(64);
+        crate::trace::push_hex(&mut fingerprint, &sha2::Sha256::digest(der));
+        let fingerprint = String::from_utf8(fingerprint).unwrap_or_default();
         let mut out = ClientCert {
             pem,
             fingerprint,

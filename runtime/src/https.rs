@@ -67,6 +67,46 @@ struct Trust {
     client_crl: Option<String>,
 }
 
+impl Trust {
+    /// The listener's trust first, then one per distinct CA and CRL of the domains: domains
+    /// that trust the same CAs share one (a certificate serves all their hosts).
+    fn group(
+        listener: Trust,
+        domains: Vec<(String, Option<String>, Option<String>)>,
+    ) -> Vec<Trust> {
+        let mut trusts = vec![listener];
+        for (name, client_ca, client_crl) in domains {
+            let name = name.to_ascii_lowercase();
+            match trusts[1..]
+                .iter_mut()
+                .find(|t| t.client_ca == client_ca && t.client_crl == client_crl)
+            {
+                Some(t) => t.names.push(name),
+                None => trusts.push(Trust {
+                    names: vec![name],
+                    client_ca,
+                    client_crl,
+                }),
+            }
+        }
+        trusts
+    }
+
+    /// The index of the trust a host (SNI or `Host`) belongs to: its domain's, else the
+    /// listener's (0).
+    fn of(trusts: &[Trust], host: &str) -> usize {
+        let host = crate::gateway::host_name(host);
+        trusts
+            .iter()
+            .position(|t| {
+                t.names
+                    .iter()
+                    .any(|p| crate::gateway::host_matches(p, &host))
+            })
+            .unwrap_or(0)
+    }
+}
+
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener")
@@ -98,27 +138,24 @@ impl Listener {
                 ))
             })
             .collect::<Result<Vec<_>, StartError>>()?;
-        let mut trusts = vec![Trust {
+        let listener = Trust {
             names: Vec::new(),
             client_ca: optional(def.client_ca, "client_ca")?,
             client_crl: optional(def.client_crl, "client_crl")?,
-        }];
-        for (name, ca, crl) in def.domain_cas {
-            let what = format!("domains` `{name}");
-            let ca = optional(ca, &what)?;
-            let crl = optional(crl, &what)?;
-            match trusts[1..]
-                .iter_mut()
-                .find(|t| t.client_ca == ca && t.client_crl == crl)
-            {
-                Some(t) => t.names.push(name.to_ascii_lowercase()),
-                None => trusts.push(Trust {
-                    names: vec![name.to_ascii_lowercase()],
-                    client_ca: ca,
-                    client_crl: crl,
-                }),
-            }
-        }
+        };
+        let domains = def
+            .domain_cas
+            .iter()
+            .map(|(name, ca, crl)| {
+                let what = format!("domains` `{name}");
+                Ok((
+                    name.to_string(),
+                    optional(ca, &what)?,
+                    optional(crl, &what)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StartError>>()?;
+        let trusts = Trust::group(listener, domains);
         let files = Files {
             certificates,
             trusts,
@@ -138,17 +175,8 @@ impl Listener {
 
     /// The trust (index in [`Listener::configs`]) a host (SNI or `Host`) belongs to: its
     /// domain's client CA, else the listener's.
-    pub(crate) fn trust_of(&self, host: &str) -> u8 {
-        let host = crate::gateway::host_name(host);
-        self.files
-            .trusts
-            .iter()
-            .position(|t| {
-                t.names
-                    .iter()
-                    .any(|p| crate::gateway::host_matches(p, &host))
-            })
-            .unwrap_or(0) as u8
+    pub(crate) fn trust_of(&self, host: &str) -> usize {
+        Trust::of(&self.files.trusts, host)
     }
 
     /// Whether some domains have client CAs of their own.
@@ -162,7 +190,7 @@ impl Listener {
     pub(crate) async fn accept<S>(
         &self,
         stream: S,
-    ) -> std::io::Result<(tokio_rustls::server::TlsStream<S>, u8)>
+    ) -> std::io::Result<(tokio_rustls::server::TlsStream<S>, usize)>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
@@ -178,7 +206,7 @@ impl Listener {
             .client_hello()
             .server_name()
             .map_or(0, |n| self.trust_of(n));
-        let config = configs[usize::from(trust)].clone();
+        let config = configs[trust].clone();
         Ok((start.into_stream(config).await?, trust))
     }
 
@@ -361,6 +389,34 @@ impl ResolvesServerCert for BySni {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domains_with_the_same_ca_share_a_trust_and_hosts_find_theirs() {
+        let ca = |s: &str| Some(s.to_string());
+        let listener = Trust {
+            names: Vec::new(),
+            client_ca: ca("root.pem"),
+            client_crl: None,
+        };
+        let trusts = Trust::group(
+            listener,
+            vec![
+                ("A.example".into(), ca("a.pem"), None),
+                ("*.partners.example".into(), ca("p.pem"), None),
+                ("b.example".into(), ca("a.pem"), None),
+                ("c.example".into(), ca("a.pem"), ca("revoked.pem")),
+            ],
+        );
+        assert_eq!(trusts.len(), 4, "{trusts:?}");
+        let of = |host: &str| Trust::of(&trusts, host);
+        assert_eq!(of("a.example"), 1);
+        assert_eq!(of("B.EXAMPLE.:8443"), 1, "case, port and trailing dot");
+        assert_eq!(of("x.partners.example"), 2);
+        assert_eq!(of("x.y.partners.example"), 0, "one label under a wildcard");
+        assert_eq!(of("c.example"), 3, "another CRL is another trust");
+        assert_eq!(of("elsewhere.example"), 0);
+        assert_eq!(of(""), 0);
+    }
 
     #[test]
     fn only_successful_ocsp_responses_are_stapled() {

@@ -577,17 +577,7 @@ impl LoggedBody {
 
     fn finish(&mut self) {
         /// The bytes serde_json writes in a string as they are: all but `"`, `\` and controls.
-        static JSON_PLAIN: [bool; 256] = {
-            let mut t = [true; 256];
-            let mut b = 0;
-            while b < 0x20 {
-                t[b] = false;
-                b += 1;
-            }
-            t[b'"' as usize] = false;
-            t[b'\\' as usize] = false;
-            t
-        };
+        static JSON_PLAIN: [bool; 256] = crate::path::byte_class(0x20, 0xff, b"\"\\");
         if let Some((r, metrics)) = self.record.take() {
             let elapsed = r.start.elapsed();
             metrics.finish(&r.method, r.route, r.status, elapsed);

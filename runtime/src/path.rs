@@ -153,22 +153,25 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// The bytes [`SEGMENT`] leaves as they are (printable ASCII but the ones it names).
-static SEGMENT_SAFE: [bool; 256] = {
+/// A byte class as a lookup table: the bytes from `from` to `to` (inclusive) but those in
+/// `except`.
+pub(crate) const fn byte_class(from: u8, to: u8, except: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
-    let mut b = 0x21;
-    while b < 0x7f {
+    let mut b = from as usize;
+    while b <= to as usize {
         t[b] = true;
         b += 1;
     }
-    let encoded = b"\"#%/;<>?[\\]^`{|}";
     let mut i = 0;
-    while i < encoded.len() {
-        t[encoded[i] as usize] = false;
+    while i < except.len() {
+        t[except[i] as usize] = false;
         i += 1;
     }
     t
-};
+}
+
+/// The bytes [`SEGMENT`] leaves as they are (printable ASCII but the ones it names).
+static SEGMENT_SAFE: [bool; 256] = byte_class(0x21, 0x7e, b"\"#%/;<>?[\\]^`{|}");
 
 /// Characters encoded in a value placed into one segment of an upstream URL template: all but
 /// the unreserved ones, so a value can never add a segment, a query or another host.

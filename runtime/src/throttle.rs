@@ -918,6 +918,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn buckets_are_keyed_per_route_address_or_certificate() {
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let with = Client {
+            ip,
+            cert: Some("ab12"),
+        };
+        let without = Client { ip, cert: None };
+        assert_eq!(with.part(Per::Route), None);
+        assert_eq!(with.part(Per::Ip).as_deref(), Some("10.0.0.7"));
+        assert_eq!(with.part(Per::ClientCert).as_deref(), Some("cert:ab12"));
+        // Without a certificate, a request counts against its address.
+        assert_eq!(without.part(Per::ClientCert).as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
     fn tiny_rates_saturate_instead_of_overflowing() {
         let rate = Rate {
             per_second: 1e-300,

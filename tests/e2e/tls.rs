@@ -735,11 +735,23 @@ fn client_certificates_reach_every_phase() {
     assert_eq!(status_of(&with_a, "/echo-cert/v2"), "200");
     // Without a certificate, the identity source is missing: 401, and no call.
     assert_eq!(status_of(&[], "/echo-cert/v2"), "401");
-    let calls = gw
-        .log_text()
-        .matches("certificate authorizer called")
-        .count();
-    assert_eq!(calls, 2, "{}", gw.log_text());
+    let calls = || {
+        gw.log_text()
+            .matches("certificate authorizer called")
+            .count()
+    };
+    assert_eq!(calls(), 2, "{}", gw.log_text());
+    // An authorizer keyed by a header: the same header with another certificate is decided
+    // again (the event carries the certificate), not served the first certificate's answer.
+    let same_token = |cert: &[&str]| {
+        let mut args = cert.to_vec();
+        args.extend_from_slice(&["-H", "Authorization: Bearer same"]);
+        status_of(&args, "/echo-cert/header")
+    };
+    assert_eq!(same_token(&with_a), "200");
+    assert_eq!(same_token(&with_b), "403");
+    assert_eq!(same_token(&with_a), "200");
+    assert_eq!(calls(), 4, "{}", gw.log_text());
     // Payload 1.0: `requestContext.identity.clientCert`.
     let (code, _, body) = get(&with_a, "/echo-cert/v1");
     assert_eq!(code, "200", "{body}");

@@ -140,10 +140,14 @@ async fn dispatch(
         let skip = entry.strip(host, &raw_path, &segs)?;
         segs.drain(..skip);
     }
+    // Only a gateway with client CAs reads certificates: others skip the lookup.
+    #[cfg(feature = "mtls")]
     let cert = req
         .extensions()
         .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
         .cloned();
+    #[cfg(not(feature = "mtls"))]
+    let cert: Option<std::sync::Arc<crate::client_cert::ClientCert>> = None;
     #[cfg(feature = "mtls")]
     if let (Some(cert), Some(tls)) = (&cert, &gw.tls) {
         route::same_trust(tls, cert, &req)?;
