@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (the process is up) and `/readyz`
-//! (it takes requests; 503 while starting and draining). Off unless `--admin-listen` is given.
+//! (it takes requests; 503 while starting and draining), and for WebSocket APIs the
+//! `@connections` management API. Off unless `--admin-listen` is given.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,18 @@ impl Gateway {
     pub fn admin_router(self: &Arc<Self>) -> axum::Router {
         let gw = self.clone();
         let ready = self.ready.clone();
-        axum::Router::new()
+        let router = axum::Router::new();
+        #[cfg(feature = "websocket")]
+        let router = match self.websocket_message_limit() {
+            Some(limit) => crate::websocket::registry::routes(
+                router,
+                self.sockets.clone(),
+                self.admin_token.clone(),
+                limit,
+            ),
+            None => router,
+        };
+        router
             .route(
                 "/metrics",
                 axum::routing::get(move || async move {

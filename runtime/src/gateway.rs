@@ -282,6 +282,12 @@ pub struct Gateway {
     pub(crate) tls: Option<Arc<crate::https::Listener>>,
     /// `tls.hsts`: `Strict-Transport-Security` for every answer.
     pub(crate) hsts: Option<http::HeaderValue>,
+    /// The open WebSocket connections.
+    #[cfg(feature = "websocket")]
+    pub(crate) sockets: Arc<crate::websocket::Registry>,
+    /// `admin.token`: what the `@connections` management API asks for.
+    #[cfg(feature = "websocket")]
+    pub(crate) admin_token: Option<Arc<str>>,
     /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
     /// first request, when the gateway is built whole.
     direct: std::sync::OnceLock<Box<[bool]>>,
@@ -318,6 +324,10 @@ impl Gateway {
             #[cfg(feature = "https")]
             tls: None,
             hsts: None,
+            #[cfg(feature = "websocket")]
+            sockets: Arc::default(),
+            #[cfg(feature = "websocket")]
+            admin_token: None,
             direct: std::sync::OnceLock::new(),
         }
     }
@@ -347,6 +357,41 @@ impl Gateway {
         self.connections = connections;
         self.validating = crate::percore::Budget::new(connections.validation_memory);
         self
+    }
+
+    /// `admin.token`: the `@connections` management API asks for `Authorization: Bearer TOKEN`
+    /// (interpolated now; an empty token is a start-up error).
+    #[cfg(feature = "websocket")]
+    pub fn with_admin_token(mut self, stage: &Stage, token: &str) -> Result<Self, StartError> {
+        let token = stage.interpolate(token, "`admin.token`")?;
+        if token.is_empty() {
+            return Err(StartError::Invalid("`admin.token` is empty".into()));
+        }
+        self.admin_token = Some(Arc::from(token));
+        Ok(self)
+    }
+
+    /// The largest message of the gateway's WebSocket APIs; `None` without one.
+    #[cfg(feature = "websocket")]
+    pub(crate) fn websocket_message_limit(&self) -> Option<usize> {
+        self.routes
+            .iter()
+            .filter_map(|r| match &r.integration {
+                Integration::WebSocket(api) => Some(api.message_limit()),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Whether any route is a WebSocket API (its connections are served with upgrades).
+    pub(crate) fn has_websockets(&self) -> bool {
+        #[cfg(feature = "websocket")]
+        return self
+            .routes
+            .iter()
+            .any(|r| matches!(r.integration, Integration::WebSocket(_)));
+        #[cfg(not(feature = "websocket"))]
+        false
     }
 
     /// `http2: true`: the listener takes HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) beside

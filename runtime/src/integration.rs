@@ -23,6 +23,9 @@ pub enum Integration {
     /// A Lambda function.
     #[cfg(feature = "lambda")]
     Lambda(crate::lambda::LambdaIntegration),
+    /// A WebSocket API: the handshake, then the socket.
+    #[cfg(feature = "websocket")]
+    WebSocket(std::sync::Arc<crate::websocket::Api>),
 }
 
 /// A mock answer.

@@ -66,6 +66,8 @@ pub(crate) mod tls;
 mod trace;
 pub(crate) mod transform;
 pub(crate) mod validate;
+#[cfg(feature = "websocket")]
+pub(crate) mod websocket;
 
 /// The global allocator of gateways built with the `mimalloc` feature.
 #[cfg(feature = "mimalloc")]
@@ -108,6 +110,11 @@ pub mod __private_0_1 {
     }
     pub use axum;
     pub use http::Method;
+    /// WebSocket APIs: what generated `websocket` data is made of.
+    #[cfg(feature = "websocket")]
+    pub mod ws {
+        pub use crate::websocket::{Api, WebSocketDef, WsLimits, WsRouteDef, WsTargetDef};
+    }
     /// Validation: what generated validators call.
     pub mod v {
         pub use crate::validate::format;

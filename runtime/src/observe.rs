@@ -260,6 +260,8 @@ struct Shard {
     invalid_requests: BTreeMap<&'static str, u64>,
     invalid_responses: BTreeMap<&'static str, u64>,
     counters: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    /// WebSocket connections opened minus closed on this thread, by API path.
+    websockets: BTreeMap<&'static str, i64>,
     /// Requests started minus requests finished on this thread (a request may finish on
     /// another thread than it started on; the sum over shards is what is in flight).
     active: i64,
@@ -290,6 +292,18 @@ const COUNTERS: &[(&str, &str, &str, &str)] = &[
         "Cacheable requests, by result (hit, miss, refresh, bypass).",
         "http_route",
         "result",
+    ),
+    (
+        "gwgen_websocket_messages_total",
+        "WebSocket messages, by API path and direction (in: from clients; out: to them).",
+        "http_route",
+        "direction",
+    ),
+    (
+        "gwgen_websocket_closes_total",
+        "WebSocket connections closed, by API path and close code.",
+        "http_route",
+        "code",
     ),
     (
         "gwgen_state_errors_total",
@@ -334,6 +348,37 @@ impl Metrics {
     /// Adds one to a counter of [`COUNTERS`] with its label values.
     pub fn count(&self, name: &'static str, a: &'static str, b: &'static str) {
         self.with_shard(|s| *s.counters.entry((name, a, b)).or_default() += 1);
+    }
+
+    /// Counts a WebSocket connection of the API at `path` as open.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn websocket_opened(&self, path: &'static str) {
+        self.with_shard(|s| *s.websockets.entry(path).or_default() += 1);
+    }
+
+    /// Counts a WebSocket connection as closed with `code`.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn websocket_closed(&self, path: &'static str, code: u16) {
+        const CODES: [&str; 12] = [
+            "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010",
+            "1011", "other",
+        ];
+        let code = CODES
+            .iter()
+            .find(|c| c.parse::<u16>() == Ok(code))
+            .unwrap_or(&"other");
+        self.with_shard(|s| {
+            *s.websockets.entry(path).or_default() -= 1;
+            *s.counters
+                .entry(("gwgen_websocket_closes_total", path, code))
+                .or_default() += 1;
+        });
+    }
+
+    /// Counts a WebSocket message (`in` or `out`).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn websocket_message(&self, path: &'static str, direction: &'static str) {
+        self.count("gwgen_websocket_messages_total", path, direction);
     }
 
     /// Whether the shared state is failing (`gwgen_state_degraded`).
@@ -407,6 +452,9 @@ impl Metrics {
                 *sum.counters.entry(*k).or_default() += n;
             }
             sum.active += s.active;
+            for (k, n) in &s.websockets {
+                *sum.websockets.entry(k).or_default() += n;
+            }
         }
         sum
     }
@@ -494,6 +542,17 @@ impl Metrics {
         out.push_str("# HELP http_server_active_requests Number of active HTTP server requests.\n");
         out.push_str("# TYPE http_server_active_requests gauge\n");
         let _ = writeln!(out, "http_server_active_requests {}", total.active);
+        if !total.websockets.is_empty() {
+            out.push_str("# HELP gwgen_websocket_connections Open WebSocket connections, by API path.\n");
+            out.push_str("# TYPE gwgen_websocket_connections gauge\n");
+            for (path, n) in &total.websockets {
+                let _ = writeln!(
+                    out,
+                    "gwgen_websocket_connections{{http_route=\"{}\"}} {n}",
+                    escape_label(path)
+                );
+            }
+        }
         #[cfg(feature = "proxy")]
         crate::balance::render_metrics(&mut out);
         out

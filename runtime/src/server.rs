@@ -281,7 +281,7 @@ async fn accept(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,
     admission: Admission,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
     // connection and [`handle_request`], and Nagle off so answers leave at once.
@@ -292,13 +292,22 @@ async fn accept(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout);
+    let upgrades = gw.has_websockets();
+    // Connections that may upgrade, which hyper's graceful watcher does not take: counted here.
+    let upgradeable = Arc::new(());
     #[cfg(any(feature = "http2", feature = "https"))]
     let builders = std::sync::Arc::new(Builders {
+        stop: stop.clone(),
+        upgradeable: upgradeable.clone(),
         http1: http.clone(),
         #[cfg(feature = "http2")]
         http2: http2_builder(&gw),
     });
-    let stopped = stop.wait_for(|s| *s);
+    let stopped = stop.clone();
+    let stopped = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    };
     tokio::pin!(stopped);
     loop {
         tokio::select! {
@@ -328,9 +337,8 @@ async fn accept(
                                 .map(|c| Arc::new(crate::client_cert::ClientCert::read(c, trust)));
                             #[cfg(not(feature = "mtls"))]
                             let cert = { let _ = trust; None };
-                            on.serve(stream, h2, cert, watcher).await;
+                            on.serve(stream, h2, cert, watcher, Admitted { _ticket: Arc::new(ticket) }).await;
                         }
-                        drop(ticket);
                     });
                     continue;
                 }
@@ -343,9 +351,26 @@ async fn accept(
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
                         if let Some(h2) = sniff(&stream, head_timeout).await {
-                            on.serve(stream, h2, None, watcher).await;
+                            on.serve(stream, h2, None, watcher, Admitted { _ticket: Arc::new(ticket) }).await;
                         }
-                        drop(ticket);
+                    });
+                    continue;
+                }
+                let stream = crate::progress::SendWatch::new(stream, send_timeout);
+                if upgrades {
+                    // A WebSocket keeps the connection's place after its upgrade.
+                    let admitted = Admitted { _ticket: Arc::new(ticket) };
+                    let gw = gw.clone();
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let mut req = watched(req, body_timeout);
+                        req.extensions_mut().insert(admitted.clone());
+                        guarded(gw.clone(), peer, req)
+                    });
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let (stop, open) = (stop.clone(), upgradeable.clone());
+                    tokio::spawn(async move {
+                        until_stopped(conn.with_upgrades(), |c| c.graceful_shutdown(), stop).await;
+                        drop(open);
                     });
                     continue;
                 }
@@ -353,7 +378,6 @@ async fn accept(
                 let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     guarded(gw.clone(), peer, watched(req, body_timeout))
                 });
-                let stream = crate::progress::SendWatch::new(stream, send_timeout);
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -366,7 +390,16 @@ async fn accept(
     }
     drop(listener);
     let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
-    if tokio::time::timeout(deadline, graceful.shutdown())
+    // WebSockets are closed with 1001 (their `$disconnect` routes told) before requests drain.
+    #[cfg(feature = "websocket")]
+    gw.sockets.close_all(deadline).await;
+    let drained = async {
+        graceful.shutdown().await;
+        while Arc::strong_count(&upgradeable) > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(deadline, drained)
         .await
         .is_err()
     {
@@ -380,6 +413,10 @@ async fn accept(
 /// The servers of a listener that takes TLS or HTTP/2.
 #[cfg(any(feature = "http2", feature = "https"))]
 struct Builders {
+    /// The stop signal, for connections that may upgrade.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Held by each connection that may upgrade, while it is served.
+    upgradeable: Arc<()>,
     http1: hyper::server::conn::http1::Builder,
     #[cfg(feature = "http2")]
     http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
@@ -407,6 +444,7 @@ impl Connection {
         h2: bool,
         cert: Option<Arc<crate::client_cert::ClientCert>>,
         watcher: hyper_util::server::graceful::Watcher,
+        admitted: Admitted,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -418,11 +456,15 @@ impl Connection {
             send_timeout,
             builders,
         } = self;
+        let upgrades = gw.has_websockets();
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let mut req = watched(req, body_timeout);
                 if let Some(cert) = &cert {
                     req.extensions_mut().insert(cert.clone());
+                }
+                if upgrades {
+                    req.extensions_mut().insert(admitted.clone());
                 }
                 guarded(gw.clone(), peer, req)
             });
@@ -451,6 +493,12 @@ impl Connection {
         let conn = builders
             .http1
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        if upgrades {
+            let open = builders.upgradeable.clone();
+            until_stopped(conn.with_upgrades(), |c| c.graceful_shutdown(), builders.stop.clone()).await;
+            drop((open, watcher));
+            return;
+        }
         let _ = watcher.watch(conn).await;
     }
 }
@@ -664,6 +712,30 @@ fn guarded(
                 .map(LoggedBody::plain)
             }))
         })
+}
+
+/// Serves `conn` until it ends; once `stop` turns true, shuts it down gracefully (requests in
+/// flight finish, idle keep-alive ends) and waits for it. For HTTP/1 connections that may
+/// upgrade, which hyper's graceful watcher does not take.
+async fn until_stopped<F: std::future::Future>(
+    conn: F,
+    shutdown: impl FnOnce(std::pin::Pin<&mut F>),
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    shutdown(conn.as_mut());
+    let _ = conn.await;
+}
+
+/// A connection's admission, shared by its requests: an upgraded connection (a WebSocket)
+/// holds it for as long as it lasts.
+#[derive(Clone)]
+pub(crate) struct Admitted {
+    _ticket: Arc<Ticket>,
 }
 
 /// Open connections per client address.

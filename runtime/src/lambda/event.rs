@@ -49,7 +49,7 @@ pub(crate) struct Request<'a> {
 
 /// The account and API ids of this gateway in events, as in its `routeArn`s.
 const ACCOUNT: &str = "gwgen";
-const API_ID: &str = "gateway";
+pub(crate) const API_ID: &str = "gateway";
 
 impl Request<'_> {
     fn header(&self, name: &str) -> Option<&str> {
@@ -106,19 +106,7 @@ impl Request<'_> {
 
     /// `15/May/2020:06:01:09 +0000`.
     fn clf_time(&self) -> String {
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let secs = (self.epoch_ms() / 1000) as i64;
-        let (y, m, d) = crate::throttle::civil_from_days(secs.div_euclid(86_400));
-        let s = secs.rem_euclid(86_400);
-        format!(
-            "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} +0000",
-            MONTHS[(m as usize).saturating_sub(1) % 12],
-            s / 3600,
-            s / 60 % 60,
-            s % 60
-        )
+        clf_time(self.time)
     }
 
     /// The headers' text values, each name once, its values in order.
@@ -189,27 +177,8 @@ impl Request<'_> {
 
     /// The payload format 1.0 event (REST APIs).
     pub(crate) fn v1(&self) -> Value {
-        let mut headers = Map::new();
-        let mut multi = Map::new();
-        for (name, values) in self.header_values(None) {
-            headers.insert(name.into(), Value::String(values[values.len() - 1].into()));
-            multi.insert(
-                name.into(),
-                Value::Array(values.iter().map(|v| Value::String((*v).into())).collect()),
-            );
-        }
-        let pairs = self.query_pairs();
-        let (mut query, mut multi_query) = (Map::new(), Map::new());
-        for (k, v) in &pairs {
-            query.insert(k.clone(), Value::String(v.clone()));
-            match multi_query
-                .entry(k.clone())
-                .or_insert_with(|| Value::Array(Vec::new()))
-            {
-                Value::Array(a) => a.push(Value::String(v.clone())),
-                _ => unreachable!("only arrays are inserted"),
-            }
-        }
+        let (headers, multi) = header_maps(self.headers);
+        let (query, multi_query) = query_maps(self.query);
         let key = self.identity.and_then(|i| i.key.as_ref());
         let mut context = json!({
             "accountId": ACCOUNT,
@@ -256,10 +225,10 @@ impl Request<'_> {
             "resource": self.resource,
             "path": self.path,
             "httpMethod": self.method,
-            "headers": object_or_null(headers),
-            "multiValueHeaders": object_or_null(multi),
-            "queryStringParameters": object_or_null(query),
-            "multiValueQueryStringParameters": object_or_null(multi_query),
+            "headers": headers,
+            "multiValueHeaders": multi,
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": multi_query,
             "pathParameters": self.params(),
             "stageVariables": self.stage_variables(),
             "requestContext": context,
@@ -354,8 +323,66 @@ impl Request<'_> {
     }
 }
 
+/// `15/May/2020:06:01:09 +0000`.
+pub(crate) fn clf_time(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let secs = (ms / 1000) as i64;
+    let (y, m, d) = crate::throttle::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m as usize).saturating_sub(1) % 12],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// `headers` (each name's last value) and `multiValueHeaders` (all of them), as payload 1.0 and
+/// WebSocket events give them; `null` when there are none.
+pub(crate) fn header_maps(headers: &HeaderMap) -> (Value, Value) {
+    let (mut single, mut multi) = (Map::new(), Map::new());
+    for name in headers.keys() {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Some(last) = values.last() {
+            single.insert(name.as_str().into(), Value::String((*last).into()));
+            multi.insert(
+                name.as_str().into(),
+                Value::Array(values.iter().map(|v| Value::String((*v).into())).collect()),
+            );
+        }
+    }
+    (object_or_null(single), object_or_null(multi))
+}
+
+/// `queryStringParameters` (each name's last value) and `multiValueQueryStringParameters`, as
+/// payload 1.0 and WebSocket events give them; `null` when there are none.
+pub(crate) fn query_maps(query: Option<&str>) -> (Value, Value) {
+    let (mut single, mut multi) = (Map::new(), Map::new());
+    for (k, v) in query.map(crate::validate::input::parse_pairs).unwrap_or_default() {
+        single.insert(k.to_string(), Value::String(v.to_string()));
+        if let Value::Array(a) = multi
+            .entry(k.into_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            a.push(Value::String(v.into_owned()));
+        }
+    }
+    (object_or_null(single), object_or_null(multi))
+}
+
 /// An object of text members, or `null` when there are none.
-fn text_object<'x>(pairs: impl Iterator<Item = (&'x str, &'x str)>) -> Value {
+pub(crate) fn text_object<'x>(pairs: impl Iterator<Item = (&'x str, &'x str)>) -> Value {
     object_or_null(
         pairs
             .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))

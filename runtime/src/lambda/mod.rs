@@ -13,7 +13,8 @@
 
 #[cfg(feature = "lambda")]
 pub(crate) mod aws;
-#[cfg(feature = "lambda")]
+#[cfg(any(feature = "lambda", feature = "websocket"))]
+#[cfg_attr(not(feature = "lambda"), allow(dead_code))]
 pub(crate) mod event;
 #[cfg(feature = "lambda")]
 pub(crate) mod local;

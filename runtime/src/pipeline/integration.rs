@@ -80,6 +80,8 @@ async fn answer(
         }
         #[cfg(feature = "lambda")]
         Integration::Lambda(l) => Box::pin(lambda(x, l, req, record)).await,
+        #[cfg(feature = "websocket")]
+        Integration::WebSocket(api) => Box::pin(crate::websocket::accept(x, api, req)).await,
         #[cfg(feature = "proxy")]
         Integration::Http(h) => Box::pin(crate::proxy::forward(x, h, req, record)).await,
         #[cfg(not(feature = "proxy"))]
