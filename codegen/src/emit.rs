@@ -91,6 +91,22 @@ const GWGEN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The runtime's sources, for vendoring.
 const RUNTIME_FILES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../runtime/src/lib.rs")),
+    (
+        "src/websocket/mod.rs",
+        include_str!("../../runtime/src/websocket/mod.rs"),
+    ),
+    (
+        "src/websocket/connection.rs",
+        include_str!("../../runtime/src/websocket/connection.rs"),
+    ),
+    (
+        "src/websocket/event.rs",
+        include_str!("../../runtime/src/websocket/event.rs"),
+    ),
+    (
+        "src/websocket/registry.rs",
+        include_str!("../../runtime/src/websocket/registry.rs"),
+    ),
     ("src/admin.rs", include_str!("../../runtime/src/admin.rs")),
     ("src/binary.rs", include_str!("../../runtime/src/binary.rs")),
     ("src/proxy.rs", include_str!("../../runtime/src/proxy.rs")),
@@ -437,7 +453,20 @@ fn generate_crate(
     if gw.routes.iter().any(|r| r.settings.compression.is_some()) {
         features.push("\"compression\"");
     }
-    let lambda_authorizer = gw.security_schemes.values().any(|s| {
+    let websockets: Vec<&crate::xgw::WebSocket> = gw
+        .routes
+        .iter()
+        .filter_map(|r| r.websocket.as_ref().map(|w| &w.settings))
+        .collect();
+    if !websockets.is_empty() {
+        features.push("\"websocket\"");
+    }
+    let websocket_lambda = websockets.iter().any(|w| {
+        w.routes
+            .values()
+            .any(|r| r.integration.kind == IntegrationKind::Lambda)
+    });
+    let lambda_authorizer = websocket_lambda || gw.security_schemes.values().any(|s| {
         s.settings
             .authorizer
             .as_ref()
@@ -615,6 +644,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
     let routes = gw.routes.iter().enumerate().map(|(n, r)| {
         route_def(
             gw,
+            n,
             r,
             gw.validation
                 .routes
@@ -730,6 +760,13 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
     if gw.root.stage_prefix {
         entry.extend(quote! { let gw = gw.with_stage_prefix(); });
     }
+    let admin = match gw.root.admin.as_ref().and_then(|a| a.token.as_deref()) {
+        Some(token) if gw.routes.iter().any(|r| r.websocket.is_some()) => {
+            let token = lit(token);
+            quote! { let gw = gw.with_admin_token(&stage, #token)?; }
+        }
+        _ => quote! {},
+    };
     let tree = route_tree(gw);
     Ok(quote! {
         use gwgen_runtime::__private_0_1 as rt;
@@ -756,6 +793,7 @@ fn module_body(gw: &Gateway, code: TokenStream) -> Result<TokenStream, EmitError
             #with_auth
             #with_traffic
             #with_responses
+            #admin
             Ok(gw)
         }
 
@@ -797,6 +835,7 @@ fn route_limit<T>(
 
 fn route_def(
     gw: &Gateway,
+    index: usize,
     r: &Route,
     validation: Option<usize>,
     transform: Option<usize>,
@@ -805,6 +844,7 @@ fn route_def(
     let template = lit(&r.path);
     let context = lit(&format!("the integration of {} {}", r.method, r.path));
     let integration = match &r.settings.integration {
+        _ if r.websocket.is_some() => websocket_tokens(gw, index, r),
         Some(i) if i.kind == IntegrationKind::Http => {
             let url = lit(i
                 .url
@@ -1502,6 +1542,77 @@ fn upstreams_def(i: &crate::xgw::Integration) -> Option<TokenStream> {
     })
 }
 
+/// A WebSocket API's integration: its `WebSocketDef` as a static inside the expression.
+fn websocket_tokens(gw: &Gateway, index: usize, r: &Route) -> TokenStream {
+    let Some(ws) = &r.websocket else {
+        return quote! {};
+    };
+    let s = &ws.settings;
+    let selection = s.selection().unwrap_or_default();
+    let selection = selection.iter().map(|n| lit(n));
+    let schemas = gw.validation.messages.get(&index);
+    let routes = s.routes.iter().enumerate().map(|(n, (key, route))| {
+        let i = &route.integration;
+        let timeout = Literal::u64_unsuffixed(i.timeout.map_or(29_000, |t| t.0));
+        let target = match i.kind {
+            IntegrationKind::Http => {
+                let url = lit(i.url.as_deref().unwrap_or_default());
+                quote! { rt::ws::WsTargetDef::Http { url: #url, timeout_ms: #timeout } }
+            }
+            IntegrationKind::Lambda => {
+                let def = lambda_def(&i.lambda);
+                quote! { rt::ws::WsTargetDef::Lambda { def: #def, timeout_ms: #timeout } }
+            }
+            IntegrationKind::Mock => {
+                let body = match &i.body {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                let body = lit(&body);
+                quote! { rt::ws::WsTargetDef::Mock { body: #body } }
+            }
+        };
+        let key = lit(key);
+        let respond = route.respond;
+        let schema = schema_fn(&schemas.and_then(|s| s.get(n).cloned()).flatten());
+        let throttle = option_tokens(route.throttle.as_ref().map(rate_tokens));
+        quote! {
+            rt::ws::WsRouteDef { key: #key, target: #target, respond: #respond, schema: #schema, throttle: #throttle }
+        }
+    });
+    let l = &s.limits;
+    let message = Literal::usize_unsuffixed(l.message.map_or(128 << 10, |b| b.0 as usize));
+    let frame = Literal::usize_unsuffixed(l.frame.map_or(32 << 10, |b| b.0 as usize));
+    let idle = Literal::u64_unsuffixed(l.idle_timeout.map_or(600_000, |t| t.0));
+    let max = Literal::u64_unsuffixed(l.max_duration.map_or(7_200_000, |t| t.0));
+    let per_client = option_tokens(l.per_client.map(|n| {
+        let n = Literal::u32_unsuffixed(n);
+        quote! { #n }
+    }));
+    let per_connection = option_tokens(s.message_throttle.as_ref().map(rate_tokens));
+    let path = lit(&r.path);
+    let plans = if uses_traffic(gw) {
+        quote! { TRAFFIC.plans }
+    } else {
+        quote! { &[] }
+    };
+    quote! {
+        rt::Integration::WebSocket(std::sync::Arc::new(rt::ws::Api::new(&stage, {
+            static WS: rt::ws::WebSocketDef = rt::ws::WebSocketDef {
+                selection: &[#(#selection),*],
+                routes: &[#(#routes),*],
+                limits: rt::ws::WsLimits {
+                    message: #message, frame: #frame, idle_ms: #idle, max_ms: #max,
+                    per_client: #per_client,
+                },
+                per_connection: #per_connection,
+            };
+            &WS
+        }, #path, #plans)?))
+    }
+}
+
 /// A Lambda function's settings as the runtime's `LambdaDef`.
 fn lambda_def(i: &crate::xgw::LambdaFunction) -> TokenStream {
     let text = |v: &Option<String>| lit(v.as_deref().unwrap_or_default());
@@ -1680,13 +1791,14 @@ fn scheme_tokens(s: &crate::ir::SecurityScheme) -> (TokenStream, SchemeKind) {
             let leeway = Literal::u64_unsuffixed(x.leeway.map(|l| l.0 / 1000).unwrap_or(0));
             let jwks_refresh = Literal::u64_unsuffixed(x.jwks_refresh.map_or(600_000, |d| d.0));
             let plan = opt(&x.plan);
+            let token_source = opt(&x.token_source);
             (
                 quote! {
                     rt::SchemeDef::Jwt(rt::JwtDef {
                         issuer: #issuer, audience: &[#(#audience),*], jwks_uri: #jwks_uri,
                         discovery: #discovery, keys: #keys, secret: #secret,
                         algorithms: &[#(#algorithms),*], leeway: #leeway,
-                        jwks_refresh_ms: #jwks_refresh, plan: #plan,
+                        jwks_refresh_ms: #jwks_refresh, plan: #plan, token_source: #token_source,
                     })
                 },
                 SchemeKind::Jwt,
@@ -1730,8 +1842,13 @@ fn security_def(gw: &Gateway) -> TokenStream {
         .values()
         .enumerate()
         .filter(|(_, s)| {
-            let query_key = s.kind == Some(SchemeType::ApiKey) && s.key_in == KeyIn::Query;
-            !s.settings.forward_credentials.unwrap_or(!query_key)
+            // Credentials in the query end up in logs: hidden unless the spec says otherwise.
+            let in_query = (s.kind == Some(SchemeType::ApiKey) && s.key_in == KeyIn::Query)
+                || s.settings
+                    .token_source
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("query."));
+            !s.settings.forward_credentials.unwrap_or(!in_query)
         })
         .map(|(i, _)| Literal::usize_unsuffixed(i));
     quote! {

@@ -208,7 +208,20 @@ pub struct Route {
     /// Whether the integration comes from the root (`defaults`), whose URL gets the request
     /// path appended, rather than from the path item or operation.
     pub integration_inherited: bool,
+    /// The WebSocket API this `GET` is the handshake of (`websocket` on its path item).
+    pub websocket: Option<WebSocketApi>,
     /// The operation object.
+    pub location: Location,
+}
+
+/// A WebSocket API: its settings, its routes' message schemas, where it is written.
+#[derive(Debug, Clone)]
+pub struct WebSocketApi {
+    /// `websocket` as written.
+    pub settings: crate::xgw::WebSocket,
+    /// Each route's `schema`, in the order of `settings.routes`.
+    pub schemas: Vec<Option<SchemaRef>>,
+    /// The `websocket` block.
     pub location: Location,
 }
 

@@ -142,6 +142,8 @@ impl Lowerer<'_> {
                 );
                 let template_loc = self.location(FileId(0), &ptr, e.key_pos);
                 let segments = parse_template(&e.key).unwrap_or_default();
+                let websocket = self.websocket(item_node, file, &item_ptr);
+                let mut handshake = false;
                 for method in crate::check::structure::operation_methods() {
                     let Some(op_entry) = item_node.entry(method) else {
                         continue;
@@ -176,7 +178,15 @@ impl Lowerer<'_> {
                         Some(s) => (security(s), true),
                         None => (root_security.clone().unwrap_or_default(), false),
                     };
+                    let websocket = match (*method, &websocket) {
+                        ("get", Some(ws)) => {
+                            handshake = true;
+                            Some(ws.clone())
+                        }
+                        _ => None,
+                    };
                     routes.push(Route {
+                        websocket,
                         method: upper(method),
                         path: e.key.clone(),
                         segments: segments.clone(),
@@ -203,6 +213,28 @@ impl Lowerer<'_> {
                         location: loc,
                     });
                 }
+                // A WebSocket API without a `get` operation: its handshake is a `GET` with the
+                // path item's parameters and the root's security.
+                if let (Some(ws), false) = (websocket, handshake) {
+                    let params =
+                        self.merge_params(&e.key, &segments, path_params, Vec::new(), &template_loc);
+                    routes.push(Route {
+                        method: Method::Get,
+                        path: e.key.clone(),
+                        segments: segments.clone(),
+                        operation_id: None,
+                        rust_name: names.name(&format!("websocket{}", e.key)),
+                        params,
+                        request_body: None,
+                        responses: Vec::new(),
+                        security: root_security.clone().unwrap_or_default(),
+                        security_explicit: false,
+                        integration_inherited: false,
+                        settings: defaults.merged_with(&path_settings),
+                        location: ws.location.clone(),
+                        websocket: Some(ws),
+                    });
+                }
             }
         }
         Gateway {
@@ -216,6 +248,29 @@ impl Lowerer<'_> {
             defaults,
             validation: Default::default(),
         }
+    }
+
+    /// The path item's WebSocket API, if it has one. Its block was validated with the path
+    /// item's settings; an invalid one is left out.
+    fn websocket(&self, item: &Node, file: FileId, item_ptr: &str) -> Option<WebSocketApi> {
+        let block = item.get("x-gateway")?;
+        let node = block.get("websocket")?;
+        let settings: crate::xgw::WebSocket = serde_json::from_value(node.to_json()).ok()?;
+        let ptr = ptr_join(&ptr_join(item_ptr, "x-gateway"), "websocket");
+        let schemas = settings
+            .routes
+            .keys()
+            .map(|key| {
+                let route = node.get("routes")?.get(key)?;
+                let at = ptr_join(&ptr_join(&ptr_join(&ptr, "routes"), key), "schema");
+                self.schema_ref(route.get("schema"), file, &at)
+            })
+            .collect();
+        Some(WebSocketApi {
+            settings,
+            schemas,
+            location: self.location(file, &ptr, node.pos),
+        })
     }
 
     fn security_schemes(&mut self) -> BTreeMap<String, SecurityScheme> {

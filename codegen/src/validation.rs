@@ -104,6 +104,9 @@ pub struct Validation {
     pub routes: Vec<Option<RouteCheck>>,
     /// Whether patterns are used (the runtime's `patterns` feature).
     pub patterns: bool,
+    /// The message schemas of WebSocket routes: by gateway route index, the schema function of
+    /// each of its API's routes (in `routes` order).
+    pub messages: BTreeMap<usize, Vec<Option<String>>>,
 }
 
 fn media_kind(range: &str) -> &'static str {
@@ -229,7 +232,16 @@ pub fn compile(
         }
     };
     let mut routes = Vec::new();
-    for route in &gw.routes {
+    let mut messages = BTreeMap::new();
+    for (index, route) in gw.routes.iter().enumerate() {
+        if let Some(ws) = &route.websocket {
+            let fns = ws
+                .schemas
+                .iter()
+                .map(|s| s.as_ref().and_then(|s| entry(&mut requests, s, &mut failed)))
+                .collect();
+            messages.insert(index, fns);
+        }
         let v = route.settings.validate.as_ref();
         let check_requests = v.and_then(|v| v.requests) != Some(false);
         let response_mode = mode_of(v);
@@ -341,6 +353,7 @@ pub fn compile(
     let validation = Validation {
         routes,
         patterns: q_needs.patterns || r_needs.patterns,
+        messages,
     };
     (validation, quote::quote! { #q_code #r_code })
 }

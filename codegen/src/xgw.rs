@@ -801,6 +801,84 @@ pub struct RootSettings {
     /// Paths start with `/{stage}`.
     #[serde(default)]
     pub stage_prefix: bool,
+    /// The admin listener's settings.
+    pub admin: Option<Admin>,
+}
+
+/// The admin listener (`admin`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Admin {
+    /// What the `@connections` management API asks for (`Authorization: Bearer TOKEN`).
+    pub token: Option<String>,
+}
+
+/// Settings only a path item has.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct PathItemSettings {
+    /// A WebSocket API at this path.
+    pub websocket: Option<WebSocket>,
+}
+
+/// A WebSocket API (`websocket` on a path item).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WebSocket {
+    /// `$request.body.NAME`: where a message's route key is.
+    pub route_selection: Option<String>,
+    /// Routes by key (`$connect`, `$disconnect`, `$default`, named ones).
+    pub routes: BTreeMap<String, WsRoute>,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: WsLimits,
+    /// A bucket of messages per connection.
+    pub message_throttle: Option<Throttle>,
+}
+
+impl WebSocket {
+    /// `route_selection` as the member names it goes through (`$request.body.a.b` → `a`,
+    /// `b`; `${request.body.a}` as well); `None` when it is not of that form.
+    pub fn selection(&self) -> Option<Vec<&str>> {
+        let Some(expr) = self.route_selection.as_deref() else {
+            return Some(Vec::new());
+        };
+        let inner = expr
+            .strip_prefix("${")
+            .and_then(|e| e.strip_suffix('}'))
+            .or_else(|| expr.strip_prefix('$'))?;
+        let names: Vec<&str> = inner.strip_prefix("request.body.")?.split('.').collect();
+        names
+            .iter()
+            .all(|n| !n.is_empty() && !n.contains(['$', '{', '}']))
+            .then_some(names)
+    }
+}
+
+/// One route of a WebSocket API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WsRoute {
+    /// How its messages are served.
+    pub integration: Integration,
+    /// The integration's answer goes back to the client.
+    #[serde(default)]
+    pub respond: bool,
+    /// What its messages must be.
+    pub schema: Option<serde_json::Value>,
+    /// A bucket of its messages.
+    pub throttle: Option<Throttle>,
+}
+
+/// A WebSocket API's limits (`websocket.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+pub struct WsLimits {
+    /// The largest message (128 KiB).
+    pub message: Option<Bytes>,
+    /// The largest frame (32 KiB).
+    pub frame: Option<Bytes>,
+    /// Closed after this long without a frame from the client (10 minutes).
+    pub idle_timeout: Option<Millis>,
+    /// Closed after this long in all (2 hours).
+    pub max_duration: Option<Millis>,
+    /// Open connections at most per client address.
+    pub per_client: Option<u32>,
 }
 
 /// A host name the API is served at, and its base path (`domains`).
@@ -999,6 +1077,8 @@ pub struct SchemeSettings {
     pub authorizer: Option<Authorizer>,
     /// The usage plan that verified callers of a JWT or authorizer scheme belong to.
     pub plan: Option<String>,
+    /// Where a JWT scheme reads its token (`query.NAME`, …) instead of `Authorization`.
+    pub token_source: Option<String>,
     /// Whether the upstream gets the credential this scheme verified (default: yes, but for
     /// API keys sent in the query, which are removed from the upstream URL).
     pub forward_credentials: Option<bool>,

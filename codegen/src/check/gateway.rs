@@ -25,6 +25,130 @@ pub(crate) fn check_gateway(gw: &Gateway, root: &Node, root_file: &Path, diags: 
     check_transforms(gw, root, root_file, diags);
     check_status_from(gw, root, diags);
     check_pitfalls(gw, root, root_file, diags);
+    check_websockets(gw, root, root_file, diags);
+}
+
+/// WebSocket APIs: a route selection the gateway can read, routes it can reach, settings that
+/// apply to their routes, and no handshake setting that would be ignored.
+fn check_websockets(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
+    let any = gw.routes.iter().any(|r| r.websocket.is_some());
+    if let (false, Some(token)) = (
+        any,
+        root.get("x-gateway")
+            .and_then(|x| x.get("admin"))
+            .and_then(|a| a.entry("token")),
+    ) {
+        diags.report(
+            Code::InapplicableSetting,
+            file,
+            token.key_pos,
+            "/x-gateway/admin/token",
+            "`admin.token` protects the `@connections` management API of WebSocket APIs, and this spec has none; here it would be ignored".to_string(),
+            Some("remove `admin.token`, or add a `websocket` API".into()),
+        );
+    }
+    for r in gw.routes.iter().filter(|r| r.websocket.is_some()) {
+        let Some(ws) = &r.websocket else { continue };
+        let at = |suffix: &str| {
+            let mut p = ws.location.pointer.clone();
+            let mut node = root.pointer(split_pointer(&p));
+            let mut pos = node.map_or(ws.location.pos, |n| n.pos);
+            for s in suffix.split('/').filter(|s| !s.is_empty()) {
+                push_segment(&mut p, s);
+                let entry = node.and_then(|n| n.entry(s));
+                pos = entry.map_or(pos, |e| e.key_pos);
+                node = entry.map(|e| &e.value);
+            }
+            (p, pos)
+        };
+        let mut report = |code: Code, suffix: &str, msg: String, hint: &str| {
+            let (p, pos) = at(suffix);
+            diags.report(code, file, pos, &p, msg, Some(hint.to_string()));
+        };
+        let s = &ws.settings;
+        if s.selection().is_none() {
+            report(
+                Code::XGatewayInvalid,
+                "route_selection",
+                format!(
+                    "`{}` is not a route selection the gateway reads",
+                    s.route_selection.as_deref().unwrap_or_default()
+                ),
+                "write `$request.body.NAME` (a member of the JSON message; `.` between nested names)",
+            );
+        } else if s.route_selection.is_none() {
+            if let Some(key) = s.routes.keys().find(|k| !k.starts_with('$')) {
+                report(
+                    Code::XGatewayInvalid,
+                    &format!("routes/{key}"),
+                    format!("the route `{key}` is never selected: there is no `route_selection`"),
+                    "add `route_selection: \"$request.body.action\"`, or name the route `$default`",
+                );
+            }
+        }
+        for (key, route) in &s.routes {
+            let lifecycle = key == "$connect" || key == "$disconnect";
+            if lifecycle && route.respond {
+                report(
+                    Code::InapplicableSetting,
+                    &format!("routes/{key}/respond"),
+                    format!("`{key}` carries no message, so there is no answer to send back"),
+                    "remove `respond`",
+                );
+            }
+            for k in ["schema", "throttle"] {
+                let set = if k == "schema" {
+                    route.schema.is_some()
+                } else {
+                    route.throttle.is_some()
+                };
+                if lifecycle && set {
+                    report(
+                        Code::InapplicableSetting,
+                        &format!("routes/{key}/{k}"),
+                        format!("`{key}` carries no message: `{k}` applies to message routes"),
+                        "set it on the handshake (`get`) operation's `x-gateway`, or remove it",
+                    );
+                }
+            }
+            let i = &route.integration;
+            if i.kind == crate::xgw::IntegrationKind::Http && i.url.is_none() {
+                report(
+                    Code::XGatewayInvalid,
+                    &format!("routes/{key}/integration"),
+                    format!("the `http` integration of route `{key}` has no `url`"),
+                    "add `url: http://…`",
+                );
+            }
+        }
+        // What the handshake would ignore: it has no integration, cache, transform or
+        // compression of its own.
+        let item_ptr = {
+            let mut p = String::from("/paths");
+            push_segment(&mut p, &r.path);
+            p
+        };
+        for holder in [item_ptr.clone(), format!("{item_ptr}/get")] {
+            let Some(block) = root
+                .pointer(split_pointer(&holder))
+                .and_then(|n| n.get("x-gateway"))
+            else {
+                continue;
+            };
+            for key in ["integration", "cache", "transform", "compression"] {
+                if let Some(e) = block.entry(key) {
+                    diags.report(
+                        Code::InapplicableSetting,
+                        file,
+                        e.key_pos,
+                        &format!("{holder}/x-gateway/{key}"),
+                        format!("{} {} is the handshake of a WebSocket API: `{key}` does not apply to it; here it would be ignored", r.method, r.path),
+                        Some("set integrations on the `websocket` routes (`$connect` decides the handshake)".into()),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Every `x-gateway` block of the root file (root, path items, operations, security schemes),
@@ -104,13 +228,8 @@ fn visit_blocks<'a>(
 /// Every key the extension's schema accepts is either honoured by the lowering or named here;
 /// `tests/e2e/keys.rs` walks the schema to prove it.
 fn unbuilt(level: Level, rel: &[&str]) -> Option<(&'static str, &'static str)> {
-    match (level, rel) {
-        (Level::PathItem, ["websocket"]) => Some((
-            "WebSocket APIs (`websocket`)",
-            "remove `websocket`; WebSocket routes are not served yet",
-        )),
-        _ => None,
-    }
+    let _ = (level, rel);
+    None
 }
 
 /// Refuses, at their place, the keys of capabilities that are not built yet (GW0409): a key the
@@ -372,20 +491,31 @@ fn check_client_certs(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagno
 /// function names AWS would refuse (GW0402).
 fn check_integration_settings(root: &Node, file: &Path, diags: &mut Diagnostics) {
     for (block, ptr) in blocks(root) {
+        // Each place: what it is, its path in the block (segments), the node.
         let mut places = vec![
-            ("integration", block.get("integration")),
-            ("authorizer", block.get("authorizer")),
+            ("integration", vec!["integration"], block.get("integration")),
+            ("authorizer", vec!["authorizer"], block.get("authorizer")),
+            (
+                "integration",
+                vec!["defaults", "integration"],
+                block.get("defaults").and_then(|d| d.get("integration")),
+            ),
         ];
-        places.push((
-            "defaults/integration",
-            block.get("defaults").and_then(|d| d.get("integration")),
-        ));
-        for (rel, node) in places {
+        if let Some(routes) = block.get("websocket").and_then(|w| w.get("routes")) {
+            for e in routes.entries() {
+                places.push((
+                    "websocket",
+                    vec!["websocket", "routes", e.key.as_str(), "integration"],
+                    e.value.get("integration"),
+                ));
+            }
+        }
+        for (rel, segments, node) in places {
             let Some(node) = node else { continue };
             let kind = node.get("type").and_then(|t| t.as_str()).unwrap_or("");
             let local = node.get("command").is_some();
             let mut at = ptr.clone();
-            for s in rel.split('/') {
+            for s in segments {
                 push_segment(&mut at, s);
             }
             for e in node.entries() {
@@ -402,6 +532,12 @@ fn check_integration_settings(root: &Node, file: &Path, diags: &mut Diagnostics)
                         Some("applies to `type: lambda` only")
                     }
                     ("authorizer", _) => None,
+                    (
+                        "websocket",
+                        "targets" | "retries" | "health_check" | "balance" | "max_requests"
+                        | "tls" | "protocol" | "status" | "status_from" | "content_type"
+                        | "example" | "payload_format",
+                    ) => Some("does not apply to WebSocket routes (their integrations take `url`, `timeout`, a mock's `body`, or a function)"),
                     (_, "endpoint") if local => Some("names where AWS's Lambda service is: a function run locally (`command`) has none"),
                     (_, k) => applies(kind, local, k).err(),
                 };
@@ -682,6 +818,33 @@ fn check_security(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
             );
         }
     }
+    // `token_source` is where a JWT is read: another kind of scheme would ignore it.
+    for s in gw.security_schemes.values() {
+        let jwt = s.settings.authorizer.is_none()
+            && matches!(
+                (s.kind, s.scheme.as_deref()),
+                (Some(SchemeType::Http), Some("bearer"))
+                    | (Some(SchemeType::OAuth2), _)
+                    | (Some(SchemeType::OpenIdConnect), _)
+            );
+        if jwt || s.settings.token_source.is_none() {
+            continue;
+        }
+        let at = format!("{}/x-gateway/token_source", s.location.pointer);
+        let pos = root
+            .pointer(split_pointer(&s.location.pointer))
+            .and_then(|n| n.get("x-gateway"))
+            .and_then(|x| x.entry("token_source"))
+            .map_or(s.location.pos, |e| e.key_pos);
+        diags.report(
+            Code::InapplicableSetting,
+            &s.location.file,
+            pos,
+            &at,
+            format!("`token_source` applies to JWT schemes (bearer, OAuth 2, OpenID Connect); scheme `{}` would ignore it", s.name),
+            Some("remove `token_source`; API keys name their place with `in` and `name`".into()),
+        );
+    }
 }
 
 fn check_plans(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostics) {
@@ -905,7 +1068,7 @@ fn check_pitfalls(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnostic
     let mocks: Vec<String> = gw
         .routes
         .iter()
-        .filter(|r| r.settings.integration.is_none())
+        .filter(|r| r.settings.integration.is_none() && r.websocket.is_none())
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     if !mocks.is_empty() {

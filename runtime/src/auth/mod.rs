@@ -61,6 +61,9 @@ pub struct JwtDef {
     pub jwks_refresh_ms: u64,
     /// The usage plan its callers belong to (one caller per `sub`), for throttles and quotas.
     pub plan: Option<&'static str>,
+    /// Where the token is read instead of `Authorization: Bearer` (`query.NAME`,
+    /// `header.NAME`, `cookie.NAME`): browsers' WebSocket clients cannot set headers.
+    pub token_source: Option<&'static str>,
 }
 
 /// An authorizer's settings, as the spec gives them.
@@ -237,8 +240,12 @@ pub struct Credentials<'r> {
     pub client_cert: Option<&'r crate::client_cert::ClientCert>,
 }
 
-/// Where an authorizer's identity source (`header.X`, `query.X`, `cookie.X`) is read.
-#[cfg_attr(not(any(feature = "proxy", feature = "authorizer")), allow(dead_code))]
+/// Where an authorizer's identity source or a JWT's `token_source` (`header.X`, `query.X`,
+/// `cookie.X`) is read.
+#[cfg_attr(
+    not(any(feature = "proxy", feature = "authorizer", feature = "jwt")),
+    allow(dead_code)
+)]
 fn identity_place(src: &'static str) -> Option<(KeyIn, &'static str)> {
     match src.split_once('.')? {
         ("header", n) => Some((KeyIn::Header, n)),
@@ -520,13 +527,17 @@ impl Auth {
                             "authentication is not available".into(),
                         ));
                     };
-                    let Some(token) = creds.bearer() else {
+                    let token = match def.token_source.and_then(identity_place) {
+                        Some((place, name)) => creds.read(place, name),
+                        None => creds.bearer().map(str::to_string),
+                    };
+                    let Some(token) = token.filter(|t| !t.is_empty()) else {
                         return Err(Denial::Unauthenticated(
                             "Bearer",
                             format!("a bearer token is required (`{name}`)"),
                         ));
                     };
-                    let claims = verifier.verify(token).await.map_err(|why| {
+                    let claims = verifier.verify(&token).await.map_err(|why| {
                         Denial::Unauthenticated(
                             "Bearer error=\"invalid_token\"",
                             format!("the bearer token is not valid: {why}"),
@@ -604,7 +615,11 @@ impl Auth {
     fn places(&self, index: usize, out: &mut smallvec::SmallVec<[Place; 8]>) {
         match self.def.schemes.get(index) {
             Some(SchemeDef::ApiKey { location, name, .. }) => out.push((*location, name)),
-            Some(SchemeDef::Jwt(_)) => out.push((KeyIn::Header, "authorization")),
+            Some(SchemeDef::Jwt(def)) => out.push(
+                def.token_source
+                    .and_then(identity_place)
+                    .unwrap_or((KeyIn::Header, "authorization")),
+            ),
             Some(SchemeDef::Authorizer(a)) => {
                 out.extend(a.identity.iter().copied().filter_map(identity_place))
             }

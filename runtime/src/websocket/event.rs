@@ -176,12 +176,18 @@ impl Connection {
     }
 }
 
-/// The handshake's headers an integration gets: those of the client's connection and its own
-/// account of forwarding dropped, credentials that did not let the caller in removed.
-pub(crate) fn forwarded_headers(x: &crate::pipeline::Exchange<'_, '_>, headers: &HeaderMap) -> HeaderMap {
-    let mut headers = headers.clone();
-    let extensions = http::Extensions::new();
-    let _ = x.strip_credentials(&extensions, &mut headers, None);
+/// The handshake's headers and query string as an integration gets them, as an upstream would:
+/// those of the client's connection and its own account of forwarding dropped, credentials that
+/// did not let the caller in removed, and those whose scheme hides them (API keys and tokens in
+/// the query, by default).
+pub(crate) fn forwarded(
+    x: &crate::pipeline::Exchange<'_, '_>,
+    req: &http::Request<axum::body::Body>,
+) -> (HeaderMap, Option<String>) {
+    let mut headers = req.headers().clone();
+    let query = x
+        .strip_credentials(req.extensions(), &mut headers, req.uri().query())
+        .map(|q| q.into_owned());
     x.strip_connection_headers(&mut headers);
     for name in [
         http::header::SEC_WEBSOCKET_KEY,
@@ -189,7 +195,7 @@ pub(crate) fn forwarded_headers(x: &crate::pipeline::Exchange<'_, '_>, headers: 
     ] {
         headers.remove(name);
     }
-    headers
+    (headers, query)
 }
 
 /// A Lambda function's answer to a WebSocket event: `statusCode` and `body` (a bare JSON answer

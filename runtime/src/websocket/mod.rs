@@ -359,7 +359,7 @@ pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Reques
     let id = registry::new_id();
     let connected = std::time::SystemTime::now();
     let identity = req.extensions().get::<crate::auth::Identity>().cloned();
-    let headers = event::forwarded_headers(x, req.headers());
+    let (headers, query) = event::forwarded(x, &req);
     let context = Arc::new(event::Connection {
         id: id.clone(),
         api: api.clone(),
@@ -379,7 +379,7 @@ pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Reques
         connected_at: connected,
         identity,
         headers,
-        query: req.uri().query().map(str::to_string),
+        query,
         stage_variables: x.gw.stage_variables.clone(),
     });
     let mut protocol = None;
