@@ -96,6 +96,10 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         include_str!("../../runtime/src/websocket/mod.rs"),
     ),
     (
+        "src/websocket/cluster.rs",
+        include_str!("../../runtime/src/websocket/cluster.rs"),
+    ),
+    (
         "src/websocket/connection.rs",
         include_str!("../../runtime/src/websocket/connection.rs"),
     ),
@@ -1381,9 +1385,16 @@ fn response_mode_tokens(m: ResponseValidation) -> TokenStream {
     }
 }
 
-/// Whether the gateway needs [`traffic_def`]: throttles, quotas, caches or trusted proxies.
+/// Whether the gateway needs [`traffic_def`]: throttles, quotas, caches, trusted proxies, or
+/// WebSocket connections shared through Redis.
 fn uses_traffic(gw: &Gateway) -> bool {
-    gw.stages.iter().any(|s| s.settings.throttle.is_some())
+    let redis = gw
+        .root
+        .state
+        .as_ref()
+        .is_some_and(|s| s.backend == StateBackend::Redis);
+    (redis && gw.routes.iter().any(|r| r.websocket.is_some()))
+        || gw.stages.iter().any(|s| s.settings.throttle.is_some())
         || gw
             .routes
             .iter()

@@ -296,6 +296,16 @@ pub struct Gateway {
 impl Gateway {
     /// Builds a gateway.
     pub fn new(stage: &Stage, routes: Vec<RouteDef>, route: RouteFn, limits: Limits) -> Self {
+        #[cfg(feature = "websocket")]
+        let sockets = Arc::new(crate::websocket::Registry::new(
+            routes
+                .iter()
+                .filter_map(|r| match &r.integration {
+                    Integration::WebSocket(api) => Some(api.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ));
         Gateway {
             stage: Arc::from(stage.name.as_str()),
             stage_variables: stage.variables().clone(),
@@ -325,7 +335,7 @@ impl Gateway {
             tls: None,
             hsts: None,
             #[cfg(feature = "websocket")]
-            sockets: Arc::default(),
+            sockets,
             #[cfg(feature = "websocket")]
             admin_token: None,
             direct: std::sync::OnceLock::new(),
@@ -473,6 +483,10 @@ impl Gateway {
     ) -> Result<Self, StartError> {
         self.trusted = crate::throttle::parse_trusted(def.trusted_proxies)?;
         let shared = crate::state::Shared::new(&def.state, stage, self.metrics.clone())?;
+        #[cfg(all(feature = "websocket", feature = "redis"))]
+        if let Some(shared) = &shared {
+            self.sockets.share(shared.clone());
+        }
         let throttled = self.stage_throttle.is_some()
             || self.routes.iter().any(|r| r.throttle.is_some())
             || def

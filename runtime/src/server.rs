@@ -211,6 +211,8 @@ impl Control {
             stage = %gw.stage,
             "listening"
         );
+        #[cfg(feature = "websocket")]
+        gw.sockets.start();
         gw.ready.store(true, Ordering::Relaxed);
         let ready = gw.ready.clone();
         #[cfg(feature = "https")]

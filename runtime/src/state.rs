@@ -219,6 +219,27 @@ impl Shared {
         .await
     }
 
+    /// Runs a pipeline (its commands in one round trip).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: redis::Pipeline,
+    ) -> Result<T, Unavailable> {
+        self.run(what, |mut conn| async move {
+            pipe.query_async::<T>(&mut conn).await
+        })
+        .await
+    }
+
+    /// The Redis client, for connections of their own (pub/sub).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// One call on the connection (made on first use).
     #[cfg(feature = "redis")]
     async fn attempt<T, F, Fut>(&self, call: F) -> redis::RedisResult<T>

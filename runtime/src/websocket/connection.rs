@@ -53,7 +53,7 @@ impl Bucket {
 }
 
 /// Why a connection ended: the close code and reason `$disconnect` gets.
-type Ending = (u16, &'static str);
+pub(crate) type Ending = (u16, &'static str);
 
 /// Serves the connection until it ends, then tells `$disconnect`.
 pub(crate) async fn serve(
@@ -138,6 +138,15 @@ pub(crate) async fn serve(
         }
     };
     metrics.websocket_closed(api.path, ending.0);
+    if handle.leave().await {
+        disconnected(&conn, ending).await;
+    }
+    drop(handle);
+}
+
+/// Tells the `$disconnect` route, if the API has one, that `conn` ended.
+pub(crate) async fn disconnected(conn: &Connection, ending: Ending) {
+    let api = &conn.api;
     if let Some(index) = api.route("$disconnect") {
         let id = request_id();
         let e = conn.event(Kind::Disconnect(ending.0, ending.1), &id, None);
@@ -145,7 +154,6 @@ pub(crate) async fn serve(
             tracing::warn!(route = "$disconnect", api = api.path, error = %why, "the WebSocket integration failed");
         }
     }
-    drop(handle);
 }
 
 /// A request id for one event.

@@ -14,6 +14,8 @@
 //! - `$disconnect` gets the close code and reason when the client, the gateway (idle, too long,
 //!   too big, a management `DELETE`, shutdown) or the network ends the connection.
 
+#[cfg(feature = "redis")]
+pub(crate) mod cluster;
 pub(crate) mod connection;
 pub(crate) mod event;
 pub(crate) mod registry;
@@ -105,11 +107,11 @@ pub struct WsLimits {
 pub struct Api {
     def: &'static WebSocketDef,
     /// The path it is served at (`/chat`).
-    path: &'static str,
+    pub(crate) path: &'static str,
     targets: Vec<Target>,
     /// The routes' message throttles (by route index), and usage plans' for callers of one.
     throttle: Option<crate::throttle::Throttler>,
-    stage: Arc<str>,
+    pub(crate) stage: Arc<str>,
 }
 
 impl std::fmt::Debug for Api {
@@ -416,6 +418,7 @@ pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Reques
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let gw_metrics = x.gw.metrics.clone();
     let handle = registry.insert(&context);
+    registry.joined(&context).await;
     let stop = registry.stopping();
     tokio::spawn(async move {
         match upgrade.await {
@@ -424,7 +427,7 @@ pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Reques
             }
             Err(e) => {
                 tracing::debug!(error = %e, "the WebSocket upgrade failed");
-                handle.forget();
+                handle.forget().await;
             }
         }
         drop((place, admitted));

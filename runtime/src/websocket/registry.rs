@@ -39,6 +39,11 @@ pub struct Registry {
     shards: Box<[Mutex<HashMap<String, Entry>>]>,
     clients: Mutex<HashMap<IpAddr, u32>>,
     stop: watch::Sender<bool>,
+    /// The gateway's WebSocket APIs.
+    apis: Vec<Arc<super::Api>>,
+    /// With Redis: the other instances.
+    #[cfg(feature = "redis")]
+    cluster: std::sync::OnceLock<Arc<super::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -47,14 +52,18 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-impl Default for Registry {
-    fn default() -> Self {
+impl Registry {
+    /// The registry of a gateway with these WebSocket APIs.
+    pub(crate) fn new(apis: Vec<Arc<super::Api>>) -> Registry {
         Registry {
             shards: (0..crate::percore::SLOTS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             clients: Mutex::new(HashMap::new()),
             stop: watch::channel(false).0,
+            apis,
+            #[cfg(feature = "redis")]
+            cluster: std::sync::OnceLock::new(),
         }
     }
 }
@@ -95,7 +104,19 @@ impl Handle {
     }
 
     /// Removes the entry of a connection whose upgrade failed.
-    pub(crate) fn forget(self) {}
+    pub(crate) async fn forget(self) {
+        self.leave().await;
+    }
+
+    /// Gives the connection up: whether its `$disconnect` is this instance's to fire (with
+    /// Redis, another instance may have fired it already, for an instance it took for gone).
+    pub(crate) async fn leave(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.registry.cluster.get() {
+            return cluster.left(&self.id).await;
+        }
+        true
+    }
 }
 
 impl Drop for Handle {
@@ -104,7 +125,7 @@ impl Drop for Handle {
     }
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -193,8 +214,20 @@ impl Registry {
             .map(|e| e.tx.clone())
     }
 
-    /// Queues a message for connection `id`.
-    pub(crate) fn post(&self, id: &str, data: Bytes) -> Result<(), Undelivered> {
+    /// Queues a message for connection `id`, held here or, with Redis, by another instance.
+    pub(crate) async fn post(&self, id: &str, data: Bytes) -> Result<(), Undelivered> {
+        match self.post_here(id, data.clone()) {
+            #[cfg(feature = "redis")]
+            Err(Undelivered::Gone) => match self.cluster.get() {
+                Some(cluster) => cluster.forward(id, false, &data).await,
+                None => Err(Undelivered::Gone),
+            },
+            other => other,
+        }
+    }
+
+    /// Queues a message for connection `id` if this instance holds it.
+    pub(crate) fn post_here(&self, id: &str, data: Bytes) -> Result<(), Undelivered> {
         let tx = self.sender(id).ok_or(Undelivered::Gone)?;
         tx.try_send(Command::Send(data)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Undelivered::Full,
@@ -202,17 +235,90 @@ impl Registry {
         })
     }
 
-    /// Asks connection `id` to close; `false` when there is none.
+    /// Asks connection `id` to close, wherever it is held; `false` when there is none.
     pub(crate) async fn close(&self, id: &str) -> bool {
+        if self.close_here(id).await {
+            return true;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.forward(id, true, &[]).await.is_ok();
+        }
+        false
+    }
+
+    /// Asks connection `id` to close if this instance holds it.
+    pub(crate) async fn close_here(&self, id: &str) -> bool {
         match self.sender(id) {
             Some(tx) => tx.send(Command::Close).await.is_ok(),
             None => false,
         }
     }
 
-    /// What `GET @connections/{id}` says: `connectedAt`, `identity` (`sourceIp`, `userAgent`),
-    /// `lastActiveAt`, in AWS's shape.
-    pub(crate) fn describe(&self, id: &str) -> Option<serde_json::Value> {
+    /// What `GET @connections/{id}` says, wherever the connection is held.
+    pub(crate) async fn describe(&self, id: &str) -> Option<serde_json::Value> {
+        if let Some(v) = self.describe_here(id) {
+            return Some(v);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.describe(id).await;
+        }
+        None
+    }
+
+    /// The API served at `path`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn api(&self, path: &str) -> Option<Arc<super::Api>> {
+        self.apis.iter().find(|a| a.path == path).cloned()
+    }
+
+    /// Each connection held here, with its last activity (ms since the epoch).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn activity(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(
+                shard
+                    .iter()
+                    .map(|(id, e)| (id.clone(), e.last_active.load(Ordering::Relaxed))),
+            );
+        }
+        out
+    }
+
+    /// With Redis: connections reach each other through it (see [`super::cluster`]).
+    #[cfg(feature = "redis")]
+    pub(crate) fn share(&self, shared: Arc<crate::state::Shared>) {
+        if !self.apis.is_empty() {
+            let _ = self
+                .cluster
+                .set(Arc::new(super::cluster::Cluster::new(shared)));
+        }
+    }
+
+    /// Starts this instance's part in the cluster, when there is one: what other instances
+    /// publish to it, its heartbeat, and the sweep after instances that stopped.
+    pub(crate) fn start(self: &Arc<Self>) {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.get() {
+            tokio::spawn(cluster.clone().run(self.clone()));
+        }
+    }
+
+    /// Records a connection that this instance now holds, for the other instances.
+    pub(crate) async fn joined(&self, connection: &Connection) {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = self.cluster.get() {
+            cluster.joined(connection).await;
+        }
+        let _ = connection;
+    }
+
+    /// What `GET @connections/{id}` says of a connection held here: `connectedAt`,
+    /// `identity` (`sourceIp`, `userAgent`), `lastActiveAt`, in AWS's shape.
+    pub(crate) fn describe_here(&self, id: &str) -> Option<serde_json::Value> {
         let shard = self.shard(id).lock().unwrap_or_else(|e| e.into_inner());
         let e = shard.get(id)?;
         let c = &e.connection;
@@ -244,7 +350,7 @@ impl Registry {
 }
 
 /// `2024-02-09T18:23:28.396Z`.
-fn iso_time(ms: u64) -> String {
+pub(crate) fn iso_time(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
     let (y, m, d) = crate::throttle::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
@@ -344,7 +450,7 @@ async fn manage(
                     "the message is larger than the API's message limit",
                 );
             }
-            match registry.post(id, body) {
+            match registry.post(id, body).await {
                 Ok(()) => StatusCode::OK.into_response(),
                 Err(Undelivered::Gone) => gone(),
                 Err(Undelivered::Full) => problem(
@@ -361,7 +467,7 @@ async fn manage(
                 gone()
             }
         }
-        _ => match registry.describe(id) {
+        _ => match registry.describe(id).await {
             Some(info) => (
                 [(http::header::CONTENT_TYPE, "application/json")],
                 info.to_string(),
@@ -386,7 +492,7 @@ mod tests {
 
     #[test]
     fn places_per_client() {
-        let r = Arc::new(Registry::default());
+        let r = Arc::new(Registry::new(Vec::new()));
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let one = r.admit(ip, Some(2)).unwrap();
         let two = r.admit(ip, Some(2)).unwrap();
