@@ -27,7 +27,7 @@ pub(crate) fn python() -> PathBuf {
         let ready = Command::new(&py)
             .args([
                 "-c",
-                "import jwt, cryptography, awslambdaric, botocore, grpc, h2",
+                "import jwt, cryptography, awslambdaric, botocore, grpc, h2, websockets",
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -47,12 +47,13 @@ pub(crate) fn python() -> PathBuf {
                         "botocore==1.44.8",
                         "grpcio==1.85.1",
                         "h2==4.4.1",
+                        "websockets==17.4",
                     ])
                     .status()
                     .is_ok_and(|s| s.success());
             assert!(
                 ok,
-                "cannot install PyJWT, awslambdaric, botocore, grpcio and h2 into {}",
+                "cannot install PyJWT, awslambdaric, botocore, grpcio, h2 and websockets into {}",
                 venv.display()
             );
         }

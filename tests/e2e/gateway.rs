@@ -53,10 +53,25 @@ pub struct Running {
 impl Running {
     /// Starts the gateway on fresh loopback ports; tries new ports if one was taken meanwhile.
     pub fn start(bin: &Path, args: &[&str], env: &[(&str, String)]) -> Running {
+        Running::start_on(bin, None, args, env)
+    }
+
+    /// Starts the gateway with its admin listener on `admin` (a test's backend must know it
+    /// before the gateway starts).
+    pub fn start_with_admin(
+        bin: &Path,
+        admin: u16,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Running {
+        Running::start_on(bin, Some(admin), args, env)
+    }
+
+    fn start_on(bin: &Path, admin: Option<u16>, args: &[&str], env: &[(&str, String)]) -> Running {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Running::try_start(bin, args, env) {
+            match Running::try_start(bin, admin, args, env) {
                 Ok(running) => return running,
                 Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
                 Err(log) => panic!("the gateway did not start: {log}"),
@@ -64,8 +79,13 @@ impl Running {
         }
     }
 
-    fn try_start(bin: &Path, args: &[&str], env: &[(&str, String)]) -> Result<Running, String> {
-        let (port, admin) = (free_port(), free_port());
+    fn try_start(
+        bin: &Path,
+        admin: Option<u16>,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<Running, String> {
+        let (port, admin) = (free_port(), admin.unwrap_or_else(free_port));
         let log = std::env::temp_dir().join(format!("gwgen-e2e-{}-{port}.log", std::process::id()));
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(bin);

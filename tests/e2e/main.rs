@@ -29,3 +29,4 @@ mod traffic;
 mod transform;
 mod upstreams;
 mod validation;
+mod websocket;

@@ -1,7 +1,8 @@
 """A WebSocket client for the tests: the `websockets` library (PyPI), as applications use it.
 
 Usage: ws_client.py PLAN_JSON
-PLAN: {"url": ..., "headers": {...}, "subprotocols": [...], "steps": [...]}; steps, in order:
+PLAN: {"url": ..., "agent": USER_AGENT, "headers": {...}, "subprotocols": [...], "steps": [...]};
+steps, in order:
   {"send": TEXT} | {"send_json": VALUE} | {"send_bytes": N} (N bytes of `x`, one frame)
   {"recv": SECONDS}     one message (or a timeout) into `received`
   {"ping": SECONDS}     a ping, and the time until its pong
@@ -24,12 +25,12 @@ out = {"status": None, "protocol": None, "received": [], "pongs": [], "close": N
 
 
 def closed(ws):
-    if ws.close_code is not None or ws.protocol.close_rcvd is not None:
-        rcvd = ws.protocol.close_rcvd
-        out["close"] = {
-            "code": rcvd.code if rcvd else ws.close_code,
-            "reason": rcvd.reason if rcvd else ws.close_reason,
-        }
+    """The close frame the gateway sent (1006 and no reason when none came)."""
+    rcvd = ws.protocol.close_rcvd
+    if rcvd is not None:
+        out["close"] = {"code": rcvd.code, "reason": rcvd.reason}
+    elif ws.close_code is not None:
+        out["close"] = {"code": ws.close_code, "reason": ws.close_reason}
 
 
 try:
@@ -37,6 +38,7 @@ try:
         plan["url"],
         additional_headers=plan.get("headers", {}),
         subprotocols=plan.get("subprotocols"),
+        user_agent_header=plan.get("agent", "ws_client"),
         open_timeout=10,
         max_size=None,
         ping_interval=None,
@@ -75,7 +77,8 @@ try:
                     open(step["ready"], "w").close()
         except ConnectionClosed:
             pass
-        closed(ws)
+    # Leaving the block closed the connection (if the gateway had not).
+    closed(ws)
 except InvalidStatus as e:
     out["status"] = e.response.status_code
     out["error"] = e.response.body.decode(errors="replace") if e.response.body else None

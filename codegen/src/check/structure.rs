@@ -717,6 +717,32 @@ impl<'a> Walker<'a> {
             }
         }
         self.object_rules(node, shape);
+        if std::ptr::eq(shape, &PATH_ITEM) {
+            self.walk_message_schemas(node);
+        }
+    }
+
+    /// The message schemas of a path item's WebSocket routes (`x-gateway.websocket.routes.*
+    /// .schema`): Schema Objects like any other.
+    fn walk_message_schemas(&mut self, item: &Node) {
+        let Some(routes) = item
+            .get("x-gateway")
+            .and_then(|x| x.get("websocket"))
+            .and_then(|w| w.get("routes"))
+        else {
+            return;
+        };
+        for e in routes.entries() {
+            if let Some(schema) = e.value.get("schema") {
+                self.enter("x-gateway", |w| {
+                    w.enter("websocket", |w| {
+                        w.enter("routes", |w| {
+                            w.enter(&e.key, |w| w.enter("schema", |w| w.walk_schema(schema)))
+                        })
+                    })
+                });
+            }
+        }
     }
 
     /// Rules between fields that the tables cannot say.

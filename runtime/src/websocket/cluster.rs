@@ -97,13 +97,26 @@ impl Cluster {
     }
 
     /// Sends `data` (`S`) or a close (`C`) to a connection another instance holds.
-    pub(crate) async fn forward(&self, id: &str, close: bool, data: &[u8]) -> Result<(), Undelivered> {
-        let owner: Option<String> = self
+    pub(crate) async fn forward(
+        &self,
+        registry: &Registry,
+        id: &str,
+        close: bool,
+        data: &[u8],
+    ) -> Result<(), Undelivered> {
+        let (owner, path): (Option<String>, Option<String>) = self
             .shared
-            .command("WebSocket post", redis::cmd("HGET").arg(self.key("c", id)).arg("i").clone())
+            .command(
+                "WebSocket post",
+                redis::cmd("HMGET").arg(self.key("c", id)).arg("i").arg("p").clone(),
+            )
             .await
             .map_err(|_| Undelivered::Gone)?;
         let owner = owner.filter(|o| *o != self.me).ok_or(Undelivered::Gone)?;
+        let limit = path.and_then(|p| registry.api(&p)).map(|api| api.message_limit());
+        if limit.is_some_and(|limit| data.len() > limit) {
+            return Err(Undelivered::TooLarge);
+        }
         let mut payload = Vec::with_capacity(id.len() + data.len() + 2);
         payload.push(if close { b'C' } else { b'S' });
         payload.extend_from_slice(id.as_bytes());

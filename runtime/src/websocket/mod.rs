@@ -468,7 +468,7 @@ mod tests {
         // RFC 6455 §1.3's example.
         assert_eq!(
             tungstenite::handshake::derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRrK+xOo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -145,6 +145,8 @@ pub(crate) enum Undelivered {
     Gone,
     /// Its queue is full (429).
     Full,
+    /// Larger than its API's message limit (413).
+    TooLarge,
 }
 
 impl Registry {
@@ -214,12 +216,21 @@ impl Registry {
             .map(|e| e.tx.clone())
     }
 
+    /// The largest message connection `id`'s API takes, if this instance holds it.
+    fn limit_of(&self, id: &str) -> Option<usize> {
+        self.shard(id)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|e| e.connection.api.message_limit())
+    }
+
     /// Queues a message for connection `id`, held here or, with Redis, by another instance.
     pub(crate) async fn post(&self, id: &str, data: Bytes) -> Result<(), Undelivered> {
         match self.post_here(id, data.clone()) {
             #[cfg(feature = "redis")]
             Err(Undelivered::Gone) => match self.cluster.get() {
-                Some(cluster) => cluster.forward(id, false, &data).await,
+                Some(cluster) => cluster.forward(self, id, false, &data).await,
                 None => Err(Undelivered::Gone),
             },
             other => other,
@@ -228,6 +239,9 @@ impl Registry {
 
     /// Queues a message for connection `id` if this instance holds it.
     pub(crate) fn post_here(&self, id: &str, data: Bytes) -> Result<(), Undelivered> {
+        if self.limit_of(id).is_some_and(|limit| data.len() > limit) {
+            return Err(Undelivered::TooLarge);
+        }
         let tx = self.sender(id).ok_or(Undelivered::Gone)?;
         tx.try_send(Command::Send(data)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Undelivered::Full,
@@ -242,7 +256,7 @@ impl Registry {
         }
         #[cfg(feature = "redis")]
         if let Some(cluster) = self.cluster.get() {
-            return cluster.forward(id, true, &[]).await.is_ok();
+            return cluster.forward(self, id, true, &[]).await.is_ok();
         }
         false
     }
@@ -443,16 +457,20 @@ async fn manage(
     };
     match method {
         http::Method::POST => {
-            if body.len() > limit {
-                return problem(
+            let too_large = || {
+                problem(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "Payload Too Large",
                     "the message is larger than the API's message limit",
-                );
+                )
+            };
+            if body.len() > limit {
+                return too_large();
             }
             match registry.post(id, body).await {
                 Ok(()) => StatusCode::OK.into_response(),
                 Err(Undelivered::Gone) => gone(),
+                Err(Undelivered::TooLarge) => too_large(),
                 Err(Undelivered::Full) => problem(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too Many Requests",

@@ -1,0 +1,606 @@
+//! WebSocket APIs end to end (`tests/fixtures/gateway/websocket*.yaml`): real clients (the
+//! `websockets` library from PyPI, `tests/tools/ws_client.py`) connect through the gateway; a
+//! real backend (`tests/tools/ws_backend.py`) gets the routes' events, records them, and answers
+//! through the `@connections` management API; with Redis, two gateway instances share their
+//! connections. Raw sockets try the handshakes a client should not get through.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::gateway::{build, Running};
+use crate::net::{send, Redis};
+use crate::support::{repo, scratch};
+
+/// The test backend, stopped by PID when dropped.
+struct Backend {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Backend {
+    fn start(dir: &Path, admin_url: &str, token: &str) -> Backend {
+        let port_file = dir.join("backend.port");
+        let log = dir.join("events.jsonl");
+        let child = Command::new(crate::auth::python())
+            .arg(repo().join("tests/tools/ws_backend.py"))
+            .arg(&port_file)
+            .arg(&log)
+            .arg(admin_url)
+            .arg(token)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the backend starts");
+        let port = crate::support::port_from_file(&port_file, "the WebSocket backend");
+        Backend { child, port, log }
+    }
+
+    /// Everything it recorded so far.
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The events of one route path (`/connect`, …) of connection `id` (any: `None`).
+    fn of(&self, path: &str, id: Option<&str>) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["path"] == path)
+            .filter(|e| id.is_none_or(|id| e["event"]["requestContext"]["connectionId"] == id))
+            .map(|e| e["event"].clone())
+            .collect()
+    }
+
+    /// Waits (bounded) until `f` holds of the events.
+    fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !f(&self.events()) {
+            assert!(Instant::now() < deadline, "{what}: {:#?}", self.events());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The id of the latest connection whose `$connect` event came with this user agent.
+    fn connection_of(&self, agent: &str) -> String {
+        self.wait_for("the $connect event", Duration::from_secs(10), |e| {
+            e.iter().any(|e| e["path"] == "/connect" && e["event"]["headers"]["user-agent"] == agent)
+        });
+        let connects = self.of("/connect", None);
+        let e = connects
+            .iter()
+            .rev()
+            .find(|e| e["headers"]["user-agent"] == agent)
+            .expect("a $connect event");
+        e["requestContext"]["connectionId"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one client plan to its end.
+fn client(plan: Value) -> Value {
+    let out = Command::new(crate::auth::python())
+        .arg(repo().join("tests/tools/ws_client.py"))
+        .arg(plan.to_string())
+        .output()
+        .expect("the client runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+}
+
+/// Starts a client plan in the background; its output once it ends.
+struct Background(Child);
+
+impl Background {
+    fn start(plan: Value) -> Background {
+        Background(
+            Command::new(crate::auth::python())
+                .arg(repo().join("tests/tools/ws_client.py"))
+                .arg(plan.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the client runs"),
+        )
+    }
+
+    fn finish(self) -> Value {
+        let out = self.0.wait_with_output().expect("the client ends");
+        serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+    }
+}
+
+/// A plan with a user agent of its own, so that its events can be told apart.
+fn plan(url: String, agent: &str, headers: Value, steps: Value) -> Value {
+    json!({ "url": url, "agent": agent, "headers": headers, "steps": steps })
+}
+
+fn admin(gw: &Running, method: &str, id: &str, token: &str, body: &[u8]) -> crate::net::Reply {
+    let mut raw = format!(
+        "{method} /@connections/{} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        id.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D"),
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    send(gw.admin, &raw)
+}
+
+/// Every key of AWS's sample event is in ours (values aside), for the keys both may have.
+fn keys_cover(ours: &Value, sample: &Value, what: &str) {
+    let (Some(o), Some(s)) = (ours.as_object(), sample.as_object()) else {
+        return;
+    };
+    for (k, v) in s {
+        // Headers are the client's; `apiKey` is a secret the gateway keeps hashed (its
+        // `apiKeyId` stands for it).
+        if ["headers", "multiValueHeaders", "apiKey"].contains(&k.as_str()) {
+            continue;
+        }
+        let mine = o
+            .get(k)
+            .unwrap_or_else(|| panic!("{what}: `{k}` is missing: {ours:#}"));
+        if v.is_object() && k != "queryStringParameters" && k != "multiValueQueryStringParameters" {
+            keys_cover(mine, v, &format!("{what}.{k}"));
+        }
+    }
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("tests/corpus/lambda-events").join(name))
+        .expect("the sample");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// The single-instance fixture with its backend, JWKS and an API key.
+struct Chat {
+    gw: Running,
+    backend: Backend,
+    key: String,
+    tokens: std::collections::HashMap<String, String>,
+    _jwks: crate::auth::Jwks,
+}
+
+const TOKEN: &str = "admin-secret-token";
+
+fn chat() -> Chat {
+    // Tests run at once: each gateway and backend has a folder of its own.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("websocket-{n}"));
+    let material = crate::auth::material(&dir);
+    let jwks = crate::auth::Jwks::start(material.jwks.clone());
+    let bin = build("tests/fixtures/gateway/websocket.yaml");
+    let keys = dir.join("keys.txt");
+    let key = crate::auth::add_key(&bin, "chat", &keys);
+    // The gateway's admin port is chosen when it starts, and the backend needs it: a
+    // placeholder backend first, then the real one once the port is known.
+    let admin_port = crate::net::free_port();
+    let backend = Backend::start(&dir, &format!("http://127.0.0.1:{admin_port}"), TOKEN);
+    let gw = Running::start_with_admin(
+        &bin,
+        admin_port,
+        &[],
+        &[
+            ("BACKEND_PORT", backend.port.to_string()),
+            ("JWKS_PORT", jwks.port.to_string()),
+            ("API_KEYS_FILE", keys.display().to_string()),
+            ("ADMIN_TOKEN", TOKEN.to_string()),
+            ("PYTHON", crate::auth::python().display().to_string()),
+            (
+                "FUNCTIONS_DIR",
+                repo().join("tests/fixtures/lambda").display().to_string(),
+            ),
+        ],
+    );
+    Chat {
+        gw,
+        backend,
+        key,
+        tokens: material.tokens,
+        _jwks: jwks,
+    }
+}
+
+#[test]
+fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
+    let c = chat();
+    let url = |q: &str| format!("ws://127.0.0.1:{}/chat{q}", c.gw.port);
+    let key = json!({ "x-api-key": c.key });
+
+    // The handshake is the GET operation: its security, parameters and `$connect`.
+    let r = client(plan(url(""), "no-credentials", json!({}), json!([])));
+    assert_eq!(r["status"], 401, "{r}");
+    let r = client(plan(url("?room=BAD"), "bad-room", key.clone(), json!([])));
+    assert_eq!(r["status"], 400, "{r}");
+    assert!(r["error"].as_str().unwrap_or_default().contains("query/room"), "{r}");
+    let r = client(plan(url("?room=closed"), "refused", key.clone(), json!([])));
+    assert_eq!(r["status"], 403, "$connect refused: {r}");
+    let refused = c
+        .backend
+        .of("/connect", None)
+        .iter()
+        .filter(|e| e["headers"]["user-agent"] == "refused")
+        .count();
+    assert_eq!(refused, 1, "the refused handshake asked $connect once");
+    assert!(
+        !c.backend
+            .events()
+            .iter()
+            .any(|e| e["event"]["headers"]["user-agent"] == "no-credentials"
+                || e["event"]["headers"]["user-agent"] == "bad-room"),
+        "an unauthenticated or invalid handshake never reaches the backend"
+    );
+    // A browser's JWT in the query string: verified, and not passed on.
+    let jwt = &c.tokens["rs256"];
+    let r = client(plan(url(&format!("?room=abc&token={jwt}")), "browser", json!({}), json!([])));
+    assert_eq!(r["status"], 101, "{r}");
+    let id = c.backend.connection_of("browser");
+    let connect = &c.backend.of("/connect", Some(&id))[0];
+    assert_eq!(connect["queryStringParameters"], json!({ "room": "abc" }), "{connect:#}");
+    assert!(!connect.to_string().contains(jwt.as_str()), "the token is not passed on");
+    assert_eq!(connect["requestContext"]["authorizer"]["claims"]["iss"], "https://issuer.test");
+    let r = client(plan(url("?token=garbage"), "bad-token", json!({}), json!([])));
+    assert_eq!(r["status"], 401, "{r}");
+
+    // Messages: route selection, `$default`, validation, replies, `@connections`, failures.
+    let steps = json!([
+        { "send_json": { "action": "echo", "text": "hi" } }, { "recv": 5 },
+        { "send_json": { "action": "nope" } }, { "recv": 5 },
+        { "send": "not json at all" }, { "recv": 5 },
+        { "send_json": { "action": "echo", "text": 7 } }, { "recv": 5 },
+        { "send_json": { "action": "notify", "text": "yo" } }, { "recv": 5 },
+        { "send_json": { "action": "broken" } }, { "recv": 10 },
+        { "send_bytes": 10 }, { "recv": 5 },
+        { "send_json": { "action": "lambda", "n": 1 } }, { "recv": 20 },
+        { "ping": 5 }
+    ]);
+    let mut talker = plan(url("?room=abc"), "talker", key.clone(), steps);
+    talker["subprotocols"] = json!(["chat", "other"]);
+    let r = client(talker);
+    assert_eq!(r["status"], 101, "{r}");
+    assert_eq!(r["protocol"], "chat", "$connect's answer picks the subprotocol");
+    let got: Vec<String> = r["received"]
+        .as_array()
+        .expect("received")
+        .iter()
+        .map(|m| m.as_str().unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(got.len(), 8, "{r}");
+    assert_eq!(got[0], "echo: hi");
+    assert_eq!(got[1], r#"{"message":"no such action"}"#, "unknown action: $default");
+    assert_eq!(got[2], r#"{"message":"no such action"}"#, "not JSON: $default");
+    let invalid: Value = serde_json::from_str(&got[3]).expect("JSON");
+    assert_eq!(invalid["message"], "Invalid request body");
+    assert_eq!(invalid["errors"][0]["pointer"], "/text", "{invalid}");
+    assert_eq!(got[4], "notified: yo", "the backend answered through @connections");
+    let failed: Value = serde_json::from_str(&got[5]).expect("JSON");
+    assert_eq!(failed["message"], "Internal server error");
+    assert_eq!(got[6], r#"{"message":"no such action"}"#, "a binary message: $default");
+    // A Lambda function run by AWS's runtime client got the message event; its `body` is the
+    // reply.
+    let reply: Value = serde_json::from_str(&got[7]).expect("JSON");
+    assert_eq!(reply["routeKey"], "lambda", "{reply}");
+    assert_eq!(reply["eventType"], "MESSAGE");
+    assert_eq!(reply["body"], r#"{"action": "lambda", "n": 1}"#);
+    assert_eq!(reply["function"], "ws-test");
+    assert_eq!(r["pongs"].as_array().map(Vec::len), Some(1), "pings are answered");
+    assert_eq!(r["close"]["code"], 1000, "{r}");
+
+    // The events, as AWS's samples have them; `$disconnect` once.
+    let id = c.backend.connection_of("talker");
+    let connect = &c.backend.of("/connect", Some(&id))[0];
+    keys_cover(
+        connect,
+        &sample("example-apigw-websocket-request-without-method.json"),
+        "CONNECT",
+    );
+    assert_eq!(connect["requestContext"]["eventType"], "CONNECT");
+    assert_eq!(connect["requestContext"]["identity"]["apiKeyId"].as_str().map(str::len), Some(12));
+    // As AWS passes it (`forward_credentials: false` would keep it from the backend).
+    assert_eq!(connect["headers"]["x-api-key"], c.key.as_str(), "{connect:#}");
+    let echoes = c.backend.of("/echo", Some(&id));
+    assert_eq!(echoes.len(), 1, "the invalid echo never reached the backend");
+    let m = &echoes[0];
+    assert_eq!(m["requestContext"]["routeKey"], "echo");
+    assert_eq!(m["requestContext"]["eventType"], "MESSAGE");
+    assert_eq!(m["requestContext"]["messageDirection"], "IN");
+    assert_eq!(m["requestContext"]["messageId"].as_str().map(str::len), Some(16));
+    assert_eq!(m["body"], r#"{"action": "echo", "text": "hi"}"#);
+    assert_eq!(m["isBase64Encoded"], false);
+    let headers = &c.backend.events().into_iter().find(|e| e["path"] == "/echo").expect("echo")["headers"];
+    assert_eq!(headers["x-gateway-connection-id"], id.as_str());
+    assert_eq!(headers["x-gateway-route-key"], "echo");
+    c.backend
+        .wait_for("$disconnect", Duration::from_secs(10), |_| !c.backend.of("/disconnect", Some(&id)).is_empty());
+    let disconnects = c.backend.of("/disconnect", Some(&id));
+    assert_eq!(disconnects.len(), 1);
+    keys_cover(
+        &disconnects[0],
+        &sample("example-apigw-websocket-request-disconnect-route.json"),
+        "DISCONNECT",
+    );
+    assert_eq!(disconnects[0]["requestContext"]["disconnectStatusCode"], 1000);
+
+    // Metrics.
+    let metrics = String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+    for line in [
+        "gwgen_websocket_messages_total{http_route=\"/chat\",direction=\"in\"}",
+        "gwgen_websocket_messages_total{http_route=\"/chat\",direction=\"out\"}",
+        "gwgen_websocket_closes_total{http_route=\"/chat\",code=\"1000\"}",
+        "gwgen_websocket_connections{http_route=\"/chat\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+#[test]
+fn websocket_limits_close_with_aws_codes() {
+    let c = chat();
+    let url = |path: &str| format!("ws://127.0.0.1:{}{path}", c.gw.port);
+    let key = json!({ "x-api-key": c.key });
+    // A message over `limits.message` (4 KiB): closed with 1009, and `$disconnect` says so.
+    let r = client(plan(url("/chat"), "big", key.clone(), json!([{ "send_bytes": 5000 }, { "wait_close": 5 }])));
+    assert_eq!(r["close"]["code"], 1009, "{r}");
+    let id = c.backend.connection_of("big");
+    c.backend.wait_for("$disconnect 1009", Duration::from_secs(10), |_| {
+        c.backend.of("/disconnect", Some(&id)).first().is_some_and(|e| e["requestContext"]["disconnectStatusCode"] == 1009)
+    });
+    // Idle for `limits.idle_timeout` (3 s): 1001.
+    let started = Instant::now();
+    let r = client(plan(url("/chat"), "idle", key.clone(), json!([{ "wait_close": 10 }])));
+    assert_eq!(r["close"]["code"], 1001, "{r}");
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(2900) && idle < Duration::from_secs(8), "{idle:?}");
+    // Talking does not keep a connection past `max_duration` (2 s on /open).
+    let steps: Vec<Value> = (0..8).flat_map(|_| [json!({ "send": "hi" }), json!({ "recv": 1 }), json!({ "sleep": 0.4 })]).collect();
+    let r = client(plan(url("/open"), "long", json!({}), json!(steps)));
+    assert_eq!(r["close"]["code"], 1001, "{r}");
+    assert!(r["received"].as_array().is_some_and(|m| m.len() >= 3 && m[0] == "pong"), "{r}");
+    // A route's throttle (burst 2): the third message is refused, the connection stays.
+    let steps: Vec<Value> = (0..3).flat_map(|_| [json!({ "send_json": { "action": "limited" } }), json!({ "recv": 5 })]).collect();
+    let r = client(plan(url("/chat"), "throttled", key.clone(), json!(steps)));
+    let got = r["received"].as_array().expect("received");
+    assert_eq!(got[0], "ok");
+    assert_eq!(got[1], "ok");
+    let refused: Value = serde_json::from_str(got[2].as_str().unwrap_or("{}")).expect("JSON");
+    assert_eq!(refused["message"], "Too Many Requests", "{r}");
+    assert_eq!(r["close"]["code"], 1000);
+    // `message_throttle` (burst 40 a connection): a burst of 60 gets 20 refusals.
+    let steps: Vec<Value> = (0..60)
+        .map(|_| json!({ "send_json": { "action": "nope" } }))
+        .chain((0..60).map(|_| json!({ "recv": 5 })))
+        .collect();
+    let r = client(plan(url("/chat"), "flood", key.clone(), json!(steps)));
+    let refused = r["received"]
+        .as_array()
+        .expect("received")
+        .iter()
+        .filter(|m| m.as_str().is_some_and(|m| m.contains("Too Many Requests")))
+        .count();
+    assert!((17..=20).contains(&refused), "{refused} refused: {r}");
+    // Connections per client (`per_client: 2` on /few): the third handshake is 429, and a
+    // place comes back when a connection ends.
+    let ready = scratch("websocket-few");
+    let holders: Vec<Background> = (0..2)
+        .map(|i| {
+            let flag = ready.join(format!("holder-{i}"));
+            Background::start(plan(url("/few"), "holder", json!({}), json!([{ "ready": flag }, { "sleep": 3 }])))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (0..2).any(|i| !ready.join(format!("holder-{i}")).exists()) {
+        assert!(Instant::now() < deadline, "the holders did not connect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = client(plan(url("/few"), "one-too-many", json!({}), json!([])));
+    assert_eq!(r["status"], 429, "{r}");
+    for h in holders {
+        assert_eq!(h.finish()["status"], 101);
+    }
+    let r = client(plan(url("/few"), "after", json!({}), json!([{ "send": "x" }, { "recv": 5 }])));
+    assert_eq!(r["received"][0], "few", "{r}");
+}
+
+#[test]
+fn management_api_sends_describes_and_disconnects() {
+    let c = chat();
+    let url = format!("ws://127.0.0.1:{}/chat", c.gw.port);
+    let listener = Background::start(plan(url, "listener", json!({ "x-api-key": c.key }), json!([{ "recv": 10 }, { "wait_close": 10 }])));
+    let id = c.backend.connection_of("listener");
+    // The admin token is asked for.
+    let r = admin(&c.gw, "POST", &id, "wrong", b"hello");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = admin(&c.gw, "GET", &id, TOKEN, b"");
+    assert_eq!(r.status, 200);
+    let info: Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(info["identity"]["userAgent"], "listener");
+    assert!(info["connectedAt"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{info}");
+    assert!(info["lastActiveAt"].is_string(), "{info}");
+    let r = admin(&c.gw, "POST", &id, TOKEN, &vec![b'x'; 5000]);
+    assert_eq!(r.status, 413, "larger than the API's message limit");
+    let r = admin(&c.gw, "POST", &id, TOKEN, b"hello from the backend");
+    assert_eq!(r.status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = admin(&c.gw, "DELETE", &id, TOKEN, b"");
+    assert_eq!(r.status, 204);
+    let out = listener.finish();
+    assert_eq!(out["received"][0], "hello from the backend", "{out}");
+    assert_eq!(out["close"]["code"], 1000, "{out}");
+    for method in ["GET", "POST", "DELETE"] {
+        assert_eq!(admin(&c.gw, method, &id, TOKEN, b"x").status, 410, "{method} after the close");
+    }
+    assert_eq!(admin(&c.gw, "GET", "no-such-id", TOKEN, b"").status, 410);
+    c.backend.wait_for("one $disconnect", Duration::from_secs(5), |_| c.backend.of("/disconnect", Some(&id)).len() == 1);
+}
+
+#[test]
+fn handshakes_a_client_should_not_get_through() {
+    let c = chat();
+    let key = &c.key;
+    let handshake = |extra: &str, version: &str| {
+        send(
+            c.gw.port,
+            format!("GET /chat HTTP/{version}\r\nHost: gw.test\r\nx-api-key: {key}\r\n{extra}\r\n").as_bytes(),
+        )
+    };
+    let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
+    let good_key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    // Not a WebSocket handshake: 426 with what one needs.
+    let r = handshake("Connection: close\r\n", "1.1");
+    assert_eq!(r.status, 426);
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 8\r\n{good_key}"), "1.1");
+    assert_eq!(r.status, 426, "another version");
+    assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"), "1.0");
+    assert_eq!(r.status, 426, "HTTP/1.0");
+    for bad in [
+        "Sec-WebSocket-Key: short\r\n".to_string(),
+        String::new(),
+        format!("{good_key}Sec-WebSocket-Key: eHh4eHh4eHh4eHh4eHh4eA==\r\n"),
+    ] {
+        let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{bad}"), "1.1");
+        assert_eq!(r.status, 400, "{bad:?}");
+    }
+    // The RFC's own example, answered as the RFC says.
+    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"), "1.1");
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    // A WebSocket route answers nothing else; other paths are unaffected.
+    let r = send(
+        c.gw.port,
+        b"POST /chat HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(crate::net::get(c.gw.port, "/health", "").status, 200);
+    // None of the refused handshakes reached `$connect`.
+    let connects = c.backend.of("/connect", None).len();
+    assert_eq!(connects, 1, "only the good handshake asked $connect");
+}
+
+#[test]
+fn check_locates_websocket_mistakes() {
+    let spec = |ws: &str| {
+        format!(
+            "openapi: 3.1.0\ninfo: {{ title: T, version: \"1\" }}\nx-gateway: {{ defaults: {{ throttle: {{ rate: 1 }} }} }}\npaths:\n  /chat:\n    x-gateway:\n      websocket: {ws}\n"
+        )
+    };
+    let cases = [
+        (r#"{ route_selection: "$request.header.x", routes: { $default: { integration: { type: mock } } } }"#, "GW0402", "not a route selection"),
+        (r#"{ routes: { send: { integration: { type: mock } } } }"#, "GW0402", "never selected"),
+        (r#"{ routes: { $connect: { integration: { type: mock }, respond: true } } }"#, "GW0413", "no answer to send back"),
+        (r#"{ routes: { $disconnect: { integration: { type: mock }, schema: { type: object } } } }"#, "GW0413", "`schema` applies to message routes"),
+        (r#"{ routes: { $default: { integration: { type: http } } } }"#, "GW0402", "has no `url`"),
+        (r#"{ routes: { $default: { integration: { type: http, url: "http://a", retries: 2 } } } }"#, "GW0413", "does not apply to WebSocket routes"),
+        (r#"{ routes: { $default: { integration: { type: mock } } }, limits: { per_client: 0 } }"#, "GW0402", "per_client"),
+        (r#"{ routes: { $default: { integration: { type: mock } } }, idle: 3 }"#, "GW0401", "`idle` is not allowed"),
+        (r#"{ routes: { $default: { integration: { type: mock, body: { a: 1 } }, schema: { type: object, properties: { a: { pattern: "(?<=x)" } } } } } }"#, "GW0502", ""),
+    ];
+    for (ws, code, says) in cases {
+        let checked = gwgen::check_text("spec.yaml", spec(ws));
+        let found = crate::support::errors(&checked);
+        assert!(
+            found.iter().any(|e| e.starts_with("spec.yaml:") && e.contains(code) && e.contains(says)),
+            "{ws}: {found:#?}"
+        );
+    }
+    // The handshake has no integration, cache or transform of its own.
+    let text = "openapi: 3.1.0\ninfo: { title: T, version: \"1\" }\nx-gateway: { defaults: { throttle: { rate: 1 } } }\npaths:\n  /chat:\n    get:\n      x-gateway: { cache: { ttl: 5s } }\n      responses: { \"101\": { description: ws } }\n    x-gateway:\n      websocket: { routes: { $default: { integration: { type: mock } } } }\n";
+    let found = crate::support::errors(&gwgen::check_text("spec.yaml", text.to_string()));
+    assert!(found.iter().any(|e| e.starts_with("spec.yaml:7:") && e.contains("GW0413") && e.contains("`cache` does not apply")), "{found:#?}");
+    // `admin.token` without a WebSocket API, and a query token on an API-key scheme.
+    let text = "openapi: 3.1.0\ninfo: { title: T, version: \"1\" }\nx-gateway: { admin: { token: t }, defaults: { throttle: { rate: 1 } } }\ncomponents:\n  securitySchemes:\n    k: { type: apiKey, in: header, name: k, x-gateway: { token_source: query.t } }\npaths: {}\n";
+    let found = crate::support::errors(&gwgen::check_text("spec.yaml", text.to_string()));
+    assert!(found.iter().any(|e| e.starts_with("spec.yaml:3:") && e.contains("GW0413") && e.contains("admin.token")), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("spec.yaml:6:") && e.contains("GW0413") && e.contains("token_source")), "{found:#?}");
+    // The fixtures and example check clean.
+    for spec in ["tests/fixtures/gateway/websocket.yaml", "tests/fixtures/gateway/websocket-redis.yaml", "specs/websocket.yaml"] {
+        let checked = gwgen::check_file(repo().join(spec));
+        assert!(crate::support::errors(&checked).is_empty(), "{spec}: {:#?}", crate::support::errors(&checked));
+    }
+}
+
+#[test]
+fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
+    let dir = scratch("websocket-redis");
+    let redis = Redis::start(crate::net::free_port());
+    let bin = build("tests/fixtures/gateway/websocket-redis.yaml");
+    let admin_port = crate::net::free_port();
+    // The backend posts through instance A's management API.
+    let backend = Backend::start(&dir, &format!("http://127.0.0.1:{admin_port}"), "-");
+    let env = [
+        ("BACKEND_PORT", backend.port.to_string()),
+        ("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port)),
+    ];
+    let a = Running::start_with_admin(&bin, admin_port, &[], &env);
+    let mut b = Running::start(&bin, &[], &env);
+    let mut c = Running::start(&bin, &[], &env);
+    let on = |gw: &Running| format!("ws://127.0.0.1:{}/chat", gw.port);
+    // A client on B gets what the backend posts through A.
+    let listener = Background::start(plan(on(&b), "on-b", json!({}), json!([{ "recv": 10 }, { "wait_close": 10 }])));
+    let id_b = backend.connection_of("on-b");
+    let r = client(plan(on(&a), "on-a", json!({}), json!([{ "send_json": { "action": "notify", "text": "across", "to": id_b } }, { "recv": 5 }])));
+    assert_eq!(r["received"][0], "notified: across", "{r}");
+    backend.wait_for("two posts", Duration::from_secs(5), |e| e.iter().filter(|e| e["posted"] == 200).count() == 2);
+    // A describes and closes it too.
+    let r = admin(&a, "GET", &id_b, "-", b"");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let info: Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(info["identity"]["userAgent"], "on-b");
+    assert_eq!(admin(&a, "DELETE", &id_b, "-", b"").status, 204);
+    let out = listener.finish();
+    assert_eq!(out["received"][0], "notified: across", "{out}");
+    assert_eq!(out["close"]["code"], 1000, "{out}");
+    backend.wait_for("B's $disconnect", Duration::from_secs(5), |_| backend.of("/disconnect", Some(&id_b)).len() == 1);
+    assert_eq!(admin(&a, "POST", &id_b, "-", b"late").status, 410);
+
+    // An instance that is killed: its client's `$disconnect` comes from another instance, once.
+    let orphan = Background::start(plan(on(&c), "on-c", json!({}), json!([{ "wait_close": 30 }])));
+    let id_c = backend.connection_of("on-c");
+    assert_eq!(admin(&a, "GET", &id_c, "-", b"").status, 200);
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    let out = orphan.finish();
+    assert_eq!(out["close"]["code"], 1006, "{out}");
+    backend.wait_for("the orphan's $disconnect", Duration::from_secs(20), |_| !backend.of("/disconnect", Some(&id_c)).is_empty());
+    let gone = backend.of("/disconnect", Some(&id_c));
+    assert_eq!(gone[0]["requestContext"]["disconnectStatusCode"], 1006);
+    assert_eq!(gone[0]["requestContext"]["identity"]["userAgent"], "on-c");
+    assert_eq!(admin(&a, "GET", &id_c, "-", b"").status, 410);
+
+    // An instance that is stopped closes its clients with 1001 and tells `$disconnect` once.
+    let leaving = Background::start(plan(on(&b), "leaving", json!({}), json!([{ "wait_close": 30 }])));
+    let id_l = backend.connection_of("leaving");
+    b.terminate();
+    assert_eq!(b.wait(Duration::from_secs(20)), Some(0), "{}", b.log_text());
+    let out = leaving.finish();
+    assert_eq!(out["close"]["code"], 1001, "{out}");
+    assert_eq!(backend.of("/disconnect", Some(&id_l)).len(), 1);
+    // Later sweeps by the instances left fire nothing more.
+    std::thread::sleep(Duration::from_secs(9));
+    for id in [&id_b, &id_c, &id_l] {
+        assert_eq!(backend.of("/disconnect", Some(id)).len(), 1, "{id}: $disconnect once");
+    }
+    drop(a);
+}
