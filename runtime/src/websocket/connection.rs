@@ -23,6 +23,9 @@ use crate::observe::Metrics;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// What a connection reads at a time.
+const READ_BUFFER: usize = 4 << 10;
+
 /// A token bucket of one connection's messages (`message_throttle`): GCRA, on this task alone.
 struct Bucket {
     interval: Duration,
@@ -68,6 +71,9 @@ pub(crate) async fn serve(
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(limits.message);
     config.max_frame_size = Some(limits.frame);
+    // A connection mostly waits: 4 KiB read at a time (tungstenite's default allocates 128 KiB
+    // per connection up front), larger messages gathered as they come.
+    config.read_buffer_size = READ_BUFFER;
     let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     metrics.websocket_opened(api.path);
     let idle = Duration::from_millis(limits.idle_ms);
