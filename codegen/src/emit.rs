@@ -470,12 +470,13 @@ fn generate_crate(
             .values()
             .any(|r| r.integration.kind == IntegrationKind::Lambda)
     });
-    let lambda_authorizer = websocket_lambda || gw.security_schemes.values().any(|s| {
-        s.settings
-            .authorizer
-            .as_ref()
-            .is_some_and(|a| a.kind == AuthorizerKind::Lambda)
-    });
+    let lambda_authorizer = websocket_lambda
+        || gw.security_schemes.values().any(|s| {
+            s.settings
+                .authorizer
+                .as_ref()
+                .is_some_and(|a| a.kind == AuthorizerKind::Lambda)
+        });
     if lambda_authorizer
         || gw.routes.iter().any(|r| {
             r.settings

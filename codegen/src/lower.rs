@@ -216,8 +216,13 @@ impl Lowerer<'_> {
                 // A WebSocket API without a `get` operation: its handshake is a `GET` with the
                 // path item's parameters and the root's security.
                 if let (Some(ws), false) = (websocket, handshake) {
-                    let params =
-                        self.merge_params(&e.key, &segments, path_params, Vec::new(), &template_loc);
+                    let params = self.merge_params(
+                        &e.key,
+                        &segments,
+                        path_params,
+                        Vec::new(),
+                        &template_loc,
+                    );
                     routes.push(Route {
                         method: Method::Get,
                         path: e.key.clone(),

@@ -238,7 +238,10 @@ pub fn compile(
             let fns = ws
                 .schemas
                 .iter()
-                .map(|s| s.as_ref().and_then(|s| entry(&mut requests, s, &mut failed)))
+                .map(|s| {
+                    s.as_ref()
+                        .and_then(|s| entry(&mut requests, s, &mut failed))
+                })
                 .collect();
             messages.insert(index, fns);
         }

@@ -360,8 +360,8 @@ impl Metrics {
     #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
     pub(crate) fn websocket_closed(&self, path: &'static str, code: u16) {
         const CODES: [&str; 12] = [
-            "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010",
-            "1011", "other",
+            "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010", "1011",
+            "other",
         ];
         let code = CODES
             .iter()
@@ -543,7 +543,9 @@ impl Metrics {
         out.push_str("# TYPE http_server_active_requests gauge\n");
         let _ = writeln!(out, "http_server_active_requests {}", total.active);
         if !total.websockets.is_empty() {
-            out.push_str("# HELP gwgen_websocket_connections Open WebSocket connections, by API path.\n");
+            out.push_str(
+                "# HELP gwgen_websocket_connections Open WebSocket connections, by API path.\n",
+            );
             out.push_str("# TYPE gwgen_websocket_connections gauge\n");
             for (path, n) in &total.websockets {
                 let _ = writeln!(

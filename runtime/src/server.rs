@@ -401,10 +401,7 @@ async fn accept(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    if tokio::time::timeout(deadline, drained)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(deadline, drained).await.is_err() {
         tracing::warn!(
             drain_timeout_ms = gw.connections.drain_timeout_ms,
             "requests still in flight at the drain deadline; their connections are closed"
@@ -497,7 +494,12 @@ impl Connection {
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         if upgrades {
             let open = builders.upgradeable.clone();
-            until_stopped(conn.with_upgrades(), |c| c.graceful_shutdown(), builders.stop.clone()).await;
+            until_stopped(
+                conn.with_upgrades(),
+                |c| c.graceful_shutdown(),
+                builders.stop.clone(),
+            )
+            .await;
             drop((open, watcher));
             return;
         }

@@ -768,13 +768,19 @@ fn rows() -> Vec<Row> {
         ),
         honoured(
             "root.admin",
-            vec![(Root, json!({ "admin": { "token": "t" } })), (PathItem, websocket.clone())],
+            vec![
+                (Root, json!({ "admin": { "token": "t" } })),
+                (PathItem, websocket.clone()),
+            ],
             "/admin",
             None,
         ),
         honoured(
             "root.admin.token",
-            vec![(Root, json!({ "admin": { "token": "t" } })), (PathItem, websocket)],
+            vec![
+                (Root, json!({ "admin": { "token": "t" } })),
+                (PathItem, websocket),
+            ],
             "/admin/token",
             Some(json!("u")),
         ),
@@ -1311,7 +1317,10 @@ fn rows() -> Vec<Row> {
         ),
         honoured(
             "securityScheme.token_source",
-            vec![(Scheme, json!({ "secret": "s", "token_source": "query.token" }))],
+            vec![(
+                Scheme,
+                json!({ "secret": "s", "token_source": "query.token" }),
+            )],
             "/token_source",
             Some(json!("cookie.token")),
         ),

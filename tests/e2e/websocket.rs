@@ -69,7 +69,8 @@ impl Backend {
     /// The id of the latest connection whose `$connect` event came with this user agent.
     fn connection_of(&self, agent: &str) -> String {
         self.wait_for("the $connect event", Duration::from_secs(10), |e| {
-            e.iter().any(|e| e["path"] == "/connect" && e["event"]["headers"]["user-agent"] == agent)
+            e.iter()
+                .any(|e| e["path"] == "/connect" && e["event"]["headers"]["user-agent"] == agent)
         });
         let connects = self.of("/connect", None);
         let e = connects
@@ -230,7 +231,13 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
     assert_eq!(r["status"], 401, "{r}");
     let r = client(plan(url("?room=BAD"), "bad-room", key.clone(), json!([])));
     assert_eq!(r["status"], 400, "{r}");
-    assert!(r["error"].as_str().unwrap_or_default().contains("query/room"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("query/room"),
+        "{r}"
+    );
     let r = client(plan(url("?room=closed"), "refused", key.clone(), json!([])));
     assert_eq!(r["status"], 403, "$connect refused: {r}");
     let refused = c
@@ -250,14 +257,34 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
     );
     // A browser's JWT in the query string: verified, and not passed on.
     let jwt = &c.tokens["rs256"];
-    let r = client(plan(url(&format!("?room=abc&token={jwt}")), "browser", json!({}), json!([])));
+    let r = client(plan(
+        url(&format!("?room=abc&token={jwt}")),
+        "browser",
+        json!({}),
+        json!([]),
+    ));
     assert_eq!(r["status"], 101, "{r}");
     let id = c.backend.connection_of("browser");
     let connect = &c.backend.of("/connect", Some(&id))[0];
-    assert_eq!(connect["queryStringParameters"], json!({ "room": "abc" }), "{connect:#}");
-    assert!(!connect.to_string().contains(jwt.as_str()), "the token is not passed on");
-    assert_eq!(connect["requestContext"]["authorizer"]["claims"]["iss"], "https://issuer.test");
-    let r = client(plan(url("?token=garbage"), "bad-token", json!({}), json!([])));
+    assert_eq!(
+        connect["queryStringParameters"],
+        json!({ "room": "abc" }),
+        "{connect:#}"
+    );
+    assert!(
+        !connect.to_string().contains(jwt.as_str()),
+        "the token is not passed on"
+    );
+    assert_eq!(
+        connect["requestContext"]["authorizer"]["claims"]["iss"],
+        "https://issuer.test"
+    );
+    let r = client(plan(
+        url("?token=garbage"),
+        "bad-token",
+        json!({}),
+        json!([]),
+    ));
     assert_eq!(r["status"], 401, "{r}");
 
     // Messages: route selection, `$default`, validation, replies, `@connections`, failures.
@@ -276,7 +303,10 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
     talker["subprotocols"] = json!(["chat", "other"]);
     let r = client(talker);
     assert_eq!(r["status"], 101, "{r}");
-    assert_eq!(r["protocol"], "chat", "$connect's answer picks the subprotocol");
+    assert_eq!(
+        r["protocol"], "chat",
+        "$connect's answer picks the subprotocol"
+    );
     let got: Vec<String> = r["received"]
         .as_array()
         .expect("received")
@@ -285,15 +315,27 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         .collect();
     assert_eq!(got.len(), 8, "{r}");
     assert_eq!(got[0], "echo: hi");
-    assert_eq!(got[1], r#"{"message":"no such action"}"#, "unknown action: $default");
-    assert_eq!(got[2], r#"{"message":"no such action"}"#, "not JSON: $default");
+    assert_eq!(
+        got[1], r#"{"message":"no such action"}"#,
+        "unknown action: $default"
+    );
+    assert_eq!(
+        got[2], r#"{"message":"no such action"}"#,
+        "not JSON: $default"
+    );
     let invalid: Value = serde_json::from_str(&got[3]).expect("JSON");
     assert_eq!(invalid["message"], "Invalid request body");
     assert_eq!(invalid["errors"][0]["pointer"], "/text", "{invalid}");
-    assert_eq!(got[4], "notified: yo", "the backend answered through @connections");
+    assert_eq!(
+        got[4], "notified: yo",
+        "the backend answered through @connections"
+    );
     let failed: Value = serde_json::from_str(&got[5]).expect("JSON");
     assert_eq!(failed["message"], "Internal server error");
-    assert_eq!(got[6], r#"{"message":"no such action"}"#, "a binary message: $default");
+    assert_eq!(
+        got[6], r#"{"message":"no such action"}"#,
+        "a binary message: $default"
+    );
     // A Lambda function run by AWS's runtime client got the message event; its `body` is the
     // reply.
     let reply: Value = serde_json::from_str(&got[7]).expect("JSON");
@@ -301,7 +343,11 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
     assert_eq!(reply["eventType"], "MESSAGE");
     assert_eq!(reply["body"], r#"{"action": "lambda", "n": 1}"#);
     assert_eq!(reply["function"], "ws-test");
-    assert_eq!(r["pongs"].as_array().map(Vec::len), Some(1), "pings are answered");
+    assert_eq!(
+        r["pongs"].as_array().map(Vec::len),
+        Some(1),
+        "pings are answered"
+    );
     assert_eq!(r["close"]["code"], 1000, "{r}");
 
     // The events, as AWS's samples have them; `$disconnect` once.
@@ -313,23 +359,46 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         "CONNECT",
     );
     assert_eq!(connect["requestContext"]["eventType"], "CONNECT");
-    assert_eq!(connect["requestContext"]["identity"]["apiKeyId"].as_str().map(str::len), Some(12));
+    assert_eq!(
+        connect["requestContext"]["identity"]["apiKeyId"]
+            .as_str()
+            .map(str::len),
+        Some(12)
+    );
     // As AWS passes it (`forward_credentials: false` would keep it from the backend).
-    assert_eq!(connect["headers"]["x-api-key"], c.key.as_str(), "{connect:#}");
+    assert_eq!(
+        connect["headers"]["x-api-key"],
+        c.key.as_str(),
+        "{connect:#}"
+    );
     let echoes = c.backend.of("/echo", Some(&id));
-    assert_eq!(echoes.len(), 1, "the invalid echo never reached the backend");
+    assert_eq!(
+        echoes.len(),
+        1,
+        "the invalid echo never reached the backend"
+    );
     let m = &echoes[0];
     assert_eq!(m["requestContext"]["routeKey"], "echo");
     assert_eq!(m["requestContext"]["eventType"], "MESSAGE");
     assert_eq!(m["requestContext"]["messageDirection"], "IN");
-    assert_eq!(m["requestContext"]["messageId"].as_str().map(str::len), Some(16));
+    assert_eq!(
+        m["requestContext"]["messageId"].as_str().map(str::len),
+        Some(16)
+    );
     assert_eq!(m["body"], r#"{"action": "echo", "text": "hi"}"#);
     assert_eq!(m["isBase64Encoded"], false);
-    let headers = &c.backend.events().into_iter().find(|e| e["path"] == "/echo").expect("echo")["headers"];
+    let headers = &c
+        .backend
+        .events()
+        .into_iter()
+        .find(|e| e["path"] == "/echo")
+        .expect("echo")["headers"];
     assert_eq!(headers["x-gateway-connection-id"], id.as_str());
     assert_eq!(headers["x-gateway-route-key"], "echo");
     c.backend
-        .wait_for("$disconnect", Duration::from_secs(10), |_| !c.backend.of("/disconnect", Some(&id)).is_empty());
+        .wait_for("$disconnect", Duration::from_secs(10), |_| {
+            !c.backend.of("/disconnect", Some(&id)).is_empty()
+        });
     let disconnects = c.backend.of("/disconnect", Some(&id));
     assert_eq!(disconnects.len(), 1);
     keys_cover(
@@ -337,10 +406,14 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         &sample("example-apigw-websocket-request-disconnect-route.json"),
         "DISCONNECT",
     );
-    assert_eq!(disconnects[0]["requestContext"]["disconnectStatusCode"], 1000);
+    assert_eq!(
+        disconnects[0]["requestContext"]["disconnectStatusCode"],
+        1000
+    );
 
     // Metrics.
-    let metrics = String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+    let metrics =
+        String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
     for line in [
         "gwgen_websocket_messages_total{http_route=\"/chat\",direction=\"in\"}",
         "gwgen_websocket_messages_total{http_route=\"/chat\",direction=\"out\"}",
@@ -357,25 +430,62 @@ fn websocket_limits_close_with_aws_codes() {
     let url = |path: &str| format!("ws://127.0.0.1:{}{path}", c.gw.port);
     let key = json!({ "x-api-key": c.key });
     // A message over `limits.message` (4 KiB): closed with 1009, and `$disconnect` says so.
-    let r = client(plan(url("/chat"), "big", key.clone(), json!([{ "send_bytes": 5000 }, { "wait_close": 5 }])));
+    let r = client(plan(
+        url("/chat"),
+        "big",
+        key.clone(),
+        json!([{ "send_bytes": 5000 }, { "wait_close": 5 }]),
+    ));
     assert_eq!(r["close"]["code"], 1009, "{r}");
     let id = c.backend.connection_of("big");
-    c.backend.wait_for("$disconnect 1009", Duration::from_secs(10), |_| {
-        c.backend.of("/disconnect", Some(&id)).first().is_some_and(|e| e["requestContext"]["disconnectStatusCode"] == 1009)
-    });
+    c.backend
+        .wait_for("$disconnect 1009", Duration::from_secs(10), |_| {
+            c.backend
+                .of("/disconnect", Some(&id))
+                .first()
+                .is_some_and(|e| e["requestContext"]["disconnectStatusCode"] == 1009)
+        });
     // Idle for `limits.idle_timeout` (3 s): 1001.
     let started = Instant::now();
-    let r = client(plan(url("/chat"), "idle", key.clone(), json!([{ "wait_close": 10 }])));
+    let r = client(plan(
+        url("/chat"),
+        "idle",
+        key.clone(),
+        json!([{ "wait_close": 10 }]),
+    ));
     assert_eq!(r["close"]["code"], 1001, "{r}");
     let idle = started.elapsed();
-    assert!(idle >= Duration::from_millis(2900) && idle < Duration::from_secs(8), "{idle:?}");
+    assert!(
+        idle >= Duration::from_millis(2900) && idle < Duration::from_secs(8),
+        "{idle:?}"
+    );
     // Talking does not keep a connection past `max_duration` (2 s on /open).
-    let steps: Vec<Value> = (0..8).flat_map(|_| [json!({ "send": "hi" }), json!({ "recv": 1 }), json!({ "sleep": 0.4 })]).collect();
+    let steps: Vec<Value> = (0..8)
+        .flat_map(|_| {
+            [
+                json!({ "send": "hi" }),
+                json!({ "recv": 1 }),
+                json!({ "sleep": 0.4 }),
+            ]
+        })
+        .collect();
     let r = client(plan(url("/open"), "long", json!({}), json!(steps)));
     assert_eq!(r["close"]["code"], 1001, "{r}");
-    assert!(r["received"].as_array().is_some_and(|m| m.len() >= 3 && m[0] == "pong"), "{r}");
+    assert!(
+        r["received"]
+            .as_array()
+            .is_some_and(|m| m.len() >= 3 && m[0] == "pong"),
+        "{r}"
+    );
     // A route's throttle (burst 2): the third message is refused, the connection stays.
-    let steps: Vec<Value> = (0..3).flat_map(|_| [json!({ "send_json": { "action": "limited" } }), json!({ "recv": 5 })]).collect();
+    let steps: Vec<Value> = (0..3)
+        .flat_map(|_| {
+            [
+                json!({ "send_json": { "action": "limited" } }),
+                json!({ "recv": 5 }),
+            ]
+        })
+        .collect();
     let r = client(plan(url("/chat"), "throttled", key.clone(), json!(steps)));
     let got = r["received"].as_array().expect("received");
     assert_eq!(got[0], "ok");
@@ -402,7 +512,12 @@ fn websocket_limits_close_with_aws_codes() {
     let holders: Vec<Background> = (0..2)
         .map(|i| {
             let flag = ready.join(format!("holder-{i}"));
-            Background::start(plan(url("/few"), "holder", json!({}), json!([{ "ready": flag }, { "sleep": 3 }])))
+            Background::start(plan(
+                url("/few"),
+                "holder",
+                json!({}),
+                json!([{ "ready": flag }, { "sleep": 3 }]),
+            ))
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -415,7 +530,12 @@ fn websocket_limits_close_with_aws_codes() {
     for h in holders {
         assert_eq!(h.finish()["status"], 101);
     }
-    let r = client(plan(url("/few"), "after", json!({}), json!([{ "send": "x" }, { "recv": 5 }])));
+    let r = client(plan(
+        url("/few"),
+        "after",
+        json!({}),
+        json!([{ "send": "x" }, { "recv": 5 }]),
+    ));
     assert_eq!(r["received"][0], "few", "{r}");
 }
 
@@ -423,7 +543,12 @@ fn websocket_limits_close_with_aws_codes() {
 fn management_api_sends_describes_and_disconnects() {
     let c = chat();
     let url = format!("ws://127.0.0.1:{}/chat", c.gw.port);
-    let listener = Background::start(plan(url, "listener", json!({ "x-api-key": c.key }), json!([{ "recv": 10 }, { "wait_close": 10 }])));
+    let listener = Background::start(plan(
+        url,
+        "listener",
+        json!({ "x-api-key": c.key }),
+        json!([{ "recv": 10 }, { "wait_close": 10 }]),
+    ));
     let id = c.backend.connection_of("listener");
     // The admin token is asked for.
     let r = admin(&c.gw, "POST", &id, "wrong", b"hello");
@@ -434,7 +559,12 @@ fn management_api_sends_describes_and_disconnects() {
     let info: Value = serde_json::from_slice(&r.body).expect("JSON");
     assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
     assert_eq!(info["identity"]["userAgent"], "listener");
-    assert!(info["connectedAt"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{info}");
+    assert!(
+        info["connectedAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 24),
+        "{info}"
+    );
     assert!(info["lastActiveAt"].is_string(), "{info}");
     let r = admin(&c.gw, "POST", &id, TOKEN, &vec![b'x'; 5000]);
     assert_eq!(r.status, 413, "larger than the API's message limit");
@@ -447,10 +577,17 @@ fn management_api_sends_describes_and_disconnects() {
     assert_eq!(out["received"][0], "hello from the backend", "{out}");
     assert_eq!(out["close"]["code"], 1000, "{out}");
     for method in ["GET", "POST", "DELETE"] {
-        assert_eq!(admin(&c.gw, method, &id, TOKEN, b"x").status, 410, "{method} after the close");
+        assert_eq!(
+            admin(&c.gw, method, &id, TOKEN, b"x").status,
+            410,
+            "{method} after the close"
+        );
     }
     assert_eq!(admin(&c.gw, "GET", "no-such-id", TOKEN, b"").status, 410);
-    c.backend.wait_for("one $disconnect", Duration::from_secs(5), |_| c.backend.of("/disconnect", Some(&id)).len() == 1);
+    c.backend
+        .wait_for("one $disconnect", Duration::from_secs(5), |_| {
+            c.backend.of("/disconnect", Some(&id)).len() == 1
+        });
 }
 
 #[test]
@@ -460,7 +597,8 @@ fn handshakes_a_client_should_not_get_through() {
     let handshake = |extra: &str, version: &str| {
         send(
             c.gw.port,
-            format!("GET /chat HTTP/{version}\r\nHost: gw.test\r\nx-api-key: {key}\r\n{extra}\r\n").as_bytes(),
+            format!("GET /chat HTTP/{version}\r\nHost: gw.test\r\nx-api-key: {key}\r\n{extra}\r\n")
+                .as_bytes(),
         )
     };
     let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
@@ -470,23 +608,38 @@ fn handshakes_a_client_should_not_get_through() {
     assert_eq!(r.status, 426);
     assert_eq!(r.header("upgrade"), Some("websocket"));
     assert_eq!(r.header("sec-websocket-version"), Some("13"));
-    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 8\r\n{good_key}"), "1.1");
+    let r = handshake(
+        &format!("{upgrade}Sec-WebSocket-Version: 8\r\n{good_key}"),
+        "1.1",
+    );
     assert_eq!(r.status, 426, "another version");
     assert_eq!(r.header("sec-websocket-version"), Some("13"));
-    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"), "1.0");
+    let r = handshake(
+        &format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"),
+        "1.0",
+    );
     assert_eq!(r.status, 426, "HTTP/1.0");
     for bad in [
         "Sec-WebSocket-Key: short\r\n".to_string(),
         String::new(),
         format!("{good_key}Sec-WebSocket-Key: eHh4eHh4eHh4eHh4eHh4eA==\r\n"),
     ] {
-        let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{bad}"), "1.1");
+        let r = handshake(
+            &format!("{upgrade}Sec-WebSocket-Version: 13\r\n{bad}"),
+            "1.1",
+        );
         assert_eq!(r.status, 400, "{bad:?}");
     }
     // The RFC's own example, answered as the RFC says.
-    let r = handshake(&format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"), "1.1");
+    let r = handshake(
+        &format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"),
+        "1.1",
+    );
     assert_eq!(r.status, 101);
-    assert_eq!(r.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    assert_eq!(
+        r.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
     // A WebSocket route answers nothing else; other paths are unaffected.
     let r = send(
         c.gw.port,
@@ -507,37 +660,98 @@ fn check_locates_websocket_mistakes() {
         )
     };
     let cases = [
-        (r#"{ route_selection: "$request.header.x", routes: { $default: { integration: { type: mock } } } }"#, "GW0402", "not a route selection"),
-        (r#"{ routes: { send: { integration: { type: mock } } } }"#, "GW0402", "never selected"),
-        (r#"{ routes: { $connect: { integration: { type: mock }, respond: true } } }"#, "GW0413", "no answer to send back"),
-        (r#"{ routes: { $disconnect: { integration: { type: mock }, schema: { type: object } } } }"#, "GW0413", "`schema` applies to message routes"),
-        (r#"{ routes: { $default: { integration: { type: http } } } }"#, "GW0402", "has no `url`"),
-        (r#"{ routes: { $default: { integration: { type: http, url: "http://a", retries: 2 } } } }"#, "GW0413", "does not apply to WebSocket routes"),
-        (r#"{ routes: { $default: { integration: { type: mock } } }, limits: { per_client: 0 } }"#, "GW0402", "per_client"),
-        (r#"{ routes: { $default: { integration: { type: mock } } }, idle: 3 }"#, "GW0401", "`idle` is not allowed"),
-        (r#"{ routes: { $default: { integration: { type: mock, body: { a: 1 } }, schema: { type: object, properties: { a: { pattern: "(?<=x)" } } } } } }"#, "GW0502", ""),
+        (
+            r#"{ route_selection: "$request.header.x", routes: { $default: { integration: { type: mock } } } }"#,
+            "GW0402",
+            "not a route selection",
+        ),
+        (
+            r#"{ routes: { send: { integration: { type: mock } } } }"#,
+            "GW0402",
+            "never selected",
+        ),
+        (
+            r#"{ routes: { $connect: { integration: { type: mock }, respond: true } } }"#,
+            "GW0413",
+            "no answer to send back",
+        ),
+        (
+            r#"{ routes: { $disconnect: { integration: { type: mock }, schema: { type: object } } } }"#,
+            "GW0413",
+            "`schema` applies to message routes",
+        ),
+        (
+            r#"{ routes: { $default: { integration: { type: http } } } }"#,
+            "GW0402",
+            "has no `url`",
+        ),
+        (
+            r#"{ routes: { $default: { integration: { type: http, url: "http://a", retries: 2 } } } }"#,
+            "GW0413",
+            "does not apply to WebSocket routes",
+        ),
+        (
+            r#"{ routes: { $default: { integration: { type: mock } } }, limits: { per_client: 0 } }"#,
+            "GW0402",
+            "per_client",
+        ),
+        (
+            r#"{ routes: { $default: { integration: { type: mock } } }, idle: 3 }"#,
+            "GW0401",
+            "`idle` is not allowed",
+        ),
+        (
+            r#"{ routes: { $default: { integration: { type: mock, body: { a: 1 } }, schema: { type: object, properties: { a: { pattern: "(?<=x)" } } } } } }"#,
+            "GW0502",
+            "",
+        ),
     ];
     for (ws, code, says) in cases {
         let checked = gwgen::check_text("spec.yaml", spec(ws));
         let found = crate::support::errors(&checked);
         assert!(
-            found.iter().any(|e| e.starts_with("spec.yaml:") && e.contains(code) && e.contains(says)),
+            found
+                .iter()
+                .any(|e| e.starts_with("spec.yaml:") && e.contains(code) && e.contains(says)),
             "{ws}: {found:#?}"
         );
     }
     // The handshake has no integration, cache or transform of its own.
     let text = "openapi: 3.1.0\ninfo: { title: T, version: \"1\" }\nx-gateway: { defaults: { throttle: { rate: 1 } } }\npaths:\n  /chat:\n    get:\n      x-gateway: { cache: { ttl: 5s } }\n      responses: { \"101\": { description: ws } }\n    x-gateway:\n      websocket: { routes: { $default: { integration: { type: mock } } } }\n";
     let found = crate::support::errors(&gwgen::check_text("spec.yaml", text.to_string()));
-    assert!(found.iter().any(|e| e.starts_with("spec.yaml:7:") && e.contains("GW0413") && e.contains("`cache` does not apply")), "{found:#?}");
+    assert!(
+        found.iter().any(|e| e.starts_with("spec.yaml:7:")
+            && e.contains("GW0413")
+            && e.contains("`cache` does not apply")),
+        "{found:#?}"
+    );
     // `admin.token` without a WebSocket API, and a query token on an API-key scheme.
     let text = "openapi: 3.1.0\ninfo: { title: T, version: \"1\" }\nx-gateway: { admin: { token: t }, defaults: { throttle: { rate: 1 } } }\ncomponents:\n  securitySchemes:\n    k: { type: apiKey, in: header, name: k, x-gateway: { token_source: query.t } }\npaths: {}\n";
     let found = crate::support::errors(&gwgen::check_text("spec.yaml", text.to_string()));
-    assert!(found.iter().any(|e| e.starts_with("spec.yaml:3:") && e.contains("GW0413") && e.contains("admin.token")), "{found:#?}");
-    assert!(found.iter().any(|e| e.starts_with("spec.yaml:6:") && e.contains("GW0413") && e.contains("token_source")), "{found:#?}");
+    assert!(
+        found.iter().any(|e| e.starts_with("spec.yaml:3:")
+            && e.contains("GW0413")
+            && e.contains("admin.token")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|e| e.starts_with("spec.yaml:6:")
+            && e.contains("GW0413")
+            && e.contains("token_source")),
+        "{found:#?}"
+    );
     // The fixtures and example check clean.
-    for spec in ["tests/fixtures/gateway/websocket.yaml", "tests/fixtures/gateway/websocket-redis.yaml", "specs/websocket.yaml"] {
+    for spec in [
+        "tests/fixtures/gateway/websocket.yaml",
+        "tests/fixtures/gateway/websocket-redis.yaml",
+        "specs/websocket.yaml",
+    ] {
         let checked = gwgen::check_file(repo().join(spec));
-        assert!(crate::support::errors(&checked).is_empty(), "{spec}: {:#?}", crate::support::errors(&checked));
+        assert!(
+            crate::support::errors(&checked).is_empty(),
+            "{spec}: {:#?}",
+            crate::support::errors(&checked)
+        );
     }
 }
 
@@ -558,11 +772,23 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     let mut c = Running::start(&bin, &[], &env);
     let on = |gw: &Running| format!("ws://127.0.0.1:{}/chat", gw.port);
     // A client on B gets what the backend posts through A.
-    let listener = Background::start(plan(on(&b), "on-b", json!({}), json!([{ "recv": 10 }, { "wait_close": 10 }])));
+    let listener = Background::start(plan(
+        on(&b),
+        "on-b",
+        json!({}),
+        json!([{ "recv": 10 }, { "wait_close": 10 }]),
+    ));
     let id_b = backend.connection_of("on-b");
-    let r = client(plan(on(&a), "on-a", json!({}), json!([{ "send_json": { "action": "notify", "text": "across", "to": id_b } }, { "recv": 5 }])));
+    let r = client(plan(
+        on(&a),
+        "on-a",
+        json!({}),
+        json!([{ "send_json": { "action": "notify", "text": "across", "to": id_b } }, { "recv": 5 }]),
+    ));
     assert_eq!(r["received"][0], "notified: across", "{r}");
-    backend.wait_for("two posts", Duration::from_secs(5), |e| e.iter().filter(|e| e["posted"] == 200).count() == 2);
+    backend.wait_for("two posts", Duration::from_secs(5), |e| {
+        e.iter().filter(|e| e["posted"] == 200).count() == 2
+    });
     // A describes and closes it too.
     let r = admin(&a, "GET", &id_b, "-", b"");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -572,25 +798,39 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     let out = listener.finish();
     assert_eq!(out["received"][0], "notified: across", "{out}");
     assert_eq!(out["close"]["code"], 1000, "{out}");
-    backend.wait_for("B's $disconnect", Duration::from_secs(5), |_| backend.of("/disconnect", Some(&id_b)).len() == 1);
+    backend.wait_for("B's $disconnect", Duration::from_secs(5), |_| {
+        backend.of("/disconnect", Some(&id_b)).len() == 1
+    });
     assert_eq!(admin(&a, "POST", &id_b, "-", b"late").status, 410);
 
     // An instance that is killed: its client's `$disconnect` comes from another instance, once.
-    let orphan = Background::start(plan(on(&c), "on-c", json!({}), json!([{ "wait_close": 30 }])));
+    let orphan = Background::start(plan(
+        on(&c),
+        "on-c",
+        json!({}),
+        json!([{ "wait_close": 30 }]),
+    ));
     let id_c = backend.connection_of("on-c");
     assert_eq!(admin(&a, "GET", &id_c, "-", b"").status, 200);
     let _ = c.child.kill();
     let _ = c.child.wait();
     let out = orphan.finish();
     assert_eq!(out["close"]["code"], 1006, "{out}");
-    backend.wait_for("the orphan's $disconnect", Duration::from_secs(20), |_| !backend.of("/disconnect", Some(&id_c)).is_empty());
+    backend.wait_for("the orphan's $disconnect", Duration::from_secs(20), |_| {
+        !backend.of("/disconnect", Some(&id_c)).is_empty()
+    });
     let gone = backend.of("/disconnect", Some(&id_c));
     assert_eq!(gone[0]["requestContext"]["disconnectStatusCode"], 1006);
     assert_eq!(gone[0]["requestContext"]["identity"]["userAgent"], "on-c");
     assert_eq!(admin(&a, "GET", &id_c, "-", b"").status, 410);
 
     // An instance that is stopped closes its clients with 1001 and tells `$disconnect` once.
-    let leaving = Background::start(plan(on(&b), "leaving", json!({}), json!([{ "wait_close": 30 }])));
+    let leaving = Background::start(plan(
+        on(&b),
+        "leaving",
+        json!({}),
+        json!([{ "wait_close": 30 }]),
+    ));
     let id_l = backend.connection_of("leaving");
     b.terminate();
     assert_eq!(b.wait(Duration::from_secs(20)), Some(0), "{}", b.log_text());
@@ -600,7 +840,127 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     // Later sweeps by the instances left fire nothing more.
     std::thread::sleep(Duration::from_secs(9));
     for id in [&id_b, &id_c, &id_l] {
-        assert_eq!(backend.of("/disconnect", Some(id)).len(), 1, "{id}: $disconnect once");
+        assert_eq!(
+            backend.of("/disconnect", Some(id)).len(),
+            1,
+            "{id}: $disconnect once"
+        );
     }
     drop(a);
+}
+
+/// A client frame (masked unless `unmasked`), as RFC 6455 §5.2 lays it out.
+fn frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
+    let mut out = vec![first];
+    let mask_bit = if unmasked { 0 } else { 0x80 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n < 65536 => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if unmasked {
+        out.extend_from_slice(payload);
+    } else {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        out.extend_from_slice(&key);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    }
+    out
+}
+
+/// One server frame: (opcode, payload).
+fn read_frame(s: &mut std::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).ok()?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).ok()?;
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).ok()?;
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
+#[test]
+fn frames_are_checked_as_rfc_6455_says() {
+    use std::io::{Read, Write};
+    let c = chat();
+    let open = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", c.gw.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(b"GET /few HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            .expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).expect("the handshake's answer");
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        s
+    };
+    let close_code = |s: &mut std::net::TcpStream| loop {
+        match read_frame(s) {
+            Some((8, p)) => return u16::from_be_bytes([p[0], p[1]]),
+            Some(_) => continue,
+            None => return 1006,
+        }
+    };
+    // A fragmented message with a ping between its fragments: the pong comes at once, with the
+    // ping's payload, and the message is routed whole.
+    let mut s = open();
+    s.write_all(&frame(0x01, b"he", false)).expect("write");
+    s.write_all(&frame(0x89, b"are you there", false))
+        .expect("write");
+    s.write_all(&frame(0x80, b"llo", false)).expect("write");
+    assert_eq!(read_frame(&mut s), Some((0x0a, b"are you there".to_vec())));
+    assert_eq!(read_frame(&mut s), Some((0x01, b"few".to_vec())));
+    s.write_all(&frame(0x88, &1000u16.to_be_bytes(), false))
+        .expect("write");
+    assert_eq!(close_code(&mut s), 1000, "the close is answered");
+    // An unmasked frame, a reserved bit, an unknown opcode: 1002. Text that is not UTF-8: 1007.
+    // A frame longer than `limits.frame` (32 KiB): 1009, before its payload is read.
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (frame(0x81, b"hi", true), 1002),
+        (frame(0xc1, b"hi", false), 1002),
+        (frame(0x83, b"hi", false), 1002),
+        (frame(0x81, b"\xff\xfe", false), 1007),
+        (frame(0x82, &vec![0u8; 40_000], false)[..14].to_vec(), 1009),
+    ];
+    for (bytes, code) in cases {
+        let mut s = open();
+        s.write_all(&bytes).expect("write");
+        assert_eq!(close_code(&mut s), code, "{:02x?}", &bytes[..2]);
+    }
+    let metrics =
+        String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+    for code in ["1002", "1007", "1009"] {
+        assert!(
+            metrics.contains(&format!(
+                "gwgen_websocket_closes_total{{http_route=\"/few\",code=\"{code}\"}}"
+            )),
+            "{code}: {metrics}"
+        );
+    }
 }

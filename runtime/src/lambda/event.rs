@@ -369,7 +369,10 @@ pub(crate) fn header_maps(headers: &HeaderMap) -> (Value, Value) {
 /// payload 1.0 and WebSocket events give them; `null` when there are none.
 pub(crate) fn query_maps(query: Option<&str>) -> (Value, Value) {
     let (mut single, mut multi) = (Map::new(), Map::new());
-    for (k, v) in query.map(crate::validate::input::parse_pairs).unwrap_or_default() {
+    for (k, v) in query
+        .map(crate::validate::input::parse_pairs)
+        .unwrap_or_default()
+    {
         single.insert(k.to_string(), Value::String(v.to_string()));
         if let Value::Array(a) = multi
             .entry(k.into_owned())

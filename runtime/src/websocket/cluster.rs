@@ -85,7 +85,9 @@ impl Cluster {
     /// this instance's to fire (it is, too, when Redis cannot tell).
     pub(crate) async fn left(&self, id: &str) -> bool {
         let mut pipe = redis::pipe();
-        pipe.del(self.key("c", id)).srem(self.key("i", &self.me), id).ignore();
+        pipe.del(self.key("c", id))
+            .srem(self.key("i", &self.me), id)
+            .ignore();
         match self
             .shared
             .pipeline::<(u32,)>("WebSocket disconnect", pipe)
@@ -108,12 +110,18 @@ impl Cluster {
             .shared
             .command(
                 "WebSocket post",
-                redis::cmd("HMGET").arg(self.key("c", id)).arg("i").arg("p").clone(),
+                redis::cmd("HMGET")
+                    .arg(self.key("c", id))
+                    .arg("i")
+                    .arg("p")
+                    .clone(),
             )
             .await
             .map_err(|_| Undelivered::Gone)?;
         let owner = owner.filter(|o| *o != self.me).ok_or(Undelivered::Gone)?;
-        let limit = path.and_then(|p| registry.api(&p)).map(|api| api.message_limit());
+        let limit = path
+            .and_then(|p| registry.api(&p))
+            .map(|api| api.message_limit());
         if limit.is_some_and(|limit| data.len() > limit) {
             return Err(Undelivered::TooLarge);
         }
@@ -126,7 +134,10 @@ impl Cluster {
             .shared
             .command(
                 "WebSocket post",
-                redis::cmd("PUBLISH").arg(self.key("to", &owner)).arg(payload).clone(),
+                redis::cmd("PUBLISH")
+                    .arg(self.key("to", &owner))
+                    .arg(payload)
+                    .clone(),
             )
             .await
             .map_err(|_| Undelivered::Gone)?;
@@ -140,7 +151,10 @@ impl Cluster {
     pub(crate) async fn describe(&self, id: &str) -> Option<serde_json::Value> {
         let record: std::collections::HashMap<String, String> = self
             .shared
-            .command("WebSocket describe", redis::cmd("HGETALL").arg(self.key("c", id)).clone())
+            .command(
+                "WebSocket describe",
+                redis::cmd("HGETALL").arg(self.key("c", id)).clone(),
+            )
             .await
             .ok()?;
         let ms = |k: &str| record.get(k).and_then(|v| v.parse::<u64>().ok());
@@ -180,7 +194,11 @@ impl Cluster {
     }
 
     /// The heartbeat, and the `lastActiveAt` of connections active since the last one.
-    async fn beat(&self, registry: &Registry, flushed: &mut std::collections::HashMap<String, u64>) {
+    async fn beat(
+        &self,
+        registry: &Registry,
+        flushed: &mut std::collections::HashMap<String, u64>,
+    ) {
         let mut pipe = redis::pipe();
         pipe.set_options(
             self.key("live", &self.me),
@@ -212,21 +230,30 @@ impl Cluster {
         for other in instances.into_iter().filter(|i| *i != self.me) {
             let alive: Result<bool, _> = self
                 .shared
-                .command("WebSocket sweep", redis::cmd("EXISTS").arg(self.key("live", &other)).clone())
+                .command(
+                    "WebSocket sweep",
+                    redis::cmd("EXISTS").arg(self.key("live", &other)).clone(),
+                )
                 .await;
             if alive != Ok(false) {
                 continue;
             }
             let ids: Vec<String> = self
                 .shared
-                .command("WebSocket sweep", redis::cmd("SMEMBERS").arg(self.key("i", &other)).clone())
+                .command(
+                    "WebSocket sweep",
+                    redis::cmd("SMEMBERS").arg(self.key("i", &other)).clone(),
+                )
                 .await
                 .unwrap_or_default();
             for id in ids {
                 self.orphaned(registry, &id).await;
             }
             let mut pipe = redis::pipe();
-            pipe.del(self.key("i", &other)).ignore().srem(&all, &other).ignore();
+            pipe.del(self.key("i", &other))
+                .ignore()
+                .srem(&all, &other)
+                .ignore();
             let _: Result<(), _> = self.shared.pipeline("WebSocket sweep", pipe).await;
         }
     }
@@ -272,7 +299,14 @@ impl Cluster {
             stage_variables: Default::default(),
             api,
         };
-        super::connection::disconnected(&connection, (1006, "Going away: the gateway instance holding the connection stopped")).await;
+        super::connection::disconnected(
+            &connection,
+            (
+                1006,
+                "Going away: the gateway instance holding the connection stopped",
+            ),
+        )
+        .await;
     }
 
     /// Takes what other instances publish to this one, reconnecting after a failure.

@@ -74,7 +74,8 @@ pub(crate) async fn serve(
     // A connection mostly waits: 4 KiB read at a time (tungstenite's default allocates 128 KiB
     // per connection up front), larger messages gathered as they come.
     config.read_buffer_size = READ_BUFFER;
-    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let mut ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     metrics.websocket_opened(api.path);
     let idle = Duration::from_millis(limits.idle_ms);
     let ends = tokio::time::Instant::now() + Duration::from_millis(limits.max_ms);
@@ -237,7 +238,12 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
     }
     if let Some(schema) = route.schema {
         if let Err(errors) = check(schema, body) {
-            return Some(event::error_message("Invalid request body", &conn.id, &id, Some(errors)));
+            return Some(event::error_message(
+                "Invalid request body",
+                &conn.id,
+                &id,
+                Some(errors),
+            ));
         }
     }
     let message_id = super::registry::new_id();
@@ -255,7 +261,12 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
         Ok(_) => None,
         Err(why) => {
             tracing::warn!(route = route.key, api = api.path, error = %why, "the WebSocket integration failed");
-            Some(event::error_message("Internal server error", &conn.id, &id, None))
+            Some(event::error_message(
+                "Internal server error",
+                &conn.id,
+                &id,
+                None,
+            ))
         }
     }
 }
@@ -280,7 +291,9 @@ fn check(schema: crate::validate::input::SchemaFn, body: &[u8]) -> Result<(), se
     let doc = match crate::json::Doc::parse_with_limits(body, 128, 100_000) {
         Ok(d) => d,
         Err(e) => {
-            return Err(serde_json::json!([{ "pointer": "", "keyword": "json", "message": e.to_string() }]))
+            return Err(
+                serde_json::json!([{ "pointer": "", "keyword": "json", "message": e.to_string() }]),
+            )
         }
     };
     let mut ctx = crate::validate::Ctx::new();
@@ -300,8 +313,14 @@ mod tests {
 
     #[test]
     fn route_selection() {
-        assert_eq!(select(&["action"], br#"{"action":"send","x":1}"#).as_deref(), Some("send"));
-        assert_eq!(select(&["a", "b"], br#"{"a":{"b":"deep"}}"#).as_deref(), Some("deep"));
+        assert_eq!(
+            select(&["action"], br#"{"action":"send","x":1}"#).as_deref(),
+            Some("send")
+        );
+        assert_eq!(
+            select(&["a", "b"], br#"{"a":{"b":"deep"}}"#).as_deref(),
+            Some("deep")
+        );
         assert_eq!(select(&["action"], br#"{"action":7}"#), None);
         assert_eq!(select(&["action"], b"not json"), None);
         assert_eq!(select(&[], br#"{"action":"send"}"#), None);

@@ -66,7 +66,12 @@ fn epoch_ms(t: SystemTime) -> u64 {
 
 impl Connection {
     /// The event for `kind`, as request `request_id`.
-    pub(crate) fn event(&self, kind: Kind, request_id: &str, message: Option<Message<'_>>) -> Value {
+    pub(crate) fn event(
+        &self,
+        kind: Kind,
+        request_id: &str,
+        message: Option<Message<'_>>,
+    ) -> Value {
         let now = SystemTime::now();
         let (route_key, event_type) = match kind {
             Kind::Connect => ("$connect", "CONNECT"),
@@ -213,7 +218,12 @@ pub(crate) fn lambda_answer(payload: &[u8]) -> Result<Answer, String> {
 
 /// The JSON error API Gateway sends a client in place of an answer
 /// (`{"message": …, "connectionId": …, "requestId": …}`).
-pub(crate) fn error_message(message: &str, connection: &str, request_id: &str, errors: Option<Value>) -> Bytes {
+pub(crate) fn error_message(
+    message: &str,
+    connection: &str,
+    request_id: &str,
+    errors: Option<Value>,
+) -> Bytes {
     let mut v = json!({
         "message": message,
         "connectionId": connection,

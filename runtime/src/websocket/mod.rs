@@ -126,16 +126,19 @@ type HttpClient =
 /// A route's integration, ready.
 enum Target {
     Mock(Bytes),
-    Http {
-        url: http::Uri,
-        client: HttpClient,
-        timeout: Duration,
-    },
+    Http(Box<HttpTarget>),
     #[cfg(feature = "lambda")]
     Lambda {
         function: Arc<crate::lambda::Function>,
         timeout: Duration,
     },
+}
+
+/// An `http` route's upstream.
+struct HttpTarget {
+    url: http::Uri,
+    client: HttpClient,
+    timeout: Duration,
 }
 
 /// What an integration said.
@@ -175,11 +178,11 @@ impl Api {
                         hyper_util::rt::TokioExecutor::new(),
                     )
                     .build(crate::tls::connector());
-                    Target::Http {
+                    Target::Http(Box::new(HttpTarget {
                         url,
                         client,
                         timeout: Duration::from_millis(*timeout_ms),
-                    }
+                    }))
                 }
                 #[cfg(feature = "lambda")]
                 WsTargetDef::Lambda { def, timeout_ms } => Target::Lambda {
@@ -208,7 +211,11 @@ impl Api {
         .with_throttles(throttled, plans))
     }
 
-    fn with_throttles(mut self, throttled: bool, plans: &'static [crate::throttle::PlanDef]) -> Api {
+    fn with_throttles(
+        mut self,
+        throttled: bool,
+        plans: &'static [crate::throttle::PlanDef],
+    ) -> Api {
         if throttled {
             let routes = self
                 .def
@@ -238,7 +245,11 @@ impl Api {
     }
 
     /// Gives `event` to route `index`'s integration.
-    pub(crate) async fn invoke(&self, index: usize, event: &serde_json::Value) -> Result<Answer, String> {
+    pub(crate) async fn invoke(
+        &self,
+        index: usize,
+        event: &serde_json::Value,
+    ) -> Result<Answer, String> {
         let payload = Bytes::from(event.to_string());
         match &self.targets[index] {
             Target::Mock(body) => Ok(Answer {
@@ -246,11 +257,12 @@ impl Api {
                 headers: http::HeaderMap::new(),
                 body: body.clone(),
             }),
-            Target::Http {
-                url,
-                client,
-                timeout,
-            } => {
+            Target::Http(http) => {
+                let HttpTarget {
+                    url,
+                    client,
+                    timeout,
+                } = &**http;
                 let mut req = http::Request::post(url.clone())
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(http_body_util::Full::new(payload))
@@ -275,14 +287,11 @@ impl Api {
                     .map_err(|e| e.to_string())?;
                 let (parts, body) = resp.into_parts();
                 let body = http_body_util::Limited::new(body, self.def.limits.message.max(1 << 20));
-                let body = tokio::time::timeout(
-                    *timeout,
-                    http_body_util::BodyExt::collect(body),
-                )
-                .await
-                .map_err(|_| "timed out".to_string())?
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+                let body = tokio::time::timeout(*timeout, http_body_util::BodyExt::collect(body))
+                    .await
+                    .map_err(|_| "timed out".to_string())?
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
                 Ok(Answer {
                     status: parts.status,
                     headers: parts.headers,
@@ -294,7 +303,9 @@ impl Api {
                 use crate::lambda::Failure;
                 let answer = match function.invoke(payload, *timeout).await {
                     Ok(a) => a,
-                    Err(Failure::Function(e)) => return Err(String::from_utf8_lossy(&e).into_owned()),
+                    Err(Failure::Function(e)) => {
+                        return Err(String::from_utf8_lossy(&e).into_owned())
+                    }
                     Err(Failure::Unavailable(e)) => return Err(e),
                     Err(Failure::Timeout) => return Err("timed out".into()),
                 };
@@ -309,10 +320,8 @@ impl Api {
 fn asks_upgrade(req: &Request) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
@@ -323,23 +332,42 @@ fn upgrade_required(detail: &str) -> Problem {
     let mut p = Problem::new(StatusCode::UPGRADE_REQUIRED, "Upgrade Required", detail);
     p.headers
         .push((header::UPGRADE, HeaderValue::from_static("websocket")));
-    p.headers
-        .push((header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13")));
+    p.headers.push((
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    ));
     p
 }
 
 /// The handshake of a WebSocket route, once the request passed authentication, throttling and
 /// validation: checked, `$connect` asked, answered `101`, and the socket served from then on.
-pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Request) -> Result<Response, Problem> {
-    if req.method() != http::Method::GET || req.version() != http::Version::HTTP_11 || !asks_upgrade(&req) {
+pub(crate) async fn accept(
+    x: &Exchange<'_, '_>,
+    api: &Arc<Api>,
+    mut req: Request,
+) -> Result<Response, Problem> {
+    if req.method() != http::Method::GET
+        || req.version() != http::Version::HTTP_11
+        || !asks_upgrade(&req)
+    {
         return Err(upgrade_required(
             "this is a WebSocket endpoint: connect with an HTTP/1.1 WebSocket handshake",
         ));
     }
-    if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+    if req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         return Err(upgrade_required("only WebSocket version 13 is spoken"));
     }
-    let key = match req.headers().get_all(header::SEC_WEBSOCKET_KEY).iter().collect::<Vec<_>>()[..] {
+    let key = match req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_KEY)
+        .iter()
+        .collect::<Vec<_>>()[..]
+    {
         [key] if valid_key(key.as_bytes()) => key.clone(),
         _ => {
             return Err(Problem::bad_request(
@@ -347,7 +375,11 @@ pub(crate) async fn accept(x: &Exchange<'_, '_>, api: &Arc<Api>, mut req: Reques
             ))
         }
     };
-    if req.extensions().get::<hyper::upgrade::OnUpgrade>().is_none() {
+    if req
+        .extensions()
+        .get::<hyper::upgrade::OnUpgrade>()
+        .is_none()
+    {
         return Err(upgrade_required("this connection cannot be upgraded"));
     }
     let registry = &x.gw.sockets;

@@ -48,7 +48,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("open", &self.len()).finish()
+        f.debug_struct("Registry")
+            .field("open", &self.len())
+            .finish()
     }
 }
 
@@ -77,7 +79,11 @@ pub(crate) struct Place {
 impl Drop for Place {
     fn drop(&mut self) {
         if let Some(ip) = self.ip {
-            let mut clients = self.registry.clients.lock().unwrap_or_else(|e| e.into_inner());
+            let mut clients = self
+                .registry
+                .clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(n) = clients.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -100,7 +106,8 @@ pub(crate) struct Handle {
 impl Handle {
     /// Notes activity now (for `GET`'s `lastActiveAt`).
     pub(crate) fn touch(&self) {
-        self.last_active.store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+        self.last_active
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
     }
 
     /// Removes the entry of a connection whose upgrade failed.
@@ -121,7 +128,11 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.registry.shard(&self.id).lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.registry
+            .shard(&self.id)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -389,15 +400,20 @@ pub(crate) fn routes(
 ) -> axum::Router {
     use axum::extract::Path;
     use axum::routing::get;
+    let manager = Arc::new(Manager {
+        registry,
+        token,
+        limit,
+    });
     let handler = move |method: http::Method, id: String, headers: http::HeaderMap, body: Bytes| {
-        let registry = registry.clone();
-        let token = token.clone();
-        async move { manage(&registry, token.as_deref(), method, &id, &headers, body, limit).await }
+        let manager = manager.clone();
+        async move { manager.call(method, &id, &headers, body).await }
     };
     let (a, b) = (handler.clone(), handler);
-    let one = move |method: http::Method, Path(id): Path<String>, headers: http::HeaderMap, body: Bytes| {
-        a(method, id, headers, body)
-    };
+    let one = move |method: http::Method,
+                    Path(id): Path<String>,
+                    headers: http::HeaderMap,
+                    body: Bytes| { a(method, id, headers, body) };
     let staged = move |method: http::Method,
                        Path((_stage, id)): Path<(String, String)>,
                        headers: http::HeaderMap,
@@ -414,85 +430,96 @@ pub(crate) fn routes(
         .layer(axum::extract::DefaultBodyLimit::max(limit))
 }
 
-/// One management call.
-async fn manage(
-    registry: &Registry,
-    token: Option<&str>,
-    method: http::Method,
-    id: &str,
-    headers: &http::HeaderMap,
-    body: Bytes,
+/// The management API: the connections, the admin token, the largest message.
+struct Manager {
+    registry: Arc<Registry>,
+    token: Option<Arc<str>>,
     limit: usize,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    use http::StatusCode;
-    let problem = |status: StatusCode, title: &'static str, detail: &str| {
-        crate::problem::Problem::new(status, title, detail.to_string()).into_response("-")
-    };
-    if let Some(token) = token {
-        let given = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes())) {
-            let mut r = problem(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "the management API needs `Authorization: Bearer` with the admin token",
-            );
-            r.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            return r;
-        }
-    }
-    let gone = || {
-        problem(
-            StatusCode::GONE,
-            "Gone",
-            "no connection with this id is open",
-        )
-    };
-    match method {
-        http::Method::POST => {
-            let too_large = || {
-                problem(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Payload Too Large",
-                    "the message is larger than the API's message limit",
-                )
-            };
-            if body.len() > limit {
-                return too_large();
-            }
-            match registry.post(id, body).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(Undelivered::Gone) => gone(),
-                Err(Undelivered::TooLarge) => too_large(),
-                Err(Undelivered::Full) => problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too Many Requests",
-                    "the connection's queue of messages is full",
-                ),
+}
+
+impl Manager {
+    /// One management call.
+    async fn call(
+        &self,
+        method: http::Method,
+        id: &str,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> axum::response::Response {
+        let (registry, token, limit) = (&*self.registry, self.token.as_deref(), self.limit);
+        use axum::response::IntoResponse;
+        use http::StatusCode;
+        let problem = |status: StatusCode, title: &'static str, detail: &str| {
+            crate::problem::Problem::new(status, title, detail.to_string()).into_response("-")
+        };
+        if let Some(token) = token {
+            let given = headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                given.as_bytes(),
+                token.as_bytes(),
+            )) {
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "the management API needs `Authorization: Bearer` with the admin token",
+                );
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                return r;
             }
         }
-        http::Method::DELETE => {
-            if registry.close(id).await {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                gone()
-            }
-        }
-        _ => match registry.describe(id).await {
-            Some(info) => (
-                [(http::header::CONTENT_TYPE, "application/json")],
-                info.to_string(),
+        let gone = || {
+            problem(
+                StatusCode::GONE,
+                "Gone",
+                "no connection with this id is open",
             )
-                .into_response(),
-            None => gone(),
-        },
+        };
+        match method {
+            http::Method::POST => {
+                let too_large = || {
+                    problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "Payload Too Large",
+                        "the message is larger than the API's message limit",
+                    )
+                };
+                if body.len() > limit {
+                    return too_large();
+                }
+                match registry.post(id, body).await {
+                    Ok(()) => StatusCode::OK.into_response(),
+                    Err(Undelivered::Gone) => gone(),
+                    Err(Undelivered::TooLarge) => too_large(),
+                    Err(Undelivered::Full) => problem(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too Many Requests",
+                        "the connection's queue of messages is full",
+                    ),
+                }
+            }
+            http::Method::DELETE => {
+                if registry.close(id).await {
+                    StatusCode::NO_CONTENT.into_response()
+                } else {
+                    gone()
+                }
+            }
+            _ => match registry.describe(id).await {
+                Some(info) => (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    info.to_string(),
+                )
+                    .into_response(),
+                None => gone(),
+            },
+        }
     }
 }
 
