@@ -1604,11 +1604,6 @@ fn websocket_tokens(gw: &Gateway, index: usize, r: &Route) -> TokenStream {
     }));
     let per_connection = option_tokens(s.message_throttle.as_ref().map(rate_tokens));
     let path = lit(&r.path);
-    let plans = if uses_traffic(gw) {
-        quote! { TRAFFIC.plans }
-    } else {
-        quote! { &[] }
-    };
     quote! {
         rt::Integration::WebSocket(std::sync::Arc::new(rt::ws::Api::new(&stage, {
             static WS: rt::ws::WebSocketDef = rt::ws::WebSocketDef {
@@ -1621,7 +1616,7 @@ fn websocket_tokens(gw: &Gateway, index: usize, r: &Route) -> TokenStream {
                 per_connection: #per_connection,
             };
             &WS
-        }, #path, #plans)?))
+        }, #path)?))
     }
 }
 

@@ -258,7 +258,7 @@ pub struct Gateway {
     pub(crate) responses: &'static [crate::problem::CustomResponse],
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ready: Arc<AtomicBool>,
-    pub(crate) throttle: Option<crate::throttle::Throttler>,
+    pub(crate) throttle: Option<Arc<crate::throttle::Throttler>>,
     pub(crate) trusted: Vec<crate::throttle::Cidr>,
     /// What is left of `limits.validation_memory` for request bodies held for validation.
     pub(crate) validating: crate::percore::Budget,
@@ -494,13 +494,22 @@ impl Gateway {
                 .iter()
                 .any(|p| p.throttle.is_some() || p.quota.is_some());
         if throttled {
-            self.throttle = Some(crate::throttle::Throttler::new(
+            self.throttle = Some(Arc::new(crate::throttle::Throttler::new(
                 def.plans,
                 self.routes.iter().map(|r| (r.key, r.throttle)).collect(),
                 self.stage_throttle,
                 shared.clone(),
                 self.metrics.clone(),
-            ));
+            )));
+        }
+        // WebSocket messages count against the same usage plans.
+        #[cfg(feature = "websocket")]
+        if let Some(t) = &self.throttle {
+            for r in &self.routes {
+                if let Integration::WebSocket(api) = &r.integration {
+                    api.share_plans(t.clone());
+                }
+            }
         }
         #[cfg(feature = "cache")]
         if self.routes.iter().any(|r| r.cache.is_some()) {

@@ -619,17 +619,8 @@ impl Throttler {
         client: Client<'_>,
     ) -> Result<Option<Allowance>, Problem> {
         let mut tightest: Option<Allowance> = None;
-        if let Some((plan_name, who)) = caller {
-            if let Some(plan) = self.plan(plan_name) {
-                let key = format!("{{c:{}:{}}}", tag(plan_name), tag(who));
-                let verdict = self
-                    .decide(&key, None, plan.throttle.as_ref(), plan.quota.as_ref())
-                    .await?;
-                if matches!(verdict, Verdict::Allowed(_)) && plan.quota.is_some() {
-                    self.metrics.count("gwgen_quota_used_total", plan.name, "");
-                }
-                tightest = self.settle(verdict, Level::Plan, route_name, tightest)?;
-            }
+        if let Some(caller) = caller {
+            tightest = self.admit_plan(route_name, caller).await?;
         }
         if let Some(rate) = self.routes.get(route).copied().flatten() {
             let tag = &self.route_tags[route];
@@ -652,6 +643,26 @@ impl Throttler {
             tightest = self.settle(verdict, Level::Stage, route_name, tightest)?;
         }
         Ok(tightest)
+    }
+
+    /// The plan level alone: `caller`'s usage plan's bucket and quota (`None` when its plan
+    /// has neither). WebSocket messages count here, against the same plan as HTTP requests.
+    pub(crate) async fn admit_plan(
+        &self,
+        route_name: &'static str,
+        (plan_name, who): (&str, &str),
+    ) -> Result<Option<Allowance>, Problem> {
+        let Some(plan) = self.plan(plan_name) else {
+            return Ok(None);
+        };
+        let key = format!("{{c:{}:{}}}", tag(plan_name), tag(who));
+        let verdict = self
+            .decide(&key, None, plan.throttle.as_ref(), plan.quota.as_ref())
+            .await?;
+        if matches!(verdict, Verdict::Allowed(_)) && plan.quota.is_some() {
+            self.metrics.count("gwgen_quota_used_total", plan.name, "");
+        }
+        self.settle(verdict, Level::Plan, route_name, None)
     }
 
     fn settle(

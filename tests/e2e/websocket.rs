@@ -122,6 +122,30 @@ impl Background {
         )
     }
 
+    /// Starts a client plan and waits (bounded) until its handshake has been answered: from
+    /// then on the connection is in the gateway's table (a `$connect` event comes before).
+    fn connected(plan: Value) -> Background {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let flag = std::env::temp_dir().join(format!("gwgen-ws-ready-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_file(&flag);
+        let mut plan = plan;
+        if let Some(steps) = plan["steps"].as_array_mut() {
+            steps.insert(0, json!({ "ready": flag }));
+        }
+        let mut b = Background::start(plan);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !flag.exists() {
+            if let Ok(Some(_)) = b.0.try_wait() {
+                panic!("the client ended before connecting: {}", b.finish());
+            }
+            assert!(Instant::now() < deadline, "the client did not connect");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(&flag);
+        b
+    }
+
     fn finish(self) -> Value {
         let out = self.0.wait_with_output().expect("the client ends");
         serde_json::from_slice(&out.stdout).expect("the client prints JSON")
@@ -134,9 +158,9 @@ fn plan(url: String, agent: &str, headers: Value, steps: Value) -> Value {
 }
 
 fn admin(gw: &Running, method: &str, id: &str, token: &str, body: &[u8]) -> crate::net::Reply {
+    // Ids are URL-safe: they go into the path as they are.
     let mut raw = format!(
-        "{method} /@connections/{} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
-        id.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D"),
+        "{method} /@connections/{id} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -175,6 +199,8 @@ struct Chat {
     gw: Running,
     backend: Backend,
     key: String,
+    /// A key of plan `tiny` (a quota of 4 a day: its handshake and three messages).
+    tiny: String,
     tokens: std::collections::HashMap<String, String>,
     _jwks: crate::auth::Jwks,
 }
@@ -191,6 +217,7 @@ fn chat() -> Chat {
     let bin = build("tests/fixtures/gateway/websocket.yaml");
     let keys = dir.join("keys.txt");
     let key = crate::auth::add_key(&bin, "chat", &keys);
+    let tiny = crate::auth::add_key(&bin, "tiny", &keys);
     // The gateway's admin port is chosen when it starts, and the backend needs it: a
     // placeholder backend first, then the real one once the port is known.
     let admin_port = crate::net::free_port();
@@ -215,6 +242,7 @@ fn chat() -> Chat {
         gw,
         backend,
         key,
+        tiny,
         tokens: material.tokens,
         _jwks: jwks,
     }
@@ -493,6 +521,26 @@ fn websocket_limits_close_with_aws_codes() {
     let refused: Value = serde_json::from_str(got[2].as_str().unwrap_or("{}")).expect("JSON");
     assert_eq!(refused["message"], "Too Many Requests", "{r}");
     assert_eq!(r["close"]["code"], 1000);
+    // A usage plan's quota counts the handshake and the messages of its keys' connections:
+    // `tiny` has 4 a day.
+    let steps: Vec<Value> = (0..4)
+        .flat_map(|_| {
+            [
+                json!({ "send_json": { "action": "nope" } }),
+                json!({ "recv": 5 }),
+            ]
+        })
+        .collect();
+    let r = client(plan(
+        url("/chat"),
+        "tiny",
+        json!({ "x-api-key": c.tiny }),
+        json!(steps),
+    ));
+    let got = r["received"].as_array().expect("received");
+    assert_eq!(got[2], r#"{"message":"no such action"}"#, "{r}");
+    let over: Value = serde_json::from_str(got[3].as_str().unwrap_or("{}")).expect("JSON");
+    assert_eq!(over["message"], "Limit Exceeded", "{r}");
     // `message_throttle` (burst 40 a connection): a burst of 60 gets 20 refusals.
     let steps: Vec<Value> = (0..60)
         .map(|_| json!({ "send_json": { "action": "nope" } }))
@@ -508,23 +556,16 @@ fn websocket_limits_close_with_aws_codes() {
     assert!((17..=20).contains(&refused), "{refused} refused: {r}");
     // Connections per client (`per_client: 2` on /few): the third handshake is 429, and a
     // place comes back when a connection ends.
-    let ready = scratch("websocket-few");
     let holders: Vec<Background> = (0..2)
-        .map(|i| {
-            let flag = ready.join(format!("holder-{i}"));
-            Background::start(plan(
+        .map(|_| {
+            Background::connected(plan(
                 url("/few"),
                 "holder",
                 json!({}),
-                json!([{ "ready": flag }, { "sleep": 3 }]),
+                json!([{ "sleep": 3 }]),
             ))
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (0..2).any(|i| !ready.join(format!("holder-{i}")).exists()) {
-        assert!(Instant::now() < deadline, "the holders did not connect");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let r = client(plan(url("/few"), "one-too-many", json!({}), json!([])));
     assert_eq!(r["status"], 429, "{r}");
     for h in holders {
@@ -543,7 +584,7 @@ fn websocket_limits_close_with_aws_codes() {
 fn management_api_sends_describes_and_disconnects() {
     let c = chat();
     let url = format!("ws://127.0.0.1:{}/chat", c.gw.port);
-    let listener = Background::start(plan(
+    let listener = Background::connected(plan(
         url,
         "listener",
         json!({ "x-api-key": c.key }),
@@ -630,6 +671,12 @@ fn handshakes_a_client_should_not_get_through() {
         );
         assert_eq!(r.status, 400, "{bad:?}");
     }
+    // A page of another site may not open a socket (`cors.allow_origins`); an allowed one may.
+    let ws = format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}");
+    let r = handshake(&format!("{ws}Origin: https://evil.example\r\n"), "1.1");
+    assert_eq!(r.status, 403, "another origin");
+    let r = handshake(&format!("{ws}Origin: https://app.example.com\r\n"), "1.1");
+    assert_eq!(r.status, 101, "an allowed origin");
     // The RFC's own example, answered as the RFC says.
     let r = handshake(
         &format!("{upgrade}Sec-WebSocket-Version: 13\r\n{good_key}"),
@@ -649,7 +696,7 @@ fn handshakes_a_client_should_not_get_through() {
     assert_eq!(crate::net::get(c.gw.port, "/health", "").status, 200);
     // None of the refused handshakes reached `$connect`.
     let connects = c.backend.of("/connect", None).len();
-    assert_eq!(connects, 1, "only the good handshake asked $connect");
+    assert_eq!(connects, 2, "only the good handshakes asked $connect");
 }
 
 #[test]
@@ -772,7 +819,7 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     let mut c = Running::start(&bin, &[], &env);
     let on = |gw: &Running| format!("ws://127.0.0.1:{}/chat", gw.port);
     // A client on B gets what the backend posts through A.
-    let listener = Background::start(plan(
+    let listener = Background::connected(plan(
         on(&b),
         "on-b",
         json!({}),
@@ -804,7 +851,7 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     assert_eq!(admin(&a, "POST", &id_b, "-", b"late").status, 410);
 
     // An instance that is killed: its client's `$disconnect` comes from another instance, once.
-    let orphan = Background::start(plan(
+    let orphan = Background::connected(plan(
         on(&c),
         "on-c",
         json!({}),
@@ -825,7 +872,7 @@ fn redis_shares_connections_across_instances_and_disconnect_fires_once() {
     assert_eq!(admin(&a, "GET", &id_c, "-", b"").status, 410);
 
     // An instance that is stopped closes its clients with 1001 and tells `$disconnect` once.
-    let leaving = Background::start(plan(
+    let leaving = Background::connected(plan(
         on(&b),
         "leaving",
         json!({}),
@@ -953,8 +1000,21 @@ fn frames_are_checked_as_rfc_6455_says() {
         s.write_all(&bytes).expect("write");
         assert_eq!(close_code(&mut s), code, "{:02x?}", &bytes[..2]);
     }
-    let metrics =
-        String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+    // A connection is counted once its close handshake is over (the gateway waits a moment for
+    // the client's close frame).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let m =
+            String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+        if ["1002", "1007", "1009"]
+            .iter()
+            .all(|code| m.contains(&format!("code=\"{code}\"")))
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     for code in ["1002", "1007", "1009"] {
         assert!(
             metrics.contains(&format!(

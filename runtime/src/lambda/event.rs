@@ -132,14 +132,7 @@ impl Request<'_> {
     /// The authorizer part of `requestContext`: JWT claims, or a custom authorizer's context.
     fn authorizer(&self, format: PayloadFormat) -> Option<Value> {
         let identity = self.identity?;
-        if let Some((context, principal)) = &identity.authorizer {
-            let mut ctx = match context {
-                Value::Object(m) => m.clone(),
-                _ => Map::new(),
-            };
-            if let Some(p) = principal {
-                ctx.insert("principalId".into(), Value::String(p.clone()));
-            }
+        if let Some(ctx) = authorizer_context(identity) {
             return Some(match format {
                 PayloadFormat::V1 => Value::Object(ctx),
                 PayloadFormat::V2 => json!({ "lambda": ctx }),
@@ -321,6 +314,20 @@ impl Request<'_> {
         }
         event
     }
+}
+
+/// A custom authorizer's `context` with its `principalId`, as events give them; `None` when no
+/// authorizer let the caller in.
+pub(crate) fn authorizer_context(identity: &Identity) -> Option<Map<String, Value>> {
+    let (context, principal) = identity.authorizer.as_ref()?;
+    let mut ctx = match context {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    if let Some(p) = principal {
+        ctx.insert("principalId".into(), Value::String(p.clone()));
+    }
+    Some(ctx)
 }
 
 /// `15/May/2020:06:01:09 +0000`.

@@ -215,26 +215,13 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
         return Some(event::error_message("Forbidden", &conn.id, &id, None));
     };
     let route = &def.routes[index];
-    if let Some(t) = &api.throttle {
-        let caller = conn
-            .identity
-            .as_ref()
-            .and_then(|i| i.plan.as_ref())
-            .map(|(p, c)| (p.as_str(), c.as_str()));
-        let client = crate::throttle::Client {
-            ip: conn.source_ip,
-            cert: None,
+    if let Err(p) = api.admit(conn, index).await {
+        let message = if p.kind == Some("QUOTA_EXCEEDED") {
+            "Limit Exceeded"
+        } else {
+            "Too Many Requests"
         };
-        if t.applies(index, caller) {
-            if let Err(p) = t.admit(index, route.key, caller, client).await {
-                let message = if p.kind == Some("QUOTA_EXCEEDED") {
-                    "Limit Exceeded"
-                } else {
-                    "Too Many Requests"
-                };
-                return Some(event::error_message(message, &conn.id, &id, None));
-            }
-        }
+        return Some(event::error_message(message, &conn.id, &id, None));
     }
     if let Some(schema) = route.schema {
         if let Err(errors) = check(schema, body) {

@@ -166,14 +166,7 @@ impl Connection {
     /// claims, as AWS gives them to WebSocket routes.
     fn authorizer(&self) -> Option<Value> {
         let identity = self.identity.as_ref()?;
-        if let Some((context, principal)) = &identity.authorizer {
-            let mut ctx = match context {
-                Value::Object(m) => m.clone(),
-                _ => Map::new(),
-            };
-            if let Some(p) = principal {
-                ctx.insert("principalId".into(), Value::String(p.clone()));
-            }
+        if let Some(ctx) = crate::lambda::event::authorizer_context(identity) {
             return Some(Value::Object(ctx));
         }
         let claims = identity.claims.as_deref()?;

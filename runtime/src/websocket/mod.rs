@@ -109,8 +109,10 @@ pub struct Api {
     /// The path it is served at (`/chat`).
     pub(crate) path: &'static str,
     targets: Vec<Target>,
-    /// The routes' message throttles (by route index), and usage plans' for callers of one.
+    /// The routes' message buckets (by route index).
     throttle: Option<crate::throttle::Throttler>,
+    /// The gateway's throttler, for the usage plans of callers of one.
+    plans: std::sync::OnceLock<Arc<crate::throttle::Throttler>>,
     pub(crate) stage: Arc<str>,
 }
 
@@ -157,7 +159,6 @@ impl Api {
         stage: &Stage,
         def: &'static WebSocketDef,
         path: &'static str,
-        plans: &'static [crate::throttle::PlanDef],
     ) -> Result<Api, StartError> {
         let mut targets = Vec::with_capacity(def.routes.len());
         for r in def.routes {
@@ -197,41 +198,59 @@ impl Api {
                 }
             });
         }
-        let throttled = def.routes.iter().any(|r| r.throttle.is_some())
-            || plans
-                .iter()
-                .any(|p| p.throttle.is_some() || p.quota.is_some());
+        // The routes' buckets; usage plans are the gateway's (see `Api::share_plans`).
+        let throttle = def.routes.iter().any(|r| r.throttle.is_some()).then(|| {
+            crate::throttle::Throttler::new(
+                &[],
+                def.routes.iter().map(|r| (r.key, r.throttle)).collect(),
+                None,
+                None,
+                Arc::new(crate::observe::Metrics::default()),
+            )
+        });
         Ok(Api {
             def,
             path,
             targets,
-            throttle: None,
+            throttle,
+            plans: std::sync::OnceLock::new(),
             stage: Arc::from(stage.name.as_str()),
-        }
-        .with_throttles(throttled, plans))
+        })
     }
 
-    fn with_throttles(
-        mut self,
-        throttled: bool,
-        plans: &'static [crate::throttle::PlanDef],
-    ) -> Api {
-        if throttled {
-            let routes = self
-                .def
-                .routes
-                .iter()
-                .map(|r| (r.key, r.throttle))
-                .collect();
-            self.throttle = Some(crate::throttle::Throttler::new(
-                plans,
-                routes,
-                None,
-                None,
-                Arc::new(crate::observe::Metrics::default()),
-            ));
+    /// Counts messages against the usage plans of the gateway's throttler: a caller's plan
+    /// throttle and quota cover its handshakes, its messages and its HTTP requests together
+    /// (and, with Redis, on every instance).
+    pub(crate) fn share_plans(&self, throttler: Arc<crate::throttle::Throttler>) {
+        let _ = self.plans.set(throttler);
+    }
+
+    /// Admits a message of `conn` to route `index`: the caller's usage plan (throttle and
+    /// quota), then the route's bucket.
+    pub(crate) async fn admit(
+        &self,
+        conn: &event::Connection,
+        index: usize,
+    ) -> Result<(), Problem> {
+        let route = &self.def.routes[index];
+        let caller = conn
+            .identity
+            .as_ref()
+            .and_then(|i| i.plan.as_ref())
+            .map(|(p, c)| (p.as_str(), c.as_str()));
+        if let (Some(t), Some(caller)) = (self.plans.get(), caller) {
+            Box::pin(t.admit_plan(route.key, caller)).await?;
         }
-        self
+        if let Some(t) = &self.throttle {
+            let client = crate::throttle::Client {
+                ip: conn.source_ip,
+                cert: None,
+            };
+            if t.applies(index, None) {
+                Box::pin(t.admit(index, route.key, None, client)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The largest message its clients may send, and the management API may post.
@@ -375,6 +394,17 @@ pub(crate) async fn accept(
             ))
         }
     };
+    // With `cors`, a page of another site cannot open a socket with its visitor's cookies
+    // (cross-site WebSocket hijacking): browsers send `Origin`, and it must be allowed.
+    if let (Some(cors), Some(origin)) = (x.route.cors, req.headers().get(header::ORIGIN)) {
+        if cors.allow(origin).is_none() {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "this origin may not open a WebSocket here (`cors.allow_origins`)",
+            ));
+        }
+    }
     if req
         .extensions()
         .get::<hyper::upgrade::OnUpgrade>()

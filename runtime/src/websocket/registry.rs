@@ -142,11 +142,12 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// A new connection id: 12 random bytes in base64 (16 characters), like API Gateway's.
+/// A new connection id: 12 random bytes in base64 (16 characters), like API Gateway's, in the
+/// URL-safe alphabet (`-`, `_`): it goes into `@connections` URLs as it is.
 pub(crate) fn new_id() -> String {
     use base64::Engine;
     let bytes = crate::observe::random_bytes();
-    base64::engine::general_purpose::STANDARD.encode(&bytes[..12])
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..12])
 }
 
 /// Why a message could not be posted.
@@ -532,6 +533,10 @@ mod tests {
         let (a, b) = (new_id(), new_id());
         assert_eq!(a.len(), 16);
         assert_ne!(a, b);
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        assert!(ids.iter().all(|id| id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')));
         assert_eq!(iso_time(1_707_503_008_941), "2024-02-09T18:23:28.941Z");
     }
 
