@@ -203,6 +203,7 @@ struct Chat {
     tiny: String,
     tokens: std::collections::HashMap<String, String>,
     _jwks: crate::auth::Jwks,
+    _authz: crate::auth::Authz,
 }
 
 const TOKEN: &str = "admin-secret-token";
@@ -214,6 +215,7 @@ fn chat() -> Chat {
     let dir = scratch(&format!("websocket-{n}"));
     let material = crate::auth::material(&dir);
     let jwks = crate::auth::Jwks::start(material.jwks.clone());
+    let authz = crate::auth::Authz::start();
     let bin = build("tests/fixtures/gateway/websocket.yaml");
     let keys = dir.join("keys.txt");
     let key = crate::auth::add_key(&bin, "chat", &keys);
@@ -229,6 +231,7 @@ fn chat() -> Chat {
         &[
             ("BACKEND_PORT", backend.port.to_string()),
             ("JWKS_PORT", jwks.port.to_string()),
+            ("AUTHZ_PORT", authz.port.to_string()),
             ("API_KEYS_FILE", keys.display().to_string()),
             ("ADMIN_TOKEN", TOKEN.to_string()),
             ("PYTHON", crate::auth::python().display().to_string()),
@@ -245,6 +248,7 @@ fn chat() -> Chat {
         tiny,
         tokens: material.tokens,
         _jwks: jwks,
+        _authz: authz,
     }
 }
 
@@ -314,6 +318,29 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         json!([]),
     ));
     assert_eq!(r["status"], 401, "{r}");
+    // A custom authorizer: its context is in every event of the connection.
+    let r = client(plan(url("?ticket=deny"), "denied", json!({}), json!([])));
+    assert_eq!(r["status"], 403, "{r}");
+    let r = client(plan(
+        url("?ticket=allow-ada"),
+        "ticketed",
+        json!({}),
+        json!([{ "send_json": { "action": "echo", "text": "t" } }, { "recv": 5 }]),
+    ));
+    assert_eq!(r["received"][0], "echo: t", "{r}");
+    let id = c.backend.connection_of("ticketed");
+    let connect = &c.backend.of("/connect", Some(&id))[0];
+    assert_eq!(
+        connect["requestContext"]["authorizer"]["user"], "allow-ada",
+        "{connect:#}"
+    );
+    assert_eq!(
+        connect["queryStringParameters"],
+        Value::Null,
+        "the ticket is not passed on"
+    );
+    let echo = &c.backend.of("/echo", Some(&id))[0];
+    assert_eq!(echo["requestContext"]["authorizer"]["user"], "allow-ada");
 
     // Messages: route selection, `$default`, validation, replies, `@connections`, failures.
     let steps = json!([
@@ -419,7 +446,9 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         .backend
         .events()
         .into_iter()
-        .find(|e| e["path"] == "/echo")
+        .find(|e| {
+            e["path"] == "/echo" && e["event"]["requestContext"]["connectionId"] == id.as_str()
+        })
         .expect("echo")["headers"];
     assert_eq!(headers["x-gateway-connection-id"], id.as_str());
     assert_eq!(headers["x-gateway-route-key"], "echo");
