@@ -362,6 +362,20 @@ fn websocket_api_authenticates_routes_and_answers_as_api_gateway() {
         r["protocol"], "chat",
         "$connect's answer picks the subprotocol"
     );
+    let mut picky = plan(
+        url(""),
+        "picky",
+        json!({ "x-api-key": c.key, "x-pick": "mqtt" }),
+        json!([]),
+    );
+    picky["subprotocols"] = json!(["chat"]);
+    let picked = client(picky);
+    assert_eq!(picked["status"], 101, "{picked}");
+    assert_eq!(
+        picked["protocol"],
+        Value::Null,
+        "a subprotocol the client did not offer is left out"
+    );
     let got: Vec<String> = r["received"]
         .as_array()
         .expect("received")

@@ -6,7 +6,7 @@ Usage: ws_backend.py PORT_FILE EVENTS_LOG ADMIN_URL ADMIN_TOKEN
 - Appends every event it gets, with the `X-Gateway-*` headers that came with it, as one JSON
   line to EVENTS_LOG: {"path": ..., "headers": {...}, "event": {...}}.
 - /connect: 200, or 403 when the handshake's query has `room=closed`; with
-  `Sec-WebSocket-Protocol: chat, other` it picks `chat`.
+  `Sec-WebSocket-Protocol: chat, other` it picks `chat` (with `X-Pick: P`, it picks P).
 - /echo: answers `echo: TEXT` (the message's `text`).
 - /notify: answers 200 at once, then POSTs `notified: TEXT` for the connection to
   ADMIN_URL/@connections/ID (Bearer ADMIN_TOKEN), and, when the message names a `to`, to that
@@ -71,8 +71,11 @@ class Handler(BaseHTTPRequestHandler):
             query = event.get("queryStringParameters") or {}
             if query.get("room") == "closed":
                 return self.answer(403)
-            offered = (event.get("headers") or {}).get("sec-websocket-protocol", "")
+            headers = event.get("headers") or {}
+            offered = headers.get("sec-websocket-protocol", "")
             picked = [("Sec-WebSocket-Protocol", "chat")] if "chat" in offered else []
+            if headers.get("x-pick"):
+                picked = [("Sec-WebSocket-Protocol", headers["x-pick"])]
             return self.answer(200, headers=picked)
         message = json.loads(event.get("body") or "{}")
         if self.path == "/echo":

@@ -346,6 +346,19 @@ fn asks_upgrade(req: &Request) -> bool {
     has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
 }
 
+/// Whether the client offered subprotocol `p` (`Sec-WebSocket-Protocol`).
+fn offered(req: &Request, p: &HeaderValue) -> bool {
+    let Ok(p) = p.to_str() else {
+        return false;
+    };
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == p)
+}
+
 /// 426 with what a WebSocket handshake needs (RFC 6455 §4.4).
 fn upgrade_required(detail: &str) -> Problem {
     let mut p = Problem::new(StatusCode::UPGRADE_REQUIRED, "Upgrade Required", detail);
@@ -451,7 +464,13 @@ pub(crate) async fn accept(
         let e = context.event(event::Kind::Connect, x.id, None);
         match api.invoke(index, &e).await {
             Ok(answer) if answer.status.is_success() => {
-                protocol = answer.headers.get(header::SEC_WEBSOCKET_PROTOCOL).cloned();
+                // A subprotocol the client offered (RFC 6455 §4.2.2): any other would make
+                // the client fail the connection.
+                protocol = answer
+                    .headers
+                    .get(header::SEC_WEBSOCKET_PROTOCOL)
+                    .filter(|p| offered(&req, p))
+                    .cloned();
             }
             Ok(answer) => {
                 let status = if answer.status.is_client_error() || answer.status.is_server_error() {
