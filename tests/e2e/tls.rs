@@ -453,6 +453,17 @@ fn tls_1_3_only_and_http1_only() {
     assert_eq!(run(&["--tlsv1.3", &hello]), (0, "1.1 200".into()));
     // TLS 1.2 is refused at the handshake (curl: 35).
     assert_eq!(run(&["--tlsv1.2", "--tls-max", "1.2", &hello]).0, 35);
+    // A WebSocket over TLS (`wss://`), idle longer than the head timeout between its messages.
+    let r = crate::websocket::client(serde_json::json!({
+        "url": format!("wss://127.0.0.1:{}/ws", gw.port), "ca": cacert,
+        "steps": [{ "send": "hi" }, { "recv": 5 }, { "sleep": 2.5 }, { "send": "again" }, { "recv": 5 }],
+    }));
+    assert_eq!(
+        r["received"],
+        serde_json::json!(["wss ok", "wss ok"]),
+        "{r}"
+    );
+    assert_eq!(r["close"]["code"], 1000, "{r}");
     // A client that starts a handshake and goes quiet (here: half a ClientHello) is dropped
     // after the head timeout (2 s), as one that sends nothing.
     use std::io::{Read, Write};

@@ -93,7 +93,7 @@ impl Drop for Backend {
 }
 
 /// Runs one client plan to its end.
-fn client(plan: Value) -> Value {
+pub(crate) fn client(plan: Value) -> Value {
     let out = Command::new(crate::auth::python())
         .arg(repo().join("tests/tools/ws_client.py"))
         .arg(plan.to_string())

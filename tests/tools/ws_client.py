@@ -1,7 +1,8 @@
 """A WebSocket client for the tests: the `websockets` library (PyPI), as applications use it.
 
 Usage: ws_client.py PLAN_JSON
-PLAN: {"url": ..., "agent": USER_AGENT, "headers": {...}, "subprotocols": [...], "steps": [...]};
+PLAN: {"url": ..., "agent": USER_AGENT, "headers": {...}, "subprotocols": [...], "ca": CA_FILE
+(for wss://), "steps": [...]};
 steps, in order:
   {"send": TEXT} | {"send_json": VALUE} | {"send_bytes": N} (N bytes of `x`, one frame)
   {"recv": SECONDS}     one message (or a timeout) into `received`
@@ -14,6 +15,7 @@ Prints one JSON object: {"status": 101 or the refusal's status, "protocol": ...,
 """
 
 import json
+import ssl
 import sys
 import time
 
@@ -43,6 +45,7 @@ try:
         max_size=None,
         ping_interval=None,
         close_timeout=5,
+        ssl=ssl.create_default_context(cafile=plan["ca"]) if plan.get("ca") else None,
     ) as ws:
         out["status"] = 101
         out["protocol"] = ws.subprotocol
