@@ -13,7 +13,8 @@
 //! - a request's way: `pipeline` (the phases: route, auth, throttle, validate, cache,
 //!   integration, respond, log, over one `Exchange`), `router` and `path` (what the generated
 //!   route tree returns; normalisation), `proxy` and `pool` (the `http` integration's client),
-//!   `integration`, `problem` (RFC 9457 answers);
+//!   `integration`, `problem` (RFC 9457 answers), `websocket` (WebSocket APIs: the handshake,
+//!   then each connection's messages);
 //! - what the phases consult: `auth` (API keys, JWT, custom authorizers), `throttle` and
 //!   `state` (buckets and quotas, memory or Redis), `cache`, `validate` and `json`, `cors`;
 //! - around them: `gateway` (the state of a gateway for one stage), `server` and `admin` (the
@@ -22,7 +23,7 @@
 //!   Context and OTLP export), `deadline` (coarse clocks), `tls`.
 //!
 //! Features keep a gateway to what its spec uses: `proxy`, `jwt`, `authorizer`, `redis`,
-//! `cache`, `patterns`, `tls`, `mimalloc`. Helpers of a feature that a build leaves out are
+//! `cache`, `patterns`, `tls`, `mimalloc`, `websocket`. Helpers of a feature that a build leaves out are
 //! allowed to sit unused there; the all-features build is linted for dead code.
 #![deny(missing_docs)]
 
