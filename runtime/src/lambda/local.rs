@@ -212,7 +212,7 @@ impl Slot {
         let Some((program, args)) = c.command.split_first() else {
             return Err(Failure::Unavailable("the function has no command".into()));
         };
-        let mut cmd = tokio::process::Command::new(program);
+        let mut cmd = tokio::process::Command::new(program_path(program));
         cmd.args(args).env_clear();
         for keep in ["PATH", "LANG", "LC_ALL", "SYSTEMROOT"] {
             if let Some(v) = std::env::var_os(keep) {
@@ -534,5 +534,37 @@ async fn handle(api: &Api, req: http::Request<hyper::body::Incoming>) -> ApiResp
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
         _ => reply(StatusCode::NOT_FOUND, r#"{"errorMessage":"not found"}"#),
+    }
+}
+
+/// The program of a function's `command` as the gateway's own folder sees it: a relative path
+/// with a `/` (`.venv/bin/python`) would otherwise be looked up from the function's `workdir`,
+/// where it is not. A bare name (`python3`) is looked up on `PATH`.
+fn program_path(program: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(program);
+    if path.is_relative() && program.contains('/') {
+        if let Ok(here) = std::env::current_dir() {
+            return here.join(path);
+        }
+    }
+    path.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_path;
+
+    #[test]
+    fn relative_programs_are_found_from_the_gateways_folder() {
+        let here = std::env::current_dir().expect("the current folder");
+        assert_eq!(
+            program_path(".venv/bin/python"),
+            here.join(".venv/bin/python")
+        );
+        assert_eq!(program_path("python3"), std::path::PathBuf::from("python3"));
+        assert_eq!(
+            program_path("/usr/bin/python3"),
+            std::path::PathBuf::from("/usr/bin/python3")
+        );
     }
 }
