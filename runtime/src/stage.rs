@@ -151,6 +151,23 @@ impl Stage {
         }
     }
 
+    /// `template` interpolated, as an `http://` or `https://` URL (an authorizer's, a
+    /// WebSocket route's); an error naming `context` otherwise.
+    #[cfg_attr(
+        not(any(feature = "authorizer", feature = "websocket")),
+        allow(dead_code)
+    )]
+    pub(crate) fn http_url(&self, template: &str, context: &str) -> Result<http::Uri, StartError> {
+        let url = self.interpolate(template, context)?;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(StartError::Invalid(format!(
+                "{context}: `{url}` is not an http:// or https:// URL"
+            )));
+        }
+        url.parse()
+            .map_err(|e| StartError::Invalid(format!("{context}: `{url}`: {e}")))
+    }
+
     /// Replaces every `${stageVariables.NAME}` and `${env.NAME}` in `template`.
     pub fn interpolate(&self, template: &str, context: &str) -> Result<String, StartError> {
         let mut out = String::with_capacity(template.len());

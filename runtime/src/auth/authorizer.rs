@@ -99,16 +99,8 @@ impl Authorizer {
                 )))
             }
             None => {
-                let url = stage
-                    .interpolate(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
-                if !url.starts_with("http://") && !url.starts_with("https://") {
-                    return Err(StartError::Invalid(format!(
-                        "the authorizer URL `{url}` of scheme `{name}` is not an http:// or https:// URL"
-                    )));
-                }
-                let url: http::Uri = url
-                    .parse()
-                    .map_err(|e| StartError::Invalid(format!("the authorizer URL `{url}`: {e}")))?;
+                let url =
+                    stage.http_url(def.url, &format!("the authorizer URL of scheme `{name}`"))?;
                 let client = hyper_util::client::legacy::Client::builder(
                     hyper_util::rt::TokioExecutor::new(),
                 )

@@ -166,15 +166,7 @@ impl Api {
             targets.push(match &r.target {
                 WsTargetDef::Mock { body } => Target::Mock(Bytes::from_static(body.as_bytes())),
                 WsTargetDef::Http { url, timeout_ms } => {
-                    let url = stage.interpolate(url, &what)?;
-                    if !url.starts_with("http://") && !url.starts_with("https://") {
-                        return Err(StartError::Invalid(format!(
-                            "{what}: `{url}` is not an http:// or https:// URL"
-                        )));
-                    }
-                    let url: http::Uri = url
-                        .parse()
-                        .map_err(|e| StartError::Invalid(format!("{what}: `{url}`: {e}")))?;
+                    let url = stage.http_url(url, &what)?;
                     let client = hyper_util::client::legacy::Client::builder(
                         hyper_util::rt::TokioExecutor::new(),
                     )
