@@ -296,16 +296,21 @@ pub struct Gateway {
 impl Gateway {
     /// Builds a gateway.
     pub fn new(stage: &Stage, routes: Vec<RouteDef>, route: RouteFn, limits: Limits) -> Self {
+        let metrics = Arc::new(Metrics::default());
         #[cfg(feature = "websocket")]
-        let sockets = Arc::new(crate::websocket::Registry::new(
-            routes
+        let sockets = {
+            let apis: Vec<_> = routes
                 .iter()
                 .filter_map(|r| match &r.integration {
                     Integration::WebSocket(api) => Some(api.clone()),
                     _ => None,
                 })
-                .collect(),
-        ));
+                .collect();
+            for api in &apis {
+                api.attach(&metrics);
+            }
+            Arc::new(crate::websocket::Registry::new(apis))
+        };
         Gateway {
             stage: Arc::from(stage.name.as_str()),
             stage_variables: stage.variables().clone(),
@@ -316,7 +321,7 @@ impl Gateway {
             auth: None,
             response_mode: stage.validate_responses,
             responses: &[],
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             ready: Arc::new(AtomicBool::new(false)),
             throttle: None,
             trusted: Vec::new(),

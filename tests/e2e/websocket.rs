@@ -563,6 +563,12 @@ fn websocket_limits_close_with_aws_codes() {
     assert_eq!(got[1], "ok");
     let refused: Value = serde_json::from_str(got[2].as_str().unwrap_or("{}")).expect("JSON");
     assert_eq!(refused["message"], "Too Many Requests", "{r}");
+    let metrics =
+        String::from_utf8_lossy(&crate::net::get(c.gw.admin, "/metrics", "").body).into_owned();
+    assert!(
+        metrics.contains("gwgen_throttled_total{http_route=\"limited\",level=\"route\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(r["close"]["code"], 1000);
     // A usage plan's quota counts the handshake and the messages of its keys' connections:
     // `tiny` has 4 a day.

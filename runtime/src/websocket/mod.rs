@@ -110,7 +110,7 @@ pub struct Api {
     pub(crate) path: &'static str,
     targets: Vec<Target>,
     /// The routes' message buckets (by route index).
-    throttle: Option<crate::throttle::Throttler>,
+    throttle: std::sync::OnceLock<crate::throttle::Throttler>,
     /// The gateway's throttler, for the usage plans of callers of one.
     plans: std::sync::OnceLock<Arc<crate::throttle::Throttler>>,
     pub(crate) stage: Arc<str>,
@@ -190,24 +190,29 @@ impl Api {
                 }
             });
         }
-        // The routes' buckets; usage plans are the gateway's (see `Api::share_plans`).
-        let throttle = def.routes.iter().any(|r| r.throttle.is_some()).then(|| {
-            crate::throttle::Throttler::new(
-                &[],
-                def.routes.iter().map(|r| (r.key, r.throttle)).collect(),
-                None,
-                None,
-                Arc::new(crate::observe::Metrics::default()),
-            )
-        });
         Ok(Api {
             def,
             path,
             targets,
-            throttle,
+            throttle: std::sync::OnceLock::new(),
             plans: std::sync::OnceLock::new(),
             stage: Arc::from(stage.name.as_str()),
         })
+    }
+
+    /// Makes the routes' message buckets, counting refusals in the gateway's `metrics`. Usage
+    /// plans are the gateway's throttler's ([`Api::share_plans`]).
+    pub(crate) fn attach(&self, metrics: &Arc<crate::observe::Metrics>) {
+        let def = self.def;
+        if def.routes.iter().any(|r| r.throttle.is_some()) {
+            let _ = self.throttle.set(crate::throttle::Throttler::new(
+                &[],
+                def.routes.iter().map(|r| (r.key, r.throttle)).collect(),
+                None,
+                None,
+                metrics.clone(),
+            ));
+        }
     }
 
     /// Counts messages against the usage plans of the gateway's throttler: a caller's plan
@@ -233,7 +238,7 @@ impl Api {
         if let (Some(t), Some(caller)) = (self.plans.get(), caller) {
             Box::pin(t.admit_plan(route.key, caller)).await?;
         }
-        if let Some(t) = &self.throttle {
+        if let Some(t) = self.throttle.get() {
             let client = crate::throttle::Client {
                 ip: conn.source_ip,
                 cert: None,
