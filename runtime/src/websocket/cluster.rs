@@ -33,6 +33,9 @@ const BEAT: Duration = Duration::from_secs(2);
 /// for gone within this and one [`BEAT`] more.
 const LIVE_MS: u64 = 6_000;
 
+/// `lastActiveAt` onto a connection's record, if the record is there.
+const TOUCH_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'a', ARGV[1]) end return 0";
+
 /// This instance's part in the cluster.
 pub(crate) struct Cluster {
     shared: Arc<Shared>,
@@ -206,15 +209,47 @@ impl Cluster {
             redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(LIVE_MS)),
         )
         .ignore();
-        let active = registry.activity();
-        flushed.retain(|id, _| active.iter().any(|(a, _)| a == id));
-        for (id, at) in active {
-            if flushed.get(&id) != Some(&at) {
-                pipe.hset(self.key("c", &id), "a", at).ignore();
-                flushed.insert(id, at);
+        let active: std::collections::HashMap<String, u64> =
+            registry.activity().into_iter().collect();
+        flushed.retain(|id, _| active.contains_key(id));
+        for (id, at) in &active {
+            if flushed.get(id) != Some(at) {
+                // Only onto a record that is there: a record another instance swept stays gone.
+                pipe.cmd("EVAL")
+                    .arg(TOUCH_LUA)
+                    .arg(1)
+                    .arg(self.key("c", id))
+                    .arg(*at)
+                    .ignore();
+                flushed.insert(id.clone(), *at);
             }
         }
         let _: Result<(), _> = self.shared.pipeline("WebSocket heartbeat", pipe).await;
+        // Records of connections this instance no longer holds: their removal failed while
+        // Redis was unreachable (their `$disconnect` fired then). Gone now, so that posts to
+        // them are 410 rather than published to nobody.
+        let held: Result<Vec<String>, _> = self
+            .shared
+            .command(
+                "WebSocket heartbeat",
+                redis::cmd("SMEMBERS").arg(self.key("i", &self.me)).clone(),
+            )
+            .await;
+        let stale: Vec<String> = held
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| !active.contains_key(id) && !registry.holds(id))
+            .collect();
+        if !stale.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &stale {
+                pipe.del(self.key("c", id))
+                    .ignore()
+                    .srem(self.key("i", &self.me), id)
+                    .ignore();
+            }
+            let _: Result<(), _> = self.shared.pipeline("WebSocket heartbeat", pipe).await;
+        }
     }
 
     /// Fires `$disconnect` for the connections of instances whose heartbeat is gone.

@@ -23,6 +23,11 @@ use crate::observe::Metrics;
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// How deep a JSON message may nest, and how many values it may hold, for route selection and
+/// schemas (a message is at most `limits.message` bytes, which bounds both further).
+const JSON_DEPTH: usize = 128;
+const JSON_VALUES: usize = 1_000_000;
+
 /// What a connection reads at a time.
 const READ_BUFFER: usize = 4 << 10;
 
@@ -202,7 +207,13 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
     let api = &conn.api;
     let def = api.def;
     let id = request_id();
-    let selected = select(def.selection, body);
+    // Parsed once, when route selection or a route's schema reads it.
+    let json = (!def.selection.is_empty() || def.routes.iter().any(|r| r.schema.is_some()))
+        .then(|| crate::json::Doc::parse_with_limits(body, JSON_DEPTH, JSON_VALUES));
+    let selected = match &json {
+        Some(Ok(doc)) => select(def.selection, doc),
+        _ => None,
+    };
     let index = selected
         .as_deref()
         .and_then(|key| {
@@ -223,8 +234,8 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
         };
         return Some(event::error_message(message, &conn.id, &id, None));
     }
-    if let Some(schema) = route.schema {
-        if let Err(errors) = check(schema, body) {
+    if let (Some(schema), Some(json)) = (route.schema, &json) {
+        if let Err(errors) = check(schema, json) {
             return Some(event::error_message(
                 "Invalid request body",
                 &conn.id,
@@ -260,11 +271,10 @@ async fn on_message(conn: &Connection, body: &[u8], binary: bool) -> Option<Byte
 
 /// The route key `route_selection` picks from a message: the string at its pointer in the JSON
 /// message; `None` when the message is not JSON or holds no string there.
-pub(crate) fn select(pointer: &[&str], body: &[u8]) -> Option<String> {
+pub(crate) fn select(pointer: &[&str], doc: &crate::json::Doc<'_>) -> Option<String> {
     if pointer.is_empty() {
         return None;
     }
-    let doc = crate::json::Doc::parse_with_limits(body, 128, 100_000).ok()?;
     let mut at = 0;
     for token in pointer {
         at = doc.get(at, token)?;
@@ -274,8 +284,11 @@ pub(crate) fn select(pointer: &[&str], body: &[u8]) -> Option<String> {
 
 /// Checks a message against its route's schema: the violations as `errors`, as the HTTP
 /// answers list them.
-fn check(schema: crate::validate::input::SchemaFn, body: &[u8]) -> Result<(), serde_json::Value> {
-    let doc = match crate::json::Doc::parse_with_limits(body, 128, 100_000) {
+fn check(
+    schema: crate::validate::input::SchemaFn,
+    json: &Result<crate::json::Doc<'_>, crate::json::SyntaxError>,
+) -> Result<(), serde_json::Value> {
+    let doc = match json {
         Ok(d) => d,
         Err(e) => {
             return Err(
@@ -284,7 +297,7 @@ fn check(schema: crate::validate::input::SchemaFn, body: &[u8]) -> Result<(), se
         }
     };
     let mut ctx = crate::validate::Ctx::new();
-    if schema(&doc, 0, &mut ctx, None) {
+    if schema(doc, 0, &mut ctx, None) {
         return Ok(());
     }
     Err(ctx
@@ -300,17 +313,20 @@ mod tests {
 
     #[test]
     fn route_selection() {
+        let of = |pointer: &[&str], text: &str| {
+            select(pointer, &crate::json::Doc::parse_str(text).expect("JSON"))
+        };
         assert_eq!(
-            select(&["action"], br#"{"action":"send","x":1}"#).as_deref(),
+            of(&["action"], r#"{"action":"send","x":1}"#).as_deref(),
             Some("send")
         );
         assert_eq!(
-            select(&["a", "b"], br#"{"a":{"b":"deep"}}"#).as_deref(),
+            of(&["a", "b"], r#"{"a":{"b":"deep"}}"#).as_deref(),
             Some("deep")
         );
-        assert_eq!(select(&["action"], br#"{"action":7}"#), None);
-        assert_eq!(select(&["action"], b"not json"), None);
-        assert_eq!(select(&[], br#"{"action":"send"}"#), None);
+        assert_eq!(of(&["action"], r#"{"action":7}"#), None);
+        assert_eq!(of(&["missing"], r#"{"action":"send"}"#), None);
+        assert_eq!(of(&[], r#"{"action":"send"}"#), None);
     }
 
     #[test]

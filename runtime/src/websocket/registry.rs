@@ -299,6 +299,12 @@ impl Registry {
         self.apis.iter().find(|a| a.path == path).cloned()
     }
 
+    /// Whether connection `id` is held here.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        self.sender(id).is_some()
+    }
+
     /// Each connection held here, with its last activity (ms since the epoch).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn activity(&self) -> Vec<(String, u64)> {
