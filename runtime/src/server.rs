@@ -392,15 +392,20 @@ async fn accept(
     }
     drop(listener);
     let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
-    // WebSockets are closed with 1001 (their `$disconnect` routes told) before requests drain.
-    #[cfg(feature = "websocket")]
-    gw.sockets.close_all(deadline).await;
-    let drained = async {
+    let requests = async {
         graceful.shutdown().await;
         while Arc::strong_count(&upgradeable) > 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
+    // WebSockets are closed with 1001 (their `$disconnect` routes told) while requests drain,
+    // both within the one deadline.
+    #[cfg(feature = "websocket")]
+    let drained = async {
+        tokio::join!(gw.sockets.close_all(deadline), requests);
+    };
+    #[cfg(not(feature = "websocket"))]
+    let drained = requests;
     if tokio::time::timeout(deadline, drained).await.is_err() {
         tracing::warn!(
             drain_timeout_ms = gw.connections.drain_timeout_ms,
