@@ -332,7 +332,8 @@ fn nanos(t: SystemTime) -> String {
         .to_string()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as a lower-case hex string.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut v = Vec::with_capacity(bytes.len() * 2);
     push_hex(&mut v, bytes);
     String::from_utf8(v).unwrap_or_default()

@@ -170,12 +170,7 @@ pub(crate) async fn disconnected(conn: &Connection, ending: Ending) {
 
 /// A request id for one event.
 fn request_id() -> String {
-    let mut s = String::with_capacity(32);
-    for b in crate::observe::random_bytes() {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    s
+    crate::trace::hex(&crate::observe::random_bytes())
 }
 
 /// Sends a close frame and waits (a moment) for the client's.
