@@ -439,8 +439,10 @@ fn functions_on_aws_are_invoked_with_sigv4_that_botocore_accepts() {
         assert_eq!(r.status, 200, "{} {}", text(&r), l.gw.log_text());
     }
     assert_eq!(fake.state()["fetches"], 1, "kept while fresh");
-    // They expire in 301 s: refreshed 300 s early, so after a second they are fetched again.
-    std::thread::sleep(Duration::from_millis(1200));
+    // They expire in 305 s, written in whole seconds (so 304 to 305 s from the fetch):
+    // refreshed 300 s early, so after 5 s they are fetched again. (Expiring in 301 s left as
+    // little as no time between the two requests above on a loaded machine.)
+    std::thread::sleep(Duration::from_millis(5200));
     let r = get(l.gw.port, "/aws/echo", "");
     assert_eq!(r.status, 200, "{}", text(&r));
     assert_eq!(fake.state()["fetches"], 2);

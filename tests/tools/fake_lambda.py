@@ -111,13 +111,13 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(404, {"message": "not found"})
 
     def credentials(self):
-        """New keys on every fetch, expiring in 301 s."""
+        """New keys on every fetch, expiring in 305 s (whole seconds)."""
         with LOCK:
             STATE["fetches"] += 1
             n = STATE["fetches"]
             key = ("ASIAROTATED%d" % n, "rotated-secret-%d" % n, "token-%d" % n)
             STATE["keys"].append(key)
-        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=301)
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=305)
         self.answer(200, {"AccessKeyId": key[0], "SecretAccessKey": key[1], "Token": key[2],
                           "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
