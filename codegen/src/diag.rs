@@ -69,8 +69,8 @@ catalogue! {
         "The file is not well-formed YAML or JSON. Nesting deeper than 1,000 levels and aliases that expand to more than two million nodes are refused here too.";
     YamlNotice = "GW0003", Warning, "questionable YAML",
         "Duplicate keys (the last wins) or several documents in one file (only the first is read).";
-    Swagger2 = "GW0004", Error, "Swagger 2.0 is not supported",
-        "gwgen reads OpenAPI 3.0 and 3.1. Convert the spec first, for example with swagger2openapi.";
+    Swagger2 = "GW0004", Error, "Swagger 2.0 construct without an OpenAPI 3.0 form",
+        "gwgen converts Swagger 2.0 documents (API Gateway's default REST export) to OpenAPI 3.0 as it loads them. This construct has no exact 3.0 form (a second body parameter, `collectionFormat: tsv`, an unknown OAuth 2 flow): write that part in OpenAPI 3.0, or convert the document with swagger2openapi and check the result.";
     NotOpenApi = "GW0005", Error, "not an OpenAPI 3.0/3.1 document",
         "The root must be a mapping with `openapi: 3.0.x` or `openapi: 3.1.x`.";
     UnknownField = "GW0101", Error, "unknown field",
@@ -145,6 +145,10 @@ catalogue! {
         "`type` is one of null, boolean, object, array, number, string, integer (3.0: not null), or in 3.1 an array of them.";
     SchemaNotCompiled = "GW0505", Error, "schema cannot be compiled",
         "The gateway validates with code generated from the schema, so every reference must be resolved when the gateway is built. A `$dynamicRef` whose target depends on run-time scope in a way the generator cannot fix, a reference to a document that is not part of the spec, or a schema that refers to itself without moving to a property or item cannot be compiled.";
+    AwsUnsupported = "GW0601", Error, "API Gateway feature not carried over",
+        "An `x-amazon-apigateway-*` extension (or a part of one) has no faithful equivalent in the gateway: AWS service integrations, IAM authorization, VPC links, resource policies, Velocity directives in mapping templates, CloudFormation expressions left in an export. The message says which and the hint what to do instead; docs/migrate-from-aws.md lists every extension.";
+    AwsOverridden = "GW0602", Warning, "x-gateway overrides an API Gateway extension",
+        "The spec sets this `x-gateway` key itself and an `x-amazon-apigateway-*` extension says something for the same key. The `x-gateway` setting is used; remove one of the two to silence this.";
     NoThrottle = "GW0901", Warning, "no throttling anywhere",
         "Without a `throttle` at any level, nothing protects the backends from bursts. Add `x-gateway.defaults.throttle`.";
     UnprotectedMutation = "GW0902", Warning, "mutating operation without security",

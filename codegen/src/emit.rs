@@ -1913,7 +1913,8 @@ fn validation_tokens(
     let mut statics = Vec::new();
     for (n, rc) in gw.validation.routes.iter().enumerate() {
         let Some(rc) = rc else { continue };
-        let requests = gw.routes[n].settings.validate.and_then(|v| v.requests) != Some(false);
+        let requests = gw.routes[n].settings.validate.and_then(|v| v.requests)
+            != Some(crate::xgw::RequestValidation::Off);
         let params = rc.params.iter().map(|p| {
             let name = lit(&p.name);
             let (location, prefix) = match p.location {

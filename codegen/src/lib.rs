@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub(crate) mod aws;
 pub mod builder;
 pub(crate) mod check;
 pub mod diag;
@@ -131,6 +132,22 @@ pub fn check_text(path: impl AsRef<Path>, text: String) -> Checked {
     })
 }
 
+/// Checks an API Gateway export (OpenAPI 3 or Swagger 2.0 with `x-amazon-apigateway-*`
+/// extensions) and, when nothing in it was refused, returns the spec that says the same with
+/// `x-gateway` and no AWS extension, as YAML.
+pub fn import_aws(path: impl AsRef<Path>) -> (Checked, Option<String>) {
+    let path = path.as_ref();
+    let checked = check_file(path);
+    let spec = (!checked.has_errors() && checked.gateway.is_some()).then(|| {
+        format!(
+            "# Imported from {} by `gwgen import-aws`: what its x-amazon-apigateway-* extensions\n# said is written as x-gateway. See docs/migrate-from-aws.md.\n{}",
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            aws::tree::to_yaml(checked.sources.root())
+        )
+    });
+    (checked, spec)
+}
+
 /// Loading and checking recurse as deep as the document nests (bounded by [`load::MAX_DEPTH`]);
 /// they run on a thread with a stack sized for that bound, whatever thread the caller is on.
 const CHECK_STACK: usize = 256 << 20;
@@ -171,7 +188,7 @@ pub fn generate_file(
 }
 
 fn finish(
-    sources: load::Sources,
+    mut sources: load::Sources,
     mut diags: diag::Diagnostics,
     early: Option<std::thread::JoinHandle<check::ModelVerdict>>,
 ) -> Checked {
@@ -182,6 +199,13 @@ fn finish(
     {
         None
     } else {
+        // An API Gateway export becomes a plain spec first; the early model check read the
+        // text as written, which no longer applies then.
+        let early = if aws::import(&mut sources, &mut diags) {
+            None
+        } else {
+            early
+        };
         check::check(&sources, &mut diags, early)
     };
     Checked {

@@ -33,6 +33,39 @@ pub(crate) fn lower(src: &Sources, version: Version, diags: &mut Diagnostics) ->
     .gateway()
 }
 
+/// A Lambda function that `x-gateway.functions` runs on this machine: its local settings fill
+/// in those the integration or authorizer leaves out. A function is named as the map's key, or
+/// by an ARN or partial ARN whose function name is the key.
+fn run_locally(
+    functions: &BTreeMap<String, crate::xgw::LambdaFunction>,
+    f: &mut crate::xgw::LambdaFunction,
+) {
+    let Some(name) = f.function.as_deref() else {
+        return;
+    };
+    if f.command.is_some() {
+        return;
+    }
+    // `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME`.
+    let short = name
+        .split_once("function:")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest))
+        .unwrap_or(name);
+    let Some((key, local)) = functions.get_key_value(name).or_else(|| functions.get_key_value(short)) else {
+        return;
+    };
+    f.function = Some(key.clone());
+    f.command = local.command.clone();
+    f.handler = f.handler.take().or_else(|| local.handler.clone());
+    f.workdir = f.workdir.take().or_else(|| local.workdir.clone());
+    f.concurrency = f.concurrency.or(local.concurrency);
+    f.memory_mb = f.memory_mb.or(local.memory_mb);
+    f.region = f.region.take().or_else(|| local.region.clone());
+    for (k, v) in &local.env {
+        f.env.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
 fn ptr_join(base: &str, seg: &str) -> String {
     let mut p = base.to_string();
     push_segment(&mut p, seg);
@@ -239,6 +272,25 @@ impl Lowerer<'_> {
                         location: ws.location.clone(),
                         websocket: Some(ws),
                     });
+                }
+            }
+        }
+        let mut security_schemes = security_schemes;
+        if !root_settings.functions.is_empty() {
+            let functions = &root_settings.functions;
+            for r in &mut routes {
+                if let Some(i) = r.settings.integration.as_mut() {
+                    run_locally(functions, &mut i.lambda);
+                }
+                if let Some(ws) = r.websocket.as_mut() {
+                    for route in ws.settings.routes.values_mut() {
+                        run_locally(functions, &mut route.integration.lambda);
+                    }
+                }
+            }
+            for s in security_schemes.values_mut() {
+                if let Some(a) = s.settings.authorizer.as_mut() {
+                    run_locally(functions, &mut a.lambda);
                 }
             }
         }

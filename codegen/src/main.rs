@@ -84,6 +84,18 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Convert an API Gateway export (OpenAPI 3 or Swagger 2.0 with `x-amazon-apigateway-*`
+    /// extensions) into a spec that says the same with `x-gateway`.
+    ///
+    /// Exit status: 0 written, 1 the export uses what cannot be carried over (every problem is
+    /// printed), 2 unusable arguments or unreadable files.
+    ImportAws {
+        /// The export (JSON or YAML).
+        export: PathBuf,
+        /// Where to write the spec (YAML); standard output without it.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Print the route table of a spec.
     Routes {
         /// The spec.
@@ -126,6 +138,7 @@ fn main() -> ExitCode {
             quiet,
         } => check(&specs, format, deny_warnings, quiet),
         Command::Routes { spec } => routes(&spec),
+        Command::ImportAws { export, output } => import_aws(&export, output.as_deref()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "gwgen", &mut std::io::stdout());
@@ -220,6 +233,32 @@ fn check(specs: &[PathBuf], format: OutputFormat, deny_warnings: bool, quiet: bo
     // The process ends here: freeing a large spec's tree node by node would only cost time.
     std::mem::forget(results);
     code
+}
+
+fn import_aws(export: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let (checked, spec) = gwgen::import_aws(export);
+    let ok = report_for_generation(&checked);
+    let Some(spec) = spec.filter(|_| ok) else {
+        return ExitCode::from(if checked.has_io_errors() { 2 } else { 1 });
+    };
+    match output {
+        Some(path) => match std::fs::write(path, spec) {
+            Ok(()) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(spec.as_bytes());
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// Prints warnings (stderr) and, on errors, every diagnostic; returns whether generation may go on.

@@ -246,7 +246,10 @@ pub fn compile(
             messages.insert(index, fns);
         }
         let v = route.settings.validate.as_ref();
-        let check_requests = v.and_then(|v| v.requests) != Some(false);
+        let parts = v
+            .and_then(|v| v.requests)
+            .unwrap_or(crate::xgw::RequestValidation::All);
+        let check_requests = parts != crate::xgw::RequestValidation::Off;
         let response_mode = mode_of(v);
         let check_responses = match response_mode {
             Some(m) => m != ResponseValidation::Off,
@@ -262,7 +265,7 @@ pub fn compile(
         };
         if check_requests {
             let template = crate::lower::template_params(&route.segments);
-            for p in &route.params {
+            for p in route.params.iter().filter(|_| parts.parameters()) {
                 let schema = p
                     .schema
                     .as_ref()
@@ -284,7 +287,7 @@ pub fn compile(
                     index: template.iter().position(|t| *t == p.name).unwrap_or(0),
                 });
             }
-            if let Some(body) = &route.request_body {
+            if let Some(body) = route.request_body.as_ref().filter(|_| parts.body()) {
                 let media = body
                     .content
                     .iter()

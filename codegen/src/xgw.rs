@@ -646,10 +646,56 @@ pub struct OperationSettings {
 /// Validation switches (`validate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct Validate {
-    /// Whether requests are validated (default: yes).
-    pub requests: Option<bool>,
+    /// Which parts of requests are validated (default: all).
+    pub requests: Option<RequestValidation>,
     /// What to do with answers that break the spec (default: nothing).
     pub responses: Option<ResponseValidation>,
+}
+
+/// Request validation (`validate.requests`): `true`, `false`, `body` or `parameters`, as API
+/// Gateway's request validators choose (`validateRequestBody`, `validateRequestParameters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestValidation {
+    /// Parameters and body.
+    All,
+    /// Nothing.
+    Off,
+    /// The body only.
+    Body,
+    /// The parameters only.
+    Parameters,
+}
+
+impl RequestValidation {
+    /// Whether parameters are checked.
+    pub fn parameters(self) -> bool {
+        matches!(self, RequestValidation::All | RequestValidation::Parameters)
+    }
+
+    /// Whether the body is checked.
+    pub fn body(self) -> bool {
+        matches!(self, RequestValidation::All | RequestValidation::Body)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestValidation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(RequestValidation::All),
+            Raw::Bool(false) => Ok(RequestValidation::Off),
+            Raw::Text(t) if t == "body" => Ok(RequestValidation::Body),
+            Raw::Text(t) if t == "parameters" => Ok(RequestValidation::Parameters),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "`{t}` is not one of true, false, body, parameters"
+            ))),
+        }
+    }
 }
 
 /// Response validation (`validate.responses`).
@@ -772,6 +818,10 @@ pub struct RootSettings {
     /// Media types sent to Lambda functions base64-encoded (payload 1.0).
     #[serde(default)]
     pub binary_media_types: Vec<String>,
+    /// Lambda functions run on this machine, by name: `lambda` integrations and authorizers
+    /// that name one (or its ARN) run it in local mode with these settings.
+    #[serde(default)]
+    pub functions: BTreeMap<String, LambdaFunction>,
     /// Usage plans by name.
     #[serde(default)]
     pub usage_plans: BTreeMap<String, UsagePlan>,

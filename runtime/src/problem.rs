@@ -108,12 +108,27 @@ impl Problem {
             return self.into_response(request_id);
         };
         let detail = self.detail.clone();
+        // AWS's `$context.error.validationErrorString`: the validation errors, listed.
+        let validation = format!(
+            "[{}]",
+            self.errors
+                .iter()
+                .map(|e| format!("{}: {}", e.pointer, e.message))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let mut resp = match c
             .body
             .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
         {
             Some(mut body) => {
-                fill(&mut body, &detail, kind, request_id);
+                let vars = Vars {
+                    message: &detail,
+                    kind,
+                    request_id,
+                    validation: &validation,
+                };
+                fill(&mut body, &vars);
                 let status = self.status;
                 let headers = self.headers;
                 let mut r = Response::new(Body::from(body.to_string()));
@@ -315,24 +330,33 @@ impl Problem {
     }
 }
 
+/// The values of the `$context` variables a custom body may hold.
+struct Vars<'a> {
+    message: &'a str,
+    kind: &'a str,
+    request_id: &'a str,
+    validation: &'a str,
+}
+
 /// Replaces the `$context` variables in the strings of a custom body.
-fn fill(v: &mut serde_json::Value, message: &str, kind: &str, request_id: &str) {
+fn fill(v: &mut serde_json::Value, vars: &Vars<'_>) {
     match v {
         serde_json::Value::String(s) if s.contains("$context.") => {
             *s = s
-                .replace("$context.error.messageString", message)
-                .replace("$context.error.message", message)
-                .replace("$context.error.responseType", kind)
-                .replace("$context.requestId", request_id);
+                .replace("$context.error.validationErrorString", vars.validation)
+                .replace("$context.error.messageString", vars.message)
+                .replace("$context.error.message", vars.message)
+                .replace("$context.error.responseType", vars.kind)
+                .replace("$context.requestId", vars.request_id);
         }
         serde_json::Value::Array(items) => {
             for i in items {
-                fill(i, message, kind, request_id);
+                fill(i, vars);
             }
         }
         serde_json::Value::Object(map) => {
             for (_, i) in map.iter_mut() {
-                fill(i, message, kind, request_id);
+                fill(i, vars);
             }
         }
         _ => {}

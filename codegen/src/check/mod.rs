@@ -215,7 +215,7 @@ pub(crate) fn check(
 
 fn model_verdict(src: &Sources) -> ModelVerdict {
     let file = &src.files[0];
-    if file.path.extension().is_some_and(|e| e == "json") {
+    if file.path.extension().is_some_and(|e| e == "json") && !file.rewritten {
         model_verdict_of_text(&file.text)
     } else {
         serde_path_to_error::deserialize::<_, openapiv3::OpenAPI>(file.root.to_json())

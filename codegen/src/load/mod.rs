@@ -32,6 +32,9 @@ pub struct SourceFile {
     pub text: String,
     /// The parsed tree (`null` when it did not parse).
     pub root: Node,
+    /// Whether `root` was rewritten after parsing (a Swagger 2.0 document converted, API
+    /// Gateway extensions lowered), so that it no longer spells `text`.
+    pub rewritten: bool,
 }
 
 /// Every file of a spec: the root first, then the files its references reach.
@@ -131,6 +134,7 @@ impl Sources {
                 real_path: real,
                 text,
                 root,
+                rewritten: false,
             });
             // Find the files this one references, and the `$id`s it declares.
             let mut refs = Vec::new();
@@ -173,6 +177,7 @@ impl Sources {
             real_path: path.to_path_buf(),
             text,
             root,
+            rewritten: false,
         });
         sources
     }

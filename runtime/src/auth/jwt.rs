@@ -202,12 +202,28 @@ impl Verifier {
             Some(iss) => v.set_issuer(&[iss]),
             None => v.iss = None,
         }
-        if self.audience.is_empty() {
-            v.validate_aud = false;
-        } else {
-            v.set_audience(&self.audience);
-        }
+        // The audience is checked after decoding (`audience_holds`), since a token without
+        // `aud` may name its client in `client_id` instead.
+        v.validate_aud = false;
         v
+    }
+
+    /// Whether the claims name an accepted audience: `aud` (a string or a list), or, in a
+    /// token without `aud`, `client_id`, as API Gateway's JWT and Cognito authorizers accept
+    /// (Cognito's access tokens carry `client_id` and no `aud`).
+    fn audience_holds(&self, claims: &serde_json::Value) -> bool {
+        if self.audience.is_empty() {
+            return true;
+        }
+        let accepted = |v: &serde_json::Value| {
+            v.as_str()
+                .is_some_and(|s| self.audience.iter().any(|a| a == s))
+        };
+        match claims.get("aud") {
+            Some(serde_json::Value::Array(list)) => list.iter().any(accepted),
+            Some(aud) => accepted(aud),
+            None => claims.get("client_id").is_some_and(accepted),
+        }
     }
 
     /// Verifies a token; the claims, or why not.
@@ -281,9 +297,13 @@ impl Verifier {
         } else {
             self.public_key(header.kid.as_deref(), header.alg).await?
         };
-        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if !self.audience_holds(&claims) {
+            return Err("InvalidAudience".into());
+        }
+        Ok(claims)
     }
 
     async fn public_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, String> {

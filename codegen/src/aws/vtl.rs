@@ -1,0 +1,401 @@
+//! API Gateway mapping templates (Velocity, VTL) compiled to the gateway's JSON templates.
+//!
+//! The references that carry data are translated: `$input.params('x')` and
+//! `$input.params().path.x`, `$input.json('$.a.b')`, `$input.path('$.a')`, `$input.body`,
+//! `$context.…`, `$stageVariables.…`, and `$util.escapeJavaScript`/`urlEncode`/`base64Encode`
+//! around them. A reference inside a JSON string becomes text in that string (escaped as JSON
+//! when rendered); one outside a string inserts the value as JSON. Velocity directives (`#set`,
+//! `#if`, `#foreach`) and variables of the template's own are refused with their line: a
+//! template is carried over exactly or not at all.
+
+/// Where each declared parameter of the operation is, for `$input.params('name')`.
+#[derive(Debug, Default)]
+pub(crate) struct Places {
+    /// Path parameters (the path template's names).
+    pub path: Vec<String>,
+    /// Declared query parameters.
+    pub query: Vec<String>,
+    /// Declared header parameters.
+    pub header: Vec<String>,
+}
+
+impl Places {
+    /// The template name of `$input.params('name')`: API Gateway looks in the path, then the
+    /// query string, then the headers. An undeclared name is read from the query string.
+    fn lookup(&self, name: &str) -> String {
+        if self.path.iter().any(|p| p == name) {
+            format!("request.path.{name}")
+        } else if self.header.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            format!("request.header.{name}")
+        } else {
+            format!("request.query.{name}")
+        }
+    }
+}
+
+/// A compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Compiled {
+    /// JSON whose strings are gateway templates.
+    Json(serde_json::Value),
+    /// Text without references, kept as written.
+    Text(String),
+}
+
+/// Why a template cannot be carried over: the line within the template, and the reason.
+pub(crate) type Refusal = (usize, String);
+
+/// Compiles the template `text`.
+pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut in_string = false;
+    let mut line = 1;
+    let mut refs = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\n' => {
+                line += 1;
+                out.push(c);
+                i += 1;
+            }
+            '\\' if in_string => {
+                out.push(c);
+                if let Some(&n) = chars.get(i + 1) {
+                    out.push(n);
+                }
+                i += 2;
+            }
+            '"' => {
+                in_string = !in_string;
+                out.push(c);
+                i += 1;
+            }
+            '#' if chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '#' || *n == '*' || *n == '{') =>
+            {
+                let word: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '#' || **c == '*')
+                    .collect();
+                return Err((
+                    line,
+                    format!("the Velocity directive `#{word}` is not carried over"),
+                ));
+            }
+            '$' if starts_reference(&chars, i) => {
+                let (expr, json_value, next) = reference(&chars, i, places).map_err(|m| (line, m))?;
+                refs += 1;
+                let _ = json_value;
+                if in_string {
+                    out.push_str(&format!("{{{{ {expr} }}}}"));
+                } else {
+                    out.push_str(&format!("\"{{{{ {expr} }}}}\""));
+                }
+                i = next;
+            }
+            '{' if chars.get(i + 1) == Some(&'{') => {
+                return Err((
+                    line,
+                    "`{{` would be read as a gateway template expression".into(),
+                ));
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    if text.trim().is_empty() {
+        return Ok(Compiled::Text(String::new()));
+    }
+    match serde_json::from_str::<serde_json::Value>(&out) {
+        Ok(v) => Ok(Compiled::Json(v)),
+        Err(_) if refs == 0 => Ok(Compiled::Text(text.to_string())),
+        Err(e) => Err((
+            e.line(),
+            "the template is not JSON once its references are placed".into(),
+        )),
+    }
+}
+
+fn starts_reference(chars: &[char], i: usize) -> bool {
+    let mut j = i + 1;
+    if chars.get(j) == Some(&'!') {
+        j += 1;
+    }
+    if chars.get(j) == Some(&'{') {
+        j += 1;
+    }
+    chars.get(j).is_some_and(|c| c.is_ascii_alphabetic())
+}
+
+/// Reads one reference starting at `chars[i] == '$'`: its template expression, whether it is
+/// a JSON value (`$input.json`), and where the text goes on.
+fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, bool, usize), String> {
+    let mut j = i + 1;
+    if chars.get(j) == Some(&'!') {
+        j += 1;
+    }
+    let braced = chars.get(j) == Some(&'{');
+    if braced {
+        j += 1;
+    }
+    // Segments: names, with an optional call `('arg')` or `()`.
+    let mut segs: Vec<(String, Option<Vec<Arg>>)> = Vec::new();
+    loop {
+        let start = j;
+        while chars.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-') {
+            j += 1;
+        }
+        if start == j {
+            break;
+        }
+        // A `-` only continues a name when more of the name follows.
+        while j > start && chars[j - 1] == '-' {
+            j -= 1;
+        }
+        let name: String = chars[start..j].iter().collect();
+        let mut call = None;
+        if chars.get(j) == Some(&'(') {
+            let (args, next) = call_args(chars, j + 1, places)?;
+            call = Some(args);
+            j = next;
+        }
+        segs.push((name, call));
+        if chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    if braced {
+        if chars.get(j) != Some(&'}') {
+            return Err("a `${…}` reference is not closed".into());
+        }
+        j += 1;
+    }
+    let shown = || {
+        segs.iter()
+            .map(|(n, c)| if c.is_some() { format!("{n}(…)") } else { n.clone() })
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let (expr, json) = translate(&segs, places).ok_or_else(|| {
+        format!("the reference `${}` is not carried over", shown())
+    })?;
+    Ok((expr, json, j))
+}
+
+/// An argument of a call: a quoted string, or a nested reference (already translated).
+enum Arg {
+    Text(String),
+    Expr(String),
+}
+
+fn call_args(chars: &[char], mut j: usize, places: &Places) -> Result<(Vec<Arg>, usize), String> {
+    let mut args = Vec::new();
+    loop {
+        while chars.get(j).is_some_and(|c| c.is_whitespace()) {
+            j += 1;
+        }
+        match chars.get(j) {
+            Some(')') => return Ok((args, j + 1)),
+            Some(',') => j += 1,
+            Some(q @ ('\'' | '"')) => {
+                let q = *q;
+                let start = j + 1;
+                let end = chars[start..]
+                    .iter()
+                    .position(|c| *c == q)
+                    .map(|p| start + p)
+                    .ok_or("a quoted argument is not closed")?;
+                args.push(Arg::Text(chars[start..end].iter().collect()));
+                j = end + 1;
+            }
+            Some('$') => {
+                let (expr, _, next) = reference(chars, j, places)?;
+                args.push(Arg::Expr(expr));
+                j = next;
+            }
+            _ => return Err("a call's argument is neither a quoted string nor a reference".into()),
+        }
+    }
+}
+
+/// `$.a.b[0]` (JSONPath as API Gateway takes it) as a JSON pointer (`/a/b/0`).
+fn json_pointer(path: &str) -> Option<String> {
+    let rest = path.trim().strip_prefix('$')?;
+    let mut out = String::new();
+    let mut name = String::new();
+    let mut chars = rest.chars().peekable();
+    let flush = |name: &mut String, out: &mut String| {
+        if !name.is_empty() {
+            out.push('/');
+            out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            name.clear();
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => flush(&mut name, &mut out),
+            '[' => {
+                flush(&mut name, &mut out);
+                let inner: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                let inner = inner.trim_matches(['\'', '"']);
+                if inner.is_empty() || inner.contains('*') {
+                    return None;
+                }
+                name.push_str(inner);
+                flush(&mut name, &mut out);
+            }
+            '*' | '?' | '@' | '(' => return None,
+            _ => name.push(c),
+        }
+    }
+    flush(&mut name, &mut out);
+    Some(out)
+}
+
+fn text_arg(call: &Option<Vec<Arg>>) -> Option<&str> {
+    match call.as_deref() {
+        Some([Arg::Text(t)]) => Some(t),
+        _ => None,
+    }
+}
+
+/// The gateway template expression of a reference, and whether it is a JSON value.
+fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(String, bool)> {
+    let names: Vec<&str> = segs.iter().map(|(n, _)| n.as_str()).collect();
+    match names.as_slice() {
+        ["input", "params"] => {
+            let name = text_arg(&segs[1].1)?;
+            Some((places.lookup(name), false))
+        }
+        ["input", "params", place, name] if matches!(segs[1].1.as_deref(), Some([])) => {
+            let place = match *place {
+                "path" => "path",
+                "querystring" => "query",
+                "header" => "header",
+                _ => return None,
+            };
+            Some((format!("request.{place}.{name}"), false))
+        }
+        ["input", "json"] => {
+            let pointer = json_pointer(text_arg(&segs[1].1)?)?;
+            let expr = if pointer.is_empty() {
+                "request.body".to_string()
+            } else {
+                format!("request.body.{pointer}")
+            };
+            Some((expr, true))
+        }
+        ["input", "path"] => {
+            let pointer = json_pointer(text_arg(&segs[1].1)?)?;
+            let expr = if pointer.is_empty() {
+                "request.body".to_string()
+            } else {
+                format!("request.body.{pointer}")
+            };
+            Some((expr, false))
+        }
+        ["input", "body"] if segs[1].1.is_none() => Some(("request.body".into(), true)),
+        ["stageVariables", name] if segs[1].1.is_none() => {
+            Some((format!("stageVariables.{name}"), false))
+        }
+        ["context", rest @ ..] if segs.iter().all(|(_, c)| c.is_none()) => {
+            let expr = match rest {
+                [one @ ("requestId" | "stage" | "httpMethod" | "resourcePath" | "path")] => {
+                    format!("context.{one}")
+                }
+                ["identity", f @ ("sourceIp" | "apiKeyId")] => format!("context.identity.{f}"),
+                ["authorizer", "claims", name] => format!("context.authorizer.claims.{name}"),
+                ["authorizer", "principalId"] => "context.authorizer.principalId".into(),
+                ["authorizer", name] => format!("context.authorizer.context.{name}"),
+                _ => return None,
+            };
+            Some((expr, false))
+        }
+        ["util", f] => {
+            let inner = match segs[1].1.as_deref() {
+                Some([Arg::Expr(e)]) => e.clone(),
+                _ => return None,
+            };
+            let filter = match *f {
+                // Values are escaped as JSON wherever they land, which is what
+                // `escapeJavaScript` is used for inside a JSON string.
+                "escapeJavaScript" => return Some((inner, false)),
+                "urlEncode" => "url-encode",
+                "base64Encode" => "base64",
+                _ => return None,
+            };
+            Some((format!("{inner} | {filter}"), false))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn places() -> Places {
+        Places {
+            path: vec!["data".into()],
+            query: vec!["q".into()],
+            header: vec!["h1".into()],
+        }
+    }
+
+    #[test]
+    fn references_become_templates() {
+        let c = compile(
+            r#"{"echo": "$input.params('data')", "q": "$util.escapeJavaScript($input.params('q'))", "m": $input.json('$.message'), "id": "$context.requestId"}"#,
+            &places(),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Compiled::Json(json!({
+                "echo": "{{ request.path.data }}",
+                "q": "{{ request.query.q }}",
+                "m": "{{ request.body./message }}",
+                "id": "{{ context.requestId }}",
+            }))
+        );
+        let c = compile(r#"{"k": "$input.params().header.h1", "b": "${stageVariables.x}"}"#, &places()).unwrap();
+        assert_eq!(
+            c,
+            Compiled::Json(json!({"k": "{{ request.header.h1 }}", "b": "{{ stageVariables.x }}"}))
+        );
+    }
+
+    #[test]
+    fn static_text_is_kept_and_directives_are_refused_with_their_line() {
+        assert_eq!(
+            compile("json 400 response template", &places()).unwrap(),
+            Compiled::Text("json 400 response template".into())
+        );
+        assert_eq!(compile("", &places()).unwrap(), Compiled::Text(String::new()));
+        let (line, why) = compile("{\n  \"a\": 1\n}\n#set($x = 1)", &places()).unwrap_err();
+        assert_eq!(line, 4);
+        assert!(why.contains("#set"), "{why}");
+        let (line, why) = compile("{\"a\": \"$inputRoot.Item\"}", &places()).unwrap_err();
+        assert_eq!(line, 1);
+        assert!(why.contains("inputRoot"), "{why}");
+        assert!(compile("{\"a\": \"$context.accountId\"}", &places()).is_err());
+        assert!(compile("{\"a\": \"{{ request.path.x }}\"}", &places()).is_err());
+    }
+
+    #[test]
+    fn json_paths_become_pointers() {
+        assert_eq!(json_pointer("$").as_deref(), Some(""));
+        assert_eq!(json_pointer("$.a.b[0]").as_deref(), Some("/a/b/0"));
+        assert_eq!(json_pointer("$['x/y']").as_deref(), Some("/x~1y"));
+        assert_eq!(json_pointer("$.a[*]"), None);
+    }
+}
