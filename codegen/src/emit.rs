@@ -1243,6 +1243,7 @@ fn value_tokens(
         Filter::UrlEncode => quote! { rt::t::Filter::UrlEncode },
         Filter::Lower => quote! { rt::t::Filter::Lower },
         Filter::Upper => quote! { rt::t::Filter::Upper },
+        Filter::Text => quote! { rt::t::Filter::Text },
     });
     (source_tokens(source), quote! { &[#(#filters),*] })
 }
@@ -2075,6 +2076,8 @@ struct TrieNode {
     /// Mixed segments by their parts (parameters as `None`), in first-seen order.
     mixed: Vec<(Vec<Option<String>>, TrieNode)>,
     param: Option<Box<TrieNode>>,
+    /// A greedy parameter: the rest of the path, one segment or more.
+    greedy: Option<Box<TrieNode>>,
     /// (method, route index) of the routes whose template ends here.
     ends: Vec<(String, usize)>,
 }
@@ -2090,6 +2093,7 @@ impl TrieNode {
         let child = match first {
             Segment::Literal(l) => self.literals.entry(l.clone()).or_default(),
             Segment::Param(_) => self.param.get_or_insert_with(Default::default),
+            Segment::Greedy(_) => self.greedy.get_or_insert_with(Default::default),
             Segment::Mixed(parts) => {
                 let key: Vec<Option<String>> = parts
                     .iter()
@@ -2228,21 +2232,45 @@ fn emit_node(node: &TrieNode, fns: &mut Vec<TokenStream>) -> usize {
             params.truncate(mark);
         });
     }
+    if let Some(child) = &node.greedy {
+        let child_id = emit_node(child, fns);
+        let child = format_ident!("n{}", child_id);
+        steps.push(quote! {
+            params.push_rest(segments);
+            let found = #child(method, &[], params);
+            if found != rt::Lookup::NotFound {
+                return found;
+            }
+            params.truncate(mark);
+        });
+    }
     let body = if steps.is_empty() {
         quote! {
             if segments.is_empty() { #end } else { rt::Lookup::NotFound }
         }
     } else {
-        let uses_mark = !node.mixed.is_empty() || node.param.is_some();
+        let uses_mark = !node.mixed.is_empty() || node.param.is_some() || node.greedy.is_some();
         let mark = if uses_mark {
             quote! { let mark = params.len(); }
         } else {
             quote! {}
         };
+        let split = if node.literals.is_empty() && node.mixed.is_empty() && node.param.is_none() {
+            // Only a greedy parameter continues here: it takes the segments whole.
+            quote! {
+                if segments.is_empty() {
+                    return #end;
+                }
+            }
+        } else {
+            quote! {
+                let Some((first, rest)) = segments.split_first() else {
+                    return #end;
+                };
+            }
+        };
         quote! {
-            let Some((first, rest)) = segments.split_first() else {
-                return #end;
-            };
+            #split
             #mark
             #(#steps)*
             rt::Lookup::NotFound
@@ -2264,7 +2292,10 @@ fn emit_node(node: &TrieNode, fns: &mut Vec<TokenStream>) -> usize {
 
 /// Whether a node's function touches `params` itself (otherwise it only passes it on).
 fn steps_use_params(node: &TrieNode) -> bool {
-    !node.literals.is_empty() || !node.mixed.is_empty() || node.param.is_some()
+    !node.literals.is_empty()
+        || !node.mixed.is_empty()
+        || node.param.is_some()
+        || node.greedy.is_some()
 }
 
 #[cfg(test)]

@@ -178,6 +178,9 @@ pub enum Segment {
     Param(String),
     /// Literal text mixed with parameters, such as `{name}.{ext}` or `v{major}`.
     Mixed(Vec<Segment>),
+    /// A greedy parameter `{name+}` (API Gateway's proxy resources): the whole last segment of
+    /// its template, matching one or more segments.
+    Greedy(String),
 }
 
 /// One operation: method and path, what it takes, how it is served.

@@ -140,7 +140,7 @@ pub fn import_aws(path: impl AsRef<Path>) -> (Checked, Option<String>) {
     let checked = check_file(path);
     let spec = (!checked.has_errors() && checked.gateway.is_some()).then(|| {
         format!(
-            "# Imported from {} by `gwgen import-aws`: what its x-amazon-apigateway-* extensions\n# said is written as x-gateway. See docs/migrate-from-aws.md.\n{}",
+            "# Imported from {} by `gwgen import-aws`: what its API Gateway\n# extensions said is written as x-gateway. See docs/migrate-from-aws.md.\n{}",
             path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
             aws::tree::to_yaml(checked.sources.root())
         )

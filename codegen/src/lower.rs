@@ -667,7 +667,8 @@ pub fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
     };
     let mut names = HashSet::new();
     let mut segments = Vec::new();
-    for raw in rest.split('/') {
+    let pieces: Vec<&str> = rest.split('/').collect();
+    for (index, raw) in pieces.iter().copied().enumerate() {
         let mut parts = Vec::new();
         let mut chars = raw.char_indices().peekable();
         let mut literal = String::new();
@@ -703,6 +704,21 @@ pub fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
                             "two parameters with nothing between them in `{raw}`"
                         ));
                     }
+                    if let Some(greedy) = name.strip_suffix('+') {
+                        let whole = raw.len() == name.len() + 2;
+                        let last = index + 1 == pieces.len();
+                        if !whole || !last || greedy.is_empty() {
+                            return Err(format!(
+                                "a greedy parameter `{{{name}}}` must be the whole last segment"
+                            ));
+                        }
+                        names.remove(&name);
+                        if !names.insert(greedy.to_string()) {
+                            return Err(format!("parameter `{{{greedy}}}` appears twice"));
+                        }
+                        parts.push(Segment::Greedy(greedy.to_string()));
+                        continue;
+                    }
                     parts.push(Segment::Param(name));
                 }
                 '}' => return Err(format!("unbalanced `}}` in segment `{raw}`")),
@@ -726,7 +742,7 @@ pub fn template_params(segments: &[Segment]) -> Vec<&str> {
     let mut out = Vec::new();
     for s in segments {
         match s {
-            Segment::Param(n) => out.push(n.as_str()),
+            Segment::Param(n) | Segment::Greedy(n) => out.push(n.as_str()),
             Segment::Mixed(parts) => out.extend(template_params(parts)),
             Segment::Literal(_) => {}
         }
@@ -740,6 +756,7 @@ pub fn template_shape(segments: &[Segment]) -> String {
         match s {
             Segment::Literal(l) => out.push_str(l),
             Segment::Param(_) => out.push_str("{}"),
+            Segment::Greedy(_) => out.push_str("{+}"),
             Segment::Mixed(parts) => parts.iter().for_each(|p| shape(p, out)),
         }
     }

@@ -84,6 +84,9 @@ pub enum Filter {
     Lower,
     /// `upper`.
     Upper,
+    /// `text`: the value as text, a missing one empty (as a Velocity reference inside a JSON
+    /// string renders), so a string that is one expression stays a string.
+    Text,
 }
 
 /// A piece of a template.
@@ -245,14 +248,15 @@ fn expression(text: &str, start: usize, end: usize) -> Result<Part, TemplateErro
             ("url-encode" | "urlencode", None) => Filter::UrlEncode,
             ("lower", None) => Filter::Lower,
             ("upper", None) => Filter::Upper,
-            ("json" | "base64" | "url-encode" | "urlencode" | "lower" | "upper", Some(_)) => {
+            ("text", None) => Filter::Text,
+            ("json" | "base64" | "url-encode" | "urlencode" | "lower" | "upper" | "text", Some(_)) => {
                 return error(filter_start, format!("the filter `{name}` takes no argument"))
             }
             ("", _) => return error(filter_start, "expected a filter name after `|`"),
             _ => {
                 return error(
                     filter_start,
-                    format!("unknown filter `{name}` (known: default, json, base64, url-encode, lower, upper)"),
+                    format!("unknown filter `{name}` (known: default, json, base64, url-encode, lower, upper, text)"),
                 )
             }
         });

@@ -101,7 +101,9 @@ impl UrlTemplate {
             } else {
                 literal.push_str(&rest[..open]);
                 raw_parts.push(UrlPart::Lit(std::mem::take(&mut literal)));
-                raw_parts.push(UrlPart::Param(rest[open + 1..open + close].to_string()));
+                // `{proxy+}` (API Gateway's spelling of a greedy variable) names `proxy`.
+                let name = &rest[open + 1..open + close];
+                raw_parts.push(UrlPart::Param(name.trim_end_matches('+').to_string()));
             }
             rest = &rest[open + close + 1..];
         }
@@ -188,6 +190,9 @@ impl UrlTemplate {
         for p in &self.parts {
             match p {
                 UrlPart::Lit(l) => out.push_str(l),
+                UrlPart::Param(name) if params.is_greedy(name) => {
+                    crate::path::encode_rest(&mut out, params.get(name).unwrap_or_default())
+                }
                 UrlPart::Param(name) => {
                     crate::path::encode_value(&mut out, params.get(name).unwrap_or_default())
                 }

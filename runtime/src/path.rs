@@ -198,6 +198,17 @@ pub fn encode_path<S: AsRef<str>>(out: &mut String, segments: &[S]) {
     }
 }
 
+/// Appends a greedy parameter's value (segments joined with `/`): each segment encoded as
+/// [`encode_value`] encodes it, the `/` between them kept.
+pub fn encode_rest(out: &mut String, value: &str) {
+    for (i, segment) in value.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        encode_value(out, segment);
+    }
+}
+
 /// Appends one value, encoded so that it stays one path segment.
 pub fn encode_value(out: &mut String, value: &str) {
     if value == "." || value == ".." {

@@ -5,7 +5,10 @@
 //! then its text), then segments that mix text and parameters, then a parameter; a branch that
 //! finds nothing gives way to the next. At the end of the path a `match` on the method decides.
 //! Parameters are captured by position, borrowed from the request path, and named afterwards
-//! from the matched route's static list, so a lookup allocates nothing.
+//! from the matched route's static list, so a lookup allocates nothing (but for a greedy
+//! parameter over several segments, whose value is joined).
+
+use std::borrow::Cow;
 
 /// The outcome of a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,20 +22,26 @@ pub enum Lookup {
 }
 
 /// Path parameter values captured by a lookup, in template order.
+///
+/// A greedy parameter (`{proxy+}`, the last segment of its template) takes every remaining
+/// segment, joined with `/`: the only value that is not borrowed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params<'a> {
-    values: smallvec::SmallVec<[&'a str; 8]>,
+    values: smallvec::SmallVec<[Cow<'a, str>; 8]>,
+    /// The index of the greedy value, if the route has one.
+    greedy: Option<usize>,
 }
 
 impl<'a> Params<'a> {
     /// The values, in template order.
-    pub fn values(&self) -> &[&'a str] {
+    pub fn values(&self) -> &[Cow<'a, str>] {
         &self.values
     }
 
     /// Empties the set for reuse.
     pub fn clear(&mut self) {
         self.values.clear();
+        self.greedy = None;
     }
 
     /// How many values are captured.
@@ -48,11 +57,23 @@ impl<'a> Params<'a> {
     /// Forgets values captured after `len` (a branch that did not match).
     pub fn truncate(&mut self, len: usize) {
         self.values.truncate(len);
+        if self.greedy.is_some_and(|g| g >= len) {
+            self.greedy = None;
+        }
     }
 
     /// Captures one value.
     pub fn push(&mut self, value: &'a str) {
-        self.values.push(value);
+        self.values.push(Cow::Borrowed(value));
+    }
+
+    /// Captures the remaining segments (at least one) as the greedy value.
+    pub fn push_rest(&mut self, segments: &[&'a str]) {
+        self.greedy = Some(self.values.len());
+        self.values.push(match segments {
+            [one] => Cow::Borrowed(*one),
+            _ => Cow::Owned(segments.join("/")),
+        });
     }
 
     /// The values with the names of the route that matched.
@@ -60,6 +81,7 @@ impl<'a> Params<'a> {
         PathParams {
             names,
             values: &self.values,
+            greedy: self.greedy,
         }
     }
 }
@@ -68,7 +90,8 @@ impl<'a> Params<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct PathParams<'a> {
     names: &'static [&'static str],
-    values: &'a [&'a str],
+    values: &'a [Cow<'a, str>],
+    greedy: Option<usize>,
 }
 
 impl<'a> PathParams<'a> {
@@ -77,6 +100,7 @@ impl<'a> PathParams<'a> {
         PathParams {
             names: &[],
             values: &[],
+            greedy: None,
         }
     }
 
@@ -85,12 +109,23 @@ impl<'a> PathParams<'a> {
         self.names
             .iter()
             .position(|n| *n == name)
-            .and_then(|i| self.values.get(i).copied())
+            .and_then(|i| self.values.get(i))
+            .map(|v| v.as_ref())
+    }
+
+    /// Whether `name` is the greedy parameter (its value holds `/` between segments).
+    pub fn is_greedy(&self, name: &str) -> bool {
+        self.greedy
+            .and_then(|g| self.names.get(g))
+            .is_some_and(|n| *n == name)
     }
 
     /// (name, value) pairs in template order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'a str)> + '_ {
-        self.names.iter().copied().zip(self.values.iter().copied())
+        self.names
+            .iter()
+            .copied()
+            .zip(self.values.iter().map(|v| v.as_ref()))
     }
 }
 
@@ -171,5 +206,19 @@ mod tests {
         assert_eq!(p.named(&["major"]).get("major"), Some("2"));
         assert!(!match_mixed("v", &v, &mut Params::default()));
         assert!(match_mixed("vé", &v, &mut Params::default()));
+    }
+
+    #[test]
+    fn greedy_values_join_the_rest() {
+        let mut p = Params::default();
+        p.push("users");
+        p.push_rest(&["a", "b c", "d"]);
+        let named = p.named(&["kind", "proxy"]);
+        assert_eq!(named.get("proxy"), Some("a/b c/d"));
+        assert!(named.is_greedy("proxy") && !named.is_greedy("kind"));
+        p.truncate(1);
+        assert!(!p.named(&["kind", "proxy"]).is_greedy("proxy"));
+        p.push_rest(&["one"]);
+        assert_eq!(p.named(&["kind", "proxy"]).get("proxy"), Some("one"));
     }
 }

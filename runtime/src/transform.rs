@@ -187,6 +187,8 @@ pub enum Filter {
     Lower,
     /// Uppercase.
     Upper,
+    /// The value as text; a missing value is empty.
+    Text,
 }
 
 /// What templates read: the request as the client sent it, and who is calling.
@@ -536,6 +538,7 @@ fn apply<'a>(f: &Filter, v: Val<'a>) -> Val<'a> {
             Val::Text(t) if t.is_empty() => Val::Text(Cow::Borrowed(d)),
             _ => v,
         },
+        Filter::Text => Val::Text(v.text()),
         Filter::Json => Val::Text(Cow::Owned(match v {
             Val::Missing => "null".to_string(),
             Val::Text(t) => serde_json::Value::String(t.into_owned()).to_string(),
@@ -1022,6 +1025,9 @@ mod tests {
         assert_eq!(t(Filter::Default("x"), "y"), "y");
         assert_eq!(apply(&Filter::Default("x"), Val::Missing).text(), "x");
         assert_eq!(apply(&Filter::Json, Val::Missing).text(), "null");
+        assert!(matches!(apply(&Filter::Text, Val::Missing), Val::Text(t) if t.is_empty()));
+        let n = serde_json::json!(7);
+        assert!(matches!(apply(&Filter::Text, Val::Json(&n)), Val::Text(t) if t == "7"));
         assert!(matches!(apply(&Filter::Upper, Val::Missing), Val::Missing));
         let list = serde_json::json!(["a", 1]);
         assert_eq!(apply(&Filter::Json, Val::Json(&list)).text(), "[\"a\",1]");

@@ -115,33 +115,6 @@ fn real_world_specs_check_clean() {
 }
 
 #[test]
-fn aws_exports_check_clean_and_swagger2_is_refused_clearly() {
-    let dir = corpus().join("aws");
-    let mut seen = 0;
-    for spec in files(&dir, &["json", "yaml"]) {
-        let name = spec.to_string_lossy().to_string();
-        if name.contains(".swagger20.") {
-            let checked = gwgen::check_file(&spec);
-            let codes: Vec<_> = checked
-                .diagnostics
-                .iter()
-                .map(|d| d.code.as_str())
-                .collect();
-            assert_eq!(
-                codes,
-                vec!["GW0004"],
-                "{name}: Swagger 2.0 gets exactly one diagnostic"
-            );
-            assert!(checked.diagnostics[0].pos.line >= 1);
-        } else {
-            assert_clean(&spec);
-        }
-        seen += 1;
-    }
-    assert!(seen >= 9);
-}
-
-#[test]
 fn github_spec_lowers_every_operation() {
     let checked = gwgen::check_file(corpus().join("specs/large/github/api.github.com.json"));
     let gw = checked.gateway.expect("lowered");

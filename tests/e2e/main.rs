@@ -5,6 +5,7 @@
 //! binary.
 
 mod attacks;
+mod aws;
 mod auth;
 mod cli;
 mod compiled;

@@ -106,6 +106,18 @@ def main():
         "es256_key_as_rs256": sign(rsa1, "RS256", "ec1"),
         "tampered": sign(rsa1, "RS256", "rsa1")[:-4] + "AAAA",
     }
+    # As Amazon Cognito issues them: access tokens name their app client in `client_id` and
+    # carry no `aud`; ID tokens have `aud`.
+    pool = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TESTPOOL"
+    cognito = {"iss": pool, "sub": "user-7", "iat": now, "exp": now + 3600, "aud": None,
+               "token_use": "access", "client_id": "app-client-1",
+               "scope": "aws.cognito.signin.user.admin", "username": "ann"}
+    tokens["cognito_access"] = sign(rsa1, "RS256", "rsa1", **cognito)
+    tokens["cognito_id"] = sign(rsa1, "RS256", "rsa1", **dict(cognito, token_use="id", client_id=None,
+                                                              aud="app-client-1", email="ann@example.com"))
+    tokens["cognito_other_client"] = sign(rsa1, "RS256", "rsa1", **dict(cognito, client_id="app-client-2"))
+    tokens["cognito_other_pool"] = sign(rsa1, "RS256", "rsa1",
+                                        **dict(cognito, iss="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_OTHER"))
     for i in range(50):
         tokens[f"unknown_kid_{i}"] = sign(rsa1, "RS256", f"storm-{i}")
     with open(os.path.join(out, "tokens.json"), "w") as f:

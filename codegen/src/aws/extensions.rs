@@ -51,7 +51,7 @@ pub(super) fn lower(root: &mut Node, file: &Path, diags: &mut Diagnostics) {
     if let Some(paths) = member_if(root, "paths") {
         if let Value::Object(entries) = &mut paths.value {
             for e in entries.iter_mut() {
-                l.path_item(&e.key, e.key_pos, &mut e.value);
+                l.path_item(&e.key, &mut e.value);
             }
         }
     }
@@ -454,14 +454,7 @@ impl Lowering<'_> {
             .collect()
     }
 
-    fn path_item(&mut self, path: &str, path_pos: Pos, item: &mut Node) {
-        if path.contains("+}") {
-            self.refuse(
-                path_pos,
-                format!("the greedy path variable in `{path}` is not built yet"),
-                "list the paths the API serves, or route a fixed prefix to the upstream with one operation per depth",
-            );
-        }
+    fn path_item(&mut self, path: &str, item: &mut Node) {
         if let Some(any) = remove(item, "x-amazon-apigateway-any-method") {
             for m in METHODS {
                 if item.get(m).is_none() {
@@ -692,7 +685,14 @@ impl Lowering<'_> {
                         "switch the method to a Lambda proxy integration (`aws_proxy`, payload 1.0) and build the answer in the function",
                     );
                 } else {
-                    let service = uri.split(':').nth(4).unwrap_or("an AWS service");
+                    // arn:aws:apigateway:REGION:SERVICE:action/… (or :path/…); the region may
+                    // be CloudFormation's `${AWS::Region}`.
+                    let service = [":action/", ":path/"]
+                        .iter()
+                        .find_map(|m| uri.split_once(m))
+                        .and_then(|(head, _)| head.rsplit(':').next())
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("an AWS service");
                     self.refuse(
                         pos,
                         format!("an AWS service integration ({service}) is not carried over"),
@@ -736,12 +736,10 @@ impl Lowering<'_> {
         match vtl::compile(text, places) {
             Ok(c) => Some(c),
             Err((line, why)) => {
-                let at = Pos {
-                    line: first.value.pos.line + line.saturating_sub(1) as u32,
-                    col: if line > 1 { 1 } else { first.value.pos.col },
-                };
+                // The template's own line is in the message: a quoted scalar's `\n` escapes
+                // do not move the source line.
                 self.refuse(
-                    at,
+                    first.value.pos,
                     format!("{why} (line {line} of the {what} template)"),
                     "move the logic into the backend, or write the mapping with `x-gateway.transform` (docs/transforms.md)",
                 );
@@ -1094,7 +1092,7 @@ fn declare_api_key(root: &mut Node) {
 
 /// Turns the scheme into an HTTP bearer scheme (a Cognito or JWT authorizer verifies JWTs).
 fn bearer(scheme: &mut Node, pos: Pos) {
-    for key in ["in", "name"] {
+    for key in ["in", "name", "flows"] {
         remove(scheme, key);
     }
     set(scheme, "type", string(pos, "http"));

@@ -87,11 +87,12 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
                 ));
             }
             '$' if starts_reference(&chars, i) => {
-                let (expr, json_value, next) = reference(&chars, i, places).map_err(|m| (line, m))?;
+                let (expr, next) = reference(&chars, i, places).map_err(|m| (line, m))?;
                 refs += 1;
-                let _ = json_value;
                 if in_string {
-                    out.push_str(&format!("{{{{ {expr} }}}}"));
+                    // Inside a string, Velocity renders text: a missing value is empty and a
+                    // number stays in the string.
+                    out.push_str(&format!("{{{{ {expr} | text }}}}"));
                 } else {
                     out.push_str(&format!("\"{{{{ {expr} }}}}\""));
                 }
@@ -133,9 +134,9 @@ fn starts_reference(chars: &[char], i: usize) -> bool {
     chars.get(j).is_some_and(|c| c.is_ascii_alphabetic())
 }
 
-/// Reads one reference starting at `chars[i] == '$'`: its template expression, whether it is
-/// a JSON value (`$input.json`), and where the text goes on.
-fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, bool, usize), String> {
+/// Reads one reference starting at `chars[i] == '$'`: its template expression, and where the
+/// text goes on.
+fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, usize), String> {
     let mut j = i + 1;
     if chars.get(j) == Some(&'!') {
         j += 1;
@@ -184,10 +185,9 @@ fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, bool,
             .collect::<Vec<_>>()
             .join(".")
     };
-    let (expr, json) = translate(&segs, places).ok_or_else(|| {
-        format!("the reference `${}` is not carried over", shown())
-    })?;
-    Ok((expr, json, j))
+    let expr = translate(&segs, places)
+        .ok_or_else(|| format!("the reference `${}` is not carried over", shown()))?;
+    Ok((expr, j))
 }
 
 /// An argument of a call: a quoted string, or a nested reference (already translated).
@@ -217,7 +217,7 @@ fn call_args(chars: &[char], mut j: usize, places: &Places) -> Result<(Vec<Arg>,
                 j = end + 1;
             }
             Some('$') => {
-                let (expr, _, next) = reference(chars, j, places)?;
+                let (expr, next) = reference(chars, j, places)?;
                 args.push(Arg::Expr(expr));
                 j = next;
             }
@@ -267,13 +267,13 @@ fn text_arg(call: &Option<Vec<Arg>>) -> Option<&str> {
     }
 }
 
-/// The gateway template expression of a reference, and whether it is a JSON value.
-fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(String, bool)> {
+/// The gateway template expression of a reference.
+fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<String> {
     let names: Vec<&str> = segs.iter().map(|(n, _)| n.as_str()).collect();
     match names.as_slice() {
         ["input", "params"] => {
             let name = text_arg(&segs[1].1)?;
-            Some((places.lookup(name), false))
+            Some(places.lookup(name))
         }
         ["input", "params", place, name] if matches!(segs[1].1.as_deref(), Some([])) => {
             let place = match *place {
@@ -282,7 +282,7 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(St
                 "header" => "header",
                 _ => return None,
             };
-            Some((format!("request.{place}.{name}"), false))
+            Some(format!("request.{place}.{name}"))
         }
         ["input", "json"] => {
             let pointer = json_pointer(text_arg(&segs[1].1)?)?;
@@ -291,7 +291,7 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(St
             } else {
                 format!("request.body.{pointer}")
             };
-            Some((expr, true))
+            Some(expr)
         }
         ["input", "path"] => {
             let pointer = json_pointer(text_arg(&segs[1].1)?)?;
@@ -300,11 +300,11 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(St
             } else {
                 format!("request.body.{pointer}")
             };
-            Some((expr, false))
+            Some(expr)
         }
-        ["input", "body"] if segs[1].1.is_none() => Some(("request.body".into(), true)),
+        ["input", "body"] if segs[1].1.is_none() => Some("request.body".into()),
         ["stageVariables", name] if segs[1].1.is_none() => {
-            Some((format!("stageVariables.{name}"), false))
+            Some(format!("stageVariables.{name}"))
         }
         ["context", rest @ ..] if segs.iter().all(|(_, c)| c.is_none()) => {
             let expr = match rest {
@@ -317,7 +317,7 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(St
                 ["authorizer", name] => format!("context.authorizer.context.{name}"),
                 _ => return None,
             };
-            Some((expr, false))
+            Some(expr)
         }
         ["util", f] => {
             let inner = match segs[1].1.as_deref() {
@@ -327,12 +327,12 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<(St
             let filter = match *f {
                 // Values are escaped as JSON wherever they land, which is what
                 // `escapeJavaScript` is used for inside a JSON string.
-                "escapeJavaScript" => return Some((inner, false)),
+                "escapeJavaScript" => return Some(inner),
                 "urlEncode" => "url-encode",
                 "base64Encode" => "base64",
                 _ => return None,
             };
-            Some((format!("{inner} | {filter}"), false))
+            Some(format!("{inner} | {filter}"))
         }
         _ => None,
     }
@@ -361,16 +361,16 @@ mod tests {
         assert_eq!(
             c,
             Compiled::Json(json!({
-                "echo": "{{ request.path.data }}",
-                "q": "{{ request.query.q }}",
+                "echo": "{{ request.path.data | text }}",
+                "q": "{{ request.query.q | text }}",
                 "m": "{{ request.body./message }}",
-                "id": "{{ context.requestId }}",
+                "id": "{{ context.requestId | text }}",
             }))
         );
         let c = compile(r#"{"k": "$input.params().header.h1", "b": "${stageVariables.x}"}"#, &places()).unwrap();
         assert_eq!(
             c,
-            Compiled::Json(json!({"k": "{{ request.header.h1 }}", "b": "{{ stageVariables.x }}"}))
+            Compiled::Json(json!({"k": "{{ request.header.h1 | text }}", "b": "{{ stageVariables.x | text }}"}))
         );
     }
 

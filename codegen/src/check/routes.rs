@@ -32,6 +32,27 @@ pub(crate) fn check_routes(
             }
         }
     }
+    // A greedy value is forwarded with `/` between its segments; a `%2F` kept inside a
+    // segment would become one more separator upstream.
+    if gw.root.escaped_slashes == crate::xgw::EscapedSlashes::Keep {
+        if let Some(r) = gw
+            .routes
+            .iter()
+            .find(|r| r.segments.iter().any(|s| matches!(s, crate::ir::Segment::Greedy(_))))
+        {
+            diags.report(
+                Code::BadPathTemplate,
+                &r.location.file,
+                r.location.pos,
+                &r.location.pointer,
+                format!(
+                    "`escaped_slashes: keep` cannot serve the greedy path `{}`: an encoded slash would reach the upstream as a separator",
+                    r.path
+                ),
+                Some("leave `escaped_slashes` at `reject`".into()),
+            );
+        }
+    }
     let mut seen: HashMap<(crate::ir::Method, String), usize> = HashMap::new();
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, r) in gw.routes.iter().enumerate() {

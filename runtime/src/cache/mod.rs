@@ -194,7 +194,7 @@ pub struct KeySource<'a> {
     /// The request's method.
     pub method: &'a str,
     /// The path parameters' values, in template order.
-    pub path: &'a [&'a str],
+    pub path: &'a [std::borrow::Cow<'a, str>],
     /// The raw query.
     pub query: Option<&'a str>,
     /// The request's headers.

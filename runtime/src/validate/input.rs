@@ -174,7 +174,7 @@ pub enum Rejection {
 #[derive(Debug)]
 pub struct RequestParts<'r> {
     /// Path parameter values (decoded), in template order.
-    pub path: &'r [&'r str],
+    pub path: &'r [std::borrow::Cow<'r, str>],
     /// The raw query string.
     pub query: Option<&'r str>,
     /// Headers.
@@ -1156,8 +1156,9 @@ mod tests {
 
     fn doc_text(p: &ParamSpec, path: &[&str], query: &str) -> String {
         let headers = HeaderMap::new();
+        let path: Vec<std::borrow::Cow<'_, str>> = path.iter().map(|s| (*s).into()).collect();
         let req = RequestParts {
-            path,
+            path: &path,
             query: Some(query),
             headers: &headers,
         };

@@ -1,0 +1,432 @@
+//! API Gateway exports, run as they are: every export of `tests/corpus/aws` is either served
+//! (HTTP proxies, mocks, Lambda proxies and authorizers in local mode, CORS, gateway responses,
+//! a greedy `{proxy+}` path) or refused with located errors; Cognito tokens signed with a JOSE
+//! library are accepted; request validators check what they say; `gwgen import-aws` writes a
+//! spec that builds the same gateway.
+
+use std::path::{Path, PathBuf};
+
+use crate::gateway::{build, Running};
+use crate::net::{get, send, Reply, Upstream};
+use crate::support::{corpus, gwgen, repo};
+
+/// Where derived specs are written: a fixed place, so the build cache knows them again.
+fn derived(name: &str, text: &str) -> String {
+    let dir = repo().join("target").join("e2e-aws");
+    std::fs::create_dir_all(&dir).expect("target/e2e-aws");
+    let path = dir.join(name);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+        std::fs::write(&path, text).expect("derived spec");
+    }
+    path.display().to_string()
+}
+
+fn export(name: &str) -> PathBuf {
+    corpus().join("aws").join(name)
+}
+
+fn body(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+fn codes_and_places(spec: &Path) -> (Vec<String>, bool) {
+    let checked = gwgen::check_file(spec);
+    let errors: Vec<&gwgen::Diagnostic> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == gwgen::Severity::Error)
+        .collect();
+    let located = errors.iter().all(|d| d.pos.line >= 1 && d.pos.col >= 1);
+    let mut codes: Vec<String> = errors.iter().map(|d| d.code.as_str().to_string()).collect();
+    codes.sort();
+    codes.dedup();
+    (codes, located)
+}
+
+#[test]
+fn every_corpus_export_is_served_or_refused_with_located_errors() {
+    // What each export holds decides: AWS service integrations (Kinesis, DynamoDB), non-proxy
+    // Lambda integrations, response templates chosen by content type, placeholders left by
+    // Terraform and accounts written as `account-id` are refused; the rest is served.
+    let expected: &[(&str, &[&str])] = &[
+        ("awsdocs__binary-image-lambda.oas30.json", &["GW0601"]),
+        ("awsdocs__http-api-petstore-cors.oas30.json", &[]),
+        ("awsdocs__kinesis-proxy-export.oas30.json", &["GW0601"]),
+        ("awsdocs__request-validation-petstore.swagger20.json", &["GW0601"]),
+        ("localstack__openapi.spec.global-auth.oas30.json", &["GW0601"]),
+        ("localstack__openapi.spec.oas30.json", &["GW0402"]),
+        ("localstack__openapi.spec.pulumi.swagger20.json", &[]),
+        ("serverless-patterns__cache-invalidation.oas30.yaml", &["GW0601"]),
+        ("serverless-patterns__reminders-api.gateway-responses.oas30.yaml", &["GW0601"]),
+    ];
+    let mut seen = 0;
+    for entry in std::fs::read_dir(corpus().join("aws")).expect("corpus/aws") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if name.starts_with("LICENSE") {
+            continue;
+        }
+        let want = expected
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} has no expectation here"))
+            .1;
+        let (codes, located) = codes_and_places(&path);
+        assert_eq!(codes, want, "{name}");
+        assert!(located, "{name}: every error has a line and column");
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len());
+    // The refusals say what to do instead.
+    let checked = gwgen::check_file(export("awsdocs__kinesis-proxy-export.oas30.json"));
+    let d = checked
+        .diagnostics
+        .iter()
+        .find(|d| d.code == gwgen::Code::AwsUnsupported)
+        .expect("a refusal");
+    assert!(d.message.contains("kinesis"), "{}", d.message);
+    assert!(d.hint.as_deref().unwrap_or("").contains("Lambda"));
+    let checked = gwgen::check_file(export(
+        "serverless-patterns__cache-invalidation.oas30.yaml",
+    ));
+    assert!(
+        checked.diagnostics.iter().any(|d| d.message.contains("dynamodb")),
+        "the service is named even inside Fn::Sub"
+    );
+}
+
+#[test]
+fn an_http_api_export_proxies_with_its_cors_settings() {
+    let up = Upstream::start();
+    // The export's upstream host, pointed at a loopback port through an environment variable.
+    let text = std::fs::read_to_string(export("awsdocs__http-api-petstore-cors.oas30.json"))
+        .expect("export")
+        .replace(
+            "http://petstore.execute-api.us-west-1.amazonaws.com",
+            "http://127.0.0.1:${env.PETSTORE_PORT}",
+        );
+    let bin = build(&derived("http-api-petstore-cors.json", &text));
+    let gw = Running::start(&bin, &[], &[("PETSTORE_PORT", up.port.to_string())]);
+
+    let r = get(gw.port, "/pets?type=dog&page=2", "");
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.json()["target"], "/petstore/pets?type=dog&page=2");
+    let r = get(gw.port, "/pets/42", "");
+    assert_eq!(r.json()["target"], "/petstore/pets/42", "{{petId}} is filled");
+    // HTTP APIs validate nothing: a body the schema refuses passes, as on AWS.
+    let raw = b"POST /pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"type\":\"ox\"}";
+    let r = send(gw.port, raw);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.json()["method"], "POST");
+    // x-amazon-apigateway-cors: the preflight is answered by the gateway.
+    let r = send(
+        gw.port,
+        b"OPTIONS /pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nOrigin: https://app.test\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n",
+    );
+    assert!(r.status == 200 || r.status == 204, "{}", r.status);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let methods = r.header("access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = get(gw.port, "/pets", "Origin: https://app.test\r\n");
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+}
+
+/// The pulumi export (Swagger 2.0) with a root `x-gateway` saying what AWS's account held: where
+/// its two Lambda functions run, and the API keys.
+fn pulumi(dir: &Path) -> (Running, String) {
+    let text = std::fs::read_to_string(export("localstack__openapi.spec.pulumi.swagger20.json"))
+        .expect("export");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let function = |handler: &str| {
+        serde_json::json!({
+            "command": ["${env.PYTHON}", "-m", "awslambdaric", handler],
+            "handler": handler,
+            "workdir": "${env.FUNCTIONS_DIR}",
+            "concurrency": 1
+        })
+    };
+    doc["x-gateway"] = serde_json::json!({
+        "functions": {
+            "s3OnObjectCreatedLambda-60c92b6": function("functions.handle"),
+            "apiGwAuthorizerLambda-2152989": function("functions.authorize")
+        },
+        "api_keys": { "source": "file:${env.API_KEYS_FILE}" },
+        "usage_plans": { "pro": { "throttle": { "rate": 100, "burst": 100 } } }
+    });
+    let spec = derived(
+        "pulumi.json",
+        &serde_json::to_string_pretty(&doc).expect("JSON"),
+    );
+    let bin = build(&spec);
+    let keys = dir.join("keys.txt");
+    let key = crate::auth::add_key(&bin, "pro", &keys);
+    let env = [
+        ("PYTHON", crate::auth::python().display().to_string()),
+        (
+            "FUNCTIONS_DIR",
+            repo().join("tests/fixtures/lambda").display().to_string(),
+        ),
+        ("API_KEYS_FILE", keys.display().to_string()),
+    ];
+    (Running::start(&bin, &[], &env), key)
+}
+
+#[test]
+fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_responses() {
+    let dir = crate::support::scratch("aws-pulumi");
+    let (gw, key) = pulumi(&dir);
+    let with_key = format!("x-api-key: {key}\r\n");
+
+    // OPTIONS on the greedy `/{proxy+}`: a mock whose integration response sets CORS headers,
+    // at any depth; the method asks for an API key.
+    for path in ["/a", "/a/b/c", "/files/x%20y/z.txt"] {
+        let r = send(
+            gw.port,
+            format!("OPTIONS {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{with_key}\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{path}: {} {}", body(&r), gw.log_text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            r.header("access-control-allow-methods"),
+            Some("DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT")
+        );
+        assert!(r.body.is_empty(), "{path}: an empty template is an empty body");
+    }
+    // `/{proxy+}` needs one segment at least, as on AWS.
+    let r = send(
+        gw.port,
+        format!("OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{with_key}\r\n").as_bytes(),
+    );
+    assert_ne!(r.status, 200);
+    // No key: UNAUTHORIZED's gateway response is not it (the key's absence is 403 on AWS,
+    // MISSING_AUTHENTICATION_TOKEN here is its 401), and its JSON template answers.
+    let r = send(
+        gw.port,
+        b"OPTIONS /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 401, "{}", body(&r));
+    assert!(
+        r.json()["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        body(&r)
+    );
+    assert_eq!(
+        r.header("method.response.header.access-control-allow-origin"),
+        Some("*"),
+        "the export's header names are kept as written"
+    );
+
+    // GET /just_do_it: a TOKEN Lambda authorizer (or the API key), then a Lambda proxy in
+    // payload 1.0, both run locally by AWS's runtime client.
+    let r = get(gw.port, "/just_do_it?x=1", "Authorization: allow-ann\r\n");
+    assert_eq!(r.status, 200, "{} {}", body(&r), gw.log_text());
+    let event = &r.json()["event"];
+    assert_eq!(event["resource"], "/just_do_it");
+    assert_eq!(event["httpMethod"], "GET");
+    assert_eq!(event["queryStringParameters"]["x"], "1");
+    assert_eq!(event["requestContext"]["authorizer"]["principalId"], "ann");
+    assert_eq!(r.json()["function"], "s3OnObjectCreatedLambda-60c92b6");
+    let r = get(gw.port, "/just_do_it", "Authorization: deny-bob\r\n");
+    assert_eq!(r.status, 403, "{}", body(&r));
+    let r = get(gw.port, "/just_do_it", &with_key);
+    assert_eq!(r.status, 200, "the API key alone is the other requirement");
+    let r = get(gw.port, "/just_do_it", "");
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
+    let dir = crate::support::scratch("aws-cognito");
+    let m = crate::auth::material(&dir);
+    let jwks = crate::auth::Jwks::start(m.jwks.clone());
+    let bin = build("tests/fixtures/aws/cognito.yaml");
+    let gw = Running::start(&bin, &[], &[("JWKS_PORT", jwks.port.to_string())]);
+    let t = |name: &str| m.tokens[name].clone();
+    let call = |path: &str, auth: String| get(gw.port, path, &format!("Authorization: {auth}\r\n"));
+
+    // REST: the pool's tokens, access or ID, bare in the header as API Gateway reads them, or
+    // after `Bearer`.
+    for (auth, client) in [
+        (t("cognito_access"), "app-client-1"),
+        (format!("Bearer {}", t("cognito_access")), "app-client-1"),
+        (t("cognito_id"), ""),
+        (t("cognito_other_client"), "app-client-2"),
+    ] {
+        let r = call("/rest", auth);
+        assert_eq!(r.status, 200, "{} {}", body(&r), gw.log_text());
+        assert_eq!(r.json()["sub"], "user-7");
+        assert_eq!(r.json()["client"], client);
+    }
+    let r = call("/rest", t("cognito_other_pool"));
+    assert_eq!(r.status, 401, "another pool's token");
+    assert_eq!(r.json()["type"], "UNAUTHORIZED", "{}", body(&r));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(call("/rest", t("rs256")).status, 401, "another issuer");
+
+    // HTTP API JWT authorizer with the app client as audience: an access token names it in
+    // `client_id` (no `aud`), an ID token in `aud`.
+    assert_eq!(call("/http", t("cognito_access")).status, 200);
+    assert_eq!(call("/http", format!("Bearer {}", t("cognito_id"))).status, 200);
+    assert_eq!(call("/http", t("cognito_other_client")).status, 401);
+    assert_eq!(call("/http", t("cognito_other_pool")).status, 401);
+}
+
+#[test]
+fn request_validators_check_what_they_say() {
+    let bin = build("tests/fixtures/aws/validators.yaml");
+    let gw = Running::start(&bin, &[], &[]);
+    let post = |path: &str, body: &str| {
+        send(
+            gw.port,
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let good = r#"{"name": "rex"}"#;
+    let bad = r#"{"nom": "rex"}"#;
+    for path in ["/default", "/all", "/body", "/none"] {
+        assert_eq!(post(&format!("{path}?q1=a"), good).status, 200, "{path}");
+    }
+    // Parameters: the API's default validator (parameters only) and `all` check them.
+    assert_eq!(post("/default", good).status, 400);
+    assert_eq!(post("/all", good).status, 400);
+    assert_eq!(post("/body", good).status, 200);
+    assert_eq!(post("/none", good).status, 200);
+    // Bodies: `all` and `body-only`; BAD_REQUEST_BODY's template lists the errors.
+    assert_eq!(post("/default?q1=a", bad).status, 200);
+    assert_eq!(post("/none?q1=a", bad).status, 200);
+    for path in ["/all?q1=a", "/body?q1=a"] {
+        let r = post(path, bad);
+        assert_eq!(r.status, 422, "{path}: {}", body(&r));
+        let errors = r.json()["Invalid Request Body"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(errors.starts_with('[') && errors.contains("name"), "{errors}");
+    }
+}
+
+#[test]
+fn import_aws_writes_a_spec_that_builds_the_same_gateway() {
+    let dir = crate::support::scratch("aws-import");
+    for name in [
+        "awsdocs__http-api-petstore-cors.oas30.json",
+        "localstack__openapi.spec.pulumi.swagger20.json",
+    ] {
+        let out = dir.join(format!("{name}.yaml"));
+        let run = gwgen(
+            &[
+                "import-aws",
+                &export(name).display().to_string(),
+                "-o",
+                &out.display().to_string(),
+            ],
+            &repo(),
+        );
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let text = std::fs::read_to_string(&out).expect("written");
+        assert!(!text.contains("x-amazon-apigateway"), "{text}");
+        assert!(!text.contains("swagger:"), "{text}");
+        let imported = gwgen::check_file(&out);
+        assert!(!imported.has_errors(), "{:?}", imported.diagnostics);
+        // The same routes, served the same way.
+        let original = gwgen::check_file(export(name));
+        let routes = |c: &gwgen::Checked| {
+            let gw = c.gateway.as_ref().expect("lowered");
+            let mut v: Vec<String> = gw
+                .routes
+                .iter()
+                .map(|r| format!("{} {} {:?}", r.method, r.path, r.settings))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(routes(&imported), routes(&original), "{name}");
+    }
+    // An export with refused features is not written: its errors are printed, exit 1.
+    let out = dir.join("kinesis.yaml");
+    let run = gwgen(
+        &[
+            "import-aws",
+            &export("awsdocs__kinesis-proxy-export.oas30.json")
+                .display()
+                .to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        &repo(),
+    );
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("GW0601"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn check_locates_what_cannot_be_carried_over() {
+    let spec = |op: &str, extra: &str| {
+        format!(
+            "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\n{extra}paths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n{op}"
+        )
+    };
+    let check = |text: String| gwgen::check_text("aws.yaml", text);
+    let first_error = |c: &gwgen::Checked| {
+        c.diagnostics
+            .iter()
+            .find(|d| d.severity == gwgen::Severity::Error)
+            .cloned()
+            .unwrap_or_else(|| panic!("an error: {:?}", c.diagnostics))
+    };
+    // A Velocity directive, at its line inside the template.
+    let c = check(spec(
+        "      x-amazon-apigateway-integration:\n        type: mock\n        requestTemplates: { application/json: '{\"statusCode\": 200}' }\n        responses:\n          default:\n            statusCode: '200'\n            responseTemplates:\n              application/json: \"{\\n  \\\"a\\\": 1\\n}\\n#foreach($x in $input.path('$'))$x#end\"\n",
+        "",
+    ));
+    let d = first_error(&c);
+    assert_eq!(d.code, gwgen::Code::AwsUnsupported);
+    assert!(d.message.contains("#foreach") && d.message.contains("line 4"), "{}", d.message);
+    assert_eq!(d.pos.line, 14, "{d:?}");
+    // IAM authorization.
+    let c = check(spec(
+        "      security: [{ sigv4: [] }]\n",
+        "components:\n  securitySchemes:\n    sigv4: { type: apiKey, name: Authorization, in: header, x-amazon-apigateway-authtype: awsSigv4 }\n",
+    ));
+    let d = first_error(&c);
+    assert!(d.message.contains("IAM"), "{}", d.message);
+    assert_eq!(d.pos.line, 5);
+    // A CloudFormation expression left in an export.
+    let c = check(spec(
+        "      x-amazon-apigateway-integration:\n        type: http_proxy\n        httpMethod: GET\n        uri: { 'Fn::Sub': 'https://${Host}/a' }\n",
+        "",
+    ));
+    let d = first_error(&c);
+    assert!(d.message.contains("Fn::Sub"), "{}", d.message);
+    assert_eq!(d.pos.line, 10);
+    // Another method upstream than the operation's.
+    let c = check(spec(
+        "      x-amazon-apigateway-integration: { type: http_proxy, httpMethod: POST, uri: 'http://127.0.0.1:9/a' }\n",
+        "",
+    ));
+    assert!(first_error(&c).message.contains("POST for a GET"));
+    // An unknown extension is refused, not ignored.
+    let c = check(spec("", "x-amazon-apigateway-something-new: true\n"));
+    assert!(first_error(&c).message.contains("something-new"));
+    // Where both say something, x-gateway wins with a warning.
+    let c = check(spec(
+        "      x-amazon-apigateway-integration: { type: http_proxy, httpMethod: GET, uri: 'http://127.0.0.1:9/a' }\n      x-gateway: { integration: { type: mock } }\n",
+        "",
+    ));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    assert!(c
+        .diagnostics
+        .iter()
+        .any(|d| d.code == gwgen::Code::AwsOverridden));
+    // A greedy variable that is not a whole last segment.
+    let c = check(
+        "openapi: 3.0.1\ninfo: { title: t, version: '1' }\npaths:\n  /a/{p+}/b:\n    get: { responses: { '200': { description: ok } } }\n".into(),
+    );
+    assert!(first_error(&c).message.contains("whole last segment"));
+}
