@@ -199,8 +199,8 @@ fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_respons
         format!("OPTIONS / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{with_key}\r\n").as_bytes(),
     );
     assert_ne!(r.status, 200);
-    // No key: UNAUTHORIZED's gateway response is not it (the key's absence is 403 on AWS,
-    // MISSING_AUTHENTICATION_TOKEN here is its 401), and its JSON template answers.
+    // No key: the export's gateway response for it answers, from its JSON template, with its
+    // headers.
     let r = send(
         gw.port,
         b"OPTIONS /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -227,8 +227,10 @@ fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_respons
     assert_eq!(event["queryStringParameters"]["x"], "1");
     assert_eq!(event["requestContext"]["authorizer"]["principalId"], "ann");
     assert_eq!(r.json()["function"], "s3OnObjectCreatedLambda-60c92b6");
+    // A denial: ACCESS_DENIED, which this export answers with 401.
     let r = get(gw.port, "/just_do_it", "Authorization: deny-bob\r\n");
-    assert_eq!(r.status, 403, "{}", body(&r));
+    assert_eq!(r.status, 401, "{}", body(&r));
+    assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("denied")));
     let r = get(gw.port, "/just_do_it", &with_key);
     assert_eq!(r.status, 200, "the API key alone is the other requirement");
     let r = get(gw.port, "/just_do_it", "");

@@ -341,10 +341,11 @@ impl Lowering<'_> {
                 settings.push(("algorithms", array(pos, vec![string(pos, "RS256")])));
                 if let Some(source) = a.get("identitySource") {
                     match source.as_str().map(|s| self.identity(s)) {
-                        Some(Ok(ids)) if ids.len() == 1 && ids[0] != "header.Authorization" => {
+                        // A header may hold the token bare or after `Bearer`, as API
+                        // Gateway reads it.
+                        Some(Ok(ids)) if ids.len() == 1 => {
                             settings.push(("token_source", string(source.pos, ids[0].clone())));
                         }
-                        Some(Ok(ids)) if ids.len() == 1 => {}
                         Some(Err(why)) => self.refuse(source.pos, why, "use `$request.header.NAME` or `$request.querystring.NAME`"),
                         _ => self.refuse(source.pos, "a JWT authorizer reads one identity source", "name one header or query parameter"),
                     }
