@@ -97,6 +97,17 @@ fn base() -> Value {
 
 fn rows() -> Vec<Row> {
     use At::*;
+    // A function run locally, named by its ARN from a `lambda` integration.
+    let functions = json!({
+        "functions": { "f": {
+            "command": ["python3", "-m", "awslambdaric", "h.main"], "handler": "h.main",
+            "env": { "A": "1" }, "workdir": "/tmp", "concurrency": 2, "memory_mb": 256,
+            "region": "eu-west-1"
+        } },
+        "defaults": { "integration": {
+            "type": "lambda", "function": "arn:aws:lambda:eu-west-1:123456789012:function:f"
+        } }
+    });
     let http = json!({ "type": "http", "url": "http://127.0.0.1:9/x" });
     let plans = json!({ "usage_plans": { "p": { "throttle": { "rate": 1 } } }, "api_keys": { "source": "file:keys.txt" } });
     let jwt = json!({ "secret": "${env.S}", "issuer": "https://i.example", "audience": ["a"],
@@ -941,6 +952,54 @@ fn rows() -> Vec<Row> {
             vec![(PathItem, json!({ "validate": { "requests": false } }))],
             "/validate/requests",
             Some(json!(true)),
+        ),
+        honoured(
+            "root.functions",
+            vec![(Root, functions.clone())],
+            "/functions",
+            None,
+        ),
+        honoured(
+            "localFunction.command",
+            vec![(Root, functions.clone())],
+            "/functions/f/command",
+            Some(json!(["python3", "other.py"])),
+        ),
+        honoured(
+            "localFunction.env",
+            vec![(Root, functions.clone())],
+            "/functions/f/env",
+            None,
+        ),
+        honoured(
+            "localFunction.handler",
+            vec![(Root, functions.clone())],
+            "/functions/f/handler",
+            Some(json!("h.other")),
+        ),
+        honoured(
+            "localFunction.workdir",
+            vec![(Root, functions.clone())],
+            "/functions/f/workdir",
+            Some(json!("/srv")),
+        ),
+        honoured(
+            "localFunction.concurrency",
+            vec![(Root, functions.clone())],
+            "/functions/f/concurrency",
+            Some(json!(3)),
+        ),
+        honoured(
+            "localFunction.memory_mb",
+            vec![(Root, functions.clone())],
+            "/functions/f/memory_mb",
+            Some(json!(512)),
+        ),
+        honoured(
+            "localFunction.region",
+            vec![(Root, functions)],
+            "/functions/f/region",
+            Some(json!("us-east-1")),
         ),
         honoured(
             "operationSettings.validate.responses",
