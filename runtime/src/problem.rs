@@ -113,7 +113,10 @@ impl Problem {
             "[{}]",
             self.errors
                 .iter()
-                .map(|e| format!("{}: {}", e.pointer, e.message))
+                .map(|e| match e.pointer.as_str() {
+                    "" => e.message.to_string(),
+                    at => format!("{at}: {}", e.message),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -970,8 +970,10 @@ impl Lowering<'_> {
             ("request.path", n)
         } else if source.starts_with("context.") || source.starts_with("$context.") || source.starts_with("stageVariables.") || source.starts_with("$stageVariables.") {
             let reference = format!("${}", source.trim_start_matches('$'));
+            // A header or query value is text already: the `text` filter a JSON string gets
+            // is left off.
             return match vtl::compile(&format!("\"{reference}\""), places) {
-                Ok(Compiled::Json(serde_json::Value::String(s))) => Ok(s),
+                Ok(Compiled::Json(serde_json::Value::String(s))) => Ok(s.replace(" | text }}", " }}")),
                 _ => Err(format!("`{source}` is not carried over")),
             };
         } else if !source.contains('$') && !source.starts_with("method.") && !source.starts_with("integration.") {
