@@ -51,7 +51,10 @@ fn run_locally(
         .split_once("function:")
         .map(|(_, rest)| rest.split(':').next().unwrap_or(rest))
         .unwrap_or(name);
-    let Some((key, local)) = functions.get_key_value(name).or_else(|| functions.get_key_value(short)) else {
+    let Some((key, local)) = functions
+        .get_key_value(name)
+        .or_else(|| functions.get_key_value(short))
+    else {
         return;
     };
     f.function = Some(key.clone());

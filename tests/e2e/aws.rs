@@ -52,17 +52,33 @@ fn every_corpus_export_is_served_or_refused_with_located_errors() {
         ("awsdocs__binary-image-lambda.oas30.json", &["GW0601"]),
         ("awsdocs__http-api-petstore-cors.oas30.json", &[]),
         ("awsdocs__kinesis-proxy-export.oas30.json", &["GW0601"]),
-        ("awsdocs__request-validation-petstore.swagger20.json", &["GW0601"]),
-        ("localstack__openapi.spec.global-auth.oas30.json", &["GW0601"]),
+        (
+            "awsdocs__request-validation-petstore.swagger20.json",
+            &["GW0601"],
+        ),
+        (
+            "localstack__openapi.spec.global-auth.oas30.json",
+            &["GW0601"],
+        ),
         ("localstack__openapi.spec.oas30.json", &["GW0402"]),
         ("localstack__openapi.spec.pulumi.swagger20.json", &[]),
-        ("serverless-patterns__cache-invalidation.oas30.yaml", &["GW0601"]),
-        ("serverless-patterns__reminders-api.gateway-responses.oas30.yaml", &["GW0601"]),
+        (
+            "serverless-patterns__cache-invalidation.oas30.yaml",
+            &["GW0601"],
+        ),
+        (
+            "serverless-patterns__reminders-api.gateway-responses.oas30.yaml",
+            &["GW0601"],
+        ),
     ];
     let mut seen = 0;
     for entry in std::fs::read_dir(corpus().join("aws")).expect("corpus/aws") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         if name.starts_with("LICENSE") {
             continue;
         }
@@ -86,11 +102,12 @@ fn every_corpus_export_is_served_or_refused_with_located_errors() {
         .expect("a refusal");
     assert!(d.message.contains("kinesis"), "{}", d.message);
     assert!(d.hint.as_deref().unwrap_or("").contains("Lambda"));
-    let checked = gwgen::check_file(export(
-        "serverless-patterns__cache-invalidation.oas30.yaml",
-    ));
+    let checked = gwgen::check_file(export("serverless-patterns__cache-invalidation.oas30.yaml"));
     assert!(
-        checked.diagnostics.iter().any(|d| d.message.contains("dynamodb")),
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("dynamodb")),
         "the service is named even inside Fn::Sub"
     );
 }
@@ -112,7 +129,11 @@ fn an_http_api_export_proxies_with_its_cors_settings() {
     assert_eq!(r.status, 200, "{}", body(&r));
     assert_eq!(r.json()["target"], "/petstore/pets?type=dog&page=2");
     let r = get(gw.port, "/pets/42", "");
-    assert_eq!(r.json()["target"], "/petstore/pets/42", "{{petId}} is filled");
+    assert_eq!(
+        r.json()["target"],
+        "/petstore/pets/42",
+        "{{petId}} is filled"
+    );
     // HTTP APIs validate nothing: a body the schema refuses passes, as on AWS.
     let raw = b"POST /pets HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"type\":\"ox\"}";
     let r = send(gw.port, raw);
@@ -191,7 +212,10 @@ fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_respons
             r.header("access-control-allow-methods"),
             Some("DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT")
         );
-        assert!(r.body.is_empty(), "{path}: an empty template is an empty body");
+        assert!(
+            r.body.is_empty(),
+            "{path}: an empty template is an empty body"
+        );
     }
     // `/{proxy+}` needs one segment at least, as on AWS.
     let r = send(
@@ -230,7 +254,9 @@ fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_respons
     // A denial: ACCESS_DENIED, which this export answers with 401.
     let r = get(gw.port, "/just_do_it", "Authorization: deny-bob\r\n");
     assert_eq!(r.status, 401, "{}", body(&r));
-    assert!(r.json()["message"].as_str().is_some_and(|m| m.contains("denied")));
+    assert!(r.json()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("denied")));
     let r = get(gw.port, "/just_do_it", &with_key);
     assert_eq!(r.status, 200, "the API key alone is the other requirement");
     let r = get(gw.port, "/just_do_it", "");
@@ -269,7 +295,10 @@ fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
     // HTTP API JWT authorizer with the app client as audience: an access token names it in
     // `client_id` (no `aud`), an ID token in `aud`.
     assert_eq!(call("/http", t("cognito_access")).status, 200);
-    assert_eq!(call("/http", format!("Bearer {}", t("cognito_id"))).status, 200);
+    assert_eq!(
+        call("/http", format!("Bearer {}", t("cognito_id"))).status,
+        200
+    );
     assert_eq!(call("/http", t("cognito_other_client")).status, 401);
     assert_eq!(call("/http", t("cognito_other_pool")).status, 401);
 }
@@ -308,7 +337,10 @@ fn request_validators_check_what_they_say() {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        assert!(errors.starts_with('[') && errors.contains("name"), "{errors}");
+        assert!(
+            errors.starts_with('[') && errors.contains("name"),
+            "{errors}"
+        );
     }
 }
 
@@ -329,7 +361,11 @@ fn import_aws_writes_a_spec_that_builds_the_same_gateway() {
             ],
             &repo(),
         );
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         let text = std::fs::read_to_string(&out).expect("written");
         assert!(!text.contains("x-amazon-apigateway"), "{text}");
         assert!(!text.contains("swagger:"), "{text}");
@@ -389,7 +425,11 @@ fn check_locates_what_cannot_be_carried_over() {
     ));
     let d = first_error(&c);
     assert_eq!(d.code, gwgen::Code::AwsUnsupported);
-    assert!(d.message.contains("#foreach") && d.message.contains("line 4"), "{}", d.message);
+    assert!(
+        d.message.contains("#foreach") && d.message.contains("line 4"),
+        "{}",
+        d.message
+    );
     assert_eq!(d.pos.line, 14, "{d:?}");
     // IAM authorization.
     let c = check(spec(

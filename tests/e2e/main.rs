@@ -5,8 +5,8 @@
 //! binary.
 
 mod attacks;
-mod aws;
 mod auth;
+mod aws;
 mod cli;
 mod compiled;
 mod corpus;

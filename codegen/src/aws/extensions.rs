@@ -16,6 +16,9 @@ use crate::load::node::{Entry, Node, Pos, Value};
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
+/// `x-gateway` keys made from an extension, by name.
+type Edits = Vec<(&'static str, Node)>;
+
 struct Lowering<'a> {
     file: &'a Path,
     diags: &'a mut Diagnostics,
@@ -41,7 +44,9 @@ pub(super) fn lower(root: &mut Node, file: &Path, diags: &mut Diagnostics) {
     }
     let root_settings = l.root(root);
     declare_api_key(root);
-    if let Some(schemes) = member_if(root, "components").and_then(|c| member_if(c, "securitySchemes")) {
+    if let Some(schemes) =
+        member_if(root, "components").and_then(|c| member_if(c, "securitySchemes"))
+    {
         if let Value::Object(entries) = &mut schemes.value {
             for e in entries.iter_mut() {
                 l.security_scheme(&e.key, &mut e.value);
@@ -61,7 +66,10 @@ pub(super) fn lower(root: &mut Node, file: &Path, diags: &mut Diagnostics) {
 
 fn member_if<'a>(node: &'a mut Node, key: &str) -> Option<&'a mut Node> {
     match &mut node.value {
-        Value::Object(entries) => entries.iter_mut().find(|e| e.key == key).map(|e| &mut e.value),
+        Value::Object(entries) => entries
+            .iter_mut()
+            .find(|e| e.key == key)
+            .map(|e| &mut e.value),
         _ => None,
     }
 }
@@ -91,8 +99,14 @@ fn literal(value: &str) -> Option<&str> {
 
 impl Lowering<'_> {
     fn refuse(&mut self, pos: Pos, msg: impl Into<String>, hint: impl Into<String>) {
-        self.diags
-            .report(Code::AwsUnsupported, self.file, pos, "", msg, Some(hint.into()));
+        self.diags.report(
+            Code::AwsUnsupported,
+            self.file,
+            pos,
+            "",
+            msg,
+            Some(hint.into()),
+        );
     }
 
     /// A string value, or a refusal saying what it is instead (CloudFormation's `Fn::Sub`,
@@ -101,7 +115,11 @@ impl Lowering<'_> {
         if let Some(s) = scalar_text(node) {
             return Some(s);
         }
-        let intrinsic = node.entries().first().map(|e| e.key.clone()).filter(|k| k.starts_with("Fn::") || k == "Ref");
+        let intrinsic = node
+            .entries()
+            .first()
+            .map(|e| e.key.clone())
+            .filter(|k| k.starts_with("Fn::") || k == "Ref");
         match intrinsic {
             Some(f) => self.refuse(
                 node.pos,
@@ -123,7 +141,9 @@ impl Lowering<'_> {
             .map(|e| e.key.clone())
             .collect();
         for key in keys {
-            let Some(e) = remove(root, &key) else { continue };
+            let Some(e) = remove(root, &key) else {
+                continue;
+            };
             let v = &e.value;
             match &key[PREFIX.len()..] {
                 "binary-media-types" => out.push(("binary_media_types".into(), v.clone())),
@@ -196,7 +216,10 @@ impl Lowering<'_> {
             Some((name, pos)) => self.validation(&name, pos),
             None => boolean(root.pos, false),
         };
-        out.push(("validate".into(), object(requests.pos, vec![("requests", requests)])));
+        out.push((
+            "validate".into(),
+            object(requests.pos, vec![("requests", requests)]),
+        ));
         out
     }
 
@@ -208,7 +231,11 @@ impl Lowering<'_> {
             Some((false, true)) => string(pos, "parameters"),
             Some((false, false)) => boolean(pos, false),
             None => {
-                self.refuse(pos, format!("no request validator is named `{name}`"), "name one of `x-amazon-apigateway-request-validators`");
+                self.refuse(
+                    pos,
+                    format!("no request validator is named `{name}`"),
+                    "name one of `x-amazon-apigateway-request-validators`",
+                );
                 boolean(pos, false)
             }
         }
@@ -243,14 +270,22 @@ impl Lowering<'_> {
         if let Some(s) = v.get("statusCode") {
             match scalar_text(s).and_then(|t| t.parse::<u64>().ok()) {
                 Some(n) => out.push(("status", int(s.pos, n))),
-                None => self.refuse(s.pos, "`statusCode` must be a status", "write a number from 100 to 599"),
+                None => self.refuse(
+                    s.pos,
+                    "`statusCode` must be a status",
+                    "write a number from 100 to 599",
+                ),
             }
         }
         if let Some(params) = v.get("responseParameters") {
             let mut headers = Vec::new();
             for p in params.entries() {
                 let Some(name) = p.key.strip_prefix("gatewayresponse.header.") else {
-                    self.refuse(p.key_pos, format!("`{}` is not a gateway response header", p.key), "write `gatewayresponse.header.NAME`");
+                    self.refuse(
+                        p.key_pos,
+                        format!("`{}` is not a gateway response header", p.key),
+                        "write `gatewayresponse.header.NAME`",
+                    );
                     continue;
                 };
                 let value = p.value.as_str().unwrap_or("");
@@ -270,10 +305,14 @@ impl Lowering<'_> {
             out.push(("headers", Node::new(Value::Object(headers), params.pos)));
         }
         if let Some(templates) = v.get("responseTemplates") {
-            if let Some(t) = templates.get("application/json").or_else(|| templates.entries().first().map(|e| &e.value)) {
+            if let Some(t) = templates
+                .get("application/json")
+                .or_else(|| templates.entries().first().map(|e| &e.value))
+            {
                 let text = t.as_str().unwrap_or("");
                 // `$context.error.messageString` is the message quoted; the others are text.
-                let body_text = text.replace("$context.error.messageString", "\"$context.error.message\"");
+                let body_text =
+                    text.replace("$context.error.messageString", "\"$context.error.message\"");
                 match serde_json::from_str::<serde_json::Value>(&body_text) {
                     Ok(body) => out.push(("body", json_node(&body, t.pos))),
                     Err(_) if text.trim().is_empty() => {}
@@ -292,48 +331,86 @@ impl Lowering<'_> {
         let authtype = remove(scheme, "x-amazon-apigateway-authtype");
         let Some(authorizer) = remove(scheme, "x-amazon-apigateway-authorizer") else {
             if let Some(t) = &authtype {
-                if t.value.as_str().is_some_and(|s| s.eq_ignore_ascii_case("awsSigv4")) {
+                if t.value
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("awsSigv4"))
+                {
                     self.refuse(t.value.pos, format!("`{name}` is IAM authorization (SigV4)"), "use API keys, JWTs or a Lambda authorizer; IAM credentials cannot be verified outside AWS");
                 }
             }
             return;
         };
         let a = &authorizer.value;
-        let kind = a.get("type").and_then(Node::as_str).unwrap_or("").to_ascii_lowercase();
+        let kind = a
+            .get("type")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let pos = a.pos;
         let mut settings: Vec<(&str, Node)> = Vec::new();
         match kind.as_str() {
             "cognito_user_pools" => {
-                let arns = a.get("providerARNs").map(|n| n.items().to_vec()).unwrap_or_default();
+                let arns = a
+                    .get("providerARNs")
+                    .map(|n| n.items().to_vec())
+                    .unwrap_or_default();
                 let [arn] = arns.as_slice() else {
-                    self.refuse(pos, "a Cognito authorizer here takes exactly one user pool", "list one ARN in `providerARNs`");
+                    self.refuse(
+                        pos,
+                        "a Cognito authorizer here takes exactly one user pool",
+                        "list one ARN in `providerARNs`",
+                    );
                     return;
                 };
-                let Some(text) = self.text(arn, "the user pool ARN") else { return };
+                let Some(text) = self.text(arn, "the user pool ARN") else {
+                    return;
+                };
                 // arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL
                 let parts: Vec<&str> = text.split(':').collect();
                 let pool = parts.get(5).and_then(|p| p.strip_prefix("userpool/"));
-                let (Some(region), Some(pool)) = (parts.get(3).filter(|r| !r.is_empty()), pool) else {
-                    self.refuse(arn.pos, format!("`{text}` is not a user pool ARN"), "write arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID");
+                let (Some(region), Some(pool)) = (parts.get(3).filter(|r| !r.is_empty()), pool)
+                else {
+                    self.refuse(
+                        arn.pos,
+                        format!("`{text}` is not a user pool ARN"),
+                        "write arn:aws:cognito-idp:REGION:ACCOUNT:userpool/POOL_ID",
+                    );
                     return;
                 };
                 let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool}");
-                settings.push(("jwks_uri", string(arn.pos, format!("{issuer}/.well-known/jwks.json"))));
+                settings.push((
+                    "jwks_uri",
+                    string(arn.pos, format!("{issuer}/.well-known/jwks.json")),
+                ));
                 settings.push(("issuer", string(arn.pos, issuer)));
                 settings.push(("algorithms", array(pos, vec![string(pos, "RS256")])));
-                let header = self.identity_header(a, scheme).unwrap_or_else(|| "Authorization".into());
+                let header = self
+                    .identity_header(a, scheme)
+                    .unwrap_or_else(|| "Authorization".into());
                 settings.push(("token_source", string(pos, format!("header.{header}"))));
                 bearer(scheme, pos);
             }
             "jwt" => {
                 let Some(cfg) = a.get("jwtConfiguration") else {
-                    self.refuse(pos, "a JWT authorizer needs `jwtConfiguration`", "give its issuer and audience");
+                    self.refuse(
+                        pos,
+                        "a JWT authorizer needs `jwtConfiguration`",
+                        "give its issuer and audience",
+                    );
                     return;
                 };
                 if let Some(iss) = cfg.get("issuer") {
-                    let Some(issuer) = self.text(iss, "the issuer") else { return };
+                    let Some(issuer) = self.text(iss, "the issuer") else {
+                        return;
+                    };
                     settings.push(("issuer", string(iss.pos, issuer.trim_end_matches('/'))));
-                    settings.push(("jwks_uri", string(iss.pos, format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')))));
+                    settings.push((
+                        "jwks_uri",
+                        string(
+                            iss.pos,
+                            format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+                        ),
+                    ));
                 }
                 if let Some(aud) = cfg.get("audience") {
                     settings.push(("audience", aud.clone()));
@@ -346,18 +423,32 @@ impl Lowering<'_> {
                         Some(Ok(ids)) if ids.len() == 1 => {
                             settings.push(("token_source", string(source.pos, ids[0].clone())));
                         }
-                        Some(Err(why)) => self.refuse(source.pos, why, "use `$request.header.NAME` or `$request.querystring.NAME`"),
-                        _ => self.refuse(source.pos, "a JWT authorizer reads one identity source", "name one header or query parameter"),
+                        Some(Err(why)) => self.refuse(
+                            source.pos,
+                            why,
+                            "use `$request.header.NAME` or `$request.querystring.NAME`",
+                        ),
+                        _ => self.refuse(
+                            source.pos,
+                            "a JWT authorizer reads one identity source",
+                            "name one header or query parameter",
+                        ),
                     }
                 }
                 bearer(scheme, pos);
             }
             "token" | "request" => {
                 let Some(uri) = a.get("authorizerUri") else {
-                    self.refuse(pos, "a Lambda authorizer needs `authorizerUri`", "give the function's invocation URI");
+                    self.refuse(
+                        pos,
+                        "a Lambda authorizer needs `authorizerUri`",
+                        "give the function's invocation URI",
+                    );
                     return;
                 };
-                let Some(text) = self.text(uri, "`authorizerUri`") else { return };
+                let Some(text) = self.text(uri, "`authorizerUri`") else {
+                    return;
+                };
                 let Some(function) = lambda_function(&text) else {
                     self.refuse(
                         uri.pos,
@@ -380,14 +471,19 @@ impl Lowering<'_> {
                     az.push(("event", string(pos, kind.clone())));
                 }
                 let identity = if kind == "token" {
-                    self.identity_header(a, scheme).map(|h| vec![format!("header.{h}")])
+                    self.identity_header(a, scheme)
+                        .map(|h| vec![format!("header.{h}")])
                 } else {
                     match a.get("identitySource") {
                         Some(s) if s.as_str().is_some_and(|t| !t.trim().is_empty()) => {
                             match self.identity(s.as_str().unwrap_or("")) {
                                 Ok(ids) => Some(ids),
                                 Err(why) => {
-                                    self.refuse(s.pos, why, "identity sources here are headers and query parameters");
+                                    self.refuse(
+                                        s.pos,
+                                        why,
+                                        "identity sources here are headers and query parameters",
+                                    );
                                     return;
                                 }
                             }
@@ -396,21 +492,39 @@ impl Lowering<'_> {
                     }
                 };
                 if let Some(ids) = identity {
-                    az.push(("identity", array(pos, ids.into_iter().map(|i| string(pos, i)).collect())));
+                    az.push((
+                        "identity",
+                        array(pos, ids.into_iter().map(|i| string(pos, i)).collect()),
+                    ));
                 }
-                let ttl = a.get("authorizerResultTtlInSeconds").and_then(Node::as_f64).unwrap_or(300.0);
+                let ttl = a
+                    .get("authorizerResultTtlInSeconds")
+                    .and_then(Node::as_f64)
+                    .unwrap_or(300.0);
                 az.push(("ttl", string(pos, format!("{}s", ttl.max(0.0) as u64))));
                 if let Some(expr) = a.get("identityValidationExpression") {
-                    self.refuse(expr.pos, "`identityValidationExpression` is not carried over", "check the token's shape in the authorizer function");
+                    self.refuse(
+                        expr.pos,
+                        "`identityValidationExpression` is not carried over",
+                        "check the token's shape in the authorizer function",
+                    );
                 }
                 settings.push(("authorizer", object(pos, az)));
                 // The authorizer decides; the scheme's own `in`/`name` only name the token.
                 if scheme.get("type").and_then(Node::as_str) != Some("apiKey") {
-                    self.refuse(pos, "a Lambda authorizer stands on an `apiKey` scheme", "write `type: apiKey` with the header it reads");
+                    self.refuse(
+                        pos,
+                        "a Lambda authorizer stands on an `apiKey` scheme",
+                        "write `type: apiKey` with the header it reads",
+                    );
                 }
             }
             other => {
-                self.refuse(pos, format!("authorizer type `{other}` is not carried over"), "API Gateway's are token, request, cognito_user_pools and jwt");
+                self.refuse(
+                    pos,
+                    format!("authorizer type `{other}` is not carried over"),
+                    "API Gateway's are token, request, cognito_user_pools and jwt",
+                );
                 return;
             }
         }
@@ -420,16 +534,27 @@ impl Lowering<'_> {
 
     /// The header a TOKEN or Cognito authorizer reads: its identity source, else the scheme's.
     fn identity_header(&mut self, a: &Node, scheme: &Node) -> Option<String> {
-        let source = a.get("identitySource").and_then(Node::as_str).unwrap_or("").trim();
+        let source = a
+            .get("identitySource")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .trim();
         if let Some(h) = source.strip_prefix("method.request.header.") {
             return Some(h.to_string());
         }
         if !source.is_empty() {
             let pos = a.get("identitySource").map_or(a.pos, |s| s.pos);
-            self.refuse(pos, format!("`{source}` is not a header"), "a token authorizer reads `method.request.header.NAME`");
+            self.refuse(
+                pos,
+                format!("`{source}` is not a header"),
+                "a token authorizer reads `method.request.header.NAME`",
+            );
             return None;
         }
-        scheme.get("name").and_then(Node::as_str).map(str::to_string)
+        scheme
+            .get("name")
+            .and_then(Node::as_str)
+            .map(str::to_string)
     }
 
     /// Identity sources (`method.request.header.X, method.request.querystring.Y`,
@@ -460,7 +585,11 @@ impl Lowering<'_> {
             for m in METHODS {
                 if item.get(m).is_none() {
                     let mut op = any.value.clone();
-                    if let Some(id) = op.get("operationId").and_then(Node::as_str).map(str::to_string) {
+                    if let Some(id) = op
+                        .get("operationId")
+                        .and_then(Node::as_str)
+                        .map(str::to_string)
+                    {
                         let pos = op.get("operationId").map_or(op.pos, |n| n.pos);
                         set(&mut op, "operationId", string(pos, format!("{id}-{m}")));
                     }
@@ -468,7 +597,10 @@ impl Lowering<'_> {
                 }
             }
         }
-        let shared: Vec<Node> = item.get("parameters").map(|p| p.items().to_vec()).unwrap_or_default();
+        let shared: Vec<Node> = item
+            .get("parameters")
+            .map(|p| p.items().to_vec())
+            .unwrap_or_default();
         if let Value::Object(entries) = &mut item.value {
             for e in entries.iter_mut() {
                 if METHODS.contains(&e.key.as_str()) {
@@ -486,9 +618,16 @@ impl Lowering<'_> {
                 places.path.push(name.trim_end_matches('+').to_string());
             }
         }
-        let own = op.get("parameters").map(|p| p.items().to_vec()).unwrap_or_default();
+        let own = op
+            .get("parameters")
+            .map(|p| p.items().to_vec())
+            .unwrap_or_default();
         for p in own.iter().chain(shared) {
-            let name = p.get("name").and_then(Node::as_str).unwrap_or("").to_string();
+            let name = p
+                .get("name")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_string();
             match p.get("in").and_then(Node::as_str) {
                 Some("query") => places.query.push(name),
                 Some("header") => places.header.push(name),
@@ -512,7 +651,10 @@ impl Lowering<'_> {
         if let Some(e) = remove(op, "x-amazon-apigateway-request-validator") {
             if let Some(name) = e.value.as_str() {
                 let requests = self.validation(name, e.value.pos);
-                settings.push(("validate".into(), object(e.value.pos, vec![("requests", requests)])));
+                settings.push((
+                    "validate".into(),
+                    object(e.value.pos, vec![("requests", requests)]),
+                ));
             }
         }
         if let Some(e) = remove(op, "x-amazon-apigateway-integration") {
@@ -522,28 +664,56 @@ impl Lowering<'_> {
                 match name.and_then(|n| self.integrations.as_ref()?.get(n)) {
                     Some(target) => node = target.clone(),
                     None => {
-                        self.refuse(node.pos, format!("`{r}` names no integration"), "point at an entry of `components.x-amazon-apigateway-integrations`");
+                        self.refuse(
+                            node.pos,
+                            format!("`{r}` names no integration"),
+                            "point at an entry of `components.x-amazon-apigateway-integrations`",
+                        );
                         return;
                     }
                 }
             }
             self.integration(&node, method, &places, &mut settings);
         }
-        for key in op.entries().iter().filter(|e| e.key.starts_with(PREFIX)).map(|e| (e.key.clone(), e.key_pos)).collect::<Vec<_>>() {
+        for key in op
+            .entries()
+            .iter()
+            .filter(|e| e.key.starts_with(PREFIX))
+            .map(|e| (e.key.clone(), e.key_pos))
+            .collect::<Vec<_>>()
+        {
             remove(op, &key.0);
-            self.refuse(key.1, format!("`{}` is not carried over here", key.0), "see docs/migrate-from-aws.md for what each extension becomes");
+            self.refuse(
+                key.1,
+                format!("`{}` is not carried over here", key.0),
+                "see docs/migrate-from-aws.md for what each extension becomes",
+            );
         }
-        let pos = op.pos;
         self.merge(op, settings);
-        let _ = pos;
     }
 
-    fn integration(&mut self, node: &Node, method: &str, places: &Places, settings: &mut Vec<(String, Node)>) {
+    fn integration(
+        &mut self,
+        node: &Node,
+        method: &str,
+        places: &Places,
+        settings: &mut Vec<(String, Node)>,
+    ) {
         let pos = node.pos;
-        let kind = node.get("type").and_then(Node::as_str).unwrap_or("").to_ascii_lowercase();
+        let kind = node
+            .get("type")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if let Some(c) = node.get("connectionType") {
-            if c.as_str().is_some_and(|s| s.eq_ignore_ascii_case("VPC_LINK")) {
-                self.refuse(c.pos, "VPC links are not carried over", "point `uri` at an address the gateway reaches directly");
+            if c.as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("VPC_LINK"))
+            {
+                self.refuse(
+                    c.pos,
+                    "VPC links are not carried over",
+                    "point `uri` at an address the gateway reaches directly",
+                );
                 return;
             }
         }
@@ -552,10 +722,16 @@ impl Lowering<'_> {
         let integration = match kind.as_str() {
             "http" | "http_proxy" => {
                 let Some(uri_node) = node.get("uri") else {
-                    self.refuse(pos, "an HTTP integration needs `uri`", "give the upstream URL");
+                    self.refuse(
+                        pos,
+                        "an HTTP integration needs `uri`",
+                        "give the upstream URL",
+                    );
                     return;
                 };
-                let Some(uri) = self.text(uri_node, "`uri`") else { return };
+                let Some(uri) = self.text(uri_node, "`uri`") else {
+                    return;
+                };
                 if let Some(m) = node.get("httpMethod").and_then(Node::as_str) {
                     if !m.eq_ignore_ascii_case("ANY") && !m.eq_ignore_ascii_case(method) {
                         self.refuse(
@@ -571,7 +747,10 @@ impl Lowering<'_> {
                 for (to, from) in path_map {
                     url = url.replace(&format!("{{{to}}}"), &format!("{{{from}}}"));
                 }
-                let mut i: Vec<(&str, Node)> = vec![("type", string(pos, "http")), ("url", string(uri_node.pos, url))];
+                let mut i: Vec<(&str, Node)> = vec![
+                    ("type", string(pos, "http")),
+                    ("url", string(uri_node.pos, url)),
+                ];
                 if let Some(t) = node.get("timeoutInMillis").and_then(Node::as_f64) {
                     i.push(("timeout", millis(pos, t.max(1.0) as u64)));
                 }
@@ -581,11 +760,21 @@ impl Lowering<'_> {
                     }
                 }
                 if kind == "http" {
-                    if let Some(t) = node.get("requestTemplates").filter(|t| !t.entries().is_empty()) {
+                    if let Some(t) = node
+                        .get("requestTemplates")
+                        .filter(|t| !t.entries().is_empty())
+                    {
                         match self.one_template(t, places, "request") {
-                            Some(Compiled::Json(body)) => transform_request.push(("body", object(t.pos, vec![("template", json_node(&body, t.pos))]))),
+                            Some(Compiled::Json(body)) => transform_request.push((
+                                "body",
+                                object(t.pos, vec![("template", json_node(&body, t.pos))]),
+                            )),
                             Some(Compiled::Text(text)) if text.is_empty() => {}
-                            Some(Compiled::Text(_)) => self.refuse(t.pos, "a request template that is not JSON is not carried over", "send the body through unchanged, or map it as JSON"),
+                            Some(Compiled::Text(_)) => self.refuse(
+                                t.pos,
+                                "a request template that is not JSON is not carried over",
+                                "send the body through unchanged, or map it as JSON",
+                            ),
                             None => {}
                         }
                     }
@@ -610,12 +799,18 @@ impl Lowering<'_> {
                 let mut i: Vec<(&str, Node)> = vec![("type", string(pos, "mock"))];
                 match chosen {
                     Some(resp) => {
-                        let code = resp.value.get("statusCode").and_then(scalar_text).and_then(|s| s.parse::<u64>().ok()).unwrap_or(200);
+                        let code = resp
+                            .value
+                            .get("statusCode")
+                            .and_then(scalar_text)
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .unwrap_or(200);
                         i.push(("status", int(resp.value.pos, code)));
                         let headers = self.response_headers(&resp.value);
                         if !headers.is_empty() {
                             let set = Node::new(Value::Object(headers), resp.value.pos);
-                            transform_response.push(("headers", object(resp.value.pos, vec![("set", set)])));
+                            transform_response
+                                .push(("headers", object(resp.value.pos, vec![("set", set)])));
                         }
                         match resp.value.get("responseTemplates") {
                             Some(t) if !t.entries().is_empty() => {
@@ -623,12 +818,30 @@ impl Lowering<'_> {
                                 match self.one_template(t, places, "response") {
                                     Some(Compiled::Json(body)) if has_expressions(&body) => {
                                         i.push(("body", object(t.pos, vec![])));
-                                        transform_response.push(("body", object(t.pos, vec![("template", json_node(&body, t.pos))])));
+                                        transform_response.push((
+                                            "body",
+                                            object(
+                                                t.pos,
+                                                vec![("template", json_node(&body, t.pos))],
+                                            ),
+                                        ));
                                     }
-                                    Some(Compiled::Json(body)) => i.push(("body", json_node(&body, t.pos))),
+                                    Some(Compiled::Json(body)) => {
+                                        i.push(("body", json_node(&body, t.pos)))
+                                    }
                                     Some(Compiled::Text(text)) => {
                                         i.push(("body", string(t.pos, text)));
-                                        i.push(("content_type", string(t.pos, if media.contains("json") { "text/plain".to_string() } else { media })));
+                                        i.push((
+                                            "content_type",
+                                            string(
+                                                t.pos,
+                                                if media.contains("json") {
+                                                    "text/plain".to_string()
+                                                } else {
+                                                    media
+                                                },
+                                            ),
+                                        ));
                                     }
                                     None => return,
                                 }
@@ -639,17 +852,26 @@ impl Lowering<'_> {
                     None => {
                         // No integration response: API Gateway answers 500.
                         i.push(("status", int(pos, 500)));
-                        i.push(("body", object(pos, vec![("message", string(pos, "Internal server error"))])));
+                        i.push((
+                            "body",
+                            object(pos, vec![("message", string(pos, "Internal server error"))]),
+                        ));
                     }
                 }
                 object(pos, i)
             }
             "aws_proxy" => {
                 let Some(uri_node) = node.get("uri") else {
-                    self.refuse(pos, "a Lambda proxy integration needs `uri`", "give the function's invocation URI");
+                    self.refuse(
+                        pos,
+                        "a Lambda proxy integration needs `uri`",
+                        "give the function's invocation URI",
+                    );
                     return;
                 };
-                let Some(uri) = self.text(uri_node, "`uri`") else { return };
+                let Some(uri) = self.text(uri_node, "`uri`") else {
+                    return;
+                };
                 let Some(function) = lambda_function(&uri) else {
                     self.refuse(
                         uri_node.pos,
@@ -703,7 +925,11 @@ impl Lowering<'_> {
                 return;
             }
             other => {
-                self.refuse(pos, format!("integration type `{other}` is not carried over"), "API Gateway's types are http, http_proxy, mock, aws_proxy and aws");
+                self.refuse(
+                    pos,
+                    format!("integration type `{other}` is not carried over"),
+                    "API Gateway's types are http, http_proxy, mock, aws_proxy and aws",
+                );
                 return;
             }
         };
@@ -751,7 +977,9 @@ impl Lowering<'_> {
 
     /// The status a mock's request template selects (`{"statusCode": 200}`).
     fn mock_status(&mut self, templates: &Node) -> Option<String> {
-        let first = templates.get("application/json").or_else(|| templates.entries().first().map(|e| &e.value))?;
+        let first = templates
+            .get("application/json")
+            .or_else(|| templates.entries().first().map(|e| &e.value))?;
         let text = first.as_str().unwrap_or("");
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(v) => match v.get("statusCode") {
@@ -773,10 +1001,16 @@ impl Lowering<'_> {
     /// Static `method.response.header.X` values of an integration response.
     fn response_headers(&mut self, resp: &Node) -> Vec<Entry> {
         let mut headers = Vec::new();
-        let Some(params) = resp.get("responseParameters") else { return headers };
+        let Some(params) = resp.get("responseParameters") else {
+            return headers;
+        };
         for p in params.entries() {
             let Some(name) = p.key.strip_prefix("method.response.header.") else {
-                self.refuse(p.key_pos, format!("`{}` is not a response header", p.key), "write `method.response.header.NAME`");
+                self.refuse(
+                    p.key_pos,
+                    format!("`{}` is not a response header", p.key),
+                    "write `method.response.header.NAME`",
+                );
                 continue;
             };
             let value = p.value.as_str().unwrap_or("");
@@ -800,24 +1034,42 @@ impl Lowering<'_> {
     /// A non-proxy HTTP integration's responses: status mapping and static headers. Templates
     /// that rewrite the upstream's body are refused.
     fn http_responses(&mut self, node: &Node, places: &Places, out: &mut Vec<(&str, Node)>) {
-        let Some(responses) = node.get("responses") else { return };
+        let Some(responses) = node.get("responses") else {
+            return;
+        };
         let mut status = Vec::new();
         let mut headers_seen: Vec<Entry> = Vec::new();
         let mut classes_taken: Vec<String> = Vec::new();
         for e in responses.entries() {
-            let code = e.value.get("statusCode").and_then(scalar_text).and_then(|s| s.parse::<u64>().ok());
+            let code = e
+                .value
+                .get("statusCode")
+                .and_then(scalar_text)
+                .and_then(|s| s.parse::<u64>().ok());
             let Some(code) = code else {
-                self.refuse(e.value.pos, "an integration response needs a `statusCode`", "write the status the client gets");
+                self.refuse(
+                    e.value.pos,
+                    "an integration response needs a `statusCode`",
+                    "write the status the client gets",
+                );
                 continue;
             };
             if e.key != "default" {
                 match selection_class(&e.key) {
                     Some(class) => {
                         classes_taken.push(class.clone());
-                        status.push(Entry { key: class, key_pos: e.key_pos, value: int(e.value.pos, code) });
+                        status.push(Entry {
+                            key: class,
+                            key_pos: e.key_pos,
+                            value: int(e.value.pos, code),
+                        });
                     }
                     None => {
-                        self.refuse(e.key_pos, format!("the selection pattern `{}` is not carried over", e.key), "use a status (`404`), a class (`4\\d{2}`) or `default`");
+                        self.refuse(
+                            e.key_pos,
+                            format!("the selection pattern `{}` is not carried over", e.key),
+                            "use a status (`404`), a class (`4\\d{2}`) or `default`",
+                        );
                         continue;
                     }
                 }
@@ -825,11 +1077,19 @@ impl Lowering<'_> {
             let headers = self.response_headers(&e.value);
             if !headers.is_empty() {
                 if !headers_seen.is_empty() && headers_seen != headers {
-                    self.refuse(e.value.pos, "response headers that differ by status are not carried over", "set the same headers on every integration response");
+                    self.refuse(
+                        e.value.pos,
+                        "response headers that differ by status are not carried over",
+                        "set the same headers on every integration response",
+                    );
                 }
                 headers_seen = headers;
             }
-            if let Some(t) = e.value.get("responseTemplates").filter(|t| !t.entries().is_empty()) {
+            if let Some(t) = e
+                .value
+                .get("responseTemplates")
+                .filter(|t| !t.entries().is_empty())
+            {
                 match self.one_template(t, places, "response") {
                     Some(Compiled::Text(text)) if text.is_empty() => {}
                     Some(_) => self.refuse(
@@ -842,10 +1102,21 @@ impl Lowering<'_> {
             }
         }
         if let Some(d) = responses.get("default") {
-            if let Some(code) = d.get("statusCode").and_then(scalar_text).and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(code) = d
+                .get("statusCode")
+                .and_then(scalar_text)
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 for class in ["1XX", "2XX", "3XX", "4XX", "5XX"] {
-                    if !classes_taken.iter().any(|c| c == class || c.starts_with(&class[..1])) {
-                        status.push(Entry { key: class.to_string(), key_pos: d.pos, value: int(d.pos, code) });
+                    if !classes_taken
+                        .iter()
+                        .any(|c| c == class || c.starts_with(&class[..1]))
+                    {
+                        status.push(Entry {
+                            key: class.to_string(),
+                            key_pos: d.pos,
+                            value: int(d.pos, code),
+                        });
                     }
                 }
             }
@@ -861,7 +1132,11 @@ impl Lowering<'_> {
 
     /// `requestParameters` as request transforms, and the URI's path variables renamed to the
     /// operation's (`integration.request.path.id: method.request.path.petId`).
-    fn request_parameters(&mut self, node: &Node, places: &Places) -> (Vec<(&'static str, Node)>, Vec<(String, String)>) {
+    fn request_parameters(
+        &mut self,
+        node: &Node,
+        places: &Places,
+    ) -> (Edits, Vec<(String, String)>) {
         let mut headers = Vec::new();
         let mut query = Vec::new();
         let mut header_removes = Vec::new();
@@ -888,25 +1163,43 @@ impl Lowering<'_> {
                 };
                 let (place, name) = target.split_once('.').unwrap_or((target, ""));
                 match (op, place) {
-                    ("overwrite" | "append", "header") => headers.push((op == "append", name.to_string(), string(p.value.pos, value))),
-                    ("overwrite" | "append", "querystring") => query.push((op == "append", name.to_string(), string(p.value.pos, value))),
+                    ("overwrite" | "append", "header") => {
+                        headers.push((op == "append", name.to_string(), string(p.value.pos, value)))
+                    }
+                    ("overwrite" | "append", "querystring") => {
+                        query.push((op == "append", name.to_string(), string(p.value.pos, value)))
+                    }
                     ("remove", "header") => header_removes.push(string(p.key_pos, name)),
                     ("remove", "querystring") => query_removes.push(string(p.key_pos, name)),
-                    ("overwrite", "path") if name.is_empty() => path_rewrite = Some(string(p.value.pos, value)),
-                    _ => self.refuse(p.key_pos, format!("the mapping `{}` is not carried over", p.key), "map headers, query parameters or the path"),
+                    ("overwrite", "path") if name.is_empty() => {
+                        path_rewrite = Some(string(p.value.pos, value))
+                    }
+                    _ => self.refuse(
+                        p.key_pos,
+                        format!("the mapping `{}` is not carried over", p.key),
+                        "map headers, query parameters or the path",
+                    ),
                 }
                 continue;
             }
             // REST APIs: `integration.request.header.X: method.request.header.Y`.
             let Some(target) = p.key.strip_prefix("integration.request.") else {
-                self.refuse(p.key_pos, format!("`{}` is not an integration request parameter", p.key), "write `integration.request.header|querystring|path.NAME`");
+                self.refuse(
+                    p.key_pos,
+                    format!("`{}` is not an integration request parameter", p.key),
+                    "write `integration.request.header|querystring|path.NAME`",
+                );
                 continue;
             };
             let (place, name) = target.split_once('.').unwrap_or((target, ""));
             if place == "path" {
                 match source.strip_prefix("method.request.path.") {
                     Some(from) => path_map.push((name.to_string(), from.to_string())),
-                    None => self.refuse(p.value.pos, format!("the path variable `{name}` is filled from `{source}`"), "fill path variables from the operation's own path parameters"),
+                    None => self.refuse(
+                        p.value.pos,
+                        format!("the path variable `{name}` is filled from `{source}`"),
+                        "fill path variables from the operation's own path parameters",
+                    ),
                 }
                 continue;
             }
@@ -920,15 +1213,38 @@ impl Lowering<'_> {
             match place {
                 "header" => headers.push((false, name.to_string(), string(p.value.pos, value))),
                 "querystring" => query.push((false, name.to_string(), string(p.value.pos, value))),
-                _ => self.refuse(p.key_pos, format!("`{}` is not carried over", p.key), "map headers, query parameters or path variables"),
+                _ => self.refuse(
+                    p.key_pos,
+                    format!("`{}` is not carried over", p.key),
+                    "map headers, query parameters or path variables",
+                ),
             }
         }
         let mut out: Vec<(&'static str, Node)> = Vec::new();
         let pos = params.pos;
-        for (key, list, removes) in [("headers", headers, header_removes), ("query", query, query_removes)] {
+        for (key, list, removes) in [
+            ("headers", headers, header_removes),
+            ("query", query, query_removes),
+        ] {
             let mut edits = Vec::new();
-            let sets: Vec<Entry> = list.iter().filter(|(a, _, _)| !a).map(|(_, n, v)| Entry { key: n.clone(), key_pos: v.pos, value: v.clone() }).collect();
-            let adds: Vec<Entry> = list.iter().filter(|(a, _, _)| *a).map(|(_, n, v)| Entry { key: n.clone(), key_pos: v.pos, value: v.clone() }).collect();
+            let sets: Vec<Entry> = list
+                .iter()
+                .filter(|(a, _, _)| !a)
+                .map(|(_, n, v)| Entry {
+                    key: n.clone(),
+                    key_pos: v.pos,
+                    value: v.clone(),
+                })
+                .collect();
+            let adds: Vec<Entry> = list
+                .iter()
+                .filter(|(a, _, _)| *a)
+                .map(|(_, n, v)| Entry {
+                    key: n.clone(),
+                    key_pos: v.pos,
+                    value: v.clone(),
+                })
+                .collect();
             if !sets.is_empty() {
                 edits.push(("set", Node::new(Value::Object(sets), pos)));
             }
@@ -968,21 +1284,34 @@ impl Lowering<'_> {
             ("request.query", n)
         } else if let Some(n) = source.strip_prefix("$request.path.") {
             ("request.path", n)
-        } else if source.starts_with("context.") || source.starts_with("$context.") || source.starts_with("stageVariables.") || source.starts_with("$stageVariables.") {
+        } else if source.starts_with("context.")
+            || source.starts_with("$context.")
+            || source.starts_with("stageVariables.")
+            || source.starts_with("$stageVariables.")
+        {
             let reference = format!("${}", source.trim_start_matches('$'));
             // A header or query value is text already: the `text` filter a JSON string gets
             // is left off.
             return match vtl::compile(&format!("\"{reference}\""), places) {
-                Ok(Compiled::Json(serde_json::Value::String(s))) => Ok(s.replace(" | text }}", " }}")),
+                Ok(Compiled::Json(serde_json::Value::String(s))) => {
+                    Ok(s.replace(" | text }}", " }}"))
+                }
                 _ => Err(format!("`{source}` is not carried over")),
             };
-        } else if !source.contains('$') && !source.starts_with("method.") && !source.starts_with("integration.") {
+        } else if !source.contains('$')
+            && !source.starts_with("method.")
+            && !source.starts_with("integration.")
+        {
             // HTTP APIs write static values without quotes.
             return Ok(source.to_string());
         } else {
             return Err(format!("`{source}` is not carried over"));
         };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
             return Err(format!("`{source}` does not name a parameter"));
         }
         Ok(format!("{{{{ {place}.{name} }}}}"))
@@ -999,7 +1328,11 @@ impl Lowering<'_> {
             Value::Object(
                 derived
                     .into_iter()
-                    .map(|(k, v)| Entry { key: k, key_pos: v.pos, value: v })
+                    .map(|(k, v)| Entry {
+                        key: k,
+                        key_pos: v.pos,
+                        value: v,
+                    })
                     .collect(),
             ),
             pos,
@@ -1026,16 +1359,26 @@ impl Lowering<'_> {
             }
         }
         for (key, pos) in found {
-            self.refuse(pos, format!("`{key}` is not read where it stands"), "see docs/migrate-from-aws.md for where each extension goes");
+            self.refuse(
+                pos,
+                format!("`{key}` is not read where it stands"),
+                "see docs/migrate-from-aws.md for where each extension goes",
+            );
         }
     }
 }
 
 /// Merges the mapping `derived` into `holder.x-gateway`, the holder's own keys winning.
 fn merge_into(l: &mut Lowering<'_>, holder: &mut Node, derived: Node, pos: Pos) {
-    let Some(xg) = member(holder, "x-gateway", pos) else { return };
-    let Value::Object(own) = &mut xg.value else { return };
-    let Value::Object(new) = derived.value else { return };
+    let Some(xg) = member(holder, "x-gateway", pos) else {
+        return;
+    };
+    let Value::Object(own) = &mut xg.value else {
+        return;
+    };
+    let Value::Object(new) = derived.value else {
+        return;
+    };
     for e in new {
         match own.iter().find(|o| o.key == e.key) {
             Some(o) => l.diags.report(
@@ -1043,8 +1386,14 @@ fn merge_into(l: &mut Lowering<'_>, holder: &mut Node, derived: Node, pos: Pos) 
                 l.file,
                 o.key_pos,
                 "",
-                format!("`x-gateway.{}` is used instead of what the API Gateway extension says", e.key),
-                Some(format!("the extension at line {} is ignored for `{}`", e.key_pos.line, e.key)),
+                format!(
+                    "`x-gateway.{}` is used instead of what the API Gateway extension says",
+                    e.key
+                ),
+                Some(format!(
+                    "the extension at line {} is ignored for `{}`",
+                    e.key_pos.line, e.key
+                )),
             ),
             None => own.push(e),
         }
@@ -1077,8 +1426,12 @@ fn declare_api_key(root: &mut Node) {
     if declared {
         return;
     }
-    let Some(components) = member(root, "components", pos) else { return };
-    let Some(schemes) = member(components, "securitySchemes", pos) else { return };
+    let Some(components) = member(root, "components", pos) else {
+        return;
+    };
+    let Some(schemes) = member(components, "securitySchemes", pos) else {
+        return;
+    };
     set(
         schemes,
         "api_key",
@@ -1157,7 +1510,11 @@ fn json_node(v: &serde_json::Value, pos: Pos) -> Node {
         J::Array(items) => Value::Array(items.iter().map(|i| json_node(i, pos)).collect()),
         J::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Entry { key: k.clone(), key_pos: pos, value: json_node(v, pos) })
+                .map(|(k, v)| Entry {
+                    key: k.clone(),
+                    key_pos: pos,
+                    value: json_node(v, pos),
+                })
                 .collect(),
         ),
     };
@@ -1184,6 +1541,9 @@ mod tests {
             Some("arn:aws:lambda:us-west-2:0:function:f")
         );
         assert_eq!(lambda_function("${authorizer_lambda_invocation_arn}"), None);
-        assert_eq!(lambda_function("arn:aws:apigateway:us-east-1:kinesis:action/GetRecords"), None);
+        assert_eq!(
+            lambda_function("arn:aws:apigateway:us-east-1:kinesis:action/GetRecords"),
+            None
+        );
     }
 }

@@ -100,7 +100,10 @@ pub(crate) fn convert(root: &Node, file: &Path, diags: &mut Diagnostics) -> Node
                 for p in e.value.entries() {
                     // Body and form parameters have no 3.0 component form; operations that use
                     // them get them inline (see `operation`).
-                    if !matches!(p.value.get("in").and_then(Node::as_str), Some("body" | "formData")) {
+                    if !matches!(
+                        p.value.get("in").and_then(Node::as_str),
+                        Some("body" | "formData")
+                    ) {
                         params.push(Entry {
                             key: p.key.clone(),
                             key_pos: p.key_pos,
@@ -122,7 +125,10 @@ pub(crate) fn convert(root: &Node, file: &Path, diags: &mut Diagnostics) -> Node
                         value: c.response(&r.value, &produces),
                     })
                     .collect();
-                components.push(("responses", Node::new(Value::Object(responses), e.value.pos)));
+                components.push((
+                    "responses",
+                    Node::new(Value::Object(responses), e.value.pos),
+                ));
             }
             "securityDefinitions" => {
                 let schemes = e
@@ -192,7 +198,10 @@ fn rewrite_refs(node: &Node) -> Node {
                         e.value.value = Value::String("string".into());
                     } else if e.key == "discriminator" {
                         if let Some(name) = e.value.as_str().map(str::to_string) {
-                            e.value = object(e.value.pos, vec![("propertyName", string(e.value.pos, name))]);
+                            e.value = object(
+                                e.value.pos,
+                                vec![("propertyName", string(e.value.pos, name))],
+                            );
                         }
                     }
                 }
@@ -239,7 +248,11 @@ impl Converter<'_> {
         let mut out = Vec::new();
         for p in paths.entries() {
             let mut item = Vec::new();
-            let shared: Vec<Node> = p.value.get("parameters").map(|n| n.items().to_vec()).unwrap_or_default();
+            let shared: Vec<Node> = p
+                .value
+                .get("parameters")
+                .map(|n| n.items().to_vec())
+                .unwrap_or_default();
             for e in p.value.entries() {
                 let value = if METHODS.contains(&e.key.as_str()) {
                     self.operation(&e.value, &shared)
@@ -290,7 +303,10 @@ impl Converter<'_> {
 
     fn is_body_or_form(&self, param: &Node) -> bool {
         let p = self.resolved(param);
-        matches!(p.get("in").and_then(Node::as_str), Some("body" | "formData"))
+        matches!(
+            p.get("in").and_then(Node::as_str),
+            Some("body" | "formData")
+        )
     }
 
     fn operation(&mut self, op: &Node, shared: &[Node]) -> Node {
@@ -303,12 +319,20 @@ impl Converter<'_> {
             .map(|n| media_list(Some(n)))
             .unwrap_or_else(|| self.produces.clone());
         // The operation's parameters override the path item's of the same name and place.
-        let own: Vec<Node> = op.get("parameters").map(|n| n.items().to_vec()).unwrap_or_default();
+        let own: Vec<Node> = op
+            .get("parameters")
+            .map(|n| n.items().to_vec())
+            .unwrap_or_default();
         let mut all: Vec<Node> = own.iter().map(|p| self.resolved(p)).collect();
         for s in shared {
             let s = self.resolved(s);
             let same = |p: &Node| p.get("name") == s.get("name") && p.get("in") == s.get("in");
-            if !all.iter().any(same) && matches!(s.get("in").and_then(Node::as_str), Some("body" | "formData")) {
+            if !all.iter().any(same)
+                && matches!(
+                    s.get("in").and_then(Node::as_str),
+                    Some("body" | "formData")
+                )
+            {
                 all.push(s);
             }
         }
@@ -321,11 +345,21 @@ impl Converter<'_> {
             match p.get("in").and_then(Node::as_str) {
                 Some("body") => {
                     if body.is_some() {
-                        self.refuse(p.pos, "a second `in: body` parameter (Swagger 2.0 allows one)");
+                        self.refuse(
+                            p.pos,
+                            "a second `in: body` parameter (Swagger 2.0 allows one)",
+                        );
                         continue;
                     }
-                    let schema = p.get("schema").map(rewrite_refs).unwrap_or_else(|| object(p.pos, vec![]));
-                    let types = if consumes.is_empty() { vec!["application/json".to_string()] } else { consumes.clone() };
+                    let schema = p
+                        .get("schema")
+                        .map(rewrite_refs)
+                        .unwrap_or_else(|| object(p.pos, vec![]));
+                    let types = if consumes.is_empty() {
+                        vec!["application/json".to_string()]
+                    } else {
+                        consumes.clone()
+                    };
                     let content = types
                         .iter()
                         .map(|t| Entry {
@@ -345,7 +379,11 @@ impl Converter<'_> {
                 }
                 Some("formData") => {
                     form_pos = p.pos;
-                    let name = p.get("name").and_then(Node::as_str).unwrap_or("").to_string();
+                    let name = p
+                        .get("name")
+                        .and_then(Node::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     let schema = self.schema_of(p);
                     let required = p.get("required").and_then(Node::as_bool).unwrap_or(false);
                     form.push((
@@ -370,8 +408,14 @@ impl Converter<'_> {
                 self.refuse(form_pos, "`in: formData` beside `in: body`");
             }
             let multipart = consumes.iter().any(|t| t == "multipart/form-data")
-                || form.iter().any(|(e, _)| e.value.get("format").and_then(Node::as_str) == Some("binary"));
-            let ty = if multipart { "multipart/form-data" } else { "application/x-www-form-urlencoded" };
+                || form
+                    .iter()
+                    .any(|(e, _)| e.value.get("format").and_then(Node::as_str) == Some("binary"));
+            let ty = if multipart {
+                "multipart/form-data"
+            } else {
+                "application/x-www-form-urlencoded"
+            };
             let required: Vec<Node> = form
                 .iter()
                 .filter(|(_, r)| *r)
@@ -379,7 +423,13 @@ impl Converter<'_> {
                 .collect();
             let mut schema = vec![
                 ("type", string(form_pos, "object")),
-                ("properties", Node::new(Value::Object(form.into_iter().map(|(e, _)| e).collect()), form_pos)),
+                (
+                    "properties",
+                    Node::new(
+                        Value::Object(form.into_iter().map(|(e, _)| e).collect()),
+                        form_pos,
+                    ),
+                ),
             ];
             if !required.is_empty() {
                 schema.push(("required", array(form_pos, required)));
@@ -469,7 +519,10 @@ impl Converter<'_> {
 
     fn parameter(&mut self, p: &Node) -> Node {
         if let Some(r) = p.get("$ref") {
-            return object(p.pos, vec![("$ref", string(r.pos, ref_30(r.as_str().unwrap_or(""))))]);
+            return object(
+                p.pos,
+                vec![("$ref", string(r.pos, ref_30(r.as_str().unwrap_or(""))))],
+            );
         }
         let mut out = Vec::new();
         for e in p.entries() {
@@ -533,7 +586,13 @@ impl Converter<'_> {
 
     fn response(&mut self, r: &Node, produces: &[String]) -> Node {
         if let Some(reference) = r.get("$ref") {
-            return object(r.pos, vec![("$ref", string(reference.pos, ref_30(reference.as_str().unwrap_or(""))))]);
+            return object(
+                r.pos,
+                vec![(
+                    "$ref",
+                    string(reference.pos, ref_30(reference.as_str().unwrap_or(""))),
+                )],
+            );
         }
         let mut out = Vec::new();
         for e in r.entries() {
@@ -582,7 +641,11 @@ impl Converter<'_> {
             );
         }
         if let Some(schema) = r.entry("schema") {
-            let types: Vec<String> = if produces.is_empty() { vec!["application/json".into()] } else { produces.to_vec() };
+            let types: Vec<String> = if produces.is_empty() {
+                vec!["application/json".into()]
+            } else {
+                produces.to_vec()
+            };
             let content = types
                 .iter()
                 .map(|t| {
@@ -620,8 +683,16 @@ impl Converter<'_> {
             "basic" => {
                 for e in s.entries() {
                     if e.key == "type" {
-                        out.push(Entry { key: "type".into(), key_pos: e.key_pos, value: string(e.value.pos, "http") });
-                        out.push(Entry { key: "scheme".into(), key_pos: e.key_pos, value: string(e.value.pos, "basic") });
+                        out.push(Entry {
+                            key: "type".into(),
+                            key_pos: e.key_pos,
+                            value: string(e.value.pos, "http"),
+                        });
+                        out.push(Entry {
+                            key: "scheme".into(),
+                            key_pos: e.key_pos,
+                            value: string(e.value.pos, "basic"),
+                        });
                     } else {
                         keep(&mut out, e);
                     }
@@ -635,7 +706,10 @@ impl Converter<'_> {
                     "application" => "clientCredentials",
                     "accessCode" => "authorizationCode",
                     _ => {
-                        self.refuse(s.get("flow").map_or(s.pos, |f| f.pos), format!("unknown OAuth 2 flow `{flow}`"));
+                        self.refuse(
+                            s.get("flow").map_or(s.pos, |f| f.pos),
+                            format!("unknown OAuth 2 flow `{flow}`"),
+                        );
                         "implicit"
                     }
                 };

@@ -73,9 +73,9 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
                 out.push(c);
                 i += 1;
             }
-            '#' if chars
-                .get(i + 1)
-                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '#' || *n == '*' || *n == '{') =>
+            '#' if chars.get(i + 1).is_some_and(|n| {
+                n.is_ascii_alphabetic() || *n == '#' || *n == '*' || *n == '{'
+            }) =>
             {
                 let word: String = chars[i + 1..]
                     .iter()
@@ -149,7 +149,10 @@ fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, usize
     let mut segs: Vec<(String, Option<Vec<Arg>>)> = Vec::new();
     loop {
         let start = j;
-        while chars.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-') {
+        while chars
+            .get(j)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        {
             j += 1;
         }
         if start == j {
@@ -181,7 +184,13 @@ fn reference(chars: &[char], i: usize, places: &Places) -> Result<(String, usize
     }
     let shown = || {
         segs.iter()
-            .map(|(n, c)| if c.is_some() { format!("{n}(…)") } else { n.clone() })
+            .map(|(n, c)| {
+                if c.is_some() {
+                    format!("{n}(…)")
+                } else {
+                    n.clone()
+                }
+            })
             .collect::<Vec<_>>()
             .join(".")
     };
@@ -303,9 +312,7 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<Str
             Some(expr)
         }
         ["input", "body"] if segs[1].1.is_none() => Some("request.body".into()),
-        ["stageVariables", name] if segs[1].1.is_none() => {
-            Some(format!("stageVariables.{name}"))
-        }
+        ["stageVariables", name] if segs[1].1.is_none() => Some(format!("stageVariables.{name}")),
         ["context", rest @ ..] if segs.iter().all(|(_, c)| c.is_none()) => {
             let expr = match rest {
                 [one @ ("requestId" | "stage" | "httpMethod" | "resourcePath" | "path")] => {
@@ -367,10 +374,16 @@ mod tests {
                 "id": "{{ context.requestId | text }}",
             }))
         );
-        let c = compile(r#"{"k": "$input.params().header.h1", "b": "${stageVariables.x}"}"#, &places()).unwrap();
+        let c = compile(
+            r#"{"k": "$input.params().header.h1", "b": "${stageVariables.x}"}"#,
+            &places(),
+        )
+        .unwrap();
         assert_eq!(
             c,
-            Compiled::Json(json!({"k": "{{ request.header.h1 | text }}", "b": "{{ stageVariables.x | text }}"}))
+            Compiled::Json(
+                json!({"k": "{{ request.header.h1 | text }}", "b": "{{ stageVariables.x | text }}"})
+            )
         );
     }
 
@@ -380,7 +393,10 @@ mod tests {
             compile("json 400 response template", &places()).unwrap(),
             Compiled::Text("json 400 response template".into())
         );
-        assert_eq!(compile("", &places()).unwrap(), Compiled::Text(String::new()));
+        assert_eq!(
+            compile("", &places()).unwrap(),
+            Compiled::Text(String::new())
+        );
         let (line, why) = compile("{\n  \"a\": 1\n}\n#set($x = 1)", &places()).unwrap_err();
         assert_eq!(line, 4);
         assert!(why.contains("#set"), "{why}");

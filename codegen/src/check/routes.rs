@@ -35,11 +35,11 @@ pub(crate) fn check_routes(
     // A greedy value is forwarded with `/` between its segments; a `%2F` kept inside a
     // segment would become one more separator upstream.
     if gw.root.escaped_slashes == crate::xgw::EscapedSlashes::Keep {
-        if let Some(r) = gw
-            .routes
-            .iter()
-            .find(|r| r.segments.iter().any(|s| matches!(s, crate::ir::Segment::Greedy(_))))
-        {
+        if let Some(r) = gw.routes.iter().find(|r| {
+            r.segments
+                .iter()
+                .any(|s| matches!(s, crate::ir::Segment::Greedy(_)))
+        }) {
             diags.report(
                 Code::BadPathTemplate,
                 &r.location.file,
