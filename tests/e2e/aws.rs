@@ -466,6 +466,13 @@ fn check_locates_what_cannot_be_carried_over() {
         .diagnostics
         .iter()
         .any(|d| d.code == gwgen::Code::AwsOverridden));
+    // A gateway response header that is not a header.
+    let c = check(spec(
+        "",
+        "x-amazon-apigateway-gateway-responses:\n  DEFAULT_4XX:\n    responseParameters:\n      'gatewayresponse.header.Bad Name': \"'x'\"\n",
+    ));
+    let d = first_error(&c);
+    assert_eq!((d.code, d.pos.line), (gwgen::Code::XGatewayInvalid, 6), "{d:?}");
     // A greedy variable that is not a whole last segment.
     let c = check(
         "openapi: 3.0.1\ninfo: { title: t, version: '1' }\npaths:\n  /a/{p+}/b:\n    get: { responses: { '200': { description: ok } } }\n".into(),
