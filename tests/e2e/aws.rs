@@ -472,7 +472,11 @@ fn check_locates_what_cannot_be_carried_over() {
         "x-amazon-apigateway-gateway-responses:\n  DEFAULT_4XX:\n    responseParameters:\n      'gatewayresponse.header.Bad Name': \"'x'\"\n",
     ));
     let d = first_error(&c);
-    assert_eq!((d.code, d.pos.line), (gwgen::Code::XGatewayInvalid, 6), "{d:?}");
+    assert_eq!(
+        (d.code, d.pos.line),
+        (gwgen::Code::XGatewayInvalid, 6),
+        "{d:?}"
+    );
     // A greedy variable that is not a whole last segment.
     let c = check(
         "openapi: 3.0.1\ninfo: { title: t, version: '1' }\npaths:\n  /a/{p+}/b:\n    get: { responses: { '200': { description: ok } } }\n".into(),

@@ -438,35 +438,14 @@ impl Lowering<'_> {
                 bearer(scheme, pos);
             }
             "token" | "request" => {
-                let Some(uri) = a.get("authorizerUri") else {
-                    self.refuse(
-                        pos,
-                        "a Lambda authorizer needs `authorizerUri`",
-                        "give the function's invocation URI",
-                    );
+                let Some((mut az, format)) = self.lambda_keys(
+                    a,
+                    "authorizerUri",
+                    "authorizerPayloadFormatVersion",
+                    "a Lambda authorizer",
+                ) else {
                     return;
                 };
-                let Some(text) = self.text(uri, "`authorizerUri`") else {
-                    return;
-                };
-                let Some(function) = lambda_function(&text) else {
-                    self.refuse(
-                        uri.pos,
-                        format!("`{text}` is not a Lambda invocation URI"),
-                        "write arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations (a template placeholder must be filled before import)",
-                    );
-                    return;
-                };
-                let format = a
-                    .get("authorizerPayloadFormatVersion")
-                    .and_then(scalar_text)
-                    .map(|v| if v.starts_with('2') { "2.0" } else { "1.0" })
-                    .unwrap_or("1.0");
-                let mut az: Vec<(&str, Node)> = vec![
-                    ("type", string(pos, "lambda")),
-                    ("function", string(uri.pos, function)),
-                    ("payload_format", string(pos, format)),
-                ];
                 if format == "1.0" {
                     az.push(("event", string(pos, kind.clone())));
                 }
@@ -530,6 +509,46 @@ impl Lowering<'_> {
         }
         let derived = object(pos, settings);
         merge_into(self, scheme, derived, authorizer.key_pos);
+    }
+
+    /// The Lambda function of an invocation URI (`holder[uri_key]`) as the `type`, `function`
+    /// and `payload_format` keys of a `lambda` integration or authorizer, with the payload
+    /// format: `holder[format_key]`, else 1.0 (REST APIs').
+    fn lambda_keys(
+        &mut self,
+        holder: &Node,
+        uri_key: &str,
+        format_key: &str,
+        what: &str,
+    ) -> Option<(Edits, &'static str)> {
+        let Some(uri) = holder.get(uri_key) else {
+            self.refuse(
+                holder.pos,
+                format!("{what} needs `{uri_key}`"),
+                "give the function's invocation URI",
+            );
+            return None;
+        };
+        let text = self.text(uri, &format!("`{uri_key}`"))?;
+        let Some(function) = lambda_function(&text) else {
+            self.refuse(
+                uri.pos,
+                format!("`{text}` is not a Lambda invocation URI"),
+                "write arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations (a template placeholder must be filled before import)",
+            );
+            return None;
+        };
+        let format = holder
+            .get(format_key)
+            .and_then(scalar_text)
+            .map(|v| if v.starts_with('2') { "2.0" } else { "1.0" })
+            .unwrap_or("1.0");
+        let keys = vec![
+            ("type", string(holder.pos, "lambda")),
+            ("function", string(uri.pos, function)),
+            ("payload_format", string(holder.pos, format)),
+        ];
+        Some((keys, format))
     }
 
     /// The header a TOKEN or Cognito authorizer reads: its identity source, else the scheme's.
@@ -861,35 +880,14 @@ impl Lowering<'_> {
                 object(pos, i)
             }
             "aws_proxy" => {
-                let Some(uri_node) = node.get("uri") else {
-                    self.refuse(
-                        pos,
-                        "a Lambda proxy integration needs `uri`",
-                        "give the function's invocation URI",
-                    );
+                let Some((mut i, _)) = self.lambda_keys(
+                    node,
+                    "uri",
+                    "payloadFormatVersion",
+                    "a Lambda proxy integration",
+                ) else {
                     return;
                 };
-                let Some(uri) = self.text(uri_node, "`uri`") else {
-                    return;
-                };
-                let Some(function) = lambda_function(&uri) else {
-                    self.refuse(
-                        uri_node.pos,
-                        format!("`{uri}` is not a Lambda invocation URI"),
-                        "AWS_PROXY integrations here call Lambda functions: arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations",
-                    );
-                    return;
-                };
-                let format = node
-                    .get("payloadFormatVersion")
-                    .and_then(scalar_text)
-                    .map(|v| if v.starts_with('2') { "2.0" } else { "1.0" })
-                    .unwrap_or("1.0");
-                let mut i: Vec<(&str, Node)> = vec![
-                    ("type", string(pos, "lambda")),
-                    ("function", string(uri_node.pos, function)),
-                    ("payload_format", string(pos, format)),
-                ];
                 if let Some(t) = node.get("timeoutInMillis").and_then(Node::as_f64) {
                     i.push(("timeout", millis(pos, t.max(1.0) as u64)));
                 }

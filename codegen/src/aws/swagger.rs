@@ -10,11 +10,14 @@ use crate::load::node::{Entry, Node, Pos, Value};
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
-/// Keywords a Swagger 2.0 parameter, header or `items` holds that are schema keywords in 3.0.
-const SCHEMA_KEYS: [&str; 17] = [
+/// Keywords a Swagger 2.0 parameter, header or `items` holds that are schema keywords in 3.0
+/// (with `collectionFormat`, which becomes `style` and `explode`). The checker warns about them
+/// in a 3.0 document (GW0108).
+pub(crate) const SCHEMA_FIELDS: &[&str] = &[
     "type",
     "format",
     "items",
+    "collectionFormat",
     "default",
     "maximum",
     "exclusiveMaximum",
@@ -28,7 +31,6 @@ const SCHEMA_KEYS: [&str; 17] = [
     "uniqueItems",
     "enum",
     "multipleOf",
-    "allowEmptyValue",
 ];
 
 struct Converter<'a> {
@@ -115,20 +117,7 @@ pub(crate) fn convert(root: &Node, file: &Path, diags: &mut Diagnostics) -> Node
             }
             "responses" => {
                 let produces = c.produces.clone();
-                let responses = e
-                    .value
-                    .entries()
-                    .iter()
-                    .map(|r| Entry {
-                        key: r.key.clone(),
-                        key_pos: r.key_pos,
-                        value: c.response(&r.value, &produces),
-                    })
-                    .collect();
-                components.push((
-                    "responses",
-                    Node::new(Value::Object(responses), e.value.pos),
-                ));
+                components.push(("responses", c.responses(&e.value, &produces)));
             }
             "securityDefinitions" => {
                 let schemes = e
@@ -449,19 +438,7 @@ impl Converter<'_> {
                     }
                     array(e.value.pos, std::mem::take(&mut params))
                 }
-                "responses" => {
-                    let responses = e
-                        .value
-                        .entries()
-                        .iter()
-                        .map(|r| Entry {
-                            key: r.key.clone(),
-                            key_pos: r.key_pos,
-                            value: self.response(&r.value, &produces),
-                        })
-                        .collect();
-                    Node::new(Value::Object(responses), e.value.pos)
-                }
+                "responses" => self.responses(&e.value, &produces),
                 _ => rewrite_refs(&e.value),
             };
             out.push(Entry {
@@ -493,7 +470,7 @@ impl Converter<'_> {
     fn schema_of(&mut self, p: &Node) -> Node {
         let mut schema = Vec::new();
         for e in p.entries() {
-            if !SCHEMA_KEYS.contains(&e.key.as_str()) || e.key == "allowEmptyValue" {
+            if !SCHEMA_FIELDS.contains(&e.key.as_str()) || e.key == "collectionFormat" {
                 continue;
             }
             let value = match e.key.as_str() {
@@ -526,7 +503,7 @@ impl Converter<'_> {
         }
         let mut out = Vec::new();
         for e in p.entries() {
-            if SCHEMA_KEYS.contains(&e.key.as_str()) || e.key == "collectionFormat" {
+            if SCHEMA_FIELDS.contains(&e.key.as_str()) {
                 continue;
             }
             out.push(Entry {
@@ -582,6 +559,20 @@ impl Converter<'_> {
             });
         }
         Node::new(Value::Object(out), p.pos)
+    }
+
+    /// A map of responses (an operation's, or `#/responses`).
+    fn responses(&mut self, map: &Node, produces: &[String]) -> Node {
+        let responses = map
+            .entries()
+            .iter()
+            .map(|r| Entry {
+                key: r.key.clone(),
+                key_pos: r.key_pos,
+                value: self.response(&r.value, produces),
+            })
+            .collect();
+        Node::new(Value::Object(responses), map.pos)
     }
 
     fn response(&mut self, r: &Node, produces: &[String]) -> Node {

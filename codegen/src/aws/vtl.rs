@@ -293,23 +293,15 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<Str
             };
             Some(format!("request.{place}.{name}"))
         }
-        ["input", "json"] => {
+        // `$input.json` (JSON text) and `$input.path` (the value): the gateway's templates
+        // insert a value as JSON outside strings and as text inside them, as Velocity does.
+        ["input", "json" | "path"] => {
             let pointer = json_pointer(text_arg(&segs[1].1)?)?;
-            let expr = if pointer.is_empty() {
+            Some(if pointer.is_empty() {
                 "request.body".to_string()
             } else {
                 format!("request.body.{pointer}")
-            };
-            Some(expr)
-        }
-        ["input", "path"] => {
-            let pointer = json_pointer(text_arg(&segs[1].1)?)?;
-            let expr = if pointer.is_empty() {
-                "request.body".to_string()
-            } else {
-                format!("request.body.{pointer}")
-            };
-            Some(expr)
+            })
         }
         ["input", "body"] if segs[1].1.is_none() => Some("request.body".into()),
         ["stageVariables", name] if segs[1].1.is_none() => Some(format!("stageVariables.{name}")),

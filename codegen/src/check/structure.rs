@@ -65,25 +65,7 @@ const fn f31(name: &'static str, ty: Ty) -> Field {
 }
 
 /// Schema keywords that Swagger 2.0 put directly in parameters and headers.
-const SWAGGER2_FIELDS: &[&str] = &[
-    "type",
-    "format",
-    "items",
-    "collectionFormat",
-    "default",
-    "maximum",
-    "exclusiveMaximum",
-    "minimum",
-    "exclusiveMinimum",
-    "maxLength",
-    "minLength",
-    "pattern",
-    "maxItems",
-    "minItems",
-    "uniqueItems",
-    "enum",
-    "multipleOf",
-];
+const SWAGGER2_FIELDS: &[&str] = crate::aws::swagger::SCHEMA_FIELDS;
 
 const OPERATION_METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
