@@ -268,7 +268,7 @@ fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
     let dir = crate::support::scratch("aws-cognito");
     let m = crate::auth::material(&dir);
     let jwks = crate::auth::Jwks::start(m.jwks.clone());
-    let bin = build("tests/fixtures/aws/cognito.yaml");
+    let bin = build("tests/fixtures/aws/export.yaml");
     let gw = Running::start(&bin, &[], &[("JWKS_PORT", jwks.port.to_string())]);
     let t = |name: &str| m.tokens[name].clone();
     let call = |path: &str, auth: String| get(gw.port, path, &format!("Authorization: {auth}\r\n"));
@@ -305,8 +305,9 @@ fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
 
 #[test]
 fn request_validators_check_what_they_say() {
-    let bin = build("tests/fixtures/aws/validators.yaml");
-    let gw = Running::start(&bin, &[], &[]);
+    let bin = build("tests/fixtures/aws/export.yaml");
+    // No token is verified here: the JWKS is never fetched.
+    let gw = Running::start(&bin, &[], &[("JWKS_PORT", "9".to_string())]);
     let post = |path: &str, body: &str| {
         send(
             gw.port,
@@ -477,6 +478,47 @@ fn check_locates_what_cannot_be_carried_over() {
         (gwgen::Code::XGatewayInvalid, 6),
         "{d:?}"
     );
+    // A non-proxy HTTP integration: statuses map by class; a header only some statuses get
+    // cannot be set by status here, so it is refused rather than set on every answer.
+    let responses = |default: &str| {
+        format!("      x-amazon-apigateway-integration:\n        type: http\n        httpMethod: GET\n        uri: 'http://127.0.0.1:9/a'\n        responses:\n          '2\\d{{2}}': {{ statusCode: '200' }}\n          default: {{ statusCode: '400'{default} }}\n")
+    };
+    let c = check(spec(&responses(""), ""));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let c = check(spec(
+        &responses(", responseParameters: { method.response.header.x-why: \"'bad'\" }"),
+        "",
+    ));
+    let d = first_error(&c);
+    assert!(d.message.contains("differ by status"), "{}", d.message);
+    assert_eq!(d.pos.line, 13);
+    // Stage variables in a URI need a value in every stage.
+    let proxy = "      x-amazon-apigateway-integration: { type: http_proxy, httpMethod: GET, uri: '${stageVariables.backend}/a' }\n";
+    let c = check(spec(proxy, ""));
+    assert!(
+        first_error(&c).message.contains("backend"),
+        "{:?}",
+        c.diagnostics
+    );
+    let c = check(spec(
+        proxy,
+        "x-gateway: { stages: { prod: { variables: { backend: 'http://127.0.0.1:9' } } } }\n",
+    ));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    // Cache key parameters key the stage cache the spec turns on.
+    let cached = "      parameters: [{ name: q, in: query, schema: { type: string } }]\n      x-amazon-apigateway-integration: { type: http_proxy, httpMethod: GET, uri: 'http://127.0.0.1:9/a', cacheKeyParameters: [method.request.querystring.q] }\n";
+    let c = check(spec(
+        cached,
+        "x-gateway: { defaults: { cache: { ttl: 30s } } }\n",
+    ));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let route = &c.gateway.as_ref().expect("lowered").routes[0];
+    let cache = route.settings.cache.as_ref().expect("a cache");
+    assert_eq!(cache.key, ["query.q"]);
+    assert_eq!(cache.ttl.0, 30_000);
+    let c = check(spec(cached, ""));
+    let route = &c.gateway.as_ref().expect("lowered").routes[0];
+    assert!(route.settings.cache.is_none(), "no stage cache, no cache");
     // A greedy variable that is not a whole last segment.
     let c = check(
         "openapi: 3.0.1\ninfo: { title: t, version: '1' }\npaths:\n  /a/{p+}/b:\n    get: { responses: { '200': { description: ok } } }\n".into(),

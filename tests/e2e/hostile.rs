@@ -194,3 +194,69 @@ fn not_utf8_is_reported() {
     assert_eq!(crate::support::codes(&checked), vec!["GW0002"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn api_gateway_extensions_of_any_shape_never_panic() {
+    let values = [
+        "5",
+        "[]",
+        "{}",
+        "null",
+        "'x'",
+        "{ type: 5 }",
+        "{ type: mock, requestTemplates: 5, responses: [] }",
+        "{ type: mock, requestTemplates: { a: 5 }, responses: { default: 5, '2\\d{2}': {} } }",
+        "{ type: http, uri: {}, requestParameters: [1], responses: { default: { statusCode: [] } } }",
+        "{ type: http_proxy, uri: 'http://h/{x}', httpMethod: 5, requestParameters: { 'overwrite:': 1, ':': '$', 'integration.request.path.x': 5 } }",
+        "{ type: aws_proxy, uri: 7, payloadFormatVersion: {} }",
+        "{ type: aws, uri: { 'Fn::Sub': [1] } }",
+        "{ $ref: 5 }",
+        "{ $ref: '#/components/x-amazon-apigateway-integrations/none' }",
+    ];
+    let templates = [
+        "$",
+        "${",
+        "$!{",
+        "$input",
+        "$input.params(",
+        "$input.params('",
+        "$input.params(\"a",
+        "$input.json('$[')",
+        "$util.base64Encode(",
+        "$util.x($)",
+        "#",
+        "##",
+        "#*",
+        "\"$context.",
+        "{{",
+        "é$é",
+        "\\",
+        "\"\\",
+    ];
+    let mut specs = Vec::new();
+    for v in values {
+        specs.push(format!(
+            "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\npaths:\n  /a/{{p+}}:\n    x-amazon-apigateway-any-method: {v}\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n      x-amazon-apigateway-integration: {v}\n      x-amazon-apigateway-request-validator: {v}\n      x-amazon-apigateway-auth: {v}\ncomponents:\n  securitySchemes:\n    s: {{ type: apiKey, name: a, in: header, x-amazon-apigateway-authorizer: {v}, x-amazon-apigateway-authtype: {v} }}\n  x-amazon-apigateway-integrations: {v}\nx-amazon-apigateway-cors: {v}\nx-amazon-apigateway-gateway-responses: {{ DEFAULT_4XX: {v} }}\nx-amazon-apigateway-request-validators: {v}\nx-amazon-apigateway-binary-media-types: {v}\nx-amazon-apigateway-api-key-source: {v}\n"
+        ));
+        specs.push(format!(
+            "swagger: '2.0'\ninfo: {{ title: t, version: '1' }}\nhost: {v}\nconsumes: {v}\nparameters: {{ a: {v} }}\nresponses: {{ r: {v} }}\nsecurityDefinitions: {{ s: {v}, o: {{ type: oauth2, flow: {v} }} }}\npaths:\n  /a:\n    parameters: [{v}]\n    post:\n      parameters: [{v}, {{ in: body, name: b }}, {{ in: body, name: c }}, {{ in: formData, name: f, type: file }}, {{ $ref: '#/parameters/a' }}]\n      responses: {{ '200': {v}, '201': {{ schema: {v}, headers: {v} }} }}\n"
+        ));
+    }
+    for t in templates {
+        let t = t.replace('\'', "''");
+        specs.push(format!(
+            "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\npaths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n      x-amazon-apigateway-integration:\n        type: mock\n        requestTemplates: {{ application/json: '{t}' }}\n        responses: {{ default: {{ statusCode: '200', responseTemplates: {{ application/json: '{t}' }} }} }}\n"
+        ));
+    }
+    for (i, spec) in specs.into_iter().enumerate() {
+        let checked = check_text(format!("aws-{i}.yaml"), spec);
+        assert!(
+            checked
+                .diagnostics
+                .iter()
+                .all(|d| !d.message.is_empty() && d.pos.line >= 1),
+            "{:?}",
+            checked.diagnostics
+        );
+    }
+}

@@ -28,6 +28,8 @@ struct Lowering<'a> {
     default_validator: Option<(String, Pos)>,
     /// HTTP APIs' reusable integrations (`components.x-amazon-apigateway-integrations`).
     integrations: Option<Node>,
+    /// The spec's own `x-gateway.defaults.cache`: the stage cache AWS does not export.
+    stage_cache: Option<Node>,
 }
 
 /// Lowers every API Gateway extension of `root`.
@@ -38,6 +40,7 @@ pub(super) fn lower(root: &mut Node, file: &Path, diags: &mut Diagnostics) {
         validators: BTreeMap::new(),
         default_validator: None,
         integrations: None,
+        stage_cache: root.pointer(["x-gateway", "defaults", "cache"]).cloned(),
     };
     if let Some(components) = member_if(root, "components") {
         l.integrations = remove(components, "x-amazon-apigateway-integrations").map(|e| e.value);
@@ -932,6 +935,9 @@ impl Lowering<'_> {
             }
         };
         settings.push(("integration".into(), integration));
+        if let Some(cache) = self.cache(node) {
+            settings.push(("cache".into(), cache));
+        }
         let mut transform = Vec::new();
         if !transform_request.is_empty() {
             transform.push(("request", object(pos, transform_request)));
@@ -942,6 +948,38 @@ impl Lowering<'_> {
         if !transform.is_empty() {
             settings.push(("transform".into(), object(pos, transform)));
         }
+    }
+
+    /// `cacheKeyParameters` as the operation's cache key, on the stage cache the spec sets in
+    /// `x-gateway.defaults.cache` (AWS keeps the cache's size and TTL in the stage, outside the
+    /// export); without one, caching is off and the parameters say nothing.
+    fn cache(&mut self, node: &Node) -> Option<Node> {
+        let params = node.get("cacheKeyParameters")?;
+        let mut cache = self.stage_cache.clone()?;
+        let mut key = Vec::new();
+        for p in params.items() {
+            let text = p.as_str().unwrap_or("");
+            let part = [
+                ("method.request.path.", "path."),
+                ("method.request.querystring.", "query."),
+                ("method.request.header.", "header."),
+            ]
+            .iter()
+            .find_map(|(from, to)| text.strip_prefix(from).map(|n| format!("{to}{n}")));
+            match part {
+                Some(part) => key.push(string(p.pos, part)),
+                None => self.refuse(
+                    p.pos,
+                    format!("the cache key parameter `{text}` is not carried over"),
+                    "key the cache on `method.request.path|querystring|header.NAME`",
+                ),
+            }
+        }
+        if key.is_empty() {
+            return None;
+        }
+        set(&mut cache, "key", array(params.pos, key));
+        Some(cache)
     }
 
     /// The one template of a `requestTemplates`/`responseTemplates` map, compiled. Several
@@ -1037,6 +1075,7 @@ impl Lowering<'_> {
         };
         let mut status = Vec::new();
         let mut headers_seen: Vec<Entry> = Vec::new();
+        let mut first_headers: Option<Vec<(String, String)>> = None;
         let mut classes_taken: Vec<String> = Vec::new();
         for e in responses.entries() {
             let code = e
@@ -1072,16 +1111,21 @@ impl Lowering<'_> {
                     }
                 }
             }
+            // The headers must be the same on every response (none on one, some on another
+            // differ too): the gateway sets them whatever the status.
             let headers = self.response_headers(&e.value);
-            if !headers.is_empty() {
-                if !headers_seen.is_empty() && headers_seen != headers {
-                    self.refuse(
-                        e.value.pos,
-                        "response headers that differ by status are not carried over",
-                        "set the same headers on every integration response",
-                    );
+            let spelled = header_text(&headers);
+            match &first_headers {
+                None => {
+                    first_headers = Some(spelled);
+                    headers_seen = headers;
                 }
-                headers_seen = headers;
+                Some(first) if *first != spelled => self.refuse(
+                    e.value.pos,
+                    "response headers that differ by status are not carried over",
+                    "set the same headers on every integration response",
+                ),
+                Some(_) => {}
             }
             if let Some(t) = e
                 .value
@@ -1486,6 +1530,17 @@ fn kind_is_passthrough(name: &str, value: &str) -> bool {
     value
         .strip_prefix("integration.response.header.")
         .is_some_and(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Headers as (lower-case name, value), to compare them wherever they were written.
+fn header_text(headers: &[Entry]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            let value = h.value.as_str().unwrap_or_default().to_string();
+            (h.key.to_ascii_lowercase(), value)
+        })
+        .collect()
 }
 
 fn has_expressions(v: &serde_json::Value) -> bool {
