@@ -786,7 +786,7 @@ impl Lowering<'_> {
                         .get("requestTemplates")
                         .filter(|t| !t.entries().is_empty())
                     {
-                        match self.one_template(t, places, "request") {
+                        match self.one_template(t, places, Some("request.body"), "request") {
                             Some(Compiled::Json(body)) => transform_request.push((
                                 "body",
                                 object(t.pos, vec![("template", json_node(&body, t.pos))]),
@@ -837,7 +837,7 @@ impl Lowering<'_> {
                         match resp.value.get("responseTemplates") {
                             Some(t) if !t.entries().is_empty() => {
                                 let media = t.entries()[0].key.clone();
-                                match self.one_template(t, places, "response") {
+                                match self.one_template(t, places, None, "response") {
                                     Some(Compiled::Json(body)) if has_expressions(&body) => {
                                         i.push(("body", object(t.pos, vec![])));
                                         transform_response.push((
@@ -984,7 +984,18 @@ impl Lowering<'_> {
 
     /// The one template of a `requestTemplates`/`responseTemplates` map, compiled. Several
     /// templates (chosen by content type at AWS) are refused unless they are the same.
-    fn one_template(&mut self, templates: &Node, places: &Places, what: &str) -> Option<Compiled> {
+    /// `body` is what the template's `$input` body references read (see [`Places::body`]).
+    fn one_template(
+        &mut self,
+        templates: &Node,
+        places: &Places,
+        body: Option<&'static str>,
+        what: &str,
+    ) -> Option<Compiled> {
+        let places = &Places {
+            body,
+            ..places.clone()
+        };
         let entries = templates.entries();
         let first = &entries[0];
         if entries.iter().any(|e| e.value != first.value) {
@@ -1132,7 +1143,7 @@ impl Lowering<'_> {
                 .get("responseTemplates")
                 .filter(|t| !t.entries().is_empty())
             {
-                match self.one_template(t, places, "response") {
+                match self.one_template(t, places, Some("response.body"), "response") {
                     Some(Compiled::Text(text)) if text.is_empty() => {}
                     Some(_) => self.refuse(
                         t.pos,

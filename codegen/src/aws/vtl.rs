@@ -9,7 +9,7 @@
 //! template is carried over exactly or not at all.
 
 /// Where each declared parameter of the operation is, for `$input.params('name')`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Places {
     /// Path parameters (the path template's names).
     pub path: Vec<String>,
@@ -17,6 +17,10 @@ pub(crate) struct Places {
     pub query: Vec<String>,
     /// Declared header parameters.
     pub header: Vec<String>,
+    /// What `$input.json`, `$input.path` and `$input.body` read: `request.body` in a request
+    /// template, `response.body` (the integration's answer) in a response template; `None`
+    /// where there is no body to read (a mock's answer), and they are refused.
+    pub body: Option<&'static str>,
 }
 
 impl Places {
@@ -296,14 +300,15 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<Str
         // `$input.json` (JSON text) and `$input.path` (the value): the gateway's templates
         // insert a value as JSON outside strings and as text inside them, as Velocity does.
         ["input", "json" | "path"] => {
+            let body = places.body?;
             let pointer = json_pointer(text_arg(&segs[1].1)?)?;
             Some(if pointer.is_empty() {
-                "request.body".to_string()
+                body.to_string()
             } else {
-                format!("request.body.{pointer}")
+                format!("{body}.{pointer}")
             })
         }
-        ["input", "body"] if segs[1].1.is_none() => Some("request.body".into()),
+        ["input", "body"] if segs[1].1.is_none() => places.body.map(str::to_string),
         ["stageVariables", name] if segs[1].1.is_none() => Some(format!("stageVariables.{name}")),
         ["context", rest @ ..] if segs.iter().all(|(_, c)| c.is_none()) => {
             let expr = match rest {
@@ -347,6 +352,7 @@ mod tests {
             path: vec!["data".into()],
             query: vec!["q".into()],
             header: vec!["h1".into()],
+            body: Some("request.body"),
         }
     }
 
@@ -396,6 +402,20 @@ mod tests {
         assert_eq!(line, 1);
         assert!(why.contains("inputRoot"), "{why}");
         assert!(compile("{\"a\": \"$context.accountId\"}", &places()).is_err());
+        // A response template reads the integration's answer; a mock's has none.
+        let answer = Places {
+            body: Some("response.body"),
+            ..places()
+        };
+        assert_eq!(
+            compile("{\"a\": $input.json('$.x')}", &answer).unwrap(),
+            Compiled::Json(json!({"a": "{{ response.body./x }}"}))
+        );
+        let mock = Places {
+            body: None,
+            ..places()
+        };
+        assert!(compile("{\"a\": $input.json('$.x')}", &mock).is_err());
         assert!(compile("{\"a\": \"{{ request.path.x }}\"}", &places()).is_err());
     }
 
