@@ -492,6 +492,19 @@ fn check_locates_what_cannot_be_carried_over() {
     let d = first_error(&c);
     assert!(d.message.contains("differ by status"), "{}", d.message);
     assert_eq!(d.pos.line, 13);
+    // A response template every status shares maps the upstream's JSON answer; `#set` names a
+    // place in it.
+    let c = check(spec(
+        "      x-amazon-apigateway-integration:\n        type: http\n        httpMethod: GET\n        uri: 'http://127.0.0.1:9/a'\n        responses:\n          default:\n            statusCode: '200'\n            responseTemplates:\n              application/json: \"#set($root = $input.path('$'))\\n{\\\"id\\\": \\\"$root.Item.id.S\\\"}\"\n",
+        "",
+    ));
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let route = &c.gateway.as_ref().expect("lowered").routes[0];
+    let transform = route.settings.transform.as_ref().expect("a transform");
+    assert_eq!(
+        transform["response"]["body"]["template"]["id"],
+        "{{ response.body./Item/id/S | text }}"
+    );
     // Stage variables in a URI need a value in every stage.
     let proxy = "      x-amazon-apigateway-integration: { type: http_proxy, httpMethod: GET, uri: '${stageVariables.backend}/a' }\n";
     let c = check(spec(proxy, ""));

@@ -1087,6 +1087,7 @@ impl Lowering<'_> {
         let mut status = Vec::new();
         let mut headers_seen: Vec<Entry> = Vec::new();
         let mut first_headers: Option<Vec<(String, String)>> = None;
+        let mut templates: Vec<(Option<Node>, Pos)> = Vec::new();
         let mut classes_taken: Vec<String> = Vec::new();
         for e in responses.entries() {
             let code = e
@@ -1138,16 +1139,39 @@ impl Lowering<'_> {
                 ),
                 Some(_) => {}
             }
-            if let Some(t) = e
+            // A body template applies whatever the status: one the responses share is carried
+            // over; one on some statuses only is not.
+            let template = e
                 .value
                 .get("responseTemplates")
                 .filter(|t| !t.entries().is_empty())
-            {
+                .filter(|t| !t.entries().iter().all(|x| x.value.as_str() == Some("")));
+            templates.push((template.cloned(), e.value.pos));
+        }
+        if let Some((first, _)) = templates.first() {
+            let text = |t: &Option<Node>| {
+                t.as_ref().map(|t| {
+                    t.entries()
+                        .iter()
+                        .map(|x| x.value.to_json())
+                        .collect::<Vec<_>>()
+                })
+            };
+            if let Some((_, pos)) = templates.iter().find(|(t, _)| text(t) != text(first)) {
+                self.refuse(
+                    *pos,
+                    "response templates that differ by status are not carried over",
+                    "give every integration response the same template, or none",
+                );
+            } else if let Some(t) = first {
                 match self.one_template(t, places, Some("response.body"), "response") {
-                    Some(Compiled::Text(text)) if text.is_empty() => {}
-                    Some(_) => self.refuse(
+                    Some(Compiled::Json(body)) => out.push((
+                        "body",
+                        object(t.pos, vec![("template", json_node(&body, t.pos))]),
+                    )),
+                    Some(Compiled::Text(_)) => self.refuse(
                         t.pos,
-                        "a response template that rewrites the upstream's answer is not carried over here",
+                        "a response template that is not JSON is not carried over",
                         "return the answer from the upstream, or map JSON answers with `x-gateway.transform.response.body`",
                     ),
                     None => {}

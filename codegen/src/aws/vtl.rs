@@ -21,6 +21,9 @@ pub(crate) struct Places {
     /// template, `response.body` (the integration's answer) in a response template; `None`
     /// where there is no body to read (a mock's answer), and they are refused.
     pub body: Option<&'static str>,
+    /// Variables a template set to a place in the body (`#set($root = $input.path('$'))`):
+    /// name, and the expression of that place.
+    pub aliases: Vec<(String, String)>,
 }
 
 impl Places {
@@ -51,6 +54,8 @@ pub(crate) type Refusal = (usize, String);
 
 /// Compiles the template `text`.
 pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> {
+    let mut places = places.clone();
+    let places = &mut places;
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() + 16);
     let mut in_string = false;
@@ -85,6 +90,14 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
                     .iter()
                     .take_while(|c| c.is_ascii_alphanumeric() || **c == '#' || **c == '*')
                     .collect();
+                // `#set($name = $input.path('…'))` names a place in the body; nothing else of
+                // Velocity's control is carried over.
+                if word == "set" && !in_string {
+                    if let Some(next) = set_alias(&chars, i + 4, places) {
+                        i = next;
+                        continue;
+                    }
+                }
                 return Err((
                     line,
                     format!("the Velocity directive `#{word}` is not carried over"),
@@ -125,6 +138,53 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
             "the template is not JSON once its references are placed".into(),
         )),
     }
+}
+
+/// Reads `($name = REFERENCE)` from `chars[j]` (after `#set`) where the reference is a place in
+/// the body, and records the alias; returns where the text goes on.
+fn set_alias(chars: &[char], mut j: usize, places: &mut Places) -> Option<usize> {
+    let skip = |j: &mut usize| {
+        while chars.get(*j).is_some_and(|c| *c == ' ') {
+            *j += 1;
+        }
+    };
+    skip(&mut j);
+    if chars.get(j) != Some(&'(') {
+        return None;
+    }
+    j += 1;
+    skip(&mut j);
+    if chars.get(j) != Some(&'$') {
+        return None;
+    }
+    let start = j + 1;
+    j = start;
+    while chars
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+    {
+        j += 1;
+    }
+    let name: String = chars[start..j].iter().collect();
+    skip(&mut j);
+    if name.is_empty() || chars.get(j) != Some(&'=') {
+        return None;
+    }
+    j += 1;
+    skip(&mut j);
+    let (expr, next) = reference(chars, j, places).ok()?;
+    let body = places.body?;
+    if !(expr == body || expr.starts_with(&format!("{body}./"))) {
+        return None;
+    }
+    j = next;
+    skip(&mut j);
+    if chars.get(j) != Some(&')') {
+        return None;
+    }
+    places.aliases.retain(|(n, _)| *n != name);
+    places.aliases.push((name, expr));
+    Some(j + 1)
 }
 
 fn starts_reference(chars: &[char], i: usize) -> bool {
@@ -338,7 +398,23 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<Str
             };
             Some(format!("{inner} | {filter}"))
         }
-        _ => None,
+        [alias, rest @ ..] => {
+            // A variable `#set` to a place in the body, and members below it.
+            let (_, base) = places.aliases.iter().find(|(n, _)| n == alias)?;
+            if segs.iter().any(|(_, call)| call.is_some()) {
+                return None;
+            }
+            let mut expr = base.clone();
+            if !rest.is_empty() && !expr.contains("./") {
+                expr.push('.');
+            }
+            for name in rest {
+                expr.push('/');
+                expr.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            }
+            Some(expr)
+        }
+        [] => None,
     }
 }
 
@@ -353,6 +429,7 @@ mod tests {
             query: vec!["q".into()],
             header: vec!["h1".into()],
             body: Some("request.body"),
+            aliases: Vec::new(),
         }
     }
 
@@ -417,6 +494,32 @@ mod tests {
         };
         assert!(compile("{\"a\": $input.json('$.x')}", &mock).is_err());
         assert!(compile("{\"a\": \"{{ request.path.x }}\"}", &places()).is_err());
+    }
+
+    #[test]
+    fn set_names_a_place_in_the_body() {
+        let answer = Places {
+            body: Some("response.body"),
+            ..places()
+        };
+        let c = compile(
+            "#set($inputRoot = $input.path('$'))\n{\"id\": \"$inputRoot.Item.id.S\", \"all\": $inputRoot}",
+            &answer,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Compiled::Json(json!({
+                "id": "{{ response.body./Item/id/S | text }}",
+                "all": "{{ response.body }}",
+            }))
+        );
+        let c = compile("#set($x = $input.path('$.a'))\n{\"b\": $x.b}", &answer).unwrap();
+        assert_eq!(c, Compiled::Json(json!({"b": "{{ response.body./a/b }}"})));
+        // Other uses of #set, and variables never set, are refused.
+        assert!(compile("#set($x = 1)\n{}", &answer).is_err());
+        assert!(compile("#set($x = $context.stage)\n{}", &answer).is_err());
+        assert!(compile("{\"a\": \"$y.b\"}", &answer).is_err());
     }
 
     #[test]
