@@ -281,30 +281,7 @@ impl Lowering<'_> {
             }
         }
         if let Some(params) = v.get("responseParameters") {
-            let mut headers = Vec::new();
-            for p in params.entries() {
-                let Some(name) = p.key.strip_prefix("gatewayresponse.header.") else {
-                    self.refuse(
-                        p.key_pos,
-                        format!("`{}` is not a gateway response header", p.key),
-                        "write `gatewayresponse.header.NAME`",
-                    );
-                    continue;
-                };
-                let value = p.value.as_str().unwrap_or("");
-                match literal(value) {
-                    Some(text) => headers.push(Entry {
-                        key: name.to_string(),
-                        key_pos: p.key_pos,
-                        value: string(p.value.pos, text),
-                    }),
-                    None => self.refuse(
-                        p.value.pos,
-                        format!("the header value `{value}` is read from the request; gateway responses carry only static headers here"),
-                        "write a static value in single quotes",
-                    ),
-                }
-            }
+            let headers = self.static_headers(params, "gatewayresponse.header.");
             out.push(("headers", Node::new(Value::Object(headers), params.pos)));
         }
         if let Some(templates) = v.get("responseTemplates") {
@@ -739,6 +716,15 @@ impl Lowering<'_> {
                 return;
             }
         }
+        if let Some(c) = node.get("contentHandling") {
+            if kind != "aws_proxy" && kind != "aws" {
+                self.refuse(
+                    c.pos,
+                    "`contentHandling` (converting bodies between text and binary) is not carried over",
+                    "send the body as the upstream takes it; binary media types reach Lambda functions base64-encoded",
+                );
+            }
+        }
         let mut transform_request: Vec<(&str, Node)> = Vec::new();
         let mut transform_response: Vec<(&str, Node)> = Vec::new();
         let integration = match kind.as_str() {
@@ -1047,16 +1033,24 @@ impl Lowering<'_> {
 
     /// Static `method.response.header.X` values of an integration response.
     fn response_headers(&mut self, resp: &Node) -> Vec<Entry> {
+        match resp.get("responseParameters") {
+            Some(params) => self.static_headers(params, "method.response.header."),
+            None => Vec::new(),
+        }
+    }
+
+    /// The headers of `params`, whose keys are `prefix` and a name and whose values are
+    /// `'literal'`s. A value that passes the upstream's own header of that name through
+    /// (`integration.response.header.NAME`) is left out, since the gateway passes it anyway;
+    /// any other value read from the request or the answer is refused.
+    fn static_headers(&mut self, params: &Node, prefix: &str) -> Vec<Entry> {
         let mut headers = Vec::new();
-        let Some(params) = resp.get("responseParameters") else {
-            return headers;
-        };
         for p in params.entries() {
-            let Some(name) = p.key.strip_prefix("method.response.header.") else {
+            let Some(name) = p.key.strip_prefix(prefix) else {
                 self.refuse(
                     p.key_pos,
                     format!("`{}` is not a response header", p.key),
-                    "write `method.response.header.NAME`",
+                    format!("write `{prefix}NAME`"),
                 );
                 continue;
             };
@@ -1067,10 +1061,10 @@ impl Lowering<'_> {
                     key_pos: p.key_pos,
                     value: string(p.value.pos, text),
                 }),
-                None if value.starts_with("integration.response.header.") && kind_is_passthrough(name, value) => {}
+                None if kind_is_passthrough(name, value) => {}
                 None => self.refuse(
                     p.value.pos,
-                    format!("the header value `{value}` is not carried over"),
+                    format!("the header value `{value}` is not a static value"),
                     "write a static value in single quotes, or map headers with `x-gateway.transform.response.headers`",
                 ),
             }
