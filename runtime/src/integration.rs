@@ -580,6 +580,22 @@ mod tests {
     }
 
     #[test]
+    fn greedy_values_keep_their_segments_and_nothing_more() {
+        let stage = Stage::new("dev", &[]);
+        let mut values = crate::router::Params::default();
+        values.push_rest(&["a b", "c?d#e", ".."]);
+        let p = values.named(&["proxy"]);
+        // `{proxy+}` and `{proxy}` alike: each segment encoded, only the `/` between kept.
+        for template in ["http://h/static/{proxy+}", "http://h/static/{proxy}"] {
+            let t = UrlTemplate::new(&stage, template, false, "t").unwrap();
+            assert_eq!(
+                t.expand(&p, &[], None),
+                "http://h/static/a%20b/c%3Fd%23e/%2E%2E"
+            );
+        }
+    }
+
+    #[test]
     fn origin_uris_are_what_expand_spells() {
         let stage = Stage::new("dev", &[]);
         let none = crate::router::Params::default();

@@ -27,8 +27,10 @@ pub(crate) struct Places {
 }
 
 impl Places {
-    /// The template name of `$input.params('name')`: API Gateway looks in the path, then the
-    /// query string, then the headers. An undeclared name is read from the query string.
+    /// The template name of `$input.params('name')`. API Gateway looks in the path, the query
+    /// string and the headers in turn; a gateway template reads one place, so it is the path
+    /// when the template has the name, else a header the operation declares, else the query
+    /// string (declared or not).
     fn lookup(&self, name: &str) -> String {
         if self.path.iter().any(|p| p == name) {
             format!("request.path.{name}")
