@@ -1224,7 +1224,95 @@ fn source_tokens(source: &crate::transform::Source) -> TokenStream {
         Source::UsagePlan => quote! { rt::t::Source::UsagePlan },
         Source::Scopes => quote! { rt::t::Source::Scopes },
         Source::PrincipalId => quote! { rt::t::Source::PrincipalId },
+        Source::Item(depth, p) => {
+            let (depth, p) = (Literal::usize_unsuffixed(*depth), lit(p));
+            quote! { rt::t::Source::Item(#depth, #p) }
+        }
+        Source::Loop(depth, field) => {
+            use crate::transform::LoopField;
+            let depth = Literal::usize_unsuffixed(*depth);
+            let field = match field {
+                LoopField::Index => quote! { Index },
+                LoopField::Index0 => quote! { Index0 },
+                LoopField::First => quote! { First },
+                LoopField::Last => quote! { Last },
+            };
+            quote! { rt::t::Source::Loop(#depth, rt::t::LoopField::#field) }
+        }
     }
+}
+
+/// A text template's nodes, as runtime data; their sources are added to `sources`.
+fn text_nodes_tokens(
+    nodes: &[crate::transform::Node],
+    sources: &mut Vec<crate::transform::Source>,
+) -> TokenStream {
+    use crate::transform::{Cond, Node, Operand};
+    fn operand(o: &Operand) -> TokenStream {
+        match o {
+            Operand::Value(s) => {
+                let s = source_tokens(s);
+                quote! { rt::t::Operand::Value(#s) }
+            }
+            Operand::Text(t) => {
+                let t = lit(t);
+                quote! { rt::t::Operand::Text(#t) }
+            }
+            Operand::Bool(b) => quote! { rt::t::Operand::Bool(#b) },
+            Operand::Null => quote! { rt::t::Operand::Null },
+        }
+    }
+    fn cond(c: &Cond) -> TokenStream {
+        match c {
+            Cond::Is(o) => {
+                let o = operand(o);
+                quote! { rt::t::Cond::Is(#o) }
+            }
+            Cond::Not(c) => {
+                let c = cond(c);
+                quote! { rt::t::Cond::Not(&#c) }
+            }
+            Cond::All(cs) | Cond::Any(cs) => {
+                let cs = cs.iter().map(cond);
+                if matches!(c, Cond::All(_)) {
+                    quote! { rt::t::Cond::All(&[#(#cs),*]) }
+                } else {
+                    quote! { rt::t::Cond::Any(&[#(#cs),*]) }
+                }
+            }
+            Cond::Eq(a, b, equal) => {
+                let (a, b) = (operand(a), operand(b));
+                quote! { rt::t::Cond::Eq(#a, #b, #equal) }
+            }
+        }
+    }
+    Node::sources(nodes, sources);
+    fn walk(nodes: &[Node]) -> TokenStream {
+        let nodes = nodes.iter().map(|n| match n {
+            Node::Lit(l) => {
+                let l = lit(l);
+                quote! { rt::t::Node::Lit(#l) }
+            }
+            Node::Value(source, filters, in_string) => {
+                let (source, filters) = value_tokens(source, filters);
+                quote! { rt::t::Node::Value(#source, #filters, #in_string) }
+            }
+            Node::If(branches, otherwise) => {
+                let branches = branches.iter().map(|(c, nodes)| {
+                    let (c, nodes) = (cond(c), walk(nodes));
+                    quote! { (#c, #nodes) }
+                });
+                let otherwise = walk(otherwise);
+                quote! { rt::t::Node::If(&[#(#branches),*], #otherwise) }
+            }
+            Node::For(source, body) => {
+                let (source, body) = (source_tokens(source), walk(body));
+                quote! { rt::t::Node::For(#source, #body) }
+            }
+        });
+        quote! { &[#(#nodes),*] }
+    }
+    walk(nodes)
 }
 
 /// A value with its filters, as runtime data.
@@ -1332,6 +1420,11 @@ fn body_map_tokens(
     let compiled = |v: &serde_json::Value| {
         crate::transform::json_template(v).unwrap_or(crate::transform::JsonTemplate::Null)
     };
+    if let Some(text) = &b.text {
+        let nodes = crate::transform::text_template(text).unwrap_or_default();
+        let nodes = text_nodes_tokens(&nodes, sources);
+        return quote! { rt::t::BodyMap::Text(#nodes) };
+    }
     match &b.template {
         Some(t) => {
             let t = json_template_tokens(&compiled(t), sources);

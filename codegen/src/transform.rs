@@ -67,6 +67,24 @@ pub enum Source {
     /// `response.body` or `response.body./json/pointer`: the answer's JSON body (response body
     /// mappings only).
     ResponseBody(String),
+    /// `NAME` or `NAME./json/pointer` inside `{% for NAME in … %}` of a text template: the
+    /// element of the loop at this depth (0: the outermost).
+    Item(usize, String),
+    /// `loop.index`, `loop.index0`, `loop.first`, `loop.last`: where the innermost loop is.
+    Loop(usize, LoopField),
+}
+
+/// What `loop.…` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoopField {
+    /// `loop.index`: 1 for the first element.
+    Index,
+    /// `loop.index0`: 0 for the first element.
+    Index0,
+    /// `loop.first`: `true` on the first element.
+    First,
+    /// `loop.last`: `true` on the last element.
+    Last,
 }
 
 /// What a value goes through, in order.
@@ -162,7 +180,7 @@ pub fn parse(text: &str) -> Result<Vec<Part>, TemplateError> {
         let Some(close) = find_close(text, open + 2) else {
             return error(open, "`{{` is not closed by `}}`");
         };
-        parts.push(expression(text, open + 2, close)?);
+        parts.push(expression(text, open + 2, close, &[])?);
         rest = close + 2;
     }
     if rest < text.len() {
@@ -173,6 +191,11 @@ pub fn parse(text: &str) -> Result<Vec<Part>, TemplateError> {
 
 /// The `}}` that closes an expression starting at `from`, skipping quoted arguments.
 fn find_close(text: &str, from: usize) -> Option<usize> {
+    find_close_of(text, from, b'}')
+}
+
+/// The `X}` (`}}` or `%}`) that closes what starts at `from`, skipping quoted strings.
+fn find_close_of(text: &str, from: usize, first: u8) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = from;
     let mut quote: Option<u8> = None;
@@ -181,7 +204,7 @@ fn find_close(text: &str, from: usize) -> Option<usize> {
             (Some(_), b'\\') => i += 1,
             (Some(q), c) if c == q => quote = None,
             (None, c @ (b'"' | b'\'')) => quote = Some(c),
-            (None, b'}') if b.get(i + 1) == Some(&b'}') => return Some(i),
+            (None, c) if c == first && b.get(i + 1) == Some(&b'}') => return Some(i),
             _ => {}
         }
         i += 1;
@@ -189,7 +212,12 @@ fn find_close(text: &str, from: usize) -> Option<usize> {
     None
 }
 
-fn expression(text: &str, start: usize, end: usize) -> Result<Part, TemplateError> {
+fn expression(
+    text: &str,
+    start: usize,
+    end: usize,
+    locals: &[String],
+) -> Result<Part, TemplateError> {
     let b = text.as_bytes();
     let mut i = start;
     let skip_ws = |i: &mut usize| {
@@ -205,7 +233,7 @@ fn expression(text: &str, start: usize, end: usize) -> Result<Part, TemplateErro
     if i == name_start {
         return error(start, "the expression names no value");
     }
-    let source = source(&text[name_start..i]).map_err(|mut e| {
+    let source = scoped_source(&text[name_start..i], locals).map_err(|mut e| {
         e.offset = name_start;
         e
     })?;
@@ -495,6 +523,504 @@ impl JsonTemplate {
     }
 }
 
+/// The source `name` reads where the loop variables `locals` are bound (outermost first).
+fn scoped_source(name: &str, locals: &[String]) -> Result<Source, TemplateError> {
+    let (head, rest) = name.split_once('.').unwrap_or((name, ""));
+    if head == "loop" {
+        let Some(depth) = locals.len().checked_sub(1) else {
+            return error(0, "`loop` is read inside `{% for %}` only");
+        };
+        let field = match rest {
+            "index" => LoopField::Index,
+            "index0" => LoopField::Index0,
+            "first" => LoopField::First,
+            "last" => LoopField::Last,
+            _ => {
+                return error(
+                    0,
+                    format!("`loop.{rest}` is not known (known: loop.index, loop.index0, loop.first, loop.last)"),
+                )
+            }
+        };
+        return Ok(Source::Loop(depth, field));
+    }
+    if let Some(depth) = locals.iter().rposition(|l| l == head) {
+        if !(rest.is_empty() || rest.starts_with('/') && is_pointer(rest)) {
+            return error(
+                0,
+                format!("`{name}`: after `{head}.` comes a JSON pointer (`{head}./id`)"),
+            );
+        }
+        return Ok(Source::Item(depth, rest.to_string()));
+    }
+    source(name)
+}
+
+/// A text body template (`body.text`), parsed: JSON text with `{{ expressions }}`, and blocks
+/// `{% if COND %}…{% elif COND %}…{% else %}…{% end %}` and `{% for NAME in EXPR %}…{% end %}`.
+///
+/// Each value is escaped for where it lands in the JSON text, which the literal text around it
+/// shows: inside a string, its text is escaped as string content (a missing value is empty);
+/// elsewhere it is the value as JSON (a missing value is `null`). So no value can end a string
+/// or add a member. Every branch of a block must end where it began (inside a string or not),
+/// so where each value lands is known before any request comes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// Text as written.
+    Lit(String),
+    /// A value through its filters; `true`: it lands inside a JSON string.
+    Value(Source, Vec<Filter>, bool),
+    /// The first branch whose condition holds, else the last list.
+    If(Vec<(Cond, Vec<Node>)>, Vec<Node>),
+    /// The body once for each element of an array (or each member value of an object).
+    For(Source, Vec<Node>),
+}
+
+/// A condition of `{% if %}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// The operand is present and not `false` or `null`.
+    Is(Operand),
+    /// `not`.
+    Not(Box<Cond>),
+    /// `and`.
+    All(Vec<Cond>),
+    /// `or`.
+    Any(Vec<Cond>),
+    /// `==` (`true`) or `!=` (`false`): the operands' text compared (a missing value is
+    /// equal to `null` and to `""`).
+    Eq(Operand, Operand, bool),
+}
+
+/// A side of a condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// A value.
+    Value(Source),
+    /// A quoted string or a number, as text.
+    Text(String),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+/// Where the text written so far ends in the JSON: outside a string, inside one, or right
+/// after a `\` inside one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Out,
+    In,
+    Escape,
+}
+
+impl Lex {
+    fn after(mut self, text: &str) -> Lex {
+        for c in text.chars() {
+            self = match (self, c) {
+                (Lex::Out, '"') => Lex::In,
+                (Lex::Out, _) => Lex::Out,
+                (Lex::In, '"') => Lex::Out,
+                (Lex::In, '\\') => Lex::Escape,
+                (Lex::In | Lex::Escape, _) => Lex::In,
+            };
+        }
+        self
+    }
+}
+
+/// Parses a text body template.
+pub fn text_template(text: &str) -> Result<Vec<Node>, TemplateError> {
+    let mut p = TextParser {
+        text,
+        at: 0,
+        locals: Vec::new(),
+        lex: Lex::Out,
+    };
+    let (nodes, end) = p.block()?;
+    match end {
+        None => Ok(nodes),
+        Some((offset, tag)) => error(offset, format!("`{{% {tag} %}}` closes no block")),
+    }
+}
+
+struct TextParser<'t> {
+    text: &'t str,
+    at: usize,
+    locals: Vec<String>,
+    lex: Lex,
+}
+
+impl TextParser<'_> {
+    /// Nodes up to the end of the text, or to a tag that ends the block (`elif`, `else`,
+    /// `end`): returned with its offset, the tag's words.
+    #[allow(clippy::type_complexity)]
+    fn block(&mut self) -> Result<(Vec<Node>, Option<(usize, String)>), TemplateError> {
+        let text = self.text;
+        let mut nodes = Vec::new();
+        loop {
+            let next = [text[self.at..].find("{{"), text[self.at..].find("{%")]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|o| self.at + o);
+            let Some(open) = next else {
+                self.lit(&mut nodes, text.len());
+                return Ok((nodes, None));
+            };
+            self.lit(&mut nodes, open);
+            if text[open..].starts_with("{{") {
+                let Some(close) = find_close(text, open + 2) else {
+                    return error(open, "`{{` is not closed by `}}`");
+                };
+                let Part::Value(source, filters) = expression(text, open + 2, close, &self.locals)?
+                else {
+                    return error(open, "the expression names no value");
+                };
+                match self.lex {
+                    Lex::Escape => {
+                        return error(
+                            open,
+                            "a value right after `\\` in a JSON string would be read as an escape",
+                        )
+                    }
+                    lex => nodes.push(Node::Value(source, filters, lex == Lex::In)),
+                }
+                self.at = close + 2;
+                continue;
+            }
+            let Some(close) = find_close_of(text, open + 2, b'%') else {
+                return error(open, "`{%` is not closed by `%}`");
+            };
+            let inner = text[open + 2..close].trim();
+            let inner_at =
+                open + 2 + (text[open + 2..close].len() - text[open + 2..close].trim_start().len());
+            self.at = close + 2;
+            let (word, rest) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
+            let rest_at = inner_at
+                + word.len()
+                + (rest.len() - rest.trim_start().len()).min(rest.len())
+                + usize::from(!rest.is_empty());
+            let rest = rest.trim();
+            match word {
+                "if" => nodes.push(self.if_block(open, rest, rest_at)?),
+                "for" => nodes.push(self.for_block(open, rest, rest_at)?),
+                "elif" | "else" | "end" => return Ok((nodes, Some((open, inner.to_string())))),
+                _ => {
+                    return error(
+                        open,
+                        format!("unknown block `{{% {word} %}}` (known: if, elif, else, end, for)"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn lit(&mut self, nodes: &mut Vec<Node>, to: usize) {
+        if to > self.at {
+            let l = &self.text[self.at..to];
+            self.lex = self.lex.after(l);
+            nodes.push(Node::Lit(l.to_string()));
+        }
+        self.at = to;
+    }
+
+    fn if_block(&mut self, open: usize, cond: &str, cond_at: usize) -> Result<Node, TemplateError> {
+        let start = self.lex;
+        let mut branches = Vec::new();
+        let mut cond = self.cond(cond, cond_at)?;
+        let mut end_lex: Option<Lex> = None;
+        let mut same = |lex: Lex, at: usize| -> Result<(), TemplateError> {
+            match end_lex {
+                Some(e) if e != lex => error(at, "the branches of this `{% if %}` end in different places of the JSON text (one inside a string, one outside)"),
+                _ => {
+                    end_lex = Some(lex);
+                    Ok(())
+                }
+            }
+        };
+        loop {
+            self.lex = start;
+            let (nodes, end) = self.block()?;
+            let Some((at, tag)) = end else {
+                return error(open, "this `{% if %}` is not closed by `{% end %}`");
+            };
+            same(self.lex, open)?;
+            branches.push((cond, nodes));
+            let (word, rest) = tag.split_once(char::is_whitespace).unwrap_or((&tag, ""));
+            match word {
+                "elif" => cond = self.cond(rest.trim(), at + 2)?,
+                "else" if rest.trim().is_empty() => {
+                    self.lex = start;
+                    let (otherwise, end) = self.block()?;
+                    same(self.lex, open)?;
+                    match end {
+                        Some((_, t)) if t == "end" => return Ok(Node::If(branches, otherwise)),
+                        Some((at, t)) => {
+                            return error(
+                                at,
+                                format!(
+                                    "`{{% {t} %}}` after `{{% else %}}`: expected `{{% end %}}`"
+                                ),
+                            )
+                        }
+                        None => return error(open, "this `{% if %}` is not closed by `{% end %}`"),
+                    }
+                }
+                "end" if rest.trim().is_empty() => {
+                    // No `else`: the text goes on as it was before the block.
+                    same(start, open)?;
+                    return Ok(Node::If(branches, Vec::new()));
+                }
+                _ => return error(at, format!("`{{% {tag} %}}` is not understood")),
+            }
+        }
+    }
+
+    fn for_block(
+        &mut self,
+        open: usize,
+        head: &str,
+        head_at: usize,
+    ) -> Result<Node, TemplateError> {
+        let mut words = head.split_whitespace();
+        let (Some(name), Some("in"), Some(list), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return error(head_at, "expected `{% for NAME in VALUE %}`");
+        };
+        let reserved = ["loop", "request", "response", "context", "stageVariables"];
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || name.as_bytes()[0].is_ascii_digit()
+            || reserved.contains(&name)
+        {
+            return error(head_at, format!("`{name}` cannot name a loop's element (a name of letters, digits and `_`, not one of {})", reserved.join(", ")));
+        }
+        let list_at = head_at + head.find(list).unwrap_or(0);
+        let source = scoped_source(list, &self.locals).map_err(|mut e| {
+            e.offset = list_at;
+            e
+        })?;
+        let start = self.lex;
+        self.locals.push(name.to_string());
+        let (body, end) = self.block()?;
+        self.locals.pop();
+        match end {
+            Some((_, t)) if t == "end" => {}
+            Some((at, t)) => {
+                return error(
+                    at,
+                    format!("`{{% {t} %}}` inside `{{% for %}}`: expected `{{% end %}}`"),
+                )
+            }
+            None => return error(open, "this `{% for %}` is not closed by `{% end %}`"),
+        }
+        if self.lex != start {
+            return error(open, "the body of this `{% for %}` does not end where it began in the JSON text (it opens or closes a string)");
+        }
+        Ok(Node::For(source, body))
+    }
+
+    /// A condition, `text` starting at offset `at` of the template.
+    fn cond(&self, text: &str, at: usize) -> Result<Cond, TemplateError> {
+        let tokens = cond_tokens(text, at)?;
+        let mut i = 0;
+        let c = self.or(&tokens, &mut i, at)?;
+        match tokens.get(i) {
+            None => Ok(c),
+            Some((o, _)) => error(*o, "expected `and`, `or` or the end of the condition"),
+        }
+    }
+
+    fn or(&self, t: &[(usize, Tok)], i: &mut usize, at: usize) -> Result<Cond, TemplateError> {
+        let mut all = vec![self.and(t, i, at)?];
+        while matches!(t.get(*i), Some((_, Tok::Word(w))) if w == "or") {
+            *i += 1;
+            all.push(self.and(t, i, at)?);
+        }
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Cond::Any(all)
+        })
+    }
+
+    fn and(&self, t: &[(usize, Tok)], i: &mut usize, at: usize) -> Result<Cond, TemplateError> {
+        let mut all = vec![self.unary(t, i, at)?];
+        while matches!(t.get(*i), Some((_, Tok::Word(w))) if w == "and") {
+            *i += 1;
+            all.push(self.unary(t, i, at)?);
+        }
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Cond::All(all)
+        })
+    }
+
+    fn unary(&self, t: &[(usize, Tok)], i: &mut usize, at: usize) -> Result<Cond, TemplateError> {
+        match t.get(*i) {
+            Some((_, Tok::Word(w))) if w == "not" => {
+                *i += 1;
+                Ok(Cond::Not(Box::new(self.unary(t, i, at)?)))
+            }
+            Some((o, Tok::Open)) => {
+                *i += 1;
+                let c = self.or(t, i, at)?;
+                match t.get(*i) {
+                    Some((_, Tok::Close)) => {
+                        *i += 1;
+                        Ok(c)
+                    }
+                    _ => error(*o, "this `(` is not closed"),
+                }
+            }
+            _ => {
+                let left = self.operand(t, i, at)?;
+                match t.get(*i) {
+                    Some((_, Tok::Eq(equal))) => {
+                        let equal = *equal;
+                        *i += 1;
+                        let right = self.operand(t, i, at)?;
+                        Ok(Cond::Eq(left, right, equal))
+                    }
+                    _ => Ok(Cond::Is(left)),
+                }
+            }
+        }
+    }
+
+    fn operand(
+        &self,
+        t: &[(usize, Tok)],
+        i: &mut usize,
+        at: usize,
+    ) -> Result<Operand, TemplateError> {
+        let Some((o, tok)) = t.get(*i) else {
+            return error(at, "the condition ends where a value was expected");
+        };
+        *i += 1;
+        match tok {
+            Tok::Str(s) => Ok(Operand::Text(s.clone())),
+            Tok::Word(w) => match w.as_str() {
+                "true" => Ok(Operand::Bool(true)),
+                "false" => Ok(Operand::Bool(false)),
+                "null" => Ok(Operand::Null),
+                "and" | "or" | "not" => error(*o, format!("`{w}` where a value was expected")),
+                _ if w.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
+                    if w.parse::<f64>().is_ok_and(f64::is_finite) {
+                        Ok(Operand::Text(w.clone()))
+                    } else {
+                        error(*o, format!("`{w}` is not a number"))
+                    }
+                }
+                _ => scoped_source(w, &self.locals)
+                    .map(Operand::Value)
+                    .map_err(|mut e| {
+                        e.offset = *o;
+                        e
+                    }),
+            },
+            _ => error(*o, "expected a value"),
+        }
+    }
+}
+
+/// A token of a condition.
+#[derive(Debug)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Open,
+    Close,
+    /// `==` (`true`) or `!=`.
+    Eq(bool),
+}
+
+fn cond_tokens(text: &str, at: usize) -> Result<Vec<(usize, Tok)>, TemplateError> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            _ if c.is_ascii_whitespace() => i += 1,
+            b'(' | b')' => {
+                out.push((at + i, if c == b'(' { Tok::Open } else { Tok::Close }));
+                i += 1;
+            }
+            b'=' | b'!' if b.get(i + 1) == Some(&b'=') => {
+                out.push((at + i, Tok::Eq(c == b'=')));
+                i += 2;
+            }
+            b'"' | b'\'' => {
+                let (value, after) = string_literal(text, i, text.len()).map_err(|mut e| {
+                    e.offset += at;
+                    e
+                })?;
+                out.push((at + i, Tok::Str(value)));
+                i = after;
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && !b"()=!\"'".contains(&b[i]) {
+                    i += 1;
+                }
+                if i == start {
+                    return error(
+                        at + i,
+                        format!(
+                            "`{}` is not understood here",
+                            text[i..].chars().next().unwrap_or(' ')
+                        ),
+                    );
+                }
+                out.push((at + start, Tok::Word(text[start..i].to_string())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Node {
+    /// Every value the nodes read (loops' lists and conditions' values included).
+    pub fn sources(nodes: &[Node], out: &mut Vec<Source>) {
+        fn cond(c: &Cond, out: &mut Vec<Source>) {
+            let mut operand = |o: &Operand| {
+                if let Operand::Value(s) = o {
+                    out.push(s.clone());
+                }
+            };
+            match c {
+                Cond::Is(o) => operand(o),
+                Cond::Eq(a, b, _) => {
+                    operand(a);
+                    operand(b);
+                }
+                Cond::Not(c) => cond(c, out),
+                Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| cond(c, out)),
+            }
+        }
+        for n in nodes {
+            match n {
+                Node::Lit(_) => {}
+                Node::Value(s, _, _) => out.push(s.clone()),
+                Node::If(branches, otherwise) => {
+                    for (c, nodes) in branches {
+                        cond(c, out);
+                        Node::sources(nodes, out);
+                    }
+                    Node::sources(otherwise, out);
+                }
+                Node::For(s, body) => {
+                    out.push(s.clone());
+                    Node::sources(body, out);
+                }
+            }
+        }
+    }
+}
+
 /// `transform.request.body` or `transform.response.body`: a new body from a template, or edits
 /// of the JSON body by pointer.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -502,6 +1028,8 @@ impl JsonTemplate {
 pub struct BodyMapping {
     /// The new body (a JSON template).
     pub template: Option<serde_json::Value>,
+    /// The new body as JSON text from a text template, with `{% if %}` and `{% for %}` blocks.
+    pub text: Option<String>,
     /// Pointer → JSON template: set (members and array elements are created or replaced; `-`
     /// appends to an array).
     #[serde(default)]
@@ -709,6 +1237,148 @@ mod tests {
             assert_eq!(e.offset, offset, "{text}: {e:?}");
             assert!(e.message.contains(needle), "{text}: {e:?}");
         }
+    }
+
+    #[test]
+    fn text_templates_place_values_and_nest_blocks() {
+        let nodes = text_template(
+            r#"{"a": [{% for x in response.body./Items %}{"id": "{{ x./id/S }}", "n": {{ loop.index }}}{% if not loop.last %},{% end %}{% end %}]{% if request.query.v == "1" or request.query.w %}, "v": {{ request.query.v }}{% elif context.stage != 'prod' %}, "s": "{{ context.stage }}"{% else %}{% end %}}"#,
+        )
+        .unwrap();
+        let Node::For(list, body) = &nodes[1] else {
+            panic!("{nodes:?}")
+        };
+        assert_eq!(*list, Source::ResponseBody("/Items".into()));
+        assert_eq!(
+            body[1],
+            Node::Value(Source::Item(0, "/id/S".into()), vec![], true)
+        );
+        assert_eq!(
+            body[3],
+            Node::Value(Source::Loop(0, LoopField::Index), vec![], false)
+        );
+        assert_eq!(
+            body[5],
+            Node::If(
+                vec![(
+                    Cond::Not(Box::new(Cond::Is(Operand::Value(Source::Loop(
+                        0,
+                        LoopField::Last
+                    ))))),
+                    vec![Node::Lit(",".into())]
+                )],
+                vec![]
+            )
+        );
+        let Node::If(branches, otherwise) = &nodes[3] else {
+            panic!("{nodes:?}")
+        };
+        assert_eq!(
+            branches[0].0,
+            Cond::Any(vec![
+                Cond::Eq(
+                    Operand::Value(Source::Query("v".into())),
+                    Operand::Text("1".into()),
+                    true
+                ),
+                Cond::Is(Operand::Value(Source::Query("w".into()))),
+            ])
+        );
+        assert_eq!(
+            branches[0].1[1],
+            Node::Value(Source::Query("v".into()), vec![], false)
+        );
+        assert_eq!(branches[1].1[1], Node::Value(Source::Stage, vec![], true));
+        assert!(otherwise.is_empty());
+        // Nested loops read the element of each.
+        let nodes =
+            text_template("{% for a in request.body %}{% for b in a./xs %}{{ a./k }}{{ b }}{{ loop.index0 }}{% end %}{% end %}")
+                .unwrap();
+        let Node::For(_, outer) = &nodes[0] else {
+            panic!()
+        };
+        let Node::For(list, inner) = &outer[0] else {
+            panic!()
+        };
+        assert_eq!(*list, Source::Item(0, "/xs".into()));
+        assert_eq!(
+            inner[0],
+            Node::Value(Source::Item(0, "/k".into()), vec![], false)
+        );
+        assert_eq!(
+            inner[1],
+            Node::Value(Source::Item(1, String::new()), vec![], false)
+        );
+        assert_eq!(
+            inner[2],
+            Node::Value(Source::Loop(1, LoopField::Index0), vec![], false)
+        );
+    }
+
+    #[test]
+    fn text_templates_refuse_blocks_that_would_move_a_value_out_of_its_string() {
+        for (text, offset, needle) in [
+            (
+                r#"{"a": "{% if request.query.x %}"{% end %}"}"#,
+                7,
+                "different places",
+            ),
+            (
+                r#"{"a": {% if request.query.x %}"{% else %}1{% end %}}"#,
+                6,
+                "different places",
+            ),
+            (
+                r#"[{% for x in request.body %}"{% end %}]"#,
+                1,
+                "does not end where it began",
+            ),
+            (r#"{"a": "\{{ request.query.x }}"}"#, 8, "escape"),
+            ("{% if request.query.x %}", 0, "not closed"),
+            (
+                "{% for x in request.body %}{% else %}{% end %}",
+                27,
+                "inside `{% for %}`",
+            ),
+            ("{% end %}", 0, "closes no block"),
+            ("{% while x %}", 0, "unknown block"),
+            ("{{ loop.index }}", 3, "inside `{% for %}` only"),
+            (
+                "{% for request in request.body %}{% end %}",
+                7,
+                "cannot name",
+            ),
+            (
+                "{% for x of request.body %}{% end %}",
+                7,
+                "expected `{% for NAME in VALUE %}`",
+            ),
+            (
+                "{% if request.query.x == %}{% end %}",
+                6,
+                "where a value was expected",
+            ),
+            ("{% if (request.query.x %}{% end %}", 6, "not closed"),
+            (
+                "{% if request.query.x request.query.y %}{% end %}",
+                22,
+                "expected `and`",
+            ),
+            ("{% if request.nope %}{% end %}", 6, "unknown name"),
+            (
+                "{% for x in request.body %}{{ x.id }}{% end %}",
+                30,
+                "JSON pointer",
+            ),
+            ("{% if request.query.x %", 0, "not closed by `%}`"),
+        ] {
+            let e = text_template(text).expect_err(text);
+            assert!(e.message.contains(needle), "{text}: {e:?}");
+            assert_eq!(e.offset, offset, "{text}: {e:?}");
+        }
+        // Blocks inside a string that end inside it are fine, as are values in either place.
+        assert!(text_template(r#"{"a": "x{% if request.query.x %}-{{ request.query.x }}{% end %}", "b": {{ request.query.y }}}"#).is_ok());
+        assert!(text_template(r#"{"a": "\\{{ request.query.x }}"}"#).is_ok());
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub mod __private_0_1 {
     /// Transforms: what generated `transform` data is made of.
     pub mod t {
         pub use crate::transform::{
-            BodyMap, Edits, Filter, JsonTemplate, Part, Source, TransformDef,
+            BodyMap, Cond, Edits, Filter, JsonTemplate, LoopField, Node, Operand, Part, Source,
+            TransformDef,
         };
     }
     pub use axum;

@@ -45,6 +45,8 @@ pub struct TransformDef {
 pub enum BodyMap {
     /// A new body.
     Template(JsonTemplate),
+    /// A new body as JSON text, from a text template (with blocks).
+    Text(&'static [Node]),
     /// Edits of the JSON body: pointers set, then pointers removed.
     Edits {
         /// Pointer → value.
@@ -170,6 +172,74 @@ pub enum Source {
     RequestBody(&'static str),
     /// The answer's JSON body at a pointer (response body mappings).
     ResponseBody(&'static str),
+    /// The element of the text template's loop at this depth (0: the outermost), at a pointer.
+    Item(usize, &'static str),
+    /// Where the text template's loop at this depth is.
+    Loop(usize, LoopField),
+}
+
+/// What `loop.…` reads.
+#[derive(Debug, Clone, Copy)]
+pub enum LoopField {
+    /// 1 for the first element.
+    Index,
+    /// 0 for the first element.
+    Index0,
+    /// `true` on the first element.
+    First,
+    /// `true` on the last element.
+    Last,
+}
+
+/// A piece of a text template (see `gwgen`'s `transform::Node`).
+#[derive(Debug)]
+pub enum Node {
+    /// Text as written.
+    Lit(&'static str),
+    /// A value through its filters; `true`: it lands inside a JSON string (its text, escaped),
+    /// else it is written as JSON.
+    Value(Source, &'static [Filter], bool),
+    /// The first branch whose condition holds, else the last.
+    If(&'static [(Cond, &'static [Node])], &'static [Node]),
+    /// The body once per element of an array (or member value of an object).
+    For(Source, &'static [Node]),
+}
+
+/// A condition.
+#[derive(Debug)]
+pub enum Cond {
+    /// Present, and not `false` or `null`.
+    Is(Operand),
+    /// Negation.
+    Not(&'static Cond),
+    /// Every one holds.
+    All(&'static [Cond]),
+    /// One holds.
+    Any(&'static [Cond]),
+    /// The operands' text is equal (`true`) or not (`false`).
+    Eq(Operand, Operand, bool),
+}
+
+/// A side of a condition.
+#[derive(Debug)]
+pub enum Operand {
+    /// A value.
+    Value(Source),
+    /// Text (a string or a number as written).
+    Text(&'static str),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+/// One loop of a text template being rendered: its element, and where it is.
+struct Frame<'a> {
+    item: &'a serde_json::Value,
+    /// 0 for the first element.
+    index: usize,
+    /// How many elements there are.
+    len: usize,
 }
 
 /// A filter.
@@ -215,6 +285,8 @@ enum Val<'a> {
     Missing,
     Text(Cow<'a, str>),
     Json(&'a serde_json::Value),
+    /// A loop's position.
+    Number(usize),
 }
 
 impl<'a> Val<'a> {
@@ -231,6 +303,7 @@ impl<'a> Val<'a> {
             Val::Missing => Cow::Borrowed(""),
             Val::Text(t) => t,
             Val::Json(v) => Cow::Owned(v.to_string()),
+            Val::Number(n) => Cow::Owned(n.to_string()),
         }
     }
 }
@@ -276,8 +349,16 @@ impl<'a> Vars<'a> {
     }
 }
 
+static TRUE: serde_json::Value = serde_json::Value::Bool(true);
+static FALSE: serde_json::Value = serde_json::Value::Bool(false);
+
 impl Vars<'_> {
     fn read(&self, source: &Source) -> Val<'_> {
+        self.read_in(source, &[])
+    }
+
+    /// A value, where the text template's loops `frames` are (outermost first).
+    fn read_in<'f>(&'f self, source: &Source, frames: &[Frame<'f>]) -> Val<'f> {
         let claims = || self.identity.and_then(|i| i.claims.as_deref());
         let text =
             |s: Option<&str>| s.map_or(Val::Missing, |s| Val::Text(Cow::Owned(s.to_string())));
@@ -353,6 +434,102 @@ impl Vars<'_> {
             Source::ResponseBody(pointer) => {
                 Val::from_json(self.answer.and_then(|b| b.pointer(pointer)))
             }
+            Source::Item(depth, pointer) => {
+                Val::from_json(frames.get(*depth).and_then(|f| f.item.pointer(pointer)))
+            }
+            Source::Loop(depth, field) => frames.get(*depth).map_or(Val::Missing, |f| {
+                let flag = |b: bool| Val::Json(if b { &TRUE } else { &FALSE });
+                match field {
+                    LoopField::Index => Val::Number(f.index + 1),
+                    LoopField::Index0 => Val::Number(f.index),
+                    LoopField::First => flag(f.index == 0),
+                    LoopField::Last => flag(f.index + 1 == f.len),
+                }
+            }),
+        }
+    }
+
+    /// A text template's nodes, written to `out`.
+    fn text_nodes<'f>(&'f self, nodes: &[Node], frames: &mut Vec<Frame<'f>>, out: &mut String) {
+        for node in nodes {
+            match node {
+                Node::Lit(l) => out.push_str(l),
+                Node::Value(source, filters, in_string) => {
+                    let mut v = self.read_in(source, frames);
+                    for f in *filters {
+                        v = apply(f, v);
+                    }
+                    if *in_string {
+                        json_string_content(&v.text(), out);
+                    } else {
+                        match v {
+                            Val::Missing => out.push_str("null"),
+                            Val::Text(t) => {
+                                out.push('"');
+                                json_string_content(&t, out);
+                                out.push('"');
+                            }
+                            Val::Json(j) => out.push_str(&j.to_string()),
+                            Val::Number(n) => out.push_str(&n.to_string()),
+                        }
+                    }
+                }
+                Node::If(branches, otherwise) => {
+                    let chosen = branches
+                        .iter()
+                        .find(|(c, _)| self.holds(c, frames))
+                        .map_or(*otherwise, |(_, nodes)| *nodes);
+                    self.text_nodes(chosen, frames, out);
+                }
+                Node::For(source, body) => {
+                    let items: Vec<&'f serde_json::Value> = match self.read_in(source, frames) {
+                        Val::Json(serde_json::Value::Array(items)) => items.iter().collect(),
+                        Val::Json(serde_json::Value::Object(members)) => members.values().collect(),
+                        _ => Vec::new(),
+                    };
+                    let n = items.len();
+                    for (i, item) in items.into_iter().enumerate() {
+                        frames.push(Frame {
+                            item,
+                            index: i,
+                            len: n,
+                        });
+                        self.text_nodes(body, frames, out);
+                        frames.pop();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a condition holds.
+    fn holds(&self, c: &Cond, frames: &[Frame<'_>]) -> bool {
+        match c {
+            Cond::Is(o) => match self.operand(o, frames) {
+                Val::Missing => false,
+                Val::Json(serde_json::Value::Bool(b)) => *b,
+                _ => true,
+            },
+            Cond::Not(c) => !self.holds(c, frames),
+            Cond::All(cs) => cs.iter().all(|c| self.holds(c, frames)),
+            Cond::Any(cs) => cs.iter().any(|c| self.holds(c, frames)),
+            Cond::Eq(a, b, equal) => {
+                let (a, b) = (self.operand(a, frames), self.operand(b, frames));
+                let same = match (&a, &b) {
+                    (Val::Missing, Val::Missing) => true,
+                    _ => a.text() == b.text(),
+                };
+                same == *equal
+            }
+        }
+    }
+
+    fn operand<'f>(&'f self, o: &Operand, frames: &[Frame<'f>]) -> Val<'f> {
+        match o {
+            Operand::Value(s) => self.read_in(s, frames),
+            Operand::Text(t) => Val::Text(Cow::Borrowed(t)),
+            Operand::Bool(b) => Val::Json(if *b { &TRUE } else { &FALSE }),
+            Operand::Null => Val::Missing,
         }
     }
 
@@ -407,6 +584,7 @@ impl Vars<'_> {
                     Val::Missing => V::Null,
                     Val::Text(t) => V::String(t.into_owned()),
                     Val::Json(j) => j.clone(),
+                    Val::Number(n) => V::from(n),
                 }
             }
             JsonTemplate::Array(items) => V::Array(items.iter().map(|i| self.json(i)).collect()),
@@ -424,6 +602,11 @@ impl Vars<'_> {
     pub(crate) fn body_edit(&self, map: &BodyMap) -> BodyEdit {
         match map {
             BodyMap::Template(t) => BodyEdit::Replace(self.json(t)),
+            BodyMap::Text(nodes) => {
+                let mut out = String::new();
+                self.text_nodes(nodes, &mut Vec::new(), &mut out);
+                BodyEdit::Text(out)
+            }
             BodyMap::Edits { set, remove } => BodyEdit::Edit {
                 set: set.iter().map(|(p, t)| (*p, self.json(t))).collect(),
                 remove,
@@ -436,6 +619,8 @@ impl Vars<'_> {
 pub(crate) enum BodyEdit {
     /// The new body.
     Replace(serde_json::Value),
+    /// The new body's text, rendered by a text template.
+    Text(String),
     /// Pointers set, then pointers removed.
     Edit {
         set: Vec<(&'static str, serde_json::Value)>,
@@ -448,6 +633,7 @@ impl BodyEdit {
     pub(crate) fn apply(self, body: Option<std::sync::Arc<serde_json::Value>>) -> Option<Vec<u8>> {
         let doc = match self {
             BodyEdit::Replace(v) => v,
+            BodyEdit::Text(t) => return Some(t.into_bytes()),
             BodyEdit::Edit { set, remove } => {
                 // The gateway's only copy, normally: taken, not cloned.
                 let mut doc =
@@ -462,6 +648,23 @@ impl BodyEdit {
             }
         };
         serde_json::to_vec(&doc).ok()
+    }
+}
+
+/// `text` escaped as the content of a JSON string (no quotes around it).
+fn json_string_content(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -543,6 +746,7 @@ fn apply<'a>(f: &Filter, v: Val<'a>) -> Val<'a> {
             Val::Missing => "null".to_string(),
             Val::Text(t) => serde_json::Value::String(t.into_owned()).to_string(),
             Val::Json(j) => j.to_string(),
+            Val::Number(n) => n.to_string(),
         })),
         Filter::Base64 | Filter::UrlEncode | Filter::Lower | Filter::Upper => {
             if matches!(v, Val::Missing) {

@@ -646,6 +646,17 @@ fn rows() -> Vec<Row> {
             Some(json!({ "b": 2 })),
         ),
         honoured(
+            "bodyMapping.text",
+            vec![(
+                Operation,
+                json!({ "transform": { "response": { "body": {
+                    "text": "[{% for x in response.body./items %}\"{{ x }}\"{% if not loop.last %},{% end %}{% end %}]"
+                } } } }),
+            )],
+            "/transform/response/body/text",
+            Some(json!("[]")),
+        ),
+        honoured(
             "bodyMapping.set",
             vec![(Operation, body_map.clone())],
             "/transform/response/body/set",

@@ -200,6 +200,12 @@ fn framed(w: &mut TcpStream, target: &str) -> Option<After> {
         )
         .map(|()| After::KeepAlive),
         "empty" => write(w, b"HTTP/1.1 204 No Content\r\n\r\n").map(|()| After::KeepAlive),
+        // A DynamoDB `Scan` answer, for mapping templates.
+        "dynamo" => {
+            let body = r#"{"Count":2,"Items":[{"id":{"S":"1"},"name":{"S":"rex \"the\" dog"},"tags":{"L":[{"S":"a"},{"S":"b"}]}},{"id":{"S":"2"},"name":{"S":"tom"},"tags":{"L":[]}}]}"#;
+            write(w, format!("HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+                .map(|()| After::KeepAlive)
+        }
         // A flood of interim answers before the final one.
         "flood" => (|| {
             for _ in 0..100 {

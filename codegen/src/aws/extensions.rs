@@ -777,6 +777,8 @@ impl Lowering<'_> {
                                 "body",
                                 object(t.pos, vec![("template", json_node(&body, t.pos))]),
                             )),
+                            Some(Compiled::Template(text)) => transform_request
+                                .push(("body", object(t.pos, vec![("text", string(t.pos, text))]))),
                             Some(Compiled::Text(text)) if text.is_empty() => {}
                             Some(Compiled::Text(_)) => self.refuse(
                                 t.pos,
@@ -836,6 +838,13 @@ impl Lowering<'_> {
                                     }
                                     Some(Compiled::Json(body)) => {
                                         i.push(("body", json_node(&body, t.pos)))
+                                    }
+                                    Some(Compiled::Template(text)) => {
+                                        i.push(("body", object(t.pos, vec![])));
+                                        transform_response.push((
+                                            "body",
+                                            object(t.pos, vec![("text", string(t.pos, text))]),
+                                        ));
                                     }
                                     Some(Compiled::Text(text)) => {
                                         i.push(("body", string(t.pos, text)));
@@ -1162,6 +1171,10 @@ impl Lowering<'_> {
                     Some(Compiled::Json(body)) => out.push((
                         "body",
                         object(t.pos, vec![("template", json_node(&body, t.pos))]),
+                    )),
+                    Some(Compiled::Template(text)) => out.push((
+                        "body",
+                        object(t.pos, vec![("text", string(t.pos, text))]),
                     )),
                     Some(Compiled::Text(_)) => self.refuse(
                         t.pos,

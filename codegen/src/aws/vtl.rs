@@ -4,9 +4,13 @@
 //! `$input.params().path.x`, `$input.json('$.a.b')`, `$input.path('$.a')`, `$input.body`,
 //! `$context.…`, `$stageVariables.…`, and `$util.escapeJavaScript`/`urlEncode`/`base64Encode`
 //! around them. A reference inside a JSON string becomes text in that string (escaped as JSON
-//! when rendered); one outside a string inserts the value as JSON. Velocity directives (`#set`,
-//! `#if`, `#foreach`) and variables of the template's own are refused with their line: a
-//! template is carried over exactly or not at all.
+//! when rendered); one outside a string inserts the value as JSON.
+//!
+//! A template without blocks becomes a JSON template. One with `#if`/`#elseif`/`#else`/`#end`
+//! or `#foreach` becomes a text template, with `{% if %}` and `{% for %}` blocks; `#set` of a
+//! place in the body names it, and comments are dropped. Anything else of Velocity (other
+//! directives, `#set` of other values, variables of the template's own, comparisons of order,
+//! method calls) is refused with its line: a template is carried over exactly or not at all.
 
 /// Where each declared parameter of the operation is, for `$input.params('name')`.
 #[derive(Debug, Default, Clone)]
@@ -22,8 +26,10 @@ pub(crate) struct Places {
     /// where there is no body to read (a mock's answer), and they are refused.
     pub body: Option<&'static str>,
     /// Variables a template set to a place in the body (`#set($root = $input.path('$'))`):
-    /// name, and the expression of that place.
+    /// name, and the expression of that place. A `#foreach` variable names itself.
     pub aliases: Vec<(String, String)>,
+    /// How many `#foreach` blocks the text is inside (`$foreach.…` is read in one only).
+    pub loops: usize,
 }
 
 impl Places {
@@ -49,17 +55,30 @@ pub(crate) enum Compiled {
     Json(serde_json::Value),
     /// Text without references, kept as written.
     Text(String),
+    /// A gateway text template (`body.text`), for a template with `#if` or `#foreach`.
+    Template(String),
 }
 
 /// Why a template cannot be carried over: the line within the template, and the reason.
 pub(crate) type Refusal = (usize, String);
+
+/// A block of Velocity the text is inside.
+enum Block {
+    If,
+    Foreach,
+}
 
 /// Compiles the template `text`.
 pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> {
     let mut places = places.clone();
     let places = &mut places;
     let chars: Vec<char> = text.chars().collect();
+    // Both forms are written as the text is read: a JSON template (references quoted as
+    // strings), and a gateway text template (used when the template has blocks).
     let mut out = String::with_capacity(text.len() + 16);
+    let mut tpl = String::with_capacity(text.len() + 16);
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut had_blocks = false;
     let mut in_string = false;
     let mut line = 1;
     let mut refs = 0;
@@ -70,40 +89,129 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
             '\n' => {
                 line += 1;
                 out.push(c);
+                tpl.push(c);
                 i += 1;
             }
             '\\' if in_string => {
                 out.push(c);
+                tpl.push(c);
                 if let Some(&n) = chars.get(i + 1) {
                     out.push(n);
+                    tpl.push(n);
                 }
                 i += 2;
             }
             '"' => {
                 in_string = !in_string;
                 out.push(c);
+                tpl.push(c);
                 i += 1;
             }
-            '#' if chars.get(i + 1).is_some_and(|n| {
-                n.is_ascii_alphabetic() || *n == '#' || *n == '*' || *n == '{'
-            }) =>
+            '#' if chars.get(i + 1) == Some(&'#') => {
+                // A line comment: up to the end of the line.
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '#' if chars.get(i + 1) == Some(&'*') => {
+                // A block comment: its lines are kept, so lines still count as written.
+                let Some(end) = (i + 2..chars.len().saturating_sub(1))
+                    .find(|&j| chars[j] == '*' && chars[j + 1] == '#')
+                else {
+                    return Err((line, "a `#*` comment is not closed by `*#`".into()));
+                };
+                for _ in chars[i..end].iter().filter(|c| **c == '\n') {
+                    line += 1;
+                    out.push('\n');
+                    tpl.push('\n');
+                }
+                i = end + 2;
+            }
+            '#' if chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '{') =>
             {
-                let word: String = chars[i + 1..]
+                let braced = chars[i + 1] == '{';
+                let from = i + 1 + usize::from(braced);
+                let word: String = chars[from..]
                     .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '#' || **c == '*')
+                    .take_while(|c| c.is_ascii_alphanumeric())
                     .collect();
-                // `#set($name = $input.path('…'))` names a place in the body; nothing else of
-                // Velocity's control is carried over.
-                if word == "set" && !in_string {
-                    if let Some(next) = set_alias(&chars, i + 4, places) {
+                let mut next = from + word.len();
+                if braced {
+                    if chars.get(next) != Some(&'}') {
+                        return Err((line, "a `#{…}` directive is not closed".into()));
+                    }
+                    next += 1;
+                }
+                match word.as_str() {
+                    // `#set($name = $input.path('…'))` names a place in the body.
+                    "set" if !in_string => match set_alias(&chars, next, places) {
+                        Some(after) => i = after,
+                        None => {
+                            return Err((
+                                line,
+                                "`#set` is carried over only to name a place in the body (`#set($root = $input.path('$'))`)".into(),
+                            ))
+                        }
+                    },
+                    "if" | "elseif" => {
+                        if word == "elseif" && !matches!(blocks.last(), Some(Block::If)) {
+                            return Err((line, "`#elseif` outside `#if`".into()));
+                        }
+                        let (cond, after) = condition(&chars, next, places).map_err(|m| (line, m))?;
+                        if word == "if" {
+                            blocks.push(Block::If);
+                            tpl.push_str(&format!("{{% if {cond} %}}"));
+                        } else {
+                            tpl.push_str(&format!("{{% elif {cond} %}}"));
+                        }
+                        had_blocks = true;
+                        i = after;
+                    }
+                    "else" => {
+                        if !matches!(blocks.last(), Some(Block::If)) {
+                            return Err((line, "`#else` outside `#if`".into()));
+                        }
+                        tpl.push_str("{% else %}");
                         i = next;
-                        continue;
+                    }
+                    "end" => {
+                        match blocks.pop() {
+                            Some(Block::Foreach) => {
+                                places.loops -= 1;
+                                places.aliases.pop();
+                            }
+                            Some(Block::If) => {}
+                            None => return Err((line, "`#end` closes no block".into())),
+                        }
+                        tpl.push_str("{% end %}");
+                        i = next;
+                    }
+                    "foreach" => {
+                        let (name, list, after) =
+                            foreach_head(&chars, next, places).map_err(|m| (line, m))?;
+                        tpl.push_str(&format!("{{% for {name} in {list} %}}"));
+                        places.aliases.push((name.clone(), name));
+                        places.loops += 1;
+                        blocks.push(Block::Foreach);
+                        had_blocks = true;
+                        i = after;
+                    }
+                    "include" | "parse" | "stop" | "break" | "define" | "macro" | "evaluate"
+                    | "set" => {
+                        return Err((
+                            line,
+                            format!("the Velocity directive `#{word}` is not carried over"),
+                        ))
+                    }
+                    // Not a directive (`"#fff"`): Velocity writes it as it is.
+                    _ => {
+                        out.push(c);
+                        tpl.push(c);
+                        i += 1;
                     }
                 }
-                return Err((
-                    line,
-                    format!("the Velocity directive `#{word}` is not carried over"),
-                ));
             }
             '$' if starts_reference(&chars, i) => {
                 let (expr, next) = reference(&chars, i, places).map_err(|m| (line, m))?;
@@ -115,19 +223,33 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
                 } else {
                     out.push_str(&format!("\"{{{{ {expr} }}}}\""));
                 }
+                tpl.push_str(&format!("{{{{ {expr} }}}}"));
                 i = next;
             }
-            '{' if chars.get(i + 1) == Some(&'{') => {
+            '{' if matches!(chars.get(i + 1), Some('{' | '%')) => {
                 return Err((
                     line,
-                    "`{{` would be read as a gateway template expression".into(),
+                    format!("`{{{}` would be read as a gateway template", chars[i + 1]),
                 ));
             }
             _ => {
                 out.push(c);
+                tpl.push(c);
                 i += 1;
             }
         }
+    }
+    if !blocks.is_empty() {
+        return Err((line, "a `#if` or `#foreach` is not closed by `#end`".into()));
+    }
+    if had_blocks {
+        return match crate::transform::text_template(&tpl) {
+            Ok(_) => Ok(Compiled::Template(tpl)),
+            Err(e) => Err((
+                tpl[..e.offset.min(tpl.len())].matches('\n').count() + 1,
+                e.message,
+            )),
+        };
     }
     if text.trim().is_empty() {
         return Ok(Compiled::Text(String::new()));
@@ -139,6 +261,159 @@ pub(crate) fn compile(text: &str, places: &Places) -> Result<Compiled, Refusal> 
             e.line(),
             "the template is not JSON once its references are placed".into(),
         )),
+    }
+}
+
+/// Reads `($name in REFERENCE)` from `chars[j]` (after `#foreach`): the name, the list's
+/// expression, and where the text goes on.
+fn foreach_head(
+    chars: &[char],
+    mut j: usize,
+    places: &Places,
+) -> Result<(String, String, usize), String> {
+    let bad = || "expected `#foreach($name in $list)`".to_string();
+    let skip = |j: &mut usize| {
+        while chars.get(*j).is_some_and(|c| c.is_whitespace()) {
+            *j += 1;
+        }
+    };
+    skip(&mut j);
+    if chars.get(j) != Some(&'(') {
+        return Err(bad());
+    }
+    j += 1;
+    skip(&mut j);
+    if chars.get(j) != Some(&'$') {
+        return Err(bad());
+    }
+    let start = j + 1;
+    j = start;
+    while chars
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+    {
+        j += 1;
+    }
+    let name: String = chars[start..j].iter().collect();
+    skip(&mut j);
+    if name.is_empty() || chars.get(j) != Some(&'i') || chars.get(j + 1) != Some(&'n') {
+        return Err(bad());
+    }
+    j += 2;
+    skip(&mut j);
+    if chars.get(j) != Some(&'$') {
+        return Err(bad());
+    }
+    let (list, next) = reference(chars, j, places)?;
+    j = next;
+    skip(&mut j);
+    if chars.get(j) != Some(&')') {
+        return Err(bad());
+    }
+    if [
+        "loop",
+        "request",
+        "response",
+        "context",
+        "stageVariables",
+        "foreach",
+    ]
+    .contains(&name.as_str())
+    {
+        return Err(format!(
+            "`${name}` as a loop's variable is not carried over: rename it"
+        ));
+    }
+    if list.contains('|') {
+        return Err("a `#foreach` over a function's result is not carried over".into());
+    }
+    Ok((name, list, j + 1))
+}
+
+/// Reads a condition `( … )` from `chars[j]` (after `#if` or `#elseif`): the gateway's
+/// condition, and where the text goes on.
+fn condition(chars: &[char], mut j: usize, places: &Places) -> Result<(String, usize), String> {
+    while chars.get(j).is_some_and(|c| *c == ' ') {
+        j += 1;
+    }
+    if chars.get(j) != Some(&'(') {
+        return Err("expected `(` and a condition".into());
+    }
+    j += 1;
+    let mut out = String::new();
+    let mut depth = 0;
+    loop {
+        let Some(&c) = chars.get(j) else {
+            return Err("a condition is not closed by `)`".into());
+        };
+        let two: String = chars[j..(j + 2).min(chars.len())].iter().collect();
+        match c {
+            ')' if depth == 0 => {
+                return Ok((out.split_whitespace().collect::<Vec<_>>().join(" "), j + 1))
+            }
+            '(' | ')' => {
+                depth += if c == '(' { 1 } else { -1 };
+                out.push(c);
+                j += 1;
+            }
+            _ if c.is_whitespace() => {
+                out.push(' ');
+                j += 1;
+            }
+            _ if two == "&&" || two == "||" => {
+                out.push_str(if two == "&&" { " and " } else { " or " });
+                j += 2;
+            }
+            _ if two == "==" || two == "!=" => {
+                out.push_str(&format!(" {two} "));
+                j += 2;
+            }
+            '!' => {
+                out.push_str(" not ");
+                j += 1;
+            }
+            '>' | '<' => return Err("comparisons of order (`<`, `>`) are not carried over".into()),
+            '"' | '\'' => {
+                let end = chars[j + 1..]
+                    .iter()
+                    .position(|x| *x == c)
+                    .map(|p| j + 1 + p)
+                    .ok_or("a quoted string is not closed")?;
+                let inner: String = chars[j + 1..end].iter().collect();
+                if inner.contains(['$', '#', '\\', '"', '\'']) {
+                    return Err(
+                        "a string with references or escapes in a condition is not carried over"
+                            .into(),
+                    );
+                }
+                out.push_str(&format!("\"{inner}\""));
+                j = end + 1;
+            }
+            '$' => {
+                let (expr, next) = reference(chars, j, places)?;
+                if expr.contains('|') {
+                    return Err("a function's result in a condition is not carried over".into());
+                }
+                out.push_str(&format!(" {expr} "));
+                j = next;
+            }
+            _ if c.is_ascii_alphanumeric() || c == '-' || c == '.' => {
+                let word: String = chars[j..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '-' || **c == '.')
+                    .collect();
+                let token = match word.as_str() {
+                    "and" | "or" | "not" | "true" | "false" | "null" => word.clone(),
+                    "eq" => "==".into(),
+                    "ne" => "!=".into(),
+                    w if w.parse::<f64>().is_ok() => word.clone(),
+                    _ => return Err(format!("`{word}` in a condition is not carried over")),
+                };
+                out.push_str(&format!(" {token} "));
+                j += word.chars().count();
+            }
+            _ => return Err(format!("`{c}` in a condition is not carried over")),
+        }
     }
 }
 
@@ -372,6 +647,20 @@ fn translate(segs: &[(String, Option<Vec<Arg>>)], places: &Places) -> Option<Str
         }
         ["input", "body"] if segs[1].1.is_none() => places.body.map(str::to_string),
         ["stageVariables", name] if segs[1].1.is_none() => Some(format!("stageVariables.{name}")),
+        // Where the innermost `#foreach` is.
+        ["foreach", field] if places.loops > 0 && segs[1].1.is_none() => Some(
+            match *field {
+                "hasNext" => "(not loop.last)",
+                "count" => "loop.index",
+                "index" => "loop.index0",
+                "first" => "loop.first",
+                "last" => "loop.last",
+                _ => return None,
+            }
+            .to_string(),
+        ),
+        ["velocityCount"] if places.loops > 0 => Some("loop.index".into()),
+        ["velocityHasNext"] if places.loops > 0 => Some("(not loop.last)".into()),
         ["context", rest @ ..] if segs.iter().all(|(_, c)| c.is_none()) => {
             let expr = match rest {
                 [one @ ("requestId" | "stage" | "httpMethod" | "resourcePath" | "path")] => {
@@ -432,7 +721,64 @@ mod tests {
             header: vec!["h1".into()],
             body: Some("request.body"),
             aliases: Vec::new(),
+            loops: 0,
         }
+    }
+
+    #[test]
+    fn blocks_become_a_text_template() {
+        let answer = Places {
+            body: Some("response.body"),
+            ..places()
+        };
+        // The DynamoDB scan mapping of AWS's tutorials.
+        let c = compile(
+            "#set($inputRoot = $input.path('$'))\n{\n  \"pets\": [\n#foreach($elem in $inputRoot.Items) ## each pet\n    {\"id\": \"$elem.id.S\", \"n\": $foreach.count}#if($foreach.hasNext),#end\n#end\n  ]\n#if($input.params('q') == \"x\" && !$context.stage)\n  , \"q\": \"$input.params('q')\"\n#elseif($input.params('q') != '')#else #end\n}",
+            &answer,
+        )
+        .unwrap();
+        let Compiled::Template(t) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            t,
+            "\n{\n  \"pets\": [\n{% for elem in response.body./Items %} \n    {\"id\": \"{{ elem./id/S }}\", \"n\": {{ loop.index }}}{% if (not loop.last) %},{% end %}\n{% end %}\n  ]\n{% if request.query.q == \"x\" and not context.stage %}\n  , \"q\": \"{{ request.query.q }}\"\n{% elif request.query.q != \"\" %}{% else %} {% end %}\n}"
+        );
+        assert!(crate::transform::text_template(&t).is_ok());
+        // Lines still count as written, and what is not carried over is refused at its line.
+        for (text, line, needle) in [
+            ("{\n#if($input.params('q') > 1)1#end}", 2, "order"),
+            (
+                "{\n\n#foreach($x in $input.path('$.a'))\n$x.size()#end}",
+                4,
+                "not carried over",
+            ),
+            (
+                "[#foreach($x in $input.path('$.a'))]",
+                1,
+                "not closed by `#end`",
+            ),
+            ("#end", 1, "closes no block"),
+            ("#else", 1, "outside `#if`"),
+            ("#*\n\n*#\n#macro(a)#end", 4, "#macro"),
+            ("\"$foreach.count\"", 1, "not carried over"),
+            (
+                "[#foreach($x in $input.path('$.a'))\"$x#end]",
+                1,
+                "does not end where it began",
+            ),
+            ("#if($input.params('q'))\"#end", 1, "different places"),
+            ("#if($input.params('q') == \"$x\")#end", 1, "references"),
+        ] {
+            let (l, why) = compile(text, &answer).expect_err(text);
+            assert!(why.contains(needle), "{text}: {why}");
+            assert_eq!(l, line, "{text}: {why}");
+        }
+        // `#` that starts no directive is text, as Velocity writes it.
+        assert_eq!(
+            compile("{\"c\": \"#fff\"}", &answer).unwrap(),
+            Compiled::Json(json!({"c": "#fff"}))
+        );
     }
 
     #[test]

@@ -1161,13 +1161,28 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 continue;
             };
             let answer = side == "response";
-            if body.template.is_some() && (!body.set.is_empty() || !body.remove.is_empty()) {
+            let forms = usize::from(body.template.is_some())
+                + usize::from(body.text.is_some())
+                + usize::from(!body.set.is_empty() || !body.remove.is_empty());
+            if forms > 1 {
                 report(
                     Code::TransformEdit,
                     &rel(&[side, "body"]),
-                    "a body mapping is a `template` or `set`/`remove` edits, not both".into(),
+                    "a body mapping is a `template`, a `text`, or `set`/`remove` edits: one of them".into(),
                     None,
                 );
+            }
+            if let Some(text) = &body.text {
+                let reads = if answer {
+                    Reads::Answer
+                } else {
+                    Reads::Request
+                };
+                if let Err(problems) = text_template_problems(gw, r, text, reads) {
+                    for (code, message, hint) in problems {
+                        report(code, &rel(&[side, "body", "text"]), message, hint);
+                    }
+                }
             }
             if let Some(t) = &body.template {
                 json_strings(t, rel(&[side, "body", "template"]), &mut |at, text| {
@@ -1305,7 +1320,7 @@ fn template_problems(
     text: &str,
     reads: Reads,
 ) -> Result<Vec<crate::transform::Part>, Vec<Problem>> {
-    use crate::transform::{parse, Part, Source};
+    use crate::transform::{parse, Part};
     let parts = parse(text).map_err(|e| {
         let at = text[..e.offset.min(text.len())].chars().count() + 1;
         vec![(
@@ -1314,31 +1329,75 @@ fn template_problems(
             None,
         )]
     })?;
+    let sources: Vec<_> = parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Value(s, _) => Some(s.clone()),
+            Part::Lit(_) => None,
+        })
+        .collect();
+    source_problems(gw, r, &sources, reads).map(|()| parts)
+}
+
+/// A text body template (`body.text`) of route `r`, or what is wrong with it.
+fn text_template_problems(
+    gw: &Gateway,
+    r: &crate::ir::Route,
+    text: &str,
+    reads: Reads,
+) -> Result<(), Vec<Problem>> {
+    use crate::transform::{text_template, Node};
+    let nodes = text_template(text).map_err(|e| {
+        let before = &text[..e.offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        vec![(
+            Code::TemplateError,
+            format!(
+                "{} (at line {line}, column {column} of the template)",
+                e.message
+            ),
+            None,
+        )]
+    })?;
+    let mut sources = Vec::new();
+    Node::sources(&nodes, &mut sources);
+    source_problems(gw, r, &sources, reads)
+}
+
+/// What is wrong with the values a template of route `r` reads: a path parameter it lacks, a
+/// stage variable a stage lacks, a body it cannot read.
+fn source_problems(
+    gw: &Gateway,
+    r: &crate::ir::Route,
+    sources: &[crate::transform::Source],
+    reads: Reads,
+) -> Result<(), Vec<Problem>> {
+    use crate::transform::Source;
     let params = template_params(&r.segments);
     let mut problems = Vec::new();
-    for p in &parts {
-        match p {
-            Part::Value(Source::ResponseBody(_), _) if reads != Reads::Answer => problems.push((
+    for s in sources {
+        match s {
+            Source::ResponseBody(_) if reads != Reads::Answer => problems.push((
                 Code::TemplateError,
                 "`response.body` is read only in `transform.response.body`".into(),
                 None,
             )),
-            Part::Value(Source::RequestBody(_), _) if reads == Reads::Head => problems.push((
+            Source::RequestBody(_) if reads == Reads::Head => problems.push((
                 Code::TemplateError,
                 "`request.body` cannot be read here: only a transform reads the request body"
                     .into(),
                 None,
             )),
-            Part::Value(Source::Path(name), _) if !params.contains(&name.as_str()) => problems
-                .push((
-                    Code::TemplateError,
-                    format!(
-                        "`request.path.{name}` names no path parameter of `{} {}`",
-                        r.method, r.path
-                    ),
-                    did_you_mean(name, params.iter().copied()),
-                )),
-            Part::Value(Source::StageVariable(name), _) => {
+            Source::Path(name) if !params.contains(&name.as_str()) => problems.push((
+                Code::TemplateError,
+                format!(
+                    "`request.path.{name}` names no path parameter of `{} {}`",
+                    r.method, r.path
+                ),
+                did_you_mean(name, params.iter().copied()),
+            )),
+            Source::StageVariable(name) => {
                 let missing: Vec<&str> = gw
                     .stages
                     .iter()
@@ -1360,8 +1419,9 @@ fn template_problems(
         }
     }
     if problems.is_empty() {
-        Ok(parts)
+        Ok(())
     } else {
+        problems.dedup();
         Err(problems)
     }
 }
