@@ -146,8 +146,9 @@ pub(crate) enum Plan {
 
 /// Whether and how an answer is compressed: not for `HEAD`, 1xx, 204, 304 or 206, an answer
 /// already coded or holding a range, `Cache-Control: no-transform`, a media type outside
-/// `def.types`, or a `Content-Length` under `def.min_size`; else in the coding the client
-/// prefers, if it accepts one.
+/// `def.types`, or a length under `def.min_size` (its `Content-Length`, else `body_len`, the
+/// body's own when it is known, as a mock's or a mapped answer's is); else in the coding the
+/// client prefers, if it accepts one.
 #[cfg_attr(not(feature = "compression"), allow(dead_code))]
 pub(crate) fn plan(
     def: &ResponseCompression,
@@ -155,6 +156,7 @@ pub(crate) fn plan(
     status: http::StatusCode,
     h: &http::HeaderMap,
     accept: Option<&http::HeaderValue>,
+    body_len: Option<u64>,
 ) -> Plan {
     use http::{header, StatusCode};
     let compressible = method != http::Method::HEAD
@@ -176,6 +178,7 @@ pub(crate) fn plan(
             .is_some_and(|ct| media_matches(ct, def.types))
         && h.get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .or(body_len)
             .is_none_or(|len| len >= def.min_size);
     if !compressible {
         return Plan::AsItIs;
@@ -248,7 +251,8 @@ mod work {
         accept: Option<&HeaderValue>,
         mut resp: http::Response<Body>,
     ) -> http::Response<Body> {
-        let encoding = match plan(def, method, resp.status(), resp.headers(), accept) {
+        let body_len = http_body::Body::size_hint(resp.body()).exact();
+        let encoding = match plan(def, method, resp.status(), resp.headers(), accept, body_len) {
             Plan::AsItIs => return resp,
             Plan::Vary => {
                 vary_on_accept_encoding(resp.headers_mut());
@@ -389,6 +393,7 @@ mod tests {
                     StatusCode::from_u16(status).unwrap(),
                     h,
                     accept,
+                    None,
                 )
             };
         assert_eq!(
@@ -445,6 +450,20 @@ mod tests {
             plan_of(&Method::GET, 200, &h, Some(&gzip)),
             Plan::Code(Encoding::Gzip)
         );
+        // Without `Content-Length`, the body's own length when it is known (a mock's answer).
+        let sized = |len: Option<u64>| {
+            plan(
+                &def,
+                &Method::GET,
+                StatusCode::OK,
+                &json(),
+                Some(&gzip),
+                len,
+            )
+        };
+        assert_eq!(sized(Some(99)), Plan::AsItIs);
+        assert_eq!(sized(Some(100)), Plan::Code(Encoding::Gzip));
+        assert_eq!(sized(None), Plan::Code(Encoding::Gzip));
     }
 
     #[test]

@@ -263,20 +263,31 @@ fn a_swagger_2_rest_export_serves_mocks_greedy_paths_lambdas_and_gateway_respons
     assert_eq!(r.status, 401);
 }
 
+/// `tests/fixtures/aws/export.yaml` running, its JWKS and upstream at these ports (9 where a
+/// test reaches neither), its functions from `tests/fixtures/lambda`.
+fn export_gateway(jwks: u16, upstream: u16) -> Running {
+    let bin = build("tests/fixtures/aws/export.yaml");
+    Running::start(
+        &bin,
+        &[],
+        &[
+            ("JWKS_PORT", jwks.to_string()),
+            ("UPSTREAM_PORT", upstream.to_string()),
+            ("PYTHON", crate::auth::python().display().to_string()),
+            (
+                "FUNCTIONS_DIR",
+                repo().join("tests/fixtures/lambda").display().to_string(),
+            ),
+        ],
+    )
+}
+
 #[test]
 fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
     let dir = crate::support::scratch("aws-cognito");
     let m = crate::auth::material(&dir);
     let jwks = crate::auth::Jwks::start(m.jwks.clone());
-    let bin = build("tests/fixtures/aws/export.yaml");
-    let gw = Running::start(
-        &bin,
-        &[],
-        &[
-            ("JWKS_PORT", jwks.port.to_string()),
-            ("UPSTREAM_PORT", "9".to_string()),
-        ],
-    );
+    let gw = export_gateway(jwks.port, 9);
     let t = |name: &str| m.tokens[name].clone();
     let call = |path: &str, auth: String| get(gw.port, path, &format!("Authorization: {auth}\r\n"));
 
@@ -312,16 +323,8 @@ fn cognito_tokens_are_accepted_by_pool_and_jwt_authorizers() {
 
 #[test]
 fn request_validators_check_what_they_say() {
-    let bin = build("tests/fixtures/aws/export.yaml");
     // No token is verified here: the JWKS is never fetched.
-    let gw = Running::start(
-        &bin,
-        &[],
-        &[
-            ("JWKS_PORT", "9".to_string()),
-            ("UPSTREAM_PORT", "9".to_string()),
-        ],
-    );
+    let gw = export_gateway(9, 9);
     let post = |path: &str, body: &str| {
         send(
             gw.port,
@@ -363,15 +366,7 @@ fn request_validators_check_what_they_say() {
 fn mapping_templates_with_loops_and_conditions_map_requests_and_answers() {
     use serde_json::{json, Value};
     let upstream = Upstream::start();
-    let bin = build("tests/fixtures/aws/export.yaml");
-    let gw = Running::start(
-        &bin,
-        &[],
-        &[
-            ("JWKS_PORT", "9".to_string()),
-            ("UPSTREAM_PORT", upstream.port.to_string()),
-        ],
-    );
+    let gw = export_gateway(9, upstream.port);
     // What the upstream received for an order (it echoes the body as text).
     let sent = |target: &str, order: &Value| -> Value {
         let text = order.to_string();
@@ -452,6 +447,82 @@ fn mapping_templates_with_loops_and_conditions_map_requests_and_answers() {
             "complete": true,
         })
     );
+}
+
+#[test]
+fn any_method_request_authorizers_http_api_mappings_binary_types_and_compression() {
+    use base64::Engine;
+    let upstream = Upstream::start();
+    let gw = export_gateway(9, upstream.port);
+    let call = |method: &str, path: &str, extra: &str| {
+        send(
+            gw.port,
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n").as_bytes(),
+        )
+    };
+    // `x-amazon-apigateway-any-method`: every method reaches the upstream as the client sent
+    // it, `{id}` renamed into the URI's `{item}`, behind a REQUEST Lambda authorizer that reads
+    // the `Authorization` header.
+    for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] {
+        let r = call(method, "/any/a%20b", "Authorization: allow-ann\r\n");
+        assert_eq!(r.status, 200, "{method}: {} {}", body(&r), gw.log_text());
+        assert_eq!(r.json()["method"], method);
+        assert_eq!(r.json()["target"], "/items/a%20b");
+    }
+    let hits = upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    for auth in ["Authorization: deny-bob\r\n", ""] {
+        let r = call("DELETE", "/any/1", auth);
+        assert!(matches!(r.status, 401 | 403), "{auth:?}: {}", r.status);
+    }
+    assert_eq!(
+        upstream.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits,
+        "a refused caller reaches nothing"
+    );
+    let log = gw.log_text();
+    assert!(
+        log.contains("\"type\": \"REQUEST\""),
+        "the authorizer was given a REQUEST event: {log}"
+    );
+
+    // HTTP API parameter mappings: `overwrite:header`, `append:querystring` from a header,
+    // `remove:header`, `overwrite:path`.
+    let r = get(
+        gw.port,
+        "/mapped?from=client",
+        "X-From: header\r\nX-Secret: s3cret\r\nX-Env: prod\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let echo = r.json();
+    assert_eq!(echo["target"], "/v2/mapped?from=client&from=header");
+    assert_eq!(echo["headers"]["x-env"], "staging");
+    assert!(echo["headers"].get("x-secret").is_none(), "{echo}");
+
+    // A binary media type: the Lambda proxy event carries the image base64-encoded.
+    let png = [0x89u8, b'P', b'N', b'G', 0, 0xff, 0x10];
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        png.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&png);
+    let r = send(gw.port, &req);
+    assert_eq!(r.status, 200, "{} {}", body(&r), gw.log_text());
+    let event = &r.json()["event"];
+    assert_eq!(event["isBase64Encoded"], true);
+    assert_eq!(
+        event["body"],
+        base64::engine::general_purpose::STANDARD.encode(png)
+    );
+
+    // The minimum compression size: a JSON answer of 100 bytes or more is compressed for a
+    // client that asks, a smaller one is not.
+    let r = get(gw.port, "/pets", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let r = call("POST", "/none", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.header("content-encoding"), None, "{}", body(&r));
 }
 
 #[test]
