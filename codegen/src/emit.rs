@@ -1167,6 +1167,9 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
         let response_reads_headers = response_sources
             .iter()
             .any(|s| matches!(s, Source::Header(_)));
+        let reads_answer_headers = response_sources
+            .iter()
+            .any(|s| matches!(s, Source::ResponseHeader(_)));
         sources.extend(response_sources);
         let reads_request_body = sources.iter().any(|s| matches!(s, Source::RequestBody(_)));
         let identity = t.request.identity;
@@ -1189,6 +1192,7 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
                 response_body: #response_body,
                 reads_request_body: #reads_request_body,
                 response_reads_headers: #response_reads_headers,
+                reads_answer_headers: #reads_answer_headers,
             };
         });
         index.push(Some(seen.len()));
@@ -1214,6 +1218,7 @@ fn source_tokens(source: &crate::transform::Source) -> TokenStream {
         Source::StageVariable(n) => named(quote! { StageVariable }, n),
         Source::RequestBody(p) => named(quote! { RequestBody }, p),
         Source::ResponseBody(p) => named(quote! { ResponseBody }, p),
+        Source::ResponseHeader(n) => named(quote! { ResponseHeader }, n),
         Source::RequestId => quote! { rt::t::Source::RequestId },
         Source::Stage => quote! { rt::t::Source::Stage },
         Source::HttpMethod => quote! { rt::t::Source::HttpMethod },

@@ -19,6 +19,7 @@
 //! | `stageVariables.NAME` | the stage's variable |
 //! | `request.body`, `request.body./json/pointer` | the request's JSON body, or a value in it |
 //! | `response.body`, `response.body./json/pointer` | the answer's JSON body (response body mappings) |
+//! | `response.header.NAME` | the answer's header (response transforms) |
 
 use std::collections::BTreeMap;
 
@@ -67,6 +68,9 @@ pub enum Source {
     /// `response.body` or `response.body./json/pointer`: the answer's JSON body (response body
     /// mappings only).
     ResponseBody(String),
+    /// `response.header.NAME` (lowercase): the answer's header, copies joined with `, `
+    /// (response transforms only).
+    ResponseHeader(String),
     /// `NAME` or `NAME./json/pointer` inside `{% for NAME in … %}` of a text template: the
     /// element of the loop at this depth (0: the outermost).
     Item(usize, String),
@@ -167,6 +171,7 @@ pub const NAMES: &[&str] = &[
     "request.body./json/pointer",
     "response.body",
     "response.body./json/pointer",
+    "response.header.NAME",
 ];
 
 /// Parses a template.
@@ -368,6 +373,12 @@ fn source(name: &str) -> Result<Source, TemplateError> {
         }
         "response" if rest.split('.').next() == Some("body") => {
             Ok(Source::ResponseBody(body_pointer("response", rest)?))
+        }
+        "response" if matches!(rest.split('.').next(), Some("header" | "headers")) => {
+            let name = rest.split_once('.').map_or("", |(_, n)| n);
+            Ok(Source::ResponseHeader(
+                named("response.header", name)?.to_ascii_lowercase(),
+            ))
         }
         "context" => match rest {
             "requestId" => Ok(Source::RequestId),
@@ -1194,6 +1205,13 @@ mod tests {
                 Part::Value(Source::RequestBody("/items/0".into()), vec![]),
                 Part::Value(Source::ResponseBody(String::new()), vec![]),
             ]
+        );
+        assert_eq!(
+            parse("{{ response.header.X-Total }}").unwrap(),
+            vec![Part::Value(
+                Source::ResponseHeader("x-total".into()),
+                vec![]
+            )]
         );
         assert_eq!(
             parse("no template } here }}").unwrap(),

@@ -38,6 +38,8 @@ pub struct TransformDef {
     /// Whether a response template reads request headers: they are then kept while the
     /// integration runs.
     pub response_reads_headers: bool,
+    /// Whether a response template reads the answer's headers (`response.header.NAME`).
+    pub reads_answer_headers: bool,
 }
 
 /// A body mapping.
@@ -172,6 +174,8 @@ pub enum Source {
     RequestBody(&'static str),
     /// The answer's JSON body at a pointer (response body mappings).
     ResponseBody(&'static str),
+    /// The answer's header (lowercase name), copies joined with `, ` (response transforms).
+    ResponseHeader(&'static str),
     /// The element of the text template's loop at this depth (0: the outermost), at a pointer.
     Item(usize, &'static str),
     /// Where the text template's loop at this depth is.
@@ -278,6 +282,8 @@ pub(crate) struct Vars<'a> {
     pub(crate) body: Option<&'a serde_json::Value>,
     /// The answer's JSON body, in a response body mapping.
     pub(crate) answer: Option<&'a serde_json::Value>,
+    /// The answer's headers, in a response transform that reads them.
+    pub(crate) answer_headers: Option<&'a HeaderMap>,
 }
 
 /// A value before it is written somewhere.
@@ -332,6 +338,15 @@ impl<'a> Vars<'a> {
             gw: x.gw,
             body: None,
             answer: None,
+            answer_headers: None,
+        }
+    }
+
+    /// The same, reading the answer's headers too.
+    pub(crate) fn with_answer_headers(self, answer_headers: Option<&'a HeaderMap>) -> Vars<'a> {
+        Vars {
+            answer_headers,
+            ..self
         }
     }
 
@@ -345,6 +360,22 @@ impl<'a> Vars<'a> {
             body,
             answer,
             ..self
+        }
+    }
+}
+
+/// Every copy of header `name` in `headers`, joined with `, `.
+fn joined<'h>(headers: &'h HeaderMap, name: &str) -> Val<'h> {
+    let mut copies = headers.get_all(name).iter();
+    match copies.next() {
+        None => Val::Missing,
+        Some(first) => {
+            let mut out = String::from_utf8_lossy(first.as_bytes()).into_owned();
+            for more in copies {
+                out.push_str(", ");
+                out.push_str(&String::from_utf8_lossy(more.as_bytes()));
+            }
+            Val::Text(Cow::Owned(out))
         }
     }
 }
@@ -374,20 +405,10 @@ impl Vars<'_> {
                     .find(|(k, _)| k == name)
                     .map_or(Val::Missing, |(_, v)| Val::Text(Cow::Owned(v.into_owned())))
             }),
-            Source::Header(name) => {
-                let mut copies = self.headers.get_all(*name).iter();
-                match copies.next() {
-                    None => Val::Missing,
-                    Some(first) => {
-                        let mut out = String::from_utf8_lossy(first.as_bytes()).into_owned();
-                        for more in copies {
-                            out.push_str(", ");
-                            out.push_str(&String::from_utf8_lossy(more.as_bytes()));
-                        }
-                        Val::Text(Cow::Owned(out))
-                    }
-                }
-            }
+            Source::Header(name) => joined(self.headers, name),
+            Source::ResponseHeader(name) => self
+                .answer_headers
+                .map_or(Val::Missing, |h| joined(h, name)),
             Source::RequestId => Val::Text(Cow::Borrowed(self.id)),
             Source::Stage => Val::Text(Cow::Borrowed(&*self.gw.stage)),
             Source::HttpMethod => Val::Text(Cow::Borrowed(self.method.as_str())),
@@ -1173,6 +1194,9 @@ pub(crate) async fn apply_response(
         copy.identity.as_ref(),
     )
     .with_bodies(copy.body.as_deref(), answer.as_deref());
+    // A template that reads the answer's headers reads them as the upstream sent them.
+    let answer_headers = t.reads_answer_headers.then(|| resp.headers().clone());
+    let vars = vars.with_answer_headers(answer_headers.as_ref());
     HeaderEdits::render(&t.response_headers, &vars).apply(resp.headers_mut());
     let edit = match (&t.response_body, &answer) {
         (Some(map), Some(_)) => Some(vars.body_edit(map)),

@@ -426,6 +426,12 @@ fn mapping_templates_with_loops_and_conditions_map_requests_and_answers() {
         let r = get(gw.port, "/pets", extra);
         assert_eq!(r.status, 200, "{}", body(&r));
         assert_eq!(r.header("content-type"), Some("application/json"));
+        // `responseParameters`: a header from the upstream's answer, and a static one.
+        assert_eq!(
+            r.header("x-upstream-type"),
+            Some("application/x-amz-json-1.0")
+        );
+        assert_eq!(r.header("x-source"), Some("dynamo"));
         r.json()
     };
     assert_eq!(

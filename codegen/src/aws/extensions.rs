@@ -281,7 +281,7 @@ impl Lowering<'_> {
             }
         }
         if let Some(params) = v.get("responseParameters") {
-            let headers = self.static_headers(params, "gatewayresponse.header.");
+            let headers = self.static_headers(params, "gatewayresponse.header.", false);
             out.push(("headers", Node::new(Value::Object(headers), params.pos)));
         }
         if let Some(templates) = v.get("responseTemplates") {
@@ -816,7 +816,7 @@ impl Lowering<'_> {
                             .and_then(|s| s.parse::<u64>().ok())
                             .unwrap_or(200);
                         i.push(("status", int(resp.value.pos, code)));
-                        let headers = self.response_headers(&resp.value);
+                        let headers = self.response_headers(&resp.value, false);
                         if !headers.is_empty() {
                             let set = Node::new(Value::Object(headers), resp.value.pos);
                             transform_response
@@ -1040,10 +1040,11 @@ impl Lowering<'_> {
         }
     }
 
-    /// Static `method.response.header.X` values of an integration response.
-    fn response_headers(&mut self, resp: &Node) -> Vec<Entry> {
+    /// The `method.response.header.X` values of an integration response (`upstream`: one that
+    /// has an upstream answer to read headers from).
+    fn response_headers(&mut self, resp: &Node, upstream: bool) -> Vec<Entry> {
         match resp.get("responseParameters") {
-            Some(params) => self.static_headers(params, "method.response.header."),
+            Some(params) => self.static_headers(params, "method.response.header.", upstream),
             None => Vec::new(),
         }
     }
@@ -1051,8 +1052,9 @@ impl Lowering<'_> {
     /// The headers of `params`, whose keys are `prefix` and a name and whose values are
     /// `'literal'`s. A value that passes the upstream's own header of that name through
     /// (`integration.response.header.NAME`) is left out, since the gateway passes it anyway;
-    /// any other value read from the request or the answer is refused.
-    fn static_headers(&mut self, params: &Node, prefix: &str) -> Vec<Entry> {
+    /// with `upstream`, another of the upstream's headers becomes a template reading it
+    /// (`{{ response.header.NAME }}`). Any other value is refused.
+    fn static_headers(&mut self, params: &Node, prefix: &str, upstream: bool) -> Vec<Entry> {
         let mut headers = Vec::new();
         for p in params.entries() {
             let Some(name) = p.key.strip_prefix(prefix) else {
@@ -1071,6 +1073,18 @@ impl Lowering<'_> {
                     value: string(p.value.pos, text),
                 }),
                 None if kind_is_passthrough(name, value) => {}
+                None if upstream
+                    && value
+                        .strip_prefix("integration.response.header.")
+                        .is_some_and(|h| !h.is_empty() && crate::transform::is_header_name(h)) =>
+                {
+                    let from = &value["integration.response.header.".len()..];
+                    headers.push(Entry {
+                        key: name.to_string(),
+                        key_pos: p.key_pos,
+                        value: string(p.value.pos, format!("{{{{ response.header.{from} }}}}")),
+                    });
+                }
                 None => self.refuse(
                     p.value.pos,
                     format!("the header value `{value}` is not a static value"),
@@ -1128,7 +1142,7 @@ impl Lowering<'_> {
             }
             // The headers must be the same on every response (none on one, some on another
             // differ too): the gateway sets them whatever the status.
-            let headers = self.response_headers(&e.value);
+            let headers = self.response_headers(&e.value, true);
             let spelled = header_text(&headers);
             match &first_headers {
                 None => {

@@ -1135,7 +1135,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
         // Templates: (where, text, whether it is the upstream path, whether it may read the
         // answer's body).
         let rel = |segs: &[&str]| -> Vec<String> { segs.iter().map(|s| s.to_string()).collect() };
-        let mut templates: Vec<(Vec<String>, &str, bool, bool)> = Vec::new();
+        let mut templates: Vec<(Vec<String>, &str, bool, Reads)> = Vec::new();
         let mut names: Vec<(Vec<String>, &str, bool)> = Vec::new();
         for (side, edits, headers) in [
             ("request", &t.request.headers, true),
@@ -1143,9 +1143,14 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             ("response", &t.response.headers, true),
         ] {
             let kind = if headers { "headers" } else { "query" };
+            let reads = if side == "response" {
+                Reads::AnswerHead
+            } else {
+                Reads::Request
+            };
             for (op_name, map) in [("set", &edits.set), ("add", &edits.add)] {
                 for (name, text) in map {
-                    templates.push((rel(&[side, kind, op_name, name]), text, false, false));
+                    templates.push((rel(&[side, kind, op_name, name]), text, false, reads));
                     names.push((rel(&[side, kind, op_name, name]), name, headers));
                 }
             }
@@ -1154,13 +1159,18 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             }
         }
         if let Some(path) = &t.request.path {
-            templates.push((rel(&["request", "path"]), path, true, false));
+            templates.push((rel(&["request", "path"]), path, true, Reads::Request));
         }
         for (side, body) in [("request", &t.request.body), ("response", &t.response.body)] {
             let Some(body) = body else {
                 continue;
             };
             let answer = side == "response";
+            let body_reads = if answer {
+                Reads::Answer
+            } else {
+                Reads::Request
+            };
             let forms = usize::from(body.template.is_some())
                 + usize::from(body.text.is_some())
                 + usize::from(!body.set.is_empty() || !body.remove.is_empty());
@@ -1186,7 +1196,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
             }
             if let Some(t) = &body.template {
                 json_strings(t, rel(&[side, "body", "template"]), &mut |at, text| {
-                    templates.push((at, text, false, answer));
+                    templates.push((at, text, false, body_reads));
                 });
             }
             for (pointer, value) in &body.set {
@@ -1202,7 +1212,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                     value,
                     rel(&[side, "body", "set", pointer]),
                     &mut |at, text| {
-                        templates.push((at, text, false, answer));
+                        templates.push((at, text, false, body_reads));
                     },
                 );
             }
@@ -1241,12 +1251,7 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 );
             }
         }
-        for (rel, text, is_path, answer) in templates {
-            let reads = if answer {
-                Reads::Answer
-            } else {
-                Reads::Request
-            };
+        for (rel, text, is_path, reads) in templates {
             let parts = match template_problems(gw, r, text, reads) {
                 Ok(parts) => parts,
                 Err(problems) => {
@@ -1304,7 +1309,10 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
 enum Reads {
     /// The request's JSON body too.
     Request,
-    /// The request's and the answer's JSON bodies (`transform.response.body`).
+    /// The request's body and the answer's headers (`transform.response.headers`).
+    AnswerHead,
+    /// The request's and the answer's JSON bodies and the answer's headers
+    /// (`transform.response.body`).
     Answer,
     /// Nothing more (a mock's `status_from`).
     Head,
@@ -1378,6 +1386,13 @@ fn source_problems(
     let mut problems = Vec::new();
     for s in sources {
         match s {
+            Source::ResponseHeader(_) if !matches!(reads, Reads::Answer | Reads::AnswerHead) => {
+                problems.push((
+                    Code::TemplateError,
+                    "`response.header` is read only in `transform.response`".into(),
+                    None,
+                ))
+            }
             Source::ResponseBody(_) if reads != Reads::Answer => problems.push((
                 Code::TemplateError,
                 "`response.body` is read only in `transform.response.body`".into(),
