@@ -1164,6 +1164,25 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
                 .as_ref()
                 .map(|b| body_map_tokens(b, &mut response_sources)),
         );
+        let cases: Vec<TokenStream> = (t.response.by_status.iter())
+            .filter_map(|(key, case)| {
+                let (from, class) = crate::transform::status_key(key)?;
+                let from = Literal::u16_unsuffixed(from);
+                let to = option_tokens(case.status.map(|s| {
+                    let s = Literal::u16_unsuffixed(s);
+                    quote! { #s }
+                }));
+                let headers = edits(&case.headers, true, &mut response_sources);
+                let body = option_tokens(
+                    case.body
+                        .as_ref()
+                        .map(|b| body_map_tokens(b, &mut response_sources)),
+                );
+                Some(quote! {
+                    rt::t::StatusCase { from: #from, class: #class, to: #to, headers: #headers, body: #body }
+                })
+            })
+            .collect();
         let response_reads_headers = response_sources
             .iter()
             .any(|s| matches!(s, Source::Header(_)));
@@ -1193,6 +1212,7 @@ fn transform_tokens(gw: &Gateway) -> (TokenStream, Vec<Option<usize>>) {
                 reads_request_body: #reads_request_body,
                 response_reads_headers: #response_reads_headers,
                 reads_answer_headers: #reads_answer_headers,
+                cases: &[#(#cases),*],
             };
         });
         index.push(Some(seen.len()));

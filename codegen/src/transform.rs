@@ -655,6 +655,9 @@ pub fn text_template(text: &str) -> Result<Vec<Node>, TemplateError> {
     }
 }
 
+/// Where a block ended: the tag's offset and its words (`else`, `elif COND`, `end`).
+type BlockEnd = (usize, String);
+
 struct TextParser<'t> {
     text: &'t str,
     at: usize,
@@ -665,8 +668,7 @@ struct TextParser<'t> {
 impl TextParser<'_> {
     /// Nodes up to the end of the text, or to a tag that ends the block (`elif`, `else`,
     /// `end`): returned with its offset, the tag's words.
-    #[allow(clippy::type_complexity)]
-    fn block(&mut self) -> Result<(Vec<Node>, Option<(usize, String)>), TemplateError> {
+    fn block(&mut self) -> Result<(Vec<Node>, Option<BlockEnd>), TemplateError> {
         let text = self.text;
         let mut nodes = Vec::new();
         loop {
@@ -1088,6 +1090,23 @@ pub struct ResponseTransform {
     /// Upstream status (`404`, or a class `4XX`) → the status the client gets.
     #[serde(default)]
     pub status: BTreeMap<String, u16>,
+    /// The body mapping.
+    pub body: Option<BodyMapping>,
+    /// Upstream status or class → the edits of such answers, instead of the ones above.
+    #[serde(default)]
+    pub by_status: BTreeMap<String, StatusCase>,
+}
+
+/// `transform.response.by_status.STATUS`: what an answer of that status gets instead of the
+/// response transform's own `status`, `headers` and `body`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusCase {
+    /// The status the client gets (`None`: the upstream's).
+    pub status: Option<u16>,
+    /// Header edits.
+    #[serde(default)]
+    pub headers: Edits,
     /// The body mapping.
     pub body: Option<BodyMapping>,
 }

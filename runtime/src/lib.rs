@@ -107,7 +107,7 @@ pub mod __private_0_1 {
     pub mod t {
         pub use crate::transform::{
             BodyMap, Cond, Edits, Filter, JsonTemplate, LoopField, Node, Operand, Part, Source,
-            TransformDef,
+            StatusCase, TransformDef,
         };
     }
     pub use axum;

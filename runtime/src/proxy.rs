@@ -96,7 +96,7 @@ pub(crate) async fn forward(
     // The gateway reads the answer (a body mapping) or codes it itself (`compression`): the
     // upstream is asked for it plain.
     let gateway_codes = x.route.compression.is_some_and(|c| c.responses.is_some())
-        || x.route.transform.is_some_and(|t| t.response_body.is_some());
+        || x.route.transform.is_some_and(|t| t.maps_response_body());
     if gateway_codes {
         parts.headers.remove(header::ACCEPT_ENCODING);
     }

@@ -40,6 +40,24 @@ pub struct TransformDef {
     pub response_reads_headers: bool,
     /// Whether a response template reads the answer's headers (`response.header.NAME`).
     pub reads_answer_headers: bool,
+    /// Edits of answers by upstream status, instead of `status`, `response_headers` and
+    /// `response_body`.
+    pub cases: &'static [StatusCase],
+}
+
+/// `by_status`: what answers of one upstream status (or class) get.
+#[derive(Debug)]
+pub struct StatusCase {
+    /// The status, or its class (`4` with `class`).
+    pub from: u16,
+    /// Whether `from` is a class.
+    pub class: bool,
+    /// The status the client gets (`None`: the upstream's).
+    pub to: Option<u16>,
+    /// Header edits.
+    pub headers: Edits,
+    /// The body mapping.
+    pub body: Option<BodyMap>,
 }
 
 /// A body mapping.
@@ -56,6 +74,54 @@ pub enum BodyMap {
         /// Pointers removed.
         remove: &'static [&'static str],
     },
+}
+
+impl BodyMap {
+    /// Whether it reads the answer's body (`response.body…`); edits always do.
+    fn reads_answer(&self) -> bool {
+        fn source(s: &Source) -> bool {
+            matches!(s, Source::ResponseBody(_))
+        }
+        fn parts(p: &[Part]) -> bool {
+            p.iter()
+                .any(|p| matches!(p, Part::Value(s, _) if source(s)))
+        }
+        fn json(t: &JsonTemplate) -> bool {
+            match t {
+                JsonTemplate::Text(p) => parts(p),
+                JsonTemplate::Value(s, _) => source(s),
+                JsonTemplate::Array(items) => items.iter().any(json),
+                JsonTemplate::Object(members) => members.iter().any(|(_, m)| json(m)),
+                _ => false,
+            }
+        }
+        fn operand(o: &Operand) -> bool {
+            matches!(o, Operand::Value(s) if source(s))
+        }
+        fn cond(c: &Cond) -> bool {
+            match c {
+                Cond::Is(o) => operand(o),
+                Cond::Not(c) => cond(c),
+                Cond::All(cs) | Cond::Any(cs) => cs.iter().any(cond),
+                Cond::Eq(a, b, _) => operand(a) || operand(b),
+            }
+        }
+        fn nodes(n: &[Node]) -> bool {
+            n.iter().any(|n| match n {
+                Node::Lit(_) => false,
+                Node::Value(s, _, _) => source(s),
+                Node::If(branches, otherwise) => {
+                    branches.iter().any(|(c, n)| cond(c) || nodes(n)) || nodes(otherwise)
+                }
+                Node::For(s, body) => source(s) || nodes(body),
+            })
+        }
+        match self {
+            BodyMap::Template(t) => json(t),
+            BodyMap::Text(n) => nodes(n),
+            BodyMap::Edits { .. } => true,
+        }
+    }
 }
 
 /// A JSON value as a template.
@@ -84,7 +150,40 @@ pub enum JsonTemplate {
 impl TransformDef {
     /// Whether it changes answers.
     pub(crate) fn edits_response(&self) -> bool {
-        !self.status.is_empty() || !self.response_headers.is_empty() || self.response_body.is_some()
+        !self.status.is_empty()
+            || !self.response_headers.is_empty()
+            || self.response_body.is_some()
+            || !self.cases.is_empty()
+    }
+
+    /// Whether some answer's body is mapped.
+    pub(crate) fn maps_response_body(&self) -> bool {
+        self.response_body.is_some() || self.cases.iter().any(|c| c.body.is_some())
+    }
+
+    /// What an answer of upstream status `status` gets: its new status, header edits and body
+    /// mapping (a `by_status` case's, an exact status first, then its class's; else the
+    /// transform's own).
+    fn for_status(&self, status: u16) -> (Option<StatusCode>, &Edits, Option<&BodyMap>) {
+        let case = (self.cases.iter())
+            .find(|c| !c.class && c.from == status)
+            .or_else(|| {
+                self.cases
+                    .iter()
+                    .find(|c| c.class && c.from == status / 100)
+            });
+        match case {
+            Some(c) => (
+                c.to.and_then(|s| StatusCode::from_u16(s).ok()),
+                &c.headers,
+                c.body.as_ref(),
+            ),
+            None => (
+                mapped_status(self.status, status),
+                &self.response_headers,
+                self.response_body.as_ref(),
+            ),
+        }
     }
 
     /// Whether the request body is read (and parsed) before the integration: a template reads
@@ -1101,9 +1200,10 @@ pub(crate) struct RequestCopy {
 impl RequestCopy {
     /// A copy of what `t`'s response edits may read, when it has any.
     pub(crate) fn of<B>(t: &TransformDef, req: &http::Request<B>) -> Option<RequestCopy> {
-        let templates = !t.response_headers.set.is_empty()
-            || !t.response_headers.add.is_empty()
-            || t.response_body.is_some();
+        let templated = |e: &Edits| !e.set.is_empty() || !e.add.is_empty();
+        let templates = templated(&t.response_headers)
+            || t.maps_response_body()
+            || t.cases.iter().any(|c| templated(&c.headers));
         templates.then(|| RequestCopy {
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -1161,18 +1261,19 @@ pub(crate) async fn apply_response(
     x: &crate::pipeline::Exchange<'_, '_>,
     mut resp: http::Response<axum::body::Body>,
 ) -> Result<http::Response<axum::body::Body>, crate::problem::Problem> {
-    if let Some(to) = mapped_status(t.status, resp.status().as_u16()) {
+    let (to, header_edits, body_map) = t.for_status(resp.status().as_u16());
+    if let Some(to) = to {
         *resp.status_mut() = to;
     }
     // Without a copy of the request there is no template to render (see `RequestCopy::of`):
     // only removals.
     let Some(copy) = copy else {
-        for n in t.response_headers.remove {
+        for n in header_edits.remove {
             resp.headers_mut().remove(*n);
         }
         return Ok(resp);
     };
-    let answer = match &t.response_body {
+    let answer = match body_map {
         Some(_) => {
             let (parts, body) = resp.into_parts();
             let limited = http_body_util::Limited::new(body, MAX_MAPPED);
@@ -1197,9 +1298,12 @@ pub(crate) async fn apply_response(
     // A template that reads the answer's headers reads them as the upstream sent them.
     let answer_headers = t.reads_answer_headers.then(|| resp.headers().clone());
     let vars = vars.with_answer_headers(answer_headers.as_ref());
-    HeaderEdits::render(&t.response_headers, &vars).apply(resp.headers_mut());
-    let edit = match (&t.response_body, &answer) {
+    HeaderEdits::render(header_edits, &vars).apply(resp.headers_mut());
+    // An answer that is not JSON passes unchanged, unless the mapping makes a new body without
+    // reading the answer's (a fixed error body for a status).
+    let edit = match (body_map, &answer) {
         (Some(map), Some(_)) => Some(vars.body_edit(map)),
+        (Some(map), None) if !map.reads_answer() => Some(vars.body_edit(map)),
         _ => None,
     };
     if let Some(edit) = edit {
@@ -1222,6 +1326,31 @@ pub(crate) async fn apply_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_bodies_do_not_read_the_answer() {
+        static FIXED: BodyMap = BodyMap::Template(JsonTemplate::Object(&[(
+            "id",
+            JsonTemplate::Value(Source::Path("id"), &[]),
+        )]));
+        static READS: BodyMap = BodyMap::Text(&[Node::If(
+            &[(
+                Cond::Is(Operand::Value(Source::ResponseBody("/ok"))),
+                &[Node::Lit("1")],
+            )],
+            &[],
+        )]);
+        static LOOPS: BodyMap =
+            BodyMap::Text(&[Node::For(Source::ResponseBody("/items"), &[Node::Lit("x")])]);
+        static EDITS: BodyMap = BodyMap::Edits {
+            set: &[],
+            remove: &["/a"],
+        };
+        assert!(!FIXED.reads_answer());
+        assert!(READS.reads_answer());
+        assert!(LOOPS.reads_answer());
+        assert!(EDITS.reads_answer());
+    }
 
     #[test]
     fn header_values_never_gain_a_line_break() {

@@ -151,6 +151,11 @@ fn rows() -> Vec<Row> {
     let compression = json!({ "compression": {
         "responses": { "encodings": ["gzip", "br"], "min_size": "1KiB", "types": ["application/json"] },
         "requests": { "encodings": ["gzip"], "max_size": "2MiB" } } });
+    let by_status = json!({ "transform": { "response": { "by_status": { "404": {
+        "status": 200,
+        "headers": { "set": { "x-found": "no" } },
+        "body": { "template": { "found": false } }
+    } } } } });
     let body_map = json!({ "transform": {
         "request": { "body": { "template": { "a": "{{ request.path.id }}" } } },
         "response": { "body": { "set": { "/a": "{{ response.body./a }}" }, "remove": ["/b"] } } } });
@@ -655,6 +660,30 @@ fn rows() -> Vec<Row> {
             )],
             "/transform/response/body/text",
             Some(json!("[]")),
+        ),
+        honoured(
+            "transform.response.by_status",
+            vec![(Operation, by_status.clone())],
+            "/transform/response/by_status",
+            None,
+        ),
+        honoured(
+            "transform.response.by_status.status",
+            vec![(Operation, by_status.clone())],
+            "/transform/response/by_status/404/status",
+            Some(json!(410)),
+        ),
+        honoured(
+            "transform.response.by_status.headers",
+            vec![(Operation, by_status.clone())],
+            "/transform/response/by_status/404/headers",
+            None,
+        ),
+        honoured(
+            "transform.response.by_status.body",
+            vec![(Operation, by_status)],
+            "/transform/response/by_status/404/body",
+            None,
         ),
         honoured(
             "bodyMapping.set",

@@ -307,6 +307,8 @@ fn serve(conn: TcpStream, hits: &AtomicUsize) {
         };
         let status = if target.ends_with("/partial") {
             "206 Partial Content"
+        } else if target.ends_with("/missing") {
+            "404 Not Found"
         } else {
             "200 OK"
         };

@@ -780,9 +780,11 @@ impl Lowering<'_> {
                             Some(Compiled::Template(text)) => transform_request
                                 .push(("body", object(t.pos, vec![("text", string(t.pos, text))]))),
                             Some(Compiled::Text(text)) if text.is_empty() => {}
+                            Some(Compiled::Text(text)) if json_keyed(t) => transform_request
+                                .push(("body", object(t.pos, vec![("text", string(t.pos, text))]))),
                             Some(Compiled::Text(_)) => self.refuse(
                                 t.pos,
-                                "a request template that is not JSON is not carried over",
+                                "a request template for a media type other than JSON is not carried over",
                                 "send the body through unchanged, or map it as JSON",
                             ),
                             None => {}
@@ -1102,10 +1104,8 @@ impl Lowering<'_> {
             return;
         };
         let mut status = Vec::new();
-        let mut headers_seen: Vec<Entry> = Vec::new();
-        let mut first_headers: Option<Vec<(String, String)>> = None;
-        let mut templates: Vec<(Option<Node>, Pos)> = Vec::new();
         let mut classes_taken: Vec<String> = Vec::new();
+        let mut each: Vec<IntegrationResponse> = Vec::new();
         for e in responses.entries() {
             let code = e
                 .value
@@ -1120,15 +1120,18 @@ impl Lowering<'_> {
                 );
                 continue;
             };
-            if e.key != "default" {
+            let key = if e.key == "default" {
+                None
+            } else {
                 match selection_class(&e.key) {
                     Some(class) => {
                         classes_taken.push(class.clone());
                         status.push(Entry {
-                            key: class,
+                            key: class.clone(),
                             key_pos: e.key_pos,
                             value: int(e.value.pos, code),
                         });
+                        Some(class)
                     }
                     None => {
                         self.refuse(
@@ -1139,64 +1142,88 @@ impl Lowering<'_> {
                         continue;
                     }
                 }
-            }
-            // The headers must be the same on every response (none on one, some on another
-            // differ too): the gateway sets them whatever the status.
+            };
             let headers = self.response_headers(&e.value, true);
-            let spelled = header_text(&headers);
-            match &first_headers {
-                None => {
-                    first_headers = Some(spelled);
-                    headers_seen = headers;
-                }
-                Some(first) if *first != spelled => self.refuse(
-                    e.value.pos,
-                    "response headers that differ by status are not carried over",
-                    "set the same headers on every integration response",
-                ),
-                Some(_) => {}
-            }
-            // A body template applies whatever the status: one the responses share is carried
-            // over; one on some statuses only is not.
             let template = e
                 .value
                 .get("responseTemplates")
                 .filter(|t| !t.entries().is_empty())
-                .filter(|t| !t.entries().iter().all(|x| x.value.as_str() == Some("")));
-            templates.push((template.cloned(), e.value.pos));
+                .filter(|t| !t.entries().iter().all(|x| x.value.as_str() == Some("")))
+                .cloned();
+            each.push(IntegrationResponse {
+                key,
+                pos: e.value.pos,
+                code,
+                headers,
+                template,
+            });
         }
-        if let Some((first, _)) = templates.first() {
-            let text = |t: &Option<Node>| {
-                t.as_ref().map(|t| {
-                    t.entries()
-                        .iter()
-                        .map(|x| x.value.to_json())
-                        .collect::<Vec<_>>()
-                })
-            };
-            if let Some((_, pos)) = templates.iter().find(|(t, _)| text(t) != text(first)) {
-                self.refuse(
-                    *pos,
-                    "response templates that differ by status are not carried over",
-                    "give every integration response the same template, or none",
-                );
-            } else if let Some(t) = first {
-                match self.one_template(t, places, Some("response.body"), "response") {
-                    Some(Compiled::Json(body)) => out.push((
-                        "body",
-                        object(t.pos, vec![("template", json_node(&body, t.pos))]),
-                    )),
-                    Some(Compiled::Template(text)) => out.push((
-                        "body",
-                        object(t.pos, vec![("text", string(t.pos, text))]),
-                    )),
-                    Some(Compiled::Text(_)) => self.refuse(
-                        t.pos,
-                        "a response template that is not JSON is not carried over",
-                        "return the answer from the upstream, or map JSON answers with `x-gateway.transform.response.body`",
-                    ),
-                    None => {}
+        let template_text = |t: &Option<Node>| {
+            t.as_ref().map(|t| {
+                t.entries()
+                    .iter()
+                    .map(|x| x.value.to_json())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let alike = each.windows(2).all(|w| {
+            header_text(&w[0].headers) == header_text(&w[1].headers)
+                && template_text(&w[0].template) == template_text(&w[1].template)
+        });
+        // The responses' own edits: shared ones apply to every answer; otherwise each
+        // selection pattern's response is a `by_status` case, and `default`'s are the
+        // transform's own.
+        let shared = if alike {
+            each.first()
+        } else {
+            each.iter().find(|e| e.key.is_none())
+        };
+        if let Some(IntegrationResponse {
+            pos,
+            headers,
+            template,
+            ..
+        }) = shared
+        {
+            if let Some(t) = template {
+                if let Some(body) = self.response_body(t, places) {
+                    out.push(("body", body));
                 }
+            }
+            if !headers.is_empty() {
+                let set = Node::new(Value::Object(headers.clone()), *pos);
+                out.push(("headers", object(*pos, vec![("set", set)])));
+            }
+        }
+        if !alike {
+            let mut cases = Vec::new();
+            for IntegrationResponse {
+                key,
+                pos,
+                code,
+                headers,
+                template,
+            } in &each
+            {
+                let Some(key) = key else { continue };
+                let mut case = vec![("status", int(*pos, *code))];
+                if !headers.is_empty() {
+                    let set = Node::new(Value::Object(headers.clone()), *pos);
+                    case.push(("headers", object(*pos, vec![("set", set)])));
+                }
+                if let Some(t) = template {
+                    if let Some(body) = self.response_body(t, places) {
+                        case.push(("body", body));
+                    }
+                }
+                cases.push(Entry {
+                    key: key.clone(),
+                    key_pos: *pos,
+                    value: object(*pos, case),
+                });
+            }
+            if !cases.is_empty() {
+                out.push(("by_status", Node::new(Value::Object(cases), responses.pos)));
             }
         }
         if let Some(d) = responses.get("default") {
@@ -1222,9 +1249,32 @@ impl Lowering<'_> {
         if !status.is_empty() {
             out.push(("status", Node::new(Value::Object(status), responses.pos)));
         }
-        if !headers_seen.is_empty() {
-            let set = Node::new(Value::Object(headers_seen), responses.pos);
-            out.push(("headers", object(responses.pos, vec![("set", set)])));
+    }
+
+    /// A non-proxy HTTP integration response's template as a body mapping over the upstream's
+    /// answer.
+    fn response_body(&mut self, t: &Node, places: &Places) -> Option<Node> {
+        match self.one_template(t, places, Some("response.body"), "response") {
+            Some(Compiled::Json(body)) => {
+                Some(object(t.pos, vec![("template", json_node(&body, t.pos))]))
+            }
+            Some(Compiled::Template(text)) => {
+                Some(object(t.pos, vec![("text", string(t.pos, text))]))
+            }
+            // Fixed text under a JSON media type: the body, sent as `application/json` as API
+            // Gateway sends it.
+            Some(Compiled::Text(text)) if json_keyed(t) => {
+                Some(object(t.pos, vec![("text", string(t.pos, text))]))
+            }
+            Some(Compiled::Text(_)) => {
+                self.refuse(
+                    t.pos,
+                    "a response template for a media type other than JSON is not carried over",
+                    "return the answer from the upstream, or map JSON answers with `x-gateway.transform.response.body`",
+                );
+                None
+            }
+            None => None,
         }
     }
 
@@ -1565,6 +1615,33 @@ fn selection_matches(pattern: &str, status: &str) -> bool {
 }
 
 /// `2\d{2}` → `2XX`, `404` → `404`; others `None`.
+/// An integration response of a non-proxy HTTP integration, as read.
+struct IntegrationResponse {
+    /// Its status key (`404`, `4XX`); `None` for `default`.
+    key: Option<String>,
+    pos: Pos,
+    /// The status the client gets.
+    code: u64,
+    /// Its `method.response.header.X` values.
+    headers: Vec<Entry>,
+    /// Its `responseTemplates`, when it has some that are not empty.
+    template: Option<Node>,
+}
+
+/// Whether the templates of `t` are keyed by a JSON media type (`application/json`, `…+json`).
+fn json_keyed(t: &Node) -> bool {
+    t.entries().iter().all(|e| {
+        let media = e
+            .key
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        media == "application/json" || media.ends_with("+json")
+    })
+}
+
 fn selection_class(pattern: &str) -> Option<String> {
     let p = pattern.trim_start_matches('^').trim_end_matches('$');
     if p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit()) {

@@ -1137,65 +1137,89 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
         let rel = |segs: &[&str]| -> Vec<String> { segs.iter().map(|s| s.to_string()).collect() };
         let mut templates: Vec<(Vec<String>, &str, bool, Reads)> = Vec::new();
         let mut names: Vec<(Vec<String>, &str, bool)> = Vec::new();
-        for (side, edits, headers) in [
-            ("request", &t.request.headers, true),
-            ("request", &t.request.query, false),
-            ("response", &t.response.headers, true),
-        ] {
-            let kind = if headers { "headers" } else { "query" };
-            let reads = if side == "response" {
-                Reads::AnswerHead
-            } else {
-                Reads::Request
-            };
+        // Every set of edits and every body mapping, with where it is: the transform's own,
+        // and each `by_status` case's.
+        let at = |prefix: &[String], more: &[&str]| -> Vec<String> {
+            prefix
+                .iter()
+                .cloned()
+                .chain(more.iter().map(|s| s.to_string()))
+                .collect()
+        };
+        let mut edit_sets: Vec<(Vec<String>, &crate::transform::Edits, bool, Reads)> = vec![
+            (
+                rel(&["request", "headers"]),
+                &t.request.headers,
+                true,
+                Reads::Request,
+            ),
+            (
+                rel(&["request", "query"]),
+                &t.request.query,
+                false,
+                Reads::Request,
+            ),
+            (
+                rel(&["response", "headers"]),
+                &t.response.headers,
+                true,
+                Reads::AnswerHead,
+            ),
+        ];
+        let mut bodies: Vec<(Vec<String>, &crate::transform::BodyMapping, Reads)> = Vec::new();
+        if let Some(b) = &t.request.body {
+            bodies.push((rel(&["request", "body"]), b, Reads::Request));
+        }
+        if let Some(b) = &t.response.body {
+            bodies.push((rel(&["response", "body"]), b, Reads::Answer));
+        }
+        for (key, case) in &t.response.by_status {
+            let prefix = rel(&["response", "by_status", key]);
+            edit_sets.push((
+                at(&prefix, &["headers"]),
+                &case.headers,
+                true,
+                Reads::AnswerHead,
+            ));
+            if let Some(b) = &case.body {
+                bodies.push((at(&prefix, &["body"]), b, Reads::Answer));
+            }
+        }
+        for (prefix, edits, headers, reads) in edit_sets {
             for (op_name, map) in [("set", &edits.set), ("add", &edits.add)] {
                 for (name, text) in map {
-                    templates.push((rel(&[side, kind, op_name, name]), text, false, reads));
-                    names.push((rel(&[side, kind, op_name, name]), name, headers));
+                    templates.push((at(&prefix, &[op_name, name]), text, false, reads));
+                    names.push((at(&prefix, &[op_name, name]), name, headers));
                 }
             }
             for (i, name) in edits.remove.iter().enumerate() {
-                names.push((rel(&[side, kind, "remove", &i.to_string()]), name, headers));
+                names.push((at(&prefix, &["remove", &i.to_string()]), name, headers));
             }
         }
         if let Some(path) = &t.request.path {
             templates.push((rel(&["request", "path"]), path, true, Reads::Request));
         }
-        for (side, body) in [("request", &t.request.body), ("response", &t.response.body)] {
-            let Some(body) = body else {
-                continue;
-            };
-            let answer = side == "response";
-            let body_reads = if answer {
-                Reads::Answer
-            } else {
-                Reads::Request
-            };
+        for (prefix, body, body_reads) in bodies {
             let forms = usize::from(body.template.is_some())
                 + usize::from(body.text.is_some())
                 + usize::from(!body.set.is_empty() || !body.remove.is_empty());
             if forms > 1 {
                 report(
                     Code::TransformEdit,
-                    &rel(&[side, "body"]),
+                    &prefix,
                     "a body mapping is a `template`, a `text`, or `set`/`remove` edits: one of them".into(),
                     None,
                 );
             }
             if let Some(text) = &body.text {
-                let reads = if answer {
-                    Reads::Answer
-                } else {
-                    Reads::Request
-                };
-                if let Err(problems) = text_template_problems(gw, r, text, reads) {
+                if let Err(problems) = text_template_problems(gw, r, text, body_reads) {
                     for (code, message, hint) in problems {
-                        report(code, &rel(&[side, "body", "text"]), message, hint);
+                        report(code, &at(&prefix, &["text"]), message, hint);
                     }
                 }
             }
             if let Some(t) = &body.template {
-                json_strings(t, rel(&[side, "body", "template"]), &mut |at, text| {
+                json_strings(t, at(&prefix, &["template"]), &mut |at, text| {
                     templates.push((at, text, false, body_reads));
                 });
             }
@@ -1203,24 +1227,20 @@ fn check_transforms(gw: &Gateway, root: &Node, file: &Path, diags: &mut Diagnost
                 if !crate::transform::is_pointer(pointer) {
                     report(
                         Code::TransformEdit,
-                        &rel(&[side, "body", "set", pointer]),
+                        &at(&prefix, &["set", pointer]),
                         format!("`{pointer}` is not a JSON pointer (`/items/0/sku`)"),
                         None,
                     );
                 }
-                json_strings(
-                    value,
-                    rel(&[side, "body", "set", pointer]),
-                    &mut |at, text| {
-                        templates.push((at, text, false, body_reads));
-                    },
-                );
+                json_strings(value, at(&prefix, &["set", pointer]), &mut |at, text| {
+                    templates.push((at, text, false, body_reads));
+                });
             }
             for (i, pointer) in body.remove.iter().enumerate() {
                 if pointer.is_empty() || !crate::transform::is_pointer(pointer) {
                     report(
                         Code::TransformEdit,
-                        &rel(&[side, "body", "remove", &i.to_string()]),
+                        &at(&prefix, &["remove", &i.to_string()]),
                         format!("`{pointer}` is not a JSON pointer to a member (`/items/0/sku`)"),
                         None,
                     );
