@@ -1419,6 +1419,21 @@ mod tests {
     }
 
     #[test]
+    fn text_templates_never_panic_on_cut_or_mangled_text() {
+        let whole = r#"{"é": [{% for x in response.body./a %}{"v": "{{ x./b | default('}}') }}", "n": {{ loop.index0 }}}{% if not (loop.last or x./c == 'é"') and x != null %},{% elif x == -1.5 %}{% else %}{% end %}{% end %}], "\\": "\{{ request.query.q }}"}"#;
+        let cuts: Vec<usize> = (0..=whole.len())
+            .filter(|i| whole.is_char_boundary(*i))
+            .collect();
+        for &i in &cuts {
+            let _ = text_template(&whole[..i]);
+            let _ = text_template(&whole[i..]);
+            let mut mangled = whole.to_string();
+            mangled.insert_str(i, "%}{%{{");
+            let _ = text_template(&mangled);
+        }
+    }
+
+    #[test]
     fn status_keys() {
         assert_eq!(status_key("404"), Some((404, false)));
         assert_eq!(status_key("5XX"), Some((5, true)));

@@ -232,6 +232,27 @@ fn api_gateway_extensions_of_any_shape_never_panic() {
         "é$é",
         "\\",
         "\"\\",
+        "#if(",
+        "#if($input.params('a')",
+        "#if($input.params('a') == )#end",
+        "#if($input.params('a') <= 2)#end",
+        "#if(((($input.params('a'))))#end",
+        "#if($input.params('a') && || !)#end",
+        "#if('a)#end",
+        "#if(\"é\" == 'é')é#{else}#end",
+        "#elseif($a)",
+        "#{end",
+        "#{end}",
+        "#foreach(",
+        "#foreach($x in",
+        "#foreach($x in $input.path('$.a'))\"#end",
+        "#foreach($x in $input.path('$.a'))$foreach.hasNext$velocityCount#end",
+        "#foreach($foreach in $input.path('$'))#end",
+        "[#foreach($x in $input.json('$'))#foreach($y in $x.b)$y.c#end#end]",
+        "$foreach.count",
+        "{%",
+        "#*never closed",
+        "#set($a = $input.path('$'))#foreach($b in $a)#if($b.c == $a.d)\"$b\"#end#end",
     ];
     let mut specs = Vec::new();
     for v in values {
@@ -244,6 +265,14 @@ fn api_gateway_extensions_of_any_shape_never_panic() {
     }
     for t in templates {
         let t = t.replace('\'', "''");
+        // A non-proxy HTTP integration, whose templates read the bodies.
+        specs.push(format!(
+            "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\npaths:\n  /a:\n    post:\n      responses: {{ '200': {{ description: ok }} }}\n      x-amazon-apigateway-integration:\n        type: http\n        httpMethod: POST\n        uri: 'http://127.0.0.1:9/a'\n        requestTemplates: {{ application/json: '{t}' }}\n        responses: {{ default: {{ statusCode: '200', responseTemplates: {{ application/json: '{t}' }} }}, '4\\d{{2}}': {{ statusCode: '400' }} }}\n"
+        ));
+        // The gateway's own text templates, given the same text.
+        specs.push(format!(
+            "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\npaths:\n  /a:\n    post:\n      responses: {{ '200': {{ description: ok }} }}\n      x-gateway:\n        transform:\n          request: {{ body: {{ text: '{t}' }} }}\n          response: {{ by_status: {{ '4XX': {{ body: {{ text: '{t}{{% for x in response.body %}}{t}{{% end %}}' }} }} }} }}\n"
+        ));
         specs.push(format!(
             "openapi: 3.0.1\ninfo: {{ title: t, version: '1' }}\npaths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n      x-amazon-apigateway-integration:\n        type: mock\n        requestTemplates: {{ application/json: '{t}' }}\n        responses: {{ default: {{ statusCode: '200', responseTemplates: {{ application/json: '{t}' }} }} }}\n"
         ));
