@@ -910,10 +910,14 @@ fn route_def(
             };
             let body = lit(&body);
             let mut sources = Vec::new();
+            // Values go in as text (a status is read from what it renders).
             let status_from = other
                 .as_ref()
                 .and_then(|i| i.status_from.as_deref())
-                .map(|t| template_tokens(t, &mut sources));
+                .map(|t| {
+                    let nodes = crate::transform::text_template(t).unwrap_or_default();
+                    text_nodes_tokens(&crate::transform::Node::as_text(nodes), &mut sources)
+                });
             match status_from {
                 Some(t) => quote! {
                     rt::Integration::Mock(rt::MockResponse::new(#status, #ct, #body).with_status_from(#t))

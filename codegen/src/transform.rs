@@ -996,6 +996,25 @@ fn cond_tokens(text: &str, at: usize) -> Result<Vec<(usize, Tok)>, TemplateError
 }
 
 impl Node {
+    /// The same nodes with every value written as text, wherever it lands.
+    pub fn as_text(nodes: Vec<Node>) -> Vec<Node> {
+        nodes
+            .into_iter()
+            .map(|n| match n {
+                Node::Value(s, f, _) => Node::Value(s, f, true),
+                Node::If(branches, otherwise) => Node::If(
+                    branches
+                        .into_iter()
+                        .map(|(c, n)| (c, Node::as_text(n)))
+                        .collect(),
+                    Node::as_text(otherwise),
+                ),
+                Node::For(s, body) => Node::For(s, Node::as_text(body)),
+                lit => lit,
+            })
+            .collect()
+    }
+
     /// Every value the nodes read (loops' lists and conditions' values included).
     pub fn sources(nodes: &[Node], out: &mut Vec<Source>) {
         fn cond(c: &Cond, out: &mut Vec<Source>) {

@@ -37,8 +37,9 @@ pub struct MockResponse {
     pub content_type: Option<&'static str>,
     /// The body.
     pub body: Bytes,
-    /// `status_from`: a template whose value, when it is a status, is answered with.
-    pub status_from: Option<crate::transform::Template>,
+    /// `status_from`: a text template whose value, when it is a status (or a JSON object
+    /// whose `statusCode` is one), is answered with.
+    pub status_from: Option<&'static [crate::transform::Node]>,
 }
 
 impl MockResponse {
@@ -54,7 +55,7 @@ impl MockResponse {
 
     /// The status comes from the request, through this template, when it renders one (from
     /// 100 to 599); else `status` stands.
-    pub fn with_status_from(mut self, template: crate::transform::Template) -> Self {
+    pub fn with_status_from(mut self, template: &'static [crate::transform::Node]) -> Self {
         self.status_from = Some(template);
         self
     }

@@ -1234,19 +1234,30 @@ fn mapped_status(map: &[(u16, bool, u16)], status: u16) -> Option<StatusCode> {
 }
 
 /// A mock's `status_from`: the status the template renders for this request, if it renders one
-/// from 100 to 599.
+/// from 100 to 599, bare or as the `statusCode` of a JSON object (as an API Gateway mock's
+/// request template does: `{"statusCode": 404}`).
 pub(crate) fn status_from<B>(
-    template: Template,
+    template: &[Node],
     x: &crate::pipeline::Exchange<'_, '_>,
     req: &http::Request<B>,
 ) -> Option<u16> {
     let identity = req.extensions().get::<Identity>();
     let vars = Vars::new(x, req.method(), req.uri(), req.headers(), identity);
-    let text = vars.render(template, |v, out| out.push_str(v))?;
-    text.trim()
-        .parse::<u16>()
-        .ok()
-        .filter(|s| (100..=599).contains(s))
+    let mut text = String::new();
+    vars.text_nodes(template, &mut Vec::new(), &mut text);
+    let text = text.trim();
+    let status = match text.parse::<u16>() {
+        Ok(s) => s,
+        Err(_) => match serde_json::from_str::<serde_json::Value>(text)
+            .ok()?
+            .get("statusCode")?
+        {
+            serde_json::Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+            serde_json::Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        },
+    };
+    (100..=599).contains(&status).then_some(status)
 }
 
 /// The largest answer a response body mapping reads; a larger one is 502.

@@ -480,6 +480,26 @@ fn integration_responses_that_differ_by_status_each_apply_to_their_own() {
         r.json(),
         serde_json::json!({ "found": false, "message": "no pet missing" })
     );
+
+    // A mock whose request template chooses the status with `#if`: each integration response
+    // for its own status, and API Gateway's 500 for a status none takes.
+    let r = get(gw.port, "/scope?scope=internal", "");
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.json()["message"], "Go ahead without me");
+    assert_eq!(r.header("x-refused"), None);
+    let r = get(gw.port, "/scope", "");
+    assert_eq!(r.status, 500, "{}", body(&r));
+    assert_eq!(
+        r.json()["message"],
+        "The invoked method is not supported on the API resource."
+    );
+    assert_eq!(r.header("x-refused"), Some("yes"));
+    let r = get(gw.port, "/scope?scope=gone", "");
+    assert_eq!(r.status, 500, "{}", body(&r));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "message": "Internal server error" })
+    );
 }
 
 #[test]

@@ -790,16 +790,38 @@ impl Lowering<'_> {
                             None => {}
                         }
                     }
-                    self.http_responses(node, places, &mut transform_response);
+                    self.http_responses(
+                        node,
+                        places,
+                        Some("response.body"),
+                        &mut transform_response,
+                    );
                 }
                 object(pos, i)
             }
-            "mock" => {
+            "mock" => 'mock: {
                 let status = match node.get("requestTemplates") {
-                    Some(t) => self.mock_status(t),
-                    None => Some("200".to_string()),
+                    Some(t) => self.mock_status(t, places),
+                    None => Some(MockStatus::Fixed("200".to_string())),
                 };
-                let Some(status) = status else { return };
+                let status = match status {
+                    None => return,
+                    Some(MockStatus::Fixed(s)) => s,
+                    Some(MockStatus::From(template, at)) => {
+                        // The status comes from the request: every integration response is
+                        // a case of it, and a status none takes is API Gateway's 500.
+                        self.http_responses(node, places, None, &mut transform_response);
+                        break 'mock object(
+                            pos,
+                            vec![
+                                ("type", string(pos, "mock")),
+                                ("status", int(pos, 200)),
+                                ("status_from", string(at, template)),
+                                ("body", string(pos, "")),
+                            ],
+                        );
+                    }
+                };
                 let responses = node.get("responses");
                 let chosen = responses.and_then(|r| {
                     r.entries()
@@ -1020,21 +1042,42 @@ impl Lowering<'_> {
     }
 
     /// The status a mock's request template selects (`{"statusCode": 200}`).
-    fn mock_status(&mut self, templates: &Node) -> Option<String> {
+    fn mock_status(&mut self, templates: &Node, places: &Places) -> Option<MockStatus> {
         let first = templates
             .get("application/json")
             .or_else(|| templates.entries().first().map(|e| &e.value))?;
         let text = first.as_str().unwrap_or("");
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => match v.get("statusCode") {
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                _ => Some("200".into()),
-            },
-            Err(_) => {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+            return Some(MockStatus::Fixed(match v.get("statusCode") {
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => "200".into(),
+            }));
+        }
+        // Velocity that chooses the status from the request (`#if`, references): the
+        // template, run for each request, gives it. It reads the request's head only.
+        let head = Places {
+            body: None,
+            ..places.clone()
+        };
+        match vtl::compile(text, &head) {
+            Ok(Compiled::Template(t)) => Some(MockStatus::From(t, first.pos)),
+            Ok(Compiled::Json(v)) => Some(MockStatus::From(
+                serde_json::to_string(&v).unwrap_or_default(),
+                first.pos,
+            )),
+            Ok(Compiled::Text(_)) => {
                 self.refuse(
                     first.pos,
-                    "a mock's request template that chooses its status with Velocity is not carried over",
+                    "a mock's request template must give `{\"statusCode\": …}`",
+                    "write `{\"statusCode\": 200}`, or use `x-gateway.integration.status_from` (docs/transforms.md#mocks)",
+                );
+                None
+            }
+            Err((line, why)) => {
+                self.refuse(
+                    first.pos,
+                    format!("{why} (line {line} of the mock's request template)"),
                     "write `{\"statusCode\": 200}`, or use `x-gateway.integration.status_from` (docs/transforms.md#mocks)",
                 );
                 None
@@ -1099,10 +1142,19 @@ impl Lowering<'_> {
 
     /// A non-proxy HTTP integration's responses: status mapping and static headers. Templates
     /// that rewrite the upstream's body are refused.
-    fn http_responses(&mut self, node: &Node, places: &Places, out: &mut Vec<(&str, Node)>) {
+    fn http_responses(
+        &mut self,
+        node: &Node,
+        places: &Places,
+        answer: Option<&'static str>,
+        out: &mut Vec<(&str, Node)>,
+    ) {
         let Some(responses) = node.get("responses") else {
             return;
         };
+        // A mock whose status comes from the request: a status no response takes is API
+        // Gateway's 500 (the others are each a case).
+        let mock = answer.is_none();
         let mut status = Vec::new();
         let mut classes_taken: Vec<String> = Vec::new();
         let mut each: Vec<IntegrationResponse> = Vec::new();
@@ -1166,10 +1218,12 @@ impl Lowering<'_> {
                     .collect::<Vec<_>>()
             })
         };
-        let alike = each.windows(2).all(|w| {
-            header_text(&w[0].headers) == header_text(&w[1].headers)
-                && template_text(&w[0].template) == template_text(&w[1].template)
-        });
+        let has_default = each.iter().any(|e| e.key.is_none());
+        let alike = (has_default || !mock)
+            && each.windows(2).all(|w| {
+                header_text(&w[0].headers) == header_text(&w[1].headers)
+                    && template_text(&w[0].template) == template_text(&w[1].template)
+            });
         // The responses' own edits: shared ones apply to every answer; otherwise each
         // selection pattern's response is a `by_status` case, and `default`'s are the
         // transform's own.
@@ -1186,7 +1240,7 @@ impl Lowering<'_> {
         }) = shared
         {
             if let Some(t) = template {
-                if let Some(body) = self.response_body(t, places) {
+                if let Some(body) = self.response_body(t, places, answer) {
                     out.push(("body", body));
                 }
             }
@@ -1212,7 +1266,7 @@ impl Lowering<'_> {
                     case.push(("headers", object(*pos, vec![("set", set)])));
                 }
                 if let Some(t) = template {
-                    if let Some(body) = self.response_body(t, places) {
+                    if let Some(body) = self.response_body(t, places, answer) {
                         case.push(("body", body));
                     }
                 }
@@ -1232,11 +1286,10 @@ impl Lowering<'_> {
                 .and_then(scalar_text)
                 .and_then(|s| s.parse::<u64>().ok())
             {
+                // An exact status taken leaves the rest of its class to `default`: an exact
+                // status wins over its class.
                 for class in ["1XX", "2XX", "3XX", "4XX", "5XX"] {
-                    if !classes_taken
-                        .iter()
-                        .any(|c| c == class || c.starts_with(&class[..1]))
-                    {
+                    if !classes_taken.iter().any(|c| c == class) {
                         status.push(Entry {
                             key: class.to_string(),
                             key_pos: d.pos,
@@ -1245,6 +1298,21 @@ impl Lowering<'_> {
                     }
                 }
             }
+        } else if mock {
+            for class in ["1XX", "2XX", "3XX", "4XX", "5XX"] {
+                if !classes_taken.iter().any(|c| c == class) {
+                    status.push(Entry {
+                        key: class.to_string(),
+                        key_pos: responses.pos,
+                        value: int(responses.pos, 500),
+                    });
+                }
+            }
+            let message = object(
+                responses.pos,
+                vec![("message", string(responses.pos, "Internal server error"))],
+            );
+            out.push(("body", object(responses.pos, vec![("template", message)])));
         }
         if !status.is_empty() {
             out.push(("status", Node::new(Value::Object(status), responses.pos)));
@@ -1253,8 +1321,13 @@ impl Lowering<'_> {
 
     /// A non-proxy HTTP integration response's template as a body mapping over the upstream's
     /// answer.
-    fn response_body(&mut self, t: &Node, places: &Places) -> Option<Node> {
-        match self.one_template(t, places, Some("response.body"), "response") {
+    fn response_body(
+        &mut self,
+        t: &Node,
+        places: &Places,
+        answer: Option<&'static str>,
+    ) -> Option<Node> {
+        match self.one_template(t, places, answer, "response") {
             Some(Compiled::Json(body)) => {
                 Some(object(t.pos, vec![("template", json_node(&body, t.pos))]))
             }
@@ -1615,6 +1688,14 @@ fn selection_matches(pattern: &str, status: &str) -> bool {
 }
 
 /// `2\d{2}` → `2XX`, `404` → `404`; others `None`.
+/// The status a mock's request template selects.
+enum MockStatus {
+    /// Always this one (`{"statusCode": 200}`).
+    Fixed(String),
+    /// What this gateway template renders for each request, from where the template is.
+    From(String, Pos),
+}
+
 /// An integration response of a non-proxy HTTP integration, as read.
 struct IntegrationResponse {
     /// Its status key (`404`, `4XX`); `None` for `default`.

@@ -1479,7 +1479,7 @@ fn check_status_from(gw: &Gateway, root: &Node, diags: &mut Diagnostics) {
                 None,
             )]
         } else {
-            template_problems(gw, r, text, Reads::Head)
+            text_template_problems(gw, r, text, Reads::Head)
                 .err()
                 .unwrap_or_default()
         };
