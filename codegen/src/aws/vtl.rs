@@ -277,26 +277,9 @@ fn foreach_head(
             *j += 1;
         }
     };
-    skip(&mut j);
-    if chars.get(j) != Some(&'(') {
-        return Err(bad());
-    }
-    j += 1;
-    skip(&mut j);
-    if chars.get(j) != Some(&'$') {
-        return Err(bad());
-    }
-    let start = j + 1;
-    j = start;
-    while chars
-        .get(j)
-        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-    {
-        j += 1;
-    }
-    let name: String = chars[start..j].iter().collect();
-    skip(&mut j);
-    if name.is_empty() || chars.get(j) != Some(&'i') || chars.get(j + 1) != Some(&'n') {
+    let (name, after) = open_variable(chars, j).ok_or_else(bad)?;
+    j = after;
+    if chars.get(j) != Some(&'i') || chars.get(j + 1) != Some(&'n') {
         return Err(bad());
     }
     j += 2;
@@ -417,11 +400,11 @@ fn condition(chars: &[char], mut j: usize, places: &Places) -> Result<(String, u
     }
 }
 
-/// Reads `($name = REFERENCE)` from `chars[j]` (after `#set`) where the reference is a place in
-/// the body, and records the alias; returns where the text goes on.
-fn set_alias(chars: &[char], mut j: usize, places: &mut Places) -> Option<usize> {
+/// Reads `( $name ` from `chars[j]` (after `#set` or `#foreach`): the variable's name, and
+/// where the text goes on after it and the blanks that follow.
+fn open_variable(chars: &[char], mut j: usize) -> Option<(String, usize)> {
     let skip = |j: &mut usize| {
-        while chars.get(*j).is_some_and(|c| *c == ' ') {
+        while chars.get(*j).is_some_and(|c| c.is_whitespace()) {
             *j += 1;
         }
     };
@@ -444,7 +427,19 @@ fn set_alias(chars: &[char], mut j: usize, places: &mut Places) -> Option<usize>
     }
     let name: String = chars[start..j].iter().collect();
     skip(&mut j);
-    if name.is_empty() || chars.get(j) != Some(&'=') {
+    (!name.is_empty()).then_some((name, j))
+}
+
+/// Reads `($name = REFERENCE)` from `chars[j]` (after `#set`) where the reference is a place in
+/// the body, and records the alias; returns where the text goes on.
+fn set_alias(chars: &[char], j: usize, places: &mut Places) -> Option<usize> {
+    let skip = |j: &mut usize| {
+        while chars.get(*j).is_some_and(|c| c.is_whitespace()) {
+            *j += 1;
+        }
+    };
+    let (name, mut j) = open_variable(chars, j)?;
+    if chars.get(j) != Some(&'=') {
         return None;
     }
     j += 1;
