@@ -539,7 +539,7 @@ fn any_method_request_authorizers_http_api_mappings_binary_types_and_compression
     );
 
     // HTTP API parameter mappings: `overwrite:header`, `append:querystring` from a header,
-    // `remove:header`, `overwrite:path`.
+    // `remove:header`, `overwrite:path`; the upstream's address from a stage variable.
     let r = get(
         gw.port,
         "/mapped?from=client",
