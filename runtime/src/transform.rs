@@ -569,8 +569,16 @@ impl Vars<'_> {
         }
     }
 
-    /// A text template's nodes, written to `out`.
-    fn text_nodes<'f>(&'f self, nodes: &[Node], frames: &mut Vec<Frame<'f>>, out: &mut String) {
+    /// A text template's nodes, written to `out`; `false` when a loop has more than
+    /// [`LOOP_MAX`] elements or the render more than `budget` iterations left (nothing more is
+    /// written then).
+    fn text_nodes<'f>(
+        &'f self,
+        nodes: &[Node],
+        frames: &mut Vec<Frame<'f>>,
+        out: &mut String,
+        budget: &mut usize,
+    ) -> bool {
         for node in nodes {
             match node {
                 Node::Lit(l) => out.push_str(l),
@@ -599,7 +607,9 @@ impl Vars<'_> {
                         .iter()
                         .find(|(c, _)| self.holds(c, frames))
                         .map_or(*otherwise, |(_, nodes)| *nodes);
-                    self.text_nodes(chosen, frames, out);
+                    if !self.text_nodes(chosen, frames, out, budget) {
+                        return false;
+                    }
                 }
                 Node::For(source, body) => {
                     let items: Vec<&'f serde_json::Value> = match self.read_in(source, frames) {
@@ -608,18 +618,26 @@ impl Vars<'_> {
                         _ => Vec::new(),
                     };
                     let n = items.len();
+                    if n > LOOP_MAX || n > *budget {
+                        return false;
+                    }
+                    *budget -= n;
                     for (i, item) in items.into_iter().enumerate() {
                         frames.push(Frame {
                             item,
                             index: i,
                             len: n,
                         });
-                        self.text_nodes(body, frames, out);
+                        let written = self.text_nodes(body, frames, out, budget);
                         frames.pop();
+                        if !written {
+                            return false;
+                        }
                     }
                 }
             }
         }
+        true
     }
 
     /// Whether a condition holds.
@@ -724,8 +742,11 @@ impl Vars<'_> {
             BodyMap::Template(t) => BodyEdit::Replace(self.json(t)),
             BodyMap::Text(nodes) => {
                 let mut out = String::new();
-                self.text_nodes(nodes, &mut Vec::new(), &mut out);
-                BodyEdit::Text(out)
+                if self.text_nodes(nodes, &mut Vec::new(), &mut out, &mut { RENDER_MAX }) {
+                    BodyEdit::Text(out)
+                } else {
+                    BodyEdit::TooMany
+                }
             }
             BodyMap::Edits { set, remove } => BodyEdit::Edit {
                 set: set.iter().map(|(p, t)| (*p, self.json(t))).collect(),
@@ -741,6 +762,8 @@ pub(crate) enum BodyEdit {
     Replace(serde_json::Value),
     /// The new body's text, rendered by a text template.
     Text(String),
+    /// A text template whose loops would run past their limits: no body.
+    TooMany,
     /// Pointers set, then pointers removed.
     Edit {
         set: Vec<(&'static str, serde_json::Value)>,
@@ -754,6 +777,7 @@ impl BodyEdit {
         let doc = match self {
             BodyEdit::Replace(v) => v,
             BodyEdit::Text(t) => return Some(t.into_bytes()),
+            BodyEdit::TooMany => return None,
             BodyEdit::Edit { set, remove } => {
                 // The gateway's only copy, normally: taken, not cloned.
                 let mut doc =
@@ -770,6 +794,14 @@ impl BodyEdit {
         serde_json::to_vec(&doc).ok()
     }
 }
+
+/// The elements a text template's loop goes through at most, as API Gateway's `#foreach`
+/// (beyond, the mapping fails: a request is 400, an answer 502).
+pub(crate) const LOOP_MAX: usize = 1_000;
+
+/// The loop iterations one rendering of a text template makes at most, all loops together: a
+/// template with nested loops cannot be made to spin by a body of many elements.
+const RENDER_MAX: usize = 100_000;
 
 /// `text` escaped as the content of a JSON string (no quotes around it).
 fn json_string_content(text: &str, out: &mut String) {
@@ -1002,6 +1034,11 @@ impl RequestEdits {
         json: Option<std::sync::Arc<serde_json::Value>>,
         headers: &mut HeaderMap,
     ) -> Result<Option<Vec<u8>>, crate::problem::Problem> {
+        if matches!(self.body, Some(BodyEdit::TooMany)) {
+            return Err(crate::problem::Problem::bad_request(
+                "the request body has more elements than this operation's mapping template goes through (1000 a loop)",
+            ));
+        }
         match self.body.take().map(|edit| edit.apply(json)) {
             Some(Some(mapped)) => {
                 headers.remove(http::header::CONTENT_ENCODING);
@@ -1244,7 +1281,9 @@ pub(crate) fn status_from<B>(
     let identity = req.extensions().get::<Identity>();
     let vars = Vars::new(x, req.method(), req.uri(), req.headers(), identity);
     let mut text = String::new();
-    vars.text_nodes(template, &mut Vec::new(), &mut text);
+    if !vars.text_nodes(template, &mut Vec::new(), &mut text, &mut { RENDER_MAX }) {
+        return None;
+    }
     let text = text.trim();
     let status = match text.parse::<u16>() {
         Ok(s) => s,
@@ -1317,6 +1356,9 @@ pub(crate) async fn apply_response(
         (Some(map), None) if !map.reads_answer() => Some(vars.body_edit(map)),
         _ => None,
     };
+    if matches!(edit, Some(BodyEdit::TooMany)) {
+        return Err(crate::problem::Problem::bad_gateway());
+    }
     if let Some(edit) = edit {
         if let Some(bytes) = edit.apply(answer) {
             let headers = resp.headers_mut();

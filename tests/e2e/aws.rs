@@ -419,6 +419,25 @@ fn mapping_templates_with_loops_and_conditions_map_requests_and_answers() {
         sent("/orders?rush=no", &json!({ "customer": "cy" })),
         json!({ "customer": "cy", "lines": [] })
     );
+    // A loop goes through 1,000 elements at most, as `#foreach` on API Gateway: a body with
+    // more is refused, and nothing reaches the upstream.
+    let many: Vec<serde_json::Value> = (0..1001).map(|i| json!({ "sku": i, "qty": 1 })).collect();
+    let text = json!({ "customer": "dee", "items": many }).to_string();
+    let hits = upstream.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let r = send(
+        gw.port,
+        format!(
+            "POST /orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("1000 a loop"), "{}", body(&r));
+    assert_eq!(
+        upstream.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits
+    );
 
     // A response template over a DynamoDB answer: nested loops, and `#if` on a header
     // parameter and on a member that is missing.
