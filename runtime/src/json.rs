@@ -125,12 +125,9 @@ impl<'a> Doc<'a> {
     ) -> Result<Doc<'a>, SyntaxError> {
         let mut p = Parser {
             s: text.as_bytes(),
-            i: 0,
             nodes: Vec::with_capacity((text.len() / 8 + 4).min(max_values)),
-            stack: Vec::new(),
             max_depth,
             max_values,
-            first: false,
         };
         p.document()?;
         Ok(Doc {
@@ -569,373 +566,382 @@ fn has_byte(w: u64, b: u8) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
+/// Where a parse stands: the text, the tape made so far, and the limits.
 struct Parser<'s> {
     s: &'s [u8],
-    i: usize,
     nodes: Vec<Node>,
-    /// Open containers: node index.
-    stack: Vec<u32>,
     max_depth: usize,
     max_values: usize,
-    /// A container was just opened and its first element is next.
-    first: bool,
+}
+
+/// A syntax error at `offset`. Out of line: errors are rare, and keeping them apart keeps the
+/// scanning loops small.
+#[cold]
+#[inline(never)]
+fn fail<T>(offset: usize, message: &'static str) -> Result<T, SyntaxError> {
+    Err(SyntaxError { offset, message })
+}
+
+/// The first byte at or after `i` that is not JSON whitespace.
+#[inline(always)]
+fn ws(s: &[u8], mut i: usize) -> usize {
+    while let Some(&b) = s.get(i) {
+        if b > b' ' || !(b == b' ' || b == b'\n' || b == b'\r' || b == b'\t') {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 impl Parser<'_> {
-    fn err<T>(&self, message: &'static str) -> Result<T, SyntaxError> {
-        Err(SyntaxError {
-            offset: self.i,
-            message,
-        })
+    /// The whole document, in one loop: the position stays in a register, and containers are a
+    /// stack, so nesting costs no recursion.
+    fn document(&mut self) -> Result<(), SyntaxError> {
+        let s = self.s;
+        if s.len() >= u32::MAX as usize / 2 {
+            return fail(0, "the document is too large");
+        }
+        let nodes = &mut self.nodes;
+        // Open containers: node index.
+        let mut stack: Vec<u32> = Vec::with_capacity(16);
+        let mut i = ws(s, 0);
+        'value: loop {
+            // A value and its member name at most: two nodes.
+            if nodes.len() >= self.max_values {
+                return fail(i, TOO_MANY_VALUES);
+            }
+            match s.get(i) {
+                Some(b'"') => i = string(s, i, nodes)?,
+                Some(&open @ (b'{' | b'[')) => {
+                    let obj = open == b'{';
+                    if stack.len() >= self.max_depth {
+                        return fail(i, "the document is nested too deeply");
+                    }
+                    let idx = nodes.len();
+                    nodes.push(Node {
+                        kind: if obj { Kind::Object } else { Kind::Array },
+                        flag: false,
+                        a: 0,
+                        b: 0,
+                    });
+                    i = ws(s, i + 1);
+                    if s.get(i) == Some(&(open + 2)) {
+                        // `{}` or `[]`: `}` and `]` are two after `{` and `[`.
+                        i += 1;
+                        nodes[idx].b = nodes.len() as u64;
+                    } else {
+                        stack.push(idx as u32);
+                        nodes[idx].a = 1;
+                        if obj {
+                            i = key(s, i, nodes)?;
+                        }
+                        continue 'value;
+                    }
+                }
+                Some(b't') => i = literal(s, i, b"true", Kind::Bool, true, nodes)?,
+                Some(b'f') => i = literal(s, i, b"false", Kind::Bool, false, nodes)?,
+                Some(b'n') => i = literal(s, i, b"null", Kind::Null, false, nodes)?,
+                Some(b'-' | b'0'..=b'9') => i = number(s, i, nodes)?,
+                None => return fail(i, "unexpected end of input"),
+                _ => return fail(i, "expected a JSON value"),
+            }
+            // A value ended: what follows it closes containers or starts the next element.
+            while let Some(&top) = stack.last() {
+                let top = top as usize;
+                let obj = nodes[top].kind == Kind::Object;
+                i = ws(s, i);
+                match s.get(i) {
+                    Some(b',') => {
+                        i = ws(s, i + 1);
+                        nodes[top].a += 1;
+                        if obj {
+                            i = key(s, i, nodes)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(b']') if !obj => {}
+                    Some(b'}') if obj => check_duplicates(s, nodes, top, i)?,
+                    None => return fail(i, "unexpected end of input"),
+                    _ => {
+                        let expected = if obj {
+                            "expected `,` or `}`"
+                        } else {
+                            "expected `,` or `]`"
+                        };
+                        return fail(i, expected);
+                    }
+                }
+                i += 1;
+                stack.pop();
+                nodes[top].b = nodes.len() as u64;
+            }
+            break;
+        }
+        let i = ws(s, i);
+        if i != s.len() {
+            return fail(i, "trailing characters after the JSON value");
+        }
+        Ok(())
     }
+}
 
-    #[inline]
-    fn ws(&mut self) {
-        while let Some(&b) = self.s.get(self.i) {
-            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
-                self.i += 1;
-            } else {
+/// A member name at `i` (its opening quote), the `:` after it and the whitespace around it: the
+/// position of the member's value.
+#[inline(always)]
+fn key(s: &[u8], i: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    if s.get(i) != Some(&b'"') {
+        return fail(i, "expected a member name in double quotes");
+    }
+    let i = ws(s, string(s, i, nodes)?);
+    if s.get(i) != Some(&b':') {
+        return fail(i, "expected `:` after a member name");
+    }
+    Ok(ws(s, i + 1))
+}
+
+fn literal(
+    s: &[u8],
+    i: usize,
+    word: &[u8],
+    kind: Kind,
+    flag: bool,
+    nodes: &mut Vec<Node>,
+) -> Result<usize, SyntaxError> {
+    if !s[i..].starts_with(word) {
+        return fail(i, "expected a JSON value");
+    }
+    nodes.push(Node {
+        kind,
+        flag,
+        a: 0,
+        b: 0,
+    });
+    Ok(i + word.len())
+}
+
+/// The string whose opening quote is at `i`: its node pushed, the position after its closing
+/// quote returned. Plain strings end in the loop here; one with an escape, or too close to the
+/// end of the text for a whole word, goes on in [`string_rest`].
+#[inline(always)]
+fn string(s: &[u8], i: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    let start = i + 1;
+    let mut j = start;
+    // Eight plain bytes at a time: none is `"`, `\` or a control character.
+    while let Some(chunk) = s.get(j..j + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
+        if special != 0 {
+            j += (special.trailing_zeros() / 8) as usize;
+            if s[j] == b'"' {
+                nodes.push(Node {
+                    kind: Kind::Str,
+                    flag: false,
+                    a: start as u32,
+                    b: j as u64,
+                });
+                return Ok(j + 1);
+            }
+            break;
+        }
+        j += 8;
+    }
+    string_rest(s, start, j, nodes)
+}
+
+/// The rest of a string from `j` on (the string began at `start`), a byte at a time where
+/// [`string`] could not go on a word at a time.
+#[inline(never)]
+fn string_rest(
+    s: &[u8],
+    start: usize,
+    mut j: usize,
+    nodes: &mut Vec<Node>,
+) -> Result<usize, SyntaxError> {
+    let mut escaped = false;
+    loop {
+        while let Some(chunk) = s.get(j..j + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
+            if special != 0 {
+                j += (special.trailing_zeros() / 8) as usize;
                 break;
             }
+            j += 8;
         }
-    }
-
-    fn document(&mut self) -> Result<(), SyntaxError> {
-        if self.s.len() >= u32::MAX as usize / 2 {
-            return self.err("the document is too large");
-        }
-        self.ws();
-        self.value()?;
-        // Iterative: containers are a stack, so nesting costs no recursion.
-        while let Some(&top) = self.stack.last() {
-            let top = top as usize;
-            let is_obj = self.nodes[top].kind == Kind::Object;
-            if self.first {
-                self.first = false;
-                if is_obj {
-                    self.key()?;
-                }
-                self.value()?;
-                continue;
-            }
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                    self.nodes[top].a += 1;
-                    if is_obj {
-                        self.key()?;
-                    }
-                    self.value()?;
-                }
-                Some(b']') if !is_obj => {
-                    self.i += 1;
-                    self.close();
-                }
-                Some(b'}') if is_obj => {
-                    self.i += 1;
-                    self.check_duplicates(top)?;
-                    self.close();
-                }
-                None => return self.err("unexpected end of input"),
-                _ => {
-                    return self.err(if is_obj {
-                        "expected `,` or `}`"
-                    } else {
-                        "expected `,` or `]`"
-                    })
-                }
-            }
-        }
-        self.ws();
-        if self.i != self.s.len() {
-            return self.err("trailing characters after the JSON value");
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) {
-        if let Some(top) = self.stack.pop() {
-            self.nodes[top as usize].b = self.nodes.len() as u64;
-        }
-    }
-
-    fn key(&mut self) -> Result<(), SyntaxError> {
-        if self.s.get(self.i) != Some(&b'"') {
-            return self.err("expected a member name in double quotes");
-        }
-        self.string()?;
-        self.ws();
-        if self.s.get(self.i) != Some(&b':') {
-            return self.err("expected `:` after a member name");
-        }
-        self.i += 1;
-        self.ws();
-        Ok(())
-    }
-
-    /// Parses one value; a container is opened and left on the stack, its elements to follow.
-    fn value(&mut self) -> Result<(), SyntaxError> {
-        // A value and its member name at most: two nodes.
-        if self.nodes.len() >= self.max_values {
-            return self.err(TOO_MANY_VALUES);
-        }
-        match self.s.get(self.i) {
-            Some(b'{') | Some(b'[') => {
-                let obj = self.s[self.i] == b'{';
-                if self.stack.len() >= self.max_depth {
-                    return self.err("the document is nested too deeply");
-                }
-                self.i += 1;
-                let idx = self.nodes.len() as u32;
-                self.nodes.push(Node {
-                    kind: if obj { Kind::Object } else { Kind::Array },
-                    flag: false,
-                    a: 0,
-                    b: 0,
-                });
-                self.ws();
-                let close = if obj { b'}' } else { b']' };
-                if self.s.get(self.i) == Some(&close) {
-                    self.i += 1;
-                    self.nodes[idx as usize].b = self.nodes.len() as u64;
-                    return Ok(());
-                }
-                self.stack.push(idx);
-                self.nodes[idx as usize].a = 1;
-                self.first = true;
-                Ok(())
-            }
-            Some(b'"') => self.string(),
-            Some(b't') => self.literal(b"true", Kind::Bool, true),
-            Some(b'f') => self.literal(b"false", Kind::Bool, false),
-            Some(b'n') => self.literal(b"null", Kind::Null, false),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            None => self.err("unexpected end of input"),
-            _ => self.err("expected a JSON value"),
-        }
-    }
-
-    fn literal(&mut self, word: &[u8], kind: Kind, flag: bool) -> Result<(), SyntaxError> {
-        if self.s[self.i..].starts_with(word) {
-            self.i += word.len();
-            self.nodes.push(Node {
-                kind,
-                flag,
-                a: 0,
-                b: 0,
-            });
-            Ok(())
-        } else {
-            self.err("expected a JSON value")
-        }
-    }
-
-    fn string(&mut self) -> Result<(), SyntaxError> {
-        self.i += 1;
-        let start = self.i;
-        let s = self.s;
-        let mut i = self.i;
-        let mut escaped = false;
-        loop {
-            // Skip eight plain bytes at a time: none is `"`, `\` or a control character.
-            while let Some(chunk) = s.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(word);
-                let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
-                if special != 0 {
-                    i += (special.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                i += 8;
-            }
-            let Some(&b) = s.get(i) else {
-                self.i = i;
-                return self.err("unterminated string");
-            };
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    match s.get(i + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                        Some(b'u') => {
-                            let hex = s.get(i + 2..i + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                self.i = i;
-                                return self.err("invalid `\\u` escape");
-                            }
-                            i += 6;
-                        }
-                        _ => {
-                            self.i = i;
-                            return self.err("invalid escape");
-                        }
-                    }
-                }
-                0..=0x1F => {
-                    self.i = i;
-                    return self.err("control character in a string");
-                }
-                _ => i += 1,
-            }
-        }
-        let end = i;
-        self.i = i + 1;
-        self.nodes.push(Node {
-            kind: Kind::Str,
-            flag: escaped,
-            a: start as u32,
-            b: end as u64,
-        });
-        Ok(())
-    }
-
-    fn number(&mut self) -> Result<(), SyntaxError> {
-        let start = self.i;
-        let s = self.s;
-        let negative = s.get(self.i) == Some(&b'-');
-        if negative {
-            self.i += 1;
-        }
-        // The digits are gathered as they are scanned: most numbers need no second pass.
-        let mut mantissa = 0u64;
-        let mut digits = 0u32;
-        let mut take = |b: u8, digits: &mut u32| {
-            if *digits < 19 {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-            }
-            *digits += u32::from(*digits > 0 || b != b'0');
+        let Some(&b) = s.get(j) else {
+            return fail(j, "unterminated string");
         };
-        match s.get(self.i) {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(&b) = s.get(self.i).filter(|b| b.is_ascii_digit()) {
-                    take(b, &mut digits);
-                    self.i += 1;
+        match b {
+            b'"' => break,
+            b'\\' => {
+                escaped = true;
+                match s.get(j + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                    Some(b'u') => {
+                        let hex = s.get(j + 2..j + 6);
+                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                            return fail(j, "invalid `\\u` escape");
+                        }
+                        j += 6;
+                    }
+                    _ => return fail(j, "invalid escape"),
                 }
             }
-            _ => return self.err("invalid number"),
+            0..=0x1F => return fail(j, "control character in a string"),
+            _ => j += 1,
         }
-        let mut float = false;
-        let mut fraction = 0i32;
-        if s.get(self.i) == Some(&b'.') {
-            float = true;
-            self.i += 1;
-            if !s.get(self.i).is_some_and(u8::is_ascii_digit) {
-                return self.err("invalid number");
-            }
-            while let Some(&b) = s.get(self.i).filter(|b| b.is_ascii_digit()) {
+    }
+    nodes.push(Node {
+        kind: Kind::Str,
+        flag: escaped,
+        a: start as u32,
+        b: j as u64,
+    });
+    Ok(j + 1)
+}
+
+/// The number that starts at `i`: its node pushed, the position after it returned.
+fn number(s: &[u8], start: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    let mut i = start;
+    let negative = s.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    // The digits are gathered as they are scanned: most numbers need no second pass.
+    let mut mantissa = 0u64;
+    let mut digits = 0u32;
+    let mut take = |b: u8, digits: &mut u32| {
+        if *digits < 19 {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+        }
+        *digits += u32::from(*digits > 0 || b != b'0');
+    };
+    match s.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            while let Some(&b) = s.get(i).filter(|b| b.is_ascii_digit()) {
                 take(b, &mut digits);
-                fraction += 1;
-                self.i += 1;
+                i += 1;
             }
         }
-        let mut exact = true;
-        if matches!(s.get(self.i), Some(b'e' | b'E')) {
-            float = true;
-            exact = false;
-            self.i += 1;
-            if matches!(s.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if !s.get(self.i).is_some_and(u8::is_ascii_digit) {
-                return self.err("invalid number");
-            }
-            while s.get(self.i).is_some_and(u8::is_ascii_digit) {
-                self.i += 1;
-            }
+        _ => return fail(i, "invalid number"),
+    }
+    let mut float = false;
+    let mut fraction = 0i32;
+    if s.get(i) == Some(&b'.') {
+        float = true;
+        i += 1;
+        if !s.get(i).is_some_and(u8::is_ascii_digit) {
+            return fail(i, "invalid number");
         }
-        // Exactly the value when every digit was kept and, for a fraction, both the digits and
-        // the power of ten are exact in an `f64` (one correctly rounded division: Clinger's fast
-        // path). Anything else goes to the standard library's parser.
-        let quick = if !exact || digits > 18 {
-            None
-        } else if !float {
-            let v = mantissa as i64;
-            Some(Node::int(if negative { -v } else { v }))
-        } else if mantissa < 1 << 53 && fraction <= 22 {
-            let v = mantissa as f64 / POWERS_OF_TEN[fraction as usize];
-            Some(Node::float(if negative { -v } else { v }))
-        } else {
-            None
-        };
-        let node = match quick {
+        while let Some(&b) = s.get(i).filter(|b| b.is_ascii_digit()) {
+            take(b, &mut digits);
+            fraction += 1;
+            i += 1;
+        }
+    }
+    let mut exact = true;
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        float = true;
+        exact = false;
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !s.get(i).is_some_and(u8::is_ascii_digit) {
+            return fail(i, "invalid number");
+        }
+        while s.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    // Exactly the value when every digit was kept and, for a fraction, both the digits and
+    // the power of ten are exact in an `f64` (one correctly rounded division: Clinger's fast
+    // path). Anything else goes to the standard library's parser.
+    let quick = if !exact || digits > 18 {
+        None
+    } else if !float {
+        let v = mantissa as i64;
+        Some(Node::int(if negative { -v } else { v }))
+    } else if mantissa < 1 << 53 && fraction <= 22 {
+        let v = mantissa as f64 / POWERS_OF_TEN[fraction as usize];
+        Some(Node::float(if negative { -v } else { v }))
+    } else {
+        None
+    };
+    let node = match quick {
+        Some(node) => node,
+        // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
+        None => match number_node(std::str::from_utf8(&s[start..i]).unwrap_or("0"), float) {
             Some(node) => node,
-            // The bytes are ASCII digits and signs, so this cannot fail to be UTF-8.
-            None => match number_node(std::str::from_utf8(&s[start..self.i]).unwrap_or("0"), float)
-            {
-                Some(node) => node,
-                None => return self.err("number out of range"),
-            },
-        };
-        self.nodes.push(node);
-        Ok(())
-    }
-
-    fn check_duplicates(&self, obj: usize) -> Result<(), SyntaxError> {
-        let n = self.nodes[obj].a as usize;
-        if n < 2 {
-            return Ok(());
-        }
-        let mut keys: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
-        let mut any_escaped = false;
-        let mut k = obj + 1;
-        for _ in 0..n {
-            keys.push(k);
-            any_escaped |= self.nodes[k].flag;
-            let v = k + 1;
-            k = match self.nodes[v].kind {
-                Kind::Array | Kind::Object => self.nodes[v].b as usize,
-                _ => v + 1,
-            };
-        }
-        let raw = |k: usize| {
-            let node = self.nodes[k];
-            &self.s[node.a as usize..node.b as usize]
-        };
-        let dup = if any_escaped {
-            let doc = DocView {
-                src: self.s,
-                nodes: &self.nodes,
-            };
-            let mut decoded: Vec<Cow<'_, str>> = keys.iter().map(|&k| doc.key(k)).collect();
-            decoded.sort_unstable();
-            decoded.windows(2).any(|w| w[0] == w[1])
-        } else if n <= 16 {
-            (0..n).any(|i| (i + 1..n).any(|j| raw(keys[i]) == raw(keys[j])))
-        } else {
-            let mut sorted: Vec<&[u8]> = keys.iter().map(|&k| raw(k)).collect();
-            sorted.sort_unstable();
-            sorted.windows(2).any(|w| w[0] == w[1])
-        };
-        if dup {
-            return Err(SyntaxError {
-                offset: self.i - 1,
-                message: "an object repeats a member name",
-            });
-        }
-        Ok(())
-    }
+            None => return fail(i, "number out of range"),
+        },
+    };
+    nodes.push(node);
+    Ok(i)
 }
 
-struct DocView<'s> {
-    src: &'s [u8],
-    nodes: &'s [Node],
-}
-
-impl<'s> DocView<'s> {
-    fn key(&self, k: usize) -> Cow<'s, str> {
-        let n = self.nodes[k];
-        let raw = std::str::from_utf8(&self.src[n.a as usize..n.b as usize]).unwrap_or("");
-        if n.flag {
-            Cow::Owned(unescape(raw))
-        } else {
-            Cow::Borrowed(raw)
-        }
+/// Refuses the object at `obj` (its `}` at `at`) when two of its members have the same name.
+fn check_duplicates(s: &[u8], nodes: &[Node], obj: usize, at: usize) -> Result<(), SyntaxError> {
+    let n = nodes[obj].a as usize;
+    if n < 2 {
+        return Ok(());
     }
+    // The names' spans, found by stepping over each member's value; few names fit in place.
+    let mut few = [(0u32, 0u32); 16];
+    let mut many = Vec::new();
+    let mut any_escaped = false;
+    let mut k = obj + 1;
+    for m in 0..n {
+        let name = nodes[k];
+        any_escaped |= name.flag;
+        let span = (name.a, name.b as u32);
+        match few.get_mut(m) {
+            Some(slot) => *slot = span,
+            None => many.push(span),
+        }
+        let value = nodes[k + 1];
+        k = match value.kind {
+            Kind::Array | Kind::Object => value.b as usize,
+            _ => k + 2,
+        };
+    }
+    let raw = |(a, b): (u32, u32)| &s[a as usize..b as usize];
+    let dup = if n <= 16 && !any_escaped {
+        // Each name against those before it, lengths first.
+        let few = &few[..n];
+        (1..n).any(|i| {
+            let (a, b) = few[i];
+            few[..i]
+                .iter()
+                .any(|&(c, d)| d - c == b - a && raw((c, d)) == raw((a, b)))
+        })
+    } else {
+        let mut names: Vec<Cow<'_, str>> = few
+            .iter()
+            .take(n)
+            .chain(many.iter())
+            .map(|&span| {
+                let text = std::str::from_utf8(raw(span)).unwrap_or("");
+                if any_escaped {
+                    Cow::Owned(unescape(text))
+                } else {
+                    Cow::Borrowed(text)
+                }
+            })
+            .collect();
+        names.sort_unstable();
+        names.windows(2).any(|w| w[0] == w[1])
+    };
+    if dup {
+        return fail(at, "an object repeats a member name");
+    }
+    Ok(())
 }
 
 /// The node of a number whose JSON text is `text` (`float` when it has a fraction or an
