@@ -260,6 +260,9 @@ impl<'a> Doc<'a> {
             unescape(&self.src[n.a as usize..n.b as usize])
                 .chars()
                 .count()
+        } else if raw.is_ascii() {
+            // A word at a time in the standard library; most strings are ASCII.
+            raw.len()
         } else {
             raw.iter().filter(|&&b| (b as i8) >= -0x40).count()
         }
@@ -1100,6 +1103,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn strings_count_code_points_whatever_their_bytes() {
+        let doc = Doc::parse_str(r#"["abc", "", "é", "añb€😀", "\u00e9x", 1]"#).unwrap();
+        let counts: Vec<usize> = doc.items(0).map(|i| doc.str_chars(i)).collect();
+        assert_eq!(counts, [3, 0, 1, 5, 2, 0]);
     }
 
     #[test]

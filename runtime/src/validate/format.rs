@@ -87,6 +87,10 @@ fn digits(b: &[u8]) -> Option<u32> {
     })
 }
 
+/// The bytes of an unquoted local part: RFC 5322's `atext` (printable ASCII but the specials
+/// `()<>[]:;@\,"`) and `.`.
+static DOT_ATOM: [bool; 256] = crate::path::byte_class(0x21, 0x7e, b"()<>[]:;@\\,\"");
+
 /// `email`: a dot-atom or quoted local part, `@`, and a hostname or an address literal.
 pub fn email(s: &str) -> bool {
     let Some(at) = s.rfind('@') else {
@@ -99,12 +103,12 @@ pub fn email(s: &str) -> bool {
     let local_ok = if local.starts_with('"') {
         local.len() >= 2 && local.ends_with('"')
     } else {
-        !local.starts_with('.')
-            && !local.ends_with('.')
-            && !local.contains("..")
-            && local
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        // A dot-atom: `atext` runs joined by single dots.
+        let b = local.as_bytes();
+        b[0] != b'.'
+            && b[b.len() - 1] != b'.'
+            && b.iter().all(|&c| DOT_ATOM[usize::from(c)])
+            && !b.windows(2).any(|w| w == b"..")
     };
     if !local_ok {
         return false;
@@ -248,6 +252,22 @@ pub fn int64(x: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unquoted_local_part_takes_atext_and_single_inner_dots() {
+        // RFC 5322 `atext`: letters, digits and these; every other byte is refused.
+        let atext = "!#$%&'*+-/=?^_`{|}~";
+        for b in 0u8..=255 {
+            let c = b as char;
+            let local = format!("a{c}b");
+            let want = c.is_ascii_alphanumeric() || atext.contains(c) || c == '.';
+            assert_eq!(email(&format!("{local}@example.com")), want, "{b:#04x}");
+        }
+        for bad in [".a@x.com", "a.@x.com", "a..b@x.com", "@x.com", "é@x.com"] {
+            assert!(!email(bad), "{bad}");
+        }
+        assert!(email("a.b.c@x.com") && email("\"a b\"@x.com"));
+    }
 
     #[test]
     fn formats() {
