@@ -165,6 +165,7 @@ const RUNTIME_FILES: &[(&str, &str)] = &[
         "src/gateway.rs",
         include_str!("../../runtime/src/gateway.rs"),
     ),
+    ("src/h1.rs", include_str!("../../runtime/src/h1.rs")),
     (
         "src/integration.rs",
         include_str!("../../runtime/src/integration.rs"),

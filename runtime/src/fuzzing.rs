@@ -120,6 +120,12 @@ fn depth(v: &serde_json::Value) -> usize {
     }
 }
 
+/// The HTTP/1.1 server's request-head parser and body decoders: any bytes give a head, "not
+/// yet" or a refusal, never a panic, and never more than the bytes given.
+pub fn request_head(data: &[u8]) {
+    crate::h1::fuzz(data);
+}
+
 /// The upstream answer-head parser: any bytes give a head, "not yet", or an error, never a
 /// panic, and never more than the bytes given.
 #[cfg(feature = "proxy")]

@@ -41,6 +41,7 @@ pub(crate) mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod gateway;
+mod h1;
 #[cfg(feature = "https")]
 pub(crate) mod https;
 pub(crate) mod integration;

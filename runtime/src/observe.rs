@@ -824,6 +824,44 @@ fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     ]);
 }
 
+/// Appends the present time as an HTTP date (RFC 9110 §5.6.7, `Sun, 06 Nov 1994 08:49:37
+/// GMT`): made once a second per thread, from the coarse clock.
+pub(crate) fn push_http_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
+    let now = crate::deadline::coarse_unix_secs();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now {
+            let mut text = Vec::with_capacity(29);
+            http_date_into(&mut text, now as i64);
+            *last = (now, text);
+        }
+        out.extend_from_slice(&last.1);
+    });
+}
+
+/// The HTTP date of a second since the epoch.
+fn http_date_into(out: &mut Vec<u8>, secs: i64) {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = crate::throttle::civil_from_days(days);
+    let _ = write!(
+        out,
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month as usize).saturating_sub(1).min(11)],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+    );
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch.
 fn seconds_into(out: &mut Vec<u8>, secs: i64) {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -840,6 +878,27 @@ fn seconds_into(out: &mut Vec<u8>, secs: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        let text = |secs| {
+            let mut out = Vec::new();
+            http_date_into(&mut out, secs);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(text(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(text(1_709_210_096), "Thu, 29 Feb 2024 12:34:56 GMT");
+        let mut now = Vec::new();
+        push_http_date(&mut now);
+        let parsed = httpdate_like(&String::from_utf8(now).unwrap());
+        assert!(parsed, "the present date is an IMF-fixdate");
+    }
+
+    fn httpdate_like(s: &str) -> bool {
+        let b = s.as_bytes();
+        b.len() == 29 && &b[3..5] == b", " && s.ends_with(" GMT") && b[19] == b':' && b[22] == b':'
+    }
 
     #[test]
     fn addresses_are_written_whichever_came_before() {

@@ -1,5 +1,7 @@
-//! The API listener: hyper's HTTP/1.1 server straight on the socket, one task a connection,
-//! graceful shutdown on SIGTERM or Ctrl-C, SIGHUP to re-read the API key file.
+//! The API listener: one task a connection, served by the gateway's own HTTP/1.1 server
+//! ([`crate::h1`]) in clear text, or by hyper's servers for TLS, HTTP/2 and connections that may
+//! upgrade to WebSockets; graceful shutdown on SIGTERM or Ctrl-C, SIGHUP to re-read the API key
+//! file.
 //!
 //! It owns accepting and stopping; what happens to a request is [`crate::pipeline`].
 
@@ -285,8 +287,8 @@ async fn accept(
     admission: Admission,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    // hyper's HTTP/1 server straight on the listener: no router or extractor layers between a
-    // connection and [`handle_request`], and Nagle off so answers leave at once.
+    // No router or extractor layers between a connection and [`handle_request`], and Nagle off
+    // so answers leave at once.
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // hyper's head timeout needs a timer, or it is silently off: a client that sends half a
     // head (or nothing, on an idle keep-alive connection) would hold its socket forever.
@@ -295,12 +297,13 @@ async fn accept(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(head_timeout);
     let upgrades = gw.has_websockets();
-    // Connections that may upgrade, which hyper's graceful watcher does not take: counted here.
-    let upgradeable = Arc::new(());
+    // Connections that hyper's graceful watcher does not take (the gateway's own HTTP/1.1
+    // server's, and those that may upgrade): counted here.
+    let unwatched = Arc::new(());
     #[cfg(any(feature = "http2", feature = "https"))]
     let builders = std::sync::Arc::new(Builders {
         stop: stop.clone(),
-        upgradeable: upgradeable.clone(),
+        unwatched: unwatched.clone(),
         http1: http.clone(),
         #[cfg(feature = "http2")]
         http2: http2_builder(&gw),
@@ -351,40 +354,51 @@ async fn accept(
                     // without `http2`.
                     let on = Connection { gw: gw.clone(), peer, head_timeout, body_timeout, send_timeout, builders: builders.clone() };
                     let watcher = graceful.watcher();
+                    let (stop, open) = (stop.clone(), unwatched.clone());
                     tokio::spawn(async move {
-                        if let Some(h2) = sniff(&stream, head_timeout).await {
-                            on.serve(stream, h2, None, watcher, Admitted { _ticket: Arc::new(ticket) }).await;
+                        match sniff(&stream, head_timeout).await {
+                            Some(false) if !upgrades => {
+                                let limits = crate::h1::Timeouts { head: head_timeout, body: body_timeout, send: send_timeout };
+                                crate::h1::serve(on.gw, stream, peer, limits, stop).await;
+                                drop(open);
+                                drop(ticket);
+                            }
+                            Some(h2) => on.serve(stream, h2, None, watcher, Admitted { _ticket: Arc::new(ticket) }).await,
+                            None => {}
                         }
                     });
                     continue;
                 }
-                let stream = crate::progress::SendWatch::new(stream, send_timeout);
-                if upgrades {
-                    // A WebSocket keeps the connection's place after its upgrade.
-                    let admitted = Admitted { _ticket: Arc::new(ticket) };
-                    let gw = gw.clone();
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let mut req = watched(req, body_timeout);
-                        req.extensions_mut().insert(admitted.clone());
-                        guarded(gw.clone(), peer, req)
-                    });
-                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    let (stop, open) = (stop.clone(), upgradeable.clone());
+                if !upgrades {
+                    // The gateway's own HTTP/1.1 server (`crate::h1`), for connections that
+                    // cannot upgrade.
+                    let (gw, stop, open) = (gw.clone(), stop.clone(), unwatched.clone());
+                    let limits = crate::h1::Timeouts {
+                        head: head_timeout,
+                        body: body_timeout,
+                        send: send_timeout,
+                    };
                     tokio::spawn(async move {
-                        until_stopped(conn.with_upgrades(), |c| c.graceful_shutdown(), stop).await;
+                        crate::h1::serve(gw, stream, peer, limits, stop).await;
                         drop(open);
+                        drop(ticket);
                     });
                     continue;
                 }
+                // A WebSocket keeps the connection's place after its upgrade.
+                let stream = crate::progress::SendWatch::new(stream, send_timeout);
+                let admitted = Admitted { _ticket: Arc::new(ticket) };
                 let gw = gw.clone();
                 let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    guarded(gw.clone(), peer, watched(req, body_timeout))
+                    let mut req = watched(req, body_timeout);
+                    req.extensions_mut().insert(admitted.clone());
+                    guarded(gw.clone(), peer, req)
                 });
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (stop, open) = (stop.clone(), unwatched.clone());
                 tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(ticket);
+                    until_stopped(conn.with_upgrades(), |c| c.graceful_shutdown(), stop).await;
+                    drop(open);
                 });
             }
             _ = &mut stopped => break,
@@ -394,7 +408,7 @@ async fn accept(
     let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
     let requests = async {
         graceful.shutdown().await;
-        while Arc::strong_count(&upgradeable) > 1 {
+        while Arc::strong_count(&unwatched) > 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -419,8 +433,8 @@ async fn accept(
 struct Builders {
     /// The stop signal, for connections that may upgrade.
     stop: tokio::sync::watch::Receiver<bool>,
-    /// Held by each connection that may upgrade, while it is served.
-    upgradeable: Arc<()>,
+    /// Held by each connection hyper's graceful watcher does not take, while it is served.
+    unwatched: Arc<()>,
     http1: hyper::server::conn::http1::Builder,
     #[cfg(feature = "http2")]
     http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
@@ -498,7 +512,7 @@ impl Connection {
             .http1
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         if upgrades {
-            let open = builders.upgradeable.clone();
+            let open = builders.unwatched.clone();
             until_stopped(
                 conn.with_upgrades(),
                 |c| c.graceful_shutdown(),
@@ -702,7 +716,7 @@ fn watched(req: http::Request<hyper::body::Incoming>, body_timeout: Duration) ->
 ///
 /// Made of combinators rather than an `async` block: each `async` level that awaits another
 /// future holds a copy of it, and this future is moved once per request.
-fn guarded(
+pub(crate) fn guarded(
     gw: Arc<Gateway>,
     peer: SocketAddr,
     req: Request,
