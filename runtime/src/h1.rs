@@ -12,6 +12,7 @@
 //! length is dropped and the connection closes after the answer, so nothing after the chunked
 //! body is read as a request.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -105,7 +106,7 @@ pub(crate) async fn serve(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     limits: Timeouts,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (io, wr) = stream.into_split();
     let wr = Arc::new(wr);
@@ -114,8 +115,9 @@ pub(crate) async fn serve(
         buf: BytesMut::with_capacity(READ_CHUNK),
     });
     let mut out = Vec::with_capacity(1024);
+    let mut waits = Waits::new(limits.head, &stop);
     while let Some(r) = reader.as_mut() {
-        let head = match read_head(r, limits.head, &mut stop).await {
+        let head = match read_head(r, limits.head, &mut waits).await {
             Ok(head) => head,
             Err(Refusal::Close) => return,
             Err(Refusal::Answer(status)) => {
@@ -237,43 +239,65 @@ async fn linger(mut reader: Reader, wr: Arc<OwnedWriteHalf>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
+/// What a connection waits on beside its socket: the head timer (made once, moved for each
+/// head) and the stop signal.
+struct Waits {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Waits {
+    fn new(limit: Duration, stop: &tokio::sync::watch::Receiver<bool>) -> Waits {
+        let mut stop = stop.clone();
+        Waits {
+            timer: Box::pin(tokio::time::sleep(limit)),
+            stopped: Box::pin(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+        }
+    }
+}
+
 /// Reads and parses the next request head, within `limit` from now. An idle connection (no
-/// byte of a next request yet) closes when `stop` turns true.
+/// byte of a next request yet) closes when the gateway stops.
 async fn read_head(
     reader: &mut Reader,
     limit: Duration,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
+    waits: &mut Waits,
 ) -> Result<Head, Refusal> {
     if let Some(head) = parse(&mut reader.buf)? {
         return Ok(head);
     }
-    let reading = async {
-        loop {
-            if reader.buf.len() >= HEAD_MAX {
-                return Err(Refusal::Answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
-            }
-            let idle = reader.buf.is_empty();
-            let n = if idle {
-                tokio::select! {
-                    biased;
-                    n = reader.fill() => n,
-                    _ = stop.wait_for(|s| *s) => return Err(Refusal::Close),
-                }
-            } else {
-                reader.fill().await
-            };
-            match n {
-                Ok(0) | Err(_) => return Err(Refusal::Close),
-                Ok(_) => {}
-            }
-            if let Some(head) = parse(&mut reader.buf)? {
-                return Ok(head);
-            }
+    // Moving a later deadline only records it: the timer is not registered again.
+    waits
+        .timer
+        .as_mut()
+        .reset(tokio::time::Instant::now() + limit);
+    loop {
+        if reader.buf.len() >= HEAD_MAX {
+            return Err(Refusal::Answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         }
-    };
-    match crate::deadline::timeout(limit, reading).await {
-        Ok(head) => head,
-        Err(_) => Err(Refusal::Close),
+        let idle = reader.buf.is_empty();
+        let read = std::future::poll_fn(|cx| {
+            if let Poll::Ready(n) = reader.poll_fill(cx) {
+                return Poll::Ready(Some(n));
+            }
+            // The stop signal ends the stop future, which is not polled again.
+            if (idle && waits.stopped.as_mut().poll(cx).is_ready())
+                || waits.timer.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return Err(Refusal::Close),
+        }
+        if let Some(head) = parse(&mut reader.buf)? {
+            return Ok(head);
+        }
     }
 }
 
@@ -329,7 +353,9 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut chunked = false;
     let mut had_length = false;
     let mut expect_continue = false;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for what the pipeline adds (the request id, `X-Forwarded-*`, `traceparent`) without
+    // growing the table.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
     for (name, start, end) in spans {
         let value = head.slice(start..end);
         match name {
@@ -1044,11 +1070,8 @@ pub(crate) fn fuzz(data: &[u8]) {
     let rest = buf.split();
     for piece in rest.chunks(7) {
         buf.extend_from_slice(piece);
-        loop {
-            match decoder.step(&mut buf) {
-                Ok(Some(data)) => data_bytes += data.len(),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(data)) = decoder.step(&mut buf) {
+            data_bytes += data.len();
         }
     }
     assert!(data_bytes <= after_head);
