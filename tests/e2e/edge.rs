@@ -671,3 +671,93 @@ fn upstream_interim_floods_and_endless_trailers_are_cut() {
     );
     assert!(up.hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
 }
+
+#[test]
+fn pipelined_and_http_1_0_keep_alive_requests_are_answered_in_order() {
+    let (gw, _up) = proxy();
+    // Three requests in one write: three answers, in order, the last closing.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(
+        b"GET /echo/first HTTP/1.1\r\nHost: a.test\r\n\r\n\
+          POST /echo/second HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+          GET /echo/third HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut r = BufReader::new(s);
+    for (target, body_len) in [("/echo/first", 0), ("/echo/second", 3), ("/echo/third", 0)] {
+        let reply = crate::net::read_reply(&mut r, false).expect("an answer");
+        assert_eq!(reply.status, 200, "{target}");
+        assert_eq!(reply.json()["target"], target);
+        assert_eq!(reply.json()["body_len"], body_len, "{target}");
+    }
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing after the closing answer");
+
+    // HTTP/1.0 keeps its connection only when it asks, and is answered in HTTP/1.0.
+    let s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    for _ in 0..2 {
+        w.write_all(b"GET /echo/old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .expect("write");
+        assert!(
+            r.fill_buf()
+                .expect("an answer")
+                .starts_with(b"HTTP/1.0 200 "),
+            "an HTTP/1.0 status line"
+        );
+        let reply = crate::net::read_reply(&mut r, false).expect("an answer");
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+    }
+    w.write_all(b"GET /echo/old HTTP/1.0\r\n\r\n")
+        .expect("write");
+    let reply = crate::net::read_reply(&mut r, false).expect("an answer");
+    assert_eq!(reply.status, 200);
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "closed after an HTTP/1.0 request without keep-alive"
+    );
+}
+
+#[test]
+fn an_answer_given_before_the_body_is_read_reaches_a_client_still_sending() {
+    let (gw, up) = proxy();
+    let hits = || up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let before = hits();
+    for _ in 0..3 {
+        // A declared megabyte for an operation that takes 1 KiB: 413 at once, while the client
+        // is still sending. The client reads the whole answer, then the connection's end.
+        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(b"POST /small/x HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 1048576\r\n\r\n")
+            .expect("write head");
+        let mut w = s.try_clone().expect("clone");
+        let writer = std::thread::spawn(move || {
+            let chunk = [b'a'; 16 << 10];
+            for _ in 0..64 {
+                if w.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut text = Vec::new();
+        s.read_to_end(&mut text)
+            .expect("the answer, then the end, without a reset");
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+        let _ = writer.join();
+    }
+    assert_eq!(hits(), before, "nothing reached the upstream");
+}
