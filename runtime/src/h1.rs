@@ -148,16 +148,7 @@ pub(crate) async fn serve(
                 back = Some(rx);
                 let streaming = Streaming {
                     reader: reader.take(),
-                    decoder: Decoder {
-                        decode: match framing {
-                            Framing::Length(n) => Decode::Length(n),
-                            Framing::Chunked => Decode::Chunked(Chunk::Size {
-                                value: 0,
-                                digits: 0,
-                            }),
-                        },
-                        framing_bytes: 0,
-                    },
+                    decoder: Decoder::new(framing),
                     expect: (expect_continue && version == Version::HTTP_11).then(|| wr.clone()),
                     back: Some(tx),
                 };
@@ -533,6 +524,20 @@ struct Decoder {
 }
 
 impl Decoder {
+    fn new(framing: Framing) -> Decoder {
+        Decoder {
+            decode: match framing {
+                Framing::Length(0) => Decode::Done,
+                Framing::Length(n) => Decode::Length(n),
+                Framing::Chunked => Decode::Chunked(Chunk::Size {
+                    value: 0,
+                    digits: 0,
+                }),
+            },
+            framing_bytes: 0,
+        }
+    }
+
     /// Takes what the buffer holds of the body: data, the end, or nothing yet.
     fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, BadChunk> {
         loop {
@@ -1054,16 +1059,7 @@ pub(crate) fn fuzz(data: &[u8]) {
         return;
     };
     assert!(buf.len() < data.len());
-    let mut decoder = Decoder {
-        decode: match head.framing {
-            Framing::Length(n) => Decode::Length(n),
-            Framing::Chunked => Decode::Chunked(Chunk::Size {
-                value: 0,
-                digits: 0,
-            }),
-        },
-        framing_bytes: 0,
-    };
+    let mut decoder = Decoder::new(head.framing);
     let after_head = buf.len();
     let mut data_bytes = 0;
     // The rest arrives in pieces of 7 bytes, as reads may cut it anywhere.
@@ -1193,16 +1189,7 @@ mod tests {
 
     /// Decodes `wire` fed `step` bytes at a time: the data, then what is left after the body.
     fn decode(framing: Framing, wire: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let mut d = Decoder {
-            decode: match framing {
-                Framing::Length(n) => Decode::Length(n),
-                Framing::Chunked => Decode::Chunked(Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                }),
-            },
-            framing_bytes: 0,
-        };
+        let mut d = Decoder::new(framing);
         let mut buf = BytesMut::new();
         let mut data = Vec::new();
         for piece in wire.chunks(step) {

@@ -723,39 +723,45 @@ fn literal(
     Ok(i + word.len())
 }
 
-/// The string whose opening quote is at `i`: its node pushed, the position after its closing
-/// quote returned. Plain strings end in the loop here; one with an escape, or too close to the
-/// end of the text for a whole word, goes on in [`string_rest`].
+/// The first byte at or after `j` that may end a plain run of string bytes (a quote, a
+/// backslash or a control character), found eight bytes at a time; near the end of the text,
+/// where a whole word does not fit, the first byte not looked at.
 #[inline(always)]
-fn string(s: &[u8], i: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
-    let start = i + 1;
-    let mut j = start;
-    // Eight plain bytes at a time: none is `"`, `\` or a control character.
+fn plain_run(s: &[u8], mut j: usize) -> usize {
     while let Some(chunk) = s.get(j..j + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
         let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
         if special != 0 {
-            j += (special.trailing_zeros() / 8) as usize;
-            if s[j] == b'"' {
-                nodes.push(Node {
-                    kind: Kind::Str,
-                    flag: false,
-                    a: start as u32,
-                    b: j as u64,
-                });
-                return Ok(j + 1);
-            }
-            break;
+            return j + (special.trailing_zeros() / 8) as usize;
         }
         j += 8;
+    }
+    j
+}
+
+/// The string whose opening quote is at `i`: its node pushed, the position after its closing
+/// quote returned. Plain strings end here; one with an escape, or too close to the end of the
+/// text for a whole word, goes on in [`string_rest`].
+#[inline(always)]
+fn string(s: &[u8], i: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    let start = i + 1;
+    let j = plain_run(s, start);
+    if s.get(j) == Some(&b'"') {
+        nodes.push(Node {
+            kind: Kind::Str,
+            flag: false,
+            a: start as u32,
+            b: j as u64,
+        });
+        return Ok(j + 1);
     }
     string_rest(s, start, j, nodes)
 }
 
-/// The rest of a string from `j` on (the string began at `start`), a byte at a time where
-/// [`string`] could not go on a word at a time.
+/// The rest of a string from `j` on (the string began at `start`), past escapes and up to its
+/// end.
 #[inline(never)]
 fn string_rest(
     s: &[u8],
@@ -765,17 +771,7 @@ fn string_rest(
 ) -> Result<usize, SyntaxError> {
     let mut escaped = false;
     loop {
-        while let Some(chunk) = s.get(j..j + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            let special = has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
-            if special != 0 {
-                j += (special.trailing_zeros() / 8) as usize;
-                break;
-            }
-            j += 8;
-        }
+        j = plain_run(s, j);
         let Some(&b) = s.get(j) else {
             return fail(j, "unterminated string");
         };
