@@ -39,9 +39,9 @@ const HEAD_MAX: usize = 8192 + 4096 * 100;
 const TARGET_MAX: usize = u16::MAX as usize - 1;
 /// What a read asks the socket for at least.
 const READ_CHUNK: usize = 8192;
-/// Bytes of chunk sizes, chunk extensions and trailer fields a chunked body may carry in all,
-/// beside its data.
-const CHUNK_FRAMING_MAX: usize = 16 << 10;
+/// Bytes of chunk extensions and trailer fields a chunked body may carry in all (hyper's limit
+/// for each). Chunk sizes are not counted: a long body in small chunks is a body like another.
+const CHUNK_EXTRAS_MAX: usize = 16 << 10;
 /// Answer bytes gathered before a write.
 const WRITE_GATHER: usize = 16 << 10;
 
@@ -519,8 +519,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A body's framing, decoded from the bytes read.
 struct Decoder {
     decode: Decode,
-    /// Bytes of chunk framing (sizes, extensions, trailers) seen so far.
-    framing_bytes: usize,
+    /// Bytes of chunk extensions and trailer fields seen so far.
+    extra_bytes: usize,
 }
 
 impl Decoder {
@@ -534,7 +534,7 @@ impl Decoder {
                     digits: 0,
                 }),
             },
-            framing_bytes: 0,
+            extra_bytes: 0,
         }
     }
 
@@ -570,9 +570,11 @@ impl Decoder {
                         return Ok(None);
                     };
                     buf.advance(1);
-                    self.framing_bytes += 1;
-                    if self.framing_bytes > CHUNK_FRAMING_MAX {
-                        return Err(BadChunk("too many bytes of sizes, extensions and trailers"));
+                    if matches!(state, Chunk::Extension { .. } | Chunk::Trailers { .. }) {
+                        self.extra_bytes += 1;
+                        if self.extra_bytes > CHUNK_EXTRAS_MAX {
+                            return Err(BadChunk("over 16 KiB of chunk extensions and trailers"));
+                        }
                     }
                     self.decode = chunk_byte(state, b)?;
                 }
@@ -663,7 +665,11 @@ impl http_body::Body for Streaming {
         let this = &mut *self;
         loop {
             let Some(reader) = this.reader.as_mut() else {
-                return Poll::Ready(None);
+                // Ended, or failed: a failed body never reads as a whole one.
+                return Poll::Ready(match this.decoder.decode {
+                    Decode::Done => None,
+                    _ => Some(Err(Box::new(Truncated))),
+                });
             };
             match this.decoder.step(&mut reader.buf) {
                 Err(e) => {
@@ -1071,7 +1077,7 @@ pub(crate) fn fuzz(data: &[u8]) {
         }
     }
     assert!(data_bytes <= after_head);
-    assert!(decoder.framing_bytes <= CHUNK_FRAMING_MAX + 1);
+    assert!(decoder.extra_bytes <= CHUNK_EXTRAS_MAX + 1);
 }
 
 #[cfg(test)]
@@ -1225,6 +1231,11 @@ mod tests {
         assert_eq!((&data[..], &rest[..]), (&b"hello"[..], &b"GET"[..]));
         let (data, _) = decode(Framing::Chunked, b"A\r\n0123456789\r\n0\r\n\r\n", 4).unwrap();
         assert_eq!(data, b"0123456789");
+        // Many small chunks are a body like another: only extensions and trailers are capped.
+        let mut many = b"1\r\na\r\n".repeat(20_000);
+        many.extend_from_slice(b"0\r\n\r\n");
+        let (data, _) = decode(Framing::Chunked, &many, 4096).unwrap();
+        assert_eq!(data.len(), 20_000);
     }
 
     #[test]
@@ -1248,7 +1259,7 @@ mod tests {
         }
         // Endless extensions or trailers are cut.
         let mut endless = b"1;".to_vec();
-        endless.extend(std::iter::repeat_n(b'a', CHUNK_FRAMING_MAX));
+        endless.extend(std::iter::repeat_n(b'a', CHUNK_EXTRAS_MAX));
         endless.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
         assert!(decode(Framing::Chunked, &endless, 512).is_err());
         let mut trailers = b"0\r\n".to_vec();
