@@ -1270,6 +1270,81 @@ mod tests {
         assert!(decode(Framing::Chunked, &trailers, 512).is_err());
     }
 
+    /// A connected pair on loopback: the gateway's read side, and the client.
+    async fn pair() -> (Reader, tokio::net::TcpStream, OwnedWriteHalf) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (served, _) = listener.accept().await.unwrap();
+        let (io, wr) = served.into_split();
+        let reader = Reader {
+            io,
+            buf: BytesMut::new(),
+        };
+        (reader, client, wr)
+    }
+
+    #[tokio::test]
+    async fn heads_too_large_silent_or_stopped_end_the_connection() {
+        use tokio::io::AsyncWriteExt;
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let limit = Duration::from_secs(5);
+        // A head that never ends, past the limit: 431.
+        let (mut reader, mut client, _wr) = pair().await;
+        let mut waits = Waits::new(limit, &stop);
+        let feed = tokio::spawn(async move {
+            let _ = client.write_all(b"GET / HTTP/1.1\r\n").await;
+            let field = format!("X-Big: {}\r\n", "a".repeat(4000));
+            for _ in 0..120 {
+                if client.write_all(field.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            client
+        });
+        let got = read_head(&mut reader, limit, &mut waits).await.err();
+        assert_eq!(
+            got,
+            Some(Refusal::Answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+        );
+        drop(feed.await);
+        // Silence past the head timeout: closed.
+        let (mut reader, _client, _wr) = pair().await;
+        let quick = Duration::from_millis(200);
+        let mut waits = Waits::new(quick, &stop);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            read_head(&mut reader, quick, &mut waits).await.err(),
+            Some(Refusal::Close)
+        );
+        assert!(started.elapsed() >= quick);
+        // Half a head, then silence: closed too.
+        let (mut reader, mut client, _wr) = pair().await;
+        client.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
+        let mut waits = Waits::new(quick, &stop);
+        assert_eq!(
+            read_head(&mut reader, quick, &mut waits).await.err(),
+            Some(Refusal::Close)
+        );
+        // An idle connection when the gateway stops: closed at once, well before the timeout.
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (mut reader, _client, _wr) = pair().await;
+        let mut waits = Waits::new(limit, &stop);
+        let started = std::time::Instant::now();
+        let stopping = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = stop_tx.send(true);
+            stop_tx
+        });
+        assert_eq!(
+            read_head(&mut reader, limit, &mut waits).await.err(),
+            Some(Refusal::Close)
+        );
+        assert!(started.elapsed() < limit);
+        drop(stopping.await);
+    }
+
     #[test]
     fn chunk_sizes_are_written_in_hex() {
         let mut buf = [0u8; 16];

@@ -689,6 +689,12 @@ fn pipelined_and_http_1_0_keep_alive_requests_are_answered_in_order() {
     for (target, body_len) in [("/echo/first", 0), ("/echo/second", 3), ("/echo/third", 0)] {
         let reply = crate::net::read_reply(&mut r, false).expect("an answer");
         assert_eq!(reply.status, 200, "{target}");
+        // A date, as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+        let date = reply.header("date").expect("a date");
+        assert!(
+            date.len() == 29 && date.ends_with(" GMT") && &date[3..5] == ", ",
+            "{date}"
+        );
         assert_eq!(reply.json()["target"], target);
         assert_eq!(reply.json()["body_len"], body_len, "{target}");
     }

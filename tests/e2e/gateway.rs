@@ -315,6 +315,12 @@ fn upstream_failures_are_502_and_504() {
         (r.status, r.json()),
         (202, serde_json::json!({ "queued": true }))
     );
+    // An answer of the gateway's own carries a date (RFC 9110 §6.6.1), an IMF-fixdate.
+    let date = r.header("date").expect("a date");
+    assert!(
+        date.len() == 29 && date.ends_with(" GMT") && &date[3..5] == ", ",
+        "{date}"
+    );
 }
 
 #[test]
