@@ -291,6 +291,8 @@ pub struct Gateway {
     /// Which routes go straight to their integration ([`RouteDef::is_direct`]), decided at the
     /// first request, when the gateway is built whole.
     direct: std::sync::OnceLock<Box<[bool]>>,
+    /// Tells the HTTP/1.1 server's connections that the gateway stops.
+    pub(crate) stopping: crate::h1::Stopping,
 }
 
 impl Gateway {
@@ -344,6 +346,7 @@ impl Gateway {
             #[cfg(feature = "websocket")]
             admin_token: None,
             direct: std::sync::OnceLock::new(),
+            stopping: crate::h1::Stopping::default(),
         }
     }
 

@@ -45,6 +45,42 @@ const CHUNK_EXTRAS_MAX: usize = 16 << 10;
 /// Answer bytes gathered before a write.
 const WRITE_GATHER: usize = 16 << 10;
 
+/// How a stopping gateway tells its idle HTTP/1.1 connections, without a lock that every
+/// request takes: a flag read before each wait for a next request, and one [`Notify`] per
+/// [`crate::percore::slot`], on which the connections of a thread wait (one registration per
+/// connection; each wait then takes only its own slot's lock).
+///
+/// [`Notify`]: tokio::sync::Notify
+pub(crate) struct Stopping {
+    stopping: std::sync::atomic::AtomicBool,
+    slots: [crate::percore::Padded<tokio::sync::Notify>; crate::percore::SLOTS],
+}
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping {
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            slots: [const { crate::percore::Padded(tokio::sync::Notify::const_new()) };
+                crate::percore::SLOTS],
+        }
+    }
+}
+
+impl Stopping {
+    /// Closes the idle connections, and each busy one after its present answer.
+    pub(crate) fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for slot in &self.slots {
+            slot.0.notify_waiters();
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The connection's time limits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
@@ -100,13 +136,12 @@ enum Refusal {
 }
 
 /// Serves one connection until the client closes it, a head does not come within the head
-/// timeout, an answer cannot be written, or `stop` turns true between requests.
+/// timeout, an answer cannot be written, or the gateway stops ([`Stopping`]) between requests.
 pub(crate) async fn serve(
     gw: Arc<Gateway>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     limits: Timeouts,
-    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (io, wr) = stream.into_split();
     let wr = Arc::new(wr);
@@ -115,7 +150,7 @@ pub(crate) async fn serve(
         buf: BytesMut::with_capacity(READ_CHUNK),
     });
     let mut out = Vec::with_capacity(1024);
-    let mut waits = Waits::new(limits.head, &stop);
+    let mut waits = Waits::new(limits.head, &gw.stopping);
     while let Some(r) = reader.as_mut() {
         let head = match read_head(r, limits.head, &mut waits).await {
             Ok(head) => head,
@@ -159,7 +194,7 @@ pub(crate) async fn serve(
             }
         };
         let Ok(answer) = crate::server::guarded(gw.clone(), peer, req.map(|()| body)).await;
-        if *stop.borrow() {
+        if waits.stopping.is_stopping() {
             keep_alive = false;
         }
         // A streamed body the pipeline let go of before its end: the connection closes (what
@@ -231,20 +266,22 @@ async fn linger(mut reader: Reader, wr: Arc<OwnedWriteHalf>) {
 }
 
 /// What a connection waits on beside its socket: the head timer (made once, moved for each
-/// head) and the stop signal.
-struct Waits {
+/// head) and the gateway's stop (registered once, see [`Stopping`]).
+struct Waits<'g> {
     timer: Pin<Box<tokio::time::Sleep>>,
-    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+    stopped: Pin<Box<tokio::sync::futures::Notified<'g>>>,
+    stopping: &'g Stopping,
 }
 
-impl Waits {
-    fn new(limit: Duration, stop: &tokio::sync::watch::Receiver<bool>) -> Waits {
-        let mut stop = stop.clone();
+impl<'g> Waits<'g> {
+    fn new(limit: Duration, stopping: &'g Stopping) -> Waits<'g> {
+        let mut stopped = Box::pin(stopping.slots[crate::percore::slot()].0.notified());
+        // Registered now, so that a stop while the connection is busy is not missed.
+        stopped.as_mut().enable();
         Waits {
             timer: Box::pin(tokio::time::sleep(limit)),
-            stopped: Box::pin(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }),
+            stopped,
+            stopping,
         }
     }
 }
@@ -254,7 +291,7 @@ impl Waits {
 async fn read_head(
     reader: &mut Reader,
     limit: Duration,
-    waits: &mut Waits,
+    waits: &mut Waits<'_>,
 ) -> Result<Head, Refusal> {
     if let Some(head) = parse(&mut reader.buf)? {
         return Ok(head);
@@ -269,6 +306,9 @@ async fn read_head(
             return Err(Refusal::Answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         }
         let idle = reader.buf.is_empty();
+        if idle && waits.stopping.is_stopping() {
+            return Err(Refusal::Close);
+        }
         let read = std::future::poll_fn(|cx| {
             if let Poll::Ready(n) = reader.poll_fill(cx) {
                 return Poll::Ready(Some(n));
@@ -1288,7 +1328,7 @@ mod tests {
     #[tokio::test]
     async fn heads_too_large_silent_or_stopped_end_the_connection() {
         use tokio::io::AsyncWriteExt;
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let stop = Stopping::default();
         let limit = Duration::from_secs(5);
         // A head that never ends, past the limit: 431.
         let (mut reader, mut client, _wr) = pair().await;
@@ -1328,21 +1368,28 @@ mod tests {
             Some(Refusal::Close)
         );
         // An idle connection when the gateway stops: closed at once, well before the timeout.
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let stop = std::sync::Arc::new(Stopping::default());
         let (mut reader, _client, _wr) = pair().await;
         let mut waits = Waits::new(limit, &stop);
         let started = std::time::Instant::now();
+        let stopper = stop.clone();
         let stopping = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = stop_tx.send(true);
-            stop_tx
+            stopper.stop();
         });
         assert_eq!(
             read_head(&mut reader, limit, &mut waits).await.err(),
             Some(Refusal::Close)
         );
         assert!(started.elapsed() < limit);
-        drop(stopping.await);
+        stopping.await.unwrap();
+        // A connection that comes to wait after the stop closes at once too.
+        let (mut reader, _client, _wr) = pair().await;
+        let mut waits = Waits::new(limit, &stop);
+        assert_eq!(
+            read_head(&mut reader, limit, &mut waits).await.err(),
+            Some(Refusal::Close)
+        );
     }
 
     #[test]

@@ -354,12 +354,12 @@ async fn accept(
                     // without `http2`.
                     let on = Connection { gw: gw.clone(), peer, head_timeout, body_timeout, send_timeout, builders: builders.clone() };
                     let watcher = graceful.watcher();
-                    let (stop, open) = (stop.clone(), unwatched.clone());
+                    let open = unwatched.clone();
                     tokio::spawn(async move {
                         match sniff(&stream, head_timeout).await {
                             Some(false) if !upgrades => {
                                 let limits = crate::h1::Timeouts { head: head_timeout, body: body_timeout, send: send_timeout };
-                                crate::h1::serve(on.gw, stream, peer, limits, stop).await;
+                                crate::h1::serve(on.gw, stream, peer, limits).await;
                                 drop(open);
                                 drop(ticket);
                             }
@@ -372,14 +372,14 @@ async fn accept(
                 if !upgrades {
                     // The gateway's own HTTP/1.1 server (`crate::h1`), for connections that
                     // cannot upgrade.
-                    let (gw, stop, open) = (gw.clone(), stop.clone(), unwatched.clone());
+                    let (gw, open) = (gw.clone(), unwatched.clone());
                     let limits = crate::h1::Timeouts {
                         head: head_timeout,
                         body: body_timeout,
                         send: send_timeout,
                     };
                     tokio::spawn(async move {
-                        crate::h1::serve(gw, stream, peer, limits, stop).await;
+                        crate::h1::serve(gw, stream, peer, limits).await;
                         drop(open);
                         drop(ticket);
                     });
@@ -405,6 +405,8 @@ async fn accept(
         }
     }
     drop(listener);
+    // The HTTP/1.1 server's idle connections close now, busy ones after their answer.
+    gw.stopping.stop();
     let deadline = Duration::from_millis(gw.connections.drain_timeout_ms);
     let requests = async {
         graceful.shutdown().await;
