@@ -398,17 +398,14 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                 if length.take().is_some() {
                     headers.remove(header::CONTENT_LENGTH);
                 }
-                chunked = value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                chunked = ends_chunked(&value);
             }
             header::CONTENT_LENGTH => {
                 had_length = true;
                 if coded {
                     continue;
                 }
-                let n = digits(&value).ok_or(Refusal::Answer(StatusCode::BAD_REQUEST))?;
+                let n = content_length(&value).ok_or(Refusal::Answer(StatusCode::BAD_REQUEST))?;
                 match length {
                     Some(prev) if prev != n => {
                         return Err(Refusal::Answer(StatusCode::BAD_REQUEST))
@@ -462,12 +459,14 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     }))
 }
 
-/// A decimal `Content-Length`: digits only, no sign, no overflow.
-fn digits(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
+/// The value of a `Content-Length` field: decimal digits only (no sign, no list), within
+/// `u64`, with any whitespace around them dropped. The client and the server read it alike.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
         return None;
     }
-    value.iter().try_fold(0u64, |n, &b| {
+    digits.iter().try_fold(0u64, |n, &b| {
         if b.is_ascii_digit() {
             n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
         } else {
@@ -476,11 +475,22 @@ fn digits(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// The elements of a comma-separated field value (`Connection`, `Transfer-Encoding`), their
+/// whitespace dropped; empty elements are kept, and match no token.
+pub(crate) fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether a `Transfer-Encoding` value ends with `chunked`, the coding that frames a body.
+pub(crate) fn ends_chunked(value: &[u8]) -> bool {
+    tokens(value)
+        .next_back()
+        .is_some_and(|last| last.eq_ignore_ascii_case(b"chunked"))
+}
+
 /// Whether a comma-separated list holds `token` (any case).
 fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    tokens(value).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// A body read from the connection as the pipeline asks for it.
@@ -843,7 +853,7 @@ async fn respond(
                     Some(0) if empty && !head_method => continue,
                     Some(0) if empty => {}
                     Some(n) => encoding = Encoding::Length(n),
-                    None => match digits(value.as_bytes()) {
+                    None => match content_length(value.as_bytes()) {
                         Some(n) => encoding = Encoding::Length(n),
                         None => return Err(io::Error::other("a bad Content-Length in an answer")),
                     },
@@ -858,12 +868,7 @@ async fn respond(
                 wrote_length = true;
                 out.extend_from_slice(b"transfer-encoding: ");
                 out.extend_from_slice(value.as_bytes());
-                let last = value
-                    .as_bytes()
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .unwrap_or_default();
-                if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                if !ends_chunked(value.as_bytes()) {
                     out.extend_from_slice(b", chunked");
                 }
                 out.extend_from_slice(b"\r\n");
@@ -1231,6 +1236,22 @@ mod tests {
             head("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").err(),
             Some(Refusal::Close)
         );
+    }
+
+    #[test]
+    fn field_lists_and_lengths_read_alike_for_requests_and_answers() {
+        assert!(ends_chunked(b"gzip, Chunked "));
+        assert!(ends_chunked(b"chunked"));
+        for not in [&b"chunked, gzip"[..], b"", b"chunkedx", b"gzip,"] {
+            assert!(!ends_chunked(not), "{}", String::from_utf8_lossy(not));
+        }
+        assert!(has_token(b"Upgrade, close", b"close"));
+        assert!(has_token(b"keep-alive ,x", b"keep-alive"));
+        assert!(!has_token(b"closed, , x", b"close"));
+        assert_eq!(content_length(b"\t42 "), Some(42));
+        assert_eq!(content_length(&[b'9'; 19]), Some(9_999_999_999_999_999_999));
+        assert_eq!(content_length(b"18446744073709551616"), None);
+        assert_eq!(content_length(b"4 2"), None);
     }
 
     /// Decodes `wire` fed `step` bytes at a time: the data, then what is left after the body.

@@ -41,6 +41,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::h1;
 use crate::tls::Connector;
 
 const IDLE_FOR: Duration = Duration::from_secs(60);
@@ -175,15 +176,6 @@ pub(crate) fn idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
     )
-}
-
-/// The value of a `Content-Length` field: digits only, within `u64`.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// An exchange that failed, and whether the request may go again on another connection.
@@ -718,21 +710,16 @@ fn parse_head(
             let name = HeaderName::from_bytes(f.name.as_bytes())
                 .map_err(|_| Error::Protocol("bad header name"))?;
             if name == header::CONTENT_LENGTH {
-                let n = content_length(f.value).ok_or(Error::Protocol("bad Content-Length"))?;
+                let n = h1::content_length(f.value).ok_or(Error::Protocol("bad Content-Length"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(Error::Protocol("conflicting Content-Length"));
                 }
                 length = Some(n);
             } else if name == header::TRANSFER_ENCODING {
                 coded = true;
-                chunked = f
-                    .value
-                    .rsplit(|b| *b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                chunked = h1::ends_chunked(f.value);
             } else if name == header::CONNECTION {
-                for token in f.value.split(|b| *b == b',') {
-                    let token = token.trim_ascii();
+                for token in h1::tokens(f.value) {
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -1041,8 +1028,8 @@ mod tests {
 
     #[test]
     fn content_length_is_digits_only() {
-        assert_eq!(content_length(b"5"), Some(5));
-        assert_eq!(content_length(b" 42 "), Some(42));
+        assert_eq!(h1::content_length(b"5"), Some(5));
+        assert_eq!(h1::content_length(b" 42 "), Some(42));
         for bad in [
             &b"+5"[..],
             b"-1",
@@ -1053,7 +1040,7 @@ mod tests {
             b"99999999999999999999",
         ] {
             assert_eq!(
-                content_length(bad),
+                h1::content_length(bad),
                 None,
                 "{}",
                 String::from_utf8_lossy(bad)
