@@ -25,7 +25,6 @@ use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::Body as _;
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::gateway::Gateway;
@@ -101,10 +100,10 @@ struct Reader {
 impl Reader {
     /// Reads more into the buffer: 0 when the client has closed.
     async fn fill(&mut self) -> io::Result<usize> {
-        self.buf.reserve(READ_CHUNK);
-        self.io.read_buf(&mut self.buf).await
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
+    /// [`Reader::fill`], polled.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         self.buf.reserve(READ_CHUNK);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
@@ -794,9 +793,8 @@ impl Drop for Streaming {
 }
 
 /// Writes `answer` to the client; `keep_alive` turns false when the connection cannot carry
-/// another request after it. Framing as hyper's server writes it: a body of known size gets
-/// `content-length`, one of unknown size `transfer-encoding: chunked` (or, to an HTTP/1.0
-/// client, the connection's close); answers to `HEAD`, `204` and `304` carry no body.
+/// another request after it. The head is framed by [`encode_head`], and goes out with the
+/// body's first bytes.
 async fn respond(
     sink: Sink<'_>,
     out: &mut Vec<u8>,
@@ -805,7 +803,6 @@ async fn respond(
     version: Version,
     keep_alive: &mut bool,
 ) -> io::Result<()> {
-    let Sink { wr, send } = sink;
     let (mut parts, mut body) = answer.into_parts();
     if parts.status.is_informational() {
         // The pipeline answers no interim status of its own (upgrades go through hyper).
@@ -813,13 +810,41 @@ async fn respond(
         parts.headers.clear();
         body = LoggedBody::plain(Body::empty());
     }
-    let status = parts.status;
-    let empty = http_body::Body::is_end_stream(&body);
-    let known = if empty {
-        Some(0)
-    } else {
-        http_body::Body::size_hint(&body).exact()
+    let size = BodySize {
+        empty: http_body::Body::is_end_stream(&body),
+        exact: http_body::Body::size_hint(&body).exact(),
     };
+    out.clear();
+    let encoding = encode_head(out, &parts, size, method, version, keep_alive)?;
+    drop(parts);
+    send_body(sink, out, body, encoding, keep_alive).await
+}
+
+/// What an answer's body says of its size before it is read.
+#[derive(Debug, Clone, Copy)]
+struct BodySize {
+    /// It has ended already.
+    empty: bool,
+    /// Its exact length, when known.
+    exact: Option<u64>,
+}
+
+/// Writes the head of an answer to `out` and says how its body is framed. Framing as hyper's
+/// server writes it: a body of known size gets `content-length`, one of unknown size
+/// `transfer-encoding: chunked` (or, to an HTTP/1.0 client, the connection's close); answers to
+/// `HEAD`, `204` and `304` carry no body (`Encoding::Length(0)`). `keep_alive` turns false
+/// when the answer closes the connection.
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    size: BodySize,
+    method: &Method,
+    version: Version,
+    keep_alive: &mut bool,
+) -> io::Result<Encoding> {
+    let BodySize { empty, exact } = size;
+    let known = if empty { Some(0) } else { exact };
+    let status = parts.status;
     let head_method = *method == Method::HEAD;
     let connect_ok = *method == Method::CONNECT && status.is_success();
     let bodiless_status = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
@@ -827,7 +852,6 @@ async fn respond(
     let can_length = !(connect_ok || bodiless_status);
     let http10 = version == Version::HTTP_10;
     let can_chunk = !no_body && !http10;
-    out.clear();
     if !http10 && status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
@@ -931,7 +955,18 @@ async fn respond(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    drop(parts);
+    Ok(encoding)
+}
+
+/// Sends the body of an answer framed as `encoding` after the head gathered in `out`.
+async fn send_body(
+    sink: Sink<'_>,
+    out: &mut Vec<u8>,
+    mut body: LoggedBody,
+    encoding: Encoding,
+    keep_alive: &mut bool,
+) -> io::Result<()> {
+    let Sink { wr, send } = sink;
     let mut left = match encoding {
         Encoding::Length(n) => Some(n),
         _ => None,
@@ -1252,6 +1287,180 @@ mod tests {
         assert_eq!(content_length(&[b'9'; 19]), Some(9_999_999_999_999_999_999));
         assert_eq!(content_length(b"18446744073709551616"), None);
         assert_eq!(content_length(b"4 2"), None);
+    }
+
+    /// The head `encode_head` writes (its `date` line dropped), the framing, and whether the
+    /// connection stays open.
+    fn answer_head(
+        status: u16,
+        fields: &[(&str, &str)],
+        size: (bool, Option<u64>),
+        request: (&Method, Version),
+        keep_alive: bool,
+    ) -> Result<(String, Encoding, bool), String> {
+        let mut answer = Response::builder().status(status);
+        for (name, value) in fields {
+            answer = answer.header(*name, *value);
+        }
+        let (parts, ()) = answer.body(()).unwrap().into_parts();
+        let mut out = Vec::new();
+        let mut keep = keep_alive;
+        let size = BodySize {
+            empty: size.0,
+            exact: size.1,
+        };
+        let encoding = encode_head(&mut out, &parts, size, request.0, request.1, &mut keep)
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8(out).unwrap();
+        let dated = text.lines().filter(|l| l.starts_with("date: ")).count();
+        assert_eq!(dated, 1, "{text}");
+        let text = text
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect();
+        Ok((text, encoding, keep))
+    }
+
+    #[test]
+    fn answer_heads_are_framed_as_hyper_frames_them() {
+        let get = (&Method::GET, Version::HTTP_11);
+        let get10 = (&Method::GET, Version::HTTP_10);
+        let head = (&Method::HEAD, Version::HTTP_11);
+        let unknown = (false, None);
+        let known = (false, Some(5));
+        let none = (true, Some(0));
+        let ok = |status, fields: &[(&str, &str)], size, request, keep| {
+            answer_head(status, fields, size, request, keep).unwrap()
+        };
+        let cases: Vec<((String, Encoding, bool), (&str, Encoding, bool))> = vec![
+            (
+                ok(200, &[], known, get, true),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                    Encoding::Length(5),
+                    true,
+                ),
+            ),
+            (
+                ok(201, &[("x-a", "1")], unknown, get, true),
+                (
+                    "HTTP/1.1 201 Created\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+                    Encoding::Chunked,
+                    true,
+                ),
+            ),
+            // The answer's own coding keeps its place, `chunked` added last.
+            (
+                ok(200, &[("transfer-encoding", "gzip")], unknown, get, true),
+                (
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                    Encoding::Chunked,
+                    true,
+                ),
+            ),
+            (
+                ok(
+                    200,
+                    &[("transfer-encoding", "gzip, chunked")],
+                    unknown,
+                    get,
+                    true,
+                ),
+                (
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                    Encoding::Chunked,
+                    true,
+                ),
+            ),
+            // HTTP/1.0, unknown length: the body ends with the connection, kept alive or not.
+            (
+                ok(200, &[], unknown, get10, true),
+                ("HTTP/1.0 200 OK\r\n\r\n", Encoding::UntilClose, false),
+            ),
+            (
+                ok(200, &[("transfer-encoding", "gzip")], unknown, get10, true),
+                ("HTTP/1.0 200 OK\r\n\r\n", Encoding::UntilClose, false),
+            ),
+            (
+                ok(200, &[], known, get10, true),
+                (
+                    "HTTP/1.0 200 OK\r\ncontent-length: 5\r\nconnection: keep-alive\r\n\r\n",
+                    Encoding::Length(5),
+                    true,
+                ),
+            ),
+            // HEAD: the length a GET would get, no body.
+            (
+                ok(200, &[], known, head, true),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                    Encoding::Length(0),
+                    true,
+                ),
+            ),
+            (
+                ok(200, &[("content-length", "7")], none, head, true),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n",
+                    Encoding::Length(0),
+                    true,
+                ),
+            ),
+            (
+                ok(200, &[], unknown, head, true),
+                ("HTTP/1.1 200 OK\r\n\r\n", Encoding::Length(0), true),
+            ),
+            // 204 and 304: no length, no body.
+            (
+                ok(204, &[("content-length", "0")], none, get, true),
+                ("HTTP/1.1 204 No Content\r\n\r\n", Encoding::Length(0), true),
+            ),
+            (
+                ok(304, &[], known, get, true),
+                (
+                    "HTTP/1.1 304 Not Modified\r\n\r\n",
+                    Encoding::Length(0),
+                    true,
+                ),
+            ),
+            (
+                ok(200, &[], none, get, true),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                    Encoding::Length(0),
+                    true,
+                ),
+            ),
+            // The connection's end, said once.
+            (
+                ok(200, &[("connection", "close")], known, get, true),
+                (
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\n",
+                    Encoding::Length(5),
+                    false,
+                ),
+            ),
+            (
+                ok(200, &[], known, get, false),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n",
+                    Encoding::Length(5),
+                    false,
+                ),
+            ),
+            (
+                ok(200, &[("content-length", "9")], unknown, get, true),
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n",
+                    Encoding::Length(9),
+                    true,
+                ),
+            ),
+        ];
+        for (i, (got, (text, encoding, keep))) in cases.into_iter().enumerate() {
+            assert_eq!(got, (text.to_string(), encoding, keep), "case {i}");
+        }
+        assert!(answer_head(200, &[("content-length", "x")], unknown, get, true).is_err());
     }
 
     /// Decodes `wire` fed `step` bytes at a time: the data, then what is left after the body.
