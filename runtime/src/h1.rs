@@ -383,9 +383,8 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut chunked = false;
     let mut had_length = false;
     let mut expect_continue = false;
-    // Room for what the pipeline adds (the request id, `X-Forwarded-*`, `traceparent`) without
-    // growing the table.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+    // Room for what the pipeline adds, so the table does not grow on the way.
+    let mut headers = HeaderMap::with_capacity(spans.len() + crate::pipeline::FIELDS_ADDED);
     for (name, start, end) in spans {
         let value = head.slice(start..end);
         match name {

@@ -39,6 +39,13 @@ use crate::router::Params;
 
 pub(crate) use log::handle_request;
 
+/// The most fields the pipeline adds to a request of its own: `x-request-id` and `traceparent`
+/// ([`log`]), `host` ([`route`]), and `te`, `x-forwarded-for`, `x-forwarded-proto` and
+/// `x-forwarded-host` ([`crate::proxy`]). A server that builds the request's field table gives
+/// it this much room beyond the client's fields, so the table does not grow on the way. A
+/// route's own header transforms may still add more.
+pub(crate) const FIELDS_ADDED: usize = 7;
+
 /// One request in the gateway once its route is known: the context every phase reads.
 /// The request itself travels beside it (phases take and hand it on), and so does the access
 /// record, which phases fill in.
