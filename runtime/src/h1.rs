@@ -691,14 +691,20 @@ fn chunk_byte(state: Chunk, b: u8) -> Result<Decode, BadChunk> {
     Ok(Decode::Chunked(next))
 }
 
-/// Writes `100 Continue` on the connection, if the client waits for it and the socket takes it
-/// now; a client that has read nothing of its connection yet always has room for 25 bytes.
-fn send_continue(wr: &OwnedWriteHalf) -> io::Result<()> {
+/// Writes `100 Continue` on the connection once the socket can take it (a client that waits
+/// for it but reads nothing waits under the body timeout). The socket signals room for far
+/// more than 25 bytes, so the write is whole or fails.
+fn poll_continue(wr: &OwnedWriteHalf, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-    match wr.try_write(CONTINUE) {
-        Ok(n) if n == CONTINUE.len() => Ok(()),
-        Ok(_) => Err(io::Error::other("the 100 Continue was cut short")),
-        Err(e) => Err(e),
+    let socket: &tokio::net::TcpStream = wr.as_ref();
+    loop {
+        std::task::ready!(socket.poll_write_ready(cx))?;
+        return Poll::Ready(match socket.try_write(CONTINUE) {
+            Ok(n) if n == CONTINUE.len() => Ok(()),
+            Ok(_) => Err(io::Error::other("the 100 Continue was cut short")),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => Err(e),
+        });
     }
 }
 
@@ -734,10 +740,15 @@ impl http_body::Body for Streaming {
                 }
                 Ok(None) => {}
             }
-            if let Some(wr) = this.expect.take() {
-                if let Err(e) = send_continue(&wr) {
-                    this.reader = None;
-                    return Poll::Ready(Some(Err(Box::new(e))));
+            if let Some(wr) = this.expect.as_ref() {
+                match poll_continue(wr, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => this.expect = None,
+                    Poll::Ready(Err(e)) => {
+                        this.expect = None;
+                        this.reader = None;
+                        return Poll::Ready(Some(Err(Box::new(e))));
+                    }
                 }
             }
             let Some(reader) = this.reader.as_mut() else {
@@ -1331,7 +1342,8 @@ mod tests {
         let ok = |status, fields: &[(&str, &str)], size, request, keep| {
             answer_head(status, fields, size, request, keep).unwrap()
         };
-        let cases: Vec<((String, Encoding, bool), (&str, Encoding, bool))> = vec![
+        type Framed = (String, Encoding, bool);
+        let cases: Vec<(Framed, (&str, Encoding, bool))> = vec![
             (
                 ok(200, &[], known, get, true),
                 (
@@ -1511,6 +1523,8 @@ mod tests {
     fn malformed_chunks_are_errors() {
         for wire in [
             &b"ffffffffffffffffff\r\nab\r\n0\r\n\r\n"[..],
+            // Stricter than hyper: more than 16 digits, even when they are leading zeros.
+            b"00000000000000002\r\nab\r\n0\r\n\r\n",
             b"\r\n",
             b"x\r\n",
             b"3\nabc\r\n0\r\n\r\n",
@@ -1619,6 +1633,44 @@ mod tests {
             read_head(&mut reader, limit, &mut waits).await.err(),
             Some(Refusal::Close)
         );
+    }
+
+    #[tokio::test]
+    async fn a_100_continue_waits_for_a_client_that_reads_nothing_yet() {
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (reader, mut client, wr) = pair().await;
+        // Earlier answers the client has not read fill the socket.
+        let mut unread = 0usize;
+        loop {
+            match wr.try_write(&[b'x'; 65536]) {
+                Ok(n) => unread += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let body = Streaming {
+            reader: Some(reader),
+            decoder: Decoder::new(Framing::Length(3)),
+            expect: Some(Arc::new(wr)),
+            back: Some(tx),
+        };
+        let read = tokio::spawn(async move { body.collect().await.map(|b| b.to_bytes()) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !read.is_finished(),
+            "the body failed or ended without its bytes"
+        );
+        // The client reads what was owed, then the interim answer, then sends the body.
+        let mut owed = vec![0u8; unread];
+        client.read_exact(&mut owed).await.unwrap();
+        let mut interim = [0u8; 25];
+        client.read_exact(&mut interim).await.unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        client.write_all(b"abc").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), read).await;
+        assert_eq!(&got.unwrap().unwrap().unwrap()[..], b"abc");
     }
 
     #[test]
