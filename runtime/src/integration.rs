@@ -162,15 +162,19 @@ impl UrlTemplate {
         client: Option<&http::uri::PathAndQuery>,
     ) -> Option<http::Uri> {
         let (scheme, authority) = self.origin.as_ref()?;
-        let mut pq = String::with_capacity(64);
-        crate::path::encode_path(&mut pq, segments);
-        if let Some(q) = query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let pq = match client.filter(|c| c.as_str() == pq) {
+        let same =
+            client.filter(|c| c.query() == query && crate::path::spells_path(c.path(), segments));
+        let pq = match same {
             Some(same) => same.clone(),
-            None => http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from(pq)).ok()?,
+            None => {
+                let mut pq = String::with_capacity(64);
+                crate::path::encode_path(&mut pq, segments);
+                if let Some(q) = query {
+                    pq.push('?');
+                    pq.push_str(q);
+                }
+                http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from(pq)).ok()?
+            }
         };
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(scheme.clone());
@@ -602,13 +606,16 @@ mod tests {
         let none = crate::router::Params::default();
         let p = none.named(&[]);
         // Segments, query, and the client's path and query (reused when they match).
-        let cases: [(&[&str], Option<&str>, Option<&str>); 6] = [
+        let cases: [(&[&str], Option<&str>, Option<&str>); 9] = [
             (&["a", "b"], Some("x=1&y=%20"), Some("/a/b?x=1&y=%20")),
             (&["a b", "c%d"], None, Some("/a%20b/c%25d")),
             (&[], None, Some("/")),
             (&[], Some(""), Some("/?")),
             (&["a"], Some("x=1"), Some("/a/../a?x=1")),
             (&["a"], None, None),
+            (&["a"], None, Some("/a?")),
+            (&["a"], Some("x"), Some("/a")),
+            (&["a", "b"], None, Some("//a/b")),
         ];
         for template in [
             "http://127.0.0.1:9001",

@@ -166,11 +166,15 @@ impl<'a> Doc<'a> {
     /// A document that is one number, from JSON number text; `None` when `text` is not one
     /// (or is too large for `f64`).
     pub fn number(text: &str) -> Option<Doc<'static>> {
-        let float = text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-        Some(Doc {
-            src: Cow::Borrowed(""),
-            nodes: vec![number_node(text, float)?],
-        })
+        // Read as the parser reads a number in a document, fast path included.
+        let mut nodes = Vec::with_capacity(1);
+        match number(text.as_bytes(), 0, &mut nodes) {
+            Ok(end) if end == text.len() => Some(Doc {
+                src: Cow::Borrowed(""),
+                nodes,
+            }),
+            _ => None,
+        }
     }
 
     /// The same document, owning its text.
@@ -967,33 +971,123 @@ const POWERS_OF_TEN: [f64; 23] = [
 pub fn push_json_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    if needs_escape(s.as_bytes()) {
+        escape_into(s, |piece| out.push_str(piece));
+    } else {
+        out.push_str(s);
+    }
+    out.push('"');
+}
+
+/// Appends `s` to `out` as a JSON string literal, escaped as [`push_json_string`] escapes it.
+pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    if needs_escape(s.as_bytes()) {
+        escape_into(s, |piece| out.extend_from_slice(piece.as_bytes()));
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// Whether a JSON string needs an escape to hold `s`: a quote, a backslash or a control
+/// character. Whole words are looked at without a branch each, so most strings, which need
+/// none, cost about an instruction a byte.
+#[inline]
+fn needs_escape(s: &[u8]) -> bool {
+    let mut words = s.chunks_exact(8);
+    let mut special = 0;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        special |= has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
+    }
+    special != 0
+        || words
+            .remainder()
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// `s` as the inside of a JSON string, in pieces: runs of bytes a string holds as they are,
+/// found eight at a time, and the escapes between them (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
+/// `\t`, else `\u00XX` for control characters), as serde_json writes them.
+fn escape_into(s: &str, mut emit: impl FnMut(&str)) {
+    let bytes = s.as_bytes();
     let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
+    loop {
+        let mut at = plain_run(bytes, plain);
+        while bytes
+            .get(at)
+            .is_some_and(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+        {
+            at += 1;
+        }
+        // Every byte that needs escaping is ASCII, so `at` is on a character boundary.
+        emit(&s[plain..at]);
+        let Some(&b) = bytes.get(at) else {
+            return;
+        };
+        let mut code = [b'\\', b'u', b'0', b'0', 0, 0];
+        emit(match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Every byte that needs escaping is ASCII, so `i` is on a character boundary.
-        out.push_str(&s[plain..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(escape);
-        }
-        plain = i + 1;
+            _ => {
+                code[4] = b"0123456789abcdef"[usize::from(b >> 4)];
+                code[5] = b"0123456789abcdef"[usize::from(b & 15)];
+                std::str::from_utf8(&code).unwrap_or("\\ufffd")
+            }
+        });
+        plain = at + 1;
     }
-    out.push_str(&s[plain..]);
-    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut texts: Vec<String> = (0u8..0x80)
+            .map(|b| format!("ab{}cdefghij", b as char))
+            .collect();
+        texts.extend(
+            [
+                "",
+                "é",
+                "plain text of some length",
+                "\"\\\"",
+                "a\u{7f}b\u{2028}c",
+            ]
+            .map(String::from),
+        );
+        // Specials at every place around the eight-byte words, and runs of them.
+        for at in 0..20 {
+            for special in ['"', '\\', '\n', '\u{1}', '\u{1f}'] {
+                let mut t = "x".repeat(at);
+                t.push(special);
+                t.push_str(&"é".repeat(at % 5));
+                t.push(special);
+                texts.push(t);
+            }
+        }
+        for t in texts {
+            let want = serde_json::to_string(&t).unwrap();
+            let mut text = String::new();
+            push_json_string(&mut text, &t);
+            assert_eq!(text, want, "{t:?}");
+            let mut bytes = b"x".to_vec();
+            push_json_bytes(&mut bytes, &t);
+            assert_eq!(&bytes[1..], want.as_bytes(), "{t:?}");
+        }
+    }
 
     #[test]
     fn strings_made_directly_or_as_text_read_back_the_same() {
@@ -1042,7 +1136,9 @@ mod tests {
             assert!(made.equal(0, &parsed, 0), "{text}");
             assert_eq!(made.as_f64(0), parsed.as_f64(0), "{text}");
         }
-        assert!(Doc::number("1e400").is_none());
+        for not in ["1e400", "", "-", "01", "1.", "1x", " 1", "+1"] {
+            assert!(Doc::number(not).is_none(), "{not}");
+        }
         assert!(Doc::parse_str("1e400").is_err());
     }
 

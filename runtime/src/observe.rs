@@ -658,30 +658,18 @@ impl LoggedBody {
     }
 
     fn finish(&mut self) {
-        /// The bytes serde_json writes in a string as they are: all but `"`, `\` and controls.
-        static JSON_PLAIN: [bool; 256] = crate::path::byte_class(0x20, 0xff, b"\"\\");
         if let Some((r, metrics)) = self.record.take() {
             let elapsed = r.start.elapsed();
             metrics.finish(&r.method, r.route, r.status, elapsed);
-            // Written field by field (strings escaped by serde_json), without building a value,
-            // straight into this thread's log buffer.
+            // Written field by field (strings escaped as serde_json escapes them), without
+            // building a value, straight into this thread's log buffer.
             append_log_line(|line| {
                 let field = |line: &mut Vec<u8>, name: &str, first: bool| {
                     line.extend_from_slice(if first { b"{\"" } else { b",\"" });
                     line.extend_from_slice(name.as_bytes());
                     line.extend_from_slice(b"\":");
                 };
-                let text = |line: &mut Vec<u8>, s: &str| {
-                    // Most values need no escaping (serde_json escapes `"`, `\\` and control
-                    // characters only): those are copied as they are.
-                    if s.bytes().all(|b| JSON_PLAIN[usize::from(b)]) {
-                        line.push(b'"');
-                        line.extend_from_slice(s.as_bytes());
-                        line.push(b'"');
-                    } else {
-                        let _ = serde_json::to_writer(&mut *line, s);
-                    }
-                };
+                let text = crate::json::push_json_bytes;
                 field(line, "requestId", true);
                 text(line, r.request_id.to_str().unwrap_or("-"));
                 field(line, "ip", false);

@@ -198,6 +198,32 @@ pub fn encode_path<S: AsRef<str>>(out: &mut String, segments: &[S]) {
     }
 }
 
+/// Whether `path` is what [`encode_path`] writes for `segments`, found without writing it:
+/// each segment needs no escape, and they follow a `/` each (`/` alone for none). `false` for
+/// segments that need an escape, whatever `path` is.
+pub fn spells_path<S: AsRef<str>>(path: &str, segments: &[S]) -> bool {
+    if segments.is_empty() {
+        return path == "/";
+    }
+    let mut rest = path.as_bytes();
+    for s in segments {
+        let s = s.as_ref().as_bytes();
+        let Some((seg, after)) = rest
+            .strip_prefix(b"/")
+            .and_then(|r| r.split_at_checked(s.len()))
+        else {
+            return false;
+        };
+        // Segments are most often borrowed from this very path: then they are equal as they are.
+        let same = std::ptr::eq(seg.as_ptr(), s.as_ptr()) || seg == s;
+        if !same || !s.iter().all(|&b| SEGMENT_SAFE[usize::from(b)]) {
+            return false;
+        }
+        rest = after;
+    }
+    rest.is_empty()
+}
+
 /// Appends a greedy parameter's value (segments joined with `/`): each segment encoded as
 /// [`encode_value`] encodes it, the `/` between them kept.
 pub fn encode_rest(out: &mut String, value: &str) {
@@ -288,6 +314,36 @@ mod tests {
                 == (b as char).to_string()
                 && b.is_ascii();
             assert_eq!(SEGMENT_SAFE[usize::from(b)], kept, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn a_path_spells_its_segments_when_encoding_them_writes_it() {
+        let segments: [&[&str]; 7] = [
+            &[],
+            &["a"],
+            &["a", "b"],
+            &["a b"],
+            &["a", ""],
+            &["é"],
+            &["a;b"],
+        ];
+        let paths = [
+            "/", "", "/a", "/a/", "/a/b", "//a/b", "/a%20b", "/a b", "/a/", "/é", "/%C3%A9",
+            "/a;b", "/a%3Bb", "/ab",
+        ];
+        for segs in segments {
+            let mut written = String::new();
+            encode_path(&mut written, segs);
+            // Segments that need an escape are never taken as spelled: the caller writes them.
+            let plain = !written.contains('%');
+            for path in paths {
+                assert_eq!(
+                    spells_path(path, segs),
+                    plain && written == path,
+                    "{path:?} {segs:?}"
+                );
+            }
         }
     }
 

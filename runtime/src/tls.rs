@@ -33,12 +33,8 @@ pub fn connector_with(
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let roots = match ca {
-        Some(ca) => read_roots(ca)?,
-        None => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            roots
-        }
+        Some(ca) => Arc::new(read_roots(ca)?),
+        None => native_roots(),
     };
     let builder = builder.with_root_certificates(roots);
     let config = match identity {
@@ -98,27 +94,48 @@ pub(crate) fn read_key(path: &str) -> Result<rustls::pki_types::PrivateKeyDer<'s
     rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| format!("`{path}`: {e}"))
 }
 
-/// Builds the connector.
+/// The system's root certificates (or those of `SSL_CERT_FILE`), read once, when the first
+/// connector is built: every connector after it shares them. With none, a warning says why.
+fn native_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(loaded.certs);
+            if roots.is_empty() {
+                let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+                tracing::error!(
+                    errors = ?errors,
+                    "no root certificates could be loaded; HTTPS calls will fail (set SSL_CERT_FILE)"
+                );
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// Builds the connector, trusting the system's root certificates.
 pub fn connector() -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(5)));
     http.set_nodelay(true);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
+    let config = match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
     {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(
-                error = %e,
-                "no root certificates could be loaded; HTTPS calls will fail (set SSL_CERT_FILE)"
-            );
-            let config = rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
+        Ok(builder) => builder
+            .with_root_certificates(native_roots())
+            .with_no_client_auth(),
+        // The `ring` provider supports the default versions: this is not reached.
+        Err(_) => rustls::ClientConfig::builder()
+            .with_root_certificates(native_roots())
+            .with_no_client_auth(),
     };
-    builder.https_or_http().enable_http1().wrap_connector(http)
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }

@@ -272,6 +272,27 @@ fn framing() -> Vec<Row> {
             431,
             Up::Nothing,
         ),
+        row(
+            "a head over the server's 417,792 bytes",
+            get("/echo/x", &format!("X-Big: {}\r\n", "a".repeat(420 << 10))),
+            431,
+            Up::Nothing,
+        ),
+        row(
+            "101 fields",
+            get(
+                "/echo/x",
+                &(0..100).map(|i| format!("X-{i}: v\r\n")).collect::<String>(),
+            ),
+            431,
+            Up::Nothing,
+        ),
+        row(
+            "a request target over 65,534 bytes",
+            get(&format!("/echo/{}", "a".repeat(65_535)), ""),
+            414,
+            Up::Nothing,
+        ),
     ]
 }
 
