@@ -697,7 +697,9 @@ fn parse_head(
             continue;
         }
         let http10 = parsed.version == Some(0);
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        // Room for what the pipeline adds, so the table does not grow on the way back.
+        let mut headers =
+            HeaderMap::with_capacity(parsed.headers.len() + crate::pipeline::ANSWER_FIELDS_ADDED);
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut coded = false;

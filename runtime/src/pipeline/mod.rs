@@ -46,6 +46,14 @@ pub(crate) use log::handle_request;
 /// route's own header transforms may still add more.
 pub(crate) const FIELDS_ADDED: usize = 7;
 
+/// The most fields the pipeline adds to an upstream's answer of its own: `x-request-id` and
+/// `strict-transport-security` ([`log`]), `ratelimit-limit`, `ratelimit-remaining` and
+/// `ratelimit-reset` ([`crate::throttle`]), and `vary`, `access-control-allow-origin`,
+/// `access-control-allow-credentials` and `access-control-expose-headers` ([`crate::cors`]).
+/// The upstream client gives an answer's field table this much room beyond the upstream's
+/// fields. A route's own header transforms may still add more.
+pub(crate) const ANSWER_FIELDS_ADDED: usize = 9;
+
 /// One request in the gateway once its route is known: the context every phase reads.
 /// The request itself travels beside it (phases take and hand it on), and so does the access
 /// record, which phases fill in.
