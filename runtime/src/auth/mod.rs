@@ -739,7 +739,8 @@ pub fn missing_scope<'s>(claims: &serde_json::Value, scopes: &[&'s str]) -> Opti
     // collected per request.
     let granted = |want: &str| {
         ["scope", "scp"].iter().any(|key| match claims.get(key) {
-            Some(serde_json::Value::String(s)) => s.split_whitespace().any(|x| x == want),
+            // Space-delimited (RFC 6749 §3.3); tabs and line breaks are taken as spaces too.
+            Some(serde_json::Value::String(s)) => s.split_ascii_whitespace().any(|x| x == want),
             Some(serde_json::Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(want)),
             _ => false,
         })
@@ -753,8 +754,10 @@ mod tests {
 
     #[test]
     fn scopes_from_scope_or_scp() {
-        let c = serde_json::json!({ "scope": "orders:read orders:write" });
+        let c = serde_json::json!({ "scope": "orders:read orders:write\tx y\u{a0}z" });
         assert_eq!(missing_scope(&c, &["orders:read"]), None);
+        assert_eq!(missing_scope(&c, &["orders:write", "x"]), None);
+        assert_eq!(missing_scope(&c, &["y"]), Some("y"));
         assert_eq!(missing_scope(&c, &["admin"]), Some("admin"));
         let c = serde_json::json!({ "scp": ["a", "b"] });
         assert_eq!(missing_scope(&c, &["a", "b"]), None);

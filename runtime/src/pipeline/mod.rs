@@ -141,10 +141,12 @@ async fn dispatch(
 ) -> Result<Response, Problem> {
     let req = route::authority_as_host(req)?;
     let header_bytes = route::check_headers(gw, &req)?;
-    // The request is moved into the integration later, so the path is copied out of it.
-    let raw_path = req.uri().path().to_owned();
+    // The request is moved into the integration later, so the path is kept apart from it: the
+    // URI's clone shares its bytes.
+    let uri = req.uri().clone();
+    let raw_path = uri.path();
     let mut decoded = Vec::new();
-    let mut segs = route::segments(gw, &raw_path, &mut decoded)?;
+    let mut segs = route::segments(gw, raw_path, &mut decoded)?;
     if let Some(entry) = &gw.entry {
         // The host's base path and the stage prefix are taken off the normalised path, so no
         // spelling of the path can slip past them.
@@ -152,7 +154,7 @@ async fn dispatch(
             .headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok());
-        let skip = entry.strip(host, &raw_path, &segs)?;
+        let skip = entry.strip(host, raw_path, &segs)?;
         segs.drain(..skip);
     }
     // Only a gateway with client CAs reads certificates: others skip the lookup.
