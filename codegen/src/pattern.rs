@@ -232,6 +232,164 @@ pub fn translate(ecma: &str) -> Result<String, PatternError> {
     Ok(out)
 }
 
+/// One part of a [`shape`]: a set of ASCII bytes (bit `b` for byte `b`), taken at least `.1` and
+/// at most `.2` times (`u32::MAX`: no bound); the runtime's `Run`.
+pub type Run = (u128, u32, u32);
+
+/// The runs of ASCII bytes a pattern spells when it is as simple as most are (`^[A-Z]{3}-\d+$`):
+/// anchored at both ends, and nothing but literal characters, `\d`, `\w` and classes of ASCII
+/// characters (not negated), each with an optional greedy quantifier. A matcher that takes each
+/// run as far as it goes decides such a pattern exactly when no run that may stop early could
+/// give a byte to the runs after it: its set shares no byte with any of them up to the first
+/// that must take one. `None` for any other pattern, which the `regex` crate then matches.
+pub fn shape(ecma: &str) -> Option<Vec<Run>> {
+    let chars: Vec<char> = ecma.chars().collect();
+    let inner = chars.strip_prefix(&['^'])?.strip_suffix(&['$'])?;
+    // A `$` that closes the pattern must not be escaped: `\$` is a literal dollar.
+    let trailing_backslashes = inner.iter().rev().take_while(|&&c| c == '\\').count();
+    if trailing_backslashes % 2 == 1 {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < inner.len() {
+        let (class, next) = atom(inner, i)?;
+        let (min, max, next) = quantifier(inner, next)?;
+        runs.push((class, min, max));
+        i = next;
+    }
+    let greedy_is_exact = runs.iter().enumerate().all(|(k, &(class, min, max))| {
+        if min == max {
+            return true;
+        }
+        for &(after, after_min, _) in &runs[k + 1..] {
+            if after & class != 0 {
+                return false;
+            }
+            if after_min > 0 {
+                break;
+            }
+        }
+        true
+    });
+    greedy_is_exact.then_some(runs)
+}
+
+const DIGITS: u128 = ((1u128 << 10) - 1) << b'0';
+const WORD: u128 =
+    DIGITS | (((1u128 << 26) - 1) << b'A') | (((1u128 << 26) - 1) << b'a') | (1u128 << b'_');
+
+/// The set of one atom at `i`, and where it ends.
+fn atom(chars: &[char], i: usize) -> Option<(u128, usize)> {
+    match *chars.get(i)? {
+        '\\' => Some((escape(*chars.get(i + 1)?)?, i + 2)),
+        '[' => class(chars, i + 1),
+        '^' | '$' | '.' | '|' | '?' | '*' | '+' | '(' | ')' | ']' | '{' | '}' => None,
+        c => Some((bit(c)?, i + 1)),
+    }
+}
+
+/// The set of `\e` outside a class or inside one: `\d`, `\w`, or an escaped syntax character.
+fn escape(e: char) -> Option<u128> {
+    match e {
+        'd' => Some(DIGITS),
+        'w' => Some(WORD),
+        '^' | '$' | '\\' | '.' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|'
+        | '/' | '-' => bit(e),
+        _ => None,
+    }
+}
+
+/// The set of the class whose `[` is just before `i`, and where it ends.
+fn class(chars: &[char], mut i: usize) -> Option<(u128, usize)> {
+    if chars.get(i) == Some(&'^') || chars.get(i) == Some(&']') {
+        return None;
+    }
+    let mut set = 0u128;
+    loop {
+        let (lo, single, next) = match *chars.get(i)? {
+            ']' => return (set != 0).then_some((set, i + 1)),
+            '\\' => {
+                let e = *chars.get(i + 1)?;
+                // `\d` and `\w` are sets, not range ends.
+                let lo = if matches!(e, 'd' | 'w') {
+                    None
+                } else {
+                    Some(e)
+                };
+                (lo, escape(e)?, i + 2)
+            }
+            '[' => return None,
+            c => (Some(c), bit(c)?, i + 1),
+        };
+        i = next;
+        match (lo, chars.get(i), chars.get(i + 1)) {
+            (Some(lo), Some('-'), Some(&hi)) if hi != ']' => {
+                let (hi, next) = if hi == '\\' {
+                    let e = *chars.get(i + 2)?;
+                    if matches!(e, 'd' | 'w') {
+                        return None;
+                    }
+                    escape(e)?;
+                    (e, i + 3)
+                } else {
+                    (hi, i + 2)
+                };
+                let (lo, hi) = (u32::from(lo), u32::from(hi));
+                if lo > hi || hi > 0x7f {
+                    return None;
+                }
+                for c in lo..=hi {
+                    set |= 1u128 << c;
+                }
+                i = next;
+            }
+            _ => set |= single,
+        }
+    }
+}
+
+/// A greedy quantifier at `i` (or none: once), and where it ends.
+fn quantifier(chars: &[char], i: usize) -> Option<(u32, u32, usize)> {
+    let (min, max, next) = match chars.get(i) {
+        Some('?') => (0, 1, i + 1),
+        Some('*') => (0, u32::MAX, i + 1),
+        Some('+') => (1, u32::MAX, i + 1),
+        Some('{') => {
+            let close = i + chars[i..].iter().position(|&c| c == '}')?;
+            let body: String = chars[i + 1..close].iter().collect();
+            let number = |t: &str| -> Option<u32> {
+                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| t.parse().ok())
+                    .flatten()
+            };
+            let (min, max) = match body.split_once(',') {
+                None => {
+                    let n = number(&body)?;
+                    (n, n)
+                }
+                Some((lo, "")) => (number(lo)?, u32::MAX),
+                Some((lo, hi)) => (number(lo)?, number(hi)?),
+            };
+            if min > max || max == u32::MAX && !body.ends_with(',') {
+                return None;
+            }
+            (min, max, close + 1)
+        }
+        _ => return Some((1, 1, i)),
+    };
+    // A lazy quantifier (`+?`) or a second one is left to the regex crate.
+    if matches!(chars.get(next), Some('?' | '*' | '+' | '{')) {
+        return None;
+    }
+    Some((min, max, next))
+}
+
+/// The bit of an ASCII character.
+fn bit(c: char) -> Option<u128> {
+    c.is_ascii().then(|| 1u128 << u32::from(c))
+}
+
 fn first_line(s: &str) -> &str {
     s.lines()
         .find(|l| l.starts_with("error:"))
@@ -282,6 +440,87 @@ mod tests {
                 "pattern {ecma:?} (as {translated:?}) on {s:?}"
             );
         }
+    }
+
+    /// Every string of up to `len` characters of `alphabet`.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn simple_patterns_are_runs_that_match_as_ecma_does() {
+        use gwgen_runtime::__private_0_1::v::{matches_runs, Run as Part};
+        for (ecma, alphabet) in [
+            (r"^[A-Z]{3}-[0-9]{4}$", &['A', 'Z', '0', '9', '-', 'a'][..]),
+            (r"^\d+$", &['0', '7', 'a', '\n']),
+            (r"^[a-z0-9_-]{1,4}$", &['a', '0', '_', '-', 'A', '.']),
+            (r"^[a-z]+\.[a-z]{2,3}$", &['a', 'z', '.', '0']),
+            (r"^\w*@?[.]*$", &['a', '_', '@', '0', '.', '-']),
+            (r"^v\d{1,2}(?:)$", &['v', '1']),
+            (r"^[\-\]\\a-c]+x?$", &['-', ']', '\\', 'b', 'x', 'd']),
+            (r"^$", &['a', '\n']),
+            (r"^[-a]{0,2}b$", &['-', 'a', 'b']),
+            (r"^a{2,}b*$", &['a', 'b']),
+            (r"^\$\.\^$", &['$', '.', '^']),
+            (r"^[a-c][a-c]?x$", &['a', 'c', 'x']),
+        ] {
+            let Some(runs) = shape(ecma) else {
+                // Refused shapes are matched by the regex crate, as before.
+                assert!(ecma.contains("(?:)"), "{ecma} should be runs");
+                continue;
+            };
+            let parts: Vec<Part> = runs
+                .iter()
+                .map(|&(class, min, max)| Part { class, min, max })
+                .collect();
+            let reference = regress::Regex::new(ecma).unwrap();
+            for s in strings(alphabet, 6) {
+                assert_eq!(
+                    matches_runs(&parts, &s),
+                    reference.find(&s).is_some(),
+                    "{ecma} on {s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_a_greedy_walk_could_misread_are_left_to_the_regex_crate() {
+        for ecma in [
+            r"^[a-z]+[a-z0-9]{2}$",
+            r"^a*a$",
+            r"^[a-z]+[0-9]*[a-z]$",
+            r"^a?a$",
+            r"^\w+-?\d$",
+            r"[A-Z]{3}",
+            r"^abc",
+            r"abc$",
+            r"^a|b$",
+            r"^(ab)+$",
+            r"^.+$",
+            r"^[^a]$",
+            r"^\s$",
+            r"^é$",
+            r"^a+?$",
+            r"^a\$",
+            r"^\bab$",
+            r"^\w*@?[0-9]*$",
+        ] {
+            assert_eq!(shape(ecma), None, "{ecma}");
+        }
+        assert_eq!(
+            shape(r"^a{2}b?$"),
+            Some(vec![(1 << b'a', 2, 2), (1 << b'b', 0, 1)])
+        );
     }
 
     #[test]

@@ -1482,8 +1482,24 @@ impl<'r> Compiler<'r> {
         let fns = self.fns.iter().flatten();
         let pats = self.patterns.iter().enumerate().map(|(n, (src, tr))| {
             let id = format_ident!("{}P{}", self.opts.prefix.to_uppercase(), n);
+            let runs = crate::pattern::shape(src);
             let (src, tr) = (Literal::string(src), Literal::string(tr));
-            quote! { static #id: rt::v::Pattern = rt::v::Pattern::new(#src, #tr); }
+            match runs {
+                Some(runs) => {
+                    let runs = runs.iter().map(|&(class, min, max)| {
+                        let (class, min, max) = (
+                            Literal::u128_suffixed(class),
+                            Literal::u32_suffixed(min),
+                            Literal::u32_suffixed(max),
+                        );
+                        quote! { rt::v::Run { class: #class, min: #min, max: #max } }
+                    });
+                    quote! {
+                        static #id: rt::v::Pattern = rt::v::Pattern::runs(#src, #tr, &[#(#runs),*]);
+                    }
+                }
+                None => quote! { static #id: rt::v::Pattern = rt::v::Pattern::new(#src, #tr); },
+            }
         });
         let consts = self.consts.iter().enumerate().map(|(n, text)| {
             let id = format_ident!("{}C{}", self.opts.prefix.to_uppercase(), n);

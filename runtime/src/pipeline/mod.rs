@@ -52,6 +52,7 @@ pub(crate) const FIELDS_ADDED: usize = 7;
 /// `access-control-allow-credentials` and `access-control-expose-headers` ([`crate::cors`]).
 /// The upstream client gives an answer's field table this much room beyond the upstream's
 /// fields. A route's own header transforms may still add more.
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
 pub(crate) const ANSWER_FIELDS_ADDED: usize = 9;
 
 /// One request in the gateway once its route is known: the context every phase reads.

@@ -399,10 +399,48 @@ impl Constant {
 #[cfg(feature = "patterns")]
 /// A pattern, compiled on first use. The generator already translated it from ECMA-262 and
 /// checked that it compiles, so the fallback (a pattern that matches nothing) is unreachable.
+/// A pattern the generator found to be runs of ASCII bytes ([`Run`]) is matched by walking
+/// them instead, with no regex built.
 pub struct Pattern {
     source: &'static str,
     translated: &'static str,
+    runs: Option<&'static [Run]>,
     re: std::sync::OnceLock<Option<regex::Regex>>,
+}
+
+/// One part of an anchored pattern: a set of ASCII bytes (bit `b` for byte `b`), taken at
+/// least `min` and at most `max` times.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// The bytes it takes.
+    pub class: u128,
+    /// The fewest it takes.
+    pub min: u32,
+    /// The most it takes (`u32::MAX`: no bound).
+    pub max: u32,
+}
+
+/// Whether `s` is, whole, the runs one after another, each taken as far as it goes. The
+/// generator only makes runs for which that is the pattern's own answer.
+pub fn matches_runs(runs: &[Run], s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut at = 0;
+    for run in runs {
+        let mut taken = 0u32;
+        while taken < run.max {
+            match bytes.get(at) {
+                Some(&b) if b < 128 && run.class >> b & 1 == 1 => {
+                    at += 1;
+                    taken += 1;
+                }
+                _ => break,
+            }
+        }
+        if taken < run.min {
+            return false;
+        }
+    }
+    at == bytes.len()
 }
 
 #[cfg(feature = "patterns")]
@@ -419,6 +457,21 @@ impl Pattern {
         Pattern {
             source,
             translated,
+            runs: None,
+            re: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A pattern that is `runs`, matched by [`matches_runs`].
+    pub const fn runs(
+        source: &'static str,
+        translated: &'static str,
+        runs: &'static [Run],
+    ) -> Pattern {
+        Pattern {
+            source,
+            translated,
+            runs: Some(runs),
             re: std::sync::OnceLock::new(),
         }
     }
@@ -426,6 +479,9 @@ impl Pattern {
     /// Whether `s` matches somewhere (patterns are not anchored).
     #[inline]
     pub fn is_match(&self, s: &str) -> bool {
+        if let Some(runs) = self.runs {
+            return matches_runs(runs, s);
+        }
         self.re
             .get_or_init(|| {
                 regex::RegexBuilder::new(self.translated)
