@@ -399,12 +399,12 @@ impl Constant {
 #[cfg(feature = "patterns")]
 /// A pattern, compiled on first use. The generator already translated it from ECMA-262 and
 /// checked that it compiles, so the fallback (a pattern that matches nothing) is unreachable.
-/// A pattern the generator found to be runs of ASCII bytes ([`Run`]) is matched by walking
+/// A pattern the generator found to be runs of ASCII bytes ([`Runs`]) is matched by walking
 /// them instead, with no regex built.
 pub struct Pattern {
     source: &'static str,
     translated: &'static str,
-    runs: Option<&'static [Run]>,
+    runs: Option<Runs>,
     re: std::sync::OnceLock<Option<regex::Regex>>,
 }
 
@@ -420,27 +420,56 @@ pub struct Run {
     pub max: u32,
 }
 
-/// Whether `s` is, whole, the runs one after another, each taken as far as it goes. The
-/// generator only makes runs for which that is the pattern's own answer.
-pub fn matches_runs(runs: &[Run], s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let mut at = 0;
-    for run in runs {
-        let mut taken = 0u32;
-        while taken < run.max {
-            match bytes.get(at) {
-                Some(&b) if b < 128 && run.class >> b & 1 == 1 => {
-                    at += 1;
-                    taken += 1;
+/// The most runs a pattern of runs may have.
+pub const RUNS_MAX: usize = 32;
+
+/// Runs, with a table of which runs take each byte (bit `i` for run `i`), made when the program
+/// is compiled: a byte costs one lookup.
+#[derive(Debug)]
+pub struct Runs {
+    runs: &'static [Run],
+    takes: [u32; 256],
+}
+
+impl Runs {
+    /// The runs and their table; at most [`RUNS_MAX`] (more: none is ever taken).
+    pub const fn new(runs: &'static [Run]) -> Runs {
+        let mut takes = [0u32; 256];
+        let mut i = 0;
+        while i < runs.len() && i < RUNS_MAX {
+            let mut b = 0;
+            while b < 128 {
+                if runs[i].class >> b & 1 == 1 {
+                    takes[b] |= 1 << i;
                 }
-                _ => break,
+                b += 1;
             }
+            i += 1;
         }
-        if taken < run.min {
+        Runs { runs, takes }
+    }
+
+    /// Whether `s` is, whole, the runs one after another, each taken as far as it goes. The
+    /// generator only makes runs for which that is the pattern's own answer.
+    pub fn matches(&self, s: &str) -> bool {
+        if self.runs.len() > RUNS_MAX {
             return false;
         }
+        let bytes = s.as_bytes();
+        let mut at = 0usize;
+        for (i, run) in self.runs.iter().enumerate() {
+            let bit = 1u32 << i;
+            let start = at;
+            let end = at.saturating_add(run.max as usize).min(bytes.len());
+            while at < end && self.takes[usize::from(bytes[at])] & bit != 0 {
+                at += 1;
+            }
+            if at - start < run.min as usize {
+                return false;
+            }
+        }
+        at == bytes.len()
     }
-    at == bytes.len()
 }
 
 #[cfg(feature = "patterns")]
@@ -462,7 +491,7 @@ impl Pattern {
         }
     }
 
-    /// A pattern that is `runs`, matched by [`matches_runs`].
+    /// A pattern that is `runs`, matched by [`Runs::matches`].
     pub const fn runs(
         source: &'static str,
         translated: &'static str,
@@ -471,7 +500,7 @@ impl Pattern {
         Pattern {
             source,
             translated,
-            runs: Some(runs),
+            runs: Some(Runs::new(runs)),
             re: std::sync::OnceLock::new(),
         }
     }
@@ -479,8 +508,8 @@ impl Pattern {
     /// Whether `s` matches somewhere (patterns are not anchored).
     #[inline]
     pub fn is_match(&self, s: &str) -> bool {
-        if let Some(runs) = self.runs {
-            return matches_runs(runs, s);
+        if let Some(runs) = &self.runs {
+            return runs.matches(s);
         }
         self.re
             .get_or_init(|| {
