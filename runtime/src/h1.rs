@@ -104,6 +104,7 @@ impl Reader {
     }
 
     /// [`Reader::fill`], polled.
+    #[inline]
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         self.buf.reserve(READ_CHUNK);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
@@ -844,6 +845,7 @@ struct BodySize {
 /// `transfer-encoding: chunked` (or, to an HTTP/1.0 client, the connection's close); answers to
 /// `HEAD`, `204` and `304` carry no body (`Encoding::Length(0)`). `keep_alive` turns false
 /// when the answer closes the connection.
+#[inline]
 fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,

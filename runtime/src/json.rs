@@ -1004,11 +1004,9 @@ fn needs_escape(s: &[u8]) -> bool {
         let w = u64::from_le_bytes(w);
         special |= has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
     }
-    special != 0
-        || words
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    /// The bytes a JSON string holds as they are: all but `"`, `\` and control characters.
+    static PLAIN: [bool; 256] = crate::path::byte_class(0x20, 0xff, b"\"\\");
+    special != 0 || !words.remainder().iter().all(|&b| PLAIN[usize::from(b)])
 }
 
 /// `s` as the inside of a JSON string, in pieces: runs of bytes a string holds as they are,
