@@ -808,7 +808,9 @@ fn string_rest(
     Ok(j + 1)
 }
 
-/// The number that starts at `i`: its node pushed, the position after it returned.
+/// The number that starts at `i`: its node pushed, the position after it returned. Inlined
+/// into the document loop, where most numbers are read.
+#[inline(always)]
 fn number(s: &[u8], start: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
     let mut i = start;
     let negative = s.get(i) == Some(&b'-');
