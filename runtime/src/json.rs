@@ -1006,10 +1006,11 @@ fn needs_escape(s: &[u8]) -> bool {
         let w = u64::from_le_bytes(w);
         special |= has_less_than_0x20(w) | has_byte(w, b'"') | has_byte(w, b'\\');
     }
-    /// The bytes a JSON string holds as they are: all but `"`, `\` and control characters.
-    static PLAIN: [bool; 256] = crate::path::byte_class(0x20, 0xff, b"\"\\");
     special != 0 || !words.remainder().iter().all(|&b| PLAIN[usize::from(b)])
 }
+
+/// The bytes a JSON string holds as they are: all but `"`, `\` and control characters.
+static PLAIN: [bool; 256] = crate::path::byte_class(0x20, 0xff, b"\"\\");
 
 /// `s` as the inside of a JSON string, in pieces: runs of bytes a string holds as they are,
 /// found eight at a time, and the escapes between them (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
@@ -1019,10 +1020,7 @@ fn escape_into(s: &str, mut emit: impl FnMut(&str)) {
     let mut plain = 0;
     loop {
         let mut at = plain_run(bytes, plain);
-        while bytes
-            .get(at)
-            .is_some_and(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-        {
+        while bytes.get(at).is_some_and(|&b| PLAIN[usize::from(b)]) {
             at += 1;
         }
         // Every byte that needs escaping is ASCII, so `at` is on a character boundary.
