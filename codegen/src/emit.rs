@@ -2078,7 +2078,14 @@ fn validation_tokens(
                     let kind = format_ident!("{}", m.kind);
                     let shape = shape_tokens(&m.shape);
                     let schema = schema_fn(&m.schema);
-                    quote! { rt::v::MediaSpec { range: #range, kind: rt::v::BodyKind::#kind, shape: #shape, schema: #schema } }
+                    let stream = match &m.stream {
+                        Some(f) => {
+                            let f = format_ident!("{}", f);
+                            quote! { Some(#f as rt::v::StreamFn) }
+                        }
+                        None => quote! { None },
+                    };
+                    quote! { rt::v::MediaSpec { range: #range, kind: rt::v::BodyKind::#kind, shape: #shape, schema: #schema, stream: #stream } }
                 });
                 quote! { Some(rt::v::BodySpec { required: #required, media: &[#(#media),*] }) }
             }

@@ -63,6 +63,8 @@ pub struct MediaCheck {
     pub shape: Shape,
     /// Schema function, by name.
     pub schema: Option<String>,
+    /// Streaming check, by name (JSON bodies whose schema has one).
+    pub stream: Option<String>,
 }
 
 /// A route's body check.
@@ -218,19 +220,24 @@ pub fn compile(
         .filter_map(|s| mode_of(s.settings.validate.as_ref()))
         .collect();
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let entry = |c: &mut Compiler<'_>,
-                 r: &SchemaRef,
-                 failed: &mut BTreeMap<String, String>|
-     -> Option<String> {
+    let entry_id = |c: &mut Compiler<'_>,
+                    r: &SchemaRef,
+                    failed: &mut BTreeMap<String, String>|
+     -> Option<usize> {
         let uri = format!("{}#{}", uris.get(r.file)?, encode_fragment(&r.pointer));
         match c.entry(&uri) {
-            Ok(id) => Some(c.fn_ident(id).to_string()),
+            Ok(id) => Some(id),
             Err(e) => {
                 failed.entry(e.location).or_insert(e.message);
                 None
             }
         }
     };
+    let entry =
+        |c: &mut Compiler<'_>,
+         r: &SchemaRef,
+         failed: &mut BTreeMap<String, String>|
+         -> Option<String> { entry_id(c, r, failed).map(|id| c.fn_ident(id).to_string()) };
     let mut routes = Vec::new();
     let mut messages = BTreeMap::new();
     for (index, route) in gw.routes.iter().enumerate() {
@@ -293,12 +300,16 @@ pub fn compile(
                     .iter()
                     .map(|m| {
                         let kind = media_kind(&m.media_type);
-                        let schema = match kind {
-                            "Opaque" => None,
-                            _ => m
-                                .schema
-                                .as_ref()
-                                .and_then(|s| entry(&mut requests, s, &mut failed)),
+                        let (schema, stream) = match (kind, &m.schema) {
+                            ("Opaque", _) | (_, None) => (None, None),
+                            ("Json", Some(s)) => match entry_id(&mut requests, s, &mut failed) {
+                                Some(id) => (
+                                    Some(requests.fn_ident(id).to_string()),
+                                    requests.stream_entry(id).map(|z| z.to_string()),
+                                ),
+                                None => (None, None),
+                            },
+                            (_, Some(s)) => (entry(&mut requests, s, &mut failed), None),
                         };
                         let shape = match (kind, &m.schema) {
                             ("Form" | "Multipart", Some(s)) => shape_of(&registry, &uris, s),
@@ -315,6 +326,7 @@ pub fn compile(
                             kind,
                             shape,
                             schema,
+                            stream,
                         }
                     })
                     .collect();

@@ -18,6 +18,8 @@ use quote::{format_ident, quote};
 use referencing::{Draft, Registry, Resolver};
 use serde_json::{Map, Value};
 
+mod stream;
+
 /// Which schema language a schema is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
@@ -126,6 +128,11 @@ pub struct Compiler<'r> {
     dynamic: bool,
     tracking: bool,
     needs: Needs,
+    /// Every schema queued, by function id (what the streaming checks are made from).
+    jobs: Vec<Job<'r>>,
+    /// Function id → its streaming check's id, if it has one.
+    streams: HashMap<usize, Option<usize>>,
+    stream_fns: Vec<TokenStream>,
 }
 
 fn scan(v: &Value, found: &mut BTreeSet<&'static str>) {
@@ -219,6 +226,9 @@ impl<'r> Compiler<'r> {
             dynamic: features.dynamic,
             tracking: features.unevaluated,
             needs: Needs::default(),
+            jobs: Vec::new(),
+            streams: HashMap::new(),
+            stream_fns: Vec::new(),
         }
     }
 
@@ -314,6 +324,13 @@ impl<'r> Compiler<'r> {
         if let Some(k) = text_key {
             self.by_text.insert(k, id);
         }
+        self.jobs.push(Job {
+            id,
+            value,
+            resolver: resolver.clone(),
+            dialect,
+            location: location.clone(),
+        });
         self.queue.push(Job {
             id,
             value,
@@ -1479,7 +1496,7 @@ impl<'r> Compiler<'r> {
                 }
             }
         }
-        let fns = self.fns.iter().flatten();
+        let fns = self.fns.iter().flatten().chain(&self.stream_fns);
         let pats = self.patterns.iter().enumerate().map(|(n, (src, tr))| {
             let id = format_ident!("{}P{}", self.opts.prefix.to_uppercase(), n);
             let runs = crate::pattern::shape(src);

@@ -216,6 +216,7 @@ static V1: rt::v::RouteValidation = rt::v::RouteValidation {
                 kind: rt::v::BodyKind::Json,
                 shape: rt::v::Shape::Scalar(0),
                 schema: Some(q1 as rt::v::SchemaFn),
+                stream: Some(qz0 as rt::v::StreamFn),
             },
         ],
     }),
@@ -405,6 +406,56 @@ mod schemas {
             }
         }
         ok
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn qz0(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+        match r.peek() {
+            b'{' => {
+                if !r.open() {
+                    return false;
+                }
+                let mut seen = 0u64;
+                let mut others = rt::v::Names::default();
+                let mut k = 0usize;
+                loop {
+                    let key = match r.member(k) {
+                        rt::v::Step::Member(key) => key,
+                        rt::v::Step::End => break,
+                        rt::v::Step::Stop => return false,
+                    };
+                    k += 1;
+                    let ok = match key {
+                        b"id" => {
+                            seen & 1 == 0
+                                && {
+                                    seen |= 1;
+                                    r.whole(c, q2)
+                                }
+                        }
+                        b"name" => {
+                            seen & 2 == 0
+                                && {
+                                    seen |= 2;
+                                    r.whole(c, q3)
+                                }
+                        }
+                        b"tag" => {
+                            seen & 4 == 0
+                                && {
+                                    seen |= 4;
+                                    r.whole(c, q4)
+                                }
+                        }
+                        _ => others.add(key) && r.skip(),
+                    };
+                    if !ok {
+                        return false;
+                    }
+                }
+                seen & 3 == 3
+            }
+            _ => r.whole(c, q1),
+        }
     }
 }
 use schemas::*;

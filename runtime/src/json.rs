@@ -609,10 +609,21 @@ impl Parser<'_> {
         if s.len() >= u32::MAX as usize / 2 {
             return fail(0, "the document is too large");
         }
+        let i = self.value(ws(s, 0))?;
+        let i = ws(s, i);
+        if i != s.len() {
+            return fail(i, "trailing characters after the JSON value");
+        }
+        Ok(())
+    }
+
+    /// The value that starts at `i` (no whitespace before it), its nodes pushed: the position
+    /// just after it.
+    fn value(&mut self, mut i: usize) -> Result<usize, SyntaxError> {
+        let s = self.s;
         let nodes = &mut self.nodes;
         // Open containers: node index.
-        let mut stack: Vec<u32> = Vec::with_capacity(16);
-        let mut i = ws(s, 0);
+        let mut stack: Vec<u32> = Vec::new();
         'value: loop {
             // A value and its member name at most: two nodes.
             if nodes.len() >= self.max_values {
@@ -685,11 +696,235 @@ impl Parser<'_> {
             }
             break;
         }
-        let i = ws(s, i);
-        if i != s.len() {
-            return fail(i, "trailing characters after the JSON value");
+        Ok(i)
+    }
+}
+
+/// A forward reader over a JSON text, for validators that check a document while they read it
+/// (generated `…z…` functions): objects and arrays whose schemas only name properties and items
+/// are walked member by member, and every other value is read whole into a small tape and
+/// handed to the schema's ordinary function. Nothing is kept of what was read.
+///
+/// It only says yes: anything it is not sure of (a syntax error, a limit, an escaped member
+/// name, a repeated one) makes the walk stop with `false`, and the caller then parses the body
+/// as a [`Doc`] to find and word the error. Its limits count as the parser counts, so it
+/// accepts no document the parser refuses.
+#[derive(Debug)]
+pub struct Stream<'a> {
+    s: &'a [u8],
+    i: usize,
+    /// Containers open.
+    depth: usize,
+    max_depth: usize,
+    /// Values and member names read (the nodes a [`Doc`] of the same text would have so far).
+    values: usize,
+    max_values: usize,
+    /// The last value read whole.
+    whole: Doc<'a>,
+}
+
+/// What [`Stream::member`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A member whose name is these bytes (no escapes in them); its value is next.
+    Member(&'a [u8]),
+    /// The object ended.
+    End,
+    /// Something the walk does not take: the body is parsed as a whole instead.
+    Stop,
+}
+
+impl<'a> Stream<'a> {
+    /// A reader at the start of `text`, with the parser's limits.
+    pub fn new(text: &'a str, max_depth: usize, max_values: usize) -> Stream<'a> {
+        let s = text.as_bytes();
+        Stream {
+            s,
+            // A text too large to index is left to the parser, which refuses it.
+            i: if s.len() >= u32::MAX as usize / 2 {
+                s.len()
+            } else {
+                ws(s, 0)
+            },
+            depth: 0,
+            max_depth,
+            values: 0,
+            max_values,
+            whole: Doc {
+                src: Cow::Borrowed(text),
+                nodes: Vec::new(),
+            },
         }
-        Ok(())
+    }
+
+    /// The first byte of the next value (`0` at the end of the text).
+    #[inline]
+    pub fn peek(&self) -> u8 {
+        self.s.get(self.i).copied().unwrap_or(0)
+    }
+
+    /// Reads the next value whole and checks it with `check` (a schema's function).
+    #[inline]
+    pub fn whole(
+        &mut self,
+        c: &mut crate::validate::Ctx,
+        check: crate::validate::input::SchemaFn,
+    ) -> bool {
+        self.read_whole() && check(&self.whole, 0, c, None)
+    }
+
+    /// Reads the next value whole, unchecked (a member any value may have).
+    #[inline]
+    pub fn skip(&mut self) -> bool {
+        self.read_whole()
+    }
+
+    #[inline]
+    fn read_whole(&mut self) -> bool {
+        let (s, i) = (self.s, self.i);
+        let nodes = &mut self.whole.nodes;
+        nodes.clear();
+        // Scalars, most values, directly; the parser's checks, in its order.
+        let read = match s.get(i) {
+            Some(b'{' | b'[') => return self.read_container(),
+            _ if self.values >= self.max_values => return false,
+            Some(b'"') => string(s, i, nodes),
+            Some(b'-' | b'0'..=b'9') => number(s, i, nodes),
+            Some(b't') => literal(s, i, b"true", Kind::Bool, true, nodes),
+            Some(b'f') => literal(s, i, b"false", Kind::Bool, false, nodes),
+            Some(b'n') => literal(s, i, b"null", Kind::Null, false, nodes),
+            _ => return false,
+        };
+        match read {
+            Ok(end) => {
+                self.values += 1;
+                self.i = end;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn read_container(&mut self) -> bool {
+        let mut nodes = std::mem::take(&mut self.whole.nodes);
+        nodes.clear();
+        let mut p = Parser {
+            s: self.s,
+            nodes,
+            max_depth: self.max_depth.saturating_sub(self.depth),
+            max_values: self.max_values.saturating_sub(self.values),
+        };
+        let read = p.value(self.i);
+        self.values += p.nodes.len();
+        self.whole.nodes = p.nodes;
+        match read {
+            Ok(end) => {
+                self.i = end;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Enters the object or array that is next (`{` or `[`, as [`Stream::peek`] showed).
+    #[inline]
+    pub fn open(&mut self) -> bool {
+        if self.depth >= self.max_depth || self.values >= self.max_values {
+            return false;
+        }
+        self.depth += 1;
+        self.values += 1;
+        self.i = ws(self.s, self.i + 1);
+        true
+    }
+
+    /// The next member of the open object, the `k`th (from 0): its name, with the reader at its
+    /// value.
+    #[inline(always)]
+    pub fn member(&mut self, k: usize) -> Step<'a> {
+        let s = self.s;
+        let mut i = ws(s, self.i);
+        match s.get(i) {
+            Some(b'}') => {
+                self.i = i + 1;
+                self.depth = self.depth.saturating_sub(1);
+                return Step::End;
+            }
+            Some(b',') if k > 0 => i = ws(s, i + 1),
+            Some(b'"') if k == 0 => {}
+            _ => return Step::Stop,
+        }
+        if s.get(i) != Some(&b'"') {
+            return Step::Stop;
+        }
+        let start = i + 1;
+        let mut j = plain_run(s, start);
+        // Near the end of the text the word-wise run stops early: finish it a byte at a time.
+        while s
+            .get(j)
+            .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+        {
+            j += 1;
+        }
+        if s.get(j) != Some(&b'"') {
+            return Step::Stop;
+        }
+        let i = ws(s, j + 1);
+        if s.get(i) != Some(&b':') {
+            return Step::Stop;
+        }
+        self.values += 1;
+        self.i = ws(s, i + 1);
+        Step::Member(&s[start..j])
+    }
+
+    /// Whether the open array has a `k`th item (from 0), with the reader at it; `None` when
+    /// the walk stops.
+    #[inline(always)]
+    pub fn item(&mut self, k: usize) -> Option<bool> {
+        let s = self.s;
+        let i = ws(s, self.i);
+        match s.get(i) {
+            Some(b']') => {
+                self.i = i + 1;
+                self.depth = self.depth.saturating_sub(1);
+                Some(false)
+            }
+            Some(b',') if k > 0 => {
+                self.i = ws(s, i + 1);
+                Some(true)
+            }
+            Some(_) if k == 0 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Whether the text ends after the value read (whitespace aside).
+    pub fn finish(&self) -> bool {
+        self.depth == 0 && ws(self.s, self.i) == self.s.len()
+    }
+}
+
+/// The names of an object's members that its schema does not declare, to refuse a name given
+/// twice (a validator and an upstream that read different copies would see different
+/// documents). Declared names are told apart by a bit each in the generated code.
+#[derive(Debug, Default)]
+pub struct Names<'a> {
+    few: [&'a [u8]; 8],
+    n: usize,
+}
+
+impl<'a> Names<'a> {
+    /// Notes `name`; `false` when it was seen before, or when there are too many to compare
+    /// cheaply (the parser then decides).
+    #[inline]
+    pub fn add(&mut self, name: &'a [u8]) -> bool {
+        if self.n == self.few.len() || self.few[..self.n].contains(&name) {
+            return false;
+        }
+        self.few[self.n] = name;
+        self.n += 1;
+        true
     }
 }
 
@@ -1321,6 +1556,116 @@ mod tests {
         }
     }
 
+    /// Walks the value at the reader's position as a generated streaming check does: objects and
+    /// arrays member by member, anything else read whole.
+    fn walk(r: &mut Stream<'_>) -> bool {
+        match r.peek() {
+            b'{' => {
+                if !r.open() {
+                    return false;
+                }
+                let mut names = Names::default();
+                let mut k = 0;
+                loop {
+                    match r.member(k) {
+                        Step::Member(name) => {
+                            if !names.add(name) || !walk(r) {
+                                return false;
+                            }
+                        }
+                        Step::End => return true,
+                        Step::Stop => return false,
+                    }
+                    k += 1;
+                }
+            }
+            b'[' => {
+                if !r.open() {
+                    return false;
+                }
+                let mut k = 0;
+                loop {
+                    match r.item(k) {
+                        Some(true) if walk(r) => k += 1,
+                        Some(true) | None => return false,
+                        Some(false) => return true,
+                    }
+                }
+            }
+            _ => r.skip(),
+        }
+    }
+
+    fn streams(text: &str, depth: usize, values: usize) -> bool {
+        let mut r = Stream::new(text, depth, values);
+        walk(&mut r) && r.finish()
+    }
+
+    #[test]
+    fn the_stream_accepts_only_what_the_parser_accepts() {
+        let cases = [
+            (
+                r#"{"a": 1, "b": [true, null, "x"], "c": {"d": -1.5e3}}"#,
+                true,
+            ),
+            ("  {\n\t\"a\" :\r [ 1 ,2 ] , \"b\":{} }  ", true),
+            ("[]", true),
+            ("[ ]", true),
+            ("{ }", true),
+            (r#""just a string""#, true),
+            ("12", true),
+            (r#"{"a": 1, "a": 2}"#, false),
+            (r#"{"a": {"b": 1, "b": 2}}"#, false),
+            (r#"[{"b": 1, "b": 2}]"#, false),
+            (r#"{"a": 1,}"#, false),
+            ("[1,]", false),
+            ("[1 2]", false),
+            (r#"{"a" 1}"#, false),
+            (r#"{"a": 1} x"#, false),
+            (r#"{"a": 01}"#, false),
+            ("{", false),
+            ("[", false),
+            ("", false),
+            (r#"{"a":"#, false),
+            (r#"{"a"#, false),
+            (r#"{"a\u0062": 1}"#, true),
+            (r#"{"ab": 1, "a\u0062": 2}"#, false),
+        ];
+        for (text, valid) in cases {
+            let parsed = Doc::parse_str(text).is_ok();
+            assert_eq!(parsed, valid, "{text}");
+            let streamed = streams(text, MAX_DEPTH, usize::MAX);
+            assert!(!streamed || parsed, "the stream accepts {text:?}");
+            // Escaped member names are left to the parser; every other valid text streams.
+            if valid && !text.contains('\\') {
+                assert!(streamed, "the stream refuses {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_stream_counts_depth_and_values_as_the_parser_does() {
+        let texts = [
+            r#"{"a": [1, {"b": [2, 3]}], "c": "x"}"#,
+            "[[[[1]]], [[2]]]",
+            r#"{"a": {"b": {"c": {}}}}"#,
+            "[1, 2, 3, 4, 5, 6]",
+            r#""s""#,
+        ];
+        for text in texts {
+            for depth in 0..6 {
+                for values in 0..16 {
+                    let parsed = Doc::parse_with_limits(text.as_bytes(), depth, values).is_ok();
+                    assert_eq!(
+                        streams(text, depth, values),
+                        parsed,
+                        "{text} at depth {depth}, values {values}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn agrees_with_serde_json_on_random_texts() {
         // Pieces that make valid and invalid JSON alike, with specials at every offset of the
@@ -1370,6 +1715,10 @@ mod tests {
                 .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
                 .collect();
             let ours = Doc::parse(text.as_bytes());
+            assert!(
+                !streams(&text, MAX_DEPTH, usize::MAX) || ours.is_ok(),
+                "the stream accepts {text:?}"
+            );
             let theirs = serde_json::from_str::<serde_json::Value>(&text);
             match (&ours, &theirs) {
                 (Ok(d), Ok(v)) => {

@@ -123,7 +123,7 @@ pub mod __private_0_1 {
         pub use crate::validate::format;
         pub use crate::validate::input::{
             BodyKind, BodySpec, In, MediaSpec, ParamSpec, ResponseSpec, RouteValidation, SchemaFn,
-            Shape, Style,
+            Shape, StreamFn, Style,
         };
         pub use crate::validate::*;
     }

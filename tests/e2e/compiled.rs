@@ -34,8 +34,10 @@ pub enum Outcome {
 }
 
 /// Compiles every group against the documents in `docs` (URI → document), builds the crate
-/// `name`, runs every instance, and returns one outcome per group.
-pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcome> {
+/// `name`, runs every instance, and returns one outcome per group, with the number of instances
+/// a streaming check accepted. Each instance a schema's streaming check accepts must be one the
+/// schema's function accepts; the run fails otherwise.
+pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outcome>, usize) {
     let reg_2020 = registry(docs, Dialect::Draft2020).expect("the registry builds");
     let reg_4 = registry(docs, Dialect::Draft4).expect("the registry builds");
     let features = Features::scan(docs.iter().map(|(_, v)| v));
@@ -58,11 +60,22 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         let mut compiler = Compiler::new(reg, features, opts);
         let entry = compiler.entry(&g.entry);
         let ident = entry.as_ref().ok().map(|id| compiler.fn_ident(*id));
+        let stream = entry
+            .as_ref()
+            .ok()
+            .and_then(|id| compiler.stream_entry(*id));
         let (tokens, errors, _) = compiler.finish();
         match (entry, ident) {
             (Ok(_), Some(ident)) if errors.is_empty() => {
-                code.push_str(&format!("mod g{n} {{ use super::rt; {tokens} pub(crate) use self::{ident} as entry; }}\n"));
-                entries.push(format!("g{n}::entry"));
+                let (stream_use, stream_entry) = match stream {
+                    Some(z) => (
+                        format!("pub(crate) use self::{z} as stream;"),
+                        format!("Some(g{n}::stream as rt::v::StreamFn)"),
+                    ),
+                    None => (String::new(), "None".into()),
+                };
+                code.push_str(&format!("mod g{n} {{ use super::rt; {tokens} pub(crate) use self::{ident} as entry; {stream_use} }}\n"));
+                entries.push(format!("(g{n}::entry as rt::v::SchemaFn, {stream_entry})"));
                 outcomes.push(None);
             }
             (Err(e), _) => {
@@ -89,18 +102,22 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
             if e == "refused" {
                 "None".to_string()
             } else {
-                format!("Some({e} as rt::v::SchemaFn)")
+                format!("Some({e})")
             }
         })
         .collect::<Vec<_>>()
         .join(",\n");
     let main = format!(
-        "#![allow(clippy::all, unused)]\nuse gwgen_runtime::__private_0_1 as rt;\n{code}\nstatic ENTRIES: &[Option<rt::v::SchemaFn>] = &[{table}];\n\
+        "#![allow(clippy::all, unused)]\nuse gwgen_runtime::__private_0_1 as rt;\n{code}\nstatic ENTRIES: &[Option<(rt::v::SchemaFn, Option<rt::v::StreamFn>)>] = &[{table}];\n\
          fn main() {{\n    use std::io::{{BufRead, Write}};\n    let stdin = std::io::stdin();\n    let mut out = std::io::stdout().lock();\n\
              for line in stdin.lock().lines() {{\n        let line = line.unwrap();\n        let (n, json) = line.split_once('\\t').unwrap();\n\
-                 let f = ENTRIES[n.parse::<usize>().unwrap()].unwrap();\n        let verdict = match rt::v::Doc::parse(json.as_bytes()) {{\n\
+                 let (f, z) = ENTRIES[n.parse::<usize>().unwrap()].unwrap();\n        let verdict = match rt::v::Doc::parse(json.as_bytes()) {{\n\
                      Ok(d) => {{ let mut c = rt::v::Ctx::new(); let ok = f(&d, 0, &mut c, None); assert_eq!(ok, c.is_ok(), \"verdict and violations disagree on {{json}}\"); ok }}\n\
-                     Err(e) => panic!(\"instance {{json}} does not parse: {{e}}\"),\n        }};\n        writeln!(out, \"{{}}\", if verdict {{ 1 }} else {{ 0 }}).unwrap();\n    }}\n}}\n"
+                     Err(e) => panic!(\"instance {{json}} does not parse: {{e}}\"),\n        }};\n\
+                 // The streaming check, where there is one, may only accept what the schema accepts.\n\
+                 let streamed = z.is_some_and(|z| {{ let mut r = rt::v::Stream::new(json, 128, usize::MAX); let mut c = rt::v::Ctx::new(); c.quietly(|c| z(&mut r, c)) && r.finish() }});\n\
+                 assert!(!streamed || verdict, \"the streaming check accepts {{json}}, which the schema refuses\");\n\
+                 writeln!(out, \"{{}}{{}}\", if verdict {{ 1 }} else {{ 0 }}, if streamed {{ \"s\" }} else {{ \"\" }}).unwrap();\n    }}\n}}\n"
     );
     write_if_changed(&dir.join("src").join("main.rs"), &main);
     let target = repo().join("target").join("e2e-gwgen-cache").join("target");
@@ -141,12 +158,14 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
         out.status.success(),
         "the compiled-schema crate {name} failed"
     );
-    let mut verdicts = String::from_utf8_lossy(&out.stdout)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let streamed = text.lines().filter(|l| l.ends_with('s')).count();
+    let mut verdicts = text
         .lines()
-        .map(|l| l == "1")
+        .map(|l| l.starts_with('1'))
         .collect::<Vec<_>>()
         .into_iter();
-    groups
+    let outcomes = groups
         .iter()
         .zip(outcomes)
         .map(|(g, o)| match o {
@@ -158,7 +177,8 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> Vec<Outcom
                     .collect(),
             ),
         })
-        .collect()
+        .collect();
+    (outcomes, streamed)
 }
 
 fn write_if_changed(path: &std::path::Path, text: &str) {

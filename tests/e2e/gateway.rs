@@ -659,6 +659,25 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
     let r = post(bad);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["errors"][0]["keyword"], "pattern");
+    // Names in a schema checked as the body is read are data too.
+    let post_streamed = |body: &str| {
+        send(
+            gw.port,
+            format!("POST /schemas/streamed HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        )
+    };
+    let ok = r#"{"}]; fn injected_stream() {} //": [{"*/ fn z() {} /*": 1}], "\"=> false, } fn injected_arm() { //": "x"}"#;
+    assert_eq!(post_streamed(ok).status, 204);
+    let r = post_streamed(r#"{"}]; fn injected_stream() {} //": [{"*/ fn z() {} /*": "1"}]}"#);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errors"][0]["keyword"], "type");
+    assert_eq!(
+        r.json()["errors"][0]["pointer"],
+        "/}]; fn injected_stream() {} ~1~1/0/*~1 fn z() {} ~1*"
+    );
+    let r = post_streamed(r#"{"}]; fn injected_stream() {} //": [], "injected_stream": 1}"#);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errors"][0]["keyword"], "additionalProperties");
     // Every function the generated code defines is one the generator chose.
     let (krate, _) = gwgen::generate_file(
         repo().join("tests/fixtures/gateway/hostile.yaml"),
@@ -701,7 +720,7 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
             for inner in m.content.as_ref().map(|c| &c.1[..]).unwrap_or(&[]) {
                 match inner {
                     syn::Item::Fn(f) => assert!(
-                        positional(&f.sig.ident.to_string(), &["q", "r"]),
+                        positional(&f.sig.ident.to_string(), &["q", "r", "qz"]),
                         "{}",
                         f.sig.ident
                     ),

@@ -12,10 +12,15 @@ type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// Named values gathered from a parameter or form: name, then every value given for it.
 type Fields = Vec<(Cow<'static, str>, Vec<Cow<'static, str>>)>;
-use crate::json::push_json_string;
+use crate::json::{push_json_string, Stream};
 
 /// A compiled schema: validates node `i` of a document.
 pub type SchemaFn = fn(&Doc<'_>, u32, &mut Ctx, Option<&mut Eval>) -> bool;
+
+/// A schema's streaming check (a generated `…z…` function): it reads the value at the
+/// stream's position and says whether it is valid; `false` also when it cannot tell, and the
+/// body is then checked as a parsed document.
+pub type StreamFn = fn(&mut crate::json::Stream<'_>, &mut Ctx) -> bool;
 
 /// Where a parameter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +125,9 @@ pub struct MediaSpec {
     pub shape: Shape,
     /// Its schema.
     pub schema: Option<SchemaFn>,
+    /// Its schema checked as the body is read, for JSON bodies whose schema allows it: a valid
+    /// body is accepted without being parsed into a document.
+    pub stream: Option<StreamFn>,
 }
 
 /// The request body an operation takes.
@@ -320,6 +328,16 @@ impl RouteValidation {
             }
         }
         let mut ctx = Ctx::new();
+        if let (BodyKind::Json, Some(stream)) = (media.kind, media.stream) {
+            // The one pass that accepts a valid body; any doubt, and the document is parsed
+            // below to find and word what is wrong.
+            if let Ok(text) = std::str::from_utf8(body) {
+                let mut r = Stream::new(text, self.json_depth as usize, self.json_values as usize);
+                if ctx.quietly(|c| stream(&mut r, c)) && r.finish() {
+                    return Ok(());
+                }
+            }
+        }
         let doc = match media.kind {
             BodyKind::Opaque => return Ok(()),
             BodyKind::Json => match Doc::parse_with_limits(

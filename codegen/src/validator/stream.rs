@@ -1,0 +1,278 @@
+//! Streaming checks: request-body schemas checked while the body is read, with no document
+//! built.
+//!
+//! A schema whose object or array part only uses `properties`, `required`,
+//! `additionalProperties`, `items` and the count keywords gets a function `fn qzN(r, c) -> bool`
+//! that walks the members or items of the value at the reader's position, and calls the
+//! streaming check of each member's schema, or, for a schema without one (strings, numbers,
+//! `oneOf`, …), reads that value whole into a small tape and calls the schema's ordinary
+//! function. The walk only accepts: wherever it returns `false`, the caller parses the body and
+//! runs the ordinary functions, which find and word the error. So a streaming check must never
+//! accept what the ordinary function refuses; it may refuse what that function accepts (at the
+//! cost of a second pass).
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::{Map, Value};
+
+use super::{esc, is_annotation, type_bit, Compiler, Dialect, Job};
+
+/// Keywords a streaming object or array check carries out itself.
+fn is_structural(key: &str, dialect: Dialect) -> bool {
+    match key {
+        "type"
+        | "properties"
+        | "required"
+        | "additionalProperties"
+        | "items"
+        | "minItems"
+        | "maxItems"
+        | "minProperties"
+        | "maxProperties" => true,
+        // Apply to other kinds of value, which the ordinary function checks.
+        "nullable" => dialect == Dialect::Oas30,
+        "format" | "$schema" | "$id" | "$anchor" | "$defs" | "definitions" => true,
+        _ => is_annotation(key),
+    }
+}
+
+fn count(o: &Map<String, Value>, key: &str) -> Option<usize> {
+    o.get(key)
+        .and_then(Value::as_f64)
+        .filter(|f| *f >= 0.0)
+        .map(|f| f as usize)
+}
+
+impl<'r> Compiler<'r> {
+    /// The streaming check of the schema compiled as function `id`, if it can have one.
+    pub fn stream_entry(&mut self, id: usize) -> Option<Ident> {
+        // Annotations (`unevaluated*`) and dynamic scopes need no care here: a schema that uses
+        // them is not walked, and a walked one calls its members' functions as the ordinary
+        // function does (with no annotations to give back).
+        if !self.opts.emit {
+            return None;
+        }
+        let z = self.stream_of(id);
+        self.drain();
+        z.map(|z| self.stream_ident(z))
+    }
+
+    fn stream_ident(&self, z: usize) -> Ident {
+        format_ident!("{}z{}", self.opts.prefix, z)
+    }
+
+    /// The check of the value at the reader's position against schema `id`.
+    fn stream_call(&mut self, id: usize) -> TokenStream {
+        match self.stream_of(id) {
+            Some(z) => {
+                let f = self.stream_ident(z);
+                quote! { #f(r, c) }
+            }
+            None => {
+                let f = self.fn_ident(id);
+                quote! { r.whole(c, #f) }
+            }
+        }
+    }
+
+    fn stream_of(&mut self, id: usize) -> Option<usize> {
+        if let Some(z) = self.streams.get(&id) {
+            return *z;
+        }
+        // Until decided (a cycle of bare references lands here): none.
+        self.streams.insert(id, None);
+        let job = self.jobs.get(id)?;
+        let job = Job {
+            id,
+            value: job.value,
+            resolver: job.resolver.clone(),
+            dialect: job.dialect,
+            location: job.location.clone(),
+        };
+        let Value::Object(o) = job.value else {
+            return None;
+        };
+        // A bare `$ref` (or any `$ref` in draft 4 and OpenAPI 3.0, where it replaces its
+        // siblings) is its target.
+        if let Some(Value::String(r)) = o.get("$ref") {
+            let bare = o.keys().all(|k| k == "$ref" || is_annotation(k));
+            if !(bare || job.dialect.legacy()) {
+                return None;
+            }
+            let target = self.reference(&job, r, "$ref")?;
+            let z = self.stream_of(target);
+            self.streams.insert(id, z);
+            return z;
+        }
+        if !o.keys().all(|k| is_structural(k, job.dialect)) {
+            return None;
+        }
+        let object = o.contains_key("properties") || o.contains_key("additionalProperties");
+        let array = match o.get("items") {
+            Some(Value::Array(_)) => return None,
+            Some(_) => true,
+            None => false,
+        };
+        if !object && !array {
+            return None;
+        }
+        let props = o.get("properties").and_then(Value::as_object);
+        if props.map_or(0, Map::len) > 64 {
+            return None;
+        }
+        // Each required property is one of `properties`, told by its bit.
+        let mut required = 0u64;
+        for name in o
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let at = name
+                .as_str()
+                .and_then(|n| props.and_then(|p| p.keys().position(|k| k == n)))?;
+            required |= 1 << at;
+        }
+        let z = self.stream_fns.len();
+        self.stream_fns.push(TokenStream::new());
+        self.streams.insert(id, Some(z));
+        let mut arms = Vec::new();
+        if object {
+            arms.push(self.stream_object(&job, o, required));
+        }
+        if array {
+            arms.push(self.stream_array(&job, o));
+        }
+        let name = self.stream_ident(z);
+        let f = self.fn_ident(id);
+        self.stream_fns[z] = quote! {
+            #[allow(unused_variables, unused_mut, clippy::all)]
+            pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+                match r.peek() {
+                    #(#arms)*
+                    _ => r.whole(c, #f),
+                }
+            }
+        };
+        Some(z)
+    }
+
+    /// The types the schema allows: 0 when it does not say.
+    fn stream_types(o: &Map<String, Value>) -> u8 {
+        match o.get("type") {
+            Some(Value::String(s)) => type_bit(s),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .fold(0, |m, n| m | type_bit(n)),
+            _ => 0,
+        }
+    }
+
+    fn stream_object(
+        &mut self,
+        job: &Job<'r>,
+        o: &'r Map<String, Value>,
+        required: u64,
+    ) -> TokenStream {
+        let types = Self::stream_types(o);
+        if o.contains_key("type") && types & 64 == 0 {
+            // An object where none is allowed: the ordinary function words it.
+            return quote! { b'{' => false, };
+        }
+        let props = o.get("properties").and_then(Value::as_object);
+        let mut arms = Vec::new();
+        for (bit, (name, s)) in props.into_iter().flatten().enumerate() {
+            let id = self.sub(job, s, &format!("properties/{}", esc(name)));
+            let refused = !self.refused_property(job, s).is_empty();
+            let call = if refused {
+                quote! { false }
+            } else {
+                self.stream_call(id)
+            };
+            let bit = Literal::u64_unsuffixed(1u64 << bit);
+            let key = Literal::byte_string(name.as_bytes());
+            arms.push(quote! { #key => seen & #bit == 0 && { seen |= #bit; #call }, });
+        }
+        let other = match o.get("additionalProperties") {
+            Some(Value::Bool(false)) => quote! { false },
+            None | Some(Value::Bool(true)) => quote! { others.add(key) && r.skip() },
+            Some(s) => {
+                let id = self.sub(job, s, "additionalProperties");
+                let call = self.stream_call(id);
+                quote! { others.add(key) && #call }
+            }
+        };
+        let mut counts = Vec::new();
+        if let Some(n) = count(o, "minProperties") {
+            let n = Literal::usize_unsuffixed(n);
+            counts.push(quote! { && k >= #n });
+        }
+        if let Some(n) = count(o, "maxProperties") {
+            let n = Literal::usize_unsuffixed(n);
+            counts.push(quote! { && k <= #n });
+        }
+        let required = Literal::u64_unsuffixed(required);
+        quote! {
+            b'{' => {
+                if !r.open() { return false; }
+                let mut seen = 0u64;
+                let mut others = rt::v::Names::default();
+                let mut k = 0usize;
+                loop {
+                    let key = match r.member(k) {
+                        rt::v::Step::Member(key) => key,
+                        rt::v::Step::End => break,
+                        rt::v::Step::Stop => return false,
+                    };
+                    k += 1;
+                    let ok = match key {
+                        #(#arms)*
+                        _ => #other,
+                    };
+                    if !ok { return false; }
+                }
+                seen & #required == #required #(#counts)*
+            }
+        }
+    }
+
+    fn stream_array(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
+        let types = Self::stream_types(o);
+        if o.contains_key("type") && types & 32 == 0 {
+            return quote! { b'[' => false, };
+        }
+        let call = match o.get("items") {
+            Some(s) => {
+                let id = self.sub(job, s, "items");
+                self.stream_call(id)
+            }
+            None => quote! { r.skip() },
+        };
+        let mut counts = Vec::new();
+        if let Some(n) = count(o, "minItems") {
+            let n = Literal::usize_unsuffixed(n);
+            counts.push(quote! { && k >= #n });
+        }
+        if let Some(n) = count(o, "maxItems") {
+            let n = Literal::usize_unsuffixed(n);
+            counts.push(quote! { && k <= #n });
+        }
+        quote! {
+            b'[' => {
+                if !r.open() { return false; }
+                let mut k = 0usize;
+                loop {
+                    match r.item(k) {
+                        Some(true) => {}
+                        Some(false) => break,
+                        None => return false,
+                    }
+                    if !#call { return false; }
+                    k += 1;
+                }
+                true #(#counts)*
+            }
+        }
+    }
+}
