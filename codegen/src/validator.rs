@@ -755,36 +755,8 @@ impl<'r> Compiler<'r> {
             let fail = Self::fail_lit(kw, &msg);
             quote! { if !(#test) { #fail } }
         };
-        if legacy {
-            let excl_min = o.get("exclusiveMinimum") == Some(&Value::Bool(true));
-            let excl_max = o.get("exclusiveMaximum") == Some(&Value::Bool(true));
-            if let Some(m) = num("minimum") {
-                checks.push(if excl_min {
-                    bound("exclusiveMinimum", ">", m)
-                } else {
-                    bound("minimum", ">=", m)
-                });
-            }
-            if let Some(m) = num("maximum") {
-                checks.push(if excl_max {
-                    bound("exclusiveMaximum", "<", m)
-                } else {
-                    bound("maximum", "<=", m)
-                });
-            }
-        } else {
-            if let Some(m) = num("minimum") {
-                checks.push(bound("minimum", ">=", m));
-            }
-            if let Some(m) = num("maximum") {
-                checks.push(bound("maximum", "<=", m));
-            }
-            if let Some(m) = num("exclusiveMinimum") {
-                checks.push(bound("exclusiveMinimum", ">", m));
-            }
-            if let Some(m) = num("exclusiveMaximum") {
-                checks.push(bound("exclusiveMaximum", "<", m));
-            }
+        for (kw, op, x) in bounds(o, legacy) {
+            checks.push(bound(kw, op, x));
         }
         if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
             let lit = Literal::f64_unsuffixed(m);
@@ -844,21 +816,7 @@ impl<'r> Compiler<'r> {
         }
         if self.opts.formats {
             if let Some(f) = o.get("format").and_then(Value::as_str) {
-                let func = match f {
-                    "date-time" => Some(quote! { date_time }),
-                    "date" => Some(quote! { date }),
-                    "time" => Some(quote! { time }),
-                    "email" => Some(quote! { email }),
-                    "uuid" => Some(quote! { uuid }),
-                    "uri" => Some(quote! { uri }),
-                    "uri-reference" => Some(quote! { uri_reference }),
-                    "ipv4" => Some(quote! { ipv4 }),
-                    "ipv6" => Some(quote! { ipv6 }),
-                    "hostname" => Some(quote! { hostname }),
-                    "byte" => Some(quote! { byte }),
-                    _ => None,
-                };
-                if let Some(func) = func {
+                if let Some(func) = string_format(f) {
                     let msg = Literal::string(&format!("must be a valid `{f}`"));
                     let fail = Self::fail_lit("format", &msg);
                     text_checks.push(quote! { if !rt::v::format::#func(&s) { #fail } });
@@ -1538,6 +1496,62 @@ fn plural(n: u64) -> &'static str {
     } else {
         "s"
     }
+}
+
+/// The bounds `minimum`, `maximum`, `exclusiveMinimum` and `exclusiveMaximum` set on a number:
+/// keyword, comparison (`x OP bound` must hold) and bound. In draft 4 and OpenAPI 3.0 the
+/// exclusive keywords are booleans that change `minimum` and `maximum`.
+fn bounds(o: &Map<String, Value>, legacy: bool) -> Vec<(&'static str, &'static str, f64)> {
+    let num = |k: &str| o.get(k).and_then(Value::as_f64).filter(|f| f.is_finite());
+    let mut out = Vec::new();
+    if legacy {
+        let excl_min = o.get("exclusiveMinimum") == Some(&Value::Bool(true));
+        let excl_max = o.get("exclusiveMaximum") == Some(&Value::Bool(true));
+        if let Some(m) = num("minimum") {
+            out.push(if excl_min {
+                ("exclusiveMinimum", ">", m)
+            } else {
+                ("minimum", ">=", m)
+            });
+        }
+        if let Some(m) = num("maximum") {
+            out.push(if excl_max {
+                ("exclusiveMaximum", "<", m)
+            } else {
+                ("maximum", "<=", m)
+            });
+        }
+    } else {
+        for (kw, op) in [
+            ("minimum", ">="),
+            ("maximum", "<="),
+            ("exclusiveMinimum", ">"),
+            ("exclusiveMaximum", "<"),
+        ] {
+            if let Some(m) = num(kw) {
+                out.push((kw, op, m));
+            }
+        }
+    }
+    out
+}
+
+/// The runtime function (`rt::v::format::…`) that asserts a string format, if gwgen asserts it.
+fn string_format(name: &str) -> Option<TokenStream> {
+    Some(match name {
+        "date-time" => quote! { date_time },
+        "date" => quote! { date },
+        "time" => quote! { time },
+        "email" => quote! { email },
+        "uuid" => quote! { uuid },
+        "uri" => quote! { uri },
+        "uri-reference" => quote! { uri_reference },
+        "ipv4" => quote! { ipv4 },
+        "ipv6" => quote! { ipv6 },
+        "hostname" => quote! { hostname },
+        "byte" => quote! { byte },
+        _ => return None,
+    })
 }
 
 /// The runtime's type bit (`rt::v::ty`) of a JSON Schema type name; 0 for an unknown one.

@@ -429,21 +429,21 @@ mod schemas {
                             seen & 1 == 0
                                 && {
                                     seen |= 1;
-                                    r.whole(c, q2)
+                                    qz1(r, c)
                                 }
                         }
                         b"name" => {
                             seen & 2 == 0
                                 && {
                                     seen |= 2;
-                                    r.whole(c, q3)
+                                    qz2(r, c)
                                 }
                         }
                         b"tag" => {
                             seen & 4 == 0
                                 && {
                                     seen |= 4;
-                                    r.whole(c, q4)
+                                    qz3(r, c)
                                 }
                         }
                         _ => others.add(key) && r.skip(),
@@ -455,6 +455,41 @@ mod schemas {
                 seen & 3 == 3
             }
             _ => r.whole(c, q1),
+        }
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn qz1(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+        match r.peek() {
+            b'"' => false,
+            b'-' | b'0'..=b'9' => {
+                match r.number() {
+                    Some((x, whole)) => whole && rt::v::format::int64(x),
+                    None => false,
+                }
+            }
+            b't' | b'f' => false,
+            b'n' => false,
+            _ => r.whole(c, q2),
+        }
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn qz2(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+        match r.peek() {
+            b'"' => r.skip(),
+            b'-' | b'0'..=b'9' => false,
+            b't' | b'f' => false,
+            b'n' => false,
+            _ => r.whole(c, q3),
+        }
+    }
+    #[allow(unused_variables, unused_mut, clippy::all)]
+    pub(crate) fn qz3(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+        match r.peek() {
+            b'"' => r.skip(),
+            b'-' | b'0'..=b'9' => false,
+            b't' | b'f' => false,
+            b'n' => r.skip(),
+            _ => r.whole(c, q4),
         }
     }
 }

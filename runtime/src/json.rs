@@ -259,16 +259,11 @@ impl<'a> Doc<'a> {
         if n.kind != Kind::Str {
             return 0;
         }
-        let raw = &self.src.as_bytes()[n.a as usize..n.b as usize];
+        let raw = &self.src[n.a as usize..n.b as usize];
         if n.flag {
-            unescape(&self.src[n.a as usize..n.b as usize])
-                .chars()
-                .count()
-        } else if raw.is_ascii() {
-            // A word at a time in the standard library; most strings are ASCII.
-            raw.len()
+            unescape(raw).chars().count()
         } else {
-            raw.iter().filter(|&&b| (b as i8) >= -0x40).count()
+            chars(raw)
         }
     }
 
@@ -711,6 +706,7 @@ impl Parser<'_> {
 /// accepts no document the parser refuses.
 #[derive(Debug)]
 pub struct Stream<'a> {
+    text: &'a str,
     s: &'a [u8],
     i: usize,
     /// Containers open.
@@ -739,6 +735,7 @@ impl<'a> Stream<'a> {
     pub fn new(text: &'a str, max_depth: usize, max_values: usize) -> Stream<'a> {
         let s = text.as_bytes();
         Stream {
+            text,
             s,
             // A text too large to index is left to the parser, which refuses it.
             i: if s.len() >= u32::MAX as usize / 2 {
@@ -771,6 +768,38 @@ impl<'a> Stream<'a> {
         check: crate::validate::input::SchemaFn,
     ) -> bool {
         self.read_whole() && check(&self.whole, 0, c, None)
+    }
+
+    /// Reads the string that is next (as [`Stream::peek`] showed), decoded.
+    #[inline]
+    pub fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.values >= self.max_values {
+            return None;
+        }
+        let nodes = &mut self.whole.nodes;
+        nodes.clear();
+        self.i = string(self.s, self.i, nodes).ok()?;
+        self.values += 1;
+        let n = nodes[0];
+        let raw = self.text.get(n.a as usize..n.b as usize)?;
+        Some(if n.flag {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+
+    /// Reads the number that is next (as [`Stream::peek`] showed): its value, and whether it is
+    /// a whole number (as [`Doc::as_f64`] and [`Doc::is_integer`] read it).
+    #[inline]
+    pub fn number(&mut self) -> Option<(f64, bool)> {
+        if self.values >= self.max_values {
+            return None;
+        }
+        self.whole.nodes.clear();
+        self.i = number(self.s, self.i, &mut self.whole.nodes).ok()?;
+        self.values += 1;
+        Some((self.whole.as_f64(0)?, self.whole.is_integer(0)))
     }
 
     /// Reads the next value whole, unchecked (a member any value may have).
@@ -902,6 +931,17 @@ impl<'a> Stream<'a> {
     /// Whether the text ends after the value read (whitespace aside).
     pub fn finish(&self) -> bool {
         self.depth == 0 && ws(self.s, self.i) == self.s.len()
+    }
+}
+
+/// The length of `s` in Unicode code points.
+#[inline]
+pub fn chars(s: &str) -> usize {
+    if s.is_ascii() {
+        // A word at a time in the standard library; most strings are ASCII.
+        s.len()
+    } else {
+        s.bytes().filter(|&b| (b as i8) >= -0x40).count()
     }
 }
 

@@ -36,6 +36,17 @@ fn is_structural(key: &str, dialect: Dialect) -> bool {
     }
 }
 
+/// Keywords a streaming check of a string, number, boolean or null carries out itself.
+fn is_leaf(key: &str, dialect: Dialect) -> bool {
+    match key {
+        "type" | "enum" | "minLength" | "maxLength" | "pattern" | "format" | "minimum"
+        | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => true,
+        "nullable" => dialect == Dialect::Oas30,
+        "$schema" | "$id" | "$anchor" | "$defs" | "definitions" => true,
+        _ => is_annotation(key),
+    }
+}
+
 fn count(o: &Map<String, Value>, key: &str) -> Option<usize> {
     o.get(key)
         .and_then(Value::as_f64)
@@ -104,6 +115,9 @@ impl<'r> Compiler<'r> {
             self.streams.insert(id, z);
             return z;
         }
+        if o.keys().all(|k| is_leaf(k, job.dialect)) {
+            return self.stream_leaf(&job, o);
+        }
         if !o.keys().all(|k| is_structural(k, job.dialect)) {
             return None;
         }
@@ -154,6 +168,123 @@ impl<'r> Compiler<'r> {
                 }
             }
         };
+        Some(z)
+    }
+
+    /// The check of a schema for strings, numbers, booleans and null, made of the keywords
+    /// [`is_leaf`] names, as the ordinary function makes them (`generic_checks`,
+    /// `number_checks`, `string_checks`). An object or array is read whole.
+    fn stream_leaf(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> Option<usize> {
+        let id = job.id;
+        let typed = o.contains_key("type");
+        let mut types = Self::stream_types(o);
+        let nullable =
+            job.dialect == Dialect::Oas30 && o.get("nullable") == Some(&Value::Bool(true));
+        if nullable {
+            types |= 1;
+        }
+        let allows = |bit: u8| !typed || types & bit != 0;
+        let strings: Option<Vec<Literal>> = match o.get("enum") {
+            None => None,
+            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(Literal::string)
+                    .collect(),
+            ),
+            Some(_) => return None,
+        };
+        let mut text = Vec::new();
+        if let Some(lits) = &strings {
+            text.push(quote! { matches!(s.as_ref(), #(#lits)|*) });
+        }
+        let min_len = count(o, "minLength").map(Literal::usize_unsuffixed);
+        let max_len = count(o, "maxLength").map(Literal::usize_unsuffixed);
+        if min_len.is_some() || max_len.is_some() {
+            let min = min_len.map(|n| quote! { && n >= #n });
+            let max = max_len.map(|n| quote! { && n <= #n });
+            text.push(quote! { ({ let n = rt::v::chars(&s); true #min #max }) });
+        }
+        if let Some(Value::String(p)) = o.get("pattern") {
+            let loc = format!("{}/pattern", job.location);
+            let re = self.pattern(&loc, p)?;
+            text.push(quote! { #re.is_match(&s) });
+        }
+        let format = o
+            .get("format")
+            .and_then(Value::as_str)
+            .filter(|_| self.opts.formats);
+        if let Some(f) = format.and_then(super::string_format) {
+            text.push(quote! { rt::v::format::#f(&s) });
+        }
+        let string_arm = if !allows(16) {
+            quote! { false }
+        } else if text.is_empty() {
+            quote! { r.skip() }
+        } else {
+            quote! {
+                match r.string() {
+                    Some(s) => #(#text)&&*,
+                    None => false,
+                }
+            }
+        };
+        let mut number = Vec::new();
+        if !allows(8) {
+            number.push(quote! { whole });
+        }
+        for (_, op, x) in super::bounds(o, job.dialect.legacy()) {
+            let x = Literal::f64_unsuffixed(x);
+            number.push(match op {
+                ">=" => quote! { x >= #x },
+                ">" => quote! { x > #x },
+                "<=" => quote! { x <= #x },
+                _ => quote! { x < #x },
+            });
+        }
+        match format {
+            Some("int32") => number.push(quote! { rt::v::format::int32(x) }),
+            Some("int64") => number.push(quote! { rt::v::format::int64(x) }),
+            _ => {}
+        }
+        let number_arm = if !allows(4 | 8) || strings.is_some() {
+            quote! { false }
+        } else if number.is_empty() {
+            quote! { r.skip() }
+        } else {
+            quote! {
+                match r.number() {
+                    Some((x, whole)) => #(#number)&&*,
+                    None => false,
+                }
+            }
+        };
+        let bool_arm = if allows(2) && strings.is_none() {
+            quote! { r.skip() }
+        } else {
+            quote! { false }
+        };
+        let null_arm = if allows(1) && (strings.is_none() || nullable) {
+            quote! { r.skip() }
+        } else {
+            quote! { false }
+        };
+        let z = self.stream_fns.len();
+        self.streams.insert(id, Some(z));
+        let name = self.stream_ident(z);
+        let f = self.fn_ident(id);
+        self.stream_fns.push(quote! {
+            #[allow(unused_variables, unused_mut, clippy::all)]
+            pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+                match r.peek() {
+                    b'"' => #string_arm,
+                    b'-' | b'0'..=b'9' => #number_arm,
+                    b't' | b'f' => #bool_arm,
+                    b'n' => #null_arm,
+                    _ => r.whole(c, #f),
+                }
+            }
+        });
         Some(z)
     }
 

@@ -93,7 +93,7 @@ static DOT_ATOM: [bool; 256] = crate::path::byte_class(0x21, 0x7e, b"()<>[]:;@\\
 
 /// `email`: a dot-atom or quoted local part, `@`, and a hostname or an address literal.
 pub fn email(s: &str) -> bool {
-    let Some(at) = s.rfind('@') else {
+    let Some(at) = s.bytes().rposition(|c| c == b'@') else {
         return false;
     };
     let (local, domain) = (&s[..at], &s[at + 1..]);
@@ -105,10 +105,13 @@ pub fn email(s: &str) -> bool {
     } else {
         // A dot-atom: `atext` runs joined by single dots.
         let b = local.as_bytes();
-        b[0] != b'.'
-            && b[b.len() - 1] != b'.'
-            && b.iter().all(|&c| DOT_ATOM[usize::from(c)])
-            && !b.windows(2).any(|w| w == b"..")
+        let mut prev = b'.';
+        b[b.len() - 1] != b'.'
+            && b.iter().all(|&c| {
+                let ok = DOT_ATOM[usize::from(c)] && !(c == b'.' && prev == b'.');
+                prev = c;
+                ok
+            })
     };
     if !local_ok {
         return false;
@@ -155,16 +158,18 @@ pub fn hostname(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
     !s.is_empty()
         && s.len() <= 253
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
+        && s.as_bytes().split(|&c| c == b'.').all(|b| {
             !b.is_empty()
                 && b.len() <= 63
                 && b[0] != b'-'
                 && b[b.len() - 1] != b'-'
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-                && !(b.len() >= 4 && b[2] == b'-' && b[3] == b'-' && !label.starts_with("xn--"))
+                && b.iter().all(|&c| LDH[usize::from(c)])
+                && !(b.len() >= 4 && b[2] == b'-' && b[3] == b'-' && !b.starts_with(b"xn--"))
         })
 }
+
+/// Letters, digits and hyphens: the bytes of a hostname's label.
+static LDH: [bool; 256] = crate::path::byte_class(b'-', b'z', b"./:;<=>?@[\\]^_`");
 
 /// `uri`: an absolute URI (RFC 3986): a scheme, then characters a URI may hold.
 pub fn uri(s: &str) -> bool {
@@ -267,6 +272,27 @@ mod tests {
             assert!(!email(bad), "{bad}");
         }
         assert!(email("a.b.c@x.com") && email("\"a b\"@x.com"));
+    }
+
+    #[test]
+    fn a_hostname_label_takes_letters_digits_and_inner_hyphens() {
+        for b in 0u8..=255 {
+            let c = b as char;
+            let want = c.is_ascii_alphanumeric() || c == '-' || c == '.';
+            assert_eq!(hostname(&format!("a{c}b.example")), want, "{b:#04x}");
+            assert_eq!(email(&format!("x@a{c}b.example")), want, "{b:#04x}");
+        }
+        for bad in [
+            "a..b",
+            ".a",
+            "a-.b",
+            "ab--cd.com",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
+            assert!(!hostname(bad), "{bad}");
+        }
+        assert!(hostname("xn--bcher-kva.example") && hostname("example.com."));
+        assert!(!email("a@b@example.com") && email("\"a@b\"@example.com"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-pub use crate::json::{Doc, Kind, Names, Step, Stream};
+pub use crate::json::{chars, Doc, Kind, Names, Step, Stream};
 
 /// Stop collecting after this many violations (a hostile body cannot make the answer huge).
 pub const MAX_VIOLATIONS: usize = 100;
