@@ -295,15 +295,15 @@ impl Credentials<'_> {
     /// The bearer token of `Authorization`, if any.
     #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     fn bearer(&self) -> Option<&str> {
-        let v = self
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())?;
-        let (scheme, token) = v.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty())
+        let v = self.headers.get(http::header::AUTHORIZATION)?.as_bytes();
+        // The token (a long JWT) is read once, as UTF-8; one with bytes other than visible
+        // ASCII is no JWT and fails verification like any other bad token.
+        let (scheme, token) = v.split_at(v.iter().position(|&b| b == b' ')?);
+        if !scheme.eq_ignore_ascii_case(b"bearer") {
+            return None;
+        }
+        let token = std::str::from_utf8(token).ok()?.trim();
+        (!token.is_empty()).then_some(token)
     }
 }
 
