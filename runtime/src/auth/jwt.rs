@@ -19,6 +19,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::JwtDef;
+use crate::percore::{Padded, SLOTS};
 use crate::stage::{Stage, StartError};
 
 /// The shortest time between two fetches of a JWKS.
@@ -39,10 +40,11 @@ pub struct Verifier {
     remote: Option<Remote>,
     /// Tokens whose signature was checked in the last [`VERIFIED_TTL`] (or `jwks_refresh`, if
     /// shorter), by their text (as Envoy's `jwt_cache`): a token seen again skips the signature
-    /// check, not the clock checks. Cleared when a refresh changes the keys. Sharded by the
-    /// token's last character (its signature's), so cores verifying different tokens rarely
-    /// take the same lock.
-    verified: [std::sync::Mutex<Verified>; VERIFIED_SHARDS],
+    /// check, not the clock checks. Cleared when a refresh changes the keys. One part for each
+    /// thread slot ([`crate::percore::slot`]), each on a cache line of its own: a thread looks
+    /// only in its own, so cores serving the same token never take the same lock (each verifies
+    /// it once).
+    verified: [Padded<std::sync::Mutex<Verified>>; SLOTS],
     /// How long a remembered token is trusted, in milliseconds.
     verified_ttl_ms: u64,
 }
@@ -57,11 +59,8 @@ type Verified =
 /// tokens at most this long after.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
-/// Most tokens remembered in one shard; the shard is cleared when it is full.
-const VERIFIED_MAX: usize = 4096 / VERIFIED_SHARDS;
-
-/// Shards of the remembered tokens.
-const VERIFIED_SHARDS: usize = 16;
+/// Most tokens remembered by one thread slot; its part is cleared when it is full.
+const VERIFIED_MAX: usize = 1024;
 
 struct Remote {
     /// `jwks_uri`, or the discovery URL that names it.
@@ -186,7 +185,7 @@ impl Verifier {
             secret,
             inline,
             remote,
-            verified: std::array::from_fn(|_| std::sync::Mutex::new(Verified::default())),
+            verified: std::array::from_fn(|_| Padded(std::sync::Mutex::new(Verified::default()))),
             verified_ttl_ms: VERIFIED_TTL.min(refresh).as_millis() as u64,
         })
     }
@@ -239,7 +238,7 @@ impl Verifier {
             return Ok(claims);
         }
         let claims = Arc::new(self.check_signature(token).await?);
-        let mut verified = self.shard(token).lock().unwrap_or_else(|e| e.into_inner());
+        let mut verified = self.own().lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() >= VERIFIED_MAX {
             verified.clear();
         }
@@ -247,16 +246,15 @@ impl Verifier {
         Ok(claims)
     }
 
-    /// The shard of the remembered tokens `token` belongs in.
-    fn shard(&self, token: &str) -> &std::sync::Mutex<Verified> {
-        let last = token.as_bytes().last().copied().unwrap_or(0);
-        &self.verified[usize::from(last) % VERIFIED_SHARDS]
+    /// The calling thread's part of the remembered tokens.
+    fn own(&self) -> &std::sync::Mutex<Verified> {
+        &self.verified[crate::percore::slot()]
     }
 
     /// A token verified in the last [`VERIFIED_TTL`] whose `exp` and `nbf` still hold now.
     fn recall(&self, token: &str) -> Option<Arc<serde_json::Value>> {
         let claims = {
-            let verified = self.shard(token).lock().unwrap_or_else(|e| e.into_inner());
+            let verified = self.own().lock().unwrap_or_else(|e| e.into_inner());
             let (claims, at) = verified.get(token)?;
             let age = crate::deadline::coarse_ms().saturating_sub(*at);
             (age < self.verified_ttl_ms).then(|| claims.clone())?
