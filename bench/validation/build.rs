@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=GWGEN_CORPUS");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec_path)?)?;
-    let schema = spec.pointer(POINTER).ok_or("the check-runs schema moved")?.clone();
+    let schema = spec
+        .pointer(POINTER)
+        .ok_or("the check-runs schema moved")?
+        .clone();
     let docs = vec![(URI.to_string(), spec)];
     let reg = registry(&docs, Dialect::Oas30)?;
     let mut compiler = Compiler::new(
@@ -38,14 +41,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .entry(&format!("{URI}#{pointer}"))
         .map_err(|e| e.message)?;
     let entry = compiler.fn_ident(id);
+    let stream = compiler
+        .stream_entry(id)
+        .ok_or("the check-runs schema has no streaming check")?;
     let (tokens, errors, _) = compiler.finish();
     if let Some(e) = errors.first() {
         return Err(e.message.clone().into());
     }
     std::fs::write(
         out.join("check_runs.rs"),
-        format!("{tokens}\npub(crate) use self::{entry} as check_run;\n"),
+        format!("{tokens}\npub(crate) use self::{entry} as check_run;\npub(crate) use self::{stream} as check_run_stream;\n"),
     )?;
-    std::fs::write(out.join("check_runs.schema.json"), serde_json::to_vec(&schema)?)?;
+    std::fs::write(
+        out.join("check_runs.schema.json"),
+        serde_json::to_vec(&schema)?,
+    )?;
     Ok(())
 }

@@ -92,7 +92,8 @@ pub fn query(data: &[u8]) {
 
 /// The JSON tape: whatever `serde_json` accepts (within the depth limit) the tape accepts, but
 /// for objects that repeat a member name, which the gateway refuses on purpose (which copy
-/// would the upstream read?); a parsed document can be walked, compared and hashed.
+/// would the upstream read?); a parsed document can be walked, compared and hashed; the
+/// streaming reader accepts only what the tape accepts.
 pub fn json(data: &[u8]) {
     let ours = crate::json::Doc::parse(data);
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
@@ -108,6 +109,18 @@ pub fn json(data: &[u8]) {
         assert!(doc.equal(0, &doc, 0));
         let _ = doc.hash(0);
         let _ = crate::validate::unique_items(&doc, 0);
+    }
+    // The streaming reader accepts nothing the parser refuses, limits included.
+    if let Ok(text) = std::str::from_utf8(data) {
+        for (depth, values) in [(crate::json::MAX_DEPTH, usize::MAX), (8, 64)] {
+            let mut r = crate::json::Stream::new(text, depth, values);
+            if crate::json::walk(&mut r) && r.finish() {
+                assert!(
+                    crate::json::Doc::parse_with_limits(data, depth, values).is_ok(),
+                    "the stream accepts what the parser refuses"
+                );
+            }
+        }
     }
     let _ = crate::json::Doc::parse_with_limits(data, 8, 64);
 }

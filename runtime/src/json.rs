@@ -1322,6 +1322,48 @@ fn escape_into(s: &str, mut emit: impl FnMut(&str)) {
     }
 }
 
+/// Walks the value at the reader's position as a generated streaming check does: objects and
+/// arrays member by member, strings and numbers read as values, anything else read whole (for
+/// the tests and the fuzz target, which compare what it accepts with what the parser does).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn walk(r: &mut Stream<'_>) -> bool {
+    match r.peek() {
+        b'{' => {
+            if !r.open() {
+                return false;
+            }
+            let mut names = Names::default();
+            let mut k = 0;
+            loop {
+                match r.member(k) {
+                    Step::Member(name) => {
+                        if !names.add(name) || !walk(r) {
+                            return false;
+                        }
+                    }
+                    Step::End => return true,
+                    Step::Stop => return false,
+                }
+                k += 1;
+            }
+        }
+        b'[' => {
+            if !r.open() {
+                return false;
+            }
+            let mut k = 0;
+            loop {
+                match r.item(k) {
+                    Some(true) if walk(r) => k += 1,
+                    Some(true) | None => return false,
+                    Some(false) => return true,
+                }
+            }
+        }
+        _ => r.skip(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1593,46 +1635,6 @@ mod tests {
                 x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| same(p, q)))
             }
             _ => a == b,
-        }
-    }
-
-    /// Walks the value at the reader's position as a generated streaming check does: objects and
-    /// arrays member by member, anything else read whole.
-    fn walk(r: &mut Stream<'_>) -> bool {
-        match r.peek() {
-            b'{' => {
-                if !r.open() {
-                    return false;
-                }
-                let mut names = Names::default();
-                let mut k = 0;
-                loop {
-                    match r.member(k) {
-                        Step::Member(name) => {
-                            if !names.add(name) || !walk(r) {
-                                return false;
-                            }
-                        }
-                        Step::End => return true,
-                        Step::Stop => return false,
-                    }
-                    k += 1;
-                }
-            }
-            b'[' => {
-                if !r.open() {
-                    return false;
-                }
-                let mut k = 0;
-                loop {
-                    match r.item(k) {
-                        Some(true) if walk(r) => k += 1,
-                        Some(true) | None => return false,
-                        Some(false) => return true,
-                    }
-                }
-            }
-            _ => r.skip(),
         }
     }
 

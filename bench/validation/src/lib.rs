@@ -25,6 +25,17 @@ pub fn gwgen_validate(body: &[u8]) -> bool {
     }
 }
 
+/// Checks as the gateway checks a body first: in one pass as it is read, no document built
+/// (a body this refuses is then parsed and checked by [`gwgen_validate`]).
+pub fn gwgen_stream(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    let mut r = rt::v::Stream::new(text, 128, usize::MAX);
+    let mut ctx = rt::v::Ctx::new();
+    ctx.quietly(|c| compiled::check_run_stream(&mut r, c)) && r.finish()
+}
+
 /// A realistic, valid check-run body with `annotations` annotations.
 pub fn body(annotations: usize) -> Vec<u8> {
     let list: Vec<serde_json::Value> = (0..annotations)
