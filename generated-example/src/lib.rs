@@ -407,7 +407,7 @@ mod schemas {
         }
         ok
     }
-    #[allow(unused_variables, unused_mut, clippy::all)]
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
     pub(crate) fn qz0(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'{' => {
@@ -457,7 +457,7 @@ mod schemas {
             _ => r.whole(c, q1),
         }
     }
-    #[allow(unused_variables, unused_mut, clippy::all)]
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
     pub(crate) fn qz1(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => false,
@@ -472,7 +472,7 @@ mod schemas {
             _ => r.whole(c, q2),
         }
     }
-    #[allow(unused_variables, unused_mut, clippy::all)]
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
     pub(crate) fn qz2(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => r.skip(),
@@ -482,7 +482,7 @@ mod schemas {
             _ => r.whole(c, q3),
         }
     }
-    #[allow(unused_variables, unused_mut, clippy::all)]
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
     pub(crate) fn qz3(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => r.skip(),

@@ -160,7 +160,7 @@ impl<'r> Compiler<'r> {
         let name = self.stream_ident(z);
         let f = self.fn_ident(id);
         self.stream_fns[z] = quote! {
-            #[allow(unused_variables, unused_mut, clippy::all)]
+            #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
             pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
                 match r.peek() {
                     #(#arms)*
@@ -274,7 +274,7 @@ impl<'r> Compiler<'r> {
         let name = self.stream_ident(z);
         let f = self.fn_ident(id);
         self.stream_fns.push(quote! {
-            #[allow(unused_variables, unused_mut, clippy::all)]
+            #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
             pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
                 match r.peek() {
                     b'"' => #string_arm,
