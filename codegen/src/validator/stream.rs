@@ -36,6 +36,16 @@ fn is_structural(key: &str, dialect: Dialect) -> bool {
     }
 }
 
+/// `&& k >= MIN && k <= MAX`, for the count keywords `min` and `max` the schema sets (`k` is the
+/// number of members or items read).
+fn count_checks(o: &Map<String, Value>, min: &str, max: &str) -> Vec<TokenStream> {
+    let min = count(o, min).map(Literal::usize_unsuffixed);
+    let max = count(o, max).map(Literal::usize_unsuffixed);
+    let min = min.map(|n| quote! { && k >= #n });
+    let max = max.map(|n| quote! { && k <= #n });
+    min.into_iter().chain(max).collect()
+}
+
 /// Keywords a streaming check of a string, number, boolean or null carries out itself.
 fn is_leaf(key: &str, dialect: Dialect) -> bool {
     match key {
@@ -334,15 +344,7 @@ impl<'r> Compiler<'r> {
                 quote! { others.add(key) && #call }
             }
         };
-        let mut counts = Vec::new();
-        if let Some(n) = count(o, "minProperties") {
-            let n = Literal::usize_unsuffixed(n);
-            counts.push(quote! { && k >= #n });
-        }
-        if let Some(n) = count(o, "maxProperties") {
-            let n = Literal::usize_unsuffixed(n);
-            counts.push(quote! { && k <= #n });
-        }
+        let counts = count_checks(o, "minProperties", "maxProperties");
         let required = Literal::u64_unsuffixed(required);
         quote! {
             b'{' => {
@@ -380,15 +382,7 @@ impl<'r> Compiler<'r> {
             }
             None => quote! { r.skip() },
         };
-        let mut counts = Vec::new();
-        if let Some(n) = count(o, "minItems") {
-            let n = Literal::usize_unsuffixed(n);
-            counts.push(quote! { && k >= #n });
-        }
-        if let Some(n) = count(o, "maxItems") {
-            let n = Literal::usize_unsuffixed(n);
-            counts.push(quote! { && k <= #n });
-        }
+        let counts = count_checks(o, "minItems", "maxItems");
         quote! {
             b'[' => {
                 if !r.open() { return false; }
