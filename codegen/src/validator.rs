@@ -685,13 +685,8 @@ impl<'r> Compiler<'r> {
         let mut out = Vec::new();
         let nullable =
             job.dialect == Dialect::Oas30 && o.get("nullable") == Some(&Value::Bool(true));
-        if let Some(t) = o.get("type") {
-            let names: Vec<&str> = match t {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                _ => vec![],
-            };
-            let mut mask = names.iter().fold(0u8, |m, n| m | type_bit(n));
+        if o.contains_key("type") {
+            let mut mask = type_mask(o);
             if nullable {
                 mask |= 1;
             }
@@ -1552,6 +1547,19 @@ fn string_format(name: &str) -> Option<TokenStream> {
         "byte" => quote! { byte },
         _ => return None,
     })
+}
+
+/// The runtime's type bits of a schema's `type` (one name or a list; unknown names add none):
+/// 0 when it has none.
+fn type_mask(o: &Map<String, Value>) -> u8 {
+    match o.get("type") {
+        Some(Value::String(s)) => type_bit(s),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .fold(0, |m, n| m | type_bit(n)),
+        _ => 0,
+    }
 }
 
 /// The runtime's type bit (`rt::v::ty`) of a JSON Schema type name; 0 for an unknown one.

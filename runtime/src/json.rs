@@ -706,7 +706,6 @@ impl Parser<'_> {
 /// accepts no document the parser refuses.
 #[derive(Debug)]
 pub struct Stream<'a> {
-    text: &'a str,
     s: &'a [u8],
     i: usize,
     /// Containers open.
@@ -735,7 +734,6 @@ impl<'a> Stream<'a> {
     pub fn new(text: &'a str, max_depth: usize, max_values: usize) -> Stream<'a> {
         let s = text.as_bytes();
         Stream {
-            text,
             s,
             // A text too large to index is left to the parser, which refuses it.
             i: if s.len() >= u32::MAX as usize / 2 {
@@ -772,21 +770,14 @@ impl<'a> Stream<'a> {
 
     /// Reads the string that is next (as [`Stream::peek`] showed), decoded.
     #[inline]
-    pub fn string(&mut self) -> Option<Cow<'a, str>> {
+    pub fn string(&mut self) -> Option<Cow<'_, str>> {
         if self.values >= self.max_values {
             return None;
         }
-        let nodes = &mut self.whole.nodes;
-        nodes.clear();
-        self.i = string(self.s, self.i, nodes).ok()?;
+        self.whole.nodes.clear();
+        self.i = string(self.s, self.i, &mut self.whole.nodes).ok()?;
         self.values += 1;
-        let n = nodes[0];
-        let raw = self.text.get(n.a as usize..n.b as usize)?;
-        Some(if n.flag {
-            Cow::Owned(unescape(raw))
-        } else {
-            Cow::Borrowed(raw)
-        })
+        self.whole.as_str(0)
     }
 
     /// Reads the number that is next (as [`Stream::peek`] showed): its value, and whether it is

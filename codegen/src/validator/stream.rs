@@ -15,7 +15,18 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 use serde_json::{Map, Value};
 
-use super::{esc, is_annotation, type_bit, Compiler, Dialect, Job};
+use super::{esc, is_annotation, type_mask, Compiler, Dialect, Job};
+
+/// Keywords that change nothing a streaming check decides: annotations, resource keywords
+/// (their effect on references is resolved at generation time) and OpenAPI 3.0's `nullable`
+/// (folded into the type bits where it matters).
+fn is_neutral(key: &str, dialect: Dialect) -> bool {
+    match key {
+        "nullable" => dialect == Dialect::Oas30,
+        "$schema" | "$id" | "$anchor" | "$defs" | "definitions" => true,
+        _ => is_annotation(key),
+    }
+}
 
 /// Keywords a streaming object or array check carries out itself.
 fn is_structural(key: &str, dialect: Dialect) -> bool {
@@ -29,10 +40,9 @@ fn is_structural(key: &str, dialect: Dialect) -> bool {
         | "maxItems"
         | "minProperties"
         | "maxProperties" => true,
-        // Apply to other kinds of value, which the ordinary function checks.
-        "nullable" => dialect == Dialect::Oas30,
-        "format" | "$schema" | "$id" | "$anchor" | "$defs" | "definitions" => true,
-        _ => is_annotation(key),
+        // Applies to strings and numbers, which the ordinary function checks.
+        "format" => true,
+        _ => is_neutral(key, dialect),
     }
 }
 
@@ -51,9 +61,7 @@ fn is_leaf(key: &str, dialect: Dialect) -> bool {
     match key {
         "type" | "enum" | "minLength" | "maxLength" | "pattern" | "format" | "minimum"
         | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => true,
-        "nullable" => dialect == Dialect::Oas30,
-        "$schema" | "$id" | "$anchor" | "$defs" | "definitions" => true,
-        _ => is_annotation(key),
+        _ => is_neutral(key, dialect),
     }
 }
 
@@ -187,7 +195,7 @@ impl<'r> Compiler<'r> {
     fn stream_leaf(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> Option<usize> {
         let id = job.id;
         let typed = o.contains_key("type");
-        let mut types = Self::stream_types(o);
+        let mut types = type_mask(o);
         let nullable =
             job.dialect == Dialect::Oas30 && o.get("nullable") == Some(&Value::Bool(true));
         if nullable {
@@ -298,25 +306,13 @@ impl<'r> Compiler<'r> {
         Some(z)
     }
 
-    /// The types the schema allows: 0 when it does not say.
-    fn stream_types(o: &Map<String, Value>) -> u8 {
-        match o.get("type") {
-            Some(Value::String(s)) => type_bit(s),
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .fold(0, |m, n| m | type_bit(n)),
-            _ => 0,
-        }
-    }
-
     fn stream_object(
         &mut self,
         job: &Job<'r>,
         o: &'r Map<String, Value>,
         required: u64,
     ) -> TokenStream {
-        let types = Self::stream_types(o);
+        let types = type_mask(o);
         if o.contains_key("type") && types & 64 == 0 {
             // An object where none is allowed: the ordinary function words it.
             return quote! { b'{' => false, };
@@ -371,7 +367,7 @@ impl<'r> Compiler<'r> {
     }
 
     fn stream_array(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> TokenStream {
-        let types = Self::stream_types(o);
+        let types = type_mask(o);
         if o.contains_key("type") && types & 32 == 0 {
             return quote! { b'[' => false, };
         }

@@ -449,3 +449,59 @@ async fn get_json(client: &Client, url: &str) -> Result<serde_json::Value, Strin
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| format!("`{url}` is not JSON: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn each_thread_remembers_the_tokens_it_verified() {
+        let def = JwtDef {
+            issuer: None,
+            audience: &[],
+            jwks_uri: None,
+            discovery: None,
+            keys: None,
+            secret: Some("a test secret of thirty-two bytes!"),
+            algorithms: &["HS256"],
+            leeway: 0,
+            jwks_refresh_ms: 600_000,
+            plan: None,
+            token_source: None,
+        };
+        let verifier = Verifier::new(&def, &Stage::new("test", &[]), "jwt").expect("verifier");
+        let exp = crate::deadline::coarse_unix_secs() + 3600;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({ "sub": "ada", "exp": exp }),
+            &jsonwebtoken::EncodingKey::from_secret(b"a test secret of thirty-two bytes!"),
+        )
+        .expect("token");
+        assert!(verifier.recall(&token).is_none());
+        block_on(verifier.verify(&token)).expect("verifies");
+        assert!(
+            verifier.recall(&token).is_some(),
+            "the verifying thread remembers it"
+        );
+        // Another thread, on another slot, has its own memory: it never takes this one's lock.
+        let own = crate::percore::slot();
+        std::thread::scope(|s| loop {
+            let (slot, remembered) = s
+                .spawn(|| (crate::percore::slot(), verifier.recall(&token).is_some()))
+                .join()
+                .expect("thread");
+            if slot != own {
+                assert!(!remembered, "slot {slot} saw slot {own}'s memory");
+                break;
+            }
+        });
+    }
+}
