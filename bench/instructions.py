@@ -7,8 +7,9 @@ Usage: python3 bench/instructions.py [--only cfd] [--seconds 5]
 Needs valgrind, wrk, nginx and openssl (Debian: `apt-get install valgrind wrk nginx-light openssl`).
 
 For each route, (c) GET /plain, (f) the GET with validated path and query parameters, (d) the POST
-with a JWT, a throttle and a validated body, (h) the plain route with header transforms (the
-targets of `bench/proxy_vs_nginx.py`; `--only` picks them, default `cfd`):
+with a JWT, a throttle and a validated body, (h) the plain route with header transforms, (i) the
+POST of (d) proxied unchecked (the targets of `bench/proxy_vs_nginx.py`; `--only` picks them,
+default `cfd`):
 
 1. starts the upstream nginx, a JWKS server, and the gateway with one serving thread
    (`GWGEN_RUNTIME=current_thread`) under `valgrind --tool=callgrind`;
@@ -36,7 +37,8 @@ from proxy_vs_nginx import CHECKED, make_token, order_body  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = {"c": ("plain proxy route", "/plain"), "f": ("validated path + query GET", CHECKED),
           "d": ("JWT + throttle + validation", "/orders"),
-          "h": ("plain route with header transforms", "/plain-transformed")}
+          "h": ("plain route with header transforms", "/plain-transformed"),
+          "i": ("the POST of (d) unchecked", "/orders-plain")}
 
 
 def total(out, inclusive_of=None):
@@ -95,7 +97,7 @@ def main():
                                       stderr=subprocess.STDOUT)
             try:
                 wait_port(port, gw)
-                script = ["-s", post] if key == "d" else []
+                script = ["-s", post] if key in "di" else []
                 url = f"http://127.0.0.1:{port}{path}"
                 for seconds in (1, args.seconds):
                     subprocess.run(["wrk", "-t1", "-c4", f"-d{seconds}s", *script, url], check=True,

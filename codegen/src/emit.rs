@@ -2062,11 +2062,18 @@ fn validation_tokens(
             let shape = shape_tokens(&p.shape);
             let schema = schema_fn(&p.schema);
             let index = Literal::usize_unsuffixed(p.index);
+            let quick = match &p.quick {
+                Some(f) => {
+                    let f = format_ident!("{}", f);
+                    quote! { Some(#f as rt::v::ScalarFn) }
+                }
+                None => quote! { None },
+            };
             quote! {
                 rt::v::ParamSpec {
                     name: #name, location: #location, pointer: #pointer, style: #style,
                     explode: #explode, required: #required, allow_empty: #allow_empty,
-                    shape: #shape, schema: #schema, index: #index,
+                    shape: #shape, schema: #schema, index: #index, quick: #quick,
                 }
             }
         });

@@ -50,6 +50,8 @@ pub struct ParamCheck {
     pub schema: Option<String>,
     /// Position among the template's parameters (path parameters).
     pub index: usize,
+    /// The schema's quick check of a single value, by name, when it has one.
+    pub quick: Option<String>,
 }
 
 /// One accepted request media type.
@@ -273,15 +275,26 @@ pub fn compile(
         if check_requests {
             let template = crate::lower::template_params(&route.segments);
             for p in route.params.iter().filter(|_| parts.parameters()) {
-                let schema = p
+                let id = p
                     .schema
                     .as_ref()
-                    .and_then(|s| entry(&mut requests, s, &mut failed));
+                    .and_then(|s| entry_id(&mut requests, s, &mut failed));
+                let schema = id.map(|id| requests.fn_ident(id).to_string());
                 let shape = p
                     .schema
                     .as_ref()
                     .map(|s| shape_of(&registry, &uris, s))
                     .unwrap_or(Shape::Scalar(0));
+                // Single values of the default styles are checked without a document first.
+                let single = matches!(shape, Shape::Scalar(_))
+                    && matches!(
+                        (p.location, p.style.as_str()),
+                        (ParamIn::Path, "simple") | (ParamIn::Query, "form")
+                    );
+                let quick = id
+                    .filter(|_| single)
+                    .and_then(|id| requests.scalar_entry(id))
+                    .map(|f| f.to_string());
                 rc.params.push(ParamCheck {
                     name: p.name.clone(),
                     location: p.location,
@@ -292,6 +305,7 @@ pub fn compile(
                     shape,
                     schema,
                     index: template.iter().position(|t| *t == p.name).unwrap_or(0),
+                    quick,
                 });
             }
             if let Some(body) = route.request_body.as_ref().filter(|_| parts.body()) {

@@ -132,6 +132,8 @@ pub struct Compiler<'r> {
     jobs: Vec<Job<'r>>,
     /// Function id → its streaming check's id, if it has one.
     streams: HashMap<usize, Option<usize>>,
+    /// Quick checks of parameter values, by schema (`None`: the schema has none).
+    scalars: HashMap<usize, Option<usize>>,
     stream_fns: Vec<TokenStream>,
 }
 
@@ -228,6 +230,7 @@ impl<'r> Compiler<'r> {
             needs: Needs::default(),
             jobs: Vec::new(),
             streams: HashMap::new(),
+            scalars: HashMap::new(),
             stream_fns: Vec::new(),
         }
     }

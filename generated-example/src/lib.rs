@@ -197,6 +197,7 @@ static V0: rt::v::RouteValidation = rt::v::RouteValidation {
             shape: rt::v::Shape::Scalar(4),
             schema: Some(q0 as rt::v::SchemaFn),
             index: 0,
+            quick: Some(qs0 as rt::v::ScalarFn),
         },
     ],
     body: None,
@@ -216,7 +217,7 @@ static V1: rt::v::RouteValidation = rt::v::RouteValidation {
                 kind: rt::v::BodyKind::Json,
                 shape: rt::v::Shape::Scalar(0),
                 schema: Some(q1 as rt::v::SchemaFn),
-                stream: Some(qz0 as rt::v::StreamFn),
+                stream: Some(qz1 as rt::v::StreamFn),
             },
         ],
     }),
@@ -239,6 +240,7 @@ static V2: rt::v::RouteValidation = rt::v::RouteValidation {
             shape: rt::v::Shape::Scalar(4),
             schema: Some(q2 as rt::v::SchemaFn),
             index: 0,
+            quick: Some(qs5 as rt::v::ScalarFn),
         },
     ],
     body: None,
@@ -408,7 +410,19 @@ mod schemas {
         ok
     }
     #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
-    pub(crate) fn qz0(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+    pub(crate) fn qs0(v: rt::v::Scalar<'_>) -> bool {
+        match v {
+            rt::v::Scalar::Str(v) => false,
+            rt::v::Scalar::Num(v) => {
+                let (x, whole) = v;
+                whole && x <= 100.0 && rt::v::format::int32(x)
+            }
+            rt::v::Scalar::Bool => false,
+            rt::v::Scalar::Null => false,
+        }
+    }
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
+    pub(crate) fn qz1(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'{' => {
                 if !r.open() {
@@ -429,21 +443,21 @@ mod schemas {
                             seen & 1 == 0
                                 && {
                                     seen |= 1;
-                                    qz1(r, c)
+                                    qz2(r, c)
                                 }
                         }
                         b"name" => {
                             seen & 2 == 0
                                 && {
                                     seen |= 2;
-                                    qz2(r, c)
+                                    qz3(r, c)
                                 }
                         }
                         b"tag" => {
                             seen & 4 == 0
                                 && {
                                     seen |= 4;
-                                    qz3(r, c)
+                                    qz4(r, c)
                                 }
                         }
                         _ => others.add(key) && r.skip(),
@@ -458,12 +472,15 @@ mod schemas {
         }
     }
     #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
-    pub(crate) fn qz1(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+    pub(crate) fn qz2(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => false,
             b'-' | b'0'..=b'9' => {
                 match r.number() {
-                    Some((x, whole)) => whole && rt::v::format::int64(x),
+                    Some(v) => {
+                        let (x, whole) = v;
+                        whole && rt::v::format::int64(x)
+                    }
                     None => false,
                 }
             }
@@ -473,7 +490,7 @@ mod schemas {
         }
     }
     #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
-    pub(crate) fn qz2(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+    pub(crate) fn qz3(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => r.skip(),
             b'-' | b'0'..=b'9' => false,
@@ -483,13 +500,25 @@ mod schemas {
         }
     }
     #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
-    pub(crate) fn qz3(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+    pub(crate) fn qz4(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
         match r.peek() {
             b'"' => r.skip(),
             b'-' | b'0'..=b'9' => false,
             b't' | b'f' => false,
             b'n' => r.skip(),
             _ => r.whole(c, q4),
+        }
+    }
+    #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
+    pub(crate) fn qs5(v: rt::v::Scalar<'_>) -> bool {
+        match v {
+            rt::v::Scalar::Str(v) => false,
+            rt::v::Scalar::Num(v) => {
+                let (x, whole) = v;
+                whole && rt::v::format::int64(x)
+            }
+            rt::v::Scalar::Bool => false,
+            rt::v::Scalar::Null => false,
         }
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::Body as _;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -385,7 +385,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut had_length = false;
     let mut expect_continue = false;
     // Room for what the pipeline adds, so the table does not grow on the way.
-    let mut headers = HeaderMap::with_capacity(spans.len() + crate::pipeline::FIELDS_ADDED);
+    let mut headers = crate::percore::header_table(spans.len() + crate::pipeline::FIELDS_ADDED);
     for (name, start, end) in spans {
         let value = head.slice(start..end);
         match name {
@@ -827,7 +827,7 @@ async fn respond(
     };
     out.clear();
     let encoding = encode_head(out, &parts, size, method, version, keep_alive)?;
-    drop(parts);
+    crate::percore::spare_header_table(parts.headers);
     send_body(sink, out, body, encoding, keep_alive).await
 }
 

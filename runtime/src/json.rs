@@ -53,6 +53,43 @@ impl Node {
         }
     }
 
+    /// A number node's value.
+    #[inline]
+    fn f64(self) -> Option<f64> {
+        match self.kind {
+            Kind::Int => Some(self.b as i64 as f64),
+            Kind::Float => Some(f64::from_bits(self.b)),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a number with an integral value (`1.0` is an integer).
+    #[inline]
+    fn integral(self) -> bool {
+        match self.kind {
+            Kind::Int => true,
+            Kind::Float => {
+                let f = f64::from_bits(self.b);
+                f.is_finite() && f.fract() == 0.0
+            }
+            _ => false,
+        }
+    }
+
+    /// A string node's text in `src` (the document's text), decoded.
+    #[inline]
+    fn str_in(self, src: &str) -> Option<Cow<'_, str>> {
+        if self.kind != Kind::Str {
+            return None;
+        }
+        let raw = src.get(self.a as usize..self.b as usize)?;
+        Some(if self.flag {
+            Cow::Owned(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+
     fn float(v: f64) -> Node {
         Node {
             kind: Kind::Float,
@@ -201,12 +238,7 @@ impl<'a> Doc<'a> {
     /// The number at `i` as `f64`, if it is a number.
     #[inline]
     pub fn as_f64(&self, i: u32) -> Option<f64> {
-        let n = self.nodes[i as usize];
-        match n.kind {
-            Kind::Int => Some(n.b as i64 as f64),
-            Kind::Float => Some(f64::from_bits(n.b)),
-            _ => None,
-        }
+        self.nodes[i as usize].f64()
     }
 
     /// The number at `i` as `i64`, if it is an integer-valued number in range.
@@ -226,30 +258,13 @@ impl<'a> Doc<'a> {
     /// Whether `i` is a number with an integral value (`1.0` is an integer).
     #[inline]
     pub fn is_integer(&self, i: u32) -> bool {
-        let n = self.nodes[i as usize];
-        match n.kind {
-            Kind::Int => true,
-            Kind::Float => {
-                let f = f64::from_bits(n.b);
-                f.is_finite() && f.fract() == 0.0
-            }
-            _ => false,
-        }
+        self.nodes[i as usize].integral()
     }
 
     /// The string at `i`, decoded, if it is one.
     #[inline]
     pub fn as_str(&self, i: u32) -> Option<Cow<'_, str>> {
-        let n = self.nodes[i as usize];
-        if n.kind != Kind::Str {
-            return None;
-        }
-        let raw = &self.src[n.a as usize..n.b as usize];
-        Some(if n.flag {
-            Cow::Owned(unescape(raw))
-        } else {
-            Cow::Borrowed(raw)
-        })
+        self.nodes[i as usize].str_in(&self.src)
     }
 
     /// The length in Unicode code points of the string at `i` (0 when not a string).
@@ -576,6 +591,15 @@ struct Parser<'s> {
     max_values: usize,
 }
 
+/// `text` read as one JSON number, as [`Doc::number`] reads it: its value, and whether it is
+/// integral (as [`Doc::as_f64`] and [`Doc::is_integer`] would say of that document).
+pub(crate) fn number_of(text: &str) -> Option<(f64, bool)> {
+    match number_value(text.as_bytes(), 0) {
+        Ok((end, node)) if end == text.len() => Some((node.f64()?, node.integral())),
+        _ => None,
+    }
+}
+
 /// A syntax error at `offset`. Out of line: errors are rare, and keeping them apart keeps the
 /// scanning loops small.
 #[cold]
@@ -774,10 +798,10 @@ impl<'a> Stream<'a> {
         if self.values >= self.max_values {
             return None;
         }
-        self.whole.nodes.clear();
-        self.i = string(self.s, self.i, &mut self.whole.nodes).ok()?;
+        let (end, node) = string_node(self.s, self.i).ok()?;
+        self.i = end;
         self.values += 1;
-        self.whole.as_str(0)
+        node.str_in(&self.whole.src)
     }
 
     /// Reads the number that is next (as [`Stream::peek`] showed): its value, and whether it is
@@ -787,10 +811,10 @@ impl<'a> Stream<'a> {
         if self.values >= self.max_values {
             return None;
         }
-        self.whole.nodes.clear();
-        self.i = number(self.s, self.i, &mut self.whole.nodes).ok()?;
+        let (end, node) = number_value(self.s, self.i).ok()?;
+        self.i = end;
         self.values += 1;
-        Some((self.whole.as_f64(0)?, self.whole.is_integer(0)))
+        Some((node.f64()?, node.integral()))
     }
 
     /// Reads the next value whole, unchecked (a member any value may have).
@@ -1016,29 +1040,33 @@ fn plain_run(s: &[u8], mut j: usize) -> usize {
 /// text for a whole word, goes on in [`string_rest`].
 #[inline(always)]
 fn string(s: &[u8], i: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    let (end, node) = string_node(s, i)?;
+    nodes.push(node);
+    Ok(end)
+}
+
+/// The string whose opening quote is at `i`: the position after its closing quote, and its
+/// node.
+#[inline(always)]
+fn string_node(s: &[u8], i: usize) -> Result<(usize, Node), SyntaxError> {
     let start = i + 1;
     let j = plain_run(s, start);
     if s.get(j) == Some(&b'"') {
-        nodes.push(Node {
+        let node = Node {
             kind: Kind::Str,
             flag: false,
             a: start as u32,
             b: j as u64,
-        });
-        return Ok(j + 1);
+        };
+        return Ok((j + 1, node));
     }
-    string_rest(s, start, j, nodes)
+    string_rest(s, start, j)
 }
 
 /// The rest of a string from `j` on (the string began at `start`), past escapes and up to its
 /// end.
 #[inline(never)]
-fn string_rest(
-    s: &[u8],
-    start: usize,
-    mut j: usize,
-    nodes: &mut Vec<Node>,
-) -> Result<usize, SyntaxError> {
+fn string_rest(s: &[u8], start: usize, mut j: usize) -> Result<(usize, Node), SyntaxError> {
     let mut escaped = false;
     loop {
         j = plain_run(s, j);
@@ -1065,19 +1093,27 @@ fn string_rest(
             _ => j += 1,
         }
     }
-    nodes.push(Node {
+    let node = Node {
         kind: Kind::Str,
         flag: escaped,
         a: start as u32,
         b: j as u64,
-    });
-    Ok(j + 1)
+    };
+    Ok((j + 1, node))
 }
 
 /// The number that starts at `i`: its node pushed, the position after it returned. Inlined
 /// into the document loop, where most numbers are read.
 #[inline(always)]
 fn number(s: &[u8], start: usize, nodes: &mut Vec<Node>) -> Result<usize, SyntaxError> {
+    let (end, node) = number_value(s, start)?;
+    nodes.push(node);
+    Ok(end)
+}
+
+/// The number that starts at `i`: the position after it, and its node.
+#[inline(always)]
+fn number_value(s: &[u8], start: usize) -> Result<(usize, Node), SyntaxError> {
     let mut i = start;
     let negative = s.get(i) == Some(&b'-');
     if negative {
@@ -1153,8 +1189,7 @@ fn number(s: &[u8], start: usize, nodes: &mut Vec<Node>) -> Result<usize, Syntax
             None => return fail(i, "number out of range"),
         },
     };
-    nodes.push(node);
-    Ok(i)
+    Ok((i, node))
 }
 
 /// Refuses the object at `obj` (its `}` at `at`) when two of its members have the same name.

@@ -122,8 +122,8 @@ pub mod __private_0_1 {
     pub mod v {
         pub use crate::validate::format;
         pub use crate::validate::input::{
-            BodyKind, BodySpec, In, MediaSpec, ParamSpec, ResponseSpec, RouteValidation, SchemaFn,
-            Shape, StreamFn, Style,
+            BodyKind, BodySpec, In, MediaSpec, ParamSpec, ResponseSpec, RouteValidation, Scalar,
+            ScalarFn, SchemaFn, Shape, StreamFn, Style,
         };
         pub use crate::validate::*;
     }

@@ -6,7 +6,10 @@
 //! [`SLOTS`] parts, and a thread works in the part its [`slot`] names, reaching into the others
 //! only when its own cannot serve it.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
 
 /// Parts a per-core table is split into: at least the cores of most machines, so that threads
 /// rarely share one.
@@ -28,6 +31,45 @@ pub(crate) fn slot() -> usize {
 /// The calling thread's number, unique in the process (unlike its slot).
 pub(crate) fn serial() -> u64 {
     SERIAL.with(|s| *s)
+}
+
+/// Header tables a thread keeps for reuse, at most.
+const SPARE_TABLES: usize = 8;
+
+/// Fields a kept table may have room for: a table grown past this (a request with many fields)
+/// is freed, not kept.
+const SPARE_FIELDS_MAX: usize = 96;
+
+thread_local! {
+    /// Emptied header tables, with their room, for the next request's head or answer.
+    static SPARE: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A header table with room for `fields` fields: one this thread emptied before when it has
+/// one, so that a request's head and its upstream's answer allocate no table of their own.
+pub(crate) fn header_table(fields: usize) -> HeaderMap {
+    match SPARE.with_borrow_mut(Vec::pop) {
+        Some(mut table) => {
+            // The room is kept, so this allocates only when `fields` is more than it had.
+            table.reserve(fields);
+            table
+        }
+        None => HeaderMap::with_capacity(fields),
+    }
+}
+
+/// Empties `table` and keeps it for [`header_table`] on this thread (unless the thread keeps
+/// enough, or the table grew large).
+pub(crate) fn spare_header_table(mut table: HeaderMap) {
+    if table.capacity() == 0 || table.capacity() > SPARE_FIELDS_MAX {
+        return;
+    }
+    table.clear();
+    SPARE.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_TABLES {
+            spare.push(table);
+        }
+    });
 }
 
 /// A value on a cache line (two, for CPUs that fetch lines in pairs) of its own, so that
@@ -112,6 +154,27 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spared_header_table_comes_back_empty_with_its_room() {
+        std::thread::spawn(|| {
+            let mut table = header_table(20);
+            table.insert("x-one", http::HeaderValue::from_static("1"));
+            table.append("x-one", http::HeaderValue::from_static("2"));
+            let room = table.capacity();
+            spare_header_table(table);
+            let again = header_table(10);
+            assert!(again.is_empty(), "{again:?}");
+            assert_eq!(again.capacity(), room, "the spared table, not a new one");
+            // A table that grew large is not kept.
+            let mut large = http::HeaderMap::with_capacity(SPARE_FIELDS_MAX * 2);
+            large.insert("x-many", http::HeaderValue::from_static("1"));
+            spare_header_table(large);
+            assert!(header_table(4).capacity() < SPARE_FIELDS_MAX * 2);
+        })
+        .join()
+        .expect("thread");
+    }
 
     #[test]
     fn a_budget_is_exact_across_stripes_and_threads() {

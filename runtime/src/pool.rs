@@ -33,9 +33,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
 use http::uri::{Authority, Scheme};
-use http::{
-    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
-};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -361,7 +359,11 @@ impl Pool {
                 None => (self.connect(&parts.uri).await?, false),
             };
             match exchange(&mut conn, &parts, &key.1, &mut body).await {
-                Ok((head, framing)) => return Ok(self.answer(conn, key, head, framing)),
+                Ok((head, framing)) => {
+                    // The request's fields are written: its table serves the next head.
+                    crate::percore::spare_header_table(parts.headers);
+                    return Ok(self.answer(conn, key, head, framing));
+                }
                 Err(f) if reused && f.untouched && idempotent(&parts.method) => continue,
                 Err(f) => return Err(f.error),
             }
@@ -698,8 +700,9 @@ fn parse_head(
         }
         let http10 = parsed.version == Some(0);
         // Room for what the pipeline adds, so the table does not grow on the way back.
-        let mut headers =
-            HeaderMap::with_capacity(parsed.headers.len() + crate::pipeline::ANSWER_FIELDS_ADDED);
+        let mut headers = crate::percore::header_table(
+            parsed.headers.len() + crate::pipeline::ANSWER_FIELDS_ADDED,
+        );
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut coded = false;

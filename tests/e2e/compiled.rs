@@ -33,11 +33,21 @@ pub enum Outcome {
     Refused(Vec<CompileError>),
 }
 
+/// How many instances the checks that only accept did accept.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    /// By a streaming check.
+    pub streamed: usize,
+    /// By a parameter value's quick check (instances that are strings, numbers, booleans or
+    /// null).
+    pub quick: usize,
+}
+
 /// Compiles every group against the documents in `docs` (URI → document), builds the crate
 /// `name`, runs every instance, and returns one outcome per group, with the number of instances
-/// a streaming check accepted. Each instance a schema's streaming check accepts must be one the
-/// schema's function accepts; the run fails otherwise.
-pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outcome>, usize) {
+/// a streaming check and a quick check accepted. Each instance a schema's streaming check or
+/// quick check accepts must be one the schema's function accepts; the run fails otherwise.
+pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outcome>, Accepted) {
     let reg_2020 = registry(docs, Dialect::Draft2020).expect("the registry builds");
     let reg_4 = registry(docs, Dialect::Draft4).expect("the registry builds");
     let features = Features::scan(docs.iter().map(|(_, v)| v));
@@ -64,6 +74,10 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outco
             .as_ref()
             .ok()
             .and_then(|id| compiler.stream_entry(*id));
+        let quick = entry
+            .as_ref()
+            .ok()
+            .and_then(|id| compiler.scalar_entry(*id));
         let (tokens, errors, _) = compiler.finish();
         match (entry, ident) {
             (Ok(_), Some(ident)) if errors.is_empty() => {
@@ -74,8 +88,17 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outco
                     ),
                     None => (String::new(), "None".into()),
                 };
-                code.push_str(&format!("mod g{n} {{ use super::rt; {tokens} pub(crate) use self::{ident} as entry; {stream_use} }}\n"));
-                entries.push(format!("(g{n}::entry as rt::v::SchemaFn, {stream_entry})"));
+                let (quick_use, quick_entry) = match quick {
+                    Some(q) => (
+                        format!("pub(crate) use self::{q} as quick;"),
+                        format!("Some(g{n}::quick as rt::v::ScalarFn)"),
+                    ),
+                    None => (String::new(), "None".into()),
+                };
+                code.push_str(&format!("mod g{n} {{ use super::rt; {tokens} pub(crate) use self::{ident} as entry; {stream_use} {quick_use} }}\n"));
+                entries.push(format!(
+                    "(g{n}::entry as rt::v::SchemaFn, {stream_entry}, {quick_entry})"
+                ));
                 outcomes.push(None);
             }
             (Err(e), _) => {
@@ -108,16 +131,21 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outco
         .collect::<Vec<_>>()
         .join(",\n");
     let main = format!(
-        "#![allow(clippy::all, unused)]\nuse gwgen_runtime::__private_0_1 as rt;\n{code}\nstatic ENTRIES: &[Option<(rt::v::SchemaFn, Option<rt::v::StreamFn>)>] = &[{table}];\n\
+        "#![allow(clippy::all, unused)]\nuse gwgen_runtime::__private_0_1 as rt;\n{code}\nstatic ENTRIES: &[Option<(rt::v::SchemaFn, Option<rt::v::StreamFn>, Option<rt::v::ScalarFn>)>] = &[{table}];\n\
          fn main() {{\n    use std::io::{{BufRead, Write}};\n    let stdin = std::io::stdin();\n    let mut out = std::io::stdout().lock();\n\
              for line in stdin.lock().lines() {{\n        let line = line.unwrap();\n        let (n, json) = line.split_once('\\t').unwrap();\n\
-                 let (f, z) = ENTRIES[n.parse::<usize>().unwrap()].unwrap();\n        let verdict = match rt::v::Doc::parse(json.as_bytes()) {{\n\
-                     Ok(d) => {{ let mut c = rt::v::Ctx::new(); let ok = f(&d, 0, &mut c, None); assert_eq!(ok, c.is_ok(), \"verdict and violations disagree on {{json}}\"); ok }}\n\
+                 let (f, z, q) = ENTRIES[n.parse::<usize>().unwrap()].unwrap();\n        let d = match rt::v::Doc::parse(json.as_bytes()) {{\n\
+                     Ok(d) => d,\n\
                      Err(e) => panic!(\"instance {{json}} does not parse: {{e}}\"),\n        }};\n\
+                 let verdict = {{ let mut c = rt::v::Ctx::new(); let ok = f(&d, 0, &mut c, None); assert_eq!(ok, c.is_ok(), \"verdict and violations disagree on {{json}}\"); ok }};\n\
+                 // The quick check of a single value, where there is one, may only accept what the schema accepts.\n\
+                 let scalar = match d.kind(0) {{ rt::v::Kind::Str => Some(rt::v::Scalar::Str(d.as_str(0).unwrap())), rt::v::Kind::Int | rt::v::Kind::Float => Some(rt::v::Scalar::Num((d.as_f64(0).unwrap(), d.is_integer(0)))), rt::v::Kind::Bool => Some(rt::v::Scalar::Bool), rt::v::Kind::Null => Some(rt::v::Scalar::Null), _ => None }};\n\
+                 let quick = match (q, scalar) {{ (Some(q), Some(s)) => q(s), _ => false }};\n\
+                 assert!(!quick || verdict, \"the quick check accepts {{json}}, which the schema refuses\");\n\
                  // The streaming check, where there is one, may only accept what the schema accepts.\n\
                  let streamed = z.is_some_and(|z| {{ let mut r = rt::v::Stream::new(json, 128, usize::MAX); let mut c = rt::v::Ctx::new(); c.quietly(|c| z(&mut r, c)) && r.finish() }});\n\
                  assert!(!streamed || verdict, \"the streaming check accepts {{json}}, which the schema refuses\");\n\
-                 writeln!(out, \"{{}}{{}}\", if verdict {{ 1 }} else {{ 0 }}, if streamed {{ \"s\" }} else {{ \"\" }}).unwrap();\n    }}\n}}\n"
+                 writeln!(out, \"{{}}{{}}{{}}\", if verdict {{ 1 }} else {{ 0 }}, if quick {{ \"q\" }} else {{ \"\" }}, if streamed {{ \"s\" }} else {{ \"\" }}).unwrap();\n    }}\n}}\n"
     );
     write_if_changed(&dir.join("src").join("main.rs"), &main);
     let target = repo().join("target").join("e2e-gwgen-cache").join("target");
@@ -159,7 +187,10 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outco
         "the compiled-schema crate {name} failed"
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let streamed = text.lines().filter(|l| l.ends_with('s')).count();
+    let accepted = Accepted {
+        streamed: text.lines().filter(|l| l.ends_with('s')).count(),
+        quick: text.lines().filter(|l| l.contains('q')).count(),
+    };
     let mut verdicts = text
         .lines()
         .map(|l| l.starts_with('1'))
@@ -178,7 +209,7 @@ pub fn run(name: &str, docs: &[(String, Value)], groups: &[Group]) -> (Vec<Outco
             ),
         })
         .collect();
-    (outcomes, streamed)
+    (outcomes, accepted)
 }
 
 fn write_if_changed(path: &std::path::Path, text: &str) {

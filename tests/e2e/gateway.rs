@@ -720,7 +720,7 @@ fn hostile_spec_generates_a_crate_where_no_spec_text_is_code() {
             for inner in m.content.as_ref().map(|c| &c.1[..]).unwrap_or(&[]) {
                 match inner {
                     syn::Item::Fn(f) => assert!(
-                        positional(&f.sig.ident.to_string(), &["q", "r", "qz"]),
+                        positional(&f.sig.ident.to_string(), &["q", "r", "qz", "qs"]),
                         "{}",
                         f.sig.ident
                     ),

@@ -11,7 +11,7 @@ use std::path::Path;
 use gwgen::validator::Dialect;
 use serde_json::Value;
 
-use crate::compiled::{run, Group, Outcome};
+use crate::compiled::{run, Accepted, Group, Outcome};
 use crate::support::{corpus, repo};
 
 /// The draft 4 files whose keywords OpenAPI 3.0's Schema Object keeps.
@@ -182,12 +182,18 @@ fn json_schema_test_suite() {
         })
     };
 
-    let (outcomes, streamed) = run("json_schema_suite", &docs, &groups);
-    // Every valid instance of a schema with a streaming check goes through it as well.
-    println!("instances accepted by streaming checks: {streamed}");
+    let (outcomes, accepted) = run("json_schema_suite", &docs, &groups);
+    // Every instance of a schema with a streaming check goes through it as well, and every
+    // single value through a parameter's quick check where the schema has one.
+    let Accepted { streamed, quick } = accepted;
+    println!("instances accepted by streaming checks: {streamed}, by quick checks: {quick}");
     assert!(
         streamed > 100,
         "only {streamed} instances were accepted by streaming checks"
+    );
+    assert!(
+        quick > 100,
+        "only {quick} instances were accepted by quick checks"
     );
     let mut table: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();

@@ -94,6 +94,37 @@ fn parameters_are_checked_in_every_location_and_style() {
         violations(&get(gw.port, "/items?limit=1e3", "")),
         pairs(&[("query/limit", "maximum")])
     );
+    // Single values are first checked without a document; what that check does not accept
+    // gets the document's answer. At the bounds, and what is not a JSON number:
+    for (query, status) in [
+        ("limit=1&sort=name", 200),
+        ("limit=100&sort=-price", 200),
+        ("limit=1e1", 200),
+        ("limit=%31%30", 200),
+        ("limit=1e999", 400),
+        ("limit=01", 400),
+        ("limit=-0", 400),
+        ("limit=0.5", 400),
+        ("limit=true", 400),
+        ("sort=Name", 400),
+        ("sort=name%20", 400),
+    ] {
+        let r = get(gw.port, &format!("/items?{query}"), "");
+        assert_eq!(
+            r.status,
+            status,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert_eq!(
+        violations(&get(gw.port, "/items?limit=01", "")),
+        pairs(&[("query/limit", "type")])
+    );
+    assert_eq!(
+        violations(&get(gw.port, "/items?limit=0", "")),
+        pairs(&[("query/limit", "minimum")])
+    );
     // deepObject and pipeDelimited.
     let r = get(gw.port, "/search?price[min]=-1&price[foo]=2&ids=1|x", "");
     assert_eq!(
@@ -121,6 +152,18 @@ fn parameters_are_checked_in_every_location_and_style() {
     assert_eq!(
         get(gw.port, "/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a10", "").status,
         200
+    );
+    assert_eq!(
+        get(gw.port, "/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a1%30", "").status,
+        200
+    );
+    assert_eq!(
+        violations(&get(
+            gw.port,
+            "/items/7f1c8c52-4b0d-4f7e-9d51-1c4f0b8d2a1",
+            ""
+        )),
+        pairs(&[("path/itemId", "format")])
     );
 }
 

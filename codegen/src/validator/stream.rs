@@ -193,7 +193,141 @@ impl<'r> Compiler<'r> {
     /// [`is_leaf`] names, as the ordinary function makes them (`generic_checks`,
     /// `number_checks`, `string_checks`). An object or array is read whole.
     fn stream_leaf(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> Option<usize> {
+        let leaf = self.leaf(job, o)?;
+        // A kind the schema refuses: `false`; one with nothing to check: skipped; else read
+        // and checked.
+        let arm = |checks: Option<TokenStream>, read: TokenStream| match checks {
+            None => quote! { false },
+            Some(t) if t.is_empty() => quote! { r.skip() },
+            Some(t) => quote! {
+                match #read {
+                    Some(v) => #t,
+                    None => false,
+                }
+            },
+        };
+        let string_arm = arm(leaf.string.as_ref().map(wrap_string), quote! { r.string() });
+        let number_arm = arm(leaf.number.as_ref().map(wrap_number), quote! { r.number() });
+        let ok = |allowed: bool| {
+            if allowed {
+                quote! { r.skip() }
+            } else {
+                quote! { false }
+            }
+        };
+        let (bool_arm, null_arm) = (ok(leaf.boolean), ok(leaf.null));
         let id = job.id;
+        let z = self.stream_fns.len();
+        self.streams.insert(id, Some(z));
+        let name = self.stream_ident(z);
+        let f = self.fn_ident(id);
+        self.stream_fns.push(quote! {
+            #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
+            pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
+                match r.peek() {
+                    b'"' => #string_arm,
+                    b'-' | b'0'..=b'9' => #number_arm,
+                    b't' | b'f' => #bool_arm,
+                    b'n' => #null_arm,
+                    _ => r.whole(c, #f),
+                }
+            }
+        });
+        Some(z)
+    }
+
+    /// The quick check of a parameter's single value against schema `id`, when the schema is
+    /// one for strings, numbers, booleans and null (see [`Compiler::stream_leaf`]): `fn
+    /// qsN(v: rt::v::Scalar<'_>) -> bool`, given the value as the parameter's schema reads it.
+    /// Like a streaming check it only accepts: where it says no, the value is checked by the
+    /// schema's ordinary function, which words the error.
+    pub fn scalar_entry(&mut self, id: usize) -> Option<Ident> {
+        if !self.opts.emit {
+            return None;
+        }
+        let z = self.scalar_of(id);
+        // References followed may have queued schemas.
+        self.drain();
+        z.map(|z| self.scalar_ident(z))
+    }
+
+    fn scalar_of(&mut self, id: usize) -> Option<usize> {
+        let mut id = id;
+        // A bare `$ref` (or, in draft 4 and OpenAPI 3.0, any `$ref`) is its target.
+        for _ in 0..64 {
+            let job = self.jobs.get(id)?;
+            let Value::Object(o) = job.value else {
+                return None;
+            };
+            let Some(Value::String(r)) = o.get("$ref") else {
+                break;
+            };
+            let bare = o.keys().all(|k| k == "$ref" || is_annotation(k));
+            if !(bare || job.dialect.legacy()) {
+                return None;
+            }
+            let job = Job {
+                id,
+                value: job.value,
+                resolver: job.resolver.clone(),
+                dialect: job.dialect,
+                location: job.location.clone(),
+            };
+            id = self.reference(&job, r, "$ref")?;
+        }
+        if let Some(z) = self.scalars.get(&id) {
+            return *z;
+        }
+        self.scalars.insert(id, None);
+        let job = self.jobs.get(id)?;
+        let job = Job {
+            id,
+            value: job.value,
+            resolver: job.resolver.clone(),
+            dialect: job.dialect,
+            location: job.location.clone(),
+        };
+        let Value::Object(o) = job.value else {
+            return None;
+        };
+        if !o.keys().all(|k| is_leaf(k, job.dialect)) {
+            return None;
+        }
+        let leaf = self.leaf(&job, o)?;
+        let arm = |checks: Option<TokenStream>| match checks {
+            None => quote! { false },
+            Some(t) if t.is_empty() => quote! { true },
+            Some(t) => t,
+        };
+        let string_arm = arm(leaf.string.as_ref().map(wrap_string));
+        let number_arm = arm(leaf.number.as_ref().map(wrap_number));
+        let (boolean, null) = (leaf.boolean, leaf.null);
+        let z = self.stream_fns.len();
+        self.scalars.insert(id, Some(z));
+        let name = self.scalar_ident(z);
+        self.stream_fns.push(quote! {
+            #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
+            pub(crate) fn #name(v: rt::v::Scalar<'_>) -> bool {
+                match v {
+                    rt::v::Scalar::Str(v) => #string_arm,
+                    rt::v::Scalar::Num(v) => #number_arm,
+                    rt::v::Scalar::Bool => #boolean,
+                    rt::v::Scalar::Null => #null,
+                }
+            }
+        });
+        Some(z)
+    }
+
+    fn scalar_ident(&self, z: usize) -> Ident {
+        format_ident!("{}s{}", self.opts.prefix, z)
+    }
+
+    /// What a string, number, boolean or null must be to pass a schema made of the keywords
+    /// [`is_leaf`] names, as the ordinary function checks them (`generic_checks`,
+    /// `number_checks`, `string_checks`); `None` when the schema has a keyword value these
+    /// checks do not take (an `enum` of other than strings, say).
+    fn leaf(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> Option<Leaf> {
         let typed = o.contains_key("type");
         let mut types = type_mask(o);
         let nullable =
@@ -235,18 +369,6 @@ impl<'r> Compiler<'r> {
         if let Some(f) = format.and_then(super::string_format) {
             text.push(quote! { rt::v::format::#f(&s) });
         }
-        let string_arm = if !allows(16) {
-            quote! { false }
-        } else if text.is_empty() {
-            quote! { r.skip() }
-        } else {
-            quote! {
-                match r.string() {
-                    Some(s) => #(#text)&&*,
-                    None => false,
-                }
-            }
-        };
         let mut number = Vec::new();
         if !allows(8) {
             number.push(quote! { whole });
@@ -265,45 +387,19 @@ impl<'r> Compiler<'r> {
             Some("int64") => number.push(quote! { rt::v::format::int64(x) }),
             _ => {}
         }
-        let number_arm = if !allows(4 | 8) || strings.is_some() {
-            quote! { false }
-        } else if number.is_empty() {
-            quote! { r.skip() }
-        } else {
-            quote! {
-                match r.number() {
-                    Some((x, whole)) => #(#number)&&*,
-                    None => false,
-                }
+        let joined = |checks: Vec<TokenStream>| {
+            if checks.is_empty() {
+                TokenStream::new()
+            } else {
+                quote! { #(#checks)&&* }
             }
         };
-        let bool_arm = if allows(2) && strings.is_none() {
-            quote! { r.skip() }
-        } else {
-            quote! { false }
-        };
-        let null_arm = if allows(1) && (strings.is_none() || nullable) {
-            quote! { r.skip() }
-        } else {
-            quote! { false }
-        };
-        let z = self.stream_fns.len();
-        self.streams.insert(id, Some(z));
-        let name = self.stream_ident(z);
-        let f = self.fn_ident(id);
-        self.stream_fns.push(quote! {
-            #[allow(unused_variables, unused_mut, unused_parens, clippy::all)]
-            pub(crate) fn #name(r: &mut rt::v::Stream<'_>, c: &mut rt::v::Ctx) -> bool {
-                match r.peek() {
-                    b'"' => #string_arm,
-                    b'-' | b'0'..=b'9' => #number_arm,
-                    b't' | b'f' => #bool_arm,
-                    b'n' => #null_arm,
-                    _ => r.whole(c, #f),
-                }
-            }
-        });
-        Some(z)
+        Some(Leaf {
+            string: allows(16).then(|| joined(text)),
+            number: (allows(4 | 8) && strings.is_none()).then(|| joined(number)),
+            boolean: allows(2) && strings.is_none(),
+            null: allows(1) && (strings.is_none() || nullable),
+        })
     }
 
     fn stream_object(
@@ -396,4 +492,33 @@ impl<'r> Compiler<'r> {
             }
         }
     }
+}
+
+/// The checks of a leaf schema: for each kind of value, `None` when the schema refuses that
+/// kind, else the checks it must pass (empty: none).
+struct Leaf {
+    /// On a string `s`.
+    string: Option<TokenStream>,
+    /// On a number `x`, `whole` when it is integral.
+    number: Option<TokenStream>,
+    /// Whether a boolean passes.
+    boolean: bool,
+    /// Whether null passes.
+    null: bool,
+}
+
+/// String checks (on `s`) given the value read, `v`.
+fn wrap_string(checks: &TokenStream) -> TokenStream {
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    quote! { { let s = v; #checks } }
+}
+
+/// Number checks (on `x` and `whole`) given the value read, `v`.
+fn wrap_number(checks: &TokenStream) -> TokenStream {
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    quote! { { let (x, whole) = v; #checks } }
 }

@@ -22,6 +22,44 @@ pub type SchemaFn = fn(&Doc<'_>, u32, &mut Ctx, Option<&mut Eval>) -> bool;
 /// body is then checked as a parsed document.
 pub type StreamFn = fn(&mut crate::json::Stream<'_>, &mut Ctx) -> bool;
 
+/// A parameter schema's quick check (a generated `…s…` function): whether a single value, read
+/// as the schema reads it, is valid; `false` also when it cannot tell, and the value is then
+/// checked by the schema's ordinary function, which words the error.
+pub type ScalarFn = fn(Scalar<'_>) -> bool;
+
+/// A parameter's single value as its schema reads it: a number, boolean or null where the
+/// schema's types take the literal the text spells, else the text as a string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// A string.
+    Str(Cow<'a, str>),
+    /// A number, and whether it is integral.
+    Num((f64, bool)),
+    /// `true` or `false`.
+    Bool,
+    /// `null`.
+    Null,
+}
+
+impl<'a> Scalar<'a> {
+    /// `s` read as a value of the types in `mask`, as [`scalar_doc`] reads it.
+    pub fn of(s: Cow<'a, str>, mask: u8) -> Scalar<'a> {
+        if is_literal(&s, mask) {
+            if let Some(number) = crate::json::number_of(&s) {
+                return Scalar::Num(number);
+            }
+            match s.as_ref() {
+                "true" | "false" => return Scalar::Bool,
+                "null" => return Scalar::Null,
+                // A number too large for an `f64`: the document would refuse it, and the
+                // value is read as a string.
+                _ => {}
+            }
+        }
+        Scalar::Str(s)
+    }
+}
+
 /// Where a parameter is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum In {
@@ -99,6 +137,8 @@ pub struct ParamSpec {
     pub schema: Option<SchemaFn>,
     /// For path parameters: the position among the template's parameters.
     pub index: usize,
+    /// The schema's quick check of a single value, when it has one.
+    pub quick: Option<ScalarFn>,
 }
 
 /// How a body of one media type is read.
@@ -294,20 +334,18 @@ impl RouteValidation {
             }
             return Ok(());
         }
+        // Compared without regard to case (RFC 9110 §8.3.1), so not lowered into a copy.
         let essence = content_type
-            .map(|ct| {
-                ct.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(|ct| ct.split(';').next().unwrap_or("").trim())
             .unwrap_or_default();
-        let Some(media) = select_media(spec.media, &essence) else {
+        let Some(media) = select_media(spec.media, essence) else {
             return Err(Rejection::Unsupported(if essence.is_empty() {
                 "the request has a body but no Content-Type".into()
             } else {
-                format!("`{essence}` is not a media type this operation accepts")
+                format!(
+                    "`{}` is not a media type this operation accepts",
+                    essence.to_ascii_lowercase()
+                )
             }));
         };
         if body.is_empty() {
@@ -446,6 +484,14 @@ fn check_param<'r>(
         );
         return;
     }
+    // A single value the schema's quick check accepts needs no document: most requests.
+    if let (Some(quick), Shape::Scalar(mask)) = (p.quick, p.shape) {
+        if let Some(value) = single_value(p, req, query) {
+            if quick(Scalar::of(value, mask)) {
+                return;
+            }
+        }
+    }
     let doc = match param_doc(p, req, query) {
         Ok(Some(d)) => d,
         Ok(None) => {
@@ -479,6 +525,25 @@ fn check_param<'r>(
         check(&doc, 0, ctx, None);
         ctx.at("");
     }
+}
+
+/// The value of a single-valued parameter of the default style (`simple` in the path, `form`
+/// in the query), decoded as [`param_doc`] decodes it; `None` for other styles and places, and
+/// for a value that is missing or empty (which [`param_doc`] judges).
+fn single_value<'r>(
+    p: &ParamSpec,
+    req: &RequestParts<'r>,
+    query: &'r [(Cow<'r, str>, Cow<'r, str>)],
+) -> Option<Cow<'r, str>> {
+    let value = match (p.location, p.style) {
+        (In::Path, Style::Simple) => pct_decode(req.path.get(p.index)?),
+        (In::Query, Style::Form) => {
+            let v = query.iter().rev().find(|(k, _)| k == p.name)?;
+            Cow::Borrowed(v.1.as_ref())
+        }
+        _ => return None,
+    };
+    (!value.is_empty()).then_some(value)
 }
 
 enum ParamError {
@@ -1169,6 +1234,70 @@ mod tests {
             shape,
             schema: None,
             index: 0,
+            quick: None,
+        }
+    }
+
+    #[test]
+    fn a_single_value_reads_as_its_document_does() {
+        use super::super::ty;
+        use crate::json::Kind;
+        let texts = [
+            "",
+            "0",
+            "-0",
+            "1",
+            "01",
+            "1.5",
+            "-2.50",
+            "1e3",
+            "1E-2",
+            "1e999",
+            "-1e999",
+            "1.",
+            ".5",
+            "+1",
+            " 1",
+            "1 ",
+            "0x10",
+            "true",
+            "false",
+            "null",
+            "True",
+            "nul",
+            "abc",
+            "12abc",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "\"q\"",
+            "é",
+        ];
+        let masks = [
+            0,
+            ty::STRING,
+            ty::INTEGER,
+            ty::NUMBER,
+            ty::BOOLEAN,
+            ty::NULL,
+            ty::INTEGER | ty::STRING,
+            ty::NUMBER | ty::BOOLEAN | ty::NULL,
+            ty::STRING | ty::NUMBER | ty::INTEGER | ty::BOOLEAN | ty::NULL,
+        ];
+        for text in texts {
+            for mask in masks {
+                let doc = scalar_doc(Cow::Borrowed(text), mask);
+                let scalar = Scalar::of(Cow::Borrowed(text), mask);
+                let expected = match doc.kind(0) {
+                    Kind::Str => Scalar::Str(doc.as_str(0).unwrap()),
+                    Kind::Int | Kind::Float => {
+                        Scalar::Num((doc.as_f64(0).unwrap(), doc.is_integer(0)))
+                    }
+                    Kind::Bool => Scalar::Bool,
+                    Kind::Null => Scalar::Null,
+                    other => panic!("{text:?} read as {other:?}"),
+                };
+                assert_eq!(scalar, expected, "{text:?} with types {mask:#b}");
+            }
         }
     }
 
