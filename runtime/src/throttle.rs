@@ -119,30 +119,6 @@ pub struct TrafficDef {
     pub trusted_proxies: &'static [&'static str],
 }
 
-/// Bytes of digits a thread writes `RateLimit-*` values into before it starts a new buffer.
-const DIGITS_CHUNK: usize = 4096;
-
-thread_local! {
-    /// This thread's buffer of `RateLimit-*` digits: each value is a slice of it, so that a
-    /// value costs no allocation of its own (`HeaderValue::from(u64)` allocates one each).
-    static DIGITS: std::cell::RefCell<bytes::BytesMut> =
-        std::cell::RefCell::new(bytes::BytesMut::new());
-}
-
-/// `n` in decimal, as a header value.
-fn number_value(n: u64) -> HeaderValue {
-    DIGITS.with_borrow_mut(|buf| {
-        let mut digits = itoa::Buffer::new();
-        let text = digits.format(n).as_bytes();
-        if buf.capacity() - buf.len() < text.len() {
-            *buf = bytes::BytesMut::with_capacity(DIGITS_CHUNK);
-        }
-        buf.extend_from_slice(text);
-        HeaderValue::from_maybe_shared(buf.split().freeze())
-            .unwrap_or_else(|_| HeaderValue::from(n))
-    })
-}
-
 /// What a bucket or quota said about a request that passed: the `RateLimit-*` values of the
 /// tightest level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,9 +137,9 @@ impl Allowance {
         const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
         const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
         const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-        headers.insert(LIMIT, number_value(self.limit));
-        headers.insert(REMAINING, number_value(self.remaining));
-        headers.insert(RESET, number_value(self.reset));
+        headers.insert(LIMIT, HeaderValue::from(self.limit));
+        headers.insert(REMAINING, HeaderValue::from(self.remaining));
+        headers.insert(RESET, HeaderValue::from(self.reset));
     }
 
     fn tighter(self, other: Option<Allowance>) -> Allowance {
@@ -953,8 +929,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_limit_fields_carry_their_numbers_across_buffers() {
-        // Enough values to fill several of a thread's digit buffers; each kept to the end.
+    fn rate_limit_fields_carry_their_numbers() {
         let numbers: Vec<u64> = (0..3000u64)
             .map(|k| k * k * 7919 % 1_000_003)
             .chain([u64::MAX, 0])

@@ -460,8 +460,8 @@ fn check_param<'r>(
     // A single value the schema's quick check accepts needs no document: most requests. (The
     // query's `twice` check is made first: a value sent twice is refused whatever it is.)
     if let (Some(quick), Shape::Scalar(mask)) = (p.quick, p.shape) {
-        let once = p.location != In::Query
-            || query.iter().filter(|(k, _)| k == p.name).nth(1).is_none();
+        let once =
+            p.location != In::Query || query.iter().filter(|(k, _)| k == p.name).nth(1).is_none();
         if let Some(value) = single_value(p, req, query).filter(|_| once) {
             if quick(Scalar::of(value, mask)) {
                 return;
