@@ -625,13 +625,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
 }
 
 fn pct_decode(s: &str) -> Cow<'_, str> {
-    // Most values are short: a loop costs less than a call to the vectorised search.
-    let coded = if s.len() < 64 {
-        s.bytes().any(|b| b == b'%')
-    } else {
-        s.as_bytes().contains(&b'%')
-    };
-    if !coded {
+    if !s.as_bytes().contains(&b'%') {
         return Cow::Borrowed(s);
     }
     Cow::Owned(
