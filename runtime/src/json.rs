@@ -903,15 +903,18 @@ impl<'a> Stream<'a> {
         }
         let start = i + 1;
         let mut j = plain_run(s, start);
-        // Near the end of the text the word-wise run stops early: finish it a byte at a time.
-        while s
-            .get(j)
-            .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-        {
-            j += 1;
-        }
         if s.get(j) != Some(&b'"') {
-            return Step::Stop;
+            // Near the end of the text the word-wise run stops early: finish it a byte at a
+            // time.
+            while s
+                .get(j)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                j += 1;
+            }
+            if s.get(j) != Some(&b'"') {
+                return Step::Stop;
+            }
         }
         let i = ws(s, j + 1);
         if s.get(i) != Some(&b':') {

@@ -119,6 +119,13 @@ pub struct TrafficDef {
     pub trusted_proxies: &'static [&'static str],
 }
 
+/// `n` in decimal, as a header value, in one allocation of its length (`HeaderValue::from(u64)`
+/// makes two: a buffer, then its bytes shared when it is frozen).
+fn number_value(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_str(digits.format(n)).unwrap_or_else(|_| HeaderValue::from(n))
+}
+
 /// What a bucket or quota said about a request that passed: the `RateLimit-*` values of the
 /// tightest level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,9 +144,9 @@ impl Allowance {
         const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
         const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
         const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-        headers.insert(LIMIT, HeaderValue::from(self.limit));
-        headers.insert(REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RESET, HeaderValue::from(self.reset));
+        headers.insert(LIMIT, number_value(self.limit));
+        headers.insert(REMAINING, number_value(self.remaining));
+        headers.insert(RESET, number_value(self.reset));
     }
 
     fn tighter(self, other: Option<Allowance>) -> Allowance {
