@@ -527,19 +527,21 @@ impl Auth {
                             "authentication is not available".into(),
                         ));
                     };
-                    let token = match def.token_source.and_then(identity_place) {
-                        // A header may hold the bare token (as API Gateway's Cognito
-                        // authorizers read it) or `Bearer TOKEN`.
-                        Some((KeyIn::Header, name)) => creds.header(name).map(|v| {
-                            match v.get(..7) {
-                                Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim(),
-                                _ => v.trim(),
-                            }
-                            .to_string()
-                        }),
-                        Some((place, name)) => creds.read(place, name),
-                        None => creds.bearer().map(str::to_string),
-                    };
+                    // Borrowed from the request where it can be: a JWT is long.
+                    let token: Option<std::borrow::Cow<'_, str>> =
+                        match def.token_source.and_then(identity_place) {
+                            // A header may hold the bare token (as API Gateway's Cognito
+                            // authorizers read it) or `Bearer TOKEN`.
+                            Some((KeyIn::Header, name)) => creds.header(name).map(|v| {
+                                match v.get(..7) {
+                                    Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim(),
+                                    _ => v.trim(),
+                                }
+                                .into()
+                            }),
+                            Some((place, name)) => creds.read(place, name).map(Into::into),
+                            None => creds.bearer().map(Into::into),
+                        };
                     let Some(token) = token.filter(|t| !t.is_empty()) else {
                         return Err(Denial::Unauthenticated(
                             "Bearer",
