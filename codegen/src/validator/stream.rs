@@ -110,25 +110,11 @@ impl<'r> Compiler<'r> {
         }
         // Until decided (a cycle of bare references lands here): none.
         self.streams.insert(id, None);
-        let job = self.jobs.get(id)?;
-        let job = Job {
-            id,
-            value: job.value,
-            resolver: job.resolver.clone(),
-            dialect: job.dialect,
-            location: job.location.clone(),
-        };
+        let job = self.queued(id)?;
         let Value::Object(o) = job.value else {
             return None;
         };
-        // A bare `$ref` (or any `$ref` in draft 4 and OpenAPI 3.0, where it replaces its
-        // siblings) is its target.
-        if let Some(Value::String(r)) = o.get("$ref") {
-            let bare = o.keys().all(|k| k == "$ref" || is_annotation(k));
-            if !(bare || job.dialect.legacy()) {
-                return None;
-            }
-            let target = self.reference(&job, r, "$ref")?;
+        if let Some(target) = self.bare_target(&job, o)? {
             let z = self.stream_of(target);
             self.streams.insert(id, z);
             return z;
@@ -252,44 +238,20 @@ impl<'r> Compiler<'r> {
     }
 
     fn scalar_of(&mut self, id: usize) -> Option<usize> {
-        let mut id = id;
-        // A bare `$ref` (or, in draft 4 and OpenAPI 3.0, any `$ref`) is its target.
-        for _ in 0..64 {
-            let job = self.jobs.get(id)?;
-            let Value::Object(o) = job.value else {
-                return None;
-            };
-            let Some(Value::String(r)) = o.get("$ref") else {
-                break;
-            };
-            let bare = o.keys().all(|k| k == "$ref" || is_annotation(k));
-            if !(bare || job.dialect.legacy()) {
-                return None;
-            }
-            let job = Job {
-                id,
-                value: job.value,
-                resolver: job.resolver.clone(),
-                dialect: job.dialect,
-                location: job.location.clone(),
-            };
-            id = self.reference(&job, r, "$ref")?;
-        }
         if let Some(z) = self.scalars.get(&id) {
             return *z;
         }
+        // Until decided (a cycle of bare references lands here): none.
         self.scalars.insert(id, None);
-        let job = self.jobs.get(id)?;
-        let job = Job {
-            id,
-            value: job.value,
-            resolver: job.resolver.clone(),
-            dialect: job.dialect,
-            location: job.location.clone(),
-        };
+        let job = self.queued(id)?;
         let Value::Object(o) = job.value else {
             return None;
         };
+        if let Some(target) = self.bare_target(&job, o)? {
+            let z = self.scalar_of(target);
+            self.scalars.insert(id, z);
+            return z;
+        }
         if !o.keys().all(|k| is_leaf(k, job.dialect)) {
             return None;
         }
@@ -317,6 +279,32 @@ impl<'r> Compiler<'r> {
             }
         });
         Some(z)
+    }
+
+    /// The queued schema of function `id`.
+    fn queued(&self, id: usize) -> Option<Job<'r>> {
+        let job = self.jobs.get(id)?;
+        Some(Job {
+            id,
+            value: job.value,
+            resolver: job.resolver.clone(),
+            dialect: job.dialect,
+            location: job.location.clone(),
+        })
+    }
+
+    /// The function a schema stands for when it is a bare `$ref` (or has any `$ref` in draft 4
+    /// and OpenAPI 3.0, where it replaces its siblings): `Some(Some(target))`; `Some(None)` for
+    /// a schema without `$ref`; `None` for one whose `$ref` these checks do not follow.
+    fn bare_target(&mut self, job: &Job<'r>, o: &'r Map<String, Value>) -> Option<Option<usize>> {
+        let Some(Value::String(r)) = o.get("$ref") else {
+            return Some(None);
+        };
+        let bare = o.keys().all(|k| k == "$ref" || is_annotation(k));
+        if !(bare || job.dialect.legacy()) {
+            return None;
+        }
+        self.reference(job, r, "$ref").map(Some)
     }
 
     fn scalar_ident(&self, z: usize) -> Ident {
