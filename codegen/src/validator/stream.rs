@@ -223,8 +223,9 @@ impl<'r> Compiler<'r> {
     }
 
     /// The quick check of a parameter's single value against schema `id`, when the schema is
-    /// one for strings, numbers, booleans and null (see [`Compiler::stream_leaf`]): `fn
-    /// qsN(v: rt::v::Scalar<'_>) -> bool`, given the value as the parameter's schema reads it.
+    /// one for strings, numbers, booleans and null made of the keywords a streaming check of
+    /// such a value takes: `fn qsN(v: rt::v::Scalar<'_>) -> bool`, given the value as the
+    /// parameter's schema reads it.
     /// Like a streaming check it only accepts: where it says no, the value is checked by the
     /// schema's ordinary function, which words the error.
     pub fn scalar_entry(&mut self, id: usize) -> Option<Ident> {

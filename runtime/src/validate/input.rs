@@ -42,7 +42,8 @@ pub enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    /// `s` read as a value of the types in `mask`, as [`scalar_doc`] reads it.
+    /// `s` read as a value of the types in `mask`, as a parameter's document reads it
+    /// (`scalar_doc`).
     pub fn of(s: Cow<'a, str>, mask: u8) -> Scalar<'a> {
         if is_literal(&s, mask) {
             if let Some(number) = crate::json::number_of(&s) {
