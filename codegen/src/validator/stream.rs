@@ -10,6 +10,10 @@
 //! runs the ordinary functions, which find and word the error. So a streaming check must never
 //! accept what the ordinary function refuses; it may refuse what that function accepts (at the
 //! cost of a second pass).
+//!
+//! A parameter's single value gets a quick check made of the same string and number checks,
+//! `fn qsN(v) -> bool`, given the value as its schema reads it (a number, boolean, null or
+//! string): the same rule holds for it.
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
