@@ -458,11 +458,10 @@ fn check_param<'r>(
     query: &'r [(Cow<'r, str>, Cow<'r, str>)],
     ctx: &mut Ctx,
 ) {
-    // A single value the schema's quick check accepts needs no document: most requests. (The
-    // query's `twice` check is made first: a value sent twice is refused whatever it is.)
+    // A single value the schema's quick check accepts needs no document: most requests. (A
+    // value sent twice is refused whatever it is, by the document's check.)
     if let (Some(quick), Shape::Scalar(mask)) = (p.quick, p.shape) {
-        let once =
-            p.location != In::Query || query.iter().filter(|(k, _)| k == p.name).nth(1).is_none();
+        let once = !sent_twice(p, req, query);
         if let Some(value) = single_value(p, req, query).filter(|_| once) {
             if quick(Scalar::of(value, mask)) {
                 return;
@@ -489,14 +488,7 @@ fn check_param_doc<'r>(
             });
         }
     };
-    // A single value sent twice means what a reader wants it to: the gateway would check one
-    // copy and the upstream might read the other.
-    let twice = match p.location {
-        In::Query => query.iter().filter(|(k, _)| k == p.name).nth(1).is_some(),
-        In::Header => req.headers.get_all(p.name).iter().nth(1).is_some(),
-        _ => false,
-    };
-    if twice && matches!(p.shape, Shape::Scalar(_)) {
+    if sent_twice(p, req, query) && matches!(p.shape, Shape::Scalar(_)) {
         violation(
             ctx,
             "style",
@@ -539,6 +531,21 @@ fn check_param_doc<'r>(
         ctx.at(p.pointer);
         check(&doc, 0, ctx, None);
         ctx.at("");
+    }
+}
+
+/// Whether the query or the headers carry parameter `p` more than once. A single value sent
+/// twice means what a reader wants it to: the gateway would check one copy and the upstream
+/// might read the other.
+fn sent_twice(
+    p: &ParamSpec,
+    req: &RequestParts<'_>,
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> bool {
+    match p.location {
+        In::Query => query.iter().filter(|(k, _)| k == p.name).nth(1).is_some(),
+        In::Header => req.headers.get_all(p.name).iter().nth(1).is_some(),
+        _ => false,
     }
 }
 
