@@ -1122,38 +1122,36 @@ fn number_value(s: &[u8], start: usize) -> Result<(usize, Node), SyntaxError> {
     if negative {
         i += 1;
     }
-    // The digits are gathered as they are scanned: most numbers need no second pass.
+    // The digits are gathered as they are scanned: most numbers need no second pass. The
+    // mantissa wraps past 19 digits, but is then not used (such numbers go to the standard
+    // library below).
     let mut mantissa = 0u64;
-    let mut digits = 0u32;
-    let mut take = |b: u8, digits: &mut u32| {
-        if *digits < 19 {
-            mantissa = mantissa * 10 + u64::from(b - b'0');
+    // Digits kept in the mantissa: a lone `0` is none. Zeros that lead a fraction count: they
+    // cannot overflow it, and only send a rare long fraction the slow way.
+    let mut kept = match s.get(i) {
+        Some(b'0') => {
+            i += 1;
+            0
         }
-        *digits += u32::from(*digits > 0 || b != b'0');
-    };
-    match s.get(i) {
-        Some(b'0') => i += 1,
         Some(b'1'..=b'9') => {
-            while let Some(&b) = s.get(i).filter(|b| b.is_ascii_digit()) {
-                take(b, &mut digits);
-                i += 1;
-            }
+            let first = i;
+            i = digits(s, i, &mut mantissa);
+            i - first
         }
         _ => return fail(i, "invalid number"),
-    }
+    };
     let mut float = false;
-    let mut fraction = 0i32;
+    let mut fraction = 0usize;
     if s.get(i) == Some(&b'.') {
         float = true;
         i += 1;
         if !s.get(i).is_some_and(u8::is_ascii_digit) {
             return fail(i, "invalid number");
         }
-        while let Some(&b) = s.get(i).filter(|b| b.is_ascii_digit()) {
-            take(b, &mut digits);
-            fraction += 1;
-            i += 1;
-        }
+        let from = i;
+        i = digits(s, i, &mut mantissa);
+        fraction = i - from;
+        kept += fraction;
     }
     let mut exact = true;
     if matches!(s.get(i), Some(b'e' | b'E')) {
@@ -1173,13 +1171,13 @@ fn number_value(s: &[u8], start: usize) -> Result<(usize, Node), SyntaxError> {
     // Exactly the value when every digit was kept and, for a fraction, both the digits and
     // the power of ten are exact in an `f64` (one correctly rounded division: Clinger's fast
     // path). Anything else goes to the standard library's parser.
-    let quick = if !exact || digits > 18 {
+    let quick = if !exact || kept > 18 {
         None
     } else if !float {
         let v = mantissa as i64;
         Some(Node::int(if negative { -v } else { v }))
     } else if mantissa < 1 << 53 && fraction <= 22 {
-        let v = mantissa as f64 / POWERS_OF_TEN[fraction as usize];
+        let v = mantissa as f64 / POWERS_OF_TEN[fraction];
         Some(Node::float(if negative { -v } else { v }))
     } else {
         None
@@ -1193,6 +1191,23 @@ fn number_value(s: &[u8], start: usize) -> Result<(usize, Node), SyntaxError> {
         },
     };
     Ok((i, node))
+}
+
+/// The run of ASCII digits from `i`, each taken into `mantissa` (wrapping): the position after
+/// it.
+#[inline(always)]
+fn digits(s: &[u8], mut i: usize, mantissa: &mut u64) -> usize {
+    let mut m = *mantissa;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    *mantissa = m;
+    i
 }
 
 /// Refuses the object at `obj` (its `}` at `at`) when two of its members have the same name.
@@ -1510,6 +1525,13 @@ mod tests {
             "4.35",
             "1e22",
             "17.99",
+            // Digits that wrap a 64-bit mantissa to 0, and to a small number.
+            "18446744073709551616",
+            "36893488147419103232",
+            "18446744073709551617.5",
+            "0.0000000000000000001",
+            "0.000000000000000000000001",
+            "16.990000000000002",
         ]
         .map(String::from)
         .to_vec();

@@ -155,17 +155,39 @@ pub fn ipv6(s: &str) -> bool {
 
 /// `hostname`: RFC 1123 labels of letters, digits and inner hyphens, 63 bytes each, 253 in all.
 pub fn hostname(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.len() <= 253
-        && s.as_bytes().split(|&c| c == b'.').all(|b| {
-            !b.is_empty()
-                && b.len() <= 63
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
-                && b.iter().all(|&c| LDH[usize::from(c)])
+    let b = s.as_bytes();
+    let b = b.strip_suffix(b".").unwrap_or(b);
+    if b.is_empty() || b.len() > 253 {
+        return false;
+    }
+    // One pass: each byte a letter, digit or hyphen, each label checked at the dot after it.
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' {
+            if !label(&b[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if !LDH[usize::from(c)] {
+            return false;
+        }
+    }
+    label(&b[start..])
+}
+
+/// A hostname's label, its bytes already known to be letters, digits and hyphens: 1 to 63 of
+/// them, no hyphen at either end, and `--` in third place only for an A-label (`xn--`).
+#[inline]
+fn label(b: &[u8]) -> bool {
+    match (b.first(), b.last()) {
+        (Some(&first), Some(&last)) => {
+            b.len() <= 63
+                && first != b'-'
+                && last != b'-'
                 && !(b.len() >= 4 && b[2] == b'-' && b[3] == b'-' && !b.starts_with(b"xn--"))
-        })
+        }
+        _ => false,
+    }
 }
 
 /// Letters, digits and hyphens: the bytes of a hostname's label.
