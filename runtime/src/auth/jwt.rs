@@ -262,17 +262,19 @@ impl Verifier {
 
     /// Verifies a token; the claims, or why not.
     pub async fn verify(&self, token: &str) -> Result<Arc<serde_json::Value>, String> {
+        // The fetch and the signature check are boxed: they are rare, and their futures would
+        // otherwise make every request's future (which holds this one) larger.
         if let Some(remote) = self.remote.as_ref().filter(|r| r.stale()) {
             // One request fetches the keys again; the others go on with the cached keys rather
             // than wait for it (the endpoint may be slow or down).
             if let Ok(last) = remote.last_attempt.try_lock() {
-                self.refresh_with(remote, last).await;
+                Box::pin(self.refresh_with(remote, last)).await;
             }
         }
         if let Some(claims) = self.recall(token) {
             return Ok(claims);
         }
-        let claims = Arc::new(self.check_signature(token).await?);
+        let claims = Arc::new(Box::pin(self.check_signature(token)).await?);
         let mut verified = self.own().lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() >= VERIFIED_MAX {
             verified.clear();

@@ -32,9 +32,21 @@ pub(super) async fn serve(
     req: Request,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    let Some(t) = x.route.transform else {
-        return answer(x, req, record).await;
-    };
+    match x.route.transform {
+        None => answer(x, req, record).await,
+        // Boxed: its request copy and the response transform's future would otherwise make
+        // every route's future, moved on every request, three times larger.
+        Some(t) => Box::pin(transformed(x, t, req, record)).await,
+    }
+}
+
+/// [`serve`] for a route with a transform.
+async fn transformed(
+    x: &Exchange<'_, '_>,
+    t: &'static crate::transform::TransformDef,
+    req: Request,
+    record: &mut AccessRecord,
+) -> Result<Response, Problem> {
     let mut req = req;
     if t.reads_request_body() {
         let json = super::validate::json_body(x, &mut req).await?;

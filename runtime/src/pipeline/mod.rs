@@ -140,7 +140,7 @@ async fn dispatch(
     id: &str,
     record: &mut AccessRecord,
 ) -> Result<Response, Problem> {
-    let req = route::authority_as_host(req)?;
+    let mut req = route::authority_as_host(req)?;
     let header_bytes = route::check_headers(gw, &req)?;
     // The request is moved into the integration later, so the path is kept apart from it: the
     // URI's clone shares its bytes.
@@ -205,7 +205,6 @@ async fn dispatch(
         cert: cert.as_deref(),
     };
     let result = if gw.is_direct(index) {
-        let mut req = req;
         match validate::check_body(&x, &mut req).and_then(|()| validate::head(&x, &req)) {
             Ok(()) => integration::serve(&x, req, record).await,
             Err(p) => Err(p),
