@@ -49,9 +49,37 @@ pub struct Verifier {
     verified_ttl_ms: u64,
 }
 
-/// Verified tokens: their claims and when their signature was checked (on
-/// [`crate::deadline::coarse_ms`]'s clock). Keyed by the whole token, hashed by its end.
-type Verified = std::collections::HashMap<Box<str>, (Arc<serde_json::Value>, u64), TokenHash>;
+/// Verified tokens, keyed by the whole token, hashed by its end.
+type Verified = std::collections::HashMap<Box<[u8]>, Remembered, TokenHash>;
+
+/// A verified token's claims, with the times checked again each time it is seen.
+#[derive(Debug, Clone)]
+struct Remembered {
+    claims: Arc<serde_json::Value>,
+    /// When its signature was checked, on [`crate::deadline::coarse_ms`]'s clock.
+    at: u64,
+    /// Its `exp` claim.
+    exp: f64,
+    /// Its `nbf` claim, if it has one.
+    nbf: Option<f64>,
+}
+
+impl Remembered {
+    /// What is remembered of a token with these claims: nothing unless its `exp` (and an
+    /// `nbf`) is a number, as a remembered token's times are checked again each time.
+    fn of(claims: &Arc<serde_json::Value>, at: u64) -> Option<Remembered> {
+        let nbf = match claims.get("nbf") {
+            Some(nbf) => Some(nbf.as_f64()?),
+            None => None,
+        };
+        Some(Remembered {
+            claims: claims.clone(),
+            at,
+            exp: claims.get("exp")?.as_f64()?,
+            nbf,
+        })
+    }
+}
 
 /// Bytes of a token's end that its hash reads.
 const HASHED_END: usize = 32;
@@ -260,8 +288,9 @@ impl Verifier {
         }
     }
 
-    /// Verifies a token; the claims, or why not.
-    pub async fn verify(&self, token: &str) -> Result<Arc<serde_json::Value>, String> {
+    /// Verifies a token; the claims, or why not. A remembered token is found by its bytes; only
+    /// one to be verified is read as text (a JWT is long).
+    pub async fn verify(&self, token: &[u8]) -> Result<Arc<serde_json::Value>, String> {
         // The fetch and the signature check are boxed: they are rare, and their futures would
         // otherwise make every request's future (which holds this one) larger.
         if let Some(remote) = self.remote.as_ref().filter(|r| r.stale()) {
@@ -274,12 +303,15 @@ impl Verifier {
         if let Some(claims) = self.recall(token) {
             return Ok(claims);
         }
-        let claims = Arc::new(Box::pin(self.check_signature(token)).await?);
+        let text = std::str::from_utf8(token).map_err(|_| "the token is not text".to_string())?;
+        let claims = Arc::new(Box::pin(self.check_signature(text)).await?);
         let mut verified = self.own().lock().unwrap_or_else(|e| e.into_inner());
         if verified.len() >= VERIFIED_MAX {
             verified.clear();
         }
-        verified.insert(token.into(), (claims.clone(), crate::deadline::coarse_ms()));
+        if let Some(r) = Remembered::of(&claims, crate::deadline::coarse_ms()) {
+            verified.insert(token.into(), r);
+        }
         Ok(claims)
     }
 
@@ -289,24 +321,25 @@ impl Verifier {
     }
 
     /// A token verified in the last [`VERIFIED_TTL`] whose `exp` and `nbf` still hold now.
-    fn recall(&self, token: &str) -> Option<Arc<serde_json::Value>> {
+    fn recall(&self, token: &[u8]) -> Option<Arc<serde_json::Value>> {
         let claims = {
             let verified = self.own().lock().unwrap_or_else(|e| e.into_inner());
-            let (claims, at) = verified.get(token)?;
-            let age = crate::deadline::coarse_ms().saturating_sub(*at);
-            (age < self.verified_ttl_ms).then(|| claims.clone())?
-        };
-        // The coarse clocks (10 ms) are exact enough for a 60 s memory and whole-second claims.
-        let now = crate::deadline::coarse_unix_secs();
-        let exp = claims.get("exp")?.as_f64()?;
-        if exp + self.leeway as f64 <= now as f64 {
-            return None;
-        }
-        if let Some(nbf) = claims.get("nbf") {
-            if nbf.as_f64()? > (now + self.leeway) as f64 {
+            let r = verified.get(token)?;
+            let age = crate::deadline::coarse_ms().saturating_sub(r.at);
+            if age >= self.verified_ttl_ms {
                 return None;
             }
-        }
+            // The coarse clocks (10 ms) are exact enough for a 60 s memory and whole-second
+            // claims.
+            let now = crate::deadline::coarse_unix_secs();
+            if r.exp + self.leeway as f64 <= now as f64 {
+                return None;
+            }
+            if r.nbf.is_some_and(|nbf| nbf > (now + self.leeway) as f64) {
+                return None;
+            }
+            r.claims.clone()
+        };
         Some(claims)
     }
 
@@ -505,18 +538,32 @@ mod tests {
         let mut verified = Verified::default();
         let tokens: Vec<String> = (0..50).map(|n| format!("head{n}.{end}")).collect();
         for (n, t) in tokens.iter().enumerate() {
-            let claims = Arc::new(serde_json::json!({ "n": n }));
-            verified.insert(t.as_str().into(), (claims, 0));
+            let claims = Arc::new(serde_json::json!({ "n": n, "exp": 1 }));
+            let r = Remembered::of(&claims, 0).expect("has exp");
+            verified.insert(t.as_bytes().into(), r);
         }
         for (n, t) in tokens.iter().enumerate() {
-            let (claims, _) = verified.get(t.as_str()).expect("remembered");
-            assert_eq!(claims["n"], n, "{t}");
+            let r = verified.get(t.as_bytes()).expect("remembered");
+            assert_eq!(r.claims["n"], n, "{t}");
         }
-        assert!(!verified.contains_key(format!("other.{end}").as_str()));
-        assert!(!verified.contains_key(end.as_str()));
+        assert!(!verified.contains_key(format!("other.{end}").as_bytes()));
+        assert!(!verified.contains_key(end.as_bytes()));
         // Short tokens are hashed whole.
-        verified.insert("a".into(), (Arc::new(serde_json::json!(1)), 0));
-        assert!(verified.contains_key("a") && !verified.contains_key("b"));
+        let r = Remembered::of(&Arc::new(serde_json::json!({ "exp": 1 })), 0).expect("has exp");
+        verified.insert(b"a"[..].into(), r);
+        assert!(verified.contains_key(&b"a"[..]) && !verified.contains_key(&b"b"[..]));
+    }
+
+    #[test]
+    fn only_tokens_whose_times_are_numbers_are_remembered() {
+        let of = |v: serde_json::Value| Remembered::of(&Arc::new(v), 7);
+        assert!(of(serde_json::json!({ "sub": "ada" })).is_none());
+        assert!(of(serde_json::json!({ "exp": "soon" })).is_none());
+        assert!(of(serde_json::json!({ "exp": 10, "nbf": "now" })).is_none());
+        let r = of(serde_json::json!({ "exp": 10, "nbf": 5.5 })).expect("remembered");
+        assert_eq!((r.at, r.exp, r.nbf), (7, 10.0, Some(5.5)));
+        let r = of(serde_json::json!({ "exp": 10 })).expect("remembered");
+        assert_eq!(r.nbf, None);
     }
 
     #[test]
@@ -542,17 +589,22 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(b"a test secret of thirty-two bytes!"),
         )
         .expect("token");
-        assert!(verifier.recall(&token).is_none());
-        block_on(verifier.verify(&token)).expect("verifies");
+        assert!(verifier.recall(token.as_bytes()).is_none());
+        block_on(verifier.verify(token.as_bytes())).expect("verifies");
         assert!(
-            verifier.recall(&token).is_some(),
+            verifier.recall(token.as_bytes()).is_some(),
             "the verifying thread remembers it"
         );
         // Another thread, on another slot, has its own memory: it never takes this one's lock.
         let own = crate::percore::slot();
         std::thread::scope(|s| loop {
             let (slot, remembered) = s
-                .spawn(|| (crate::percore::slot(), verifier.recall(&token).is_some()))
+                .spawn(|| {
+                    (
+                        crate::percore::slot(),
+                        verifier.recall(token.as_bytes()).is_some(),
+                    )
+                })
                 .join()
                 .expect("thread");
             if slot != own {

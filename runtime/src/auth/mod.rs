@@ -294,15 +294,16 @@ impl Credentials<'_> {
 
     /// The bearer token of `Authorization`, if any.
     #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    fn bearer(&self) -> Option<&str> {
+    fn bearer(&self) -> Option<&[u8]> {
         let v = self.headers.get(http::header::AUTHORIZATION)?.as_bytes();
-        // The token (a long JWT) is read once, as UTF-8; one with bytes other than visible
-        // ASCII is no JWT and fails verification like any other bad token.
+        // The token's bytes: a remembered token is found by them, and only one to be verified
+        // is read as text (a JWT is long). One with bytes other than visible ASCII is no JWT
+        // and fails verification like any other bad token.
         let (scheme, token) = v.split_at(v.iter().position(|&b| b == b' ')?);
         if !scheme.eq_ignore_ascii_case(b"bearer") {
             return None;
         }
-        let token = std::str::from_utf8(token).ok()?.trim();
+        let token = token.trim_ascii();
         (!token.is_empty()).then_some(token)
     }
 }
@@ -528,7 +529,7 @@ impl Auth {
                         ));
                     };
                     // Borrowed from the request where it can be: a JWT is long.
-                    let token: Option<std::borrow::Cow<'_, str>> =
+                    let token: Option<std::borrow::Cow<'_, [u8]>> =
                         match def.token_source.and_then(identity_place) {
                             // A header may hold the bare token (as API Gateway's Cognito
                             // authorizers read it) or `Bearer TOKEN`.
@@ -537,10 +538,13 @@ impl Auth {
                                     Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim(),
                                     _ => v.trim(),
                                 }
+                                .as_bytes()
                                 .into()
                             }),
-                            Some((place, name)) => creds.read(place, name).map(Into::into),
-                            None => creds.bearer().map(Into::into),
+                            Some((place, name)) => creds
+                                .read(place, name)
+                                .map(|t| std::borrow::Cow::Owned(t.into_bytes())),
+                            None => creds.bearer().map(std::borrow::Cow::Borrowed),
                         };
                     let Some(token) = token.filter(|t| !t.is_empty()) else {
                         return Err(Denial::Unauthenticated(
