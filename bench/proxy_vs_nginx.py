@@ -36,7 +36,8 @@ What it does:
    (`--upstream-cores`, `--wrk-cores`; wrk runs a thread a core). On a 2-core machine, P = 1
    puts the proxy alone on core 0 and the upstream and wrk on core 1; P = 2 puts everything on
    both cores, nginx and the gateway alike.
-6. Runs the targets interleaved, `--reps` times, and keeps each target's median. CPU time per
+6. Runs the targets interleaved, `--reps` times, and keeps each target's median (and, for the
+   goals' ratios, the median of each round's ratio of the two targets). CPU time per
    request is the proxy's user+system time (`/proc/PID/stat`, all its processes and threads)
    over the requests wrk counted; for (a), the upstream's.
 7. With `--latency`: p50 and p99 of (b) and (c) at half of the lower of their peak rates, with
@@ -262,6 +263,8 @@ def main():
                 requests, rps, p50, p99 = run(port, path, args.seconds, script)
                 cpu_us = (cpu_ticks(ps) - before) / TICK * 1e6 / max(requests, 1)
                 results[name].append((rps, p50, p99, cpu_us))
+        # Each rep's rates in run order, for the paired ratios below.
+        in_order = {name: [r[0] for r in reps] for name, reps in results.items()}
         rows = {}
         for name, reps in results.items():
             reps.sort(key=lambda r: r[0])
@@ -318,6 +321,24 @@ def main():
         if i and j:
             parts.append(f"(j)/(i) {j[0] / i[0]:.2f} ({j[3] - i[3]:+.1f} µs of CPU)")
         print(f"goals{tag or ''}: " + "; ".join(parts))
+    # The machine's speed drifts between reps; a ratio of two targets run in the same round (a
+    # few seconds apart) moves less than the ratio of their medians. The median of those.
+    for mode in modes:
+        tag = "" if mode == "default" else f", {mode}"
+        pairs = [("(c)/(b)", f"(c) gateway, plain proxy route{tag}", "(b) nginx reverse proxy"),
+                 ("(f)/(c)", f"(f) gateway, validated path + query GET{tag}",
+                  f"(c) gateway, plain proxy route{tag}"),
+                 ("(d)/(e)", f"(d) gateway, JWT + throttle + validation{tag}",
+                  "(e) nginx reverse proxy, same POST")]
+        paired = []
+        for label, x, y in pairs:
+            if x in in_order and y in in_order:
+                ratios = sorted(xr / yr for xr, yr in zip(in_order[x], in_order[y]))
+                paired.append(f"{label} {ratios[len(ratios) // 2]:.2f} "
+                              f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})")
+        if paired:
+            print()
+            print(f"paired by round{tag} (median of each round's ratio): " + "; ".join(paired))
     spread = {name: (min(r[0] for r in reps), max(r[0] for r in reps)) for name, reps in results.items()}
     print()
     print("req/s range over the reps: " + "; ".join(f"{n_.split(')')[0]}) {lo:,.0f}–{hi:,.0f}"
