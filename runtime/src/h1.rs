@@ -28,7 +28,7 @@ use http_body::Body as _;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::gateway::Gateway;
-use crate::observe::LoggedBody;
+use crate::observe::{GatewayRef, LoggedBody};
 
 /// Header fields a request may carry: past them, 431.
 const FIELDS_MAX: usize = 100;
@@ -193,7 +193,8 @@ pub(crate) async fn serve(
                 ))
             }
         };
-        let Ok(answer) = crate::server::guarded(gw.clone(), peer, req.map(|()| body)).await;
+        let Ok(answer) =
+            crate::server::guarded(GatewayRef::Borrowed(&gw), peer, req.map(|()| body)).await;
         if waits.stopping.is_stopping() {
             keep_alive = false;
         }
@@ -386,7 +387,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let mut expect_continue = false;
     // Room for what the pipeline adds, so the table does not grow on the way.
     let mut headers = crate::percore::header_table(spans.len() + crate::pipeline::FIELDS_ADDED);
-    for (name, start, end) in spans {
+    for (name, start, end) in spans.drain(..) {
         let value = head.slice(start..end);
         match name {
             header::TRANSFER_ENCODING => {
@@ -809,7 +810,7 @@ impl Drop for Streaming {
 async fn respond(
     sink: Sink<'_>,
     out: &mut Vec<u8>,
-    answer: Response<LoggedBody>,
+    answer: Response<LoggedBody<'_>>,
     method: &Method,
     version: Version,
     keep_alive: &mut bool,
@@ -974,7 +975,7 @@ fn encode_head(
 async fn send_body(
     sink: Sink<'_>,
     out: &mut Vec<u8>,
-    mut body: LoggedBody,
+    mut body: LoggedBody<'_>,
     encoding: Encoding,
     keep_alive: &mut bool,
 ) -> io::Result<()> {

@@ -79,6 +79,15 @@ pub struct UrlTemplate {
     origin: Option<(http::uri::Scheme, http::uri::Authority)>,
 }
 
+/// `authority` with its text made static, kept for the life of the process (one per upstream
+/// origin, made at start). Every request's upstream URI takes a copy of it: a copy of a static one
+/// is free, where each copy of a shared one counts a reference on one cache line that every
+/// core serving the route writes.
+fn static_authority(authority: &http::uri::Authority) -> Option<http::uri::Authority> {
+    let text: &'static str = Box::leak(authority.as_str().to_owned().into_boxed_str());
+    http::uri::Authority::from_maybe_shared(bytes::Bytes::from_static(text.as_bytes())).ok()
+}
+
 impl UrlTemplate {
     /// Resolves `template` for `stage`; `append_path` for URLs inherited from `defaults`.
     pub fn new(
@@ -139,7 +148,7 @@ impl UrlTemplate {
                 })
                 .and_then(|u| {
                     let p = u.into_parts();
-                    Some((p.scheme?, p.authority?))
+                    Some((p.scheme?, static_authority(&p.authority?)?))
                 }),
             _ => None,
         };

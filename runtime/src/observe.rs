@@ -604,8 +604,6 @@ pub struct AccessRecord {
     pub uri: http::Uri,
     /// HTTP version.
     pub protocol: &'static str,
-    /// The stage.
-    pub stage: Arc<str>,
     /// `User-Agent`.
     pub user_agent: Option<http::HeaderValue>,
     /// When the request arrived.
@@ -632,13 +630,37 @@ pub(crate) struct Trace {
 
 /// A response body that counts its bytes and, when it is finished or dropped, writes the access
 /// log line and records the metrics, so both cover the whole response.
-pub struct LoggedBody {
+pub struct LoggedBody<'g> {
     inner: Body,
     bytes: u64,
-    record: Option<(AccessRecord, Arc<Metrics>)>,
+    /// The request's record, and its gateway (for the metrics and the stage's name).
+    record: Option<(AccessRecord, GatewayRef<'g>)>,
 }
 
-impl LoggedBody {
+/// The gateway a request's answer refers to until it is sent. The gateway's own HTTP/1.1
+/// server borrows its connection's (it sends each answer before it reads the next request);
+/// hyper's servers, whose answers outlive the call that made them, give each request a
+/// reference of its own. Borrowed, a request changes no reference count: a count that every
+/// request changed would be one cache line that every core writes.
+pub(crate) enum GatewayRef<'g> {
+    /// The connection's gateway.
+    Borrowed(&'g crate::gateway::Gateway),
+    /// A reference of the request's own.
+    Owned(Arc<crate::gateway::Gateway>),
+}
+
+impl std::ops::Deref for GatewayRef<'_> {
+    type Target = crate::gateway::Gateway;
+
+    fn deref(&self) -> &crate::gateway::Gateway {
+        match self {
+            GatewayRef::Borrowed(gw) => gw,
+            GatewayRef::Owned(gw) => gw,
+        }
+    }
+}
+
+impl<'g> LoggedBody<'g> {
     /// A body that logs nothing: answers that are not a request's (a panic's 500).
     pub fn plain(inner: Body) -> Self {
         LoggedBody {
@@ -649,18 +671,18 @@ impl LoggedBody {
     }
 
     /// Wraps `inner`.
-    pub fn new(inner: Body, record: AccessRecord, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(inner: Body, record: AccessRecord, gw: GatewayRef<'g>) -> Self {
         LoggedBody {
             inner,
             bytes: 0,
-            record: Some((record, metrics)),
+            record: Some((record, gw)),
         }
     }
 
     fn finish(&mut self) {
-        if let Some((r, metrics)) = self.record.take() {
+        if let Some((r, gw)) = self.record.take() {
             let elapsed = r.start.elapsed();
-            metrics.finish(&r.method, r.route, r.status, elapsed);
+            gw.metrics.finish(&r.method, r.route, r.status, elapsed);
             // Written field by field (strings escaped as serde_json escapes them), without
             // building a value, straight into this thread's log buffer.
             append_log_line(|line| {
@@ -702,7 +724,7 @@ impl LoggedBody {
                 field(line, "responseLatency", false);
                 line.extend_from_slice(itoa::Buffer::new().format(elapsed.as_millis()).as_bytes());
                 field(line, "stage", false);
-                text(line, &r.stage);
+                text(line, &gw.stage);
                 field(line, "userAgent", false);
                 match r.user_agent.as_ref().and_then(|v| v.to_str().ok()) {
                     Some(ua) => text(line, ua),
@@ -741,7 +763,7 @@ impl LoggedBody {
     }
 }
 
-impl http_body::Body for LoggedBody {
+impl http_body::Body for LoggedBody<'_> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -771,7 +793,7 @@ impl http_body::Body for LoggedBody {
     }
 }
 
-impl Drop for LoggedBody {
+impl Drop for LoggedBody<'_> {
     fn drop(&mut self) {
         self.finish();
     }

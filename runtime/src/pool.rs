@@ -744,7 +744,7 @@ fn parse_head(
             spans.push((name, start, start + f.value.len()));
         }
         let head = buf.split_to(len).freeze();
-        for (name, start, end) in spans {
+        for (name, start, end) in spans.drain(..) {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| Error::Protocol("bad header value"))?;
             headers.append(name, value);

@@ -18,7 +18,7 @@ use http::StatusCode;
 
 use crate::config::Config;
 use crate::gateway::{ConnectionLimits, Gateway};
-use crate::observe::LoggedBody;
+use crate::observe::{GatewayRef, LoggedBody};
 use crate::pipeline::handle_request;
 use crate::problem::Problem;
 
@@ -392,7 +392,7 @@ async fn accept(
                 let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let mut req = watched(req, body_timeout);
                     req.extensions_mut().insert(admitted.clone());
-                    guarded(gw.clone(), peer, req)
+                    guarded_owned(gw.clone(), peer, req)
                 });
                 let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let (stop, open) = (stop.clone(), unwatched.clone());
@@ -486,7 +486,7 @@ impl Connection {
                 if upgrades {
                     req.extensions_mut().insert(admitted.clone());
                 }
-                guarded(gw.clone(), peer, req)
+                guarded_owned(gw.clone(), peer, req)
             });
         let stream = crate::progress::SendWatch::new(stream, send_timeout);
         #[cfg(feature = "http2")]
@@ -499,9 +499,14 @@ impl Connection {
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     use futures_util::FutureExt;
                     let open = streams.open();
-                    hyper::service::Service::call(&service, req).map(move |answer| {
-                        answer.map(|resp| resp.map(|b| crate::progress::Holding::new(b, open)))
-                    })
+                    // Boxed as a trait object: the compiler cannot otherwise prove the
+                    // connection's task `Send` across the answer's lifetime parameter.
+                    let answer: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+                        Box::pin(
+                            hyper::service::Service::call(&service, req)
+                                .map(move |answer| held(answer, open)),
+                        );
+                    answer
                 });
             let conn = builders
                 .http2
@@ -701,7 +706,9 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    handle_request(gw, peer, req).await.map(Body::new)
+    handle_request(GatewayRef::Owned(gw), peer, req)
+        .await
+        .map(Body::new)
 }
 
 /// The request as the pipeline takes it: a body is watched for progress (`body_timeout`); a
@@ -719,10 +726,10 @@ fn watched(req: http::Request<hyper::body::Incoming>, body_timeout: Duration) ->
 /// Made of combinators rather than an `async` block: each `async` level that awaits another
 /// future holds a copy of it, and this future is moved once per request.
 pub(crate) fn guarded(
-    gw: Arc<Gateway>,
+    gw: GatewayRef<'_>,
     peer: SocketAddr,
     req: Request,
-) -> impl std::future::Future<Output = Result<Response<LoggedBody>, std::convert::Infallible>> {
+) -> impl std::future::Future<Output = Result<Response<LoggedBody<'_>>, std::convert::Infallible>> {
     use futures_util::FutureExt;
     std::panic::AssertUnwindSafe(handle_request(gw, peer, req))
         .catch_unwind()
@@ -737,6 +744,29 @@ pub(crate) fn guarded(
                 .map(LoggedBody::plain)
             }))
         })
+}
+
+/// An HTTP/2 stream's answer, holding the stream's place until its body is sent.
+#[cfg(feature = "http2")]
+fn held(
+    answer: Result<Response<LoggedBody<'static>>, std::convert::Infallible>,
+    open: crate::progress::Open,
+) -> Result<
+    Response<crate::progress::Holding<LoggedBody<'static>, crate::progress::Open>>,
+    std::convert::Infallible,
+> {
+    answer.map(|resp| resp.map(|b| crate::progress::Holding::new(b, open)))
+}
+
+/// [`guarded`] for hyper's servers, whose answers outlive the call: the request holds a
+/// reference to the gateway of its own.
+fn guarded_owned(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request,
+) -> impl std::future::Future<Output = Result<Response<LoggedBody<'static>>, std::convert::Infallible>>
+{
+    guarded(GatewayRef::Owned(gw), peer, req)
 }
 
 /// Serves `conn` until it ends; once `stop` turns true, shuts it down gracefully (requests in

@@ -4,15 +4,13 @@
 //! set, and the body wrapped so the access-log line and the metrics are written when it ends).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::response::Response;
 use http::header;
 
-use crate::gateway::Gateway;
-use crate::observe::{request_id, AccessRecord, LoggedBody, Trace};
+use crate::observe::{request_id, AccessRecord, GatewayRef, LoggedBody, Trace};
 use crate::trace::{parse_traceparent, traceparent, SpanContext, TRACEPARENT};
 
 /// Header names made once, not parsed per request.
@@ -20,10 +18,10 @@ const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-
 
 /// One request, from its arrival to its answer.
 pub(crate) async fn handle_request(
-    gw: Arc<Gateway>,
+    gw: GatewayRef<'_>,
     peer: SocketAddr,
     req: Request,
-) -> Response<LoggedBody> {
+) -> Response<LoggedBody<'_>> {
     let start = Instant::now();
     gw.metrics.start();
     let mut req = req;
@@ -46,7 +44,6 @@ pub(crate) async fn handle_request(
             http::Version::HTTP_2 => "HTTP/2.0",
             _ => "HTTP/1.1",
         },
-        stage: gw.stage.clone(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
         start,
         integration_latency: None,
@@ -69,7 +66,7 @@ pub(crate) async fn handle_request(
     }
     record.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, LoggedBody::new(body, record, gw.metrics.clone()))
+    Response::from_parts(parts, LoggedBody::new(body, record, gw))
 }
 
 /// Whether the request is a gRPC call: `Content-Type: application/grpc`, alone or with a
