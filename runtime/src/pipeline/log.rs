@@ -114,6 +114,65 @@ fn trace_context(req: &mut Request) -> Option<Trace> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use crate::gateway::{Gateway, Limits};
+    use crate::observe::GatewayRef;
+    use crate::router::Lookup;
+
+    /// The reference counts a request could change: the gateway's, its metrics', its stage
+    /// name's.
+    fn counts(gw: &Arc<Gateway>) -> (usize, usize, usize) {
+        (
+            Arc::strong_count(gw),
+            Arc::strong_count(&gw.metrics),
+            Arc::strong_count(&gw.stage),
+        )
+    }
+
+    #[test]
+    fn a_borrowing_request_changes_no_reference_count() {
+        let stage = crate::stage::Stage::new("dev", &[]);
+        let gw = Arc::new(Gateway::new(
+            &stage,
+            Vec::new(),
+            |_, _, _| Lookup::NotFound,
+            Limits::default(),
+        ));
+        let before = counts(&gw);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let peer: std::net::SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        let req = || {
+            http::Request::get("/nowhere")
+                .header(http::header::HOST, "gw.test")
+                .body(axum::body::Body::empty())
+                .expect("a request")
+        };
+        // Borrowed, as the HTTP/1.1 server does: nothing counted while the answer is out, nor
+        // after its body (and access log line) is done.
+        let answer = rt.block_on(super::handle_request(
+            GatewayRef::Borrowed(&gw),
+            peer,
+            req(),
+        ));
+        assert_eq!(answer.status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(counts(&gw), before);
+        drop(answer);
+        assert_eq!(counts(&gw), before);
+        // Owned, as hyper's servers do: one reference to the gateway while the answer is out.
+        let answer = rt.block_on(super::handle_request(
+            GatewayRef::Owned(gw.clone()),
+            peer,
+            req(),
+        ));
+        assert_eq!(counts(&gw), (before.0 + 1, before.1, before.2));
+        drop(answer);
+        assert_eq!(counts(&gw), before);
+    }
+
     #[test]
     fn grpc_calls_are_told_by_their_media_type() {
         let is = |ct: &str| {
