@@ -435,17 +435,13 @@ impl Gateway {
         let http2 = false;
         self.tls = Some(Arc::new(crate::https::Listener::new(stage, def, http2)?));
         if !def.hsts.is_empty() {
-            // Static, as the spec's text is: each answer takes a copy, and a copy of a shared
-            // value counts a reference on one cache line that every core writes.
-            // (`from_static` takes visible ASCII only, which `from_str` has just checked but
-            // for bytes above 0x7F.)
-            self.hsts = http::HeaderValue::from_str(def.hsts).ok().map(|v| {
-                if def.hsts.is_ascii() {
-                    http::HeaderValue::from_static(def.hsts)
-                } else {
-                    v
-                }
-            });
+            // Over the spec's static text, checked as `from_str` checks it: each answer takes a
+            // copy, and a copy of a shared value counts a reference on one cache line that
+            // every core writes.
+            self.hsts = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_static(
+                def.hsts.as_bytes(),
+            ))
+            .ok();
         }
         Ok(self)
     }

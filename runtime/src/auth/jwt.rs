@@ -555,6 +555,30 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_is_not_text_is_refused_and_not_remembered() {
+        let def = JwtDef {
+            issuer: None,
+            audience: &[],
+            jwks_uri: None,
+            discovery: None,
+            keys: None,
+            secret: Some("a test secret of thirty-two bytes!"),
+            algorithms: &["HS256"],
+            leeway: 0,
+            jwks_refresh_ms: 600_000,
+            plan: None,
+            token_source: None,
+        };
+        let verifier = Verifier::new(&def, &Stage::new("test", &[]), "jwt").expect("verifier");
+        let token = b"eyJhbGciOiJIUzI1NiJ9.\xff\xfe.sig";
+        assert_eq!(
+            block_on(verifier.verify(token)).expect_err("refused"),
+            "the token is not text"
+        );
+        assert!(verifier.recall(token).is_none());
+    }
+
+    #[test]
     fn only_tokens_whose_times_are_numbers_are_remembered() {
         let of = |v: serde_json::Value| Remembered::of(&Arc::new(v), 7);
         assert!(of(serde_json::json!({ "sub": "ada" })).is_none());
