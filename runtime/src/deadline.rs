@@ -154,40 +154,56 @@ pub fn timeout<F: Future>(limit: Duration, fut: F) -> Timeout<F> {
         .saturating_add(limit.as_millis() as u64)
         .saturating_add(TICK.as_millis() as u64);
     Timeout {
-        fut: Box::pin(fut),
+        fut,
         id: None,
         deadline,
     }
 }
 
-/// See [`timeout`].
-pub struct Timeout<F> {
-    fut: Pin<Box<F>>,
-    /// The shard and slot of its entry, once it waits.
-    id: Option<(usize, usize)>,
-    deadline: u64,
+pin_project_lite::pin_project! {
+    /// See [`timeout`]. The call's future is held in place, not boxed: a box would be one more
+    /// allocation, and one more copy of the future, on every upstream call.
+    pub struct Timeout<F> {
+        #[pin]
+        fut: F,
+        // The shard and slot of its entry, once it waits.
+        id: Option<(usize, usize)>,
+        deadline: u64,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some((shard, id)) = this.project().id.take() {
+                table().entries[shard]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(id);
+            }
+        }
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
         let t = table();
-        match self.id {
+        match *this.id {
             None => {
                 let shard = crate::percore::slot();
                 let id = t.entries[shard]
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(Entry {
-                        deadline: self.deadline,
+                        deadline: *this.deadline,
                         waker: Some(cx.waker().clone()),
                         fired: false,
                     });
-                self.id = Some((shard, id));
+                *this.id = Some((shard, id));
                 Poll::Pending
             }
             Some((shard, id)) => {
@@ -196,7 +212,7 @@ impl<F: Future> Future for Timeout<F> {
                     Some(e) if e.fired => {
                         entries.remove(id);
                         drop(entries);
-                        self.id = None;
+                        *this.id = None;
                         Poll::Ready(Err(Elapsed))
                     }
                     Some(e) => {
@@ -208,17 +224,6 @@ impl<F: Future> Future for Timeout<F> {
                     None => Poll::Pending,
                 }
             }
-        }
-    }
-}
-
-impl<F> Drop for Timeout<F> {
-    fn drop(&mut self) {
-        if let Some((shard, id)) = self.id.take() {
-            table().entries[shard]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
         }
     }
 }

@@ -633,8 +633,10 @@ pub(crate) struct Trace {
 pub struct LoggedBody<'g> {
     inner: Body,
     bytes: u64,
-    /// The request's record, and its gateway (for the metrics and the stage's name).
-    record: Option<(AccessRecord, GatewayRef<'g>)>,
+    /// The request's record, and its gateway (for the metrics and the stage's name). The
+    /// record is boxed where the request starts and never moved again: the answer, and this
+    /// body with it, is moved several times on its way to the client.
+    record: Option<(Box<AccessRecord>, GatewayRef<'g>)>,
 }
 
 /// The gateway a request's answer refers to until it is sent. The gateway's own HTTP/1.1
@@ -671,7 +673,7 @@ impl<'g> LoggedBody<'g> {
     }
 
     /// Wraps `inner`.
-    pub(crate) fn new(inner: Body, record: AccessRecord, gw: GatewayRef<'g>) -> Self {
+    pub(crate) fn new(inner: Body, record: Box<AccessRecord>, gw: GatewayRef<'g>) -> Self {
         LoggedBody {
             inner,
             bytes: 0,

@@ -27,102 +27,111 @@ pub(crate) fn client() -> Client {
 }
 
 /// Forwards the request to the integration's upstream and returns its answer.
-pub(crate) async fn forward(
-    x: &Exchange<'_, '_>,
-    h: &HttpIntegration,
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn forward<'x, 'a, 'p>(
+    x: &'x Exchange<'a, 'p>,
+    h: &'x HttpIntegration,
     req: Request,
-    record: &mut AccessRecord,
-) -> Result<Response, Problem> {
-    let gw = x.gw;
-    let params = x.params.named(x.route.params);
-    let (mut parts, body) = req.into_parts();
-    // A transform reads the request as the client sent it, before anything below changes it.
-    let (edits, json) = crate::transform::render_request(x, &mut parts);
-    // The client's URI is taken out: the upstream's replaces it.
-    let client_uri = std::mem::take(&mut parts.uri);
-    let query = x.strip_credentials(&parts.extensions, &mut parts.headers, client_uri.query());
-    let mut edits = edits;
-    let query = match edits.as_mut().and_then(|e| e.query.take()) {
-        Some(edited) => edited.map(std::borrow::Cow::Owned),
-        None => query,
-    };
-    let path = edits.as_mut().and_then(|e| e.path.take());
-    let url_of = |target: &crate::integration::UrlTemplate| {
-        if path.is_none() {
-            let client = client_uri.path_and_query();
-            if let Some(uri) = target.origin_uri(x.segs, query.as_deref(), client) {
-                return Ok(uri);
+    record: &'x mut AccessRecord,
+) -> impl std::future::Future<Output = Result<Response, Problem>> + use<'x, 'a, 'p> {
+    async move {
+        let gw = x.gw;
+        let params = x.params.named(x.route.params);
+        let (mut parts, body) = req.into_parts();
+        // A transform reads the request as the client sent it, before anything below changes it.
+        let (edits, json) = crate::transform::render_request(x, &mut parts);
+        // The client's URI is taken out: the upstream's replaces it.
+        let client_uri = std::mem::take(&mut parts.uri);
+        let query = x.strip_credentials(&parts.extensions, &mut parts.headers, client_uri.query());
+        let mut edits = edits;
+        let query = match edits.as_mut().and_then(|e| e.query.take()) {
+            Some(edited) => edited.map(std::borrow::Cow::Owned),
+            None => query,
+        };
+        let path = edits.as_mut().and_then(|e| e.path.take());
+        let url_of = |target: &crate::integration::UrlTemplate| {
+            if path.is_none() {
+                let client = client_uri.path_and_query();
+                if let Some(uri) = target.origin_uri(x.segs, query.as_deref(), client) {
+                    return Ok(uri);
+                }
+            }
+            let url = match &path {
+                Some(path) => target.with_path(&params, path, query.as_deref()),
+                None => target.expand(&params, x.segs, query.as_deref()),
+            };
+            Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())
+        };
+        let client = h.client.as_ref().unwrap_or(&gw.client);
+        // `TE: trailers` is the one connection field HTTP/2 carries (RFC 9113 §8.2.2): a gRPC
+        // client says with it that it reads trailers, and gRPC servers ask for it.
+        let trailers = client.is_http2() && accepts_trailers(&parts.headers);
+        let trusted = x.strip_connection_headers(&mut parts.headers);
+        if trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        let host = parts.headers.remove(header::HOST);
+        // Every `X-Forwarded-For` line the client sent, in order, then the peer.
+        let mut xff = Vec::with_capacity(64);
+        for prev in parts.headers.get_all(X_FORWARDED_FOR) {
+            xff.extend_from_slice(prev.as_bytes());
+            xff.extend_from_slice(b", ");
+        }
+        crate::observe::push_ip(&mut xff, x.peer.ip());
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+            parts.headers.insert(X_FORWARDED_FOR, v);
+        }
+        // A trusted proxy's own account of the original request stands; anyone else's is replaced.
+        if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
+            parts
+                .headers
+                .insert(X_FORWARDED_PROTO, HeaderValue::from_static(gw.scheme()));
+        }
+        if let Some(host) = host {
+            if !(trusted && parts.headers.contains_key(X_FORWARDED_HOST)) {
+                parts.headers.insert(X_FORWARDED_HOST, host);
             }
         }
-        let url = match &path {
-            Some(path) => target.with_path(&params, path, query.as_deref()),
-            None => target.expand(&params, x.segs, query.as_deref()),
-        };
-        Uri::from_maybe_shared(bytes::Bytes::from(url)).map_err(|_| Problem::bad_gateway())
-    };
-    let client = h.client.as_ref().unwrap_or(&gw.client);
-    // `TE: trailers` is the one connection field HTTP/2 carries (RFC 9113 §8.2.2): a gRPC
-    // client says with it that it reads trailers, and gRPC servers ask for it.
-    let trailers = client.is_http2() && accepts_trailers(&parts.headers);
-    let trusted = x.strip_connection_headers(&mut parts.headers);
-    if trailers {
-        parts
-            .headers
-            .insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    let host = parts.headers.remove(header::HOST);
-    // Every `X-Forwarded-For` line the client sent, in order, then the peer.
-    let mut xff = Vec::with_capacity(64);
-    for prev in parts.headers.get_all(X_FORWARDED_FOR) {
-        xff.extend_from_slice(prev.as_bytes());
-        xff.extend_from_slice(b", ");
-    }
-    crate::observe::push_ip(&mut xff, x.peer.ip());
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
-        parts.headers.insert(X_FORWARDED_FOR, v);
-    }
-    // A trusted proxy's own account of the original request stands; anyone else's is replaced.
-    if !(trusted && parts.headers.contains_key(X_FORWARDED_PROTO)) {
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static(gw.scheme()));
-    }
-    if let Some(host) = host {
-        if !(trusted && parts.headers.contains_key(X_FORWARDED_HOST)) {
-            parts.headers.insert(X_FORWARDED_HOST, host);
+        // `x-request-id` is already the request's id (set by `handle_request`).
+        // The gateway reads the answer (a body mapping) or codes it itself (`compression`): the
+        // upstream is asked for it plain.
+        let gateway_codes = x.route.compression.is_some_and(|c| c.responses.is_some())
+            || x.route.transform.is_some_and(|t| t.maps_response_body());
+        if gateway_codes {
+            parts.headers.remove(header::ACCEPT_ENCODING);
         }
-    }
-    // `x-request-id` is already the request's id (set by `handle_request`).
-    // The gateway reads the answer (a body mapping) or codes it itself (`compression`): the
-    // upstream is asked for it plain.
-    let gateway_codes = x.route.compression.is_some_and(|c| c.responses.is_some())
-        || x.route.transform.is_some_and(|t| t.maps_response_body());
-    if gateway_codes {
-        parts.headers.remove(header::ACCEPT_ENCODING);
-    }
-    let mut body = body;
-    if let Some(mut edits) = edits {
-        if let Some(mapped) = edits.mapped_body(json, &mut parts.headers)? {
-            body = Body::from(mapped);
+        let mut body = body;
+        if let Some(mut edits) = edits {
+            if let Some(mapped) = edits.mapped_body(json, &mut parts.headers)? {
+                body = Body::from(mapped);
+            }
+            edits.apply_headers(&mut parts.headers);
         }
-        edits.apply_headers(&mut parts.headers);
-    }
-    parts.version = http::Version::HTTP_11;
-    let body_limit = x.route.body_limit(gw);
-    if let Some(b) = &h.upstreams {
-        let req = http::Request::from_parts(parts, body);
-        return Box::pin(balanced(x, h, b, req, url_of, record)).await;
-    }
-    parts.uri = url_of(&h.url)?;
-    let limited = http_body_util::Limited::new(body, body_limit as usize);
-    let upstream_req = http::Request::from_parts(parts, limited);
-    let started = Instant::now();
-    let result = crate::deadline::timeout(h.timeout, client.request(upstream_req)).await;
-    record.integration_latency = Some(started.elapsed());
-    match result {
-        Err(_) => Err(Problem::gateway_timeout()),
-        Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
-        Ok(Ok(r)) => Ok(answer(r)),
+        parts.version = http::Version::HTTP_11;
+        let body_limit = x.route.body_limit(gw);
+        if let Some(b) = &h.upstreams {
+            let req = http::Request::from_parts(parts, body);
+            return Box::pin(balanced(x, h, b, req, url_of, record)).await;
+        }
+        parts.uri = url_of(&h.url)?;
+        let limited = http_body_util::Limited::new(body, body_limit as usize);
+        let upstream_req = http::Request::from_parts(parts, limited);
+        let started = Instant::now();
+        // Pinned where it is made: the deadline holds a reference, not another copy of the
+        // call's future (over 800 bytes).
+        let call = std::pin::pin!(client.request(upstream_req));
+        let result = crate::deadline::timeout(h.timeout, call).await;
+        record.integration_latency = Some(started.elapsed());
+        match result {
+            Err(_) => Err(Problem::gateway_timeout()),
+            Ok(Err(e)) => Err(upstream_error(x, e, body_limit)),
+            Ok(Ok(r)) => Ok(answer(r)),
+        }
     }
 }
 
@@ -223,7 +232,8 @@ async fn balanced(
             std::mem::take(&mut parts.headers)
         };
         let started = Instant::now();
-        let result = crate::deadline::timeout(h.timeout, client.request(req)).await;
+        let call = std::pin::pin!(client.request(req));
+        let result = crate::deadline::timeout(h.timeout, call).await;
         record.integration_latency = Some(started.elapsed());
         let failed = match &result {
             Err(_) | Ok(Err(crate::pool::Error::Connect(_) | crate::pool::Error::Io(_))) => true,

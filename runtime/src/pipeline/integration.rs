@@ -27,16 +27,22 @@ pub(super) async fn serve_checked(
 }
 
 /// Answers the request from the route's integration, through the route's response transform.
-pub(super) async fn serve(
-    x: &Exchange<'_, '_>,
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn serve<'x, 'a, 'p>(
+    x: &'x Exchange<'a, 'p>,
     req: Request,
-    record: &mut AccessRecord,
-) -> Result<Response, Problem> {
-    match x.route.transform {
-        None => answer(x, req, record).await,
-        // Boxed: its request copy and the response transform's future would otherwise make
-        // every route's future, moved on every request, three times larger.
-        Some(t) => Box::pin(transformed(x, t, req, record)).await,
+    record: &'x mut AccessRecord,
+) -> impl std::future::Future<Output = Result<Response, Problem>> + use<'x, 'a, 'p> {
+    async move {
+        match x.route.transform {
+            None => answer(x, req, record).await,
+            // Boxed: its request copy and the response transform's future would otherwise make
+            // every route's future, moved on every request, three times larger.
+            Some(t) => Box::pin(transformed(x, t, req, record)).await,
+        }
     }
 }
 
@@ -62,48 +68,56 @@ async fn transformed(
 }
 
 /// The route's integration's answer.
-async fn answer(
-    x: &Exchange<'_, '_>,
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
+#[allow(clippy::manual_async_fn)]
+fn answer<'x, 'a, 'p>(
+    x: &'x Exchange<'a, 'p>,
     req: Request,
-    record: &mut AccessRecord,
-) -> Result<Response, Problem> {
-    match &x.route.integration {
-        Integration::Mock(m) => {
-            let body = if req.method() == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(m.body.clone())
-            };
-            let status = m
-                .status_from
-                .and_then(|t| crate::transform::status_from(t, x, &req))
-                .unwrap_or(m.status);
-            let mut r = Response::new(body);
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            if let Some(ct) = m.content_type {
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    record: &'x mut AccessRecord,
+) -> impl std::future::Future<Output = Result<Response, Problem>> + use<'x, 'a, 'p> {
+    async move {
+        match &x.route.integration {
+            Integration::Mock(m) => {
+                let body = if req.method() == Method::HEAD {
+                    Body::empty()
+                } else {
+                    Body::from(m.body.clone())
+                };
+                let status = m
+                    .status_from
+                    .and_then(|t| crate::transform::status_from(t, x, &req))
+                    .unwrap_or(m.status);
+                let mut r = Response::new(body);
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                if let Some(ct) = m.content_type {
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+                }
+                if req.method() == Method::HEAD {
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(m.body.len()));
+                }
+                Ok(r)
             }
-            if req.method() == Method::HEAD {
-                r.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(m.body.len()));
+            #[cfg(feature = "lambda")]
+            Integration::Lambda(l) => Box::pin(lambda(x, l, req, record)).await,
+            #[cfg(feature = "websocket")]
+            Integration::WebSocket(api) => Box::pin(crate::websocket::accept(x, api, req)).await,
+            #[cfg(feature = "proxy")]
+            // Not boxed, unlike the rarer integrations: a box is one more allocation and one
+            // more copy of the future on every proxied request.
+            Integration::Http(h) => crate::proxy::forward(x, h, req, record).await,
+            #[cfg(not(feature = "proxy"))]
+            Integration::Http(_) => {
+                let _ = record;
+                Err(Problem::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "Not Implemented",
+                    "this gateway was built without the http integration",
+                ))
             }
-            Ok(r)
-        }
-        #[cfg(feature = "lambda")]
-        Integration::Lambda(l) => Box::pin(lambda(x, l, req, record)).await,
-        #[cfg(feature = "websocket")]
-        Integration::WebSocket(api) => Box::pin(crate::websocket::accept(x, api, req)).await,
-        #[cfg(feature = "proxy")]
-        Integration::Http(h) => Box::pin(crate::proxy::forward(x, h, req, record)).await,
-        #[cfg(not(feature = "proxy"))]
-        Integration::Http(_) => {
-            let _ = record;
-            Err(Problem::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "Not Implemented",
-                "this gateway was built without the http integration",
-            ))
         }
     }
 }

@@ -17,56 +17,72 @@ use crate::trace::{parse_traceparent, traceparent, SpanContext, TRACEPARENT};
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// One request, from its arrival to its answer.
-pub(crate) async fn handle_request(
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+/// keeps each argument twice in its future (as passed, and as the body's own binding, copied at
+/// the first poll), and the request is 240 bytes.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn handle_request(
     gw: GatewayRef<'_>,
     peer: SocketAddr,
-    req: Request,
-) -> Response<LoggedBody<'_>> {
-    let start = Instant::now();
-    gw.metrics.start();
-    let mut req = req;
-    // The id travels upstream in the request's own header: made once, reused as is.
-    let (id_value, keep) = request_id(req.headers());
-    if !keep {
-        req.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+    mut req: Request,
+) -> impl std::future::Future<Output = Response<LoggedBody<'_>>> {
+    async move {
+        let start = Instant::now();
+        gw.metrics.start();
+        // The id travels upstream in the request's own header: made once, reused as is.
+        let (id_value, keep) = request_id(req.headers());
+        if !keep {
+            req.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+        }
+        let client = gw.client_address(peer.ip(), req.headers());
+        let trace = trace_context(&mut req);
+        // The target as received, for the access log; routing reads its path from here too, as
+        // the request itself moves on to the integration.
+        let uri = req.uri().clone();
+        // Boxed once, here: the answer that carries it is moved several times on its way out.
+        let mut record = Box::new(AccessRecord {
+            request_id: id_value.clone(),
+            ip: client,
+            method: req.method().clone(),
+            route_key: "-",
+            route: "-",
+            uri: http::Uri::default(),
+            protocol: match req.version() {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            start,
+            integration_latency: None,
+            trace,
+            status: 0,
+        });
+        // `request_id` admits printable ASCII only, so the id is always text.
+        let id = id_value.to_str().unwrap_or("-");
+        // A gRPC call (HTTP/2 only) gets the gateway's own refusals as gRPC statuses.
+        let grpc = req.version() == http::Version::HTTP_2 && is_grpc(req.headers());
+        // Pinned where it is made, so that awaiting it copies it no further.
+        let dispatched = {
+            let routed = std::pin::pin!(super::dispatch(&gw, req, &uri, peer, id, &mut record));
+            routed.await
+        };
+        let mut resp = match dispatched {
+            Ok(r) => r,
+            Err(p) if grpc => p.into_grpc_response(),
+            Err(p) => p.into_custom_response(id, gw.responses),
+        };
+        record.uri = uri;
+        resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+        if let Some(hsts) = &gw.hsts {
+            resp.headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        record.status = resp.status().as_u16();
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(parts, LoggedBody::new(body, record, gw))
     }
-    let client = gw.client_address(peer.ip(), req.headers());
-    let trace = trace_context(&mut req);
-    let mut record = AccessRecord {
-        request_id: id_value.clone(),
-        ip: client,
-        method: req.method().clone(),
-        route_key: "-",
-        route: "-",
-        uri: req.uri().clone(),
-        protocol: match req.version() {
-            http::Version::HTTP_10 => "HTTP/1.0",
-            http::Version::HTTP_2 => "HTTP/2.0",
-            _ => "HTTP/1.1",
-        },
-        user_agent: req.headers().get(header::USER_AGENT).cloned(),
-        start,
-        integration_latency: None,
-        trace,
-        status: 0,
-    };
-    // `request_id` admits printable ASCII only, so the id is always text.
-    let id = id_value.to_str().unwrap_or("-");
-    // A gRPC call (HTTP/2 only) gets the gateway's own refusals as gRPC statuses.
-    let grpc = req.version() == http::Version::HTTP_2 && is_grpc(req.headers());
-    let mut resp = match super::dispatch(&gw, req, peer, client, id, &mut record).await {
-        Ok(r) => r,
-        Err(p) if grpc => p.into_grpc_response(),
-        Err(p) => p.into_custom_response(id, gw.responses),
-    };
-    resp.headers_mut().insert(X_REQUEST_ID, id_value.clone());
-    if let Some(hsts) = &gw.hsts {
-        resp.headers_mut()
-            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-    }
-    record.status = resp.status().as_u16();
-    let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, LoggedBody::new(body, record, gw))
 }
 
 /// Whether the request is a gRPC call: `Content-Type: application/grpc`, alone or with a

@@ -132,94 +132,102 @@ impl Exchange<'_, '_> {
 
 /// Routes the request, then runs the route's phases. Errors are problems; [`log`] turns them
 /// into answers.
-async fn dispatch(
-    gw: &Gateway,
-    req: Request,
+///
+/// `uri` is the request's target, kept apart from it (the request is moved into the
+/// integration while its path's segments are still read); the client's address is the
+/// record's.
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
+#[allow(clippy::manual_async_fn)]
+fn dispatch<'a>(
+    gw: &'a Gateway,
+    mut req: Request,
+    uri: &'a http::Uri,
     peer: SocketAddr,
-    client: IpAddr,
-    id: &str,
-    record: &mut AccessRecord,
-) -> Result<Response, Problem> {
-    let mut req = route::authority_as_host(req)?;
-    let header_bytes = route::check_headers(gw, &req)?;
-    // The request is moved into the integration later, so the path is kept apart from it: the
-    // URI's clone shares its bytes.
-    let uri = req.uri().clone();
-    let raw_path = uri.path();
-    let mut decoded = Vec::new();
-    let mut segs = route::segments(gw, raw_path, &mut decoded)?;
-    if let Some(entry) = &gw.entry {
-        // The host's base path and the stage prefix are taken off the normalised path, so no
-        // spelling of the path can slip past them.
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let skip = entry.strip(host, raw_path, &segs)?;
-        segs.drain(..skip);
-    }
-    // Only a gateway with client CAs reads certificates: others skip the lookup.
-    #[cfg(feature = "mtls")]
-    let cert = req
-        .extensions()
-        .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
-        .cloned();
-    #[cfg(not(feature = "mtls"))]
-    let cert: Option<std::sync::Arc<crate::client_cert::ClientCert>> = None;
-    #[cfg(feature = "mtls")]
-    if let (Some(cert), Some(tls)) = (&cert, &gw.tls) {
-        route::same_trust(tls, cert, &req)?;
-    }
-    let mut params = Params::default();
-    let index = match route::find(gw, &req, &segs, &mut params, record)? {
-        route::Found::Route(index) => index,
-        route::Found::Answered(resp) => return Ok(resp),
-    };
-    let route = &gw.routes[index];
-    record.route_key = route.key;
-    record.route = route.template;
-    if header_bytes > route.header_limit(gw) {
-        return Err(Problem::headers_too_large(route.header_limit(gw)));
-    }
-    let origin = respond::origin(route, &req);
-    #[cfg(feature = "compression")]
-    let compressing = route
-        .compression
-        .and_then(|c| c.responses.as_ref())
-        .map(|def| {
-            (
-                def,
-                req.method().clone(),
-                req.headers().get(http::header::ACCEPT_ENCODING).cloned(),
-            )
-        });
-    let x = Exchange {
-        gw,
-        route,
-        index,
-        peer,
-        client,
-        id,
-        params: &params,
-        segs: &segs,
-        cert: cert.as_deref(),
-    };
-    let result = if gw.is_direct(index) {
-        match validate::check_body(&x, &mut req).and_then(|()| validate::head(&x, &req)) {
-            Ok(()) => integration::serve(&x, req, record).await,
-            Err(p) => Err(p),
+    id: &'a str,
+    record: &'a mut AccessRecord,
+) -> impl std::future::Future<Output = Result<Response, Problem>> + 'a {
+    async move {
+        let client = record.ip;
+        route::authority_as_host(&mut req)?;
+        let header_bytes = route::check_headers(gw, &req)?;
+        let raw_path = uri.path();
+        let mut decoded = Vec::new();
+        let mut segs = route::segments(gw, raw_path, &mut decoded)?;
+        if let Some(entry) = &gw.entry {
+            // The host's base path and the stage prefix are taken off the normalised path, so no
+            // spelling of the path can slip past them.
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let skip = entry.strip(host, raw_path, &segs)?;
+            segs.drain(..skip);
         }
-    } else {
-        Box::pin(serve_route(&x, req, record)).await
-    };
-    #[cfg(feature = "compression")]
-    let result = match compressing {
-        Some((def, method, accept)) => {
-            result.map(|resp| crate::compress::compress(def, &method, accept.as_ref(), resp))
+        // Only a gateway with client CAs reads certificates: others skip the lookup.
+        #[cfg(feature = "mtls")]
+        let cert = req
+            .extensions()
+            .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
+            .cloned();
+        #[cfg(not(feature = "mtls"))]
+        let cert: Option<std::sync::Arc<crate::client_cert::ClientCert>> = None;
+        #[cfg(feature = "mtls")]
+        if let (Some(cert), Some(tls)) = (&cert, &gw.tls) {
+            route::same_trust(tls, cert, &req)?;
         }
-        None => result,
-    };
-    respond::cors(&x, origin.as_ref(), result)
+        let mut params = Params::default();
+        let index = match route::find(gw, &req, &segs, &mut params, record)? {
+            route::Found::Route(index) => index,
+            route::Found::Answered(resp) => return Ok(resp),
+        };
+        let route = &gw.routes[index];
+        record.route_key = route.key;
+        record.route = route.template;
+        if header_bytes > route.header_limit(gw) {
+            return Err(Problem::headers_too_large(route.header_limit(gw)));
+        }
+        let origin = respond::origin(route, &req);
+        #[cfg(feature = "compression")]
+        let compressing = route
+            .compression
+            .and_then(|c| c.responses.as_ref())
+            .map(|def| {
+                (
+                    def,
+                    req.method().clone(),
+                    req.headers().get(http::header::ACCEPT_ENCODING).cloned(),
+                )
+            });
+        let x = Exchange {
+            gw,
+            route,
+            index,
+            peer,
+            client,
+            id,
+            params: &params,
+            segs: &segs,
+            cert: cert.as_deref(),
+        };
+        let result = if gw.is_direct(index) {
+            match validate::check_body(&x, &mut req).and_then(|()| validate::head(&x, &req)) {
+                Ok(()) => integration::serve(&x, req, record).await,
+                Err(p) => Err(p),
+            }
+        } else {
+            Box::pin(serve_route(&x, req, record)).await
+        };
+        #[cfg(feature = "compression")]
+        let result = match compressing {
+            Some((def, method, accept)) => {
+                result.map(|resp| crate::compress::compress(def, &method, accept.as_ref(), resp))
+            }
+            None => result,
+        };
+        respond::cors(&x, origin.as_ref(), result)
+    }
 }
 
 /// Authentication and throttling, then the rest; the allowance's headers go on the answer.

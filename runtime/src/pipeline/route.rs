@@ -98,9 +98,9 @@ pub(super) fn same_trust(
 /// absolute-form target, `GET http://host/path`) as well as in `Host`, where every phase and the
 /// upstream read it: a `Host` naming another host is refused, so that no reader can take the
 /// other one (RFC 9113 §8.3.1, RFC 9112 §3.2.2); one that is missing is made from the target.
-pub(super) fn authority_as_host(mut req: Request) -> Result<Request, Problem> {
+pub(super) fn authority_as_host(req: &mut Request) -> Result<(), Problem> {
     let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
-        return Ok(req);
+        return Ok(());
     };
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -118,7 +118,7 @@ pub(super) fn authority_as_host(mut req: Request) -> Result<Request, Problem> {
             }
         }
     }
-    Ok(req)
+    Ok(())
 }
 
 /// The normalised segments of `raw`. Most paths need no decoding: their segments are borrowed
