@@ -28,7 +28,7 @@ pub(super) async fn authenticate(x: &Exchange<'_, '_>, req: &mut Request) -> Res
         client_cert: x.cert,
     };
     let verdict = match &gw.auth {
-        Some(auth) => Box::pin(auth.authorize(route.security, route.plans, &creds)).await,
+        Some(auth) => auth.authorize(route.security, route.plans, &creds).await,
         None => Err(crate::auth::Denial::Unauthenticated(
             "Bearer",
             "this operation requires authentication".into(),

@@ -13,16 +13,19 @@ use crate::observe::AccessRecord;
 use crate::problem::Problem;
 
 /// The integration, then response validation when the spec asks for it.
-pub(super) async fn serve_checked(
-    at: &Exchange<'_, '_>,
+#[allow(clippy::manual_async_fn)]
+pub(super) fn serve_checked<'x, 'a, 'p>(
+    at: &'x Exchange<'a, 'p>,
     req: Request,
-    record: &mut AccessRecord,
-) -> Result<Response, Problem> {
-    let check = at.route.response_check(at.gw);
-    let result = serve(at, req, record).await;
-    match (check, result) {
-        (Some((mode, v)), Ok(resp)) => super::validate::response(at, v, mode, resp).await,
-        (_, result) => result,
+    record: &'x mut AccessRecord,
+) -> impl std::future::Future<Output = Result<Response, Problem>> + use<'x, 'a, 'p> {
+    async move {
+        let check = at.route.response_check(at.gw);
+        let result = serve(at, req, record).await;
+        match (check, result) {
+            (Some((mode, v)), Ok(resp)) => super::validate::response(at, v, mode, resp).await,
+            (_, result) => result,
+        }
     }
 }
 

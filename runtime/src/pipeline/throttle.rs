@@ -26,5 +26,5 @@ pub(super) async fn admit(
         ip: x.client,
         cert: x.cert.map(|c| c.fingerprint.as_str()),
     };
-    Box::pin(t.admit(x.index, x.route.template, caller, client)).await
+    t.admit(x.index, x.route.template, caller, client).await
 }
