@@ -27,7 +27,6 @@ with a JWT, a throttle and a validated body, (i) the POST of (d) unchecked (`--o
 """
 import argparse
 import collections
-import json
 import os
 import re
 import shutil
@@ -39,7 +38,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import free_port, wait_port  # noqa: E402
-from proxy_vs_nginx import CHECKED, make_token, order_body  # noqa: E402
+from instructions import answered, upstreams  # noqa: E402
+from proxy_vs_nginx import CHECKED  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = {"c": ("plain proxy route", "/plain"), "f": ("validated path + query GET", CHECKED),
@@ -114,28 +114,11 @@ def main():
     binary = subprocess.run([gwgen, "build", "--release", os.path.join(ROOT, "specs", "performance.yaml")],
                             check=True, stdout=subprocess.PIPE, text=True, env=env).stdout.strip().splitlines()[-1]
     work = tempfile.mkdtemp(prefix="gwgen-copies-")
-    token = make_token(work)
-    post = os.path.join(work, "post.lua")
-    with open(post, "w") as f:
-        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-        f.write(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
-        f.write(f"wrk.body = {json.dumps(order_body())}\n")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    up_port, jwks_port = free_port(), free_port()
-    with open(os.path.join(ROOT, "bench", "nginx", "upstream.conf")) as f:
-        conf = f.read().replace("@WORKERS@", "1").replace("@PORT@", str(up_port)).replace("@DIR@", work)
-    with open(os.path.join(work, "upstream.conf"), "w") as f:
-        f.write(conf)
-    procs = [subprocess.Popen([nginx, "-p", work, "-c", os.path.join(work, "upstream.conf")]),
-             subprocess.Popen([sys.executable, "-m", "http.server", str(jwks_port), "--bind", "127.0.0.1",
-                               "--directory", os.path.join(work, "jwks")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    post, up_port, jwks_port, procs = upstreams(work)
     subprocess.run(["perf", "probe", "-q", "-d", f"{GROUP}:*"], capture_output=True)
     events = add_probes(libc_path())
     rows = []
     try:
-        wait_port(up_port, procs[0])
-        wait_port(jwks_port, procs[1])
         for key in args.only:
             name, path = ROUTES[key]
             log_path = os.path.join(work, f"gateway-{key}.log")
@@ -166,10 +149,7 @@ def main():
             finally:
                 gw.terminate()
                 gw.wait(timeout=60)
-            with open(log_path) as f:
-                statuses = re.findall(r'"status":(\d+)', f.read())
-            if not statuses or any(not s.startswith("2") for s in statuses):
-                sys.exit(f"({key}): {len(statuses)} requests, not all answered 2xx")
+            answered(key, log_path)
             text = subprocess.run(["perf", "script", "-i", data, "-F", "trace,ip,sym,srcline"],
                                   capture_output=True, text=True).stdout
             count = sites(text)

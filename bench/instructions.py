@@ -50,20 +50,19 @@ def total(out, inclusive_of=None):
     return 0
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="cfd")
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--keep")
-    args = ap.parse_args()
-    for tool in ("valgrind", "callgrind_annotate", "wrk", "nginx", "openssl"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            sys.exit(f"{tool} is needed")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
-    gwgen = os.path.join(ROOT, "target", "release", "gwgen")
-    binary = subprocess.run([gwgen, "build", "--release", os.path.join(ROOT, "specs", "performance.yaml")],
-                            check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
-    work = tempfile.mkdtemp(prefix="gwgen-instructions-")
+def answered(key, log_path):
+    """The requests a gateway's access log shows; exits unless every one was answered 2xx."""
+    with open(log_path) as f:
+        statuses = re.findall(r'"status":(\d+)', f.read())
+    if not statuses or any(not s.startswith("2") for s in statuses):
+        sys.exit(f"({key}): {len(statuses)} requests, not all answered 2xx")
+    return len(statuses)
+
+
+def upstreams(work):
+    """The routes' surroundings in `work`: wrk's script for the POST routes (a signed token, the
+    order body), the upstream nginx (one worker) and the JWKS server. Returns the script's path,
+    the upstream's and the JWKS server's ports, and their processes, once both listen."""
     token = make_token(work)
     post = os.path.join(work, "post.lua")
     with open(post, "w") as f:
@@ -80,10 +79,33 @@ def main():
              subprocess.Popen([sys.executable, "-m", "http.server", str(jwks_port), "--bind", "127.0.0.1",
                                "--directory", os.path.join(work, "jwks")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    rows = []
     try:
         wait_port(up_port, procs[0])
         wait_port(jwks_port, procs[1])
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    return post, up_port, jwks_port, procs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="cfd")
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--keep")
+    args = ap.parse_args()
+    for tool in ("valgrind", "callgrind_annotate", "wrk", "nginx", "openssl"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"{tool} is needed")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "gwgen"], cwd=ROOT, check=True)
+    gwgen = os.path.join(ROOT, "target", "release", "gwgen")
+    binary = subprocess.run([gwgen, "build", "--release", os.path.join(ROOT, "specs", "performance.yaml")],
+                            check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+    work = tempfile.mkdtemp(prefix="gwgen-instructions-")
+    post, up_port, jwks_port, procs = upstreams(work)
+    rows = []
+    try:
         for key in args.only:
             name, path = ROUTES[key]
             out = os.path.join(args.keep or work, f"callgrind-{key}.out")
@@ -105,12 +127,9 @@ def main():
             finally:
                 gw.terminate()
                 gw.wait(timeout=60)
-            with open(log_path) as f:
-                statuses = re.findall(r'"status":(\d+)', f.read())
-            if not statuses or any(not s.startswith("2") for s in statuses):
-                sys.exit(f"({key}): {len(statuses)} requests, not all answered 2xx")
-            per = (total(out) - total(out, "gwgen_runtime::binary::main_with")) // len(statuses)
-            rows.append((f"({key}) {name}", len(statuses), per))
+            served = answered(key, log_path)
+            per = (total(out) - total(out, "gwgen_runtime::binary::main_with")) // served
+            rows.append((f"({key}) {name}", served, per))
     finally:
         for p in procs:
             p.terminate()
