@@ -238,6 +238,9 @@ fn dispatch<'a>(
 }
 
 /// Authentication and throttling, then the rest; the allowance's headers go on the answer.
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
 #[allow(clippy::manual_async_fn)]
 fn serve_route<'x, 'a, 'p>(
     x: &'x Exchange<'a, 'p>,
@@ -254,6 +257,9 @@ fn serve_route<'x, 'a, 'p>(
 
 /// A request that passed authentication and throttling: limits, validation, then the cache or
 /// the integration.
+///
+/// A plain function returning an `async move` block, as `handle_request` is: the request is
+/// kept once in its future, not twice.
 #[allow(clippy::manual_async_fn)]
 fn serve_admitted<'x, 'a, 'p>(
     x: &'x Exchange<'a, 'p>,
